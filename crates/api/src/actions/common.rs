@@ -1,0 +1,156 @@
+//! Pieces several actions share: enum parameters, pagination, store errors, and the creation of
+//! a batch of instance tasks.
+
+use cloudphone_core::resources::Instance;
+use cloudphone_core::{ApiError, Level, TaskType, ids};
+use cloudphone_store::{Cursor, NewBatch, NewTask, Page, StoreError};
+use serde_json::Value;
+use tracing::error;
+
+use crate::params::Params;
+use crate::state::Ctx;
+
+/// A store failure as the client sees it: the cause is logged, never sent.
+pub fn internal(e: StoreError) -> ApiError {
+    error!(error = %e, "store operation failed");
+    ApiError::Internal
+}
+
+/// Parses an optional enum parameter against the values `parse` accepts.
+pub fn enum_param<T>(
+    p: &Params,
+    name: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    allowed: &str,
+) -> Result<Option<T>, ApiError> {
+    match p.get(name) {
+        None => Ok(None),
+        Some(v) => parse(v)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid(name, format!("'{v}' is not one of {allowed}."))),
+    }
+}
+
+/// `MaxResults` and `NextToken` of a paginated call.
+#[derive(Clone, Debug)]
+pub struct Paging {
+    pub max_results: usize,
+    pub next_token: Option<String>,
+}
+
+impl Paging {
+    pub fn parse(p: &Params, default: i64) -> Result<Paging, ApiError> {
+        Ok(Paging {
+            max_results: p.int("MaxResults", 1, 100)?.unwrap_or(default) as usize,
+            next_token: p.string("NextToken"),
+        })
+    }
+
+    /// The store page this paging asks for; `scope` binds the token to its listing and filters.
+    pub fn page(&self, ctx: &Ctx<'_>, scope: &str) -> Result<Page, ApiError> {
+        let after = match &self.next_token {
+            None => None,
+            Some(token) => Some(ctx.state.tokens.open(scope, token).ok_or_else(|| {
+                ApiError::invalid(
+                    "NextToken",
+                    "The token is malformed, altered or was issued for other filters.",
+                )
+            })?),
+        };
+        Ok(Page {
+            after,
+            limit: self.max_results,
+        })
+    }
+
+    /// The token to return for the next page.
+    pub fn next_token(ctx: &Ctx<'_>, scope: &str, next: Option<&Cursor>) -> Option<String> {
+        next.map(|c| ctx.state.tokens.issue(scope, c))
+    }
+}
+
+/// Instance ids of a call, without duplicates, in the order given.
+pub fn dedup(ids: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.into_iter()
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
+}
+
+/// Looks the instances up for the caller; an id that is unknown, deleted or another account's
+/// fails the whole call (named after parameter `param`).
+pub async fn resolve_instances(
+    ctx: &Ctx<'_>,
+    param: &str,
+    ids: &[String],
+) -> Result<Vec<Instance>, ApiError> {
+    let found = ctx
+        .state
+        .store
+        .instances_by_id(ctx.account(), ids)
+        .await
+        .map_err(internal)?;
+    let mut by_id: std::collections::HashMap<&str, &Instance> =
+        found.iter().map(|i| (i.id.as_str(), i)).collect();
+    let mut ordered = Vec::with_capacity(ids.len());
+    for id in ids {
+        match by_id.remove(id.as_str()) {
+            Some(i) => ordered.push(i.clone()),
+            None => return Err(ApiError::not_found(param, id)),
+        }
+    }
+    Ok(ordered)
+}
+
+/// The ids a new batch got.
+pub struct CreatedBatch {
+    pub batch_id: String,
+    /// (instance id, child task id), in the order of the call.
+    pub children: Vec<(String, String)>,
+}
+
+/// Creates a batch of `task_type` over `instances` in one transaction and wakes the engine.
+/// `param` is the call's parameters (the batch's `Param`); `child_param` gives each child's part.
+pub async fn create_batch(
+    ctx: &Ctx<'_>,
+    task_type: TaskType,
+    resource_id: &str,
+    instances: &[Instance],
+    param: &Value,
+    child_param: impl Fn(&Instance) -> Value,
+) -> Result<CreatedBatch, ApiError> {
+    let task = |level, resource: &str, instance: Option<&Instance>, param: String| NewTask {
+        id: ids::new_id(ids::TASK),
+        account_id: ctx.account().to_string(),
+        invoke_id: ctx.request_id.clone(),
+        level,
+        task_type,
+        resource_id: resource.to_string(),
+        instance_id: instance.map(|i| i.id.clone()),
+        instance_name: instance.map(|i| i.name.clone()),
+        param,
+        operator: ctx.caller.user_name.clone(),
+        start_ms: ctx.now_ms,
+    };
+    let batch = NewBatch {
+        batch: task(Level::Batch, resource_id, None, param.to_string()),
+        children: instances
+            .iter()
+            .map(|i| task(Level::Instance, &i.id, Some(i), child_param(i).to_string()))
+            .collect(),
+    };
+    ctx.state
+        .store
+        .create_batch(&batch)
+        .await
+        .map_err(internal)?;
+    ctx.state.wake.notify_one();
+    Ok(CreatedBatch {
+        batch_id: batch.batch.id,
+        children: batch
+            .children
+            .into_iter()
+            .map(|c| (c.resource_id, c.id))
+            .collect(),
+    })
+}

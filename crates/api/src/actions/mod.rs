@@ -1,0 +1,98 @@
+//! One module per API action. Each action is a type with `parse` (from the request's parameters,
+//! validating everything before anything is written) and `apply` (against the store and
+//! engine); [`Action`] dispatches on the action name.
+
+mod common;
+mod create_group;
+mod delete_group;
+mod describe_groups;
+mod describe_images;
+mod describe_instances;
+mod describe_regions;
+mod describe_tasks;
+mod lifecycle;
+mod modify_instance;
+mod sim_faults;
+
+use cloudphone_core::ApiError;
+use serde_json::Value;
+
+use crate::params::Params;
+use crate::state::Ctx;
+
+pub use common::Paging;
+
+/// Every action this server answers.
+pub enum Action {
+    DescribeRegions(describe_regions::DescribeRegions),
+    DescribeImageList(describe_images::DescribeImageList),
+    CreateAndroidInstanceGroup(create_group::CreateAndroidInstanceGroup),
+    DescribeAndroidInstanceGroups(describe_groups::DescribeAndroidInstanceGroups),
+    DeleteAndroidInstanceGroup(delete_group::DeleteAndroidInstanceGroup),
+    DescribeAndroidInstances(describe_instances::DescribeAndroidInstances),
+    ModifyAndroidInstance(modify_instance::ModifyAndroidInstance),
+    Lifecycle(lifecycle::Lifecycle),
+    DescribeTasks(describe_tasks::DescribeTasks),
+    InjectSimulatedFault(sim_faults::InjectSimulatedFault),
+    ClearSimulatedFaults(sim_faults::ClearSimulatedFaults),
+}
+
+impl Action {
+    /// Parses the parameters of action `name`; an unknown name is `InvalidAction.NotFound`.
+    pub fn parse(name: &str, p: &Params) -> Result<Action, ApiError> {
+        Ok(match name {
+            "DescribeRegions" => {
+                Action::DescribeRegions(describe_regions::DescribeRegions::parse(p)?)
+            }
+            "DescribeImageList" => {
+                Action::DescribeImageList(describe_images::DescribeImageList::parse(p)?)
+            }
+            "CreateAndroidInstanceGroup" => Action::CreateAndroidInstanceGroup(
+                create_group::CreateAndroidInstanceGroup::parse(p)?,
+            ),
+            "DescribeAndroidInstanceGroups" => Action::DescribeAndroidInstanceGroups(
+                describe_groups::DescribeAndroidInstanceGroups::parse(p)?,
+            ),
+            "DeleteAndroidInstanceGroup" => Action::DeleteAndroidInstanceGroup(
+                delete_group::DeleteAndroidInstanceGroup::parse(p)?,
+            ),
+            "DescribeAndroidInstances" => Action::DescribeAndroidInstances(
+                describe_instances::DescribeAndroidInstances::parse(p)?,
+            ),
+            "ModifyAndroidInstance" => {
+                Action::ModifyAndroidInstance(modify_instance::ModifyAndroidInstance::parse(p)?)
+            }
+            "StartAndroidInstance"
+            | "StopAndroidInstance"
+            | "RebootAndroidInstancesInGroup"
+            | "ResetAndroidInstancesInGroup" => {
+                Action::Lifecycle(lifecycle::Lifecycle::parse(name, p)?)
+            }
+            "DescribeTasks" => Action::DescribeTasks(describe_tasks::DescribeTasks::parse(p)?),
+            "InjectSimulatedFault" => {
+                Action::InjectSimulatedFault(sim_faults::InjectSimulatedFault::parse(p)?)
+            }
+            "ClearSimulatedFaults" => {
+                Action::ClearSimulatedFaults(sim_faults::ClearSimulatedFaults)
+            }
+            other => return Err(ApiError::ActionNotFound(other.to_string())),
+        })
+    }
+
+    /// Carries the action out; the value is the response body without `RequestId`.
+    pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+        match self {
+            Action::DescribeRegions(a) => a.apply(ctx).await,
+            Action::DescribeImageList(a) => a.apply(ctx).await,
+            Action::CreateAndroidInstanceGroup(a) => a.apply(ctx).await,
+            Action::DescribeAndroidInstanceGroups(a) => a.apply(ctx).await,
+            Action::DeleteAndroidInstanceGroup(a) => a.apply(ctx).await,
+            Action::DescribeAndroidInstances(a) => a.apply(ctx).await,
+            Action::ModifyAndroidInstance(a) => a.apply(ctx).await,
+            Action::Lifecycle(a) => a.apply(ctx).await,
+            Action::DescribeTasks(a) => a.apply(ctx).await,
+            Action::InjectSimulatedFault(a) => a.apply(ctx).await,
+            Action::ClearSimulatedFaults(a) => a.apply(ctx).await,
+        }
+    }
+}

@@ -1,0 +1,909 @@
+//! Who is calling: checks a request's signature (ACS3-HMAC-SHA256 or the legacy HMAC-SHA1),
+//! its date window and its nonce, and yields the caller's access key.
+//!
+//! Everything but the two store calls (key lookup, nonce) is synchronous and pure, so it is
+//! tested with the contract's vectors. The order of checks is deliberate: shape first, then
+//! the key, the signature, the clock, and only then the nonce, so that nobody without the
+//! secret can use up another client's nonces.
+
+use cloudphone_core::error::ApiError;
+use cloudphone_core::resources::AccessKey;
+use cloudphone_core::time::parse_iso;
+use cloudphone_store::Store;
+
+use crate::request::RawRequest;
+use crate::signature::{
+    canonical_request_v3, parse_acs3_authorization, sha256_hex, string_to_sign_v1,
+    string_to_sign_v3, verify_v1, verify_v3,
+};
+
+/// How far `x-acs-date` / `Timestamp` may be from the server's clock, either way.
+pub const MAX_CLOCK_SKEW_MS: i64 = 15 * 60 * 1000;
+/// Nonces are kept a little past the window so that clock differences between nodes sharing
+/// a store cannot open a replay gap.
+const NONCE_MARGIN_MS: i64 = 60 * 1000;
+/// The SDKs send 32 hex characters; the bound keeps junk out of the nonce table.
+const MAX_NONCE_LEN: usize = 128;
+
+/// Headers an ACS3 request must sign: without them routing, replay protection or the body
+/// would not be covered by the signature.
+pub const REQUIRED_SIGNED_HEADERS: &[&str] = &[
+    "host",
+    "x-acs-action",
+    "x-acs-version",
+    "x-acs-date",
+    "x-acs-signature-nonce",
+    "x-acs-content-sha256",
+];
+
+/// What a well-formed signed request claims, before any key is looked up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedRequest {
+    pub key_id: String,
+    pub nonce: String,
+    pub date_ms: i64,
+    pub proof: Proof,
+}
+
+/// The string the client signed (as the server rebuilds it) and the signature it sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Proof {
+    Acs3 {
+        string_to_sign: String,
+        signature: String,
+        /// Whether `x-acs-content-sha256` is the hash of the body received.
+        body_hash_matches: bool,
+    },
+    Legacy {
+        string_to_sign: String,
+        signature: String,
+    },
+}
+
+impl SignedRequest {
+    /// Checks the signature with the key's secret, in constant time.
+    pub fn verify(&self, secret: &str) -> Result<(), ApiError> {
+        let (ok, string_to_sign) = match &self.proof {
+            Proof::Acs3 {
+                string_to_sign,
+                signature,
+                body_hash_matches,
+            } => (
+                *body_hash_matches && verify_v3(secret, string_to_sign, signature),
+                string_to_sign,
+            ),
+            Proof::Legacy {
+                string_to_sign,
+                signature,
+            } => (verify_v1(secret, string_to_sign, signature), string_to_sign),
+        };
+        if ok {
+            Ok(())
+        } else {
+            // The string to sign holds nothing secret and is what a client author needs.
+            tracing::debug!(key_id = %self.key_id, %string_to_sign, "signature does not match");
+            Err(ApiError::SignatureDoesNotMatch)
+        }
+    }
+
+    /// The signature and then the date window.
+    pub fn check(&self, secret: &str, now_ms: i64) -> Result<(), ApiError> {
+        self.verify(secret)?;
+        check_time(self.date_ms, now_ms)
+    }
+
+    /// Until when the nonce must be remembered: as long as the date is acceptable, plus margin.
+    pub fn nonce_expires_ms(&self) -> i64 {
+        self.date_ms + MAX_CLOCK_SKEW_MS + NONCE_MARGIN_MS
+    }
+}
+
+/// Whether the request's date is within [`MAX_CLOCK_SKEW_MS`] of `now_ms`.
+pub fn check_time(date_ms: i64, now_ms: i64) -> Result<(), ApiError> {
+    if (date_ms - now_ms).abs() <= MAX_CLOCK_SKEW_MS {
+        Ok(())
+    } else {
+        Err(ApiError::TimestampExpired)
+    }
+}
+
+/// Recognises the scheme and extracts what the request claims: an `Authorization: ACS3-...`
+/// header is ACS3, a `Signature` parameter is the legacy scheme, anything else is unsigned.
+pub fn parse_signed(req: &RawRequest) -> Result<SignedRequest, ApiError> {
+    if let Some(authorization) = req.header("authorization")
+        && authorization.trim_start().starts_with("ACS3-")
+    {
+        return parse_acs3(req, authorization);
+    }
+    if all_params(req).any(|(k, _)| k == "Signature") {
+        return parse_legacy(req);
+    }
+    Err(ApiError::IncompleteSignature(
+        "the request is not signed: send an ACS3-HMAC-SHA256 Authorization header or a \
+         Signature parameter"
+            .into(),
+    ))
+}
+
+fn parse_acs3(req: &RawRequest, authorization: &str) -> Result<SignedRequest, ApiError> {
+    let incomplete = ApiError::IncompleteSignature;
+    let auth = parse_acs3_authorization(authorization)?;
+    for required in REQUIRED_SIGNED_HEADERS {
+        if !auth.signed_headers.iter().any(|h| h == required) {
+            return Err(incomplete(format!("SignedHeaders must include {required}")));
+        }
+    }
+    for name in &auth.signed_headers {
+        // A header sent twice could be read one way by us and another by a proxy.
+        match req
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count()
+        {
+            0 => return Err(incomplete(format!("the signed header {name} is missing"))),
+            1 => {}
+            _ => {
+                return Err(incomplete(format!(
+                    "the signed header {name} is sent twice"
+                )));
+            }
+        }
+    }
+    let signed_header = |name: &str| req.header(name).map_or("", str::trim);
+    let date = signed_header("x-acs-date");
+    let date_ms = parse_iso(date)
+        .ok_or_else(|| ApiError::invalid("x-acs-date", "must be YYYY-MM-DDTHH:MM:SSZ"))?;
+    let nonce = check_nonce(
+        "x-acs-signature-nonce",
+        signed_header("x-acs-signature-nonce"),
+    )?;
+
+    // The payload line uses the hash of what arrived, so the signature binds the real body
+    // even if the header were ignored.
+    let body_hash = sha256_hex(&req.body);
+    let body_hash_matches = signed_header("x-acs-content-sha256").eq_ignore_ascii_case(&body_hash);
+    let names: Vec<&str> = auth.signed_headers.iter().map(String::as_str).collect();
+    let canonical = canonical_request_v3(&req.method, &req.query, &req.headers, &names, &body_hash);
+    Ok(SignedRequest {
+        key_id: auth.access_key_id,
+        nonce,
+        date_ms,
+        proof: Proof::Acs3 {
+            string_to_sign: string_to_sign_v3(&canonical),
+            signature: auth.signature,
+            body_hash_matches,
+        },
+    })
+}
+
+fn parse_legacy(req: &RawRequest) -> Result<SignedRequest, ApiError> {
+    let signature = legacy_param(req, "Signature")?
+        .ok_or_else(|| ApiError::IncompleteSignature("the Signature parameter is empty".into()))?;
+    let method = legacy_param(req, "SignatureMethod")?
+        .ok_or_else(|| ApiError::missing("SignatureMethod"))?;
+    if method != "HMAC-SHA1" {
+        return Err(ApiError::UnsupportedSignatureMethod(method.to_string()));
+    }
+    let version = legacy_param(req, "SignatureVersion")?
+        .ok_or_else(|| ApiError::missing("SignatureVersion"))?;
+    if version != "1.0" {
+        return Err(ApiError::invalid("SignatureVersion", "must be 1.0"));
+    }
+    let key_id =
+        legacy_param(req, "AccessKeyId")?.ok_or_else(|| ApiError::missing("AccessKeyId"))?;
+    let timestamp =
+        legacy_param(req, "Timestamp")?.ok_or_else(|| ApiError::missing("Timestamp"))?;
+    let date_ms = parse_iso(timestamp)
+        .ok_or_else(|| ApiError::invalid("Timestamp", "must be YYYY-MM-DDTHH:MM:SSZ"))?;
+    let nonce =
+        legacy_param(req, "SignatureNonce")?.ok_or_else(|| ApiError::missing("SignatureNonce"))?;
+    let nonce = check_nonce("SignatureNonce", nonce)?;
+
+    // Empty values stay in: the classic SDK signs its empty `SignatureType=`.
+    let signed: Vec<(&str, &str)> = all_params(req).filter(|(k, _)| *k != "Signature").collect();
+    Ok(SignedRequest {
+        key_id: key_id.to_string(),
+        nonce,
+        date_ms,
+        proof: Proof::Legacy {
+            string_to_sign: string_to_sign_v1(&req.method, &signed),
+            signature: signature.to_string(),
+        },
+    })
+}
+
+fn all_params(req: &RawRequest) -> impl Iterator<Item = (&str, &str)> {
+    req.query
+        .iter()
+        .chain(&req.body_form)
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+/// A legacy protocol parameter from the query or the body; empty counts as absent, and two
+/// different values are refused, as for any parameter.
+fn legacy_param<'r>(req: &'r RawRequest, name: &str) -> Result<Option<&'r str>, ApiError> {
+    let mut found: Option<&str> = None;
+    for (_, value) in all_params(req).filter(|(k, _)| *k == name) {
+        match found {
+            Some(previous) if previous != value => {
+                return Err(ApiError::invalid(
+                    name,
+                    "is given twice with different values",
+                ));
+            }
+            _ => found = Some(value),
+        }
+    }
+    Ok(found.filter(|v| !v.is_empty()))
+}
+
+fn check_nonce(name: &str, nonce: &str) -> Result<String, ApiError> {
+    if nonce.is_empty() {
+        return Err(ApiError::missing(name));
+    }
+    if nonce.len() > MAX_NONCE_LEN {
+        return Err(ApiError::invalid(
+            name,
+            format!("must be at most {MAX_NONCE_LEN} characters"),
+        ));
+    }
+    Ok(nonce.to_string())
+}
+
+/// The two store operations authentication needs; a seam so the sequence is testable without
+/// a database.
+trait KeyStore {
+    async fn access_key(&self, key_id: &str) -> Result<Option<AccessKey>, ApiError>;
+    async fn remember_nonce(
+        &self,
+        key_id: &str,
+        nonce: &str,
+        expires_ms: i64,
+    ) -> Result<bool, ApiError>;
+}
+
+struct StoreKeys<'a>(&'a dyn Store);
+
+impl KeyStore for StoreKeys<'_> {
+    async fn access_key(&self, key_id: &str) -> Result<Option<AccessKey>, ApiError> {
+        self.0.access_key(key_id).await.map_err(|e| {
+            tracing::error!(error = %e, "looking up an access key failed");
+            ApiError::Internal
+        })
+    }
+
+    async fn remember_nonce(
+        &self,
+        key_id: &str,
+        nonce: &str,
+        expires_ms: i64,
+    ) -> Result<bool, ApiError> {
+        self.0
+            .remember_nonce(key_id, nonce, expires_ms)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "recording a signature nonce failed");
+                ApiError::Internal
+            })
+    }
+}
+
+/// Authenticates `req` at `now_ms` and returns the caller's key.
+pub async fn authenticate(
+    store: &dyn Store,
+    req: &RawRequest,
+    now_ms: i64,
+) -> Result<AccessKey, ApiError> {
+    authenticate_with(&StoreKeys(store), req, now_ms).await
+}
+
+async fn authenticate_with(
+    keys: &impl KeyStore,
+    req: &RawRequest,
+    now_ms: i64,
+) -> Result<AccessKey, ApiError> {
+    let signed = parse_signed(req)?;
+    let key = keys
+        .access_key(&signed.key_id)
+        .await?
+        .ok_or(ApiError::AccessKeyNotFound)?;
+    signed.check(&key.secret, now_ms)?;
+    if !keys
+        .remember_nonce(&key.key_id, &signed.nonce, signed.nonce_expires_ms())
+        .await?
+    {
+        return Err(ApiError::NonceUsed);
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderName, HeaderValue};
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    const UA: &str = "AlibabaCloud (Linux; x86_64) Python/3.11.7 Core/0.4.3 TeaDSL/2";
+    const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const MINUTE: i64 = 60_000;
+    const QUERY_A: &str = "InvokeId=inv-1&MaxResults=10&Param=a+b%2Ac~d%2F%E4%B8%AD\
+        &ResourceIds.1=acp-1&ResourceIds.2=acp-2&TaskStatuses.1=Finished&TaskStatuses.2=Failed";
+    const SIGNED_A: &str = "accept;host;user-agent;x-acs-action;x-acs-content-sha256;\
+        x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version";
+    const SIG_A: &str = "61d20b2eadda13f12231787e6cbbafbd596ab555914c6be3ec7f1018f39070b2";
+    const QUERY_C: &str = "Action=DescribeTasks&Format=json&Version=2023-09-30\
+        &Timestamp=2025-01-01T00%3A00%3A00Z&SignatureNonce=00112233445566778899aabbccddeeff\
+        &InvokeId=inv-1&MaxResults=10&Param=a+b%2Ac~d%2F%E4%B8%AD&ResourceIds.1=acp-1\
+        &ResourceIds.2=acp-2&TaskStatuses.1=Finished&TaskStatuses.2=Failed\
+        &SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&AccessKeyId=testid\
+        &Signature=2UVUbBxZAxSWrbDhg3VHaJL8o6I%3D";
+
+    fn now() -> i64 {
+        parse_iso("2025-01-01T00:00:00Z").unwrap()
+    }
+
+    fn request(method: &str, headers: &[(&str, &str)], query: &str, body: &[u8]) -> RawRequest {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        RawRequest::from_parts(method, &map, Some(query), body.to_vec(), 1000).unwrap()
+    }
+
+    fn headers_a() -> Vec<(&'static str, String)> {
+        vec![
+            ("host", "127.0.0.1:18096".into()),
+            ("x-acs-version", "2023-09-30".into()),
+            ("x-acs-action", "DescribeTasks".into()),
+            ("user-agent", UA.into()),
+            ("x-acs-date", "2025-01-01T00:00:00Z".into()),
+            (
+                "x-acs-signature-nonce",
+                "0123456789abcdef0123456789abcdef".into(),
+            ),
+            ("accept", "application/json".into()),
+            ("x-acs-content-sha256", EMPTY_SHA256.into()),
+            ("x-acs-credentials-provider", "static_ak".into()),
+            (
+                "authorization",
+                format!(
+                    "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders={SIGNED_A},Signature={SIG_A}"
+                ),
+            ),
+            ("content-length", "0".into()),
+            ("accept-encoding", "identity".into()),
+        ]
+    }
+
+    fn build(
+        method: &str,
+        headers: &[(&'static str, String)],
+        query: &str,
+        body: &[u8],
+    ) -> RawRequest {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        request(method, &h, query, body)
+    }
+
+    fn vector_a() -> RawRequest {
+        build("POST", &headers_a(), QUERY_A, b"")
+    }
+
+    fn with_header(
+        mut headers: Vec<(&'static str, String)>,
+        name: &str,
+        value: &str,
+    ) -> Vec<(&'static str, String)> {
+        for (k, v) in &mut headers {
+            if *k == name {
+                *v = value.to_string();
+            }
+        }
+        headers
+    }
+
+    fn without_header(
+        headers: Vec<(&'static str, String)>,
+        name: &str,
+    ) -> Vec<(&'static str, String)> {
+        headers.into_iter().filter(|(k, _)| *k != name).collect()
+    }
+
+    fn authorization(signed: &str) -> String {
+        format!("ACS3-HMAC-SHA256 Credential=testid,SignedHeaders={signed},Signature={SIG_A}")
+    }
+
+    #[test]
+    fn vector_a_verifies() {
+        let signed = parse_signed(&vector_a()).unwrap();
+        assert_eq!(signed.key_id, "testid");
+        assert_eq!(signed.nonce, "0123456789abcdef0123456789abcdef");
+        assert_eq!(signed.date_ms, now());
+        assert!(matches!(
+            &signed.proof,
+            Proof::Acs3 { string_to_sign, .. } if string_to_sign ==
+                "ACS3-HMAC-SHA256\n14dc701cec8d6104fc58108eb06f8b218359ff7b2710961f5d06f475efdaffb0"
+        ));
+        assert_eq!(signed.check("testsecret", now()), Ok(()));
+        assert_eq!(signed.check("testsecret", now() + 15 * MINUTE), Ok(()));
+        assert_eq!(signed.check("testsecret", now() - 15 * MINUTE), Ok(()));
+        assert_eq!(signed.nonce_expires_ms(), now() + 16 * MINUTE);
+    }
+
+    #[test]
+    fn vector_a_negative() {
+        let signed = parse_signed(&vector_a()).unwrap();
+        assert_eq!(
+            signed.check("testsecreT", now()),
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+        assert_eq!(
+            signed.check("testsecret", now() + 16 * MINUTE),
+            Err(ApiError::TimestampExpired)
+        );
+        assert_eq!(
+            signed.check("testsecret", now() - 16 * MINUTE),
+            Err(ApiError::TimestampExpired)
+        );
+        // A changed query value, header value or method.
+        let req = build(
+            "POST",
+            &headers_a(),
+            &QUERY_A.replace("inv-1", "inv-2"),
+            b"",
+        );
+        assert_eq!(
+            parse_signed(&req).unwrap().verify("testsecret"),
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+        let req = build(
+            "POST",
+            &with_header(headers_a(), "accept", "text/xml"),
+            QUERY_A,
+            b"",
+        );
+        assert_eq!(
+            parse_signed(&req).unwrap().verify("testsecret"),
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+        let req = build("GET", &headers_a(), QUERY_A, b"");
+        assert_eq!(
+            parse_signed(&req).unwrap().verify("testsecret"),
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+        // An extra query parameter counts, even one the action ignores.
+        let req = build("POST", &headers_a(), &format!("{QUERY_A}&X="), b"");
+        assert_eq!(
+            parse_signed(&req).unwrap().verify("testsecret"),
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+    }
+
+    #[test]
+    fn unsigned_headers_do_not_matter() {
+        let mut headers = headers_a();
+        headers.push(("x-forwarded-for", "10.0.0.1".into()));
+        let req = build(
+            "POST",
+            &without_header(headers, "accept-encoding"),
+            QUERY_A,
+            b"",
+        );
+        assert_eq!(
+            parse_signed(&req).unwrap().check("testsecret", now()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn body_must_match_its_hash() {
+        let req = build("POST", &headers_a(), QUERY_A, b"x");
+        assert_eq!(
+            parse_signed(&req).unwrap().check("testsecret", now()),
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+    }
+
+    #[test]
+    fn vector_b_form_body_verifies() {
+        let body = b"ImageId=imgc-1&InstanceGroupIds.1=ag-1&InstanceGroupIds.2=ag-2";
+        let headers: Vec<(&'static str, String)> = vec![
+            ("host", "127.0.0.1:18096".into()),
+            ("x-acs-version", "2023-09-30".into()),
+            ("x-acs-action", "UpdateInstanceGroupImage".into()),
+            ("user-agent", UA.into()),
+            ("x-acs-date", "2025-01-01T00:00:00Z".into()),
+            (
+                "x-acs-signature-nonce",
+                "fedcba9876543210fedcba9876543210".into(),
+            ),
+            ("accept", "application/json".into()),
+            ("content-type", "application/x-www-form-urlencoded".into()),
+            (
+                "x-acs-content-sha256",
+                "0a0c8ba3df262312e7941ac1ede7062cda598e14d897731318652e7729afe904".into(),
+            ),
+            ("x-acs-credentials-provider", "static_ak".into()),
+            (
+                "authorization",
+                "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;content-type;host;\
+                 user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;\
+                 x-acs-date;x-acs-signature-nonce;x-acs-version,\
+                 Signature=96e5dac9a49733ccdb153a3387b39603b3ed399355690054ec154b99b19460e3"
+                    .into(),
+            ),
+        ];
+        let req = build("POST", &headers, "", body);
+        assert_eq!(req.body_form.len(), 3);
+        assert_eq!(
+            parse_signed(&req).unwrap().check("testsecret", now()),
+            Ok(())
+        );
+        let req = build(
+            "POST",
+            &headers,
+            "",
+            b"ImageId=imgc-2&InstanceGroupIds.1=ag-1&InstanceGroupIds.2=ag-2",
+        );
+        assert_eq!(
+            parse_signed(&req).unwrap().check("testsecret", now()),
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+    }
+
+    fn incomplete(req: &RawRequest) -> bool {
+        matches!(parse_signed(req), Err(ApiError::IncompleteSignature(_)))
+    }
+
+    #[test]
+    fn acs3_shape_errors() {
+        for required in REQUIRED_SIGNED_HEADERS {
+            let signed: Vec<&str> = SIGNED_A.split(';').filter(|h| h != required).collect();
+            let headers = with_header(
+                headers_a(),
+                "authorization",
+                &authorization(&signed.join(";")),
+            );
+            assert!(
+                incomplete(&build("POST", &headers, QUERY_A, b"")),
+                "{required}"
+            );
+        }
+        // A signed header that did not arrive.
+        let headers = without_header(headers_a(), "user-agent");
+        assert!(incomplete(&build("POST", &headers, QUERY_A, b"")));
+        // A signed header that arrived twice.
+        let mut headers = headers_a();
+        headers.push(("x-acs-action", "DeleteAndroidInstanceGroup".into()));
+        assert!(incomplete(&build("POST", &headers, QUERY_A, b"")));
+        // An empty nonce.
+        let headers = with_header(headers_a(), "x-acs-signature-nonce", "");
+        assert_eq!(
+            parse_signed(&build("POST", &headers, QUERY_A, b"")),
+            Err(ApiError::missing("x-acs-signature-nonce"))
+        );
+        let headers = with_header(headers_a(), "x-acs-signature-nonce", &"n".repeat(129));
+        assert_eq!(
+            parse_signed(&build("POST", &headers, QUERY_A, b""))
+                .unwrap_err()
+                .code(),
+            "InvalidParameter.x-acs-signature-nonce"
+        );
+        // Other algorithms.
+        let headers = with_header(
+            headers_a(),
+            "authorization",
+            &authorization(SIGNED_A).replace("ACS3-HMAC-SHA256", "ACS3-HMAC-SM3"),
+        );
+        assert_eq!(
+            parse_signed(&build("POST", &headers, QUERY_A, b"")),
+            Err(ApiError::UnsupportedSignatureMethod("ACS3-HMAC-SM3".into()))
+        );
+    }
+
+    #[test]
+    fn acs3_bad_date() {
+        for date in ["2025-01-01", "yesterday", "", "2025-13-01T00:00:00Z"] {
+            let headers = with_header(headers_a(), "x-acs-date", date);
+            assert_eq!(
+                parse_signed(&build("POST", &headers, QUERY_A, b""))
+                    .unwrap_err()
+                    .code(),
+                "InvalidParameter.x-acs-date",
+                "{date:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsigned_requests() {
+        let headers = without_header(headers_a(), "authorization");
+        assert!(incomplete(&build("POST", &headers, QUERY_A, b"")));
+        let headers = with_header(headers_a(), "authorization", "Bearer abc");
+        assert!(incomplete(&build("POST", &headers, QUERY_A, b"")));
+        assert!(incomplete(&RawRequest::default()));
+    }
+
+    fn v1_headers() -> Vec<(&'static str, String)> {
+        vec![
+            ("host", "127.0.0.1:18096".into()),
+            ("x-acs-version", "2023-09-30".into()),
+            ("x-acs-action", "DescribeTasks".into()),
+            ("user-agent", UA.into()),
+            ("x-acs-credentials-provider", "static_ak".into()),
+        ]
+    }
+
+    fn vector_c() -> RawRequest {
+        build("POST", &v1_headers(), QUERY_C, b"")
+    }
+
+    #[test]
+    fn vector_c_verifies() {
+        let signed = parse_signed(&vector_c()).unwrap();
+        assert_eq!(signed.key_id, "testid");
+        assert_eq!(signed.nonce, "00112233445566778899aabbccddeeff");
+        assert_eq!(signed.date_ms, now());
+        assert_eq!(signed.check("testsecret", now()), Ok(()));
+        assert_eq!(
+            signed.check("testsecreT", now()),
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+        assert_eq!(
+            signed.check("testsecret", now() + 16 * MINUTE),
+            Err(ApiError::TimestampExpired)
+        );
+        let req = build("GET", &v1_headers(), QUERY_C, b"");
+        assert_eq!(
+            parse_signed(&req).unwrap().verify("testsecret"),
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+        let req = build(
+            "POST",
+            &v1_headers(),
+            &QUERY_C.replace("inv-1", "inv-2"),
+            b"",
+        );
+        assert_eq!(
+            parse_signed(&req).unwrap().verify("testsecret"),
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+    }
+
+    /// The classic SDK's shape: GET, with an empty `SignatureType=` among the signed parameters.
+    /// Signature computed independently with the contract's stdlib recomputation (§2.4).
+    #[test]
+    fn legacy_get_with_empty_value() {
+        let query = "InvokeId=inv-1&MaxResults=10&Param=a+b%2Ac~d%2F%E4%B8%AD&ResourceIds.1=acp-1\
+            &ResourceIds.2=acp-2&TaskStatuses.1=Finished&TaskStatuses.2=Failed\
+            &Action=DescribeTasks&Format=json&Version=2023-09-30\
+            &Timestamp=2025-01-01T00%3A00%3A00Z&SignatureNonce=00112233445566778899aabbccddeeff\
+            &SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&AccessKeyId=testid&SignatureType=\
+            &Signature=JYPnhullpGGaYQ8tROy%2BRaO2FxY%3D";
+        let req = build("GET", &v1_headers(), query, b"");
+        assert_eq!(
+            parse_signed(&req).unwrap().check("testsecret", now()),
+            Ok(())
+        );
+        let req = build(
+            "GET",
+            &v1_headers(),
+            &query.replace("&SignatureType=", ""),
+            b"",
+        );
+        assert_eq!(
+            parse_signed(&req).unwrap().check("testsecret", now()),
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+    }
+
+    /// Form-body parameters are signed too (signature from the contract's recomputation).
+    #[test]
+    fn legacy_signs_the_form_body() {
+        let query = "Action=UpdateInstanceGroupImage&Format=json&Version=2023-09-30\
+            &Timestamp=2025-01-01T00%3A00%3A00Z&SignatureNonce=ffeeddccbbaa99887766554433221100\
+            &SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&AccessKeyId=testid\
+            &Signature=GOQgwZFegjqnWOAaDeQ1WXSSNJw%3D";
+        let mut headers = v1_headers();
+        headers.push(("content-type", "application/x-www-form-urlencoded".into()));
+        let body = b"ImageId=imgc-1&InstanceGroupIds.1=ag-1&InstanceGroupIds.2=ag-2";
+        let req = build("POST", &headers, query, body);
+        assert_eq!(
+            parse_signed(&req).unwrap().check("testsecret", now()),
+            Ok(())
+        );
+        let req = build(
+            "POST",
+            &headers,
+            query,
+            b"ImageId=imgc-1&InstanceGroupIds.1=ag-1",
+        );
+        assert_eq!(
+            parse_signed(&req).unwrap().check("testsecret", now()),
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+    }
+
+    fn replace_param(query: &str, name: &str, value: Option<&str>) -> String {
+        query
+            .split('&')
+            .filter_map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k == name => value.map(|v| format!("{k}={v}")),
+                _ => Some(pair.to_string()),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    #[test]
+    fn legacy_shape_errors() {
+        let parse = |name: &str, value: Option<&str>| {
+            parse_signed(&build(
+                "POST",
+                &v1_headers(),
+                &replace_param(QUERY_C, name, value),
+                b"",
+            ))
+        };
+        for name in [
+            "AccessKeyId",
+            "Timestamp",
+            "SignatureNonce",
+            "SignatureMethod",
+            "SignatureVersion",
+        ] {
+            assert_eq!(parse(name, None), Err(ApiError::missing(name)), "{name}");
+            assert_eq!(
+                parse(name, Some("")),
+                Err(ApiError::missing(name)),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            parse("SignatureMethod", Some("HMAC-SHA256")),
+            Err(ApiError::UnsupportedSignatureMethod("HMAC-SHA256".into()))
+        );
+        assert_eq!(
+            parse("SignatureVersion", Some("2.0")).unwrap_err().code(),
+            "InvalidParameter.SignatureVersion"
+        );
+        assert_eq!(
+            parse("Timestamp", Some("2025-01-01")).unwrap_err().code(),
+            "InvalidParameter.Timestamp"
+        );
+        assert!(matches!(
+            parse("Signature", Some("")),
+            Err(ApiError::IncompleteSignature(_))
+        ));
+        let twice = format!("{QUERY_C}&AccessKeyId=other");
+        assert_eq!(
+            parse_signed(&build("POST", &v1_headers(), &twice, b""))
+                .unwrap_err()
+                .code(),
+            "InvalidParameter.AccessKeyId"
+        );
+    }
+
+    #[test]
+    fn acs3_wins_over_legacy() {
+        let req = build(
+            "POST",
+            &headers_a(),
+            &format!("{QUERY_A}&Signature=abc"),
+            b"",
+        );
+        assert!(matches!(
+            parse_signed(&req).unwrap().proof,
+            Proof::Acs3 { .. }
+        ));
+    }
+
+    /// An in-memory stand-in for the two store calls.
+    #[derive(Default)]
+    struct FakeKeys {
+        fail: bool,
+        nonces: Mutex<BTreeSet<(String, String)>>,
+        expiries: Mutex<Vec<i64>>,
+    }
+
+    impl KeyStore for FakeKeys {
+        async fn access_key(&self, key_id: &str) -> Result<Option<AccessKey>, ApiError> {
+            if self.fail {
+                return Err(ApiError::Internal);
+            }
+            Ok((key_id == "testid").then(|| AccessKey {
+                key_id: "testid".into(),
+                secret: "testsecret".into(),
+                account_id: "acc-1".into(),
+                user_name: "tester".into(),
+            }))
+        }
+
+        async fn remember_nonce(
+            &self,
+            key_id: &str,
+            nonce: &str,
+            expires_ms: i64,
+        ) -> Result<bool, ApiError> {
+            self.expiries.lock().unwrap().push(expires_ms);
+            Ok(self
+                .nonces
+                .lock()
+                .unwrap()
+                .insert((key_id.to_string(), nonce.to_string())))
+        }
+    }
+
+    #[tokio::test]
+    async fn accepts_once_then_refuses_the_replay() {
+        let keys = FakeKeys::default();
+        let key = authenticate_with(&keys, &vector_a(), now()).await.unwrap();
+        assert_eq!(key.account_id, "acc-1");
+        assert_eq!(*keys.expiries.lock().unwrap(), [now() + 16 * MINUTE]);
+        assert_eq!(
+            authenticate_with(&keys, &vector_a(), now() + MINUTE).await,
+            Err(ApiError::NonceUsed)
+        );
+        // Vector C has another nonce; the legacy scheme shares the nonce table.
+        assert!(authenticate_with(&keys, &vector_c(), now()).await.is_ok());
+        assert_eq!(
+            authenticate_with(&keys, &vector_c(), now()).await,
+            Err(ApiError::NonceUsed)
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_do_not_use_up_the_nonce() {
+        let keys = FakeKeys::default();
+        let tampered = build(
+            "POST",
+            &headers_a(),
+            &QUERY_A.replace("inv-1", "inv-2"),
+            b"",
+        );
+        assert_eq!(
+            authenticate_with(&keys, &tampered, now()).await,
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+        assert_eq!(
+            authenticate_with(&keys, &vector_a(), now() + 20 * MINUTE).await,
+            Err(ApiError::TimestampExpired)
+        );
+        assert!(keys.nonces.lock().unwrap().is_empty());
+        assert!(authenticate_with(&keys, &vector_a(), now()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn unknown_key_and_store_failure() {
+        let keys = FakeKeys::default();
+        let headers = with_header(
+            headers_a(),
+            "authorization",
+            &authorization(SIGNED_A).replace("Credential=testid", "Credential=nobody"),
+        );
+        assert_eq!(
+            authenticate_with(&keys, &build("POST", &headers, QUERY_A, b""), now()).await,
+            Err(ApiError::AccessKeyNotFound)
+        );
+        let failing = FakeKeys {
+            fail: true,
+            ..FakeKeys::default()
+        };
+        assert_eq!(
+            authenticate_with(&failing, &vector_a(), now()).await,
+            Err(ApiError::Internal)
+        );
+    }
+
+    /// Handlers run on a multi-threaded runtime, so the future must be `Send`.
+    #[allow(dead_code)]
+    fn authenticate_is_send(store: &dyn Store, req: &RawRequest) {
+        fn assert_send<T: Send>(_: T) {}
+        assert_send(authenticate(store, req, 0));
+    }
+}

@@ -1,0 +1,553 @@
+//! The parameters of one API call: query and form body merged into one map, the protocol's own
+//! parameters (signature, version, region...) set aside, and typed accessors that turn bad
+//! input into `InvalidParameter`/`MissingParameter` naming the parameter.
+//!
+//! An empty value counts as absent everywhere, because clients send `Key=` for an unset field.
+//! Lists use the vendor's flat encoding: `Name.1`, `Name.2`, ... and `Name.N.Field`.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use cloudphone_core::error::ApiError;
+
+use crate::request::RawRequest;
+
+/// Parameters that belong to the protocol (routing, signing, region), not to an action.
+pub const PROTOCOL_PARAMS: &[&str] = &[
+    "Action",
+    "Version",
+    "Format",
+    "Timestamp",
+    "SignatureNonce",
+    "SignatureMethod",
+    "SignatureVersion",
+    "AccessKeyId",
+    "Signature",
+    "SignatureType",
+    "SecurityToken",
+    "RegionId",
+];
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Params {
+    values: BTreeMap<String, String>,
+    protocol: BTreeMap<String, String>,
+}
+
+impl Params {
+    /// Merges the query and the form body of `req`.
+    pub fn from_request(req: &RawRequest) -> Result<Params, ApiError> {
+        Params::from_pairs(
+            req.query
+                .iter()
+                .chain(&req.body_form)
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+    }
+
+    /// A key given twice must carry the same value both times: otherwise which one the signature
+    /// meant and which one the action reads could differ.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Params, ApiError> {
+        let mut params = Params::default();
+        for (key, value) in pairs {
+            let map = if PROTOCOL_PARAMS.contains(&key) {
+                &mut params.protocol
+            } else {
+                &mut params.values
+            };
+            match map.get(key) {
+                Some(previous) if previous != value => {
+                    return Err(ApiError::invalid(
+                        key,
+                        "is given twice with different values",
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    map.insert(key.to_string(), value.to_string());
+                }
+            }
+        }
+        Ok(params)
+    }
+
+    /// `RegionId`, which the classic SDKs send as a parameter.
+    pub fn region_id(&self) -> Option<&str> {
+        self.protocol("RegionId")
+    }
+
+    /// One of [`PROTOCOL_PARAMS`] (e.g. `Action` of a legacy-signed request), if not empty.
+    pub fn protocol(&self, name: &str) -> Option<&str> {
+        non_empty(self.protocol.get(name))
+    }
+
+    /// The action's parameter names whose values are not empty, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.values
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, _)| k.as_str())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        non_empty(self.values.get(name))
+    }
+
+    pub fn string(&self, name: &str) -> Option<String> {
+        self.get(name).map(str::to_string)
+    }
+
+    pub fn required(&self, name: &str) -> Result<String, ApiError> {
+        self.string(name).ok_or_else(|| ApiError::missing(name))
+    }
+
+    /// A decimal integer in `min..=max`. Only an optional `-` and digits are accepted: no sign
+    /// `+`, no spaces, no exponent, no hex.
+    pub fn int(&self, name: &str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(None);
+        };
+        let invalid = || ApiError::invalid(name, format!("must be an integer from {min} to {max}"));
+        let digits = raw.strip_prefix('-').unwrap_or(raw);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        match raw.parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// `true` or `false` in any case (the Python SDK sends `True`/`False`).
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(_) => Err(ApiError::invalid(name, "must be true or false")),
+        }
+    }
+
+    /// A value parsed by `T::from_str`; `allowed` lists the accepted values for the message.
+    pub fn parse_enum<T: FromStr>(&self, name: &str, allowed: &str) -> Result<Option<T>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::invalid(name, format!("must be one of {allowed}"))),
+        }
+    }
+
+    /// A JSON document sent as one string (the SDK's "shrink" parameters).
+    pub fn json(&self, name: &str) -> Result<Option<serde_json::Value>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => serde_json::from_str(v)
+                .map(Some)
+                .map_err(|e| ApiError::invalid(name, format!("is not valid JSON: {e}"))),
+        }
+    }
+
+    /// A list of scalars sent as `Name.1`, `Name.2`, ...: numbered from 1 without holes, at most
+    /// `max` items, none empty. No items gives an empty list.
+    pub fn list(&self, name: &str, max: usize) -> Result<Vec<String>, ApiError> {
+        self.refuse_bare(name)?;
+        let mut items = BTreeMap::new();
+        for (key, rest, value) in self.under(name) {
+            let index = parse_index(rest).ok_or_else(|| {
+                ApiError::invalid(
+                    name,
+                    format!("{key} is not a list item; items are {name}.1, {name}.2, ..."),
+                )
+            })?;
+            if value.is_empty() {
+                return Err(ApiError::invalid(name, format!("{key} is empty")));
+            }
+            items.insert(index, value.to_string());
+        }
+        check_items(name, &items, max)?;
+        Ok(items.into_values().collect())
+    }
+
+    /// A list of objects sent as `Name.N.Field`, with `Field` one of `fields`: numbered from 1
+    /// without holes, at most `max` items. Empty field values are left out of the item, as
+    /// everywhere; an item may therefore come out empty, and the caller checks what it needs.
+    pub fn object_list(
+        &self,
+        name: &str,
+        fields: &[&str],
+        max: usize,
+    ) -> Result<Vec<BTreeMap<String, String>>, ApiError> {
+        self.refuse_bare(name)?;
+        let mut items: BTreeMap<u64, BTreeMap<String, String>> = BTreeMap::new();
+        for (key, rest, value) in self.under(name) {
+            let bad = || {
+                ApiError::invalid(
+                    name,
+                    format!(
+                        "{key} is not a list item; items are {name}.N.Field with N from 1 and \
+                         Field one of {}",
+                        fields.join(", ")
+                    ),
+                )
+            };
+            let (index, field) = rest.split_once('.').ok_or_else(bad)?;
+            let index = parse_index(index).ok_or_else(bad)?;
+            if !fields.contains(&field) {
+                return Err(bad());
+            }
+            let item = items.entry(index).or_default();
+            if !value.is_empty() {
+                item.insert(field.to_string(), value.to_string());
+            }
+        }
+        check_items(name, &items, max)?;
+        Ok(items.into_values().collect())
+    }
+
+    /// A list must not also come as a bare `Name`: that is a client speaking another encoding
+    /// (JSON, repeated keys), which we would otherwise silently ignore.
+    fn refuse_bare(&self, name: &str) -> Result<(), ApiError> {
+        match self.get(name) {
+            Some(_) => Err(ApiError::invalid(
+                name,
+                format!("is a list: send {name}.1, {name}.2, ..."),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Every `(key, suffix, value)` with `key` = `name.suffix`, empty values included.
+    fn under<'s>(&'s self, name: &str) -> impl Iterator<Item = (&'s str, &'s str, &'s str)> {
+        let prefix = format!("{name}.");
+        let skip = prefix.len();
+        self.values
+            .range(prefix.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .map(move |(k, v)| (k.as_str(), &k[skip..], v.as_str()))
+    }
+}
+
+fn non_empty(value: Option<&String>) -> Option<&str> {
+    value.map(String::as_str).filter(|v| !v.is_empty())
+}
+
+/// A list index as the SDK writes it: 1-based decimal without leading zeros.
+fn parse_index(s: &str) -> Option<u64> {
+    if s.is_empty() || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn check_items<T>(name: &str, items: &BTreeMap<u64, T>, max: usize) -> Result<(), ApiError> {
+    if items.len() > max {
+        return Err(ApiError::invalid(name, format!("at most {max} items")));
+    }
+    // Indices are distinct and at least 1, so they are 1..=n exactly when the largest is n.
+    match items.keys().next_back() {
+        Some(&last) if last != items.len() as u64 => Err(ApiError::invalid(
+            name,
+            format!("items must be numbered {name}.1, {name}.2, ... without gaps"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params::from_pairs(pairs.iter().copied()).unwrap()
+    }
+
+    fn invalid_name(e: ApiError) -> String {
+        match e {
+            ApiError::InvalidParameter { name, .. } => name,
+            other => panic!("expected InvalidParameter, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn merges_and_sets_protocol_params_aside() {
+        let req = RawRequest {
+            query: vec![
+                ("Action".into(), "DescribeTasks".into()),
+                ("RegionId".into(), "cn-hangzhou".into()),
+                ("InvokeId".into(), "inv-1".into()),
+                ("SignatureType".into(), "".into()),
+            ],
+            body_form: vec![
+                ("ImageId".into(), "img-1".into()),
+                ("InvokeId".into(), "inv-1".into()),
+            ],
+            ..RawRequest::default()
+        };
+        let p = Params::from_request(&req).unwrap();
+        assert_eq!(p.region_id(), Some("cn-hangzhou"));
+        assert_eq!(p.protocol("Action"), Some("DescribeTasks"));
+        assert_eq!(p.protocol("SignatureType"), None);
+        assert_eq!(p.get("Action"), None);
+        assert_eq!(p.keys().collect::<Vec<_>>(), ["ImageId", "InvokeId"]);
+        assert_eq!(p.get("ImageId"), Some("img-1"));
+    }
+
+    #[test]
+    fn conflicting_duplicates_are_refused() {
+        let e = Params::from_pairs([("A", "1"), ("A", "2")]).unwrap_err();
+        assert_eq!(invalid_name(e), "A");
+        let e = Params::from_pairs([("A", ""), ("A", "2")]).unwrap_err();
+        assert_eq!(invalid_name(e), "A");
+        let e = Params::from_pairs([("RegionId", "a"), ("RegionId", "b")]).unwrap_err();
+        assert_eq!(invalid_name(e), "RegionId");
+        let req = RawRequest {
+            query: vec![("ImageId".into(), "a".into())],
+            body_form: vec![("ImageId".into(), "b".into())],
+            ..RawRequest::default()
+        };
+        assert_eq!(
+            invalid_name(Params::from_request(&req).unwrap_err()),
+            "ImageId"
+        );
+        assert!(Params::from_pairs([("A", "1"), ("A", "1")]).is_ok());
+    }
+
+    #[test]
+    fn strings_and_empty_values() {
+        let p = params(&[("A", "x"), ("Empty", "")]);
+        assert_eq!(p.get("A"), Some("x"));
+        assert_eq!(p.string("A"), Some("x".to_string()));
+        assert_eq!(p.required("A"), Ok("x".to_string()));
+        assert_eq!(p.get("Empty"), None);
+        assert_eq!(p.string("Empty"), None);
+        assert_eq!(p.required("Empty"), Err(ApiError::missing("Empty")));
+        assert_eq!(p.required("Nope"), Err(ApiError::missing("Nope")));
+        assert_eq!(p.keys().collect::<Vec<_>>(), ["A"]);
+    }
+
+    #[test]
+    fn integers() {
+        let p = params(&[
+            ("A", "5"),
+            ("B", "-3"),
+            ("C", "0"),
+            ("D", "007"),
+            ("E", ""),
+            ("Max", "9223372036854775807"),
+            ("Min", "-9223372036854775808"),
+        ]);
+        assert_eq!(p.int("A", 1, 100), Ok(Some(5)));
+        assert_eq!(p.int("B", -10, 10), Ok(Some(-3)));
+        assert_eq!(p.int("C", 0, 0), Ok(Some(0)));
+        assert_eq!(p.int("D", 0, 10), Ok(Some(7)));
+        assert_eq!(p.int("E", 0, 10), Ok(None));
+        assert_eq!(p.int("Nope", 0, 10), Ok(None));
+        assert_eq!(p.int("Max", i64::MIN, i64::MAX), Ok(Some(i64::MAX)));
+        assert_eq!(p.int("Min", i64::MIN, i64::MAX), Ok(Some(i64::MIN)));
+        assert_eq!(
+            p.int("A", 6, 100),
+            Err(ApiError::invalid("A", "must be an integer from 6 to 100"))
+        );
+        assert_eq!(p.int("A", 1, 4).unwrap_err().code(), "InvalidParameter.A");
+    }
+
+    #[test]
+    fn integers_refuse_everything_else() {
+        for bad in [
+            "1e3",
+            " 5",
+            "5 ",
+            "0x10",
+            "+5",
+            "-",
+            "--5",
+            "5-",
+            "1.0",
+            "1,000",
+            "abc",
+            "٣",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999999",
+        ] {
+            let p = params(&[("N", bad)]);
+            assert_eq!(
+                p.int("N", i64::MIN, i64::MAX),
+                Err(ApiError::invalid(
+                    "N",
+                    format!("must be an integer from {} to {}", i64::MIN, i64::MAX)
+                )),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn booleans() {
+        let p = params(&[("A", "True"), ("B", "false"), ("C", "TRUE"), ("E", "")]);
+        assert_eq!(p.bool("A"), Ok(Some(true)));
+        assert_eq!(p.bool("B"), Ok(Some(false)));
+        assert_eq!(p.bool("C"), Ok(Some(true)));
+        assert_eq!(p.bool("E"), Ok(None));
+        assert_eq!(p.bool("Nope"), Ok(None));
+        for bad in ["yes", "no", "1", "0", " true", "true ", "t", "truee"] {
+            let p = params(&[("F", bad)]);
+            assert_eq!(
+                p.bool("F"),
+                Err(ApiError::invalid("F", "must be true or false")),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Color {
+        Red,
+        Blue,
+    }
+
+    impl FromStr for Color {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Self, ()> {
+            match s {
+                "Red" => Ok(Color::Red),
+                "Blue" => Ok(Color::Blue),
+                _ => Err(()),
+            }
+        }
+    }
+
+    #[test]
+    fn enums() {
+        let p = params(&[("A", "Red"), ("B", "Blue"), ("C", "red"), ("E", "")]);
+        assert_eq!(
+            p.parse_enum::<Color>("A", "Red, Blue"),
+            Ok(Some(Color::Red))
+        );
+        assert_eq!(
+            p.parse_enum::<Color>("B", "Red, Blue"),
+            Ok(Some(Color::Blue))
+        );
+        assert_eq!(p.parse_enum::<Color>("E", "Red, Blue"), Ok(None));
+        assert_eq!(
+            p.parse_enum::<Color>("C", "Red, Blue"),
+            Err(ApiError::invalid("C", "must be one of Red, Blue"))
+        );
+    }
+
+    #[test]
+    fn json_values() {
+        let p = params(&[
+            (
+                "NetworkInfo",
+                r#"{"AutoPay":false,"CidrBlock":"10.0.0.0/16"}"#,
+            ),
+            ("Bad", "{not json"),
+            ("E", ""),
+        ]);
+        let v = p.json("NetworkInfo").unwrap().unwrap();
+        assert_eq!(v["CidrBlock"], "10.0.0.0/16");
+        assert_eq!(v["AutoPay"], false);
+        assert_eq!(p.json("E"), Ok(None));
+        assert_eq!(p.json("Nope"), Ok(None));
+        assert_eq!(invalid_name(p.json("Bad").unwrap_err()), "Bad");
+    }
+
+    #[test]
+    fn lists() {
+        let mut pairs: Vec<(String, String)> = (1..=12)
+            .map(|i| (format!("R.{i}"), format!("r{i}")))
+            .collect();
+        pairs.push(("Other".into(), "x".into()));
+        pairs.push(("Rx.1".into(), "not mine".into()));
+        pairs.push(("R".into(), "".into()));
+        let p = Params::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+        let want: Vec<String> = (1..=12).map(|i| format!("r{i}")).collect();
+        // Numeric order, not the map's string order (R.10 < R.2).
+        assert_eq!(p.list("R", 12), Ok(want));
+        assert_eq!(
+            p.list("R", 11),
+            Err(ApiError::invalid("R", "at most 11 items"))
+        );
+        assert_eq!(p.list("Nope", 5), Ok(vec![]));
+        assert_eq!(p.list("Rx", 5), Ok(vec!["not mine".to_string()]));
+    }
+
+    #[test]
+    fn lists_refuse_bad_shapes() {
+        for bad in [
+            &[("X.1", "a"), ("X.3", "c")][..],
+            &[("X.2", "b")],
+            &[("X.0", "a")],
+            &[("X.0", "a"), ("X.1", "b")],
+            &[("X.1", "a"), ("X.01", "b")],
+            &[("X.01", "a")],
+            &[("X.abc", "a")],
+            &[("X.", "a")],
+            &[("X.1.Key", "a")],
+            &[("X.-1", "a")],
+            &[("X.+1", "a")],
+            &[("X.1", "")],
+            &[("X.1", "a"), ("X.2", "")],
+            &[("X", "a")],
+            &[("X", r#"["a","b"]"#)],
+            &[("X", "a"), ("X.1", "a")],
+            &[("X.99999999999999999999999", "a")],
+        ] {
+            let p = params(bad);
+            let e = p.list("X", 10).expect_err(&format!("{bad:?}"));
+            assert_eq!(invalid_name(e), "X", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn object_lists() {
+        let p = params(&[
+            ("Tag.1.Key", "k1"),
+            ("Tag.1.Value", "v 1"),
+            ("Tag.2.Key", "k2"),
+            ("Tag.2.Value", ""),
+            ("Tag.3.Value", ""),
+            ("Tags.1.Key", "other"),
+        ]);
+        let tags = p.object_list("Tag", &["Key", "Value"], 3).unwrap();
+        assert_eq!(tags.len(), 3);
+        assert_eq!(tags[0]["Key"], "k1");
+        assert_eq!(tags[0]["Value"], "v 1");
+        assert_eq!(tags[1].get("Key").map(String::as_str), Some("k2"));
+        assert_eq!(tags[1].get("Value"), None);
+        assert!(tags[2].is_empty());
+        assert_eq!(
+            p.object_list("Tag", &["Key", "Value"], 2),
+            Err(ApiError::invalid("Tag", "at most 2 items"))
+        );
+        assert_eq!(p.object_list("Nope", &["Key"], 2), Ok(vec![]));
+    }
+
+    #[test]
+    fn object_lists_refuse_bad_shapes() {
+        for bad in [
+            &[("T.1.Key", "a"), ("T.3.Key", "c")][..],
+            &[("T.0.Key", "a")],
+            &[("T.01.Key", "a")],
+            &[("T.a.Key", "a")],
+            &[("T.1", "a")],
+            &[("T.1.", "a")],
+            &[("T.1.key", "a")],
+            &[("T.1.Colour", "a")],
+            &[("T.1.Key.Sub", "a")],
+            &[("T", "a")],
+            &[("T", "a"), ("T.1.Key", "a")],
+        ] {
+            let p = params(bad);
+            let e = p
+                .object_list("T", &["Key", "Value"], 10)
+                .expect_err(&format!("{bad:?}"));
+            assert_eq!(invalid_name(e), "T", "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! JSON answers: a success body with its `RequestId`, and the vendor's error body
+//! (`RequestId`, `HostId`, `Code`, `Message`, `Recommend`) with a status of at least 400.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cloudphone_core::ApiError;
+use serde_json::{Map, Value, json};
+
+/// A 200 answer: `body` (an object) with `RequestId` added.
+pub fn success(request_id: &str, body: Value) -> Response {
+    let mut map = match body {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    map.insert("RequestId".into(), Value::String(request_id.into()));
+    json_response(StatusCode::OK, &Value::Object(map))
+}
+
+/// An error answer in the vendor's shape.
+pub fn failure(err: &ApiError, request_id: &str, host_id: &str) -> Response {
+    let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = json!({
+        "RequestId": request_id,
+        "HostId": host_id,
+        "Code": err.code(),
+        "Message": err.to_string(),
+        "Recommend": "",
+    });
+    json_response(status, &body)
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=utf-8"),
+    );
+    response
+}

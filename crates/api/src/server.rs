@@ -1,0 +1,137 @@
+//! The HTTP front: every request to `/` (GET or POST) is read within the size limits, decoded,
+//! authenticated, routed on `x-acs-action`/`x-acs-version` (or `Action`/`Version`), and answered
+//! in JSON. Panics become `InternalError`, never a dropped connection.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use cloudphone_core::time::now_ms;
+use cloudphone_core::{ApiError, ids};
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::actions::Action;
+use crate::auth::authenticate;
+use crate::params::Params;
+use crate::reply;
+use crate::request::RawRequest;
+use crate::state::{AppState, Ctx};
+
+/// The one API version this server speaks.
+pub const VERSION: &str = "2023-09-30";
+
+/// The router of the API; every path and method goes through [`handle`].
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .fallback(handle)
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                reply::failure(&ApiError::Internal, &ids::request_id(), "cloudphone")
+            },
+        ))
+        .with_state(state)
+}
+
+async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let request_id = ids::request_id();
+    let started = Instant::now();
+    let span = info_span!("request", request_id = %request_id, action = tracing::field::Empty);
+    let result = answer(&state, &request_id, request)
+        .instrument(span.clone())
+        .await;
+    let _enter = span.enter();
+    match result {
+        Ok((action, body)) => {
+            info!(%action, elapsed_ms = started.elapsed().as_millis() as u64, "ok");
+            reply::success(&request_id, body)
+        }
+        Err(e) => {
+            info!(code = %e.code(), status = e.http_status(), elapsed_ms = started.elapsed().as_millis() as u64, "refused");
+            reply::failure(&e, &request_id, &state.host_id)
+        }
+    }
+}
+
+async fn answer(
+    state: &AppState,
+    request_id: &str,
+    request: Request,
+) -> Result<(String, serde_json::Value), ApiError> {
+    let (parts, body) = request.into_parts();
+    if parts.uri.path() != "/" {
+        return Err(ApiError::ActionNotFound(parts.uri.path().to_string()));
+    }
+    let method = parts.method.as_str();
+    if method != "GET" && method != "POST" {
+        return Err(ApiError::ActionNotFound(format!("{method} /")));
+    }
+    let body = read_body(body, state.limits.max_body_bytes).await?;
+    let raw = RawRequest::from_parts(
+        method,
+        &parts.headers,
+        parts.uri.query(),
+        body,
+        state.limits.max_params,
+    )?;
+    let now = now_ms();
+    let caller = authenticate(state.store.as_ref(), &raw, now).await?;
+    let params = Params::from_request(&raw)?;
+    let action = routed(&raw, "x-acs-action", "Action")?;
+    tracing::Span::current().record("action", action.as_str());
+    let version = routed(&raw, "x-acs-version", "Version")?;
+    if version != VERSION {
+        return Err(ApiError::InvalidVersion(version));
+    }
+    if let Some(region) = params.region_id()
+        && region != state.region
+    {
+        return Err(ApiError::invalid(
+            "RegionId",
+            format!("This server runs region {}.", state.region),
+        ));
+    }
+    let parsed = Action::parse(&action, &params)?;
+    let ctx = Ctx {
+        state,
+        caller,
+        request_id: request_id.to_string(),
+        now_ms: now,
+    };
+    let body = parsed.apply(&ctx).await?;
+    Ok((action, body))
+}
+
+/// The action or version: from the signed header, or from the query of a legacy request; the two
+/// must agree when both are sent.
+fn routed(raw: &RawRequest, header: &str, param: &str) -> Result<String, ApiError> {
+    let from_header = raw.header(header).filter(|v| !v.is_empty());
+    let from_param = raw
+        .query
+        .iter()
+        .chain(raw.body_form.iter())
+        .find(|(k, _)| k == param)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty());
+    match (from_header, from_param) {
+        (Some(h), Some(p)) if h != p => {
+            warn!(header = h, param = p, "action or version disagree");
+            Err(ApiError::invalid(
+                param,
+                format!("{param} '{p}' disagrees with header {header} '{h}'."),
+            ))
+        }
+        (Some(v), _) | (None, Some(v)) => Ok(v.to_string()),
+        (None, None) => Err(ApiError::missing(param)),
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(_) => Err(ApiError::RequestTooLarge(limit)),
+    }
+}

@@ -1,0 +1,503 @@
+//! The two request-signing schemes of the Alibaba Cloud RPC protocol, as pure functions:
+//! ACS3-HMAC-SHA256 (the SDK default, `Authorization` header) and the legacy HMAC-SHA1
+//! (`Signature=` parameter). Nothing here reads a request or a clock; [`crate::auth`] does that.
+//! Received signatures are compared in constant time through [`Mac::verify_slice`].
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use cloudphone_core::error::ApiError;
+use hmac::{Hmac, KeyInit, Mac};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+/// The only `Authorization` algorithm accepted.
+pub const ACS3_HMAC_SHA256: &str = "ACS3-HMAC-SHA256";
+
+/// RFC 3986 unreserved characters stay; everything else is escaped (the vendor's `pct`).
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// RFC 3986 percent-encoding of the UTF-8 bytes with upper-case hex; space becomes `%20`.
+pub fn pct(s: &str) -> String {
+    utf8_percent_encode(s, UNRESERVED).to_string()
+}
+
+/// Lower-case hex SHA-256, the form of `x-acs-content-sha256` and of the hashed payload.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Pairs sorted by key, then value, comparing bytes. UTF-8 byte order equals code-point order,
+/// so this matches Python's `sorted()` over the decoded tuples, which is what the SDKs do.
+fn sorted_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Vec<(&str, &str)> {
+    let mut sorted: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .collect();
+    sorted.sort_unstable();
+    sorted
+}
+
+/// The canonical query line of ACS3: `key=pct(value)` joined by `&`. The SDK leaves keys
+/// unencoded, so a server must too, or keys with reserved characters would never verify.
+pub fn canonical_query_v3<K: AsRef<str>, V: AsRef<str>>(query: &[(K, V)]) -> String {
+    sorted_pairs(query)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", pct(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The ACS3 canonical request for `method` on the path `/` (the only path this API serves).
+///
+/// `headers` are the request's headers; for each of `signed_header_names`, in the given order,
+/// the first header with that name (case-insensitively) contributes `name:trim(value)`. A name
+/// with no header contributes an empty value: the caller rejects such requests before this.
+pub fn canonical_request_v3<K: AsRef<str>, V: AsRef<str>>(
+    method: &str,
+    query: &[(K, V)],
+    headers: &[(String, String)],
+    signed_header_names: &[&str],
+    body_sha256_hex: &str,
+) -> String {
+    let mut canonical_headers = String::new();
+    for name in signed_header_names {
+        let value = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map_or("", |(_, v)| v.trim());
+        canonical_headers.push_str(&name.to_ascii_lowercase());
+        canonical_headers.push(':');
+        canonical_headers.push_str(value);
+        canonical_headers.push('\n');
+    }
+    let signed_headers = signed_header_names
+        .iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(";");
+    format!(
+        "{method}\n/\n{}\n{canonical_headers}\n{signed_headers}\n{body_sha256_hex}",
+        canonical_query_v3(query)
+    )
+}
+
+/// `ACS3-HMAC-SHA256\n` + hex SHA-256 of the canonical request.
+pub fn string_to_sign_v3(canonical_request: &str) -> String {
+    format!(
+        "{ACS3_HMAC_SHA256}\n{}",
+        sha256_hex(canonical_request.as_bytes())
+    )
+}
+
+fn hmac_sha256(secret: &str, message: &str) -> Hmac<Sha256> {
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+        .expect("HMAC accepts any key length");
+    mac.update(message.as_bytes());
+    mac
+}
+
+/// Lower-case hex HMAC-SHA256 keyed with the raw secret.
+pub fn sign_v3(secret: &str, string_to_sign: &str) -> String {
+    hex::encode(hmac_sha256(secret, string_to_sign).finalize().into_bytes())
+}
+
+/// Whether `signature_hex` (either case) is the ACS3 signature of `string_to_sign`.
+pub fn verify_v3(secret: &str, string_to_sign: &str, signature_hex: &str) -> bool {
+    let Ok(received) = hex::decode(signature_hex) else {
+        return false;
+    };
+    hmac_sha256(secret, string_to_sign)
+        .verify_slice(&received)
+        .is_ok()
+}
+
+/// The parts of an `Authorization: ACS3-HMAC-SHA256 ...` header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acs3Auth {
+    pub access_key_id: String,
+    /// Lower-cased, in the order the client listed them (the order it signed them in).
+    pub signed_headers: Vec<String>,
+    pub signature: String,
+}
+
+/// Parses `ACS3-HMAC-SHA256 Credential=<AK>,SignedHeaders=<a;b>,Signature=<hex>`.
+///
+/// Another `ACS3-` algorithm (the SDK can also sign with SM3 or RSA) is
+/// `UnsupportedSignatureMethod`; anything else malformed is `IncompleteSignature`.
+pub fn parse_acs3_authorization(header: &str) -> Result<Acs3Auth, ApiError> {
+    let incomplete = |why: &str| ApiError::IncompleteSignature(why.to_string());
+    let header = header.trim();
+    let (algorithm, rest) = header
+        .split_once(' ')
+        .ok_or_else(|| incomplete("the Authorization header has no credentials"))?;
+    if algorithm != ACS3_HMAC_SHA256 {
+        return Err(if algorithm.starts_with("ACS3-") {
+            ApiError::UnsupportedSignatureMethod(algorithm.to_string())
+        } else {
+            incomplete("the Authorization header does not start with ACS3-HMAC-SHA256")
+        });
+    }
+    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
+    for part in rest.split(',') {
+        let (name, value) = part
+            .trim()
+            .split_once('=')
+            .ok_or_else(|| incomplete("an Authorization field has no value"))?;
+        let slot = match name {
+            "Credential" => &mut credential,
+            "SignedHeaders" => &mut signed_headers,
+            "Signature" => &mut signature,
+            _ => return Err(incomplete("the Authorization header has an unknown field")),
+        };
+        if value.is_empty() {
+            return Err(incomplete("an Authorization field is empty"));
+        }
+        if slot.replace(value).is_some() {
+            return Err(incomplete("an Authorization field is given twice"));
+        }
+    }
+    let (Some(credential), Some(signed_headers), Some(signature)) =
+        (credential, signed_headers, signature)
+    else {
+        return Err(incomplete(
+            "the Authorization header needs Credential, SignedHeaders and Signature",
+        ));
+    };
+    let signed_headers: Vec<String> = signed_headers
+        .split(';')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    if signed_headers.iter().any(String::is_empty) {
+        return Err(incomplete("SignedHeaders lists an empty header name"));
+    }
+    Ok(Acs3Auth {
+        access_key_id: credential.to_string(),
+        signed_headers,
+        signature: signature.to_string(),
+    })
+}
+
+/// The legacy string to sign: `METHOD&%2F&pct(CQS)` with `CQS` the sorted `pct(k)=pct(v)`
+/// joined by `&`. `params` are every query and form-body parameter except `Signature`.
+pub fn string_to_sign_v1<K: AsRef<str>, V: AsRef<str>>(method: &str, params: &[(K, V)]) -> String {
+    let cqs = sorted_pairs(params)
+        .into_iter()
+        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("{method}&{}&{}", pct("/"), pct(&cqs))
+}
+
+fn hmac_sha1(secret: &str, message: &str) -> Hmac<Sha1> {
+    // The legacy scheme keys the HMAC with the secret followed by `&`.
+    let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(format!("{secret}&").as_bytes())
+        .expect("HMAC accepts any key length");
+    mac.update(message.as_bytes());
+    mac
+}
+
+/// Base64 HMAC-SHA1 keyed with `secret&`.
+pub fn sign_v1(secret: &str, string_to_sign: &str) -> String {
+    BASE64.encode(hmac_sha1(secret, string_to_sign).finalize().into_bytes())
+}
+
+/// Whether `signature_b64` is the legacy signature of `string_to_sign`.
+pub fn verify_v1(secret: &str, string_to_sign: &str, signature_b64: &str) -> bool {
+    let Ok(received) = BASE64.decode(signature_b64) else {
+        return false;
+    };
+    hmac_sha1(secret, string_to_sign)
+        .verify_slice(&received)
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UA: &str = "AlibabaCloud (Linux; x86_64) Python/3.11.7 Core/0.4.3 TeaDSL/2";
+    const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn vector_a_query() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("InvokeId", "inv-1"),
+            ("MaxResults", "10"),
+            ("Param", "a b*c~d/中"),
+            ("ResourceIds.1", "acp-1"),
+            ("ResourceIds.2", "acp-2"),
+            ("TaskStatuses.1", "Finished"),
+            ("TaskStatuses.2", "Failed"),
+        ]
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn vector_a_headers() -> Vec<(String, String)> {
+        headers(&[
+            ("host", "127.0.0.1:18096"),
+            ("x-acs-version", "2023-09-30"),
+            ("x-acs-action", "DescribeTasks"),
+            ("user-agent", UA),
+            ("x-acs-date", "2025-01-01T00:00:00Z"),
+            ("x-acs-signature-nonce", "0123456789abcdef0123456789abcdef"),
+            ("accept", "application/json"),
+            ("x-acs-content-sha256", EMPTY_SHA256),
+            ("x-acs-credentials-provider", "static_ak"),
+        ])
+    }
+
+    const SIGNED_A: &[&str] = &[
+        "accept",
+        "host",
+        "user-agent",
+        "x-acs-action",
+        "x-acs-content-sha256",
+        "x-acs-credentials-provider",
+        "x-acs-date",
+        "x-acs-signature-nonce",
+        "x-acs-version",
+    ];
+
+    const CANONICAL_A: &str = "POST
+/
+InvokeId=inv-1&MaxResults=10&Param=a%20b%2Ac~d%2F%E4%B8%AD&ResourceIds.1=acp-1&ResourceIds.2=acp-2&TaskStatuses.1=Finished&TaskStatuses.2=Failed
+accept:application/json
+host:127.0.0.1:18096
+user-agent:AlibabaCloud (Linux; x86_64) Python/3.11.7 Core/0.4.3 TeaDSL/2
+x-acs-action:DescribeTasks
+x-acs-content-sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+x-acs-credentials-provider:static_ak
+x-acs-date:2025-01-01T00:00:00Z
+x-acs-signature-nonce:0123456789abcdef0123456789abcdef
+x-acs-version:2023-09-30
+
+accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version
+e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    const SIG_A: &str = "61d20b2eadda13f12231787e6cbbafbd596ab555914c6be3ec7f1018f39070b2";
+    const SIG_B: &str = "96e5dac9a49733ccdb153a3387b39603b3ed399355690054ec154b99b19460e3";
+    const SIG_C: &str = "2UVUbBxZAxSWrbDhg3VHaJL8o6I=";
+
+    #[test]
+    fn pct_is_rfc3986_with_upper_case_hex() {
+        assert_eq!(pct("a b*c~d/中"), "a%20b%2Ac~d%2F%E4%B8%AD");
+        assert_eq!(pct("AZaz09-_.~"), "AZaz09-_.~");
+        assert_eq!(pct("+=&%:"), "%2B%3D%26%25%3A");
+        assert_eq!(pct(""), "");
+    }
+
+    #[test]
+    fn sha256_of_nothing() {
+        assert_eq!(sha256_hex(b""), EMPTY_SHA256);
+    }
+
+    #[test]
+    fn canonical_query_sorts_bytes_and_keeps_keys() {
+        let q = [
+            ("b", "2"),
+            ("ResourceIds.2", "x"),
+            ("ResourceIds.10", "y"),
+            ("a k", "v w"),
+        ];
+        assert_eq!(
+            canonical_query_v3(&q),
+            "ResourceIds.10=y&ResourceIds.2=x&a k=v%20w&b=2"
+        );
+        assert_eq!(canonical_query_v3(&[("k", "b"), ("k", "a")]), "k=a&k=b");
+        assert_eq!(canonical_query_v3::<&str, &str>(&[]), "");
+        assert_eq!(canonical_query_v3(&[("Empty", "")]), "Empty=");
+    }
+
+    #[test]
+    fn vector_a_canonical_request_and_signature() {
+        let creq = canonical_request_v3(
+            "POST",
+            &vector_a_query(),
+            &vector_a_headers(),
+            SIGNED_A,
+            EMPTY_SHA256,
+        );
+        assert_eq!(creq, CANONICAL_A);
+        let sts = string_to_sign_v3(&creq);
+        assert_eq!(
+            sts,
+            "ACS3-HMAC-SHA256\n14dc701cec8d6104fc58108eb06f8b218359ff7b2710961f5d06f475efdaffb0"
+        );
+        assert_eq!(sign_v3("testsecret", &sts), SIG_A);
+        assert!(verify_v3("testsecret", &sts, SIG_A));
+        assert!(verify_v3("testsecret", &sts, &SIG_A.to_ascii_uppercase()));
+    }
+
+    #[test]
+    fn vector_a_negative() {
+        let sts = string_to_sign_v3(CANONICAL_A);
+        assert!(!verify_v3("testsecreT", &sts, SIG_A));
+        let mut wrong = SIG_A.to_string();
+        wrong.replace_range(0..1, "7");
+        assert!(!verify_v3("testsecret", &sts, &wrong));
+        assert!(!verify_v3("testsecret", &sts, &SIG_A[..62]));
+        assert!(!verify_v3("testsecret", &sts, "not hex"));
+        assert!(!verify_v3("testsecret", &sts, ""));
+        let mut query = vector_a_query();
+        query[1].1 = "11";
+        let creq =
+            canonical_request_v3("POST", &query, &vector_a_headers(), SIGNED_A, EMPTY_SHA256);
+        assert!(!verify_v3("testsecret", &string_to_sign_v3(&creq), SIG_A));
+        let creq = canonical_request_v3(
+            "GET",
+            &vector_a_query(),
+            &vector_a_headers(),
+            SIGNED_A,
+            EMPTY_SHA256,
+        );
+        assert!(!verify_v3("testsecret", &string_to_sign_v3(&creq), SIG_A));
+    }
+
+    #[test]
+    fn vector_b_form_body() {
+        let body = b"ImageId=imgc-1&InstanceGroupIds.1=ag-1&InstanceGroupIds.2=ag-2";
+        let hash = sha256_hex(body);
+        assert_eq!(
+            hash,
+            "0a0c8ba3df262312e7941ac1ede7062cda598e14d897731318652e7729afe904"
+        );
+        let hdrs = headers(&[
+            ("host", "127.0.0.1:18096"),
+            ("x-acs-version", "2023-09-30"),
+            ("x-acs-action", "UpdateInstanceGroupImage"),
+            ("user-agent", UA),
+            ("x-acs-date", "2025-01-01T00:00:00Z"),
+            ("x-acs-signature-nonce", "fedcba9876543210fedcba9876543210"),
+            ("accept", "application/json"),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("x-acs-content-sha256", &hash),
+            ("x-acs-credentials-provider", "static_ak"),
+        ]);
+        let auth = parse_acs3_authorization(&format!(
+            "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;content-type;host;\
+             user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;\
+             x-acs-date;x-acs-signature-nonce;x-acs-version,Signature={SIG_B}"
+        ))
+        .unwrap();
+        let names: Vec<&str> = auth.signed_headers.iter().map(String::as_str).collect();
+        let creq = canonical_request_v3::<&str, &str>("POST", &[], &hdrs, &names, &hash);
+        assert!(creq.starts_with("POST\n/\n\naccept:"));
+        let sts = string_to_sign_v3(&creq);
+        assert_eq!(
+            sts,
+            "ACS3-HMAC-SHA256\nf42178082aeceb50e79c5ede8eefeab24685d2ddb1011c5e4f1bc5b8d9e3c7a3"
+        );
+        assert_eq!(sign_v3("testsecret", &sts), SIG_B);
+        assert!(verify_v3("testsecret", &sts, &auth.signature));
+    }
+
+    fn vector_c_params() -> Vec<(&'static str, &'static str)> {
+        let mut p = vector_a_query();
+        p.extend([
+            ("Action", "DescribeTasks"),
+            ("Format", "json"),
+            ("Version", "2023-09-30"),
+            ("Timestamp", "2025-01-01T00:00:00Z"),
+            ("SignatureNonce", "00112233445566778899aabbccddeeff"),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureVersion", "1.0"),
+            ("AccessKeyId", "testid"),
+        ]);
+        p
+    }
+
+    #[test]
+    fn vector_c_legacy() {
+        let sts = string_to_sign_v1("POST", &vector_c_params());
+        assert_eq!(
+            sts,
+            "POST&%2F&AccessKeyId%3Dtestid%26Action%3DDescribeTasks%26Format%3Djson%26InvokeId%3Dinv-1%26MaxResults%3D10%26Param%3Da%2520b%252Ac~d%252F%25E4%25B8%25AD%26ResourceIds.1%3Dacp-1%26ResourceIds.2%3Dacp-2%26SignatureMethod%3DHMAC-SHA1%26SignatureNonce%3D00112233445566778899aabbccddeeff%26SignatureVersion%3D1.0%26TaskStatuses.1%3DFinished%26TaskStatuses.2%3DFailed%26Timestamp%3D2025-01-01T00%253A00%253A00Z%26Version%3D2023-09-30"
+        );
+        assert_eq!(sign_v1("testsecret", &sts), SIG_C);
+        assert!(verify_v1("testsecret", &sts, SIG_C));
+    }
+
+    #[test]
+    fn vector_c_negative() {
+        let sts = string_to_sign_v1("POST", &vector_c_params());
+        assert!(!verify_v1("testsecrex", &sts, SIG_C));
+        assert!(!verify_v1(
+            "testsecret",
+            &sts,
+            "2UVUbBxZAxSWrbDhg3VHaJL8o6J="
+        ));
+        assert!(!verify_v1("testsecret", &sts, "not base64!"));
+        assert!(!verify_v1("testsecret", &sts, ""));
+        let get = string_to_sign_v1("GET", &vector_c_params());
+        assert!(get.starts_with("GET&%2F&AccessKeyId"));
+        assert!(!verify_v1("testsecret", &get, SIG_C));
+        let mut params = vector_c_params();
+        params[0].1 = "inv-2";
+        assert!(!verify_v1(
+            "testsecret",
+            &string_to_sign_v1("POST", &params),
+            SIG_C
+        ));
+    }
+
+    #[test]
+    fn authorization_header_parses() {
+        let a = parse_acs3_authorization(&format!(
+            "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=host;X-Acs-Date,Signature={SIG_A}"
+        ))
+        .unwrap();
+        assert_eq!(a.access_key_id, "testid");
+        assert_eq!(a.signed_headers, ["host", "x-acs-date"]);
+        assert_eq!(a.signature, SIG_A);
+        // Spaces after the commas, as some hand-written clients send.
+        let b = parse_acs3_authorization(
+            "ACS3-HMAC-SHA256 Credential=k, SignedHeaders=host, Signature=00",
+        )
+        .unwrap();
+        assert_eq!(b.access_key_id, "k");
+    }
+
+    #[test]
+    fn authorization_header_rejects() {
+        for alg in ["ACS3-HMAC-SM3", "ACS3-RSA-SHA256"] {
+            assert_eq!(
+                parse_acs3_authorization(&format!(
+                    "{alg} Credential=k,SignedHeaders=host,Signature=00"
+                )),
+                Err(ApiError::UnsupportedSignatureMethod(alg.into()))
+            );
+        }
+        for bad in [
+            "",
+            "ACS3-HMAC-SHA256",
+            "ACS3-HMAC-SHA256 ",
+            "Bearer abc",
+            "acs3-hmac-sha256 Credential=k,SignedHeaders=host,Signature=00",
+            "ACS3-HMAC-SHA256 Credential=k,SignedHeaders=host",
+            "ACS3-HMAC-SHA256 Credential=,SignedHeaders=host,Signature=00",
+            "ACS3-HMAC-SHA256 Credential=k,SignedHeaders=host;;date,Signature=00",
+            "ACS3-HMAC-SHA256 Credential=k,Credential=j,SignedHeaders=host,Signature=00",
+            "ACS3-HMAC-SHA256 Credential=k,SignedHeaders=host,Signature=00,Extra=1",
+            "ACS3-HMAC-SHA256 Credential=k,SignedHeaders=host,Signature",
+        ] {
+            assert!(
+                matches!(
+                    parse_acs3_authorization(bad),
+                    Err(ApiError::IncompleteSignature(_))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+}

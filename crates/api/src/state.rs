@@ -1,0 +1,52 @@
+//! What every request handler shares ([`AppState`]) and what one request carries ([`Ctx`]).
+
+use std::sync::Arc;
+
+use cloudphone_core::resources::AccessKey;
+use cloudphone_engine::Backend;
+use cloudphone_store::Store;
+use tokio::sync::Notify;
+
+use crate::token::TokenKey;
+
+/// Bounds on what one request may carry.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_params: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_params: 5000,
+        }
+    }
+}
+
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub backend: Arc<dyn Backend>,
+    /// The engine's waker: notified after tasks are queued.
+    pub wake: Arc<Notify>,
+    pub region: String,
+    pub tokens: TokenKey,
+    /// Names this node in error bodies.
+    pub host_id: String,
+    pub limits: Limits,
+}
+
+/// One authenticated request.
+pub struct Ctx<'a> {
+    pub state: &'a AppState,
+    pub caller: AccessKey,
+    pub request_id: String,
+    pub now_ms: i64,
+}
+
+impl Ctx<'_> {
+    pub fn account(&self) -> &str {
+        &self.caller.account_id
+    }
+}

@@ -1,0 +1,132 @@
+//! Wiring of a cloudphone node: [`Application::build`] opens the data dir, the store and the
+//! backend, makes sure a root access key exists, binds the listener (so that the port is known,
+//! also when it was 0), and [`Application::run_until_stopped`] runs the API, the engine and the
+//! sweeper until one shutdown token is cancelled.
+
+pub mod config;
+mod root_key;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use cloudphone_api::{AppState, TokenKey};
+use cloudphone_backends::{SimBackend, SimConfig};
+use cloudphone_engine::{Engine, Sweeper};
+use cloudphone_store::{SqliteStore, Store};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use config::Config;
+pub use root_key::RootKey;
+
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    router: axum::Router,
+    engine: Engine,
+    sweeper: Sweeper,
+    root_key: RootKey,
+    /// Held for the life of the node: one server per SQLite data dir.
+    _lock: std::fs::File,
+}
+
+/// Opens the SQLite store of `data_dir` (for the server and for offline admin commands).
+pub async fn open_store(data_dir: &std::path::Path) -> anyhow::Result<SqliteStore> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let path: PathBuf = data_dir.join("cloudphone.db");
+    SqliteStore::open(&path)
+        .await
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let lock = lock_data_dir(&config.data_dir)?;
+        let store: Arc<dyn Store> = Arc::new(open_store(&config.data_dir).await?);
+        let root_key = root_key::ensure(store.as_ref(), &config).await?;
+        // This process owns the SQLite file, so leases left by a previous run are dead.
+        let orphaned = store.expire_all_leases().await?;
+        if orphaned > 0 {
+            info!(orphaned, "resuming tasks left running by the previous run");
+        }
+        let token_secret = cloudphone_core::ids::secret(48);
+        let token_key = store
+            .setting_or_init("pagination-token-key", &token_secret)
+            .await?;
+        let backend = Arc::new(SimBackend::new(SimConfig {
+            root: config.data_dir.join("sim"),
+            delay: config.sim_delay,
+        }));
+        let engine = Engine::new(store.clone(), backend.clone(), config.engine.clone());
+        let sweeper = Sweeper::new(store.clone(), config.sweeper.clone(), engine.waker());
+        let state = Arc::new(AppState {
+            store: store.clone(),
+            backend,
+            wake: engine.waker(),
+            region: config.region.clone(),
+            tokens: TokenKey::new(token_key.as_bytes()),
+            host_id: config.engine.node_id.clone(),
+            limits: config.limits.clone(),
+        });
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let address = listener.local_addr()?;
+        Ok(Application {
+            listener,
+            address,
+            router: cloudphone_api::router(state),
+            engine,
+            sweeper,
+            root_key,
+            _lock: lock,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn root_key(&self) -> &RootKey {
+        &self.root_key
+    }
+
+    /// Serves until `shutdown` is cancelled; then stops taking requests and work, and waits for
+    /// the engine's grace period.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let engine = tokio::spawn(self.engine.run(shutdown.clone()));
+        let sweeper = tokio::spawn(self.sweeper.run(shutdown.clone()));
+        let stop = shutdown.clone();
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .context("serving HTTP")?;
+        shutdown.cancel();
+        let _ = engine.await;
+        let _ = sweeper.await;
+        Ok(())
+    }
+}
+
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use fs2::FileExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("cloudphone.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.try_lock_exclusive()
+        .with_context(|| format!("another cloudphone server is using {}", dir.display()))?;
+    Ok(file)
+}

@@ -1,0 +1,169 @@
+//! The `cloudphone` command: `serve` runs a node; `keys create` adds an access key to a data dir.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use cloudphone::{Application, Config};
+use cloudphone_core::resources::AccessKey;
+use cloudphone_store::Store;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "cloudphone",
+    version,
+    about = "A self-hosted control plane for fleets of Android cloud phones, speaking the Alibaba Cloud eds-aic API."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API, the task engine and the backend.
+    Serve(ServeArgs),
+    /// Manage access keys in a data dir.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:9723")]
+    listen: String,
+    /// Where the database, the simulated phones and the generated root key live.
+    #[arg(long, default_value = "./cloudphone-data")]
+    data_dir: PathBuf,
+    /// The region this server answers for.
+    #[arg(long, default_value = "cn-hangzhou")]
+    region: String,
+    /// Every simulated operation takes this many milliseconds (default: realistic durations).
+    #[arg(long)]
+    sim_delay_ms: Option<u64>,
+    /// How many tasks this node runs at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// How long a claimed task's lease lasts without a heartbeat, in milliseconds.
+    #[arg(long, default_value_t = 15_000)]
+    lease_ms: u64,
+    /// Days that finished tasks are kept.
+    #[arg(long, default_value_t = 30)]
+    task_retention_days: u64,
+    /// The root access key id (with CLOUDPHONE_ACCESS_KEY_SECRET); without them a key is
+    /// created on first start, stored in the data dir and printed once.
+    #[arg(long, env = "CLOUDPHONE_ACCESS_KEY_ID", hide_env_values = true)]
+    access_key_id: Option<String>,
+    #[arg(long, env = "CLOUDPHONE_ACCESS_KEY_SECRET", hide_env_values = true)]
+    access_key_secret: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an access key for an account (the account is created if new) and print it as JSON.
+    Create {
+        #[arg(long, default_value = "./cloudphone-data")]
+        data_dir: PathBuf,
+        /// The account the key acts for.
+        #[arg(long)]
+        account: String,
+        /// The user name shown as the Operator of the key's tasks.
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Keys(KeysCommand::Create {
+            data_dir,
+            account,
+            user,
+        }) => create_key(data_dir, account, user).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::new(args.data_dir);
+    config.listen = args.listen;
+    config.region = args.region;
+    config.sim_delay = args.sim_delay_ms.map(Duration::from_millis);
+    config.engine.concurrency = args.concurrency.max(1);
+    config.engine.lease = Duration::from_millis(args.lease_ms.max(100));
+    config.engine.heartbeat = config.engine.lease / 3;
+    config.engine.node_id = format!("node-{}", std::process::id());
+    config.sweeper.task_retention = Duration::from_secs(args.task_retention_days * 24 * 3600);
+    config.root_key = match (args.access_key_id, args.access_key_secret) {
+        (Some(id), Some(secret)) => Some((id, secret)),
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "set both CLOUDPHONE_ACCESS_KEY_ID and CLOUDPHONE_ACCESS_KEY_SECRET, or neither"
+        ),
+    };
+    // Signals are watched before the address is announced, so a supervisor that stops the
+    // server right after it started is heard.
+    let shutdown = CancellationToken::new();
+    let term = signal(SignalKind::terminate()).context("watching SIGTERM")?;
+    let int = signal(SignalKind::interrupt()).context("watching SIGINT")?;
+    tokio::spawn(stop_on_signal(term, int, shutdown.clone()));
+    let app = Application::build(config).await?;
+    let key = app.root_key();
+    if key.created {
+        println!("Created the root access key (stored in the data dir; shown only this once):");
+        println!("  AccessKeyId:     {}", key.key_id);
+        println!("  AccessKeySecret: {}", key.secret);
+    }
+    println!("cloudphone listening on http://{}", app.address());
+    app.run_until_stopped(shutdown).await
+}
+
+async fn stop_on_signal(mut term: Signal, mut int: Signal, shutdown: CancellationToken) {
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}
+
+async fn create_key(
+    data_dir: PathBuf,
+    account: String,
+    user: Option<String>,
+) -> anyhow::Result<()> {
+    let store = cloudphone::open_store(&data_dir).await?;
+    store.ensure_account(&account, &account).await?;
+    let key = AccessKey {
+        key_id: format!("LTAI{}", cloudphone_core::ids::secret(20)),
+        secret: cloudphone_core::ids::secret(30),
+        account_id: account.clone(),
+        user_name: user.unwrap_or_else(|| account.clone()),
+    };
+    store
+        .put_access_key(&key)
+        .await
+        .context("storing the key")?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "AccessKeyId": key.key_id,
+            "AccessKeySecret": key.secret,
+            "Account": key.account_id,
+            "UserName": key.user_name,
+        })
+    );
+    Ok(())
+}

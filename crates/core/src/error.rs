@@ -1,0 +1,130 @@
+//! The vendor error codes an API call can fail with. Each variant knows its `Code` and HTTP
+//! status; the message is for people. Internal causes are logged where they happen and reach the
+//! client only as `InternalError`.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    #[error("The parameter {0} is required.")]
+    MissingParameter(String),
+    #[error("The parameter {name} is invalid: {reason}")]
+    InvalidParameter { name: String, reason: String },
+    #[error("The {name} {id} does not exist.")]
+    NotFound { name: String, id: String },
+    #[error("The {what} is in status {status}, which does not allow this operation.")]
+    IncorrectStatus { what: String, status: String },
+    #[error("The request signature does not conform to the standard: {0}")]
+    IncompleteSignature(String),
+    #[error("The signature method {0} is not supported.")]
+    UnsupportedSignatureMethod(String),
+    #[error("The access key id does not exist.")]
+    AccessKeyNotFound,
+    #[error("The request signature does not match the signature computed by the server.")]
+    SignatureDoesNotMatch,
+    #[error("The request time is not within 15 minutes of the server's time.")]
+    TimestampExpired,
+    #[error("The signature nonce has been used already.")]
+    NonceUsed,
+    #[error("The action {0} does not exist.")]
+    ActionNotFound(String),
+    #[error("The version {0} is not supported.")]
+    InvalidVersion(String),
+    #[error("The request is larger than {0} bytes.")]
+    RequestTooLarge(usize),
+    #[error("The request has more than {0} parameters.")]
+    TooManyParameters(usize),
+    #[error("An internal error occurred. Please try again later.")]
+    Internal,
+    #[error("The service is shutting down or overloaded. Please try again later.")]
+    Unavailable,
+}
+
+impl ApiError {
+    pub fn missing(name: impl Into<String>) -> ApiError {
+        ApiError::MissingParameter(name.into())
+    }
+
+    pub fn invalid(name: impl Into<String>, reason: impl Into<String>) -> ApiError {
+        ApiError::InvalidParameter {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn not_found(name: impl Into<String>, id: impl Into<String>) -> ApiError {
+        ApiError::NotFound {
+            name: name.into(),
+            id: id.into(),
+        }
+    }
+
+    /// The vendor-style `Code` of the response body.
+    pub fn code(&self) -> String {
+        match self {
+            ApiError::MissingParameter(name) => format!("MissingParameter.{name}"),
+            ApiError::InvalidParameter { name, .. } => format!("InvalidParameter.{name}"),
+            ApiError::NotFound { name, .. } => format!("Invalid{name}.NotFound"),
+            ApiError::IncorrectStatus { .. } => "IncorrectStatus".into(),
+            ApiError::IncompleteSignature(_) => "IncompleteSignature".into(),
+            ApiError::UnsupportedSignatureMethod(_) => "InvalidSignatureMethod".into(),
+            ApiError::AccessKeyNotFound => "InvalidAccessKeyId.NotFound".into(),
+            ApiError::SignatureDoesNotMatch => "SignatureDoesNotMatch".into(),
+            ApiError::TimestampExpired => "InvalidTimeStamp.Expired".into(),
+            ApiError::NonceUsed => "SignatureNonceUsed".into(),
+            ApiError::ActionNotFound(_) => "InvalidAction.NotFound".into(),
+            ApiError::InvalidVersion(_) => "InvalidVersion".into(),
+            ApiError::RequestTooLarge(_) => "RequestEntityTooLarge".into(),
+            ApiError::TooManyParameters(_) => "InvalidParameter.TooMany".into(),
+            ApiError::Internal => "InternalError".into(),
+            ApiError::Unavailable => "ServiceUnavailable".into(),
+        }
+    }
+
+    /// The HTTP status; always 400 or above, so that every SDK raises it as an error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ApiError::NotFound { .. }
+            | ApiError::AccessKeyNotFound
+            | ApiError::ActionNotFound(_) => 404,
+            ApiError::IncorrectStatus { .. } => 409,
+            ApiError::SignatureDoesNotMatch => 403,
+            ApiError::RequestTooLarge(_) => 413,
+            ApiError::Internal => 500,
+            ApiError::Unavailable => 503,
+            _ => 400,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_name_the_parameter() {
+        assert_eq!(
+            ApiError::missing("ImageId").code(),
+            "MissingParameter.ImageId"
+        );
+        let e = ApiError::invalid("TaskType", "unknown value");
+        assert_eq!(e.code(), "InvalidParameter.TaskType");
+        assert_eq!(e.http_status(), 400);
+        let e = ApiError::not_found("AndroidInstanceIds", "acp-x");
+        assert_eq!(e.code(), "InvalidAndroidInstanceIds.NotFound");
+        assert_eq!(e.http_status(), 404);
+    }
+
+    #[test]
+    fn every_error_is_at_least_400() {
+        for e in [
+            ApiError::SignatureDoesNotMatch,
+            ApiError::TimestampExpired,
+            ApiError::NonceUsed,
+            ApiError::Internal,
+            ApiError::RequestTooLarge(1),
+        ] {
+            assert!(e.http_status() >= 400);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Instance statuses and the precondition table of design.md §4: which task may start from which
+//! status, what the instance shows while it runs, and where it ends up.
+
+use crate::task::{TaskType, wire_enum};
+
+wire_enum! {
+    /// The status of a cloud phone instance, as the vendor spells it.
+    InstanceStatus {
+        Creating = "CREATING",
+        Running = "RUNNING",
+        Starting = "STARTING",
+        Stopping = "STOPPING",
+        Stopped = "STOPPED",
+        Rebooting = "REBOOTING",
+        Resetting = "RESETTING",
+        Backuping = "BACKUPING",
+        BackupFailed = "BACKUP_FAILED",
+        Recovering = "RECOVERING",
+        RecoverFailed = "RECOVER_FAILED",
+        Deleting = "DELETING",
+        Deleted = "DELETED",
+        Failed = "FAILED",
+        Unavailable = "UNAVAILABLE",
+    }
+}
+
+/// What a task does when it starts on an instance in a given status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Run the operation; the instance shows `during` meanwhile.
+    Run { during: InstanceStatus },
+    /// Nothing to do: the instance is already where the task would take it.
+    Skip,
+    /// The precondition does not hold: fail with `IncorrectInstanceStatus`, change nothing.
+    Reject,
+}
+
+use InstanceStatus as S;
+
+/// The plan for `task` on an instance now in `current`.
+pub fn plan(task: TaskType, current: InstanceStatus) -> Plan {
+    let run = |during| Plan::Run { during };
+    let resettable = matches!(
+        current,
+        S::Running | S::Stopped | S::Unavailable | S::BackupFailed | S::RecoverFailed
+    );
+    match task {
+        TaskType::StartInstance => match current {
+            S::Running => Plan::Skip,
+            S::Stopped | S::BackupFailed | S::RecoverFailed => run(S::Starting),
+            _ => Plan::Reject,
+        },
+        TaskType::StopInstance => match current {
+            S::Stopped => Plan::Skip,
+            S::Running | S::Unavailable => run(S::Stopping),
+            _ => Plan::Reject,
+        },
+        TaskType::RebootInstance => match current {
+            S::Running | S::Unavailable | S::BackupFailed | S::RecoverFailed => run(S::Rebooting),
+            _ => Plan::Reject,
+        },
+        TaskType::ResetInstance | TaskType::UpdateGroupImage if resettable => run(S::Resetting),
+        TaskType::ResetInstance | TaskType::UpdateGroupImage => Plan::Reject,
+        TaskType::BackupFile if current == S::Running => run(S::Backuping),
+        TaskType::RecoverFile if current == S::Running => run(S::Recovering),
+        TaskType::BackupFile | TaskType::RecoverFile => Plan::Reject,
+        TaskType::CreateInstance if current == S::Creating => run(S::Creating),
+        TaskType::CreateInstance => Plan::Skip,
+        TaskType::DeleteInstance if current == S::Deleted => Plan::Skip,
+        TaskType::DeleteInstance => run(S::Deleting),
+        // App, file, command and screenshot tasks need a running phone and leave its status alone.
+        _ if current == S::Running => run(S::Running),
+        _ => Plan::Reject,
+    }
+}
+
+/// The instance status after `task` succeeded.
+pub fn after_success(task: TaskType, previous: InstanceStatus) -> InstanceStatus {
+    match task {
+        TaskType::StopInstance => S::Stopped,
+        TaskType::DeleteInstance => S::Deleted,
+        TaskType::StartInstance
+        | TaskType::RebootInstance
+        | TaskType::ResetInstance
+        | TaskType::UpdateGroupImage
+        | TaskType::BackupFile
+        | TaskType::RecoverFile
+        | TaskType::CreateInstance => S::Running,
+        _ => previous,
+    }
+}
+
+/// The instance status after `task` started and then failed.
+pub fn after_failure(task: TaskType, previous: InstanceStatus) -> InstanceStatus {
+    match task {
+        TaskType::RebootInstance | TaskType::ResetInstance | TaskType::UpdateGroupImage => {
+            S::Unavailable
+        }
+        TaskType::BackupFile => S::BackupFailed,
+        TaskType::RecoverFile => S::RecoverFailed,
+        TaskType::CreateInstance | TaskType::DeleteInstance => S::Failed,
+        _ => previous,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_preconditions() {
+        assert_eq!(plan(TaskType::StartInstance, S::Running), Plan::Skip);
+        assert_eq!(
+            plan(TaskType::StartInstance, S::Stopped),
+            Plan::Run {
+                during: S::Starting
+            }
+        );
+        assert_eq!(plan(TaskType::StartInstance, S::Rebooting), Plan::Reject);
+        assert_eq!(plan(TaskType::StopInstance, S::Stopped), Plan::Skip);
+        assert_eq!(plan(TaskType::RebootInstance, S::Stopped), Plan::Reject);
+        assert_eq!(
+            plan(TaskType::ResetInstance, S::Stopped),
+            Plan::Run {
+                during: S::Resetting
+            }
+        );
+        assert_eq!(plan(TaskType::ResetInstance, S::Creating), Plan::Reject);
+        assert_eq!(plan(TaskType::InstallApp, S::Stopped), Plan::Reject);
+        assert_eq!(
+            plan(TaskType::RunCommand, S::Running),
+            Plan::Run { during: S::Running }
+        );
+    }
+
+    #[test]
+    fn outcomes() {
+        assert_eq!(
+            after_success(TaskType::StopInstance, S::Running),
+            S::Stopped
+        );
+        assert_eq!(
+            after_failure(TaskType::StopInstance, S::Running),
+            S::Running
+        );
+        assert_eq!(
+            after_failure(TaskType::RebootInstance, S::Running),
+            S::Unavailable
+        );
+        assert_eq!(
+            after_failure(TaskType::BackupFile, S::Running),
+            S::BackupFailed
+        );
+        assert_eq!(after_success(TaskType::InstallApp, S::Running), S::Running);
+    }
+}

@@ -1,0 +1,16 @@
+//! Domain types of cloudphone, free of I/O: identifiers, resources, the task and instance state
+//! machines, batch aggregation and the catalogue of vendor error codes. Every other crate speaks
+//! in these types.
+
+pub mod error;
+pub mod ids;
+pub mod instance;
+pub mod resources;
+pub mod task;
+pub mod task_error;
+pub mod time;
+
+pub use error::ApiError;
+pub use instance::{InstanceStatus, Plan};
+pub use task::{BatchCounts, Level, TaskStatus, TaskType};
+pub use task_error::TaskErrorCode;

@@ -1,0 +1,146 @@
+//! The resources a caller owns (groups, instances, tasks) and the catalogue types of the fleet
+//! (specs, images), as plain data.
+
+use crate::instance::InstanceStatus;
+use crate::task::{BatchCounts, Level, TaskStatus, TaskType};
+
+/// An access key: id and secret, the account it acts for, and the user name shown as `Operator`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessKey {
+    pub key_id: String,
+    pub secret: String,
+    pub account_id: String,
+    pub user_name: String,
+}
+
+/// A purchasable instance specification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spec {
+    pub name: &'static str,
+    pub cpu: u32,
+    pub memory_mib: u32,
+    pub width: u32,
+    pub height: u32,
+    pub describe: &'static str,
+}
+
+/// The specs the simulated fleet sells: the vendor's examples.
+pub const SPECS: &[Spec] = &[
+    Spec {
+        name: "acp.basic.small",
+        cpu: 2,
+        memory_mib: 4096,
+        width: 720,
+        height: 1280,
+        describe: "2 vCPU 4 GiB",
+    },
+    Spec {
+        name: "acp.std.large",
+        cpu: 4,
+        memory_mib: 8192,
+        width: 1080,
+        height: 1920,
+        describe: "4 vCPU 8 GiB",
+    },
+    Spec {
+        name: "acp.perf.large",
+        cpu: 8,
+        memory_mib: 16384,
+        width: 1080,
+        height: 1920,
+        describe: "8 vCPU 16 GiB",
+    },
+];
+
+pub fn spec(name: &str) -> Option<&'static Spec> {
+    SPECS.iter().find(|s| s.name == name)
+}
+
+/// An image a backend can run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+    /// `ro.build.version.release`, e.g. `14`.
+    pub android_version: String,
+    pub system_type: String,
+    pub description: String,
+    pub release_ms: i64,
+}
+
+/// An instance group as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub region_id: String,
+    pub image_id: String,
+    pub spec: String,
+    pub charge_type: String,
+    pub tags: Vec<(String, String)>,
+    pub created_ms: i64,
+    pub modified_ms: i64,
+    /// Set once DeleteAndroidInstanceGroup accepted the group.
+    pub deleting: bool,
+}
+
+/// A group with the statuses of its instances summed up, as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSummary {
+    pub group: Group,
+    pub instances: i64,
+    pub creating: i64,
+    pub deleted: i64,
+}
+
+/// A cloud phone instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    pub account_id: String,
+    pub group_id: String,
+    /// Filled from the group when read.
+    pub group_name: String,
+    /// The group's charge type (`PostPaid` or `PrePaid`), filled from the group when read.
+    pub charge_type: String,
+    pub name: String,
+    pub status: InstanceStatus,
+    pub image_id: String,
+    pub spec: String,
+    pub region_id: String,
+    pub up_bandwidth_limit: Option<i64>,
+    pub down_bandwidth_limit: Option<i64>,
+    pub created_ms: i64,
+    pub modified_ms: i64,
+}
+
+/// A task, batch (Level 1), instance-level (Level 2) or internal (Level 0), as DescribeTasks
+/// shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    pub id: String,
+    pub account_id: String,
+    pub invoke_id: String,
+    pub parent_id: Option<String>,
+    pub level: Level,
+    pub task_type: TaskType,
+    pub status: TaskStatus,
+    /// The group for a batch that names one; the instance for an instance task; else empty.
+    pub resource_id: String,
+    pub instance_id: Option<String>,
+    pub instance_name: Option<String>,
+    /// The instance's status now, read when the task is read (instance tasks only).
+    pub instance_status: Option<InstanceStatus>,
+    pub param: String,
+    pub result: Option<String>,
+    pub error_code: Option<String>,
+    pub error_msg: Option<String>,
+    pub operator: String,
+    pub start_ms: i64,
+    pub finish_ms: Option<i64>,
+    /// Children counters (batches only).
+    pub counts: Option<BatchCounts>,
+    /// Attempts started so far (0 while waiting).
+    pub attempt: i64,
+}

@@ -1,0 +1,55 @@
+//! The catalogue of error codes a failed task carries in `ErrorCode` (design.md §3.4). One place,
+//! so that every backend and the engine speak the same codes.
+
+use crate::task::wire_enum;
+
+wire_enum! {
+    /// Stable, vendor-style codes for failed tasks.
+    TaskErrorCode {
+        /// The instance was not in a status the operation may start from.
+        IncorrectInstanceStatus = "IncorrectInstanceStatus",
+        /// The phone did not answer, or an attempt was lost with its worker and the operation
+        /// may not be run again safely.
+        InstanceUnreachable = "InstanceUnreachable",
+        /// Every allowed attempt was spent without a result.
+        AttemptsExhausted = "AttemptsExhausted",
+        /// A command ran past its timeout.
+        CommandTimeout = "CommandTimeout",
+        SendFileFailed = "SendFileFailed",
+        FetchFileFailed = "FetchFileFailed",
+        InstallAppFailed = "InstallAppFailed",
+        UninstallAppFailed = "UninstallAppFailed",
+        OperateAppFailed = "OperateAppFailed",
+        BackupFileFailed = "BackupFileFailed",
+        RecoverFileFailed = "RecoverFileFailed",
+        ScreenshotFailed = "ScreenshotFailed",
+        /// A lifecycle operation (start, stop, reboot, reset, image) failed on the phone.
+        OperationFailed = "OperationFailed",
+        /// The backend failed in a way it could not name.
+        InternalError = "InternalError",
+    }
+}
+
+impl TaskErrorCode {
+    /// The message shown in `ErrorMsg` when the backend gives none.
+    pub fn default_message(self) -> &'static str {
+        match self {
+            TaskErrorCode::IncorrectInstanceStatus => {
+                "The instance is not in a status this operation can start from."
+            }
+            TaskErrorCode::InstanceUnreachable => "The instance could not be reached.",
+            TaskErrorCode::AttemptsExhausted => "The task did not complete within its attempts.",
+            TaskErrorCode::CommandTimeout => "The command did not finish within its timeout.",
+            TaskErrorCode::SendFileFailed => "The file could not be sent.",
+            TaskErrorCode::FetchFileFailed => "The file could not be fetched.",
+            TaskErrorCode::InstallAppFailed => "The app could not be installed.",
+            TaskErrorCode::UninstallAppFailed => "The app could not be uninstalled.",
+            TaskErrorCode::OperateAppFailed => "The app could not be operated.",
+            TaskErrorCode::BackupFileFailed => "The backup failed.",
+            TaskErrorCode::RecoverFileFailed => "The recovery failed.",
+            TaskErrorCode::ScreenshotFailed => "The screenshot failed.",
+            TaskErrorCode::OperationFailed => "The operation failed on the instance.",
+            TaskErrorCode::InternalError => "An internal error occurred.",
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The [`Backend`] trait: one method per operation on one phone. The engine decides when an
+//! operation runs; a backend only carries it out.
+
+use async_trait::async_trait;
+use cloudphone_core::resources::Image;
+use cloudphone_core::{TaskErrorCode, TaskType};
+
+/// What a backend needs to know about the phone it acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceRef {
+    pub id: String,
+    pub name: String,
+    pub image_id: String,
+    pub spec: String,
+}
+
+/// Why an operation failed, in the vocabulary of [`TaskErrorCode`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct BackendError {
+    pub code: TaskErrorCode,
+    pub message: String,
+}
+
+impl BackendError {
+    pub fn new(code: TaskErrorCode, message: impl Into<String>) -> BackendError {
+        BackendError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+pub type OpResult<T> = Result<T, BackendError>;
+
+/// A failure to inject into a simulated fleet: the next `remaining` operations (every one when
+/// `None`) that match the type and instance fail with `code`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub task_type: Option<TaskType>,
+    pub instance_id: Option<String>,
+    pub code: TaskErrorCode,
+    pub message: String,
+    pub remaining: Option<u32>,
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The images this backend can run.
+    fn images(&self) -> Vec<Image>;
+    /// Brings a new phone up from its image.
+    async fn create(&self, phone: &InstanceRef) -> OpResult<()>;
+    /// Removes a phone and its data.
+    async fn delete(&self, phone: &InstanceRef) -> OpResult<()>;
+    async fn start(&self, phone: &InstanceRef) -> OpResult<()>;
+    async fn stop(&self, phone: &InstanceRef, force: bool) -> OpResult<()>;
+    async fn reboot(&self, phone: &InstanceRef, force: bool) -> OpResult<()>;
+    /// Wipes the phone's data and applies `image_id` (its own image on a plain reset).
+    async fn reset(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()>;
+    /// Adds a fault; a backend that cannot simulate faults says so.
+    fn inject_fault(&self, fault: Fault) -> Result<(), String> {
+        let _ = fault;
+        Err("this backend does not simulate faults".into())
+    }
+    /// Drops every injected fault.
+    fn clear_faults(&self) {}
+}

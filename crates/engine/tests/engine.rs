@@ -1,0 +1,296 @@
+//! The engine over a real SQLite store: tasks run to completion in order, expired leases are
+//! taken over, and a worker that lost its lease cannot write its result.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cloudphone_core::resources::{AccessKey, Group, Image, Instance};
+use cloudphone_core::time::now_ms;
+use cloudphone_core::{InstanceStatus, Level, TaskErrorCode, TaskStatus, TaskType, ids};
+use cloudphone_engine::{
+    Backend, BackendError, Engine, EngineConfig, InstanceRef, OpResult, Sweeper, SweeperConfig,
+};
+use cloudphone_store::{NewBatch, NewTask, SqliteStore, Store};
+use tokio_util::sync::CancellationToken;
+
+/// A backend for engine tests: every call is counted; the first `slow_calls` calls take `slow`
+/// and then fail, the rest succeed at once. Not a phone: the sim backend is tested on its own.
+struct ScriptedBackend {
+    calls: AtomicUsize,
+    slow_calls: usize,
+    slow: Duration,
+}
+
+#[async_trait]
+impl Backend for ScriptedBackend {
+    fn images(&self) -> Vec<Image> {
+        Vec::new()
+    }
+    async fn create(&self, _: &InstanceRef) -> OpResult<()> {
+        self.op().await
+    }
+    async fn delete(&self, _: &InstanceRef) -> OpResult<()> {
+        self.op().await
+    }
+    async fn start(&self, _: &InstanceRef) -> OpResult<()> {
+        self.op().await
+    }
+    async fn stop(&self, _: &InstanceRef, _: bool) -> OpResult<()> {
+        self.op().await
+    }
+    async fn reboot(&self, _: &InstanceRef, _: bool) -> OpResult<()> {
+        self.op().await
+    }
+    async fn reset(&self, _: &InstanceRef, _: &str) -> OpResult<()> {
+        self.op().await
+    }
+}
+
+impl ScriptedBackend {
+    async fn op(&self) -> OpResult<()> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if n < self.slow_calls {
+            tokio::time::sleep(self.slow).await;
+            return Err(BackendError::new(
+                TaskErrorCode::OperationFailed,
+                "stale attempt",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        Ok(())
+    }
+}
+
+async fn store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    let store = SqliteStore::open(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap();
+    store.ensure_account("a", "a").await.unwrap();
+    store
+        .put_access_key(&AccessKey {
+            key_id: "k".into(),
+            secret: "s".into(),
+            account_id: "a".into(),
+            user_name: "u".into(),
+        })
+        .await
+        .unwrap();
+    Arc::new(store)
+}
+
+/// Creates `n` RUNNING instances and one RebootInstance batch over them, `per_instance` times.
+async fn fleet_and_batches(
+    store: &dyn Store,
+    n: usize,
+    per_instance: usize,
+) -> (Vec<String>, Vec<String>) {
+    let now = now_ms();
+    let group = Group {
+        id: ids::new_id(ids::GROUP),
+        account_id: "a".into(),
+        name: "g".into(),
+        region_id: "r".into(),
+        image_id: "img".into(),
+        spec: "acp.basic.small".into(),
+        charge_type: "PostPaid".into(),
+        tags: vec![],
+        created_ms: now,
+        modified_ms: now,
+        deleting: false,
+    };
+    let instances: Vec<Instance> = (0..n)
+        .map(|i| Instance {
+            id: ids::new_id(ids::INSTANCE),
+            account_id: "a".into(),
+            group_id: group.id.clone(),
+            group_name: "g".into(),
+            name: format!("p{i}"),
+            status: InstanceStatus::Running,
+            image_id: "img".into(),
+            spec: "acp.basic.small".into(),
+            region_id: "r".into(),
+            up_bandwidth_limit: None,
+            down_bandwidth_limit: None,
+            charge_type: "PostPaid".into(),
+            created_ms: now,
+            modified_ms: now,
+        })
+        .collect();
+    store
+        .create_groups(&[group], &instances, &[])
+        .await
+        .unwrap();
+    let task = |level, instance: Option<&Instance>, start_ms| NewTask {
+        id: ids::new_id(ids::TASK),
+        account_id: "a".into(),
+        invoke_id: ids::request_id(),
+        level,
+        task_type: TaskType::RebootInstance,
+        resource_id: instance.map(|i| i.id.clone()).unwrap_or_default(),
+        instance_id: instance.map(|i| i.id.clone()),
+        instance_name: instance.map(|i| i.name.clone()),
+        param: "{}".into(),
+        operator: "u".into(),
+        start_ms,
+    };
+    let mut batches = Vec::new();
+    for round in 0..per_instance {
+        let batch = NewBatch {
+            batch: task(Level::Batch, None, now + round as i64),
+            children: instances
+                .iter()
+                .map(|i| task(Level::Instance, Some(i), now + round as i64))
+                .collect(),
+        };
+        store.create_batch(&batch).await.unwrap();
+        batches.push(batch.batch.id);
+    }
+    (instances.into_iter().map(|i| i.id).collect(), batches)
+}
+
+async fn wait_terminal(store: &dyn Store, batch: &str) -> cloudphone_core::resources::Task {
+    for _ in 0..400 {
+        let t = store.task("a", batch).await.unwrap().unwrap();
+        if t.status.is_terminal() {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("batch {batch} did not finish");
+}
+
+fn fast_engine() -> EngineConfig {
+    EngineConfig {
+        node_id: "test".into(),
+        concurrency: 8,
+        lease: Duration::from_secs(10),
+        heartbeat: Duration::from_secs(3),
+        poll: Duration::from_millis(20),
+        shutdown_grace: Duration::from_secs(1),
+    }
+}
+
+#[tokio::test]
+async fn runs_every_task_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let backend = Arc::new(ScriptedBackend {
+        calls: AtomicUsize::new(0),
+        slow_calls: 0,
+        slow: Duration::ZERO,
+    });
+    let (_, batches) = fleet_and_batches(store.as_ref(), 5, 3).await;
+    let shutdown = CancellationToken::new();
+    let engine = Engine::new(store.clone(), backend.clone(), fast_engine());
+    let running = tokio::spawn(engine.run(shutdown.clone()));
+    for b in &batches {
+        let t = wait_terminal(store.as_ref(), b).await;
+        assert_eq!(t.status, TaskStatus::Finished);
+        assert_eq!(t.counts.unwrap().finished, 5);
+    }
+    // Each instance ran its three tasks one after another, in acceptance order.
+    let finish = |b: &str| {
+        let store = store.clone();
+        let b = b.to_string();
+        async move {
+            store
+                .task("a", &b)
+                .await
+                .unwrap()
+                .unwrap()
+                .finish_ms
+                .unwrap()
+        }
+    };
+    assert!(finish(&batches[0]).await <= finish(&batches[1]).await);
+    assert!(finish(&batches[1]).await <= finish(&batches[2]).await);
+    assert_eq!(backend.calls.load(Ordering::SeqCst), 15);
+    shutdown.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_the_stale_result_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    // The first attempt outlives its lease (no heartbeat comes in time) and then fails; the
+    // second attempt succeeds. The stale failure must not overwrite the success.
+    let backend = Arc::new(ScriptedBackend {
+        calls: AtomicUsize::new(0),
+        slow_calls: 1,
+        slow: Duration::from_millis(1500),
+    });
+    let (instances, batches) = fleet_and_batches(store.as_ref(), 1, 1).await;
+    let shutdown = CancellationToken::new();
+    let config = EngineConfig {
+        lease: Duration::from_millis(300),
+        heartbeat: Duration::from_secs(60),
+        ..fast_engine()
+    };
+    let engine = Engine::new(store.clone(), backend.clone(), config);
+    let sweeper = Sweeper::new(
+        store.clone(),
+        SweeperConfig {
+            interval: Duration::from_millis(50),
+            max_attempts: 3,
+            retry_delay: Duration::from_millis(10),
+            ..SweeperConfig::default()
+        },
+        engine.waker(),
+    );
+    let running = tokio::spawn(engine.run(shutdown.clone()));
+    let sweeping = tokio::spawn(sweeper.run(shutdown.clone()));
+    let batch = wait_terminal(store.as_ref(), &batches[0]).await;
+    assert_eq!(batch.status, TaskStatus::Finished);
+    // Let the stale attempt finish and try to write.
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    assert_eq!(backend.calls.load(Ordering::SeqCst), 2);
+    let batch = store.task("a", &batches[0]).await.unwrap().unwrap();
+    assert_eq!(
+        batch.status,
+        TaskStatus::Finished,
+        "the stale attempt's failure was refused"
+    );
+    let instance = store.instance(&instances[0]).await.unwrap().unwrap();
+    assert_eq!(instance.status, InstanceStatus::Running);
+    shutdown.cancel();
+    running.await.unwrap();
+    sweeping.await.unwrap();
+}
+
+#[tokio::test]
+async fn leases_left_by_a_dead_node_are_resumed_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let (_, batches) = fleet_and_batches(store.as_ref(), 3, 1).await;
+    // A node claims everything and dies without a word.
+    let claimed = store.claim("dead", now_ms(), 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert_eq!(store.expire_all_leases().await.unwrap(), 3);
+    let backend = Arc::new(ScriptedBackend {
+        calls: AtomicUsize::new(0),
+        slow_calls: 0,
+        slow: Duration::ZERO,
+    });
+    let engine = Engine::new(store.clone(), backend.clone(), fast_engine());
+    let sweeper = Sweeper::new(
+        store.clone(),
+        SweeperConfig {
+            interval: Duration::from_millis(50),
+            retry_delay: Duration::ZERO,
+            ..SweeperConfig::default()
+        },
+        engine.waker(),
+    );
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(engine.run(shutdown.clone()));
+    let sweeping = tokio::spawn(sweeper.run(shutdown.clone()));
+    let batch = wait_terminal(store.as_ref(), &batches[0]).await;
+    assert_eq!(batch.status, TaskStatus::Finished);
+    assert_eq!(backend.calls.load(Ordering::SeqCst), 3);
+    shutdown.cancel();
+    running.await.unwrap();
+    sweeping.await.unwrap();
+}

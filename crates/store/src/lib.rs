@@ -1,0 +1,176 @@
+//! Persistence for cloudphone: the [`Store`] trait the engine and the API speak to, and its
+//! SQLite implementation. A PostgreSQL implementation plugs in behind the same trait; the
+//! conformance suite (`tests/conformance.rs`) is written against the trait so it can run on both.
+
+mod filters;
+mod sqlite;
+
+pub use filters::*;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use cloudphone_core::resources::{AccessKey, Group, GroupSummary, Instance, Task};
+use cloudphone_core::{InstanceStatus, TaskErrorCode, TaskType};
+
+/// A storage failure. The API turns every one of these into `InternalError` and logs the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- accounts and keys ----
+
+    /// Creates the account if it does not exist yet (idempotent).
+    async fn ensure_account(&self, account_id: &str, name: &str) -> Result<()>;
+    /// Inserts or replaces an access key.
+    async fn put_access_key(&self, key: &AccessKey) -> Result<()>;
+    async fn access_key(&self, key_id: &str) -> Result<Option<AccessKey>>;
+    /// Records a signature nonce for `key_id`; false if it was recorded already (a replay).
+    async fn remember_nonce(&self, key_id: &str, nonce: &str, expires_ms: i64) -> Result<bool>;
+    /// Forgets nonces that expired before `now_ms`; returns how many.
+    async fn purge_nonces(&self, now_ms: i64) -> Result<u64>;
+    /// Returns the value stored under `name`, storing `init` first if there is none. Used for
+    /// secrets every node must share (the pagination-token key).
+    async fn setting_or_init(&self, name: &str, init: &str) -> Result<String>;
+
+    // ---- groups and instances ----
+
+    /// Creates groups, their instances and the internal tasks that provision them, in one
+    /// transaction.
+    async fn create_groups(
+        &self,
+        groups: &[Group],
+        instances: &[Instance],
+        tasks: &[NewTask],
+    ) -> Result<()>;
+    /// Groups of an account, with their instances summed up; keyset-paginated.
+    async fn list_groups(&self, filter: &GroupFilter, page: &Page)
+    -> Result<Listing<GroupSummary>>;
+    /// Instances of an account (with `group_name` filled); keyset-paginated.
+    async fn list_instances(
+        &self,
+        filter: &InstanceFilter,
+        page: &Page,
+    ) -> Result<Listing<Instance>>;
+    /// The instances among `ids` that belong to `account_id` and are not DELETED, in any order.
+    async fn instances_by_id(&self, account_id: &str, ids: &[String]) -> Result<Vec<Instance>>;
+    /// Changes name and bandwidth limits of instances of `account_id` (`None` leaves a field
+    /// alone); returns how many rows changed.
+    async fn modify_instances(
+        &self,
+        account_id: &str,
+        ids: &[String],
+        change: &InstanceChange,
+    ) -> Result<u64>;
+    /// Marks groups as deleting and queues the internal tasks that delete their instances, in
+    /// one transaction.
+    async fn delete_groups(
+        &self,
+        account_id: &str,
+        group_ids: &[String],
+        tasks: &[NewTask],
+    ) -> Result<()>;
+
+    // ---- tasks: creation and queries ----
+
+    /// Creates a batch and its children in one transaction. Children start Waiting and queued.
+    async fn create_batch(&self, batch: &NewBatch) -> Result<()>;
+    /// DescribeTasks: tasks of Level 1 and 2 matching `filter`, newest first (start time, then
+    /// id, descending), after `page.after`; `total` counts every match.
+    async fn describe_tasks(&self, filter: &TaskFilter, page: &Page) -> Result<Listing<Task>>;
+    async fn task(&self, account_id: &str, task_id: &str) -> Result<Option<Task>>;
+    /// Deletes terminal tasks that finished before `before_ms`; returns how many.
+    async fn purge_tasks(&self, before_ms: i64) -> Result<u64>;
+
+    // ---- tasks: the engine's side (design.md §5) ----
+
+    /// Claims up to `limit` runnable tasks, in acceptance order. A task is runnable when it is
+    /// queued, its `not_before` has passed and no earlier task of the same instance is still
+    /// unfinished (one task per instance at a time, in order).
+    ///
+    /// At a task's first attempt the precondition is checked in the same transaction
+    /// ([`cloudphone_core::instance::plan`]): `Skip` ends it Skipped, `Reject` ends it Failed
+    /// with `IncorrectInstanceStatus` (neither is returned); `Run` sets the instance to the
+    /// `during` status and remembers the previous one. A later attempt resumes without a new
+    /// check. A claimed task becomes Processing with `attempt + 1`, owner and lease.
+    async fn claim(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Claim>>;
+    /// Extends the lease of an attempt; false if the attempt is no longer the current one.
+    async fn heartbeat(&self, task_id: &str, attempt: i64, lease_until_ms: i64) -> Result<bool>;
+    /// Ends an attempt: the task becomes Finished or Failed, the instance moves to its
+    /// after-success or after-failure status, the batch counters and status follow, all in one
+    /// transaction. Fenced: false (and nothing written) if `attempt` is not the current attempt
+    /// or the task is not leased.
+    async fn complete(
+        &self,
+        task_id: &str,
+        attempt: i64,
+        outcome: &Outcome,
+        now_ms: i64,
+    ) -> Result<bool>;
+    /// The sweeper: every leased task whose lease expired before `now_ms` is re-queued with
+    /// `not_before = now_ms + retry_delay_ms` when its type is idempotent and it has had fewer
+    /// than `max_attempts` attempts; otherwise it fails (`InstanceUnreachable` for a
+    /// non-idempotent type, `AttemptsExhausted` otherwise) with the instance in its
+    /// after-failure status. Returns what it did.
+    async fn sweep_expired(
+        &self,
+        now_ms: i64,
+        max_attempts: i64,
+        retry_delay_ms: i64,
+    ) -> Result<Vec<Swept>>;
+    /// Ends every lease at once (sets its expiry to 0), so the next sweep takes over the work.
+    /// Only for a store that one process owns (SQLite under a data-dir lock), at start-up.
+    async fn expire_all_leases(&self) -> Result<u64>;
+    /// The instance's data needed to run a claimed task.
+    async fn instance(&self, instance_id: &str) -> Result<Option<Instance>>;
+}
+
+/// A task that the engine claimed and must now run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub task_id: String,
+    pub task_type: TaskType,
+    pub instance_id: String,
+    pub param: String,
+    pub attempt: i64,
+    /// The instance status before the task started (for after-failure).
+    pub previous_status: InstanceStatus,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `result` is compact JSON.
+    Finished { result: String },
+    Failed {
+        code: TaskErrorCode,
+        message: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Swept {
+    Requeued {
+        task_id: String,
+        attempt: i64,
+    },
+    Failed {
+        task_id: String,
+        code: TaskErrorCode,
+    },
+}

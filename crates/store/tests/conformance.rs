@@ -1,0 +1,2167 @@
+//! The conformance suite of the [`Store`] trait. Every check is an `async fn check_xxx(store:
+//! &dyn Store)` written against the trait only, so that each implementation runs the same
+//! checks: the `sqlite` module at the bottom runs each on a fresh database in a temp dir (a
+//! PostgreSQL module will run them on a fresh schema).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cloudphone_core::resources::{AccessKey, Group, Instance, Task};
+use cloudphone_core::{BatchCounts, InstanceStatus, Level, TaskErrorCode, TaskStatus, TaskType};
+use cloudphone_store::{
+    Claim, Cursor, GroupFilter, InstanceChange, InstanceFilter, NewBatch, NewTask, Outcome, Page,
+    Store, Swept, TaskFilter,
+};
+
+use InstanceStatus as S;
+use TaskStatus::{Failed, Finished, PartFinished, Processing, Skipped, Waiting};
+
+const A: &str = "acct-a";
+const B: &str = "acct-b";
+const LEASE: i64 = 30_000;
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+fn group(id: &str, account: &str, name: &str, created_ms: i64) -> Group {
+    Group {
+        id: id.into(),
+        account_id: account.into(),
+        name: name.into(),
+        region_id: "cn-hangzhou".into(),
+        image_id: "imgc-android14".into(),
+        spec: "acp.basic.small".into(),
+        charge_type: "PostPaid".into(),
+        tags: vec![("team".into(), "qa".into()), ("env".into(), "test".into())],
+        created_ms,
+        modified_ms: created_ms,
+        deleting: false,
+    }
+}
+
+fn instance(
+    id: &str,
+    account: &str,
+    group_id: &str,
+    name: &str,
+    status: InstanceStatus,
+    created_ms: i64,
+) -> Instance {
+    Instance {
+        id: id.into(),
+        account_id: account.into(),
+        group_id: group_id.into(),
+        group_name: String::new(),
+        name: name.into(),
+        status,
+        image_id: "imgc-android14".into(),
+        spec: "acp.basic.small".into(),
+        region_id: "cn-hangzhou".into(),
+        up_bandwidth_limit: None,
+        down_bandwidth_limit: None,
+        charge_type: "PostPaid".into(),
+        created_ms,
+        modified_ms: created_ms,
+    }
+}
+
+/// Creates group `gid` of `account` holding one instance per `(id, status)`, named after its id.
+async fn fleet(store: &dyn Store, account: &str, gid: &str, phones: &[(&str, InstanceStatus)]) {
+    let instances: Vec<Instance> = phones
+        .iter()
+        .enumerate()
+        .map(|(n, (id, status))| {
+            instance(id, account, gid, &format!("name-{id}"), *status, n as i64)
+        })
+        .collect();
+    store
+        .create_groups(&[group(gid, account, gid, 0)], &instances, &[])
+        .await
+        .unwrap();
+}
+
+fn new_task(
+    id: &str,
+    account: &str,
+    invoke: &str,
+    level: Level,
+    ty: TaskType,
+    start_ms: i64,
+) -> NewTask {
+    NewTask {
+        id: id.into(),
+        account_id: account.into(),
+        invoke_id: invoke.into(),
+        level,
+        task_type: ty,
+        resource_id: String::new(),
+        instance_id: None,
+        instance_name: None,
+        param: "{}".into(),
+        operator: "tester".into(),
+        start_ms,
+    }
+}
+
+/// The id of the child of batch `batch` on `instance`.
+fn child(batch: &str, instance: &str) -> String {
+    format!("{batch}-{instance}")
+}
+
+/// A batch `id` (InvokeId `inv-<id>`) with one child per instance, all accepted at `start_ms`.
+fn batch(id: &str, account: &str, ty: TaskType, start_ms: i64, instances: &[&str]) -> NewBatch {
+    let invoke = format!("inv-{id}");
+    let children = instances
+        .iter()
+        .map(|i| NewTask {
+            resource_id: i.to_string(),
+            instance_id: Some(i.to_string()),
+            instance_name: Some(format!("name-{i}")),
+            ..new_task(
+                &child(id, i),
+                account,
+                &invoke,
+                Level::Instance,
+                ty,
+                start_ms,
+            )
+        })
+        .collect();
+    NewBatch {
+        batch: new_task(id, account, &invoke, Level::Batch, ty, start_ms),
+        children,
+    }
+}
+
+/// An internal (Level 0) task on an instance.
+fn internal(id: &str, account: &str, ty: TaskType, instance: &str, start_ms: i64) -> NewTask {
+    NewTask {
+        resource_id: instance.into(),
+        instance_id: Some(instance.into()),
+        instance_name: Some(format!("name-{instance}")),
+        ..new_task(
+            id,
+            account,
+            &format!("inv-{id}"),
+            Level::Internal,
+            ty,
+            start_ms,
+        )
+    }
+}
+
+async fn get(store: &dyn Store, account: &str, id: &str) -> Task {
+    store
+        .task(account, id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("task {id} of {account} not found"))
+}
+
+async fn status_of(store: &dyn Store, instance_id: &str) -> InstanceStatus {
+    store.instance(instance_id).await.unwrap().unwrap().status
+}
+
+fn counts(waiting: i64, processing: i64, finished: i64, failed: i64, skipped: i64) -> BatchCounts {
+    BatchCounts {
+        waiting,
+        processing,
+        finished,
+        failed,
+        skipped,
+    }
+}
+
+fn page(limit: usize) -> Page {
+    Page { after: None, limit }
+}
+
+fn filter(account: &str) -> TaskFilter {
+    TaskFilter {
+        account_id: account.into(),
+        ..TaskFilter::default()
+    }
+}
+
+fn sorted<S: ToString>(v: impl IntoIterator<Item = S>) -> Vec<String> {
+    let mut v: Vec<String> = v.into_iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// The ids DescribeTasks lists for `f` (one page), sorted; checks that the total agrees.
+async fn listed(store: &dyn Store, f: &TaskFilter) -> Vec<String> {
+    let l = store.describe_tasks(f, &page(100)).await.unwrap();
+    assert_eq!(l.total, l.items.len() as i64, "total of {f:?}");
+    assert!(l.next.is_none());
+    sorted(l.items.into_iter().map(|t| t.id))
+}
+
+fn claimed_ids(claims: &[Claim]) -> Vec<String> {
+    claims.iter().map(|c| c.task_id.clone()).collect()
+}
+
+fn finished() -> Outcome {
+    Outcome::Finished {
+        result: r#"{"Success":true}"#.into(),
+    }
+}
+
+fn failed(code: TaskErrorCode) -> Outcome {
+    Outcome::Failed {
+        code,
+        message: "it broke".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts, keys, nonces, settings
+// ---------------------------------------------------------------------------------------------
+
+async fn check_accounts_and_keys(store: &dyn Store) {
+    store.ensure_account(A, "Alice").await.unwrap();
+    store.ensure_account(A, "Alice again").await.unwrap();
+    assert_eq!(store.access_key("LTAI-none").await.unwrap(), None);
+
+    let mut key = AccessKey {
+        key_id: "LTAI-1".into(),
+        secret: "s3cret".into(),
+        account_id: A.into(),
+        user_name: "alice".into(),
+    };
+    store.put_access_key(&key).await.unwrap();
+    assert_eq!(store.access_key("LTAI-1").await.unwrap(), Some(key.clone()));
+
+    key.secret = "rotated".into();
+    key.user_name = "alice2".into();
+    store.put_access_key(&key).await.unwrap();
+    assert_eq!(store.access_key("LTAI-1").await.unwrap(), Some(key));
+}
+
+async fn check_nonces(store: &dyn Store) {
+    assert!(store.remember_nonce("k1", "n1", 1_000).await.unwrap());
+    assert!(
+        !store.remember_nonce("k1", "n1", 1_000).await.unwrap(),
+        "a replay"
+    );
+    assert!(
+        !store.remember_nonce("k1", "n1", 9_000).await.unwrap(),
+        "a replay"
+    );
+    assert!(
+        store.remember_nonce("k2", "n1", 1_000).await.unwrap(),
+        "nonces are per key"
+    );
+    assert!(store.remember_nonce("k1", "n2", 5_000).await.unwrap());
+
+    assert_eq!(store.purge_nonces(2_000).await.unwrap(), 2);
+    assert_eq!(store.purge_nonces(2_000).await.unwrap(), 0);
+    assert!(
+        !store.remember_nonce("k1", "n2", 5_000).await.unwrap(),
+        "not expired yet"
+    );
+    assert!(
+        store.remember_nonce("k1", "n1", 3_000).await.unwrap(),
+        "forgotten"
+    );
+}
+
+async fn check_settings(store: &dyn Store) {
+    assert_eq!(
+        store.setting_or_init("token-key", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.setting_or_init("token-key", "second").await.unwrap(),
+        "first"
+    );
+    assert_eq!(store.setting_or_init("other", "x").await.unwrap(), "x");
+    assert_eq!(
+        store.setting_or_init("token-key", "third").await.unwrap(),
+        "first"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Groups and instances
+// ---------------------------------------------------------------------------------------------
+
+async fn check_groups_and_instances(store: &dyn Store) {
+    let g1 = group("ag-1", A, "team-red", 1_000);
+    let g2 = group("ag-2", A, "team-blue", 2_000);
+    let g3 = group("ag-3", A, "other", 3_000);
+    let gb = group("ag-b", B, "team-red", 1_500);
+    let instances = [
+        instance("acp-11", A, "ag-1", "red-one", S::Running, 1_001),
+        instance("acp-12", A, "ag-1", "red-two", S::Creating, 1_002),
+        instance("acp-13", A, "ag-1", "red-three", S::Deleted, 1_003),
+        instance("acp-21", A, "ag-2", "blue-one", S::Running, 2_001),
+        instance("acp-22", A, "ag-2", "blue_two%", S::Stopped, 2_002),
+        instance("acp-31", A, "ag-3", "gone", S::Deleted, 3_001),
+        instance("acp-b1", B, "ag-b", "red-one", S::Running, 1_501),
+    ];
+    let create = internal("t-create-12", A, TaskType::CreateInstance, "acp-12", 1_002);
+    store
+        .create_groups(
+            &[g1.clone(), g2.clone(), g3.clone(), gb],
+            &instances,
+            &[create],
+        )
+        .await
+        .unwrap();
+
+    let ids = |l: &[Instance]| l.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
+    let list = |f: InstanceFilter, limit| async move {
+        store.list_instances(&f, &page(limit)).await.unwrap()
+    };
+    let of_a = InstanceFilter {
+        account_id: A.into(),
+        ..InstanceFilter::default()
+    };
+
+    // Default: newest first, DELETED hidden, another account's never.
+    let all = list(of_a.clone(), 100).await;
+    assert_eq!(ids(&all.items), ["acp-22", "acp-21", "acp-12", "acp-11"]);
+    assert_eq!(all.total, 4);
+    assert!(all.next.is_none());
+    let one = &all.items[3];
+    assert_eq!(one.group_name, "team-red");
+    assert_eq!(
+        one,
+        &Instance {
+            group_name: "team-red".into(),
+            ..instances[0].clone()
+        }
+    );
+    let asc = list(
+        InstanceFilter {
+            ascending: true,
+            ..of_a.clone()
+        },
+        100,
+    )
+    .await;
+    assert_eq!(ids(&asc.items), ["acp-11", "acp-12", "acp-21", "acp-22"]);
+
+    let f = |change: fn(&mut InstanceFilter)| {
+        let mut f = of_a.clone();
+        change(&mut f);
+        f
+    };
+    let cases: Vec<(InstanceFilter, Vec<&str>)> = vec![
+        (
+            f(|f| {
+                f.ids = vec![
+                    "acp-11".into(),
+                    "acp-22".into(),
+                    "acp-b1".into(),
+                    "acp-13".into(),
+                ]
+            }),
+            vec!["acp-22", "acp-11"],
+        ),
+        (f(|f| f.name = Some("one".into())), vec!["acp-21", "acp-11"]),
+        (f(|f| f.name = Some("_two%".into())), vec!["acp-22"]),
+        (
+            f(|f| f.group_ids = vec!["ag-1".into(), "ag-b".into()]),
+            vec!["acp-12", "acp-11"],
+        ),
+        (
+            f(|f| f.group_name = Some("blue".into())),
+            vec!["acp-22", "acp-21"],
+        ),
+        (f(|f| f.status = Some(S::Deleted)), vec!["acp-31", "acp-13"]),
+        (f(|f| f.status = Some(S::Running)), vec!["acp-21", "acp-11"]),
+        (
+            f(|f| {
+                f.group_name = Some("red".into());
+                f.name = Some("two".into());
+            }),
+            vec!["acp-12"],
+        ),
+        (
+            f(|f| {
+                f.group_ids = vec!["ag-2".into()];
+                f.status = Some(S::Creating);
+            }),
+            vec![],
+        ),
+    ];
+    for (filter, want) in cases {
+        let got = list(filter.clone(), 100).await;
+        assert_eq!(ids(&got.items), want, "{filter:?}");
+        assert_eq!(got.total, want.len() as i64, "{filter:?}");
+    }
+
+    // Keyset pages of one, both directions.
+    for ascending in [false, true] {
+        let filter = InstanceFilter {
+            ascending,
+            ..of_a.clone()
+        };
+        let mut after = None;
+        let mut walked = Vec::new();
+        for round in 0.. {
+            assert!(round < 100, "pagination does not end");
+            let l = store
+                .list_instances(
+                    &filter,
+                    &Page {
+                        after: after.clone(),
+                        limit: 1,
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(l.total, 4);
+            assert_eq!(l.items.len(), 1);
+            walked.push(l.items[0].id.clone());
+            match l.next {
+                Some(next) => {
+                    assert_eq!(
+                        next,
+                        Cursor {
+                            ms: l.items[0].created_ms,
+                            id: l.items[0].id.clone()
+                        }
+                    );
+                    after = Some(next);
+                }
+                None => break,
+            }
+        }
+        let want = if ascending {
+            ids(&asc.items)
+        } else {
+            ids(&all.items)
+        };
+        assert_eq!(walked, want);
+    }
+
+    // Lookups.
+    let by_id = store
+        .instances_by_id(
+            A,
+            &[
+                "acp-11".into(),
+                "acp-13".into(),
+                "acp-b1".into(),
+                "acp-22".into(),
+                "nope".into(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(sorted(by_id.iter().map(|i| &i.id)), ["acp-11", "acp-22"]);
+    assert!(by_id.iter().all(|i| !i.group_name.is_empty()));
+    assert!(store.instances_by_id(A, &[]).await.unwrap().is_empty());
+    assert_eq!(
+        status_of(store, "acp-13").await,
+        S::Deleted,
+        "instance() sees every status"
+    );
+    assert_eq!(
+        store.instance("acp-b1").await.unwrap().unwrap().account_id,
+        B
+    );
+    assert!(store.instance("acp-none").await.unwrap().is_none());
+
+    // Changes: only the fields given, only live instances of the account.
+    let rename = InstanceChange {
+        name: Some("renamed".into()),
+        up_bandwidth_limit: Some(10),
+        down_bandwidth_limit: None,
+    };
+    let n = store
+        .modify_instances(
+            A,
+            &["acp-11".into(), "acp-13".into(), "acp-b1".into()],
+            &rename,
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let only_down = InstanceChange {
+        down_bandwidth_limit: Some(20),
+        ..InstanceChange::default()
+    };
+    assert_eq!(
+        store
+            .modify_instances(A, &["acp-11".into()], &only_down)
+            .await
+            .unwrap(),
+        1
+    );
+    let i11 = store.instance("acp-11").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            i11.name.as_str(),
+            i11.up_bandwidth_limit,
+            i11.down_bandwidth_limit
+        ),
+        ("renamed", Some(10), Some(20))
+    );
+    assert_eq!(
+        store.instance("acp-13").await.unwrap().unwrap().name,
+        "red-three"
+    );
+    assert_eq!(
+        store.instance("acp-b1").await.unwrap().unwrap().name,
+        "red-one"
+    );
+
+    // Groups: counts, order, filters, pages.
+    let groups =
+        |f: GroupFilter, limit| async move { store.list_groups(&f, &page(limit)).await.unwrap() };
+    let gids = |l: &[cloudphone_core::resources::GroupSummary]| {
+        l.iter().map(|g| g.group.id.clone()).collect::<Vec<_>>()
+    };
+    let groups_of_a = GroupFilter {
+        account_id: A.into(),
+        ..GroupFilter::default()
+    };
+    let gl = groups(groups_of_a.clone(), 100).await;
+    assert_eq!(
+        gids(&gl.items),
+        ["ag-3", "ag-2", "ag-1"],
+        "ag-3 is not deleting yet"
+    );
+    assert_eq!(gl.total, 3);
+    let s1 = &gl.items[2];
+    assert_eq!(s1.group, g1, "tags and fields round-trip");
+    assert_eq!((s1.instances, s1.creating, s1.deleted), (3, 1, 1));
+    let s2 = &gl.items[1];
+    assert_eq!((s2.instances, s2.creating, s2.deleted), (2, 0, 0));
+    let asc = groups(
+        GroupFilter {
+            ascending: true,
+            ..groups_of_a.clone()
+        },
+        100,
+    )
+    .await;
+    assert_eq!(gids(&asc.items), ["ag-1", "ag-2", "ag-3"]);
+    let by_name = groups(
+        GroupFilter {
+            name: Some("team".into()),
+            ..groups_of_a.clone()
+        },
+        100,
+    )
+    .await;
+    assert_eq!(gids(&by_name.items), ["ag-2", "ag-1"]);
+    let by_ids = groups(
+        GroupFilter {
+            ids: vec!["ag-1".into(), "ag-b".into()],
+            ..groups_of_a.clone()
+        },
+        100,
+    )
+    .await;
+    assert_eq!(gids(&by_ids.items), ["ag-1"]);
+    let first = groups(groups_of_a.clone(), 2).await;
+    assert_eq!(gids(&first.items), ["ag-3", "ag-2"]);
+    assert_eq!(first.total, 3);
+    let next = first.next.clone().expect("a second page");
+    assert_eq!(
+        next,
+        Cursor {
+            ms: 2_000,
+            id: "ag-2".into()
+        }
+    );
+    let second = store
+        .list_groups(
+            &groups_of_a,
+            &Page {
+                after: Some(next),
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(gids(&second.items), ["ag-1"]);
+    assert!(second.next.is_none());
+
+    // Deleting: the flag is set, the tasks are queued; a deleting group whose instances are all
+    // DELETED is hidden unless asked for.
+    let del = internal("t-del-21", A, TaskType::DeleteInstance, "acp-21", 4_000);
+    store
+        .delete_groups(A, &["ag-3".into(), "ag-b".into()], &[del])
+        .await
+        .unwrap();
+    let gl = groups(groups_of_a.clone(), 100).await;
+    assert_eq!(gids(&gl.items), ["ag-2", "ag-1"]);
+    assert_eq!(gl.total, 2);
+    let with_deleted = groups(
+        GroupFilter {
+            include_deleted: true,
+            ..groups_of_a.clone()
+        },
+        100,
+    )
+    .await;
+    assert_eq!(gids(&with_deleted.items), ["ag-3", "ag-2", "ag-1"]);
+    assert!(with_deleted.items[0].group.deleting);
+    assert!(!with_deleted.items[1].group.deleting);
+    let b_groups = groups(
+        GroupFilter {
+            account_id: B.into(),
+            ..GroupFilter::default()
+        },
+        100,
+    )
+    .await;
+    assert_eq!(gids(&b_groups.items), ["ag-b"]);
+    assert!(
+        !b_groups.items[0].group.deleting,
+        "another account's group is untouched"
+    );
+
+    // The internal tasks exist, are never listed, and run.
+    let t = get(store, A, "t-del-21").await;
+    assert_eq!(
+        (t.level, t.status, t.task_type),
+        (Level::Internal, Waiting, TaskType::DeleteInstance)
+    );
+    assert!(listed(store, &filter(A)).await.is_empty());
+    let claims = store.claim("w", 10_000, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&claims), ["t-create-12", "t-del-21"]);
+}
+
+async fn check_internal_task_lifecycle(store: &dyn Store) {
+    let instances = [
+        instance("acp-new", A, "ag-1", "new", S::Creating, 1),
+        instance("acp-old", A, "ag-1", "old", S::Running, 1),
+    ];
+    let tasks = [
+        internal("t-c", A, TaskType::CreateInstance, "acp-new", 1),
+        internal("t-d", A, TaskType::DeleteInstance, "acp-old", 1),
+    ];
+    store
+        .create_groups(&[group("ag-1", A, "g", 1)], &instances, &tasks)
+        .await
+        .unwrap();
+    let claims = store.claim("w", 100, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&claims), ["t-c", "t-d"]);
+    assert_eq!(claims[0].previous_status, S::Creating);
+    assert_eq!(status_of(store, "acp-new").await, S::Creating);
+    assert_eq!(status_of(store, "acp-old").await, S::Deleting);
+    assert!(store.complete("t-c", 1, &finished(), 200).await.unwrap());
+    assert!(store.complete("t-d", 1, &finished(), 200).await.unwrap());
+    assert_eq!(status_of(store, "acp-new").await, S::Running);
+    assert_eq!(status_of(store, "acp-old").await, S::Deleted);
+    let live = store
+        .instances_by_id(A, &["acp-new".into(), "acp-old".into()])
+        .await
+        .unwrap();
+    assert_eq!(sorted(live.iter().map(|i| &i.id)), ["acp-new"]);
+    let t = get(store, A, "t-d").await;
+    assert_eq!(
+        (t.status, t.finish_ms, t.counts),
+        (Finished, Some(200), None)
+    );
+    assert!(
+        listed(store, &filter(A)).await.is_empty(),
+        "internal tasks are never listed"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Task creation and DescribeTasks
+// ---------------------------------------------------------------------------------------------
+
+async fn check_create_batch(store: &dyn Store) {
+    fleet(
+        store,
+        A,
+        "ag-1",
+        &[("i1", S::Running), ("i2", S::Running), ("i3", S::Stopped)],
+    )
+    .await;
+    let mut b = batch("t-b", A, TaskType::StopInstance, 1_000, &["i1", "i2", "i3"]);
+    b.batch.resource_id = "ag-1".into();
+    b.batch.param = r#"{"InstanceIds":["i1","i2","i3"]}"#.into();
+    store.create_batch(&b).await.unwrap();
+
+    let t = get(store, A, "t-b").await;
+    assert_eq!(
+        t,
+        Task {
+            id: "t-b".into(),
+            account_id: A.into(),
+            invoke_id: "inv-t-b".into(),
+            parent_id: None,
+            level: Level::Batch,
+            task_type: TaskType::StopInstance,
+            status: Waiting,
+            resource_id: "ag-1".into(),
+            instance_id: None,
+            instance_name: None,
+            instance_status: None,
+            param: r#"{"InstanceIds":["i1","i2","i3"]}"#.into(),
+            result: None,
+            error_code: None,
+            error_msg: None,
+            operator: "tester".into(),
+            start_ms: 1_000,
+            finish_ms: None,
+            counts: Some(BatchCounts::new(3)),
+            attempt: 0,
+        }
+    );
+    let c = get(store, A, &child("t-b", "i3")).await;
+    assert_eq!(
+        c,
+        Task {
+            id: child("t-b", "i3"),
+            account_id: A.into(),
+            invoke_id: "inv-t-b".into(),
+            parent_id: Some("t-b".into()),
+            level: Level::Instance,
+            task_type: TaskType::StopInstance,
+            status: Waiting,
+            resource_id: "i3".into(),
+            instance_id: Some("i3".into()),
+            instance_name: Some("name-i3".into()),
+            instance_status: Some(S::Stopped),
+            param: "{}".into(),
+            result: None,
+            error_code: None,
+            error_msg: None,
+            operator: "tester".into(),
+            start_ms: 1_000,
+            finish_ms: None,
+            counts: None,
+            attempt: 0,
+        }
+    );
+    let whole = TaskFilter {
+        invoke_id: Some("inv-t-b".into()),
+        ..filter(A)
+    };
+    assert_eq!(
+        listed(store, &whole).await,
+        sorted([
+            "t-b".to_string(),
+            child("t-b", "i1"),
+            child("t-b", "i2"),
+            child("t-b", "i3")
+        ])
+    );
+
+    // A batch of no children is over at once.
+    store
+        .create_batch(&batch("t-empty", A, TaskType::StartInstance, 2_000, &[]))
+        .await
+        .unwrap();
+    let e = get(store, A, "t-empty").await;
+    assert_eq!(
+        (e.status, e.finish_ms, e.counts),
+        (Skipped, Some(2_000), Some(BatchCounts::new(0)))
+    );
+
+    // All or nothing: a duplicate child id fails the whole batch.
+    let mut dup = batch("t-dup", A, TaskType::StopInstance, 3_000, &["i1", "i2"]);
+    dup.children[1].id = dup.children[0].id.clone();
+    assert!(store.create_batch(&dup).await.is_err());
+    assert!(store.task(A, "t-dup").await.unwrap().is_none());
+    let dup_filter = TaskFilter {
+        invoke_id: Some("inv-t-dup".into()),
+        ..filter(A)
+    };
+    assert!(listed(store, &dup_filter).await.is_empty());
+    // ... and an id already taken fails too.
+    assert!(
+        store
+            .create_batch(&batch("t-b", A, TaskType::StopInstance, 4_000, &[]))
+            .await
+            .is_err()
+    );
+    assert_eq!(get(store, A, "t-b").await.start_ms, 1_000);
+    // Nothing became claimable from the failed batches.
+    let claims = store.claim("w", 10_000, LEASE, 100).await.unwrap();
+    assert_eq!(
+        claimed_ids(&claims),
+        [child("t-b", "i1"), child("t-b", "i2")]
+    );
+}
+
+async fn check_describe_filters(store: &dyn Store) {
+    fleet(
+        store,
+        A,
+        "ag-x",
+        &[("i1", S::Stopped), ("i2", S::Running), ("i3", S::Running)],
+    )
+    .await;
+    fleet(store, B, "ag-b", &[("ib", S::Running)]).await;
+    let names = [("i1", "alpha-1"), ("i2", "alpha-2"), ("i3", "beta_%3")];
+    let with_names = |mut b: NewBatch| {
+        for c in &mut b.children {
+            let id = c.instance_id.clone().unwrap();
+            let name = names.iter().find(|(i, _)| *i == id).map(|(_, n)| *n);
+            c.instance_name = name.map(String::from);
+        }
+        b
+    };
+    let mut b1 = with_names(batch(
+        "t-b1",
+        A,
+        TaskType::StartInstance,
+        1_000,
+        &["i1", "i2"],
+    ));
+    b1.batch.resource_id = "ag-x".into();
+    let mut b2 = with_names(batch("t-b2", A, TaskType::RunCommand, 2_000, &["i2", "i3"]));
+    b2.batch.param = r#"{"CommandContent":"echo 100%"}"#.into();
+    b2.children[0].param = r#"{"CommandContent":"echo 100%"}"#.into();
+    b2.children[1].param = r#"{"CommandContent":"ls a_b"}"#.into();
+    let mut b3 = with_names(batch("t-b3", A, TaskType::Screenshot, 3_000, &["i1"]));
+    b3.children[0].param = r#"{"x":"axb 100"}"#.into();
+    // Another account's batch with a colliding InvokeId.
+    let mut bb = batch("t-bb", B, TaskType::StartInstance, 1_500, &["ib"]);
+    bb.batch.invoke_id = "inv-t-b1".into();
+    bb.children[0].invoke_id = "inv-t-b1".into();
+    for b in [&b1, &b2, &b3, &bb] {
+        store.create_batch(b).await.unwrap();
+    }
+    // An internal task, never listed.
+    store
+        .create_groups(
+            &[group("ag-y", A, "y", 0)],
+            &[instance("i4", A, "ag-y", "alpha-4", S::Creating, 0)],
+            &[internal("t-int", A, TaskType::CreateInstance, "i4", 500)],
+        )
+        .await
+        .unwrap();
+
+    // One claim round: i1 starts (STOPPED -> STARTING), i2's StartInstance is skipped (already
+    // RUNNING), which lets i2's command start; i3's command starts; i1's screenshot waits.
+    let claims = store.claim("w", 5_000, LEASE, 100).await.unwrap();
+    assert_eq!(
+        sorted(claimed_ids(&claims)),
+        sorted([
+            "t-int".to_string(),
+            child("t-b1", "i1"),
+            child("t-b2", "i2"),
+            child("t-b2", "i3")
+        ])
+    );
+
+    let b1c1 = child("t-b1", "i1");
+    let b1c2 = child("t-b1", "i2");
+    let b2c1 = child("t-b2", "i2");
+    let b2c2 = child("t-b2", "i3");
+    let b3c1 = child("t-b3", "i1");
+    let every: Vec<&str> = vec!["t-b1", &b1c1, &b1c2, "t-b2", &b2c1, &b2c2, "t-b3", &b3c1];
+
+    type Case = (&'static str, Box<dyn Fn(&mut TaskFilter)>, Vec<String>);
+    let s = |v: &[&str]| sorted(v.iter().copied());
+    let cases: Vec<Case> = vec![
+        ("none", Box::new(|_| {}), s(&every)),
+        (
+            "invoke",
+            Box::new(|f| f.invoke_id = Some("inv-t-b1".into())),
+            s(&["t-b1", &b1c1, &b1c2]),
+        ),
+        (
+            "resource ids",
+            Box::new(|f| f.resource_ids = vec!["ag-x".into(), "i3".into(), "ib".into()]),
+            s(&["t-b1", &b2c2]),
+        ),
+        (
+            "task ids",
+            Box::new(|f| {
+                f.task_ids = vec![
+                    "t-b1".into(),
+                    child("t-b2", "i3"),
+                    "t-int".into(),
+                    "t-bb".into(),
+                    "nope".into(),
+                ]
+            }),
+            s(&["t-b1", &b2c2]),
+        ),
+        (
+            "parent",
+            Box::new(|f| f.parent_task_id = Some("t-b2".into())),
+            s(&[&b2c1, &b2c2]),
+        ),
+        (
+            "types",
+            Box::new(|f| f.task_types = vec![TaskType::Screenshot, TaskType::RunCommand]),
+            s(&["t-b2", &b2c1, &b2c2, "t-b3", &b3c1]),
+        ),
+        (
+            "types: internal",
+            Box::new(|f| f.task_types = vec![TaskType::CreateInstance]),
+            vec![],
+        ),
+        (
+            "status",
+            Box::new(|f| f.statuses = vec![Processing]),
+            s(&["t-b1", &b1c1, "t-b2", &b2c1, &b2c2]),
+        ),
+        (
+            "statuses",
+            Box::new(|f| f.statuses = vec![Skipped, Waiting]),
+            s(&[&b1c2, "t-b3", &b3c1]),
+        ),
+        (
+            "level 1",
+            Box::new(|f| f.level = Some(Level::Batch)),
+            s(&["t-b1", "t-b2", "t-b3"]),
+        ),
+        (
+            "level 2",
+            Box::new(|f| f.level = Some(Level::Instance)),
+            s(&[&b1c1, &b1c2, &b2c1, &b2c2, &b3c1]),
+        ),
+        (
+            "instance",
+            Box::new(|f| f.instance_id = Some("i1".into())),
+            s(&[&b1c1, &b3c1]),
+        ),
+        (
+            "instance: internal only",
+            Box::new(|f| f.instance_id = Some("i4".into())),
+            vec![],
+        ),
+        (
+            "instance name",
+            Box::new(|f| f.instance_name = Some("alpha".into())),
+            s(&[&b1c1, &b1c2, &b2c1, &b3c1]),
+        ),
+        (
+            "instance name, literal",
+            Box::new(|f| f.instance_name = Some("_%".into())),
+            s(&[&b2c2]),
+        ),
+        (
+            "instance name, no match",
+            Box::new(|f| f.instance_name = Some("a%1".into())),
+            vec![],
+        ),
+        (
+            "param",
+            Box::new(|f| f.param = Some("100%".into())),
+            s(&["t-b2", &b2c1]),
+        ),
+        (
+            "param, literal _",
+            Box::new(|f| f.param = Some("a_b".into())),
+            s(&[&b2c2]),
+        ),
+        (
+            "invoke + status + name",
+            Box::new(|f| {
+                f.invoke_id = Some("inv-t-b2".into());
+                f.statuses = vec![Processing];
+                f.instance_name = Some("alpha".into());
+            }),
+            s(&[&b2c1]),
+        ),
+        (
+            "level + type + status",
+            Box::new(|f| {
+                f.level = Some(Level::Instance);
+                f.task_types = vec![TaskType::StartInstance];
+                f.statuses = vec![Skipped];
+            }),
+            s(&[&b1c2]),
+        ),
+        (
+            "instance + parent",
+            Box::new(|f| {
+                f.instance_id = Some("i2".into());
+                f.parent_task_id = Some("t-b1".into());
+            }),
+            s(&[&b1c2]),
+        ),
+        (
+            "instance + level 1",
+            Box::new(|f| {
+                f.instance_id = Some("i1".into());
+                f.level = Some(Level::Batch);
+            }),
+            vec![],
+        ),
+        (
+            "ids + types",
+            Box::new(|f| {
+                f.task_ids = vec!["t-b1".into(), "t-b2".into(), "t-b3".into()];
+                f.task_types = vec![TaskType::StartInstance, TaskType::Screenshot];
+            }),
+            s(&["t-b1", "t-b3"]),
+        ),
+        (
+            "empty lists do not filter",
+            Box::new(|f| {
+                f.task_ids = vec![];
+                f.statuses = vec![];
+            }),
+            s(&every),
+        ),
+    ];
+    for (name, change, want) in cases {
+        let mut f = filter(A);
+        change(&mut f);
+        assert_eq!(listed(store, &f).await, want, "filter {name}: {f:?}");
+    }
+
+    // The other account sees only its own.
+    assert_eq!(
+        listed(store, &filter(B)).await,
+        s(&["t-bb", &child("t-bb", "ib")])
+    );
+    let f = TaskFilter {
+        invoke_id: Some("inv-t-b1".into()),
+        ..filter(B)
+    };
+    assert_eq!(listed(store, &f).await, s(&["t-bb", &child("t-bb", "ib")]));
+
+    // Rows carry the instance's status now and the batch counters.
+    let l = store.describe_tasks(&filter(A), &page(100)).await.unwrap();
+    let by_id: BTreeMap<_, _> = l.items.iter().map(|t| (t.id.clone(), t)).collect();
+    assert_eq!(by_id[&b1c1].instance_status, Some(S::Starting));
+    assert_eq!(by_id[&b3c1].instance_status, Some(S::Starting));
+    assert_eq!(by_id[&b1c2].instance_status, Some(S::Running));
+    assert_eq!(by_id["t-b1"].instance_status, None);
+    assert_eq!(by_id["t-b1"].counts, Some(counts(0, 1, 0, 0, 1)));
+    assert_eq!(by_id["t-b2"].counts, Some(counts(0, 2, 0, 0, 0)));
+    assert_eq!(by_id["t-b3"].counts, Some(counts(1, 0, 0, 0, 0)));
+    assert_eq!(by_id[&b1c1].counts, None);
+    assert_eq!(by_id[&b1c2].finish_ms, Some(5_000));
+}
+
+async fn check_describe_order_and_pages(store: &dyn Store) {
+    fleet(store, A, "ag-1", &[("i1", S::Running)]).await;
+    // Ties on the accept time are broken by the id, descending.
+    let starts = [
+        ("t-a", 1_000),
+        ("t-c", 1_000),
+        ("t-b", 1_000),
+        ("t-e", 2_000),
+        ("t-d", 2_000),
+        ("t-f", 3_000),
+        ("t-h", 500),
+        ("t-g", 4_000),
+    ];
+    for (id, ms) in starts {
+        store
+            .create_batch(&batch(id, A, TaskType::InstallApp, ms, &["i1"]))
+            .await
+            .unwrap();
+    }
+    let mut want: Vec<(i64, String)> = starts
+        .iter()
+        .flat_map(|(id, ms)| [(*ms, id.to_string()), (*ms, child(id, "i1"))])
+        .collect();
+    want.sort();
+    want.reverse();
+    let want: Vec<String> = want.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(want.len(), 16);
+
+    let all = store.describe_tasks(&filter(A), &page(100)).await.unwrap();
+    assert_eq!(
+        all.items.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        want
+    );
+
+    // Walk pages of 1 and of 5.
+    for limit in [1, 5] {
+        let mut after = None;
+        let mut walked = Vec::new();
+        let mut pages = 0;
+        for round in 0.. {
+            assert!(round < 100, "pagination does not end");
+            let l = store
+                .describe_tasks(
+                    &filter(A),
+                    &Page {
+                        after: after.clone(),
+                        limit,
+                    },
+                )
+                .await
+                .unwrap();
+            pages += 1;
+            assert_eq!(l.total, 16, "total is over every page");
+            assert!(l.items.len() <= limit);
+            walked.extend(l.items.iter().map(|t| t.id.clone()));
+            match l.next {
+                Some(next) => {
+                    let last = l.items.last().unwrap();
+                    assert_eq!(
+                        next,
+                        Cursor {
+                            ms: last.start_ms,
+                            id: last.id.clone()
+                        }
+                    );
+                    after = Some(next);
+                }
+                None => break,
+            }
+        }
+        assert_eq!(walked, want, "pages of {limit}");
+        assert_eq!(pages, 16usize.div_ceil(limit));
+    }
+
+    // A filtered walk: pages of 2 over batches only.
+    let batches = TaskFilter {
+        level: Some(Level::Batch),
+        ..filter(A)
+    };
+    let mut after = None;
+    let mut walked = Vec::new();
+    for round in 0.. {
+        assert!(round < 100, "pagination does not end");
+        let l = store
+            .describe_tasks(
+                &batches,
+                &Page {
+                    after: after.clone(),
+                    limit: 2,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(l.total, 8);
+        walked.extend(l.items.iter().map(|t| t.id.clone()));
+        after = l.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        walked,
+        ["t-g", "t-f", "t-e", "t-d", "t-c", "t-b", "t-a", "t-h"]
+    );
+
+    // Pages stay stable while new tasks arrive: tasks accepted after the walk began come before
+    // its cursor and never show up in, shift or repeat within the rest of the walk.
+    let mut after = None;
+    let mut walked = Vec::new();
+    let mut added = 0;
+    for round in 0.. {
+        assert!(round < 100, "pagination does not end");
+        let l = store
+            .describe_tasks(
+                &filter(A),
+                &Page {
+                    after: after.clone(),
+                    limit: 3,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(l.total, 16 + 2 * added);
+        walked.extend(l.items.iter().map(|t| t.id.clone()));
+        added += 1;
+        let id = format!("t-new{added}");
+        store
+            .create_batch(&batch(
+                &id,
+                A,
+                TaskType::InstallApp,
+                10_000 + added,
+                &["i1"],
+            ))
+            .await
+            .unwrap();
+        after = l.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!(walked, want);
+    let fresh = store.describe_tasks(&filter(A), &page(2)).await.unwrap();
+    let newest = format!("t-new{added}");
+    assert_eq!(
+        fresh.items.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        [child(&newest, "i1"), newest]
+    );
+    assert_eq!(fresh.total, 16 + 2 * added);
+
+    // A cursor past the end gives an empty last page; the total still counts every match.
+    let end = store
+        .describe_tasks(
+            &filter(A),
+            &Page {
+                after: Some(Cursor {
+                    ms: 0,
+                    id: String::new(),
+                }),
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(end.items.is_empty());
+    assert!(end.next.is_none());
+    assert_eq!(end.total, 16 + 2 * added);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine: claims, preconditions, batch status, fencing, sweeping, purging
+// ---------------------------------------------------------------------------------------------
+
+async fn check_claim_order(store: &dyn Store) {
+    fleet(
+        store,
+        A,
+        "ag-1",
+        &[("i1", S::Running), ("i2", S::Running), ("i3", S::Running)],
+    )
+    .await;
+    let ty = TaskType::RunCommand;
+    store
+        .create_batch(&batch("t-1", A, ty, 1_000, &["i1", "i2"]))
+        .await
+        .unwrap();
+    store
+        .create_batch(&batch("t-2", A, ty, 2_000, &["i1"]))
+        .await
+        .unwrap();
+    store
+        .create_batch(&batch("t-3", A, ty, 3_000, &["i2", "i1"]))
+        .await
+        .unwrap();
+    // Accepted later but due only at 50_000.
+    store
+        .create_batch(&batch("t-4", A, ty, 50_000, &["i3"]))
+        .await
+        .unwrap();
+
+    let now = 10_000;
+    let first = store.claim("w1", now, LEASE, 10).await.unwrap();
+    assert_eq!(
+        claimed_ids(&first),
+        [child("t-1", "i1"), child("t-1", "i2")],
+        "one per instance"
+    );
+    assert_eq!(
+        first[0],
+        Claim {
+            task_id: child("t-1", "i1"),
+            task_type: ty,
+            instance_id: "i1".into(),
+            param: "{}".into(),
+            attempt: 1,
+            previous_status: S::Running,
+        }
+    );
+    let t = get(store, A, &child("t-1", "i1")).await;
+    assert_eq!((t.status, t.attempt, t.finish_ms), (Processing, 1, None));
+    assert_eq!(get(store, A, "t-1").await.status, Processing);
+    assert!(
+        store.claim("w2", now, LEASE, 10).await.unwrap().is_empty(),
+        "both busy"
+    );
+
+    assert!(
+        store
+            .complete(&child("t-1", "i1"), 1, &finished(), now + 1)
+            .await
+            .unwrap()
+    );
+    let c = store.claim("w2", now + 2, LEASE, 10).await.unwrap();
+    assert_eq!(
+        claimed_ids(&c),
+        [child("t-2", "i1")],
+        "i1's next, in acceptance order"
+    );
+    assert!(
+        store
+            .complete(&child("t-2", "i1"), 1, &finished(), now + 3)
+            .await
+            .unwrap()
+    );
+    let c = store.claim("w2", now + 4, LEASE, 10).await.unwrap();
+    assert_eq!(
+        claimed_ids(&c),
+        [child("t-3", "i1")],
+        "i2 is still busy with t-1"
+    );
+    assert!(
+        store
+            .complete(&child("t-1", "i2"), 1, &finished(), now + 5)
+            .await
+            .unwrap()
+    );
+    assert_eq!(get(store, A, "t-1").await.status, Finished);
+    let c = store.claim("w2", now + 6, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-3", "i2")]);
+    assert!(
+        store
+            .claim("w2", now + 7, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // not_before: t-4 is due at its accept time.
+    assert!(
+        store
+            .claim("w3", 49_999, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let c = store.claim("w3", 50_000, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-4", "i3")]);
+
+    // The limit: three idle instances, a limit of two, acceptance order.
+    store
+        .create_batch(&batch("t-5", A, ty, 60_000, &["i3"]))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .complete(&child("t-4", "i3"), 1, &finished(), 60_001)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .complete(&child("t-3", "i1"), 1, &finished(), 60_001)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .complete(&child("t-3", "i2"), 1, &finished(), 60_001)
+            .await
+            .unwrap()
+    );
+    store
+        .create_batch(&batch("t-6", A, ty, 60_000, &["i2", "i1"]))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim("w4", 70_000, LEASE, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let c = store.claim("w4", 70_000, LEASE, 2).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-5", "i3"), child("t-6", "i2")]);
+    let c = store.claim("w4", 70_000, LEASE, 2).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-6", "i1")]);
+}
+
+async fn check_preconditions_and_batch_status(store: &dyn Store) {
+    let phones = [
+        ("ia", S::Running),
+        ("ib", S::Stopped),
+        ("ic", S::Stopped),
+        ("id", S::Rebooting),
+        ("ie", S::Running),
+    ];
+    fleet(store, A, "ag-1", &phones).await;
+
+    // Skip, Run and Reject in one batch: PartFinished in the end.
+    store
+        .create_batch(&batch(
+            "t-start",
+            A,
+            TaskType::StartInstance,
+            1_000,
+            &["ia", "ib", "id"],
+        ))
+        .await
+        .unwrap();
+    let c = store.claim("w", 2_000, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-start", "ib")]);
+    assert_eq!(c[0].previous_status, S::Stopped);
+    assert_eq!(status_of(store, "ib").await, S::Starting);
+    let skipped = get(store, A, &child("t-start", "ia")).await;
+    assert_eq!(
+        (skipped.status, skipped.finish_ms, skipped.error_code),
+        (Skipped, Some(2_000), None)
+    );
+    assert_eq!(skipped.attempt, 0);
+    assert_eq!(status_of(store, "ia").await, S::Running);
+    let rejected = get(store, A, &child("t-start", "id")).await;
+    assert_eq!((rejected.status, rejected.finish_ms), (Failed, Some(2_000)));
+    assert_eq!(
+        rejected.error_code.as_deref(),
+        Some("IncorrectInstanceStatus")
+    );
+    let msg = rejected.error_msg.unwrap();
+    assert!(
+        msg.contains(TaskErrorCode::IncorrectInstanceStatus.default_message()),
+        "{msg}"
+    );
+    assert!(msg.contains("REBOOTING"), "{msg}");
+    assert_eq!(
+        status_of(store, "id").await,
+        S::Rebooting,
+        "a rejected task changes nothing"
+    );
+    let b = get(store, A, "t-start").await;
+    assert_eq!(
+        (b.status, b.counts, b.finish_ms),
+        (Processing, Some(counts(0, 1, 0, 1, 1)), None)
+    );
+
+    assert!(
+        store
+            .complete(&child("t-start", "ib"), 1, &finished(), 3_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(status_of(store, "ib").await, S::Running);
+    let done = get(store, A, &child("t-start", "ib")).await;
+    assert_eq!((done.status, done.finish_ms), (Finished, Some(3_000)));
+    assert_eq!(done.result.as_deref(), Some(r#"{"Success":true}"#));
+    let b = get(store, A, "t-start").await;
+    assert_eq!(
+        (b.status, b.counts, b.finish_ms),
+        (PartFinished, Some(counts(0, 0, 1, 1, 1)), Some(3_000))
+    );
+
+    // Finished: one ran, one skipped.
+    store
+        .create_batch(&batch(
+            "t-stop",
+            A,
+            TaskType::StopInstance,
+            4_000,
+            &["ia", "ic"],
+        ))
+        .await
+        .unwrap();
+    let c = store.claim("w", 5_000, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-stop", "ia")]);
+    assert_eq!(status_of(store, "ia").await, S::Stopping);
+    assert_eq!(
+        get(store, A, "t-stop").await.counts,
+        Some(counts(0, 1, 0, 0, 1))
+    );
+    assert!(
+        store
+            .complete(&child("t-stop", "ia"), 1, &finished(), 6_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(status_of(store, "ia").await, S::Stopped);
+    let b = get(store, A, "t-stop").await;
+    assert_eq!(
+        (b.status, b.counts, b.finish_ms),
+        (Finished, Some(counts(0, 0, 1, 0, 1)), Some(6_000))
+    );
+
+    // Failed: one rejected, one ran and failed (the instance takes its after-failure status).
+    store
+        .create_batch(&batch(
+            "t-reboot",
+            A,
+            TaskType::RebootInstance,
+            7_000,
+            &["ic", "ie"],
+        ))
+        .await
+        .unwrap();
+    let c = store.claim("w", 8_000, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-reboot", "ie")]);
+    assert_eq!(status_of(store, "ie").await, S::Rebooting);
+    assert_eq!(get(store, A, "t-reboot").await.status, Processing);
+    let outcome = failed(TaskErrorCode::OperationFailed);
+    assert!(
+        store
+            .complete(&child("t-reboot", "ie"), 1, &outcome, 9_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(status_of(store, "ie").await, S::Unavailable);
+    let f = get(store, A, &child("t-reboot", "ie")).await;
+    assert_eq!(f.error_code.as_deref(), Some("OperationFailed"));
+    assert_eq!(f.error_msg.as_deref(), Some("it broke"));
+    assert_eq!(f.result, None);
+    let b = get(store, A, "t-reboot").await;
+    assert_eq!(
+        (b.status, b.counts, b.finish_ms),
+        (Failed, Some(counts(0, 0, 0, 2, 0)), Some(9_000))
+    );
+
+    // Skipped: every child had nothing to do; the batch ends at the claim.
+    store
+        .create_batch(&batch(
+            "t-again",
+            A,
+            TaskType::StartInstance,
+            10_000,
+            &["ib"],
+        ))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim("w", 11_000, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let b = get(store, A, "t-again").await;
+    assert_eq!(
+        (b.status, b.counts, b.finish_ms),
+        (Skipped, Some(counts(0, 0, 0, 0, 1)), Some(11_000))
+    );
+
+    // An instance that does not exist is rejected too.
+    store
+        .create_batch(&batch(
+            "t-ghost",
+            A,
+            TaskType::InstallApp,
+            12_000,
+            &["acp-ghost"],
+        ))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim("w", 13_000, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let g = get(store, A, &child("t-ghost", "acp-ghost")).await;
+    assert_eq!(
+        (g.status, g.error_code.as_deref()),
+        (Failed, Some("IncorrectInstanceStatus"))
+    );
+    assert_eq!(g.instance_status, None);
+    assert_eq!(get(store, A, "t-ghost").await.status, Failed);
+
+    // A skipped or rejected task makes way for the next task of its instance in the same claim.
+    store
+        .create_batch(&batch("t-s1", A, TaskType::StopInstance, 14_000, &["ic"]))
+        .await
+        .unwrap();
+    store
+        .create_batch(&batch("t-s2", A, TaskType::StartInstance, 14_001, &["ic"]))
+        .await
+        .unwrap();
+    let c = store.claim("w", 15_000, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-s2", "ic")]);
+    assert_eq!(get(store, A, &child("t-s1", "ic")).await.status, Skipped);
+}
+
+async fn check_fencing(store: &dyn Store) {
+    fleet(store, A, "ag-1", &[("i1", S::Running)]).await;
+    store
+        .create_batch(&batch("t-r", A, TaskType::RebootInstance, 1_000, &["i1"]))
+        .await
+        .unwrap();
+    let id = child("t-r", "i1");
+    assert!(
+        !store.heartbeat(&id, 0, 5_000).await.unwrap(),
+        "not leased yet"
+    );
+    assert!(
+        !store.complete(&id, 0, &finished(), 1_500).await.unwrap(),
+        "not leased yet"
+    );
+    assert_eq!(get(store, A, &id).await.status, Waiting);
+
+    let c = store.claim("w", 2_000, 1_000, 10).await.unwrap();
+    assert_eq!(c[0].attempt, 1);
+    assert!(!store.heartbeat(&id, 2, 9_000).await.unwrap());
+    assert!(!store.heartbeat("t-none", 1, 9_000).await.unwrap());
+    assert!(store.heartbeat(&id, 1, 9_000).await.unwrap());
+    // The heartbeat moved the lease past the sweep time.
+    assert!(store.sweep_expired(8_000, 5, 0).await.unwrap().is_empty());
+
+    assert!(
+        !store.complete(&id, 2, &finished(), 3_000).await.unwrap(),
+        "a stale attempt"
+    );
+    let t = get(store, A, &id).await;
+    assert_eq!(
+        (t.status, t.result.clone(), t.finish_ms),
+        (Processing, None, None)
+    );
+    assert_eq!(status_of(store, "i1").await, S::Rebooting);
+    assert_eq!(get(store, A, "t-r").await.status, Processing);
+
+    let outcome = failed(TaskErrorCode::OperationFailed);
+    assert!(store.complete(&id, 1, &outcome, 4_000).await.unwrap());
+    assert!(
+        !store.complete(&id, 1, &finished(), 5_000).await.unwrap(),
+        "already ended"
+    );
+    assert!(
+        !store.heartbeat(&id, 1, 9_000).await.unwrap(),
+        "already ended"
+    );
+    let t = get(store, A, &id).await;
+    assert_eq!(
+        (t.status, t.finish_ms, t.result),
+        (Failed, Some(4_000), None)
+    );
+    assert_eq!(status_of(store, "i1").await, S::Unavailable);
+    let b = get(store, A, "t-r").await;
+    assert_eq!((b.status, b.counts), (Failed, Some(counts(0, 0, 0, 1, 0))));
+}
+
+async fn check_sweep(store: &dyn Store) {
+    fleet(
+        store,
+        A,
+        "ag-1",
+        &[("i1", S::Running), ("i2", S::Running), ("i3", S::Running)],
+    )
+    .await;
+    store
+        .create_batch(&batch("t-stop", A, TaskType::StopInstance, 100, &["i1"]))
+        .await
+        .unwrap();
+    store
+        .create_batch(&batch("t-cmd", A, TaskType::RunCommand, 200, &["i2"]))
+        .await
+        .unwrap();
+    store
+        .create_batch(&batch("t-rb", A, TaskType::RebootInstance, 300, &["i3"]))
+        .await
+        .unwrap();
+    let (stop, cmd, rb) = (
+        child("t-stop", "i1"),
+        child("t-cmd", "i2"),
+        child("t-rb", "i3"),
+    );
+
+    let c = store.claim("w1", 1_000, 100, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [stop.clone(), cmd.clone(), rb.clone()]);
+    assert!(store.heartbeat(&rb, 1, 100_000).await.unwrap());
+    assert_eq!(status_of(store, "i1").await, S::Stopping);
+
+    // Nothing has expired yet at the lease's end.
+    assert!(store.sweep_expired(1_100, 2, 500).await.unwrap().is_empty());
+    let swept = store.sweep_expired(2_000, 2, 500).await.unwrap();
+    assert_eq!(
+        swept,
+        [
+            Swept::Requeued {
+                task_id: stop.clone(),
+                attempt: 1
+            },
+            Swept::Failed {
+                task_id: cmd.clone(),
+                code: TaskErrorCode::InstanceUnreachable
+            },
+        ]
+    );
+
+    // The command is not run again: it failed, and its batch with it.
+    let t = get(store, A, &cmd).await;
+    assert_eq!((t.status, t.finish_ms), (Failed, Some(2_000)));
+    assert_eq!(t.error_code.as_deref(), Some("InstanceUnreachable"));
+    assert_eq!(
+        t.error_msg.as_deref(),
+        Some(TaskErrorCode::InstanceUnreachable.default_message())
+    );
+    assert_eq!(status_of(store, "i2").await, S::Running);
+    let b = get(store, A, "t-cmd").await;
+    assert_eq!(
+        (b.status, b.counts, b.finish_ms),
+        (Failed, Some(counts(0, 0, 0, 1, 0)), Some(2_000))
+    );
+
+    // The stop is queued again, still Processing, after the retry delay.
+    let t = get(store, A, &stop).await;
+    assert_eq!((t.status, t.attempt, t.finish_ms), (Processing, 1, None));
+    assert_eq!(
+        get(store, A, "t-stop").await.counts,
+        Some(counts(0, 1, 0, 0, 0))
+    );
+    assert!(
+        !store.complete(&stop, 1, &finished(), 2_100).await.unwrap(),
+        "the lost attempt is fenced off"
+    );
+    assert!(!store.heartbeat(&stop, 1, 9_000).await.unwrap());
+    assert!(store.claim("w2", 2_499, 100, 10).await.unwrap().is_empty());
+    // The retry does not check the precondition again (STOPPING would reject a stop) and keeps
+    // the status from before the first attempt.
+    let c = store.claim("w2", 2_500, 100, 10).await.unwrap();
+    assert_eq!(
+        c,
+        [Claim {
+            task_id: stop.clone(),
+            task_type: TaskType::StopInstance,
+            instance_id: "i1".into(),
+            param: "{}".into(),
+            attempt: 2,
+            previous_status: S::Running,
+        }]
+    );
+    assert_eq!(status_of(store, "i1").await, S::Stopping);
+    assert_eq!(get(store, A, &stop).await.attempt, 2);
+
+    // Out of attempts: AttemptsExhausted, the instance back to its after-failure status.
+    let swept = store.sweep_expired(5_000, 2, 500).await.unwrap();
+    assert_eq!(
+        swept,
+        [Swept::Failed {
+            task_id: stop.clone(),
+            code: TaskErrorCode::AttemptsExhausted
+        }]
+    );
+    let t = get(store, A, &stop).await;
+    assert_eq!(
+        (t.status, t.error_code.as_deref()),
+        (Failed, Some("AttemptsExhausted"))
+    );
+    assert_eq!(
+        status_of(store, "i1").await,
+        S::Running,
+        "a failed stop leaves it as it was"
+    );
+    assert_eq!(get(store, A, "t-stop").await.status, Failed);
+    assert!(!store.complete(&stop, 2, &finished(), 5_001).await.unwrap());
+
+    // A failed reboot leaves the phone UNAVAILABLE.
+    let swept = store.sweep_expired(200_000, 1, 0).await.unwrap();
+    assert_eq!(
+        swept,
+        [Swept::Failed {
+            task_id: rb.clone(),
+            code: TaskErrorCode::AttemptsExhausted
+        }]
+    );
+    assert_eq!(status_of(store, "i3").await, S::Unavailable);
+    assert_eq!(get(store, A, "t-rb").await.status, Failed);
+    assert!(store.sweep_expired(300_000, 1, 0).await.unwrap().is_empty());
+}
+
+async fn check_expire_all_leases(store: &dyn Store) {
+    fleet(store, A, "ag-1", &[("i1", S::Running), ("i2", S::Running)]).await;
+    store
+        .create_batch(&batch("t-1", A, TaskType::InstallApp, 100, &["i1", "i2"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claim("w", 1_000, 1_000_000, 10).await.unwrap().len(),
+        2
+    );
+    assert!(store.sweep_expired(2_000, 3, 0).await.unwrap().is_empty());
+    assert_eq!(store.expire_all_leases().await.unwrap(), 2);
+    let swept = store.sweep_expired(2_000, 3, 0).await.unwrap();
+    assert_eq!(
+        swept,
+        [
+            Swept::Requeued {
+                task_id: child("t-1", "i1"),
+                attempt: 1
+            },
+            Swept::Requeued {
+                task_id: child("t-1", "i2"),
+                attempt: 1
+            },
+        ]
+    );
+    let c = store.claim("w2", 2_000, 1_000, 10).await.unwrap();
+    assert!(
+        c.iter()
+            .all(|c| c.attempt == 2 && c.previous_status == S::Running)
+    );
+    assert_eq!(c.len(), 2);
+    assert_eq!(store.expire_all_leases().await.unwrap(), 2);
+    for c in &c {
+        assert!(
+            store
+                .complete(&c.task_id, 2, &finished(), 3_000)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(store.expire_all_leases().await.unwrap(), 0);
+    assert_eq!(get(store, A, "t-1").await.status, Finished);
+}
+
+async fn check_purge(store: &dyn Store) {
+    fleet(store, A, "ag-1", &[("i1", S::Running), ("i2", S::Running)]).await;
+    store
+        .create_batch(&batch("t-old", A, TaskType::InstallApp, 100, &["i1", "i2"]))
+        .await
+        .unwrap();
+    store.claim("w", 1_000, LEASE, 10).await.unwrap();
+    assert!(
+        store
+            .complete(&child("t-old", "i1"), 1, &finished(), 1_500)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .complete(&child("t-old", "i2"), 1, &finished(), 2_000)
+            .await
+            .unwrap()
+    );
+    // A batch still running: one child done long ago, one still waiting.
+    store
+        .create_batch(&batch("t-run", A, TaskType::InstallApp, 1_200, &["i1"]))
+        .await
+        .unwrap();
+    store
+        .create_batch(&batch("t-run2", A, TaskType::InstallApp, 1_200, &["i1"]))
+        .await
+        .unwrap();
+    let mut run = batch("t-run", A, TaskType::InstallApp, 1_200, &["i1", "i2"]);
+    run.batch.id = "t-mixed".into();
+    run.children[0].id = "t-mixed-a".into();
+    run.children[1].id = "t-mixed-b".into();
+    run.children[1].start_ms = 1_000_000; // not due for a long while
+    store.create_batch(&run).await.unwrap();
+    let c = store.claim("w", 1_300, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-run", "i1")]);
+    assert!(
+        store
+            .complete(&child("t-run", "i1"), 1, &finished(), 1_400)
+            .await
+            .unwrap()
+    );
+    let c = store.claim("w", 1_400, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-run2", "i1")]);
+    assert!(
+        store
+            .complete(&child("t-run2", "i1"), 1, &finished(), 1_450)
+            .await
+            .unwrap()
+    );
+    let c = store.claim("w", 1_450, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), ["t-mixed-a"]);
+    assert!(
+        store
+            .complete("t-mixed-a", 1, &finished(), 1_460)
+            .await
+            .unwrap()
+    );
+    assert_eq!(get(store, A, "t-mixed").await.status, Processing);
+
+    // Before 1_800: the children finished at 1_400..1_500 and the batches t-run, t-run2 (1_400,
+    // 1_450); t-old (2_000) and the unfinished t-mixed stay.
+    assert_eq!(store.purge_tasks(1_800).await.unwrap(), 6);
+    for gone in [
+        child("t-old", "i1"),
+        child("t-run", "i1"),
+        child("t-run2", "i1"),
+        "t-mixed-a".into(),
+        "t-run".into(),
+        "t-run2".into(),
+    ] {
+        assert!(
+            store.task(A, &gone).await.unwrap().is_none(),
+            "{gone} purged"
+        );
+    }
+    for kept in [
+        "t-old".to_string(),
+        child("t-old", "i2"),
+        "t-mixed".into(),
+        "t-mixed-b".into(),
+    ] {
+        assert!(store.task(A, &kept).await.unwrap().is_some(), "{kept} kept");
+    }
+    assert_eq!(store.purge_tasks(10_000).await.unwrap(), 2);
+    assert!(store.task(A, "t-old").await.unwrap().is_none());
+    assert!(
+        store.task(A, "t-mixed").await.unwrap().is_some(),
+        "an unfinished batch stays"
+    );
+    assert!(store.task(A, "t-mixed-b").await.unwrap().is_some());
+    assert_eq!(store.purge_tasks(i64::MAX).await.unwrap(), 0);
+    assert_eq!(listed(store, &filter(A)).await, ["t-mixed", "t-mixed-b"]);
+}
+
+async fn check_account_isolation(store: &dyn Store) {
+    fleet(store, A, "ag-a", &[("ia", S::Running)]).await;
+    fleet(store, B, "ag-b", &[("ib", S::Running)]).await;
+    store
+        .create_batch(&batch("t-a", A, TaskType::Screenshot, 100, &["ia"]))
+        .await
+        .unwrap();
+    store
+        .create_batch(&batch("t-b", B, TaskType::Screenshot, 100, &["ib"]))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        listed(store, &filter(A)).await,
+        ["t-a", &child("t-a", "ia")]
+    );
+    assert_eq!(
+        listed(store, &filter(B)).await,
+        ["t-b", &child("t-b", "ib")]
+    );
+    let probe = TaskFilter {
+        task_ids: vec!["t-b".into(), child("t-b", "ib")],
+        ..filter(A)
+    };
+    assert!(listed(store, &probe).await.is_empty());
+    let probe = TaskFilter {
+        instance_id: Some("ib".into()),
+        ..filter(A)
+    };
+    assert!(listed(store, &probe).await.is_empty());
+    let probe = TaskFilter {
+        invoke_id: Some("inv-t-b".into()),
+        ..filter(A)
+    };
+    assert!(listed(store, &probe).await.is_empty());
+    assert!(store.task(A, "t-b").await.unwrap().is_none());
+    assert!(store.task(A, &child("t-b", "ib")).await.unwrap().is_none());
+    assert!(store.task(B, "t-b").await.unwrap().is_some());
+    assert!(listed(store, &filter("acct-nobody")).await.is_empty());
+
+    assert!(
+        store
+            .instances_by_id(A, &["ib".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let of = |account: &str| InstanceFilter {
+        account_id: account.into(),
+        ..InstanceFilter::default()
+    };
+    let l = store.list_instances(&of(A), &page(10)).await.unwrap();
+    assert_eq!(
+        (l.total, l.items.len(), l.items[0].id.as_str()),
+        (1, 1, "ia")
+    );
+    let probe = InstanceFilter {
+        ids: vec!["ib".into()],
+        ..of(A)
+    };
+    assert_eq!(
+        store.list_instances(&probe, &page(10)).await.unwrap().total,
+        0
+    );
+    let gf = GroupFilter {
+        account_id: A.into(),
+        ids: vec!["ag-b".into()],
+        ..GroupFilter::default()
+    };
+    assert_eq!(store.list_groups(&gf, &page(10)).await.unwrap().total, 0);
+    let change = InstanceChange {
+        name: Some("hijacked".into()),
+        ..InstanceChange::default()
+    };
+    assert_eq!(
+        store
+            .modify_instances(A, &["ib".into()], &change)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.instance("ib").await.unwrap().unwrap().name, "name-ib");
+}
+
+/// Eight workers claim and complete 200 tasks on 20 instances while a producer is still
+/// creating the batches and a reader polls DescribeTasks: every task completes exactly once,
+/// never two at a time on one instance, each instance's in acceptance order, and no call fails.
+async fn check_concurrent_workers(store: Arc<dyn Store>) {
+    const INSTANCES: usize = 20;
+    const BATCHES: usize = 10;
+    const TOTAL: usize = INSTANCES * BATCHES;
+    const NOW: i64 = 1_000_000;
+    let phones: Vec<String> = (0..INSTANCES).map(|n| format!("i{n:02}")).collect();
+    let specs: Vec<(&str, InstanceStatus)> =
+        phones.iter().map(|p| (p.as_str(), S::Running)).collect();
+    fleet(&*store, A, "ag-1", &specs).await;
+
+    let busy = Arc::new(std::sync::Mutex::new(HashSet::<String>::new()));
+    let done = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let completed = Arc::new(AtomicUsize::new(0));
+
+    let producer = {
+        let store = store.clone();
+        let phones = phones.clone();
+        tokio::spawn(async move {
+            for b in 0..BATCHES {
+                let refs: Vec<&str> = phones.iter().map(String::as_str).collect();
+                let id = format!("t-{b:02}");
+                store
+                    .create_batch(&batch(
+                        &id,
+                        A,
+                        TaskType::InstallApp,
+                        1_000 + b as i64,
+                        &refs,
+                    ))
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let reader = {
+        let store = store.clone();
+        let completed = completed.clone();
+        tokio::spawn(async move {
+            while completed.load(Ordering::SeqCst) < TOTAL {
+                let l = store.describe_tasks(&filter(A), &page(10)).await.unwrap();
+                assert!(l.total <= (TOTAL + BATCHES) as i64);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        let (busy, done, completed) = (busy.clone(), done.clone(), completed.clone());
+        workers.push(tokio::spawn(async move {
+            let owner = format!("worker-{w}");
+            while completed.load(Ordering::SeqCst) < TOTAL {
+                let claims = store.claim(&owner, NOW, LEASE, 4).await.unwrap();
+                if claims.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
+                for c in &claims {
+                    assert_eq!(c.attempt, 1, "{c:?}");
+                    assert!(
+                        busy.lock().unwrap().insert(c.instance_id.clone()),
+                        "two tasks on {}",
+                        c.instance_id
+                    );
+                }
+                tokio::task::yield_now().await;
+                for c in claims {
+                    assert!(busy.lock().unwrap().remove(&c.instance_id));
+                    done.lock()
+                        .unwrap()
+                        .push((c.instance_id.clone(), c.task_id.clone()));
+                    let outcome = Outcome::Finished {
+                        result: format!(r#"{{"By":"{owner}"}}"#),
+                    };
+                    assert!(
+                        store
+                            .complete(&c.task_id, c.attempt, &outcome, NOW)
+                            .await
+                            .unwrap()
+                    );
+                    completed.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    let all = async {
+        producer.await.unwrap();
+        for w in workers {
+            w.await.unwrap();
+        }
+        reader.await.unwrap();
+    };
+    tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .expect("workers finish");
+
+    let done = done.lock().unwrap().clone();
+    assert_eq!(done.len(), TOTAL);
+    let unique: HashSet<&String> = done.iter().map(|(_, t)| t).collect();
+    assert_eq!(unique.len(), TOTAL, "every task exactly once");
+    let mut per_instance: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (i, t) in &done {
+        per_instance.entry(i).or_default().push(t);
+    }
+    for (i, tasks) in per_instance {
+        let want: Vec<String> = (0..BATCHES)
+            .map(|b| child(&format!("t-{b:02}"), i))
+            .collect();
+        assert_eq!(tasks, want, "acceptance order on {i}");
+    }
+    for b in 0..BATCHES {
+        let t = get(&*store, A, &format!("t-{b:02}")).await;
+        assert_eq!(
+            (t.status, t.counts),
+            (Finished, Some(counts(0, 0, INSTANCES as i64, 0, 0)))
+        );
+    }
+    let unfinished = TaskFilter {
+        statuses: vec![Waiting, Processing],
+        ..filter(A)
+    };
+    assert!(listed(&*store, &unfinished).await.is_empty());
+    assert!(
+        store
+            .claim("late", NOW, LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Implementations
+// ---------------------------------------------------------------------------------------------
+
+mod sqlite {
+    use std::sync::Arc;
+
+    use cloudphone_store::{SqliteStore, Store};
+
+    async fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("cloudphone.db"))
+            .await
+            .unwrap();
+        (dir, Arc::new(store))
+    }
+
+    macro_rules! checks {
+        ($($check:ident),* $(,)?) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let (_dir, store) = store().await;
+                super::$check(&*store).await;
+            }
+        )*};
+    }
+
+    checks!(
+        check_accounts_and_keys,
+        check_nonces,
+        check_settings,
+        check_groups_and_instances,
+        check_internal_task_lifecycle,
+        check_create_batch,
+        check_describe_filters,
+        check_describe_order_and_pages,
+        check_claim_order,
+        check_preconditions_and_batch_status,
+        check_fencing,
+        check_sweep,
+        check_expire_all_leases,
+        check_purge,
+        check_account_isolation,
+    );
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn check_concurrent_workers() {
+        let (_dir, store) = store().await;
+        let dyn_store: Arc<dyn Store> = store.clone();
+        super::check_concurrent_workers(dyn_store).await;
+    }
+
+    /// Re-opening a database keeps its data and runs no migration twice.
+    #[tokio::test]
+    async fn reopen_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cloudphone.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.setting_or_init("k", "v1").await.unwrap();
+        store.close().await;
+        drop(store);
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.setting_or_init("k", "v2").await.unwrap(), "v1");
+    }
+}

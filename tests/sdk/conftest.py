@@ -1,0 +1,334 @@
+"""Fixtures for the SDK acceptance tests: a real `cloudphone serve` on a free port, with its own
+data dir, driven through the official Alibaba Cloud SDK exactly as a user would."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from alibabacloud_eds_aic20230930 import models
+from alibabacloud_eds_aic20230930.client import Client
+from alibabacloud_tea_openapi import models as open_api_models
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = Path(os.environ.get("CLOUDPHONE_BIN", ROOT / "target" / "debug" / "cloudphone"))
+KEY_ID = "testid"
+KEY_SECRET = "testsecret"
+
+
+class Server:
+    """One `cloudphone serve` process."""
+
+    def __init__(self, data_dir, sim_delay_ms=50, extra_args=(), key=(KEY_ID, KEY_SECRET)):
+        self.data_dir = Path(data_dir)
+        self.sim_delay_ms = sim_delay_ms
+        self.extra_args = list(extra_args)
+        self.key = key
+        self.proc = None
+        self.port = None
+
+    def start(self):
+        env = dict(os.environ)
+        env["CLOUDPHONE_ACCESS_KEY_ID"], env["CLOUDPHONE_ACCESS_KEY_SECRET"] = self.key
+        env.setdefault("RUST_LOG", "warn")
+        args = [str(BINARY), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir)]
+        if self.sim_delay_ms is not None:
+            args += ["--sim-delay-ms", str(self.sim_delay_ms)]
+        self.log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")
+        self.proc = subprocess.Popen(args + self.extra_args, stdout=subprocess.PIPE, stderr=self.log, env=env)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            line = self.proc.stdout.readline().decode()
+            if not line:
+                raise RuntimeError(f"server exited with {self.proc.wait()}")
+            m = re.search(r"listening on http://[\d.]+:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                return self
+        raise RuntimeError("server did not start")
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.port}"
+
+    def client(self, key=None, **config):
+        key_id, secret = key or self.key
+        return Client(open_api_models.Config(access_key_id=key_id, access_key_secret=secret,
+                                             endpoint=self.endpoint, protocol="http", **config))
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def create_key(self, account, user=None):
+        args = [str(BINARY), "keys", "create", "--data-dir", str(self.data_dir), "--account", account]
+        if user:
+            args += ["--user", user]
+        out = subprocess.run(args, check=True, capture_output=True).stdout
+        key = json.loads(out)
+        return key["AccessKeyId"], key["AccessKeySecret"]
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    with tempfile.TemporaryDirectory(prefix="cloudphone-sdk-") as d:
+        yield Path(d)
+
+
+@pytest.fixture(scope="session")
+def server(workdir):
+    s = Server(workdir / "shared").start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    return server.client()
+
+
+def wait_for(predicate, timeout=30, interval=0.05, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def describe_instances(client, ids):
+    r = client.describe_android_instances(models.DescribeAndroidInstancesRequest(android_instance_ids=ids, max_results=100))
+    return {m.android_instance_id: m for m in r.body.instance_model}
+
+
+def create_group(client, n=2, name="farm"):
+    """A new group of `n` simulated phones, waited for until every one is RUNNING."""
+    r = client.create_android_instance_group(models.CreateAndroidInstanceGroupRequest(
+        biz_region_id="cn-hangzhou", image_id="imgc-simandroid140000",
+        instance_group_spec="acp.basic.small", number_of_instances=n, instance_group_name=name))
+    ids = r.body.instance_group_infos[0].instance_ids
+    assert len(ids) == n
+    wait_for(lambda: all(m.android_instance_status == "RUNNING" for m in describe_instances(client, ids).values())
+             and len(describe_instances(client, ids)) == n, what="instances RUNNING")
+    return r.body.instance_group_ids[0], ids
+
+
+def tasks_of(client, **filters):
+    """Every task matching the filters, all pages walked."""
+    out, token = [], None
+    while True:
+        r = client.describe_tasks(models.DescribeTasksRequest(max_results=100, next_token=token, **filters))
+        out += r.body.data
+        token = r.body.next_token
+        if not token:
+            return out
+
+
+def wait_batch(client, invoke_id, timeout=60):
+    """The batch of `invoke_id` once it reached a terminal status."""
+    def done():
+        batch = tasks_of(client, invoke_id=invoke_id, level=1)
+        return batch[0] if batch and batch[0].task_status not in ("Waiting", "Processing") else None
+    return wait_for(done, timeout=timeout, what=f"batch {invoke_id} to finish")
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by the topic files.
+
+import base64  # noqa: E402
+import datetime  # noqa: E402
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+import urllib.parse  # noqa: E402
+import uuid  # noqa: E402
+
+import requests  # noqa: E402
+from alibabacloud_tea_openapi import utils_models as open_api_util_models  # noqa: E402
+from alibabacloud_tea_openapi.exceptions import ClientException  # noqa: E402
+from darabonba.runtime import RuntimeOptions  # noqa: E402
+
+API_VERSION = "2023-09-30"
+ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+REQUEST_ID_RE = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
+UA = "AlibabaCloud (Linux; x86_64) Python/3.11.7 Core/0.4.3 TeaDSL/2"
+
+
+def call(client, action, query=None, body=None):
+    """Any action through the SDK's generic `call_api` (the way a user calls an extension), with
+    a hand-built query and optional form body; returns the response body as a dict."""
+    params = open_api_util_models.Params(
+        action=action, version=API_VERSION, protocol="HTTP", pathname="/", method="POST",
+        auth_type="AK", style="RPC", req_body_type="formData", body_type="json")
+    request = open_api_util_models.OpenApiRequest(
+        query={k: str(v) for k, v in (query or {}).items()},
+        body=None if body is None else {k: str(v) for k, v in body.items()})
+    return client.call_api(params, request, RuntimeOptions())["body"]
+
+
+def api_error(fn, *args, **kwargs):
+    """The ClientException `fn` raises; fails the test if it succeeds."""
+    with pytest.raises(ClientException) as info:
+        fn(*args, **kwargs)
+    e = info.value
+    assert 400 <= e.status_code < 500, (e.status_code, e.code)
+    assert REQUEST_ID_RE.match(e.request_id or ""), e.request_id
+    return e
+
+
+def inject_fault(client, instance_id, task_type, error_code="OperationFailed", error_msg=None, count=None):
+    query = {"TaskType": task_type, "InstanceId": instance_id, "ErrorCode": error_code}
+    if error_msg is not None:
+        query["ErrorMsg"] = error_msg
+    if count is not None:
+        query["Count"] = count
+    return call(client, "InjectSimulatedFault", query)
+
+
+def clear_faults(client):
+    return call(client, "ClearSimulatedFaults")
+
+
+def total_tasks(client, **filters):
+    return client.describe_tasks(models.DescribeTasksRequest(max_results=1, **filters)).body.total_count
+
+
+# --- a signer of our own (api-contract.md §2.4), so that tests control date, nonce and bytes ---
+
+def pct(s):
+    """RFC 3986 over UTF-8 (or over raw bytes); unreserved A-Z a-z 0-9 - _ . ~ ; uppercase hex."""
+    data = s if isinstance(s, bytes) else s.encode("utf-8")
+    return "".join(chr(b) if (b < 128 and (chr(b).isalnum() or chr(b) in "-_.~")) else "%%%02X" % b
+                   for b in data)
+
+
+def acs3_signature(method, path, query, headers, signed, body, secret):
+    cq = "&".join(f"{k}={pct(v)}" for k, v in sorted(query))
+    ch = "".join(f"{h}:{headers[h].strip()}\n" for h in signed)
+    payload = hashlib.sha256(body).hexdigest()
+    creq = f"{method}\n{path}\n{cq}\n{ch}\n{';'.join(signed)}\n{payload}"
+    sts = "ACS3-HMAC-SHA256\n" + hashlib.sha256(creq.encode()).hexdigest()
+    return hmac.new(secret.encode(), sts.encode(), hashlib.sha256).hexdigest()
+
+
+def v1_signature(method, params, secret):
+    cqs = "&".join(f"{pct(k)}={pct(v)}" for k, v in sorted(params))
+    sts = f"{method}&{pct('/')}&{pct(cqs)}"
+    return base64.b64encode(hmac.new((secret + "&").encode(), sts.encode(), hashlib.sha1).digest()).decode()
+
+
+def iso(dt):
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_now(offset_s=0):
+    return iso(datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=offset_s))
+
+
+def new_nonce():
+    return uuid.uuid4().hex
+
+
+def _encode_pairs(pairs):
+    """`urlencode` of pairs whose values may be raw bytes (sent as %XX, even if not UTF-8)."""
+    return "&".join(f"{urllib.parse.quote_plus(k)}={urllib.parse.quote_plus(v)}" for k, v in pairs)
+
+
+def signed_request(server, action, query=(), body=None, key=None, date=None, nonce=None,
+                   version=API_VERSION, sign_secret=None, headers=None, timeout=30):
+    """A POST signed with ACS3-HMAC-SHA256 as the SDK signs it, built by hand.
+
+    `query`: pairs (values str or bytes); `body`: None, raw bytes, or pairs for a form body.
+    `key`: (id, secret), default the server's; `sign_secret` signs with another secret.
+    Returns the `requests.Response`."""
+    key_id, secret = key or server.key
+    if isinstance(query, dict):
+        query = list(query.items())
+    if isinstance(body, dict):
+        body = list(body.items())
+    h = {
+        "host": server.endpoint,
+        "x-acs-action": action,
+        "x-acs-version": version,
+        "x-acs-date": date or utc_now(),
+        "x-acs-signature-nonce": nonce or new_nonce(),
+        "accept": "application/json",
+        "user-agent": UA,
+        "x-acs-credentials-provider": "static_ak",
+    }
+    if body is None:
+        payload = b""
+    else:
+        payload = body if isinstance(body, bytes) else _encode_pairs(sorted(body)).encode()
+        h["content-type"] = "application/x-www-form-urlencoded"
+    h["x-acs-content-sha256"] = hashlib.sha256(payload).hexdigest()
+    h.update(headers or {})
+    signed = sorted(h)
+    sig = acs3_signature("POST", "/", query, h, signed, payload, sign_secret or secret)
+    h["Authorization"] = f"ACS3-HMAC-SHA256 Credential={key_id},SignedHeaders={';'.join(signed)},Signature={sig}"
+    url = f"http://{server.endpoint}/"
+    if query:
+        url += "?" + _encode_pairs(query)
+    return requests.post(url, data=payload, headers=h, timeout=timeout)
+
+
+def v1_request(server, action, query=(), key=None, timestamp=None, nonce=None, method="GET",
+               sign_secret=None, timeout=30):
+    """A request signed with the legacy HMAC-SHA1 scheme (all parameters in the query)."""
+    key_id, secret = key or server.key
+    params = list(query.items() if isinstance(query, dict) else query) + [
+        ("Action", action), ("Version", API_VERSION), ("Format", "JSON"),
+        ("Timestamp", timestamp or utc_now()), ("SignatureNonce", nonce or new_nonce()),
+        ("SignatureMethod", "HMAC-SHA1"), ("SignatureVersion", "1.0"), ("AccessKeyId", key_id)]
+    params.append(("Signature", v1_signature(method, params, sign_secret or secret)))
+    url = f"http://{server.endpoint}/?" + _encode_pairs(params)
+    return requests.request(method, url, timeout=timeout)
+
+
+def error_code(resp):
+    """(status, Code) of a raw error response, checking the vendor's error shape."""
+    body = resp.json()
+    assert resp.status_code >= 400, (resp.status_code, body)
+    for field in ("RequestId", "HostId", "Code", "Message"):
+        assert body.get(field), (field, body)
+    return resp.status_code, body["Code"]
+
+
+class RawResponse:
+    """The little of `requests.Response` that `error_code` needs."""
+
+    def __init__(self, status, body):
+        self.status_code = status
+        self.content = body
+
+    def json(self):
+        return json.loads(self.content)
+
+
+def raw_post(server, target, headers=None, body=b""):
+    """POST with the request target sent byte for byte (`requests` would re-quote a bad escape)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.putrequest("POST", target, skip_host=True, skip_accept_encoding=True)
+        for k, v in {"host": server.endpoint, **(headers or {})}.items():
+            conn.putheader(k, v)
+        conn.putheader("content-length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return RawResponse(resp.status, resp.read())
+    finally:
+        conn.close()
