@@ -33,6 +33,21 @@ impl BackendError {
 
 pub type OpResult<T> = Result<T, BackendError>;
 
+/// What a shell command printed (stdout and stderr together, as `sh -c` in a terminal shows
+/// them) and how it exited.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandOutput {
+    pub output: Vec<u8>,
+    pub exit_code: i32,
+}
+
+fn unsupported<T>(what: &str) -> OpResult<T> {
+    Err(BackendError::new(
+        TaskErrorCode::InternalError,
+        format!("{what} is not supported by this backend."),
+    ))
+}
+
 /// A failure to inject into a simulated fleet: the next `remaining` operations (every one when
 /// `None`) that match the type and instance fail with `code`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +72,40 @@ pub trait Backend: Send + Sync + 'static {
     async fn reboot(&self, phone: &InstanceRef, force: bool) -> OpResult<()>;
     /// Wipes the phone's data and applies `image_id` (its own image on a plain reset).
     async fn reset(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()>;
+    /// Runs `command` in the phone's shell; fails with `CommandTimeout` when it outlives
+    /// `timeout`. A non-zero exit code is not a failure: the command ran.
+    async fn run_command(
+        &self,
+        phone: &InstanceRef,
+        command: &str,
+        timeout: std::time::Duration,
+    ) -> OpResult<CommandOutput> {
+        let _ = (phone, command, timeout);
+        unsupported("RunCommand")
+    }
+    /// Copies the local file `local` onto the phone as the file `dest` (an absolute path on the
+    /// phone, parent directories created); returns the bytes written. Streams, never holding the
+    /// whole file in memory.
+    async fn push_file(
+        &self,
+        phone: &InstanceRef,
+        local: &std::path::Path,
+        dest: &str,
+    ) -> OpResult<u64> {
+        let _ = (phone, local, dest);
+        unsupported("SendFile")
+    }
+    /// Copies the file `src` (an absolute path on the phone) to the local file `local`; returns
+    /// the bytes copied. Streams.
+    async fn pull_file(
+        &self,
+        phone: &InstanceRef,
+        src: &str,
+        local: &std::path::Path,
+    ) -> OpResult<u64> {
+        let _ = (phone, src, local);
+        unsupported("FetchFile")
+    }
     /// Adds a fault; a backend that cannot simulate faults says so.
     fn inject_fault(&self, fault: Fault) -> Result<(), String> {
         let _ = fault;

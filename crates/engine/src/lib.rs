@@ -7,6 +7,6 @@ mod engine;
 mod execute;
 mod sweeper;
 
-pub use backend::{Backend, BackendError, Fault, InstanceRef, OpResult};
+pub use backend::{Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult};
 pub use engine::{Engine, EngineConfig};
 pub use sweeper::{Sweeper, SweeperConfig};
