@@ -13,7 +13,7 @@ use cloudphone_store::Store;
 
 use crate::request::RawRequest;
 use crate::signature::{
-    canonical_request_v3, parse_acs3_authorization, sha256_hex, string_to_sign_v1,
+    canonical_request_v3_at, parse_acs3_authorization, sha256_hex, string_to_sign_v1,
     string_to_sign_v3, verify_v1, verify_v3,
 };
 
@@ -35,6 +35,24 @@ pub const REQUIRED_SIGNED_HEADERS: &[&str] = &[
     "x-acs-signature-nonce",
     "x-acs-content-sha256",
 ];
+
+/// What a request signs besides its method, query and headers: the path, and the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// The canonical path: `/` for the RPC API; for the object routes the real path, each
+    /// segment percent-encoded ([`crate::signature::pct`]).
+    pub path: &'a str,
+    /// The body is streamed after authentication (an upload): the payload line is the client's
+    /// `x-acs-content-sha256`, and the caller must check the body against it as it arrives.
+    /// Otherwise the payload line is the hash of `RawRequest::body`.
+    pub streamed_body: bool,
+}
+
+/// The RPC API: path `/`, body in hand. The legacy scheme is accepted only here.
+pub const RPC: Target<'static> = Target {
+    path: "/",
+    streamed_body: false,
+};
 
 /// What a well-formed signed request claims, before any key is looked up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,12 +128,17 @@ pub fn check_time(date_ms: i64, now_ms: i64) -> Result<(), ApiError> {
 /// Recognises the scheme and extracts what the request claims: an `Authorization: ACS3-...`
 /// header is ACS3, a `Signature` parameter is the legacy scheme, anything else is unsigned.
 pub fn parse_signed(req: &RawRequest) -> Result<SignedRequest, ApiError> {
+    parse_signed_for(req, RPC)
+}
+
+/// [`parse_signed`] for a request to `target`; only ACS3 outside the RPC API.
+pub fn parse_signed_for(req: &RawRequest, target: Target) -> Result<SignedRequest, ApiError> {
     if let Some(authorization) = req.header("authorization")
         && authorization.trim_start().starts_with("ACS3-")
     {
-        return parse_acs3(req, authorization);
+        return parse_acs3(req, authorization, target);
     }
-    if all_params(req).any(|(k, _)| k == "Signature") {
+    if target == RPC && all_params(req).any(|(k, _)| k == "Signature") {
         return parse_legacy(req);
     }
     Err(ApiError::IncompleteSignature(
@@ -125,7 +148,11 @@ pub fn parse_signed(req: &RawRequest) -> Result<SignedRequest, ApiError> {
     ))
 }
 
-fn parse_acs3(req: &RawRequest, authorization: &str) -> Result<SignedRequest, ApiError> {
+fn parse_acs3(
+    req: &RawRequest,
+    authorization: &str,
+    target: Target,
+) -> Result<SignedRequest, ApiError> {
     let incomplete = ApiError::IncompleteSignature;
     let auth = parse_acs3_authorization(authorization)?;
     for required in REQUIRED_SIGNED_HEADERS {
@@ -160,11 +187,31 @@ fn parse_acs3(req: &RawRequest, authorization: &str) -> Result<SignedRequest, Ap
     )?;
 
     // The payload line uses the hash of what arrived, so the signature binds the real body
-    // even if the header were ignored.
-    let body_hash = sha256_hex(&req.body);
-    let body_hash_matches = signed_header("x-acs-content-sha256").eq_ignore_ascii_case(&body_hash);
+    // even if the header were ignored. A streamed body has not arrived yet: the line is the
+    // claimed hash, which the caller holds the body to.
+    let claimed = signed_header("x-acs-content-sha256");
+    let (body_hash, body_hash_matches) = if target.streamed_body {
+        if claimed.len() != 64 || !claimed.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::invalid(
+                "x-acs-content-sha256",
+                "must be the hex SHA-256 of the body",
+            ));
+        }
+        (claimed.to_string(), true)
+    } else {
+        let body_hash = sha256_hex(&req.body);
+        let matches = claimed.eq_ignore_ascii_case(&body_hash);
+        (body_hash, matches)
+    };
     let names: Vec<&str> = auth.signed_headers.iter().map(String::as_str).collect();
-    let canonical = canonical_request_v3(&req.method, &req.query, &req.headers, &names, &body_hash);
+    let canonical = canonical_request_v3_at(
+        &req.method,
+        target.path,
+        &req.query,
+        &req.headers,
+        &names,
+        &body_hash,
+    );
     Ok(SignedRequest {
         key_id: auth.access_key_id,
         nonce,
@@ -295,15 +342,26 @@ pub async fn authenticate(
     req: &RawRequest,
     now_ms: i64,
 ) -> Result<AccessKey, ApiError> {
-    authenticate_with(&StoreKeys(store), req, now_ms).await
+    authenticate_with(&StoreKeys(store), RPC, req, now_ms).await
+}
+
+/// [`authenticate`] for a request to `target` (the object routes).
+pub async fn authenticate_for(
+    store: &dyn Store,
+    req: &RawRequest,
+    target: Target<'_>,
+    now_ms: i64,
+) -> Result<AccessKey, ApiError> {
+    authenticate_with(&StoreKeys(store), target, req, now_ms).await
 }
 
 async fn authenticate_with(
     keys: &impl KeyStore,
+    target: Target<'_>,
     req: &RawRequest,
     now_ms: i64,
 ) -> Result<AccessKey, ApiError> {
-    let signed = parse_signed(req)?;
+    let signed = parse_signed_for(req, target)?;
     let key = keys
         .access_key(&signed.key_id)
         .await?
@@ -803,6 +861,120 @@ mod tests {
         ));
     }
 
+    /// An upload to an object route: signed over its real path, with the claimed hash of a
+    /// body that is streamed afterwards. Signature from the stdlib recomputation of the SDK
+    /// tests (`acs3_signature` in tests/sdk/conftest.py).
+    fn object_put(path_signed: &str, content_sha256: &str) -> RawRequest {
+        let signed = "host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;\
+            x-acs-version";
+        let headers: Vec<(&'static str, String)> = vec![
+            ("host", "127.0.0.1:9723".into()),
+            ("x-acs-action", "PutObject".into()),
+            ("x-acs-version", "2023-09-30".into()),
+            ("x-acs-date", "2025-01-01T00:00:00Z".into()),
+            (
+                "x-acs-signature-nonce",
+                "0123456789abcdef0123456789abcdef".into(),
+            ),
+            ("x-acs-content-sha256", content_sha256.into()),
+            (
+                "authorization",
+                format!(
+                    "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders={signed},\
+                     Signature={path_signed}"
+                ),
+            ),
+        ];
+        build("PUT", &headers, "", b"")
+    }
+
+    const CONTENT_SHA256: &str = "ed7002b439e9ac845f22357d822bac1444730fbdb6016d3ec9432297b9ec9f73";
+    const SIG_PUT: &str = "829a2b22b39a516eaf52e0862994f0b2b867e8ecb8c33f2bc4a497cbecd2fe88";
+    const PUT_PATH: &str = "/files/my-bucket/dir/a%20b%2Bc/%E4%B8%AD.apk";
+
+    #[test]
+    fn object_routes_sign_their_path() {
+        let streamed = Target {
+            path: PUT_PATH,
+            streamed_body: true,
+        };
+        let req = object_put(SIG_PUT, CONTENT_SHA256);
+        assert_eq!(
+            parse_signed_for(&req, streamed)
+                .unwrap()
+                .check("testsecret", now()),
+            Ok(())
+        );
+        // Another path, or the RPC path, does not verify.
+        let other = Target {
+            path: "/files/my-bucket/dir/a%20b%2Bc/%E4%B8%AD.apj",
+            ..streamed
+        };
+        for target in [other, RPC] {
+            assert_eq!(
+                parse_signed_for(&req, target)
+                    .unwrap()
+                    .check("testsecret", now()),
+                Err(ApiError::SignatureDoesNotMatch)
+            );
+        }
+        // Without a streamed body, the (empty) body must match the claimed hash: it does not.
+        let in_hand = Target {
+            streamed_body: false,
+            ..streamed
+        };
+        assert_eq!(
+            parse_signed_for(&req, in_hand)
+                .unwrap()
+                .check("testsecret", now()),
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+        // Another claimed hash is another signed request.
+        let req = object_put(SIG_PUT, EMPTY_SHA256);
+        assert_eq!(
+            parse_signed_for(&req, streamed)
+                .unwrap()
+                .check("testsecret", now()),
+            Err(ApiError::SignatureDoesNotMatch)
+        );
+        // A streamed body needs a real hash to be held to.
+        for claimed in ["", "abc", "UNSIGNED-PAYLOAD", &"g".repeat(64)] {
+            assert_eq!(
+                parse_signed_for(&object_put(SIG_PUT, claimed), streamed)
+                    .unwrap_err()
+                    .code(),
+                "InvalidParameter.x-acs-content-sha256",
+                "{claimed:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn object_routes_take_acs3_only() {
+        let target = Target {
+            path: "/files/b/k",
+            streamed_body: false,
+        };
+        assert!(matches!(
+            parse_signed_for(&vector_c(), target),
+            Err(ApiError::IncompleteSignature(_))
+        ));
+        let keys = FakeKeys::default();
+        let streamed = Target {
+            path: PUT_PATH,
+            streamed_body: true,
+        };
+        let req = object_put(SIG_PUT, CONTENT_SHA256);
+        let key = authenticate_with(&keys, streamed, &req, now())
+            .await
+            .unwrap();
+        assert_eq!(key.account_id, "acc-1");
+        assert_eq!(
+            authenticate_with(&keys, streamed, &req, now()).await,
+            Err(ApiError::NonceUsed)
+        );
+    }
+
     /// An in-memory stand-in for the two store calls.
     #[derive(Default)]
     struct FakeKeys {
@@ -842,17 +1014,23 @@ mod tests {
     #[tokio::test]
     async fn accepts_once_then_refuses_the_replay() {
         let keys = FakeKeys::default();
-        let key = authenticate_with(&keys, &vector_a(), now()).await.unwrap();
+        let key = authenticate_with(&keys, RPC, &vector_a(), now())
+            .await
+            .unwrap();
         assert_eq!(key.account_id, "acc-1");
         assert_eq!(*keys.expiries.lock().unwrap(), [now() + 16 * MINUTE]);
         assert_eq!(
-            authenticate_with(&keys, &vector_a(), now() + MINUTE).await,
+            authenticate_with(&keys, RPC, &vector_a(), now() + MINUTE).await,
             Err(ApiError::NonceUsed)
         );
         // Vector C has another nonce; the legacy scheme shares the nonce table.
-        assert!(authenticate_with(&keys, &vector_c(), now()).await.is_ok());
+        assert!(
+            authenticate_with(&keys, RPC, &vector_c(), now())
+                .await
+                .is_ok()
+        );
         assert_eq!(
-            authenticate_with(&keys, &vector_c(), now()).await,
+            authenticate_with(&keys, RPC, &vector_c(), now()).await,
             Err(ApiError::NonceUsed)
         );
     }
@@ -867,15 +1045,19 @@ mod tests {
             b"",
         );
         assert_eq!(
-            authenticate_with(&keys, &tampered, now()).await,
+            authenticate_with(&keys, RPC, &tampered, now()).await,
             Err(ApiError::SignatureDoesNotMatch)
         );
         assert_eq!(
-            authenticate_with(&keys, &vector_a(), now() + 20 * MINUTE).await,
+            authenticate_with(&keys, RPC, &vector_a(), now() + 20 * MINUTE).await,
             Err(ApiError::TimestampExpired)
         );
         assert!(keys.nonces.lock().unwrap().is_empty());
-        assert!(authenticate_with(&keys, &vector_a(), now()).await.is_ok());
+        assert!(
+            authenticate_with(&keys, RPC, &vector_a(), now())
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -887,7 +1069,7 @@ mod tests {
             &authorization(SIGNED_A).replace("Credential=testid", "Credential=nobody"),
         );
         assert_eq!(
-            authenticate_with(&keys, &build("POST", &headers, QUERY_A, b""), now()).await,
+            authenticate_with(&keys, RPC, &build("POST", &headers, QUERY_A, b""), now()).await,
             Err(ApiError::AccessKeyNotFound)
         );
         let failing = FakeKeys {
@@ -895,7 +1077,7 @@ mod tests {
             ..FakeKeys::default()
         };
         assert_eq!(
-            authenticate_with(&failing, &vector_a(), now()).await,
+            authenticate_with(&failing, RPC, &vector_a(), now()).await,
             Err(ApiError::Internal)
         );
     }

@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod auth;
+pub mod files;
 pub mod params;
 pub mod reply;
 pub mod request;

@@ -24,9 +24,11 @@ use crate::state::{AppState, Ctx};
 /// The one API version this server speaks.
 pub const VERSION: &str = "2023-09-30";
 
-/// The router of the API; every path and method goes through [`handle`].
+/// The router of the API: the object routes under `/files/` ([`crate::files`]); every other path
+/// and method goes through [`handle`].
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .merge(crate::files::routes())
         .fallback(handle)
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {

@@ -52,13 +52,33 @@ pub fn canonical_query_v3<K: AsRef<str>, V: AsRef<str>>(query: &[(K, V)]) -> Str
         .join("&")
 }
 
-/// The ACS3 canonical request for `method` on the path `/` (the only path this API serves).
+/// The ACS3 canonical request for `method` on the path `/` (the path of every RPC action).
 ///
 /// `headers` are the request's headers; for each of `signed_header_names`, in the given order,
 /// the first header with that name (case-insensitively) contributes `name:trim(value)`. A name
 /// with no header contributes an empty value: the caller rejects such requests before this.
 pub fn canonical_request_v3<K: AsRef<str>, V: AsRef<str>>(
     method: &str,
+    query: &[(K, V)],
+    headers: &[(String, String)],
+    signed_header_names: &[&str],
+    body_sha256_hex: &str,
+) -> String {
+    canonical_request_v3_at(
+        method,
+        "/",
+        query,
+        headers,
+        signed_header_names,
+        body_sha256_hex,
+    )
+}
+
+/// The ACS3 canonical request for `method` on `canonical_path`: the path as signed, each segment
+/// percent-encoded with [`pct`] and the `/` between them kept (the object routes, `/files/...`).
+pub fn canonical_request_v3_at<K: AsRef<str>, V: AsRef<str>>(
+    method: &str,
+    canonical_path: &str,
     query: &[(K, V)],
     headers: &[(String, String)],
     signed_header_names: &[&str],
@@ -81,7 +101,7 @@ pub fn canonical_request_v3<K: AsRef<str>, V: AsRef<str>>(
         .collect::<Vec<_>>()
         .join(";");
     format!(
-        "{method}\n/\n{}\n{canonical_headers}\n{signed_headers}\n{body_sha256_hex}",
+        "{method}\n{canonical_path}\n{}\n{canonical_headers}\n{signed_headers}\n{body_sha256_hex}",
         canonical_query_v3(query)
     )
 }

@@ -14,6 +14,8 @@ use crate::token::TokenKey;
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_params: usize,
+    /// The largest object `PUT /files/...` accepts (streamed to disk, never held in memory).
+    pub max_upload_bytes: u64,
 }
 
 impl Default for Limits {
@@ -21,6 +23,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 1 << 20,
             max_params: 5000,
+            max_upload_bytes: 5 << 30,
         }
     }
 }
@@ -28,6 +31,8 @@ impl Default for Limits {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub backend: Arc<dyn Backend>,
+    /// The object store behind `oss://` paths and `/files/...`.
+    pub objects: Arc<cloudphone_objects::Objects>,
     /// The engine's waker: notified after tasks are queued.
     pub wake: Arc<Notify>,
     pub region: String,

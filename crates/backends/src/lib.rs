@@ -3,4 +3,4 @@
 
 pub mod sim;
 
-pub use sim::{SimBackend, SimConfig};
+pub use sim::{Package, PhoneState, SimBackend, SimConfig};

@@ -15,6 +15,11 @@ pub struct Config {
     pub sim_delay: Option<Duration>,
     /// The root access key (id, secret) from the environment, if given.
     pub root_key: Option<(String, String)>,
+    /// The address clients reach this node at, for links in task results (default: the
+    /// listening address).
+    pub public_url: Option<String>,
+    /// How long links in task results stay valid.
+    pub link_ttl: Duration,
     pub engine: EngineConfig,
     pub sweeper: SweeperConfig,
     pub limits: Limits,
@@ -29,6 +34,8 @@ impl Config {
             region: "cn-hangzhou".into(),
             sim_delay: None,
             root_key: None,
+            public_url: None,
+            link_ttl: Duration::from_secs(7 * 24 * 3600),
             engine: EngineConfig::default(),
             sweeper: SweeperConfig::default(),
             limits: Limits::default(),

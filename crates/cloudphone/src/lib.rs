@@ -13,7 +13,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use cloudphone_api::{AppState, TokenKey};
 use cloudphone_backends::{SimBackend, SimConfig};
-use cloudphone_engine::{Engine, Sweeper};
+use cloudphone_engine::{Engine, Services, Sweeper};
+use cloudphone_objects::Objects;
 use cloudphone_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -61,21 +62,52 @@ impl Application {
             root: config.data_dir.join("sim"),
             delay: config.sim_delay,
         }));
-        let engine = Engine::new(store.clone(), backend.clone(), config.engine.clone());
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let address = listener.local_addr()?;
+        // Links in task results point here; behind a proxy, --public-url says where that is.
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+        let link_secret = cloudphone_core::ids::secret(48);
+        let link_key = store
+            .setting_or_init("object-link-key", &link_secret)
+            .await?;
+        let objects = Arc::new(Objects::local(
+            config.data_dir.join("objects"),
+            store.clone(),
+            link_key.as_bytes(),
+            public_url.trim_end_matches('/').to_string(),
+        )?);
+        let scratch = config.data_dir.join("tmp");
+        std::fs::create_dir_all(&scratch)
+            .with_context(|| format!("creating {}", scratch.display()))?;
+        let services = Services {
+            objects: objects.clone(),
+            http: reqwest::Client::new(),
+            scratch,
+            link_ttl: config.link_ttl,
+            region: config.region.clone(),
+        };
+        let engine = Engine::new(
+            store.clone(),
+            backend.clone(),
+            services,
+            config.engine.clone(),
+        );
         let sweeper = Sweeper::new(store.clone(), config.sweeper.clone(), engine.waker());
         let state = Arc::new(AppState {
             store: store.clone(),
             backend,
+            objects,
             wake: engine.waker(),
             region: config.region.clone(),
             tokens: TokenKey::new(token_key.as_bytes()),
             host_id: config.engine.node_id.clone(),
             limits: config.limits.clone(),
         });
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .with_context(|| format!("binding {}", config.listen))?;
-        let address = listener.local_addr()?;
         Ok(Application {
             listener,
             address,

@@ -1,4 +1,7 @@
-//! The `cloudphone` command: `serve` runs a node; `keys create` adds an access key to a data dir.
+//! The `cloudphone` command: `serve` runs a node; `keys create` adds an access key to a data dir;
+//! `cp` copies files into and out of a server's object store.
+
+mod cp;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,6 +32,9 @@ enum Command {
     /// Manage access keys in a data dir.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Copy a file to or from a server's object store: `cp LOCAL oss://bucket/key` or
+    /// `cp oss://bucket/key LOCAL` (http:// endpoints only: no TLS in this build).
+    Cp(cp::CpArgs),
 }
 
 #[derive(Args)]
@@ -45,6 +51,17 @@ struct ServeArgs {
     /// Every simulated operation takes this many milliseconds (default: realistic durations).
     #[arg(long)]
     sim_delay_ms: Option<u64>,
+    /// The URL clients reach this server at, used in the download links of task results
+    /// (default: http://<listen address>).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// How long download links in task results stay valid, in seconds.
+    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    link_ttl_secs: u64,
+    /// The largest file `cloudphone cp` may upload, in bytes (streamed to disk, never held in
+    /// memory).
+    #[arg(long, default_value_t = 5 << 30)]
+    max_upload_bytes: u64,
     /// How many tasks this node runs at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -93,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
             account,
             user,
         }) => create_key(data_dir, account, user).await,
+        Command::Cp(args) => cp::run(args).await,
     }
 }
 
@@ -101,6 +119,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.listen = args.listen;
     config.region = args.region;
     config.sim_delay = args.sim_delay_ms.map(Duration::from_millis);
+    config.public_url = args.public_url;
+    config.link_ttl = Duration::from_secs(args.link_ttl_secs.max(1));
+    config.limits.max_upload_bytes = args.max_upload_bytes;
     config.engine.concurrency = args.concurrency.max(1);
     config.engine.lease = Duration::from_millis(args.lease_ms.max(100));
     config.engine.heartbeat = config.engine.lease / 3;

@@ -16,6 +16,12 @@ wire_enum! {
         /// A command ran past its timeout.
         CommandTimeout = "CommandTimeout",
         SendFileFailed = "SendFileFailed",
+        /// The file to send does not exist (object, or URL answering 404).
+        SourceFileNotFound = "SourceFileNotFound",
+        /// The file's MD5 differs from the `FileMd5` of the call.
+        FileMd5Mismatch = "FileMd5Mismatch",
+        /// The file could not be downloaded from its URL.
+        DownloadFailed = "DownloadFailed",
         FetchFileFailed = "FetchFileFailed",
         InstallAppFailed = "InstallAppFailed",
         UninstallAppFailed = "UninstallAppFailed",
@@ -41,6 +47,9 @@ impl TaskErrorCode {
             TaskErrorCode::AttemptsExhausted => "The task did not complete within its attempts.",
             TaskErrorCode::CommandTimeout => "The command did not finish within its timeout.",
             TaskErrorCode::SendFileFailed => "The file could not be sent.",
+            TaskErrorCode::SourceFileNotFound => "The source file does not exist.",
+            TaskErrorCode::FileMd5Mismatch => "The MD5 of the file does not match FileMd5.",
+            TaskErrorCode::DownloadFailed => "The file could not be downloaded.",
             TaskErrorCode::FetchFileFailed => "The file could not be fetched.",
             TaskErrorCode::InstallAppFailed => "The app could not be installed.",
             TaskErrorCode::UninstallAppFailed => "The app could not be uninstalled.",

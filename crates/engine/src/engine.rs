@@ -12,7 +12,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::backend::{Backend, InstanceRef};
-use crate::execute::execute;
+use crate::execute::{Run, execute};
+use crate::services::Services;
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -45,15 +46,22 @@ impl Default for EngineConfig {
 pub struct Engine {
     store: Arc<dyn Store>,
     backend: Arc<dyn Backend>,
+    services: Services,
     config: EngineConfig,
     wake: Arc<Notify>,
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, backend: Arc<dyn Backend>, config: EngineConfig) -> Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        backend: Arc<dyn Backend>,
+        services: Services,
+        config: EngineConfig,
+    ) -> Engine {
         Engine {
             store,
             backend,
+            services,
             config,
             wake: Arc::new(Notify::new()),
         }
@@ -89,6 +97,7 @@ impl Engine {
                             let worker = Worker {
                                 store: self.store.clone(),
                                 backend: self.backend.clone(),
+                                services: self.services.clone(),
                                 config: self.config.clone(),
                                 wake: self.wake.clone(),
                             };
@@ -128,6 +137,7 @@ impl Engine {
 struct Worker {
     store: Arc<dyn Store>,
     backend: Arc<dyn Backend>,
+    services: Services,
     config: EngineConfig,
     wake: Arc<Notify>,
 }
@@ -143,7 +153,11 @@ impl Worker {
                     image_id: instance.image_id,
                     spec: instance.spec,
                 };
-                let op = execute(self.backend.as_ref(), claim.task_type, &claim.param, &phone);
+                let run = Run {
+                    claim: &claim,
+                    account_id: &instance.account_id,
+                };
+                let op = execute(self.backend.as_ref(), &self.services, run, &phone);
                 match self.with_heartbeat(&claim, op).await {
                     Some(outcome) => outcome,
                     None => return,

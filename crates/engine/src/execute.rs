@@ -1,21 +1,37 @@
 //! Maps a claimed task onto the backend method that carries it out, and the backend's answer onto
 //! the task's outcome.
 
-use crate::backend::{Backend, InstanceRef};
 use cloudphone_core::{TaskErrorCode, TaskType};
-use cloudphone_store::Outcome;
+use cloudphone_store::{Claim, Outcome};
 use serde_json::Value;
 
-/// Runs one claimed task of `task_type` with its stored `param` on `phone`.
+use crate::backend::{Backend, InstanceRef};
+use crate::command::{self, CommandTask};
+use crate::services::Services;
+use crate::transfer::{self, TransferTask};
+
+/// Who the task runs for and which attempt this is; file and command tasks need them.
+pub struct Run<'a> {
+    pub claim: &'a Claim,
+    pub account_id: &'a str,
+}
+
+/// Runs one claimed task on `phone`.
 pub async fn execute(
     backend: &dyn Backend,
-    task_type: TaskType,
-    param: &str,
+    services: &Services,
+    run: Run<'_>,
     phone: &InstanceRef,
 ) -> Outcome {
-    let param: Value = serde_json::from_str(param).unwrap_or(Value::Null);
+    let param: Value = serde_json::from_str(&run.claim.param).unwrap_or(Value::Null);
     let flag = |name: &str| param.get(name).and_then(Value::as_bool).unwrap_or(false);
-    let done = match task_type {
+    let transfer = || TransferTask {
+        task_id: &run.claim.task_id,
+        attempt: run.claim.attempt,
+        account_id: run.account_id,
+        param: &param,
+    };
+    let done = match run.claim.task_type {
         TaskType::CreateInstance => backend.create(phone).await,
         TaskType::DeleteInstance => backend.delete(phone).await,
         TaskType::StartInstance => backend.start(phone).await,
@@ -29,6 +45,16 @@ pub async fn execute(
                 .unwrap_or(&phone.image_id);
             backend.reset(phone, image).await
         }
+        TaskType::RunCommand => {
+            let task = CommandTask {
+                account_id: run.account_id,
+                task_id: &run.claim.task_id,
+                param: &param,
+            };
+            return command::run(backend, services, task, phone).await;
+        }
+        TaskType::SendFile => return transfer::send(backend, services, transfer(), phone).await,
+        TaskType::FetchFile => return transfer::fetch(backend, services, transfer(), phone).await,
         other => {
             return Outcome::Failed {
                 code: TaskErrorCode::InternalError,

@@ -3,10 +3,15 @@
 //! fenced by the attempt number; a sweeper re-queues or fails tasks whose lease expired.
 
 mod backend;
+mod command;
 mod engine;
 mod execute;
+mod services;
 mod sweeper;
+mod transfer;
 
 pub use backend::{Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult};
+pub use command::INLINE_OUTPUT;
 pub use engine::{Engine, EngineConfig};
+pub use services::Services;
 pub use sweeper::{Sweeper, SweeperConfig};

@@ -10,7 +10,8 @@ use cloudphone_core::resources::{AccessKey, Group, Image, Instance};
 use cloudphone_core::time::now_ms;
 use cloudphone_core::{InstanceStatus, Level, TaskErrorCode, TaskStatus, TaskType, ids};
 use cloudphone_engine::{
-    Backend, BackendError, Engine, EngineConfig, InstanceRef, OpResult, Sweeper, SweeperConfig,
+    Backend, BackendError, Engine, EngineConfig, InstanceRef, OpResult, Services, Sweeper,
+    SweeperConfig,
 };
 use cloudphone_store::{NewBatch, NewTask, SqliteStore, Store};
 use tokio_util::sync::CancellationToken;
@@ -161,6 +162,26 @@ async fn wait_terminal(store: &dyn Store, batch: &str) -> cloudphone_core::resou
     panic!("batch {batch} did not finish");
 }
 
+/// Real services over a temp dir: the object store and scratch space.
+fn services(store: &Arc<dyn Store>, dir: &tempfile::TempDir) -> Services {
+    let objects = cloudphone_objects::Objects::local(
+        dir.path().join("objects"),
+        store.clone(),
+        b"link-key",
+        "http://127.0.0.1:1".into(),
+    )
+    .unwrap();
+    let scratch = dir.path().join("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    Services {
+        objects: Arc::new(objects),
+        http: reqwest::Client::new(),
+        scratch,
+        link_ttl: Duration::from_secs(60),
+        region: "r".into(),
+    }
+}
+
 fn fast_engine() -> EngineConfig {
     EngineConfig {
         node_id: "test".into(),
@@ -183,7 +204,12 @@ async fn runs_every_task_once_in_order() {
     });
     let (_, batches) = fleet_and_batches(store.as_ref(), 5, 3).await;
     let shutdown = CancellationToken::new();
-    let engine = Engine::new(store.clone(), backend.clone(), fast_engine());
+    let engine = Engine::new(
+        store.clone(),
+        backend.clone(),
+        services(&store, &dir),
+        fast_engine(),
+    );
     let running = tokio::spawn(engine.run(shutdown.clone()));
     for b in &batches {
         let t = wait_terminal(store.as_ref(), b).await;
@@ -229,7 +255,12 @@ async fn an_expired_lease_is_taken_over_and_the_stale_result_refused() {
         heartbeat: Duration::from_secs(60),
         ..fast_engine()
     };
-    let engine = Engine::new(store.clone(), backend.clone(), config);
+    let engine = Engine::new(
+        store.clone(),
+        backend.clone(),
+        services(&store, &dir),
+        config,
+    );
     let sweeper = Sweeper::new(
         store.clone(),
         SweeperConfig {
@@ -274,7 +305,12 @@ async fn leases_left_by_a_dead_node_are_resumed_after_restart() {
         slow_calls: 0,
         slow: Duration::ZERO,
     });
-    let engine = Engine::new(store.clone(), backend.clone(), fast_engine());
+    let engine = Engine::new(
+        store.clone(),
+        backend.clone(),
+        services(&store, &dir),
+        fast_engine(),
+    );
     let sweeper = Sweeper::new(
         store.clone(),
         SweeperConfig {

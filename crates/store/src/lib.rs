@@ -42,6 +42,14 @@ pub trait Store: Send + Sync + 'static {
     /// secrets every node must share (the pagination-token key).
     async fn setting_or_init(&self, name: &str, init: &str) -> Result<String>;
 
+    // ---- object-store buckets (design.md §7) ----
+
+    /// Makes `account_id` the owner of `bucket` if it has none, atomically; returns the owner
+    /// (`account_id`, or the account that claimed it first).
+    async fn claim_bucket(&self, bucket: &str, account_id: &str) -> Result<String>;
+    /// The account that owns `bucket`, if any.
+    async fn bucket_owner(&self, bucket: &str) -> Result<Option<String>>;
+
     // ---- groups and instances ----
 
     /// Creates groups, their instances and the internal tasks that provision them, in one

@@ -7,11 +7,12 @@
 //! transaction (so two writers never deadlock on a lock upgrade). Readers never block.
 //!
 //! The SQL lives in the submodules, one per area of the trait:
-//! [`accounts`] (keys, nonces, settings), [`fleet`] (groups and instances), [`tasks`] (creation
-//! and DescribeTasks), [`engine`] (claim, leases, completion, sweep) and [`rows`] (decoding
-//! rows into domain types).
+//! [`accounts`] (keys, nonces, settings), [`buckets`] (object-store buckets), [`fleet`] (groups
+//! and instances), [`tasks`] (creation and DescribeTasks), [`engine`] (claim, leases, completion,
+//! sweep) and [`rows`] (decoding rows into domain types).
 
 mod accounts;
+mod buckets;
 mod engine;
 mod fleet;
 mod rows;
@@ -131,6 +132,14 @@ impl Store for SqliteStore {
 
     async fn setting_or_init(&self, name: &str, init: &str) -> Result<String> {
         accounts::setting_or_init(self, name, init).await
+    }
+
+    async fn claim_bucket(&self, bucket: &str, account_id: &str) -> Result<String> {
+        buckets::claim_bucket(self, bucket, account_id).await
+    }
+
+    async fn bucket_owner(&self, bucket: &str) -> Result<Option<String>> {
+        buckets::bucket_owner(self, bucket).await
     }
 
     async fn create_groups(

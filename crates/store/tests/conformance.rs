@@ -286,6 +286,47 @@ async fn check_settings(store: &dyn Store) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Object-store buckets
+// ---------------------------------------------------------------------------------------------
+
+async fn check_buckets(store: &dyn Store) {
+    assert_eq!(store.bucket_owner("media").await.unwrap(), None);
+    assert_eq!(store.claim_bucket("media", A).await.unwrap(), A);
+    assert_eq!(
+        store.claim_bucket("media", A).await.unwrap(),
+        A,
+        "idempotent"
+    );
+    assert_eq!(
+        store.claim_bucket("media", B).await.unwrap(),
+        A,
+        "first writer wins"
+    );
+    assert_eq!(store.bucket_owner("media").await.unwrap(), Some(A.into()));
+    assert_eq!(store.claim_bucket("logs", B).await.unwrap(), B);
+    assert_eq!(store.bucket_owner("logs").await.unwrap(), Some(B.into()));
+    assert_eq!(
+        store.bucket_owner("Media").await.unwrap(),
+        None,
+        "names are exact"
+    );
+    // Racing claims of a new bucket (polled together): one owner, the same for every claimant.
+    for round in 0..5 {
+        let bucket = format!("race-{round}");
+        let (a1, b1, a2, b2) = tokio::join!(
+            store.claim_bucket(&bucket, A),
+            store.claim_bucket(&bucket, B),
+            store.claim_bucket(&bucket, A),
+            store.claim_bucket(&bucket, B),
+        );
+        let owners: HashSet<String> = [a1, b1, a2, b2].into_iter().map(Result::unwrap).collect();
+        assert_eq!(owners.len(), 1, "{owners:?}");
+        let owner = owners.into_iter().next().unwrap();
+        assert_eq!(store.bucket_owner(&bucket).await.unwrap(), Some(owner));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Groups and instances
 // ---------------------------------------------------------------------------------------------
 
@@ -2131,6 +2172,7 @@ mod sqlite {
         check_accounts_and_keys,
         check_nonces,
         check_settings,
+        check_buckets,
         check_groups_and_instances,
         check_internal_task_lifecycle,
         check_create_batch,

@@ -8,10 +8,17 @@ mod delete_group;
 mod describe_groups;
 mod describe_images;
 mod describe_instances;
+mod describe_invocations;
 mod describe_regions;
 mod describe_tasks;
+mod fetch_file;
+mod files;
+mod invocations;
 mod lifecycle;
 mod modify_instance;
+mod run_command;
+mod run_sync_command;
+mod send_file;
 mod sim_faults;
 
 use cloudphone_core::ApiError;
@@ -33,6 +40,11 @@ pub enum Action {
     ModifyAndroidInstance(modify_instance::ModifyAndroidInstance),
     Lifecycle(lifecycle::Lifecycle),
     DescribeTasks(describe_tasks::DescribeTasks),
+    RunCommand(run_command::RunCommand),
+    RunSyncCommand(run_sync_command::RunSyncCommand),
+    DescribeInvocations(describe_invocations::DescribeInvocations),
+    SendFile(send_file::SendFile),
+    FetchFile(fetch_file::FetchFile),
     InjectSimulatedFault(sim_faults::InjectSimulatedFault),
     ClearSimulatedFaults(sim_faults::ClearSimulatedFaults),
 }
@@ -69,6 +81,13 @@ impl Action {
                 Action::Lifecycle(lifecycle::Lifecycle::parse(name, p)?)
             }
             "DescribeTasks" => Action::DescribeTasks(describe_tasks::DescribeTasks::parse(p)?),
+            "RunCommand" => Action::RunCommand(run_command::RunCommand::parse(p)?),
+            "RunSyncCommand" => Action::RunSyncCommand(run_sync_command::RunSyncCommand::parse(p)?),
+            "DescribeInvocations" => {
+                Action::DescribeInvocations(describe_invocations::DescribeInvocations::parse(p)?)
+            }
+            "SendFile" => Action::SendFile(send_file::SendFile::parse(p)?),
+            "FetchFile" => Action::FetchFile(fetch_file::FetchFile::parse(p)?),
             "InjectSimulatedFault" => {
                 Action::InjectSimulatedFault(sim_faults::InjectSimulatedFault::parse(p)?)
             }
@@ -91,6 +110,11 @@ impl Action {
             Action::ModifyAndroidInstance(a) => a.apply(ctx).await,
             Action::Lifecycle(a) => a.apply(ctx).await,
             Action::DescribeTasks(a) => a.apply(ctx).await,
+            Action::RunCommand(a) => a.apply(ctx).await,
+            Action::RunSyncCommand(a) => a.apply(ctx).await,
+            Action::DescribeInvocations(a) => a.apply(ctx).await,
+            Action::SendFile(a) => a.apply(ctx).await,
+            Action::FetchFile(a) => a.apply(ctx).await,
             Action::InjectSimulatedFault(a) => a.apply(ctx).await,
             Action::ClearSimulatedFaults(a) => a.apply(ctx).await,
         }

@@ -1,16 +1,26 @@
-//! The simulated fleet: each phone is a directory under the data dir holding its properties and
-//! its user data. Operations take realistic time (or `--sim-delay-ms`), and faults can be injected
-//! per task type, instance and error code.
+//! The simulated fleet: each phone is a directory under the data dir holding its properties, its
+//! apps' state and its user data (see [`phone`]). Operations take realistic time (or
+//! `--sim-delay-ms`), and faults can be injected per task type, instance and error code.
+//! RunCommand runs the [`shell`]; SendFile and FetchFile stream files in and out of the phone's
+//! data dir, through the one path mapping in [`paths`].
 
+pub mod paths;
+pub mod phone;
+pub mod shell;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudphone_core::resources::Image;
 use cloudphone_core::{TaskErrorCode, TaskType};
-use cloudphone_engine::{Backend, BackendError, Fault, InstanceRef, OpResult};
-use serde_json::json;
+use cloudphone_engine::{Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult};
+use tokio::io::AsyncWriteExt;
+
+use phone::PhoneDir;
+pub use phone::{Package, PhoneState};
 
 /// Images of the simulated fleet.
 pub const ANDROID_12: &str = "imgc-simandroid120000";
@@ -27,6 +37,8 @@ pub struct SimConfig {
 pub struct SimBackend {
     config: SimConfig,
     faults: Mutex<Vec<Fault>>,
+    /// One lock per phone orders changes to its state (`am start` against a reset, say).
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl SimBackend {
@@ -34,11 +46,39 @@ impl SimBackend {
         SimBackend {
             config,
             faults: Mutex::new(Vec::new()),
+            locks: Mutex::new(HashMap::new()),
         }
     }
 
     fn phone_dir(&self, id: &str) -> PathBuf {
         self.config.root.join(id)
+    }
+
+    fn phone(&self, id: &str) -> PhoneDir {
+        let lock = self
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_default()
+            .clone();
+        PhoneDir::new(self.phone_dir(id), lock)
+    }
+
+    /// The phone, which must have been created and not deleted.
+    async fn existing(&self, phone: &InstanceRef) -> OpResult<PhoneDir> {
+        let dir = self.phone(&phone.id);
+        if dir.exists().await {
+            Ok(dir)
+        } else {
+            Err(BackendError::new(
+                TaskErrorCode::InstanceUnreachable,
+                format!(
+                    "The simulated phone {} does not exist (never created, or deleted).",
+                    phone.id
+                ),
+            ))
+        }
     }
 
     /// How long `op` takes: the configured delay, or a duration like a real phone's.
@@ -88,25 +128,85 @@ impl SimBackend {
         self.images().into_iter().find(|i| i.id == id)
     }
 
-    async fn write_props(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()> {
+    /// Lays the phone out fresh from `image_id`: its properties, system apps, no user data.
+    async fn write_fresh(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()> {
         let image = self.image(image_id).ok_or_else(|| {
             BackendError::new(
                 TaskErrorCode::OperationFailed,
                 format!("unknown image {image_id}"),
             )
         })?;
-        let props = json!({
-            "ro.build.version.release": image.android_version,
-            "ro.product.model": "cloudphone-sim",
-            "ro.product.manufacturer": "cloudphone",
-            "ro.serialno": phone.id,
-            "ro.cloudphone.image": image.id,
-            "ro.cloudphone.spec": phone.spec,
-        });
-        let dir = self.phone_dir(&phone.id);
-        fs(tokio::fs::create_dir_all(dir.join("data/sdcard")).await)?;
-        fs(tokio::fs::write(dir.join("props.json"), props.to_string()).await)
+        let props = phone::props(phone, &image);
+        fs(self.phone(&phone.id).write_fresh(&props).await)
     }
+
+    /// Applies a power change to the apps' state; a phone without files has none to change.
+    async fn power(&self, phone: &InstanceRef, change: fn(&mut PhoneState)) -> OpResult<()> {
+        let dir = self.phone(&phone.id);
+        if dir.exists().await {
+            fs(dir.update(change).await)?;
+        }
+        Ok(())
+    }
+
+    /// The phone's installed packages, running apps and foreground app.
+    pub async fn phone_state(&self, phone: &InstanceRef) -> OpResult<PhoneState> {
+        fs(self.existing(phone).await?.state().await)
+    }
+
+    /// Records `package` as installed by the user (`pm list packages -3`, `pm path`, `am start`
+    /// see it; a reset forgets it); returns its APK path on the phone. Takes no simulated time:
+    /// the caller's operation does.
+    pub async fn install_package(&self, phone: &InstanceRef, package: &str) -> OpResult<String> {
+        if !valid_package_name(package) {
+            return Err(BackendError::new(
+                TaskErrorCode::InstallAppFailed,
+                format!("Invalid package name: {package:?}"),
+            ));
+        }
+        let dir = self.existing(phone).await?;
+        let package = package.to_string();
+        let result = dir
+            .update(|s| match s.package(&package) {
+                Some(p) if p.system => None,
+                _ => Some(s.install(&package)),
+            })
+            .await;
+        fs(result)?.ok_or_else(|| {
+            BackendError::new(
+                TaskErrorCode::InstallAppFailed,
+                "A system package cannot be replaced.",
+            )
+        })
+    }
+
+    /// Removes a user-installed package (stopping it); false when it was not installed.
+    pub async fn uninstall_package(&self, phone: &InstanceRef, package: &str) -> OpResult<bool> {
+        let dir = self.existing(phone).await?;
+        let package = package.to_string();
+        let result = dir
+            .update(|s| match s.package(&package) {
+                Some(p) if p.system => None,
+                _ => Some(s.uninstall(&package)),
+            })
+            .await;
+        fs(result)?.ok_or_else(|| {
+            BackendError::new(
+                TaskErrorCode::UninstallAppFailed,
+                "A system package cannot be uninstalled.",
+            )
+        })
+    }
+}
+
+/// A Java-style package name: two or more dot-separated identifiers.
+fn valid_package_name(name: &str) -> bool {
+    name.len() <= 255
+        && name.split('.').count() >= 2
+        && name.split('.').all(|seg| {
+            seg.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
 }
 
 fn fs<T>(r: std::io::Result<T>) -> OpResult<T> {
@@ -117,6 +217,80 @@ async fn remove_dir(path: &Path) -> OpResult<()> {
     match tokio::fs::remove_dir_all(path).await {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => fs(Err(e)),
         _ => Ok(()),
+    }
+}
+
+/// Runs blocking file work (metadata checks along a path) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> OpResult<T> + Send + 'static,
+) -> OpResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        BackendError::new(TaskErrorCode::InternalError, format!("simulated disk: {e}"))
+    })?
+}
+
+/// Where SendFile writes `dest` on the phone whose data dir is `data`, with its parent
+/// directories made. Blocking.
+fn prepare_push(data: &Path, dest: &str) -> OpResult<PathBuf> {
+    let failed = |msg: String| BackendError::new(TaskErrorCode::SendFileFailed, msg);
+    let r = match paths::resolve(data, "/", dest) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(failed(format!("Invalid destination path {dest:?}: {e}."))),
+        Err(e) => return Err(failed(format!("Cannot reach {dest}: {e}"))),
+    };
+    match std::fs::symlink_metadata(&r.host) {
+        Ok(m) if m.is_dir() => {
+            return Err(failed(format!(
+                "The destination {} is a directory; name the file to write.",
+                r.phone
+            )));
+        }
+        Ok(m) if !m.is_file() => {
+            return Err(failed(format!(
+                "The destination {} is not a regular file.",
+                r.phone
+            )));
+        }
+        _ => {}
+    }
+    let parent = r.host.parent().unwrap_or(data);
+    if let Err(e) = std::fs::create_dir_all(parent) {
+        let parent_phone = r.phone.rsplit_once('/').map_or("/", |(p, _)| p);
+        return Err(failed(format!(
+            "Cannot create the directory {parent_phone}: {}.",
+            io_text(&e)
+        )));
+    }
+    Ok(r.host)
+}
+
+/// Where FetchFile reads `src` on the phone whose data dir is `data`. Blocking.
+fn prepare_pull(data: &Path, src: &str) -> OpResult<PathBuf> {
+    let failed = |msg: String| BackendError::new(TaskErrorCode::FetchFileFailed, msg);
+    let r = match paths::resolve(data, "/", src) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(failed(format!("Invalid source path {src:?}: {e}."))),
+        Err(e) => return Err(failed(format!("Cannot reach {src}: {e}"))),
+    };
+    match std::fs::symlink_metadata(&r.host) {
+        Ok(m) if m.is_dir() => Err(failed(format!("{src} is a directory."))),
+        Ok(m) if m.is_file() => Ok(r.host),
+        Ok(_) => Err(failed(format!("{src} is not a regular file."))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(failed(format!("No such file or directory: {src}")))
+        }
+        Err(e) => Err(failed(format!("Cannot read {src}: {}.", io_text(&e)))),
+    }
+}
+
+/// An I/O error without the "(os error N)" tail, for messages users read.
+fn io_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotADirectory => "a component of the path is a file".into(),
+        std::io::ErrorKind::NotFound => "No such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "Permission denied".into(),
+        std::io::ErrorKind::StorageFull => "No space left on device".into(),
+        kind => kind.to_string(),
     }
 }
 
@@ -146,24 +320,32 @@ impl Backend for SimBackend {
 
     async fn create(&self, phone: &InstanceRef) -> OpResult<()> {
         self.work(TaskType::CreateInstance, phone).await?;
-        self.write_props(phone, &phone.image_id).await
+        self.write_fresh(phone, &phone.image_id).await
     }
 
     async fn delete(&self, phone: &InstanceRef) -> OpResult<()> {
         self.work(TaskType::DeleteInstance, phone).await?;
-        remove_dir(&self.phone_dir(&phone.id)).await
+        remove_dir(&self.phone_dir(&phone.id)).await?;
+        self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&phone.id);
+        Ok(())
     }
 
     async fn start(&self, phone: &InstanceRef) -> OpResult<()> {
-        self.work(TaskType::StartInstance, phone).await
+        self.work(TaskType::StartInstance, phone).await?;
+        self.power(phone, PhoneState::boot).await
     }
 
     async fn stop(&self, phone: &InstanceRef, _force: bool) -> OpResult<()> {
-        self.work(TaskType::StopInstance, phone).await
+        self.work(TaskType::StopInstance, phone).await?;
+        self.power(phone, PhoneState::halt).await
     }
 
     async fn reboot(&self, phone: &InstanceRef, _force: bool) -> OpResult<()> {
-        self.work(TaskType::RebootInstance, phone).await
+        self.work(TaskType::RebootInstance, phone).await?;
+        self.power(phone, PhoneState::boot).await
     }
 
     async fn reset(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()> {
@@ -173,9 +355,93 @@ impl Backend for SimBackend {
             TaskType::UpdateGroupImage
         };
         self.work(op, phone).await?;
-        // A reset wipes user data and re-applies the image.
-        remove_dir(&self.phone_dir(&phone.id).join("data")).await?;
-        self.write_props(phone, image_id).await
+        // A reset wipes user data and user apps, and re-applies the image.
+        self.write_fresh(phone, image_id).await
+    }
+
+    async fn run_command(
+        &self,
+        phone: &InstanceRef,
+        command: &str,
+        timeout: Duration,
+    ) -> OpResult<CommandOutput> {
+        self.work(TaskType::RunCommand, phone).await?;
+        let dir = self.existing(phone).await?;
+        match tokio::time::timeout(timeout, shell::run(&dir, command, shell::MAX_OUTPUT)).await {
+            Ok(result) => fs(result),
+            Err(_) => Err(BackendError::new(
+                TaskErrorCode::CommandTimeout,
+                format!(
+                    "The command did not finish within its timeout of {} ms.",
+                    timeout.as_millis()
+                ),
+            )),
+        }
+    }
+
+    async fn push_file(&self, phone: &InstanceRef, local: &Path, dest: &str) -> OpResult<u64> {
+        self.work(TaskType::SendFile, phone).await?;
+        let data = self.existing(phone).await?.data();
+        let dest_owned = dest.to_string();
+        let target = blocking(move || prepare_push(&data, &dest_owned)).await?;
+        let mut source = tokio::fs::File::open(local).await.map_err(|e| {
+            BackendError::new(
+                TaskErrorCode::InternalError,
+                format!("Cannot read the file to send: {e}"),
+            )
+        })?;
+        // Written beside the target and renamed over it, so the phone never shows half a file.
+        let tmp = phone::temp_sibling(&target);
+        let copied = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            let n = tokio::io::copy(&mut source, &mut file).await?;
+            file.flush().await?;
+            drop(file);
+            tokio::fs::rename(&tmp, &target).await?;
+            Ok::<u64, std::io::Error>(n)
+        }
+        .await;
+        match copied {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(BackendError::new(
+                    TaskErrorCode::SendFileFailed,
+                    format!("Writing {dest} failed: {}.", io_text(&e)),
+                ))
+            }
+        }
+    }
+
+    async fn pull_file(&self, phone: &InstanceRef, src: &str, local: &Path) -> OpResult<u64> {
+        self.work(TaskType::FetchFile, phone).await?;
+        let data = self.existing(phone).await?.data();
+        let src_owned = src.to_string();
+        let host = blocking(move || prepare_pull(&data, &src_owned)).await?;
+        let mut source = tokio::fs::File::open(&host).await.map_err(|e| {
+            BackendError::new(
+                TaskErrorCode::FetchFileFailed,
+                format!("Cannot read {src}: {}.", io_text(&e)),
+            )
+        })?;
+        let mut file = tokio::fs::File::create(local).await.map_err(|e| {
+            BackendError::new(
+                TaskErrorCode::InternalError,
+                format!("Cannot write the fetched file locally: {e}"),
+            )
+        })?;
+        let copied = async {
+            let n = tokio::io::copy(&mut source, &mut file).await?;
+            file.flush().await?;
+            Ok::<u64, std::io::Error>(n)
+        }
+        .await;
+        copied.map_err(|e| {
+            BackendError::new(
+                TaskErrorCode::FetchFileFailed,
+                format!("Reading {src} failed: {}.", io_text(&e)),
+            )
+        })
     }
 
     fn inject_fault(&self, fault: Fault) -> Result<(), String> {
@@ -195,65 +461,4 @@ impl Backend for SimBackend {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn phone(id: &str) -> InstanceRef {
-        InstanceRef {
-            id: id.into(),
-            name: "p".into(),
-            image_id: ANDROID_14.into(),
-            spec: "acp.basic.small".into(),
-        }
-    }
-
-    fn sim(root: &Path) -> SimBackend {
-        SimBackend::new(SimConfig {
-            root: root.to_path_buf(),
-            delay: Some(Duration::from_millis(1)),
-        })
-    }
-
-    #[tokio::test]
-    async fn create_reset_delete_touch_real_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = sim(dir.path());
-        let p = phone("acp-a");
-        sim.create(&p).await.unwrap();
-        let props = std::fs::read_to_string(dir.path().join("acp-a/props.json")).unwrap();
-        assert!(
-            props.contains(r#""ro.build.version.release":"14""#),
-            "{props}"
-        );
-        std::fs::write(dir.path().join("acp-a/data/sdcard/x.txt"), "hello").unwrap();
-        sim.reset(&p, ANDROID_14).await.unwrap();
-        assert!(!dir.path().join("acp-a/data/sdcard/x.txt").exists());
-        sim.reset(&p, ANDROID_12).await.unwrap();
-        let props = std::fs::read_to_string(dir.path().join("acp-a/props.json")).unwrap();
-        assert!(
-            props.contains(r#""ro.build.version.release":"12""#),
-            "{props}"
-        );
-        sim.delete(&p).await.unwrap();
-        assert!(!dir.path().join("acp-a").exists());
-    }
-
-    #[tokio::test]
-    async fn faults_match_type_and_instance_and_run_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = sim(dir.path());
-        sim.inject_fault(Fault {
-            task_type: Some(TaskType::RebootInstance),
-            instance_id: Some("acp-b".into()),
-            code: TaskErrorCode::OperationFailed,
-            message: "boom".into(),
-            remaining: Some(1),
-        })
-        .unwrap();
-        assert!(sim.reboot(&phone("acp-a"), false).await.is_ok());
-        assert!(sim.start(&phone("acp-b")).await.is_ok());
-        let err = sim.reboot(&phone("acp-b"), false).await.unwrap_err();
-        assert_eq!(err.code, TaskErrorCode::OperationFailed);
-        assert!(sim.reboot(&phone("acp-b"), false).await.is_ok());
-    }
-}
+mod tests;

@@ -1,0 +1,756 @@
+//! The simulated phone's shell: a small interpreter for the scripts RunCommand carries. It never
+//! runs anything on the host; every builtin acts on the phone's state and on files under its data
+//! dir, through [`super::paths`].
+//!
+//! Grammar: commands separated by `;`, newlines, `&&` and `||` (left to right, as `sh` does);
+//! words with single quotes, double quotes and backslash escapes; `$?`, `$NAME` and `${NAME}`
+//! expand (a small fixed environment plus `PWD`); `#` starts a comment. Pipes, redirections,
+//! background jobs, subshells and command substitution are refused as syntax errors rather than
+//! misread. There is no globbing.
+//!
+//! Builtins: `echo`, `getprop`, `pm list packages`, `pm path`, `am start`, `am force-stop`, `ls`,
+//! `cat`, `id`, `sleep`, `exit`, `true`, `false`, `:`, `pwd`, `cd`, `mkdir`, `touch`, `rm`. Any
+//! other name prints `sh: NAME: not found` and exits 127. Output is stdout and stderr together,
+//! kept up to a cap.
+
+mod files;
+mod parse;
+
+use std::io;
+use std::time::Duration;
+
+use cloudphone_engine::CommandOutput;
+
+use super::paths;
+use super::phone::{PhoneDir, PhoneState};
+use files::{FsCtx, cat, errno_text, ls, mkdir, path_error_text, rm, touch};
+use parse::{Command, Conn, Part, Word, parse};
+
+/// Output kept per command: generous for any real use, bounded so `cat` of a huge file cannot
+/// take the server's memory.
+pub const MAX_OUTPUT: usize = 16 << 20;
+
+/// What `id` prints in `adb shell` on a recent Android.
+const ID: &str = "uid=2000(shell) gid=2000(shell) groups=2000(shell),1004(input),1007(log),\
+1011(adb),1015(sdcard_rw),1028(sdcard_r),1078(ext_data_rw),1079(ext_obb_rw),3001(net_bt_admin),\
+3002(net_bt),3003(inet),3006(net_bw_stats),3009(readproc),3011(uhid),3012(readtracefs) \
+context=u:r:shell:s0";
+
+/// Exit status of a script that does not parse (as `bash` and `dash` use).
+const SYNTAX_ERROR: i32 = 2;
+const NOT_FOUND: i32 = 127;
+/// What Android's `cmd`-style tools (`pm`, `am`) exit with on a usage error (-1).
+const USAGE: i32 = 255;
+
+/// Runs `script` on `phone`, keeping at most `cap` bytes of output. Err only when the phone's
+/// own state cannot be read or written; everything a script can get wrong is in the output.
+pub(crate) async fn run(phone: &PhoneDir, script: &str, cap: usize) -> io::Result<CommandOutput> {
+    let mut shell = Shell {
+        phone,
+        out: Output::new(cap),
+        cwd: "/".into(),
+        status: 0,
+    };
+    let status = match parse(script) {
+        Ok(commands) => shell.run_all(&commands).await?,
+        Err(msg) => {
+            shell.out.line(&format!("sh: syntax error: {msg}"));
+            SYNTAX_ERROR
+        }
+    };
+    let mut output = shell.out.buf;
+    if shell.out.truncated {
+        output.extend_from_slice(
+            format!("\n[output truncated: the simulated shell keeps at most {cap} bytes]\n")
+                .as_bytes(),
+        );
+    }
+    Ok(CommandOutput {
+        output,
+        exit_code: status,
+    })
+}
+
+/// Output with a cap; what goes past it is dropped and remembered as truncation.
+struct Output {
+    buf: Vec<u8>,
+    cap: usize,
+    truncated: bool,
+}
+
+impl Output {
+    fn new(cap: usize) -> Output {
+        Output {
+            buf: Vec::new(),
+            cap,
+            truncated: false,
+        }
+    }
+
+    fn room(&self) -> usize {
+        self.cap.saturating_sub(self.buf.len())
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(self.room());
+        self.buf.extend_from_slice(&bytes[..n]);
+        if n < bytes.len() {
+            self.truncated = true;
+        }
+    }
+
+    fn line(&mut self, s: &str) {
+        self.write(s.as_bytes());
+        self.write(b"\n");
+    }
+
+    fn append(&mut self, other: Output) {
+        self.write(&other.buf);
+        self.truncated |= other.truncated;
+    }
+}
+
+enum Flow {
+    Next(i32),
+    Exit(i32),
+}
+
+struct Shell<'a> {
+    phone: &'a PhoneDir,
+    out: Output,
+    cwd: String,
+    status: i32,
+}
+
+fn env(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "HOME" => "/",
+        "PATH" => {
+            "/product/bin:/apex/com.android.runtime/bin:/apex/com.android.art/bin:\
+/system_ext/bin:/system/bin:/system/xbin:/odm/bin:/vendor/bin:/vendor/xbin"
+        }
+        "SHELL" => "/system/bin/sh",
+        "USER" | "LOGNAME" => "shell",
+        "HOSTNAME" => "localhost",
+        "ANDROID_ROOT" => "/system",
+        "ANDROID_DATA" => "/data",
+        "EXTERNAL_STORAGE" => "/sdcard",
+        "TMPDIR" => "/data/local/tmp",
+        _ => return None,
+    })
+}
+
+impl Shell<'_> {
+    async fn run_all(&mut self, commands: &[Command]) -> io::Result<i32> {
+        for command in commands {
+            let skip = match command.conn {
+                Conn::Always => false,
+                Conn::IfOk => self.status != 0,
+                Conn::IfFailed => self.status == 0,
+            };
+            if skip {
+                continue;
+            }
+            let argv = self.expand(&command.words);
+            match self.exec(&argv).await? {
+                Flow::Next(status) => self.status = status,
+                Flow::Exit(status) => return Ok(status),
+            }
+        }
+        Ok(self.status)
+    }
+
+    fn expand(&self, words: &[Word]) -> Vec<String> {
+        let mut argv = Vec::new();
+        for w in words {
+            let mut s = String::new();
+            for part in &w.parts {
+                match part {
+                    Part::Lit(l) => s.push_str(l),
+                    Part::Var(v) if v == "?" => s.push_str(&self.status.to_string()),
+                    Part::Var(v) if v == "PWD" => s.push_str(&self.cwd),
+                    Part::Var(v) => s.push_str(env(v).unwrap_or("")),
+                }
+            }
+            if w.quoted || !s.is_empty() {
+                argv.push(s);
+            }
+        }
+        argv
+    }
+
+    async fn exec(&mut self, argv: &[String]) -> io::Result<Flow> {
+        let Some(name) = argv.first() else {
+            return Ok(Flow::Next(self.status));
+        };
+        let args = &argv[1..];
+        // Scripts often name tools by their full path on the phone.
+        let base = ["/system/bin/", "/system/xbin/", "/bin/"]
+            .iter()
+            .find_map(|dir| name.strip_prefix(dir))
+            .filter(|b| !b.is_empty() && !b.contains('/'))
+            .unwrap_or(name);
+        let status = match base {
+            "exit" => return Ok(Flow::Exit(self.exit(args))),
+            "echo" => self.echo(args),
+            "true" | ":" => 0,
+            "false" => 1,
+            "pwd" => {
+                let cwd = self.cwd.clone();
+                self.out.line(&cwd);
+                0
+            }
+            "id" => self.id(args),
+            "getprop" => self.getprop(args).await?,
+            "pm" => self.pm(args).await?,
+            "am" => self.am(args).await?,
+            "sleep" => self.sleep(args).await,
+            "cd" => self.cd(args).await?,
+            "ls" => self.fs(args, ls).await?,
+            "cat" => self.fs(args, cat).await?,
+            "mkdir" => self.fs(args, mkdir).await?,
+            "touch" => self.fs(args, touch).await?,
+            "rm" => self.fs(args, rm).await?,
+            _ => {
+                self.out.line(&format!("sh: {name}: not found"));
+                NOT_FOUND
+            }
+        };
+        Ok(Flow::Next(status))
+    }
+
+    fn exit(&mut self, args: &[String]) -> i32 {
+        match args.first() {
+            None => self.status,
+            Some(n) => match n.parse::<i64>() {
+                Ok(n) => (n & 0xff) as i32,
+                Err(_) => {
+                    self.out.line(&format!("sh: exit: {n}: bad number"));
+                    SYNTAX_ERROR
+                }
+            },
+        }
+    }
+
+    fn echo(&mut self, args: &[String]) -> i32 {
+        let mut newline = true;
+        let mut escapes = false;
+        let mut rest = args;
+        while let Some(flag) = rest.first() {
+            let letters = flag.strip_prefix('-').unwrap_or("");
+            if letters.is_empty() || !letters.chars().all(|c| matches!(c, 'n' | 'e' | 'E')) {
+                break;
+            }
+            for c in letters.chars() {
+                match c {
+                    'n' => newline = false,
+                    'e' => escapes = true,
+                    _ => escapes = false,
+                }
+            }
+            rest = &rest[1..];
+        }
+        let text = rest.join(" ");
+        if escapes {
+            let (bytes, stop) = unescape(&text);
+            self.out.write(&bytes);
+            if stop {
+                return 0;
+            }
+        } else {
+            self.out.write(text.as_bytes());
+        }
+        if newline {
+            self.out.write(b"\n");
+        }
+        0
+    }
+
+    fn id(&mut self, args: &[String]) -> i32 {
+        let mut field = None;
+        let mut name = false;
+        for a in args {
+            match a.strip_prefix('-') {
+                Some(letters) if !letters.is_empty() => {
+                    for c in letters.chars() {
+                        match c {
+                            'u' | 'g' | 'G' => field = Some(c),
+                            'n' => name = true,
+                            _ => {
+                                self.out.line(&format!("id: Unknown option '{c}'"));
+                                return 1;
+                            }
+                        }
+                    }
+                }
+                _ if a == "shell" || a == "2000" => {}
+                _ => {
+                    self.out.line(&format!("id: {a}: no such user"));
+                    return 1;
+                }
+            }
+        }
+        match (field, name) {
+            (None, _) => self.out.line(ID),
+            (Some(_), true) => self.out.line("shell"),
+            (Some(_), false) => self.out.line("2000"),
+        }
+        0
+    }
+
+    async fn getprop(&mut self, args: &[String]) -> io::Result<i32> {
+        let props = self.phone.props().await?;
+        match args {
+            [] => {
+                for (k, v) in &props {
+                    self.out.line(&format!("[{k}]: [{v}]"));
+                }
+            }
+            [key] => self.out.line(props.get(key).map_or("", String::as_str)),
+            [key, default] => self.out.line(props.get(key).unwrap_or(default)),
+            _ => {
+                self.out.line("usage: getprop [NAME [DEFAULT]]");
+                return Ok(1);
+            }
+        }
+        Ok(0)
+    }
+
+    async fn pm(&mut self, args: &[String]) -> io::Result<i32> {
+        let Some(cmd) = args.first() else {
+            self.out.line(
+                "Package manager (package) commands (simulated):\n  list packages [-3] [-s] [-f] [FILTER]\n  path PACKAGE",
+            );
+            return Ok(0);
+        };
+        match cmd.as_str() {
+            "list" => match args.get(1).map(String::as_str) {
+                Some("packages" | "package") => self.pm_list(&args[2..]).await,
+                Some(what) => {
+                    self.out.line(&format!("Error: unknown list type '{what}'"));
+                    Ok(USAGE)
+                }
+                None => {
+                    self.out.line("Error: didn't specify type of data to list");
+                    Ok(USAGE)
+                }
+            },
+            "path" => {
+                let Some(name) = args.get(1) else {
+                    self.out.line("Error: package name not specified");
+                    return Ok(USAGE);
+                };
+                let state = self.phone.state().await?;
+                match state.package(name) {
+                    Some(p) => {
+                        self.out.line(&format!("package:{}", p.apk_path));
+                        Ok(0)
+                    }
+                    None => Ok(1),
+                }
+            }
+            other => {
+                self.out.line(&format!("Unknown command: {other}"));
+                Ok(USAGE)
+            }
+        }
+    }
+
+    async fn pm_list(&mut self, args: &[String]) -> io::Result<i32> {
+        let (mut third_party, mut system, mut with_path, mut disabled) =
+            (false, false, false, false);
+        let mut filter = None;
+        let mut i = 0;
+        while i < args.len() {
+            match args[i].as_str() {
+                "-3" => third_party = true,
+                "-s" => system = true,
+                "-f" => with_path = true,
+                "-d" => disabled = true,
+                "-e" | "-u" => {}
+                "--user" => i += 1,
+                opt if opt.starts_with('-') => {
+                    self.out.line(&format!("Error: Unknown option: {opt}"));
+                    return Ok(USAGE);
+                }
+                f => filter = Some(f.to_string()),
+            }
+            i += 1;
+        }
+        if disabled {
+            return Ok(0);
+        }
+        let state = self.phone.state().await?;
+        for p in &state.packages {
+            let wanted = match (third_party, system) {
+                (true, false) => !p.system,
+                (false, true) => p.system,
+                // Both or neither: `pm` lists what matches either.
+                _ => true,
+            };
+            if !wanted
+                || filter
+                    .as_ref()
+                    .is_some_and(|f| !p.name.contains(f.as_str()))
+            {
+                continue;
+            }
+            if with_path {
+                self.out.line(&format!("package:{}={}", p.apk_path, p.name));
+            } else {
+                self.out.line(&format!("package:{}", p.name));
+            }
+        }
+        Ok(0)
+    }
+
+    async fn am(&mut self, args: &[String]) -> io::Result<i32> {
+        let Some(cmd) = args.first() else {
+            self.out.line(
+                "Activity manager (activity) commands (simulated):\n  start [-W] [-S] [-n COMPONENT] [PACKAGE|COMPONENT]\n  force-stop PACKAGE",
+            );
+            return Ok(0);
+        };
+        match cmd.as_str() {
+            "start" | "start-activity" => self.am_start(&args[1..]).await,
+            "force-stop" | "kill" => {
+                let mut rest = &args[1..];
+                if rest.first().is_some_and(|a| a == "--user") {
+                    rest = rest.get(2..).unwrap_or_default();
+                }
+                let Some(name) = rest.first() else {
+                    self.out.line(&format!(
+                        "Exception occurred while executing '{cmd}':\njava.lang.IllegalArgumentException: Argument expected after \"{cmd}\""
+                    ));
+                    return Ok(USAGE);
+                };
+                let name = name.clone();
+                self.phone.update(|s| s.stop_app(&name)).await?;
+                Ok(0)
+            }
+            other => {
+                self.out.line(&format!("Unknown command: {other}"));
+                Ok(USAGE)
+            }
+        }
+    }
+
+    async fn am_start(&mut self, args: &[String]) -> io::Result<i32> {
+        let mut component: Option<String> = None;
+        let mut target: Option<String> = None;
+        let mut wait = false;
+        let mut i = 0;
+        while i < args.len() {
+            let a = args[i].as_str();
+            match a {
+                "-W" => wait = true,
+                "-S" | "-D" | "-R" => {}
+                "-n" | "-a" | "-c" | "-f" | "--user" | "-d" | "-t" => {
+                    let Some(value) = args.get(i + 1) else {
+                        self.out.line(&format!(
+                            "Exception occurred while executing 'start':\njava.lang.IllegalArgumentException: No value specified for {a}"
+                        ));
+                        return Ok(USAGE);
+                    };
+                    if a == "-n" {
+                        component = Some(value.clone());
+                    }
+                    i += 1;
+                }
+                opt if opt.starts_with('-') => {
+                    self.out.line(&format!("Error: Unknown option: {opt}"));
+                    return Ok(USAGE);
+                }
+                _ => target = Some(a.to_string()),
+            }
+            i += 1;
+        }
+        // `-n` names a component; a bare argument with a `/` is a launcher component, one without
+        // is a package whose launcher activity opens (as Intent.parseCommandArgs reads them).
+        let main = "act=android.intent.action.MAIN cat=[android.intent.category.LAUNCHER]";
+        let (intent, package, class, resolve_by_package) = match (component, target) {
+            (Some(c), _) => match split_component(&c) {
+                Some((p, cls)) => (format!("cmp={p}/{}", short_class(&p, &cls)), p, cls, false),
+                None => return Ok(self.bad_component(&c)),
+            },
+            (None, Some(t)) if t.contains('/') => match split_component(&t) {
+                Some((p, cls)) => (
+                    format!("{main} cmp={p}/{}", short_class(&p, &cls)),
+                    p,
+                    cls,
+                    false,
+                ),
+                None => return Ok(self.bad_component(&t)),
+            },
+            (None, Some(p)) => (format!("{main} pkg={p}"), p, String::new(), true),
+            (None, None) => {
+                self.out.line(
+                    "Exception occurred while executing 'start':\njava.lang.IllegalArgumentException: No intent supplied",
+                );
+                return Ok(USAGE);
+            }
+        };
+        self.out.line(&format!("Starting: Intent {{ {intent} }}"));
+        let started = self
+            .phone
+            .update(|s: &mut PhoneState| {
+                let ok = match s.package(&package) {
+                    Some(p) => !resolve_by_package || p.launchable,
+                    None => false,
+                };
+                if ok {
+                    s.start_app(&package);
+                }
+                ok
+            })
+            .await?;
+        if !started {
+            if resolve_by_package {
+                self.out.line(&format!(
+                    "Error: Activity not started, unable to resolve Intent {{ {main} flg=0x10000000 pkg={package} }}"
+                ));
+            } else {
+                self.out.line("Error type 3");
+                self.out.line(&format!(
+                    "Error: Activity class {{{package}/{class}}} does not exist."
+                ));
+            }
+            return Ok(1);
+        }
+        if wait {
+            self.out.line("Status: ok");
+            self.out.line("LaunchState: COLD");
+            if !resolve_by_package {
+                self.out.line(&format!(
+                    "Activity: {package}/{}",
+                    short_class(&package, &class)
+                ));
+            }
+            self.out.line("TotalTime: 312");
+            self.out.line("WaitTime: 318");
+            self.out.line("Complete");
+        }
+        Ok(0)
+    }
+
+    fn bad_component(&mut self, c: &str) -> i32 {
+        self.out.line(&format!(
+            "Exception occurred while executing 'start':\njava.lang.IllegalArgumentException: Bad component name: {c}"
+        ));
+        USAGE
+    }
+
+    async fn sleep(&mut self, args: &[String]) -> i32 {
+        if args.is_empty() {
+            self.out.line("sleep: Needs 1 argument");
+            return 1;
+        }
+        let mut total = 0f64;
+        for a in args {
+            match parse_interval(a) {
+                Some(s) => total += s,
+                None => {
+                    self.out
+                        .line(&format!("sleep: invalid time interval '{a}'"));
+                    return 1;
+                }
+            }
+        }
+        match Duration::try_from_secs_f64(total) {
+            Ok(d) => tokio::time::sleep(d).await,
+            // Longer than any clock can count: only the command's timeout ends it.
+            Err(_) => std::future::pending::<()>().await,
+        }
+        0
+    }
+
+    async fn cd(&mut self, args: &[String]) -> io::Result<i32> {
+        let target = args.first().cloned().unwrap_or_else(|| "/".into());
+        let data = self.phone.data();
+        let cwd = self.cwd.clone();
+        let t = target.clone();
+        let result = blocking(move || {
+            let r = match paths::resolve(&data, &cwd, &t)? {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(path_error_text(&e))),
+            };
+            Ok(match std::fs::metadata(&r.host) {
+                Ok(m) if m.is_dir() => Ok(r.phone),
+                Ok(_) => Err("Not a directory"),
+                Err(e) => Err(errno_text(&e)),
+            })
+        })
+        .await?;
+        match result {
+            Ok(phone) => {
+                self.cwd = phone;
+                Ok(0)
+            }
+            Err(why) => {
+                self.out.line(&format!("sh: cd: {target}: {why}"));
+                Ok(1)
+            }
+        }
+    }
+
+    /// Runs a file builtin on a blocking thread with the room left in the output.
+    async fn fs(
+        &mut self,
+        args: &[String],
+        builtin: fn(&FsCtx, &[String], &mut Output) -> i32,
+    ) -> io::Result<i32> {
+        let ctx = FsCtx {
+            data: self.phone.data(),
+            cwd: self.cwd.clone(),
+        };
+        let args = args.to_vec();
+        let mut out = Output::new(self.out.room());
+        let (out, status) = blocking(move || {
+            let status = builtin(&ctx, &args, &mut out);
+            Ok((out, status))
+        })
+        .await?;
+        self.out.append(out);
+        Ok(status)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(io::Error::other)?
+}
+
+/// `pkg/cls` or `pkg/.cls` as (package, full class name).
+fn split_component(c: &str) -> Option<(String, String)> {
+    let (p, cls) = c.split_once('/')?;
+    if p.is_empty() || cls.is_empty() {
+        return None;
+    }
+    let cls = if cls.starts_with('.') {
+        format!("{p}{cls}")
+    } else {
+        cls.to_string()
+    };
+    Some((p.to_string(), cls))
+}
+
+/// A class name as ComponentName.flattenToShortString shows it.
+fn short_class<'a>(package: &str, class: &'a str) -> &'a str {
+    match class.strip_prefix(package) {
+        Some(rest) if rest.starts_with('.') => rest,
+        _ => class,
+    }
+}
+
+/// Seconds in `5`, `0.5`, `2s`, `1m`, `1h`, `1d`.
+fn parse_interval(s: &str) -> Option<f64> {
+    let (num, unit) = match s.char_indices().last()? {
+        (i, 's') => (&s[..i], 1.0),
+        (i, 'm') => (&s[..i], 60.0),
+        (i, 'h') => (&s[..i], 3600.0),
+        (i, 'd') => (&s[..i], 86400.0),
+        _ => (s, 1.0),
+    };
+    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    num.parse::<f64>().ok().map(|n| n * unit)
+}
+
+/// `echo -e` escapes; true in the second place when `\c` asked to stop printing.
+fn unescape(s: &str) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(s.len());
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' || i + 1 == bytes.len() {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let c = bytes[i];
+        i += 1;
+        match c {
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'r' => out.push(b'\r'),
+            b'a' => out.push(0x07),
+            b'b' => out.push(0x08),
+            b'e' => out.push(0x1b),
+            b'f' => out.push(0x0c),
+            b'v' => out.push(0x0b),
+            b'\\' => out.push(b'\\'),
+            b'c' => return (out, true),
+            b'0' => {
+                let mut v: u32 = 0;
+                let mut n = 0;
+                while n < 3 && i < bytes.len() && (b'0'..=b'7').contains(&bytes[i]) {
+                    v = v * 8 + u32::from(bytes[i] - b'0');
+                    i += 1;
+                    n += 1;
+                }
+                out.push(v as u8);
+            }
+            b'x' => {
+                let mut v: u32 = 0;
+                let mut n = 0;
+                while n < 2 && i < bytes.len() && bytes[i].is_ascii_hexdigit() {
+                    v = v * 16 + (bytes[i] as char).to_digit(16).unwrap_or(0);
+                    i += 1;
+                    n += 1;
+                }
+                if n == 0 {
+                    out.extend_from_slice(b"\\x");
+                } else {
+                    out.push(v as u8);
+                }
+            }
+            other => {
+                out.push(b'\\');
+                out.push(other);
+            }
+        }
+    }
+    (out, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_capped_and_remembers_truncation() {
+        let mut out = Output::new(5);
+        out.write(b"abc");
+        assert!(!out.truncated);
+        out.write(b"def");
+        assert_eq!(out.buf, b"abcde");
+        assert!(out.truncated);
+    }
+
+    #[test]
+    fn echo_escapes_and_sleep_intervals() {
+        assert_eq!(unescape(r"a\tb\x41\0101\\"), (b"a\tbAA\\".to_vec(), false));
+        assert_eq!(unescape(r"a\cb"), (b"a".to_vec(), true));
+        assert_eq!(parse_interval("1.5"), Some(1.5));
+        assert_eq!(parse_interval("2m"), Some(120.0));
+        assert_eq!(parse_interval("-1"), None);
+        assert_eq!(parse_interval("x"), None);
+        assert_eq!(parse_interval("nan"), None);
+    }
+
+    #[test]
+    fn components_read_like_android() {
+        assert_eq!(
+            split_component("com.a/.Main"),
+            Some(("com.a".into(), "com.a.Main".into()))
+        );
+        assert_eq!(short_class("com.a", "com.a.Main"), ".Main");
+        assert_eq!(short_class("com.a", "org.b.Main"), "org.b.Main");
+        assert_eq!(split_component("com.a/"), None);
+    }
+}

@@ -1,0 +1,100 @@
+//! RunCommand on one phone: runs the script, keeps the output inline up to a cap and the full copy
+//! in the object store, and writes the `Result` JSON.
+
+use std::time::Duration;
+
+use cloudphone_core::TaskErrorCode;
+use cloudphone_objects::OssPath;
+use cloudphone_store::Outcome;
+use serde_json::{Value, json};
+use tracing::error;
+
+use crate::backend::{Backend, InstanceRef};
+use crate::services::Services;
+
+/// Output kept inline in `Result`; the rest is reachable through `OutputUrl`.
+pub const INLINE_OUTPUT: usize = 24 * 1024;
+
+pub struct CommandTask<'a> {
+    pub account_id: &'a str,
+    pub task_id: &'a str,
+    pub param: &'a Value,
+}
+
+pub async fn run(
+    backend: &dyn Backend,
+    services: &Services,
+    task: CommandTask<'_>,
+    phone: &InstanceRef,
+) -> Outcome {
+    let command = task
+        .param
+        .get("CommandContent")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let timeout = task
+        .param
+        .get("Timeout")
+        .and_then(Value::as_u64)
+        .unwrap_or(60);
+    let out = match backend
+        .run_command(phone, command, Duration::from_secs(timeout))
+        .await
+    {
+        Ok(out) => out,
+        Err(e) => {
+            return Outcome::Failed {
+                code: e.code,
+                message: e.message,
+            };
+        }
+    };
+    let truncated = out.output.len() > INLINE_OUTPUT;
+    let mut result = json!({
+        "Output": inline(&out.output),
+        "ExitCode": out.exit_code,
+        "Truncated": truncated,
+    });
+    if truncated {
+        let bucket = services.default_bucket(task.account_id);
+        let stored = async {
+            let path = OssPath::parse(&format!(
+                "oss://{bucket}/command-output/{}.txt",
+                task.task_id
+            ))?;
+            services
+                .objects
+                .put_bytes(task.account_id, &path, out.output.clone())
+                .await?;
+            Ok::<_, cloudphone_objects::ObjectError>(path)
+        }
+        .await;
+        match stored {
+            Ok(path) => {
+                result["OutputUrl"] = json!(services.objects.link(&path, services.link_ttl));
+                result["OutputPath"] = json!(path.to_string());
+            }
+            Err(e) => {
+                error!(error = %e, "storing the full command output failed");
+                return Outcome::Failed {
+                    code: TaskErrorCode::InternalError,
+                    message: "The command ran, but its full output could not be stored.".into(),
+                };
+            }
+        }
+    }
+    Outcome::Finished {
+        result: result.to_string(),
+    }
+}
+
+/// The first [`INLINE_OUTPUT`] bytes as text, cut at a character boundary.
+fn inline(output: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&output[..output.len().min(INLINE_OUTPUT)]).into_owned();
+    if output.len() > INLINE_OUTPUT {
+        // A multi-byte character cut in half shows as U+FFFD at the end; drop it.
+        text.trim_end_matches('\u{FFFD}').to_string()
+    } else {
+        text
+    }
+}

@@ -1,0 +1,46 @@
+//! What operations need besides a backend: the object store (sources and destinations of files,
+//! the full copy of long command output), an HTTP client for `DOWNLOAD_URL` sources, and a
+//! scratch directory for files in transit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cloudphone_objects::Objects;
+
+#[derive(Clone)]
+pub struct Services {
+    pub objects: Arc<Objects>,
+    pub http: reqwest::Client,
+    /// Files in transit live here (under the data dir), never in memory.
+    pub scratch: PathBuf,
+    /// How long the links in task results stay valid.
+    pub link_ttl: Duration,
+    /// The region, for the default bucket name.
+    pub region: String,
+}
+
+impl Services {
+    /// A scratch path for one attempt of one task; the caller removes it.
+    pub fn scratch_file(&self, task_id: &str, attempt: i64, what: &str) -> PathBuf {
+        self.scratch.join(format!("{task_id}-{attempt}-{what}"))
+    }
+
+    /// The account's default bucket, as the vendor names it (`cloudphone-saved-bucket-{Region}-{AliUid}`),
+    /// reduced to the characters a bucket name may hold.
+    pub fn default_bucket(&self, account_id: &str) -> String {
+        let raw = format!("cloudphone-saved-bucket-{}-{}", self.region, account_id).to_lowercase();
+        let mut name: String = raw
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        name.truncate(63);
+        name.trim_end_matches('-').to_string()
+    }
+}

@@ -1,0 +1,182 @@
+//! SendFile and FetchFile on one phone. Files travel through a scratch file under the data dir,
+//! streamed chunk by chunk, so a file of any size costs bounded memory.
+
+use std::path::Path;
+
+use cloudphone_core::TaskErrorCode;
+use cloudphone_objects::{ObjectError, OssPath};
+use cloudphone_store::Outcome;
+use md5::{Digest, Md5};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use crate::backend::{Backend, BackendError, InstanceRef};
+use crate::services::Services;
+
+pub struct TransferTask<'a> {
+    pub task_id: &'a str,
+    pub attempt: i64,
+    pub account_id: &'a str,
+    pub param: &'a Value,
+}
+
+fn text<'a>(param: &'a Value, name: &str) -> &'a str {
+    param.get(name).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn failed(code: TaskErrorCode, message: impl Into<String>) -> BackendError {
+    BackendError::new(code, message)
+}
+
+/// Removes the scratch file however the operation ended.
+struct Scratch<'a>(&'a Path);
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
+fn outcome(result: Result<Value, BackendError>) -> Outcome {
+    match result {
+        Ok(v) => Outcome::Finished {
+            result: v.to_string(),
+        },
+        Err(e) => Outcome::Failed {
+            code: e.code,
+            message: e.message,
+        },
+    }
+}
+
+/// SendFile: fetches the source (an `oss://` object or a URL) into a scratch file, checks its MD5
+/// when the call gave one, and pushes it onto the phone.
+pub async fn send(
+    backend: &dyn Backend,
+    services: &Services,
+    task: TransferTask<'_>,
+    phone: &InstanceRef,
+) -> Outcome {
+    let scratch = services.scratch_file(task.task_id, task.attempt, "send");
+    let _cleanup = Scratch(&scratch);
+    outcome(
+        async {
+            let source = text(task.param, "UploadUrl");
+            let md5 = match text(task.param, "UploadType") {
+                "OSS" => fetch_object(services, task.account_id, source, &scratch).await?,
+                _ => download(services, source, &scratch).await?,
+            };
+            let expected = text(task.param, "FileMd5");
+            if !expected.is_empty() && !expected.eq_ignore_ascii_case(&md5) {
+                return Err(failed(
+                    TaskErrorCode::FileMd5Mismatch,
+                    format!("The file's MD5 is {md5}, not {expected}."),
+                ));
+            }
+            let dest = text(task.param, "Destination");
+            let size = backend.push_file(phone, &scratch, dest).await?;
+            Ok(json!({ "Success": true, "FilePath": dest, "FileSize": size, "Md5": md5 }))
+        }
+        .await,
+    )
+}
+
+/// FetchFile: pulls the file off the phone into a scratch file and stores it as the object named
+/// by `Destination`; the result links it.
+pub async fn fetch(
+    backend: &dyn Backend,
+    services: &Services,
+    task: TransferTask<'_>,
+    phone: &InstanceRef,
+) -> Outcome {
+    let scratch = services.scratch_file(task.task_id, task.attempt, "fetch");
+    let _cleanup = Scratch(&scratch);
+    outcome(
+        async {
+            let size = backend
+                .pull_file(phone, text(task.param, "SourceFilePath"), &scratch)
+                .await?;
+            let dest = OssPath::parse(text(task.param, "Destination"))
+                .map_err(|e| failed(TaskErrorCode::FetchFileFailed, e.to_string()))?;
+            let info = services
+                .objects
+                .put_file(task.account_id, &dest, &scratch)
+                .await
+                .map_err(|e| object_error(TaskErrorCode::FetchFileFailed, e))?;
+            Ok(json!({
+                "Url": services.objects.link(&dest, services.link_ttl),
+                "OssPath": dest.to_string(),
+                "FileSize": size,
+                "Md5": info.md5_hex,
+            }))
+        }
+        .await,
+    )
+}
+
+fn object_error(code: TaskErrorCode, e: ObjectError) -> BackendError {
+    match e {
+        ObjectError::NotFound(what) => failed(
+            TaskErrorCode::SourceFileNotFound,
+            format!("{what} does not exist."),
+        ),
+        ObjectError::InvalidPath(what) => failed(code, format!("Invalid path: {what}")),
+        ObjectError::Io(what) => {
+            tracing::error!(error = %what, "object store failure");
+            failed(code, "The object store failed.")
+        }
+    }
+}
+
+async fn fetch_object(
+    services: &Services,
+    account: &str,
+    source: &str,
+    scratch: &Path,
+) -> Result<String, BackendError> {
+    let path =
+        OssPath::parse(source).map_err(|e| failed(TaskErrorCode::SendFileFailed, e.to_string()))?;
+    let info = services
+        .objects
+        .get_to_file(account, &path, scratch)
+        .await
+        .map_err(|e| object_error(TaskErrorCode::SendFileFailed, e))?;
+    Ok(info.md5_hex)
+}
+
+/// Streams `url` into `scratch`, hashing as it goes; returns the MD5 in lower-case hex.
+async fn download(services: &Services, url: &str, scratch: &Path) -> Result<String, BackendError> {
+    let io =
+        |e: std::io::Error| failed(TaskErrorCode::SendFileFailed, format!("scratch file: {e}"));
+    let mut response = services
+        .http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| failed(TaskErrorCode::DownloadFailed, format!("{url}: {e}")))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Err(failed(
+            TaskErrorCode::SourceFileNotFound,
+            format!("{url} answered 404."),
+        ));
+    }
+    if !status.is_success() {
+        return Err(failed(
+            TaskErrorCode::DownloadFailed,
+            format!("{url} answered {status}."),
+        ));
+    }
+    let mut file = tokio::fs::File::create(scratch).await.map_err(io)?;
+    let mut md5 = Md5::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| failed(TaskErrorCode::DownloadFailed, format!("{url}: {e}")))?
+    {
+        md5.update(&chunk);
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.flush().await.map_err(io)?;
+    Ok(hex::encode(md5.finalize()))
+}

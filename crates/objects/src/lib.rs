@@ -1,0 +1,52 @@
+//! The object store behind `oss://bucket/key` paths (design.md §7).
+//!
+//! - [`OssPath`]: parsing and validation (no `..`, no absolute paths, no NUL, vendor bucket names).
+//! - [`Objects`]: puts and gets that stream (never holding an object in memory), each checking
+//!   that the caller's account owns the bucket (a bucket belongs to the account that first wrote
+//!   to it; another account's bucket is indistinguishable from a missing one), MD5 of every
+//!   object, and signed expiring download links.
+//!
+//! Storage goes through the `object_store` crate: a local directory today
+//! ([`Objects::local`]), an S3-compatible service later without changing callers.
+
+mod link;
+mod objects;
+mod path;
+
+pub use link::{encode_key, encode_segment};
+pub use objects::{ByteStream, Objects};
+pub use path::{MAX_KEY_BYTES, OssPath, SCHEME, check_bucket, check_key};
+
+/// Why an object operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    /// A malformed `oss://` path, or one the storage cannot hold; the reason is for people.
+    #[error("invalid OSS path: {0}")]
+    InvalidPath(String),
+    /// A missing object, an unknown bucket, or another account's bucket: indistinguishable. The
+    /// string names the path.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// Storage failed (disk, database, a local file); logged where it happens.
+    #[error("object storage failed: {0}")]
+    Io(String),
+}
+
+impl ObjectError {
+    /// A vendor-style code: `InvalidParameter`, `NotFound` or `InternalError`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ObjectError::InvalidPath(_) => "InvalidParameter",
+            ObjectError::NotFound(_) => "NotFound",
+            ObjectError::Io(_) => "InternalError",
+        }
+    }
+}
+
+/// What is known of a stored object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    /// Lower-case hex MD5 of the content.
+    pub md5_hex: String,
+}
