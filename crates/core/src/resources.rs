@@ -56,6 +56,24 @@ pub fn spec(name: &str) -> Option<&'static Spec> {
     SPECS.iter().find(|s| s.name == name)
 }
 
+/// The account's default bucket, as the vendor names it (`cloudphone-saved-bucket-{Region}-{AliUid}`),
+/// reduced to the characters a bucket name may hold.
+pub fn default_bucket(region: &str, account_id: &str) -> String {
+    let raw = format!("cloudphone-saved-bucket-{region}-{account_id}").to_lowercase();
+    let mut name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.truncate(63);
+    name.trim_end_matches('-').to_string()
+}
+
 /// An image a backend can run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Image {
@@ -92,6 +110,31 @@ pub struct GroupSummary {
     pub instances: i64,
     pub creating: i64,
     pub deleted: i64,
+    /// The status of the group's latest image update batch, if it had one.
+    pub image_update: Option<TaskStatus>,
+}
+
+impl GroupSummary {
+    /// The group's status, from its phones and its latest image update: DELETING/DELETED once
+    /// deletion was asked for, CREATING while a phone is being created, UPDATING while an image
+    /// update runs and UPDATING_FAILED when one failed on some phone, RUNNING otherwise.
+    pub fn status(&self) -> &'static str {
+        if self.group.deleting {
+            if self.deleted == self.instances {
+                "DELETED"
+            } else {
+                "DELETING"
+            }
+        } else if self.creating > 0 {
+            "CREATING"
+        } else {
+            match self.image_update {
+                Some(TaskStatus::Waiting | TaskStatus::Processing) => "UPDATING",
+                Some(TaskStatus::Failed | TaskStatus::PartFinished) => "UPDATING_FAILED",
+                _ => "RUNNING",
+            }
+        }
+    }
 }
 
 /// A cloud phone instance.

@@ -106,6 +106,15 @@ pub trait Backend: Send + Sync + 'static {
         let _ = (phone, src, local);
         unsupported("FetchFile")
     }
+    /// Captures the phone's screen as a PNG written to `local`; returns its (width, height).
+    async fn screenshot(
+        &self,
+        phone: &InstanceRef,
+        local: &std::path::Path,
+    ) -> OpResult<(u32, u32)> {
+        let _ = (phone, local);
+        unsupported("Screenshot")
+    }
     /// Adds a fault; a backend that cannot simulate faults says so.
     fn inject_fault(&self, fault: Fault) -> Result<(), String> {
         let _ = fault;

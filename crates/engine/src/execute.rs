@@ -55,6 +55,9 @@ pub async fn execute(
         }
         TaskType::SendFile => return transfer::send(backend, services, transfer(), phone).await,
         TaskType::FetchFile => return transfer::fetch(backend, services, transfer(), phone).await,
+        TaskType::Screenshot => {
+            return transfer::screenshot(backend, services, transfer(), phone).await;
+        }
         other => {
             return Outcome::Failed {
                 code: TaskErrorCode::InternalError,

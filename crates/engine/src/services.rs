@@ -26,21 +26,8 @@ impl Services {
         self.scratch.join(format!("{task_id}-{attempt}-{what}"))
     }
 
-    /// The account's default bucket, as the vendor names it (`cloudphone-saved-bucket-{Region}-{AliUid}`),
-    /// reduced to the characters a bucket name may hold.
+    /// The account's default bucket (see [`cloudphone_core::resources::default_bucket`]).
     pub fn default_bucket(&self, account_id: &str) -> String {
-        let raw = format!("cloudphone-saved-bucket-{}-{}", self.region, account_id).to_lowercase();
-        let mut name: String = raw
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        name.truncate(63);
-        name.trim_end_matches('-').to_string()
+        cloudphone_core::resources::default_bucket(&self.region, account_id)
     }
 }

@@ -180,3 +180,35 @@ async fn download(services: &Services, url: &str, scratch: &Path) -> Result<Stri
     file.flush().await.map_err(io)?;
     Ok(hex::encode(md5.finalize()))
 }
+
+/// Screenshot: the phone draws its screen into a scratch PNG, stored as the object named by
+/// `Destination` (`ScreenshotId_AndroidInstanceId.png`); the result links it.
+pub async fn screenshot(
+    backend: &dyn Backend,
+    services: &Services,
+    task: TransferTask<'_>,
+    phone: &InstanceRef,
+) -> Outcome {
+    let scratch = services.scratch_file(task.task_id, task.attempt, "screenshot.png");
+    let _cleanup = Scratch(&scratch);
+    outcome(
+        async {
+            let (width, height) = backend.screenshot(phone, &scratch).await?;
+            let dest = OssPath::parse(text(task.param, "Destination"))
+                .map_err(|e| failed(TaskErrorCode::ScreenshotFailed, e.to_string()))?;
+            let info = services
+                .objects
+                .put_file(task.account_id, &dest, &scratch)
+                .await
+                .map_err(|e| object_error(TaskErrorCode::ScreenshotFailed, e))?;
+            Ok(json!({
+                "Url": services.objects.link(&dest, services.link_ttl),
+                "OssPath": dest.to_string(),
+                "Width": width,
+                "Height": height,
+                "FileSize": info.size,
+            }))
+        }
+        .await,
+    )
+}

@@ -88,6 +88,17 @@ pub trait Store: Send + Sync + 'static {
         tasks: &[NewTask],
     ) -> Result<()>;
 
+    /// Moves groups of `account_id` to `image_id`: every batch names its group in `resource_id`;
+    /// the group's image and its latest image-update batch change as the batch is created, in
+    /// one transaction.
+    async fn update_group_images(
+        &self,
+        account_id: &str,
+        image_id: &str,
+        batches: &[NewBatch],
+        now_ms: i64,
+    ) -> Result<()>;
+
     // ---- tasks: creation and queries ----
 
     /// Creates a batch and its children in one transaction. Children start Waiting and queued.

@@ -189,6 +189,16 @@ impl Store for SqliteStore {
         fleet::delete_groups(self, account_id, group_ids, tasks).await
     }
 
+    async fn update_group_images(
+        &self,
+        account_id: &str,
+        image_id: &str,
+        batches: &[NewBatch],
+        now_ms: i64,
+    ) -> Result<()> {
+        fleet::update_group_images(self, account_id, image_id, batches, now_ms).await
+    }
+
     async fn create_batch(&self, batch: &NewBatch) -> Result<()> {
         tasks::create_batch(self, batch).await
     }

@@ -40,20 +40,9 @@ pub fn ascending(p: &Params) -> Result<bool, ApiError> {
     }
 }
 
-/// The group's status, from its instances: DELETING/DELETED once deletion was asked for,
-/// CREATING while a phone is still being created, RUNNING after.
+/// The group's status as listed (see [`GroupSummary::status`]).
 pub fn group_status(g: &GroupSummary) -> &'static str {
-    if g.group.deleting {
-        if g.deleted == g.instances {
-            "DELETED"
-        } else {
-            "DELETING"
-        }
-    } else if g.creating > 0 {
-        "CREATING"
-    } else {
-        "RUNNING"
-    }
+    g.status()
 }
 
 /// The group statuses of the vendor's enum.

@@ -4,6 +4,7 @@
 
 mod common;
 mod create_group;
+mod create_screenshot;
 mod delete_group;
 mod describe_groups;
 mod describe_images;
@@ -20,6 +21,7 @@ mod run_command;
 mod run_sync_command;
 mod send_file;
 mod sim_faults;
+mod update_group_image;
 
 use cloudphone_core::ApiError;
 use serde_json::Value;
@@ -45,6 +47,8 @@ pub enum Action {
     DescribeInvocations(describe_invocations::DescribeInvocations),
     SendFile(send_file::SendFile),
     FetchFile(fetch_file::FetchFile),
+    UpdateInstanceGroupImage(update_group_image::UpdateInstanceGroupImage),
+    CreateScreenshot(create_screenshot::CreateScreenshot),
     InjectSimulatedFault(sim_faults::InjectSimulatedFault),
     ClearSimulatedFaults(sim_faults::ClearSimulatedFaults),
 }
@@ -88,6 +92,12 @@ impl Action {
             }
             "SendFile" => Action::SendFile(send_file::SendFile::parse(p)?),
             "FetchFile" => Action::FetchFile(fetch_file::FetchFile::parse(p)?),
+            "CreateScreenshot" => {
+                Action::CreateScreenshot(create_screenshot::CreateScreenshot::parse(p)?)
+            }
+            "UpdateInstanceGroupImage" => Action::UpdateInstanceGroupImage(
+                update_group_image::UpdateInstanceGroupImage::parse(p)?,
+            ),
             "InjectSimulatedFault" => {
                 Action::InjectSimulatedFault(sim_faults::InjectSimulatedFault::parse(p)?)
             }
@@ -115,6 +125,8 @@ impl Action {
             Action::DescribeInvocations(a) => a.apply(ctx).await,
             Action::SendFile(a) => a.apply(ctx).await,
             Action::FetchFile(a) => a.apply(ctx).await,
+            Action::UpdateInstanceGroupImage(a) => a.apply(ctx).await,
+            Action::CreateScreenshot(a) => a.apply(ctx).await,
             Action::InjectSimulatedFault(a) => a.apply(ctx).await,
             Action::ClearSimulatedFaults(a) => a.apply(ctx).await,
         }

@@ -6,6 +6,7 @@
 
 pub mod paths;
 pub mod phone;
+pub mod screen;
 pub mod shell;
 
 use std::collections::HashMap;
@@ -442,6 +443,40 @@ impl Backend for SimBackend {
                 format!("Reading {src} failed: {}.", io_text(&e)),
             )
         })
+    }
+
+    async fn screenshot(&self, phone: &InstanceRef, local: &Path) -> OpResult<(u32, u32)> {
+        self.work(TaskType::Screenshot, phone).await?;
+        let state = self.phone_state(phone).await?;
+        let (width, height) = cloudphone_core::resources::spec(&phone.spec)
+            .map(|s| (s.width, s.height))
+            .unwrap_or((720, 1280));
+        let time = chrono::Utc::now().format("%H:%M").to_string();
+        let name = phone.name.clone();
+        let path = local.to_path_buf();
+        // Encoding a PNG is CPU work: keep it off the async workers.
+        let drawn = tokio::task::spawn_blocking(move || {
+            let screen = screen::Screen {
+                width,
+                height,
+                name: &name,
+                foreground: state.foreground.as_deref(),
+                time: &time,
+            };
+            screen::render(&screen, &path)
+        })
+        .await;
+        match drawn {
+            Ok(Ok(())) => Ok((width, height)),
+            Ok(Err(e)) => Err(BackendError::new(
+                TaskErrorCode::ScreenshotFailed,
+                format!("writing the image: {e}"),
+            )),
+            Err(e) => Err(BackendError::new(
+                TaskErrorCode::ScreenshotFailed,
+                format!("drawing the image: {e}"),
+            )),
+        }
     }
 
     fn inject_fault(&self, fault: Fault) -> Result<(), String> {

@@ -224,6 +224,22 @@ pub(super) async fn complete(
     };
     if let Some(instance_id) = &t.instance_id {
         settle_instance(&mut w.tx, instance_id, after, now_ms).await?;
+        // A phone moved to a new image runs it from now on; in the same transaction as the
+        // task's end, so the two never disagree.
+        if t.task_type == TaskType::UpdateGroupImage && matches!(outcome, Outcome::Finished { .. })
+        {
+            sqlx::query(
+                "UPDATE instances SET image_id = \
+                 (SELECT json_extract(param, '$.ImageId') FROM tasks WHERE id = ?) \
+                 WHERE id = ? AND (SELECT json_extract(param, '$.ImageId') FROM tasks WHERE id = ?) \
+                 IS NOT NULL",
+            )
+            .bind(&t.id)
+            .bind(instance_id)
+            .bind(&t.id)
+            .execute(&mut *w.tx)
+            .await?;
+        }
     }
     w.commit().await?;
     Ok(true)

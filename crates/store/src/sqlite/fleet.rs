@@ -7,7 +7,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::rows::{self, push_after, push_in, push_order, push_substring};
 use super::{SqliteStore, tasks};
-use crate::{Cursor, GroupFilter, InstanceChange, InstanceFilter, Listing, NewTask, Page, Result};
+use crate::{
+    Cursor, GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch, NewTask, Page, Result,
+};
 
 const DELETED: &str = "DELETED";
 
@@ -84,6 +86,7 @@ pub(super) async fn list_groups(
         push_substring(qb, "g.name", &filter.name);
         const LIVE: &str =
             "EXISTS (SELECT 1 FROM instances x WHERE x.group_id = g.id AND x.status != 'DELETED')";
+        const UPDATE: &str = "(SELECT u.status FROM tasks u WHERE u.id = g.image_task_id)";
         const CREATING: &str =
             "EXISTS (SELECT 1 FROM instances x WHERE x.group_id = g.id AND x.status = 'CREATING')";
         match filter.status.as_deref() {
@@ -101,7 +104,20 @@ pub(super) async fn list_groups(
                 qb.push(format_args!(" AND g.deleting = 0 AND {CREATING}"));
             }
             Some("RUNNING") => {
-                qb.push(format_args!(" AND g.deleting = 0 AND NOT {CREATING}"));
+                qb.push(format_args!(
+                    " AND g.deleting = 0 AND NOT {CREATING} AND COALESCE({UPDATE}, 'Finished') \
+                     IN ('Finished', 'Skipped')"
+                ));
+            }
+            Some("UPDATING") => {
+                qb.push(format_args!(
+                    " AND g.deleting = 0 AND NOT {CREATING} AND {UPDATE} IN ('Waiting', 'Processing')"
+                ));
+            }
+            Some("UPDATING_FAILED") => {
+                qb.push(format_args!(
+                    " AND g.deleting = 0 AND NOT {CREATING} AND {UPDATE} IN ('Failed', 'PartFinished')"
+                ));
             }
             Some(_) => {
                 qb.push(" AND 0");
@@ -129,7 +145,8 @@ pub(super) async fn list_groups(
          (SELECT COUNT(*) FROM instances x WHERE x.group_id = g.id AND x.status = 'CREATING') \
          AS n_creating, \
          (SELECT COUNT(*) FROM instances x WHERE x.group_id = g.id AND x.status = 'DELETED') \
-         AS n_deleted",
+         AS n_deleted, \
+         (SELECT u.status FROM tasks u WHERE u.id = g.image_task_id) AS image_task_status",
     );
     where_(&mut list);
     push_after(
@@ -160,6 +177,10 @@ pub(super) async fn list_groups(
                 instances: r.try_get("n_instances")?,
                 creating: r.try_get("n_creating")?,
                 deleted: r.try_get("n_deleted")?,
+                image_update: r
+                    .try_get::<Option<String>, _>("image_task_status")?
+                    .map(|s| rows::parse("task status", &s))
+                    .transpose()?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -303,6 +324,33 @@ pub(super) async fn delete_groups(
     }
     for t in new_tasks {
         tasks::insert_queued(&mut w.tx, t, None).await?;
+    }
+    w.commit().await
+}
+
+/// Moves groups to a new image: each batch's `resource_id` names its group, whose image and
+/// latest image-update batch change with the batch's insertion, in one transaction.
+pub(super) async fn update_group_images(
+    s: &SqliteStore,
+    account_id: &str,
+    image_id: &str,
+    batches: &[NewBatch],
+    now_ms: i64,
+) -> Result<()> {
+    let mut w = s.write().await?;
+    for batch in batches {
+        sqlx::query(
+            "UPDATE instance_groups SET image_id = ?, image_task_id = ?, modified_ms = ? \
+             WHERE id = ? AND account_id = ?",
+        )
+        .bind(image_id)
+        .bind(&batch.batch.id)
+        .bind(now_ms)
+        .bind(&batch.batch.resource_id)
+        .bind(account_id)
+        .execute(&mut *w.tx)
+        .await?;
+        tasks::insert_batch(&mut w.tx, batch).await?;
     }
     w.commit().await
 }

@@ -68,6 +68,13 @@ pub(super) async fn insert_queued(
 }
 
 pub(super) async fn create_batch(s: &SqliteStore, batch: &NewBatch) -> Result<()> {
+    let mut w = s.write().await?;
+    insert_batch(&mut w.tx, batch).await?;
+    w.commit().await
+}
+
+/// Inserts a batch and its queued children within the caller's transaction.
+pub(super) async fn insert_batch(tx: &mut SqliteConnection, batch: &NewBatch) -> Result<()> {
     let n = i64::try_from(batch.children.len()).unwrap_or(i64::MAX);
     let counts = BatchCounts::new(n);
     let status = counts.status();
@@ -79,12 +86,11 @@ pub(super) async fn create_batch(s: &SqliteStore, batch: &NewBatch) -> Result<()
         run_state: "done",
         finish_ms: status.is_terminal().then_some(batch.batch.start_ms),
     };
-    let mut w = s.write().await?;
-    insert(&mut w.tx, &batch.batch, init).await?;
+    insert(tx, &batch.batch, init).await?;
     for child in &batch.children {
-        insert_queued(&mut w.tx, child, Some(&batch.batch.id)).await?;
+        insert_queued(tx, child, Some(&batch.batch.id)).await?;
     }
-    w.commit().await
+    Ok(())
 }
 
 fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &TaskFilter) {
