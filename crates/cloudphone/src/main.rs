@@ -29,6 +29,9 @@ struct Cli {
 enum Command {
     /// Run the API, the task engine and the backend.
     Serve(ServeArgs),
+    /// Developer tools (hidden).
+    #[command(subcommand, hide = true)]
+    Dev(DevCommand),
     /// Manage access keys in a data dir.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -80,6 +83,20 @@ struct ServeArgs {
 }
 
 #[derive(Subcommand)]
+enum DevCommand {
+    /// Write a minimal but real APK (zip with a binary AndroidManifest.xml) for tests and demos.
+    MakeApk {
+        #[arg(long)]
+        package: String,
+        #[arg(long, default_value_t = 1)]
+        version_code: u64,
+        #[arg(long, default_value = "1.0")]
+        version_name: String,
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Create an access key for an account (the account is created if new) and print it as JSON.
     Create {
@@ -104,6 +121,13 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Dev(DevCommand::MakeApk {
+            package,
+            version_code,
+            version_name,
+            out,
+        }) => cloudphone_apk::testing::apk(&out, &package, version_code, &version_name)
+            .with_context(|| format!("writing {}", out.display())),
         Command::Serve(args) => serve(args).await,
         Command::Keys(KeysCommand::Create {
             data_dir,

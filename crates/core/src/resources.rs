@@ -74,6 +74,30 @@ pub fn default_bucket(region: &str, account_id: &str) -> String {
     name.trim_end_matches('-').to_string()
 }
 
+/// An app registered with CreateApp.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct App {
+    /// Assigned by the store.
+    pub id: i64,
+    pub account_id: String,
+    pub name: String,
+    pub package: String,
+    pub version_name: String,
+    pub version_code: String,
+    pub md5: String,
+    pub size: i64,
+    /// Where the APK is: an `oss://` path or an http(s) URL.
+    pub source: String,
+    pub description: String,
+    pub icon_url: String,
+    pub install_param: String,
+    pub created_ms: i64,
+    pub modified_ms: i64,
+    /// INSTALLING, INSTALLED, INSTALLFAILED, UNINSTALLING, UNINSTALLED or UNINSTALLFAILED, from
+    /// the latest install or uninstall batch over the app (filled when listed).
+    pub installation_status: String,
+}
+
 /// An image a backend can run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Image {
@@ -186,4 +210,45 @@ pub struct Task {
     pub counts: Option<BatchCounts>,
     /// Attempts started so far (0 while waiting).
     pub attempt: i64,
+}
+
+/// A backup file made by BackupFile: one per instance and call, its archive (a tar of the
+/// phone's paths) stored in the object store at `oss_path`.
+///
+/// `status` is `CREATING` while its BackupFile task has not finished, `AVAILABLE` once the
+/// archive is stored, `FAILED` when the task failed (the vendor lists only `AVAILABLE` and
+/// `RECOVERING`; this server never reports `RECOVERING`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backup {
+    pub id: String,
+    pub account_id: String,
+    pub instance_id: String,
+    /// The instance's name when the backup was made.
+    pub instance_name: String,
+    pub group_id: String,
+    /// `oss://bucket/key` of the archive.
+    pub oss_path: String,
+    pub name: String,
+    pub description: String,
+    /// The paths the call named (`SourceFilePathList`).
+    pub source_paths: Vec<String>,
+    pub exclude_paths: Vec<String>,
+    pub source_apps: Vec<String>,
+    pub backup_all: bool,
+    pub upload_endpoint: String,
+    /// E.g. `Android 14`, from the instance's image.
+    pub system_version: String,
+    pub status: String,
+    /// The archive's size in bytes (0 until it is stored).
+    pub size: i64,
+    /// The BackupFile instance task that makes it.
+    pub task_id: String,
+    pub created_ms: i64,
+    pub modified_ms: i64,
+}
+
+impl Backup {
+    pub const CREATING: &'static str = "CREATING";
+    pub const AVAILABLE: &'static str = "AVAILABLE";
+    pub const FAILED: &'static str = "FAILED";
 }

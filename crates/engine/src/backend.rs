@@ -33,6 +33,14 @@ impl BackendError {
 
 pub type OpResult<T> = Result<T, BackendError>;
 
+/// What OperateApp does to an app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppOp {
+    Start,
+    Stop,
+    Restart,
+}
+
 /// What a shell command printed (stdout and stderr together, as `sh -c` in a terminal shows
 /// them) and how it exited.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +65,9 @@ pub struct Fault {
     pub code: TaskErrorCode,
     pub message: String,
     pub remaining: Option<u32>,
+    /// Fail only this percentage (1-100) of the matching operations, chosen at random; `None`
+    /// fails every one.
+    pub percent: Option<u8>,
 }
 
 #[async_trait]
@@ -106,6 +117,26 @@ pub trait Backend: Send + Sync + 'static {
         let _ = (phone, src, local);
         unsupported("FetchFile")
     }
+    /// Installs the APK at `local` as `package`.
+    async fn install_app(
+        &self,
+        phone: &InstanceRef,
+        package: &str,
+        local: &std::path::Path,
+    ) -> OpResult<()> {
+        let _ = (phone, package, local);
+        unsupported("InstallApp")
+    }
+    /// Uninstalls `package`; one that is not installed is an `UninstallAppFailed`.
+    async fn uninstall_app(&self, phone: &InstanceRef, package: &str) -> OpResult<()> {
+        let _ = (phone, package);
+        unsupported("UninstallApp")
+    }
+    /// Starts, stops or restarts `package`; one that is not installed is an `OperateAppFailed`.
+    async fn operate_app(&self, phone: &InstanceRef, package: &str, op: AppOp) -> OpResult<()> {
+        let _ = (phone, package, op);
+        unsupported("OperateApp")
+    }
     /// Captures the phone's screen as a PNG written to `local`; returns its (width, height).
     async fn screenshot(
         &self,
@@ -114,6 +145,26 @@ pub trait Backend: Send + Sync + 'static {
     ) -> OpResult<(u32, u32)> {
         let _ = (phone, local);
         unsupported("Screenshot")
+    }
+    /// Writes a tar archive of the phone paths `paths` (files, or directories taken
+    /// recursively), leaving out `exclude` and everything under it, to the local file `local`;
+    /// returns the archive's size. A path that does not exist is a `BackupFileFailed`.
+    async fn backup(
+        &self,
+        phone: &InstanceRef,
+        paths: &[String],
+        exclude: &[String],
+        local: &std::path::Path,
+    ) -> OpResult<u64> {
+        let _ = (phone, paths, exclude, local);
+        unsupported("BackupFile")
+    }
+    /// Extracts the tar archive `local` (as [`Backend::backup`] writes it) onto the phone,
+    /// overwriting what is there; returns the bytes of file data written. An entry that would
+    /// land outside the phone's files (`..`, absolute, links) is a `RecoverFileFailed`.
+    async fn restore(&self, phone: &InstanceRef, local: &std::path::Path) -> OpResult<u64> {
+        let _ = (phone, local);
+        unsupported("RecoverFile")
     }
     /// Adds a fault; a backend that cannot simulate faults says so.
     fn inject_fault(&self, fault: Fault) -> Result<(), String> {

@@ -1,11 +1,12 @@
 //! Maps a claimed task onto the backend method that carries it out, and the backend's answer onto
 //! the task's outcome.
 
-use cloudphone_core::{TaskErrorCode, TaskType};
+use cloudphone_core::TaskType;
 use cloudphone_store::{Claim, Outcome};
 use serde_json::Value;
 
-use crate::backend::{Backend, InstanceRef};
+use crate::backend::{AppOp, Backend, InstanceRef};
+use crate::backup;
 use crate::command::{self, CommandTask};
 use crate::services::Services;
 use crate::transfer::{self, TransferTask};
@@ -14,6 +15,13 @@ use crate::transfer::{self, TransferTask};
 pub struct Run<'a> {
     pub claim: &'a Claim,
     pub account_id: &'a str,
+}
+
+fn package(param: &Value) -> &str {
+    param
+        .get("PackageName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// Runs one claimed task on `phone`.
@@ -58,11 +66,28 @@ pub async fn execute(
         TaskType::Screenshot => {
             return transfer::screenshot(backend, services, transfer(), phone).await;
         }
-        other => {
-            return Outcome::Failed {
-                code: TaskErrorCode::InternalError,
-                message: format!("{other} is not supported by this server yet."),
-            };
+        TaskType::BackupFile => return backup::backup(backend, services, transfer(), phone).await,
+        TaskType::RecoverFile => {
+            return backup::recover(backend, services, transfer(), phone).await;
+        }
+        TaskType::InstallApp => {
+            return transfer::install_app(backend, services, transfer(), phone).await;
+        }
+        TaskType::UninstallApp => backend.uninstall_app(phone, package(&param)).await,
+        TaskType::StartApp => {
+            backend
+                .operate_app(phone, package(&param), AppOp::Start)
+                .await
+        }
+        TaskType::StopApp => {
+            backend
+                .operate_app(phone, package(&param), AppOp::Stop)
+                .await
+        }
+        TaskType::RestartApp => {
+            backend
+                .operate_app(phone, package(&param), AppOp::Restart)
+                .await
         }
     };
     match done {

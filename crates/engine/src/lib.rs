@@ -3,6 +3,7 @@
 //! fenced by the attempt number; a sweeper re-queues or fails tasks whose lease expired.
 
 mod backend;
+mod backup;
 mod command;
 mod engine;
 mod execute;
@@ -10,7 +11,7 @@ mod services;
 mod sweeper;
 mod transfer;
 
-pub use backend::{Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult};
+pub use backend::{AppOp, Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult};
 pub use command::INLINE_OUTPUT;
 pub use engine::{Engine, EngineConfig};
 pub use services::Services;

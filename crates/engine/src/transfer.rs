@@ -212,3 +212,37 @@ pub async fn screenshot(
         .await,
     )
 }
+
+/// InstallApp: fetches the app's APK (an `oss://` object or a URL) into a scratch file, checks its
+/// MD5 when the app has one, and installs it.
+pub async fn install_app(
+    backend: &dyn Backend,
+    services: &Services,
+    task: TransferTask<'_>,
+    phone: &InstanceRef,
+) -> Outcome {
+    let scratch = services.scratch_file(task.task_id, task.attempt, "app.apk");
+    let _cleanup = Scratch(&scratch);
+    outcome(
+        async {
+            let source = text(task.param, "Source");
+            let md5 = if source.starts_with("oss://") {
+                fetch_object(services, task.account_id, source, &scratch).await
+            } else {
+                download(services, source, &scratch).await
+            }
+            .map_err(|e| failed(TaskErrorCode::InstallAppFailed, e.message))?;
+            let expected = text(task.param, "Md5");
+            if !expected.is_empty() && !expected.eq_ignore_ascii_case(&md5) {
+                return Err(failed(
+                    TaskErrorCode::FileMd5Mismatch,
+                    format!("The APK's MD5 is {md5}, not {expected}."),
+                ));
+            }
+            let package = text(task.param, "PackageName");
+            backend.install_app(phone, package, &scratch).await?;
+            Ok(json!({ "Success": true, "PackageName": package }))
+        }
+        .await,
+    )
+}

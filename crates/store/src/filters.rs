@@ -125,10 +125,43 @@ pub struct GroupFilter {
     pub tags: Vec<(String, Option<String>)>,
 }
 
+/// DescribeApps filters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AppFilter {
+    pub account_id: String,
+    pub ids: Vec<i64>,
+    /// Substring of the app name.
+    pub name: Option<String>,
+    pub md5: Option<String>,
+    pub installation_status: Option<String>,
+}
+
 /// A change to instances; `None` leaves the field as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InstanceChange {
     pub name: Option<String>,
     pub up_bandwidth_limit: Option<i64>,
     pub down_bandwidth_limit: Option<i64>,
+}
+
+/// DescribeBackupFiles filters; every field narrows the result (AND).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BackupFilter {
+    pub account_id: String,
+    pub id: Option<String>,
+    pub instance_id: Option<String>,
+    /// Substring of the instance name.
+    pub instance_name: Option<String>,
+    /// Substring of the backup's name.
+    pub name: Option<String>,
+    /// Substring of the description.
+    pub description: Option<String>,
+    pub group_id: Option<String>,
+    /// A set of statuses; empty does not filter.
+    pub statuses: Vec<String>,
+    /// Created at or after (ms).
+    pub start_ms: Option<i64>,
+    /// Created at or before (ms).
+    pub end_ms: Option<i64>,
+    pub backup_all: Option<bool>,
 }

@@ -9,7 +9,7 @@ pub use filters::*;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
-use cloudphone_core::resources::{AccessKey, Group, GroupSummary, Instance, Task};
+use cloudphone_core::resources::{AccessKey, App, Group, GroupSummary, Instance, Task};
 use cloudphone_core::{InstanceStatus, TaskErrorCode, TaskType};
 
 /// A storage failure. The API turns every one of these into `InternalError` and logs the cause.
@@ -98,6 +98,49 @@ pub trait Store: Send + Sync + 'static {
         batches: &[NewBatch],
         now_ms: i64,
     ) -> Result<()>;
+
+    // ---- apps ----
+
+    /// Registers an app; returns its new id.
+    async fn create_app(&self, app: &App) -> Result<i64>;
+    /// Apps of an account, newest first; keyset on the id (`Cursor.ms` holds the last id).
+    async fn list_apps(&self, filter: &AppFilter, page: &Page) -> Result<Listing<App>>;
+    /// Deletes the account's apps among `ids`; returns how many.
+    async fn delete_apps(&self, account_id: &str, ids: &[i64]) -> Result<u64>;
+    /// Creates an InstallApp or UninstallApp batch and records it as the latest over `app_ids`
+    /// (`install` says which), in one transaction.
+    async fn create_app_batch(
+        &self,
+        batch: &NewBatch,
+        app_ids: &[i64],
+        install: bool,
+    ) -> Result<()>;
+
+    // ---- backup files ----
+
+    /// Creates a BackupFile batch and its backups (each naming its child task in `task_id`),
+    /// in one transaction.
+    async fn create_backup_batch(
+        &self,
+        batch: &NewBatch,
+        backups: &[cloudphone_core::resources::Backup],
+    ) -> Result<()>;
+    /// DescribeBackupFiles: backups matching `filter`, newest first (creation time, then id,
+    /// descending), after `page.after`; `total` counts every match.
+    async fn list_backups(
+        &self,
+        filter: &BackupFilter,
+        page: &Page,
+    ) -> Result<Listing<cloudphone_core::resources::Backup>>;
+    /// The backups among `ids` that belong to `account_id`, in any order.
+    async fn backups_by_id(
+        &self,
+        account_id: &str,
+        ids: &[String],
+    ) -> Result<Vec<cloudphone_core::resources::Backup>>;
+    /// Deletes the account's backups among `ids`; returns how many. (The BackupFile task's
+    /// completion, inside [`Store::complete`] and the sweeper, sets a backup's status and size.)
+    async fn delete_backups(&self, account_id: &str, ids: &[String]) -> Result<u64>;
 
     // ---- tasks: creation and queries ----
 

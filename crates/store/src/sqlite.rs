@@ -12,6 +12,8 @@
 //! sweep) and [`rows`] (decoding rows into domain types).
 
 mod accounts;
+mod apps;
+mod backups;
 mod buckets;
 mod engine;
 mod fleet;
@@ -22,14 +24,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cloudphone_core::resources::{AccessKey, Group, GroupSummary, Instance, Task};
+use cloudphone_core::resources::{AccessKey, App, Group, GroupSummary, Instance, Task};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::{
-    Claim, GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch, NewTask, Outcome, Page,
-    Result, Store, Swept, TaskFilter,
+    AppFilter, Claim, GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch, NewTask,
+    Outcome, Page, Result, Store, Swept, TaskFilter,
 };
 
 /// How long a connection waits for another process's write lock before failing.
@@ -134,12 +136,61 @@ impl Store for SqliteStore {
         accounts::setting_or_init(self, name, init).await
     }
 
+    async fn create_app(&self, app: &App) -> Result<i64> {
+        apps::create_app(self, app).await
+    }
+
+    async fn list_apps(&self, filter: &AppFilter, page: &Page) -> Result<Listing<App>> {
+        apps::list_apps(self, filter, page).await
+    }
+
+    async fn delete_apps(&self, account_id: &str, ids: &[i64]) -> Result<u64> {
+        apps::delete_apps(self, account_id, ids).await
+    }
+
+    async fn create_app_batch(
+        &self,
+        batch: &NewBatch,
+        app_ids: &[i64],
+        install: bool,
+    ) -> Result<()> {
+        apps::create_app_batch(self, batch, app_ids, install).await
+    }
+
     async fn claim_bucket(&self, bucket: &str, account_id: &str) -> Result<String> {
         buckets::claim_bucket(self, bucket, account_id).await
     }
 
     async fn bucket_owner(&self, bucket: &str) -> Result<Option<String>> {
         buckets::bucket_owner(self, bucket).await
+    }
+
+    async fn create_backup_batch(
+        &self,
+        batch: &NewBatch,
+        backups: &[cloudphone_core::resources::Backup],
+    ) -> Result<()> {
+        backups::create_backup_batch(self, batch, backups).await
+    }
+
+    async fn list_backups(
+        &self,
+        filter: &crate::BackupFilter,
+        page: &Page,
+    ) -> Result<Listing<cloudphone_core::resources::Backup>> {
+        backups::list_backups(self, filter, page).await
+    }
+
+    async fn backups_by_id(
+        &self,
+        account_id: &str,
+        ids: &[String],
+    ) -> Result<Vec<cloudphone_core::resources::Backup>> {
+        backups::backups_by_id(self, account_id, ids).await
+    }
+
+    async fn delete_backups(&self, account_id: &str, ids: &[String]) -> Result<u64> {
+        backups::delete_backups(self, account_id, ids).await
     }
 
     async fn create_groups(

@@ -119,6 +119,40 @@ pub async fn create_batch(
     param: &Value,
     child_param: impl Fn(&Instance) -> Value,
 ) -> Result<CreatedBatch, ApiError> {
+    let children: Vec<(&Instance, Value)> = instances.iter().map(|i| (i, child_param(i))).collect();
+    let batch = new_batch(ctx, task_type, resource_id, &children, param);
+    ctx.state
+        .store
+        .create_batch(&batch)
+        .await
+        .map_err(internal)?;
+    ctx.state.wake.notify_one();
+    Ok(CreatedBatch::of(batch))
+}
+
+impl CreatedBatch {
+    /// The ids of a batch that was just stored.
+    pub fn of(batch: NewBatch) -> CreatedBatch {
+        CreatedBatch {
+            batch_id: batch.batch.id,
+            children: batch
+                .children
+                .into_iter()
+                .map(|c| (c.resource_id, c.id))
+                .collect(),
+        }
+    }
+}
+
+/// A batch of `task_type` with one child per (instance, child param) pair, in that order; an
+/// instance may appear more than once (one task per app, say). Not stored yet.
+pub fn new_batch(
+    ctx: &Ctx<'_>,
+    task_type: TaskType,
+    resource_id: &str,
+    children: &[(&Instance, Value)],
+    param: &Value,
+) -> NewBatch {
     let task = |level, resource: &str, instance: Option<&Instance>, param: String| NewTask {
         id: ids::new_id(ids::TASK),
         account_id: ctx.account().to_string(),
@@ -132,25 +166,11 @@ pub async fn create_batch(
         operator: ctx.caller.user_name.clone(),
         start_ms: ctx.now_ms,
     };
-    let batch = NewBatch {
+    NewBatch {
         batch: task(Level::Batch, resource_id, None, param.to_string()),
-        children: instances
+        children: children
             .iter()
-            .map(|i| task(Level::Instance, &i.id, Some(i), child_param(i).to_string()))
+            .map(|(i, p)| task(Level::Instance, &i.id, Some(i), p.to_string()))
             .collect(),
-    };
-    ctx.state
-        .store
-        .create_batch(&batch)
-        .await
-        .map_err(internal)?;
-    ctx.state.wake.notify_one();
-    Ok(CreatedBatch {
-        batch_id: batch.batch.id,
-        children: batch
-            .children
-            .into_iter()
-            .map(|c| (c.resource_id, c.id))
-            .collect(),
-    })
+    }
 }

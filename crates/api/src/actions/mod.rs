@@ -2,10 +2,15 @@
 //! validating everything before anything is written) and `apply` (against the store and
 //! engine); [`Action`] dispatches on the action name.
 
+mod app_tasks;
+mod apps;
+mod backup_file;
 mod common;
 mod create_group;
 mod create_screenshot;
+mod delete_backup_file;
 mod delete_group;
+mod describe_backup_files;
 mod describe_groups;
 mod describe_images;
 mod describe_instances;
@@ -17,6 +22,7 @@ mod files;
 mod invocations;
 mod lifecycle;
 mod modify_instance;
+mod recovery_file;
 mod run_command;
 mod run_sync_command;
 mod send_file;
@@ -49,8 +55,17 @@ pub enum Action {
     FetchFile(fetch_file::FetchFile),
     UpdateInstanceGroupImage(update_group_image::UpdateInstanceGroupImage),
     CreateScreenshot(create_screenshot::CreateScreenshot),
+    CreateApp(apps::CreateApp),
+    DescribeApps(apps::DescribeApps),
+    DeleteApps(apps::DeleteApps),
+    InstallOrUninstall(app_tasks::InstallOrUninstall),
+    OperateApp(app_tasks::OperateApp),
     InjectSimulatedFault(sim_faults::InjectSimulatedFault),
     ClearSimulatedFaults(sim_faults::ClearSimulatedFaults),
+    BackupFile(backup_file::BackupFile),
+    RecoveryFile(recovery_file::RecoveryFile),
+    DescribeBackupFiles(describe_backup_files::DescribeBackupFiles),
+    DeleteBackupFile(delete_backup_file::DeleteBackupFile),
 }
 
 impl Action {
@@ -92,6 +107,16 @@ impl Action {
             }
             "SendFile" => Action::SendFile(send_file::SendFile::parse(p)?),
             "FetchFile" => Action::FetchFile(fetch_file::FetchFile::parse(p)?),
+            "CreateApp" => Action::CreateApp(apps::CreateApp::parse(p)?),
+            "DescribeApps" => Action::DescribeApps(apps::DescribeApps::parse(p)?),
+            "DeleteApps" => Action::DeleteApps(apps::DeleteApps::parse(p)?),
+            "InstallApp" => {
+                Action::InstallOrUninstall(app_tasks::InstallOrUninstall::parse(true, p)?)
+            }
+            "UninstallApp" => {
+                Action::InstallOrUninstall(app_tasks::InstallOrUninstall::parse(false, p)?)
+            }
+            "OperateApp" => Action::OperateApp(app_tasks::OperateApp::parse(p)?),
             "CreateScreenshot" => {
                 Action::CreateScreenshot(create_screenshot::CreateScreenshot::parse(p)?)
             }
@@ -103,6 +128,14 @@ impl Action {
             }
             "ClearSimulatedFaults" => {
                 Action::ClearSimulatedFaults(sim_faults::ClearSimulatedFaults)
+            }
+            "BackupFile" => Action::BackupFile(backup_file::BackupFile::parse(p)?),
+            "RecoveryFile" => Action::RecoveryFile(recovery_file::RecoveryFile::parse(p)?),
+            "DescribeBackupFiles" => {
+                Action::DescribeBackupFiles(describe_backup_files::DescribeBackupFiles::parse(p)?)
+            }
+            "DeleteBackupFile" => {
+                Action::DeleteBackupFile(delete_backup_file::DeleteBackupFile::parse(p)?)
             }
             other => return Err(ApiError::ActionNotFound(other.to_string())),
         })
@@ -127,8 +160,17 @@ impl Action {
             Action::FetchFile(a) => a.apply(ctx).await,
             Action::UpdateInstanceGroupImage(a) => a.apply(ctx).await,
             Action::CreateScreenshot(a) => a.apply(ctx).await,
+            Action::CreateApp(a) => a.apply(ctx).await,
+            Action::DescribeApps(a) => a.apply(ctx).await,
+            Action::DeleteApps(a) => a.apply(ctx).await,
+            Action::InstallOrUninstall(a) => a.apply(ctx).await,
+            Action::OperateApp(a) => a.apply(ctx).await,
             Action::InjectSimulatedFault(a) => a.apply(ctx).await,
             Action::ClearSimulatedFaults(a) => a.apply(ctx).await,
+            Action::BackupFile(a) => a.apply(ctx).await,
+            Action::RecoveryFile(a) => a.apply(ctx).await,
+            Action::DescribeBackupFiles(a) => a.apply(ctx).await,
+            Action::DeleteBackupFile(a) => a.apply(ctx).await,
         }
     }
 }

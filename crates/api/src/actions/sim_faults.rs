@@ -36,6 +36,7 @@ impl InjectSimulatedFault {
                 code,
                 message,
                 remaining,
+                percent: p.int("Probability", 1, 100)?.map(|v| v as u8),
             },
         })
     }

@@ -4,6 +4,7 @@
 //! RunCommand runs the [`shell`]; SendFile and FetchFile stream files in and out of the phone's
 //! data dir, through the one path mapping in [`paths`].
 
+pub mod archive;
 pub mod paths;
 pub mod phone;
 pub mod screen;
@@ -17,7 +18,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudphone_core::resources::Image;
 use cloudphone_core::{TaskErrorCode, TaskType};
-use cloudphone_engine::{Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult};
+use cloudphone_engine::{
+    AppOp, Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult,
+};
 use tokio::io::AsyncWriteExt;
 
 use phone::PhoneDir;
@@ -104,6 +107,7 @@ impl SimBackend {
         let i = faults.iter().position(|f| {
             f.task_type.is_none_or(|t| t == op)
                 && f.instance_id.as_deref().is_none_or(|i| i == phone)
+                && f.percent.is_none_or(|p| rand::random_range(0..100u8) < p)
         })?;
         let fault = faults[i].clone();
         match faults[i].remaining {
@@ -445,6 +449,56 @@ impl Backend for SimBackend {
         })
     }
 
+    async fn install_app(&self, phone: &InstanceRef, package: &str, _apk: &Path) -> OpResult<()> {
+        self.work(TaskType::InstallApp, phone).await?;
+        self.install_package(phone, package).await.map(|_| ())
+    }
+
+    async fn uninstall_app(&self, phone: &InstanceRef, package: &str) -> OpResult<()> {
+        self.work(TaskType::UninstallApp, phone).await?;
+        if self.uninstall_package(phone, package).await? {
+            Ok(())
+        } else {
+            Err(BackendError::new(
+                TaskErrorCode::UninstallAppFailed,
+                format!("{package} is not installed."),
+            ))
+        }
+    }
+
+    async fn operate_app(&self, phone: &InstanceRef, package: &str, op: AppOp) -> OpResult<()> {
+        let kind = match op {
+            AppOp::Start => TaskType::StartApp,
+            AppOp::Stop => TaskType::StopApp,
+            AppOp::Restart => TaskType::RestartApp,
+        };
+        self.work(kind, phone).await?;
+        let dir = self.existing(phone).await?;
+        let package = package.to_string();
+        let done = dir
+            .update(|s| {
+                if s.package(&package).is_none() {
+                    return false;
+                }
+                if op != AppOp::Start {
+                    s.stop_app(&package);
+                }
+                if op != AppOp::Stop {
+                    s.start_app(&package);
+                }
+                true
+            })
+            .await;
+        if fs(done)? {
+            Ok(())
+        } else {
+            Err(BackendError::new(
+                TaskErrorCode::OperateAppFailed,
+                format!("{package} is not installed."),
+            ))
+        }
+    }
+
     async fn screenshot(&self, phone: &InstanceRef, local: &Path) -> OpResult<(u32, u32)> {
         self.work(TaskType::Screenshot, phone).await?;
         let state = self.phone_state(phone).await?;
@@ -477,6 +531,26 @@ impl Backend for SimBackend {
                 format!("drawing the image: {e}"),
             )),
         }
+    }
+
+    async fn backup(
+        &self,
+        phone: &InstanceRef,
+        paths: &[String],
+        exclude: &[String],
+        local: &Path,
+    ) -> OpResult<u64> {
+        self.work(TaskType::BackupFile, phone).await?;
+        let data = self.existing(phone).await?.data();
+        let (paths, exclude, local) = (paths.to_vec(), exclude.to_vec(), local.to_path_buf());
+        blocking(move || archive::write(&data, &paths, &exclude, &local)).await
+    }
+
+    async fn restore(&self, phone: &InstanceRef, local: &Path) -> OpResult<u64> {
+        self.work(TaskType::RecoverFile, phone).await?;
+        let data = self.existing(phone).await?.data();
+        let local = local.to_path_buf();
+        blocking(move || archive::extract(&data, &local)).await
     }
 
     fn inject_fault(&self, fault: Fault) -> Result<(), String> {

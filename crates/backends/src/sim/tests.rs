@@ -87,6 +87,7 @@ async fn faults_match_type_and_instance_and_run_out() {
         code: TaskErrorCode::OperationFailed,
         message: "boom".into(),
         remaining: Some(1),
+        percent: None,
     })
     .unwrap();
     assert!(sim.reboot(&phone("acp-a"), false).await.is_ok());
@@ -110,6 +111,7 @@ async fn faults_apply_to_commands_and_file_transfers() {
             code,
             message: "injected".into(),
             remaining: Some(1),
+            percent: None,
         })
         .unwrap();
     }

@@ -327,6 +327,7 @@ async fn end(
     .bind(&t.id)
     .execute(&mut *conn)
     .await?;
+    super::backups::settle(conn, &t.id, t.task_type, to, result, now_ms).await?;
     move_child(conn, t.parent_id.as_deref(), t.status, to, now_ms).await
 }
 
