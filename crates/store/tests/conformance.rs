@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cloudphone_core::resources::{AccessKey, Backup, Group, Instance, Task};
+use cloudphone_core::resources::{AccessKey, App, Backup, Group, Instance, Task};
 use cloudphone_core::{BatchCounts, InstanceStatus, Level, TaskErrorCode, TaskStatus, TaskType};
 use cloudphone_store::{
-    BackupFilter, Claim, Cursor, GroupFilter, InstanceChange, InstanceFilter, NewBatch, NewTask,
-    Outcome, Page, Store, Swept, TaskFilter,
+    AppFilter, BackupFilter, Claim, Cursor, GroupFilter, InstanceChange, InstanceFilter, NewBatch,
+    NewTask, Outcome, Page, Store, Swept, TaskFilter,
 };
 
 use InstanceStatus as S;
@@ -2340,6 +2340,262 @@ async fn check_backups(store: &dyn Store) {
 
 // ---------------------------------------------------------------------------------------------
 // Implementations
+async fn run_all(store: &dyn Store, now: i64, outcome: Outcome) {
+    for c in store.claim("w", now, LEASE, 100).await.unwrap() {
+        assert!(
+            store
+                .complete(&c.task_id, c.attempt, &outcome, now)
+                .await
+                .unwrap()
+        );
+    }
+}
+
+fn app(account: &str, package: &str) -> App {
+    App {
+        id: 0,
+        account_id: account.into(),
+        name: format!("App {package}"),
+        package: package.into(),
+        version_name: "1.0".into(),
+        version_code: "1".into(),
+        md5: "0123456789abcdef0123456789ABCDEF".into(),
+        size: 2048,
+        source: format!("oss://b/{package}.apk"),
+        description: "d".into(),
+        icon_url: String::new(),
+        install_param: String::new(),
+        created_ms: 1_000,
+        modified_ms: 1_000,
+        installation_status: String::new(),
+    }
+}
+
+async fn apps_of(store: &dyn Store, filter: AppFilter) -> Vec<App> {
+    store.list_apps(&filter, &page(100)).await.unwrap().items
+}
+
+async fn check_apps(store: &dyn Store) {
+    fleet(store, A, "ag-1", &[("i1", S::Running)]).await;
+    let one = store.create_app(&app(A, "com.example.one")).await.unwrap();
+    let two = store.create_app(&app(A, "com.example.two")).await.unwrap();
+    let theirs = store
+        .create_app(&app(B, "com.example.theirs"))
+        .await
+        .unwrap();
+    assert!(one < two && two < theirs, "ids grow");
+    let of_a = AppFilter {
+        account_id: A.into(),
+        ..AppFilter::default()
+    };
+    let listed = apps_of(store, of_a.clone()).await;
+    assert_eq!(
+        listed.iter().map(|a| a.id).collect::<Vec<_>>(),
+        vec![two, one],
+        "newest first, own only"
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|a| a.installation_status == "UNINSTALLED")
+    );
+    assert_eq!(listed[1].package, "com.example.one");
+    // Filters: ids, name substring, MD5 in any case.
+    let by = |f: AppFilter| async move {
+        apps_of(store, f)
+            .await
+            .iter()
+            .map(|a| a.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        by(AppFilter {
+            ids: vec![one, theirs],
+            ..of_a.clone()
+        })
+        .await,
+        vec![one]
+    );
+    assert_eq!(
+        by(AppFilter {
+            name: Some("two".into()),
+            ..of_a.clone()
+        })
+        .await,
+        vec![two]
+    );
+    assert_eq!(
+        by(AppFilter {
+            md5: Some("0123456789ABCDEF0123456789abcdef".into()),
+            ..of_a.clone()
+        })
+        .await
+        .len(),
+        2
+    );
+    // Pages of one.
+    let first = store.list_apps(&of_a, &page(1)).await.unwrap();
+    assert_eq!((first.items.len(), first.total), (1, 2));
+    let second = store
+        .list_apps(
+            &of_a,
+            &Page {
+                after: first.next.clone(),
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.items[0].id, one);
+    assert!(second.next.is_none());
+    // An install batch over app one: INSTALLING, then INSTALLED; then a failed uninstall.
+    let mut b = batch("t-in", A, TaskType::InstallApp, 2_000, &["i1"]);
+    b.children[0].param = format!(r#"{{"AppId":{one}}}"#);
+    store.create_app_batch(&b, &[one], true).await.unwrap();
+    let status = |id| async move {
+        apps_of(
+            store,
+            AppFilter {
+                ids: vec![id],
+                ..AppFilter {
+                    account_id: A.into(),
+                    ..AppFilter::default()
+                }
+            },
+        )
+        .await[0]
+            .installation_status
+            .clone()
+    };
+    assert_eq!(status(one).await, "INSTALLING");
+    assert_eq!(status(two).await, "UNINSTALLED");
+    run_all(
+        store,
+        3_000,
+        Outcome::Finished {
+            result: "{}".into(),
+        },
+    )
+    .await;
+    assert_eq!(status(one).await, "INSTALLED");
+    assert_eq!(
+        by(AppFilter {
+            installation_status: Some("INSTALLED".into()),
+            ..of_a.clone()
+        })
+        .await,
+        vec![one]
+    );
+    store
+        .create_app_batch(
+            &batch("t-un", A, TaskType::UninstallApp, 4_000, &["i1"]),
+            &[one],
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(one).await, "UNINSTALLING");
+    run_all(
+        store,
+        5_000,
+        Outcome::Failed {
+            code: TaskErrorCode::UninstallAppFailed,
+            message: "no".into(),
+        },
+    )
+    .await;
+    assert_eq!(status(one).await, "UNINSTALLFAILED");
+    // Deleting: only the account's own.
+    assert_eq!(store.delete_apps(A, &[one, theirs]).await.unwrap(), 1);
+    assert_eq!(by(of_a).await, vec![two]);
+    assert_eq!(
+        apps_of(
+            store,
+            AppFilter {
+                account_id: B.into(),
+                ..AppFilter::default()
+            }
+        )
+        .await
+        .len(),
+        1
+    );
+}
+
+async fn check_group_images(store: &dyn Store) {
+    fleet(store, A, "ag-1", &[("i1", S::Running), ("i2", S::Running)]).await;
+    let groups = |status: Option<&str>| {
+        let filter = GroupFilter {
+            account_id: A.into(),
+            status: status.map(str::to_string),
+            ..GroupFilter::default()
+        };
+        async move { store.list_groups(&filter, &page(10)).await.unwrap().items }
+    };
+    assert_eq!(groups(None).await[0].status(), "RUNNING");
+    let mut b = batch("t-img", A, TaskType::UpdateGroupImage, 2_000, &["i1", "i2"]);
+    b.batch.resource_id = "ag-1".into();
+    for c in &mut b.children {
+        c.param = r#"{"ImageId":"imgc-new"}"#.into();
+    }
+    store
+        .update_group_images(A, "imgc-new", std::slice::from_ref(&b), 2_000)
+        .await
+        .unwrap();
+    let g = &groups(None).await[0];
+    assert_eq!(
+        (g.group.image_id.as_str(), g.status()),
+        ("imgc-new", "UPDATING")
+    );
+    assert_eq!(groups(Some("UPDATING")).await.len(), 1);
+    assert!(groups(Some("RUNNING")).await.is_empty());
+    // One phone takes the image, the other fails: the group shows UPDATING_FAILED, and only the
+    // phone that finished runs the new image.
+    let claims = store.claim("w", 3_000, LEASE, 10).await.unwrap();
+    assert_eq!(claims.len(), 2);
+    let (ok, bad) = if claims[0].instance_id == "i1" {
+        (&claims[0], &claims[1])
+    } else {
+        (&claims[1], &claims[0])
+    };
+    assert!(
+        store
+            .complete(
+                &ok.task_id,
+                ok.attempt,
+                &Outcome::Finished {
+                    result: "{}".into()
+                },
+                3_000
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .complete(
+                &bad.task_id,
+                bad.attempt,
+                &Outcome::Failed {
+                    code: TaskErrorCode::OperationFailed,
+                    message: "x".into()
+                },
+                3_000
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.instance("i1").await.unwrap().unwrap().image_id,
+        "imgc-new"
+    );
+    let i2 = store.instance("i2").await.unwrap().unwrap();
+    assert_ne!(i2.image_id, "imgc-new");
+    assert_eq!(i2.status, S::Unavailable);
+    assert_eq!(groups(None).await[0].status(), "UPDATING_FAILED");
+    assert_eq!(groups(Some("UPDATING_FAILED")).await.len(), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 mod sqlite {
@@ -2383,6 +2639,8 @@ mod sqlite {
         check_purge,
         check_account_isolation,
         check_backups,
+        check_apps,
+        check_group_images,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
