@@ -9,7 +9,7 @@ import requests
 from alibabacloud_eds_aic20230930 import models
 
 from conftest import BINARY, api_error, create_group, tasks_of, wait_batch
-from test_files import cp
+from test_files import cp, web  # noqa: F401 (fixture)
 from test_screens_and_images import decode_png
 
 BUCKET = "cloudphone-saved-bucket-apps"
@@ -174,3 +174,22 @@ def test_custom_app_info_is_taken_as_given(client):
         version=info["Version"], version_code=info["VersionCode"]))).body.app_id
     (a,) = client.describe_apps(models.DescribeAppsRequest(app_id_list=[str(app_id)])).body.data
     assert (a.package_name, a.android_app_version, a.md5, a.apk_size) == ("com.example.custom", "2.0", "a" * 32, "1.50")
+
+
+def test_an_app_from_an_http_url(client, tmp_path, web):
+    root, url = web
+    apk = make_apk(tmp_path, "com.example.web", version_code=3, version_name="0.3")
+    (root / "web.apk").write_bytes(apk.read_bytes())
+    (root / "junk.apk").write_bytes(b"PK\x03\x04 not really")
+    app_id = client.create_app(models.CreateAppRequest(oss_app_url=f"{url}/web.apk")).body.app_id
+    (a,) = client.describe_apps(models.DescribeAppsRequest(app_id_list=[str(app_id)])).body.data
+    assert (a.package_name, a.android_app_version, a.app_name) == ("com.example.web", "0.3", "com.example.web")
+    _, ids = create_group(client, 1, name="webapp")
+    (t,) = children(client, client.install_app(models.InstallAppRequest(
+        app_id_list=[str(app_id)], instance_id_list=ids)).body.request_id)
+    assert t.task_status == "Finished", t.error_msg
+    assert "package:com.example.web" in shell(client, ids[0], "pm list packages -3").split()
+    e = api_error(client.create_app, models.CreateAppRequest(oss_app_url=f"{url}/junk.apk"))
+    assert e.code == "InvalidParameter.OssAppUrl"
+    e = api_error(client.create_app, models.CreateAppRequest(oss_app_url=f"{url}/missing.apk"))
+    assert (e.status_code, e.code) == (404, "InvalidOssAppUrl.NotFound")

@@ -35,6 +35,8 @@ pub struct AppState {
     pub objects: Arc<cloudphone_objects::Objects>,
     /// The engine's waker: notified after tasks are queued.
     pub wake: Arc<Notify>,
+    /// For files the API itself fetches (CreateApp from an http(s) URL).
+    pub http: reqwest::Client,
     pub region: String,
     pub tokens: TokenKey,
     /// Names this node in error bodies.

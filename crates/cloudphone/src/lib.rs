@@ -84,9 +84,10 @@ impl Application {
         let scratch = config.data_dir.join("tmp");
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("creating {}", scratch.display()))?;
+        let http = reqwest::Client::new();
         let services = Services {
             objects: objects.clone(),
-            http: reqwest::Client::new(),
+            http: http.clone(),
             scratch,
             link_ttl: config.link_ttl,
             region: config.region.clone(),
@@ -103,6 +104,7 @@ impl Application {
             backend,
             objects,
             wake: engine.waker(),
+            http,
             region: config.region.clone(),
             tokens: TokenKey::new(token_key.as_bytes()),
             host_id: config.engine.node_id.clone(),

@@ -64,6 +64,9 @@ pub async fn resolve_apps(ctx: &Ctx<'_>, param: &str, ids: &[i64]) -> Result<Vec
 enum Source {
     /// The APK in the object store: read its manifest.
     Object(cloudphone_objects::OssPath, String),
+    /// The APK at an http(s) URL: downloaded once now to read its manifest; installs fetch it
+    /// again from the URL.
+    Url(String),
     /// `CustomAppInfo`: taken as given, the file is not read.
     Custom {
         url: String,
@@ -121,7 +124,11 @@ impl CreateApp {
                 size_mb: field("ApkSize")?,
             }
         } else if let Some(url) = p.string("OssAppUrl") {
-            Source::Object(files::oss_path("OssAppUrl", &url)?, url)
+            if url.starts_with("http://") || url.starts_with("https://") {
+                Source::Url(url)
+            } else {
+                Source::Object(files::oss_path("OssAppUrl", &url)?, url)
+            }
         } else if let (Some(path), Some(name)) = (p.string("FilePath"), p.string("FileName")) {
             let url = format!(
                 "{}/{}",
@@ -211,34 +218,105 @@ impl CreateApp {
                         return Err(ApiError::Internal);
                     }
                 };
-                let read = {
-                    let scratch = scratch.clone();
-                    tokio::task::spawn_blocking(move || cloudphone_apk::read_apk(&scratch)).await
-                };
-                let _ = tokio::fs::remove_file(&scratch).await;
-                let apk = match read {
-                    Ok(Ok(apk)) => apk,
-                    Ok(Err(e)) => {
-                        return Err(ApiError::invalid(
-                            "OssAppUrl",
-                            format!("The file is not an APK: {e}"),
-                        ));
-                    }
-                    Err(_) => return Err(ApiError::Internal),
-                };
-                app.source = url;
-                app.package = apk.package;
-                app.version_name = apk.version_name.unwrap_or_default();
-                app.version_code = apk.version_code.map(|c| c.to_string()).unwrap_or_default();
                 app.md5 = info.md5_hex;
                 app.size = info.size as i64;
-                apk.label
+                app.source = url;
+                read_manifest(&mut app, scratch).await?
+            }
+            Source::Url(url) => {
+                let scratch = ctx
+                    .state
+                    .objects
+                    .staging_dir()
+                    .join(format!("createapp-{}.apk", ids::new_id("")));
+                let (size, md5) = download(&ctx.state.http, &url, &scratch)
+                    .await
+                    .inspect_err(|_| {
+                        let _ = std::fs::remove_file(&scratch);
+                    })?;
+                app.md5 = md5;
+                app.size = size as i64;
+                app.source = url;
+                read_manifest(&mut app, scratch).await?
             }
         };
         app.name = self.name.or(label).unwrap_or_else(|| app.package.clone());
         let id = ctx.state.store.create_app(&app).await.map_err(internal)?;
         Ok(json!({ "AppId": id }))
     }
+}
+
+/// Reads the manifest of the APK at `scratch` (then removed) into `app`; returns its label.
+async fn read_manifest(
+    app: &mut App,
+    scratch: std::path::PathBuf,
+) -> Result<Option<String>, ApiError> {
+    let read = {
+        let scratch = scratch.clone();
+        tokio::task::spawn_blocking(move || cloudphone_apk::read_apk(&scratch)).await
+    };
+    let _ = tokio::fs::remove_file(&scratch).await;
+    let apk = match read {
+        Ok(Ok(apk)) => apk,
+        Ok(Err(e)) => {
+            return Err(ApiError::invalid(
+                "OssAppUrl",
+                format!("The file is not an APK: {e}"),
+            ));
+        }
+        Err(_) => return Err(ApiError::Internal),
+    };
+    app.package = apk.package;
+    app.version_name = apk.version_name.unwrap_or_default();
+    app.version_code = apk.version_code.map(|c| c.to_string()).unwrap_or_default();
+    Ok(apk.label)
+}
+
+/// Streams `url` into `scratch`; returns its size and MD5.
+async fn download(
+    http: &reqwest::Client,
+    url: &str,
+    scratch: &std::path::Path,
+) -> Result<(u64, String), ApiError> {
+    use md5::{Digest, Md5};
+    use tokio::io::AsyncWriteExt;
+    let unreachable = |why: String| {
+        ApiError::invalid(
+            "OssAppUrl",
+            format!("The APK could not be downloaded: {why}"),
+        )
+    };
+    let mut response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Err(ApiError::not_found("OssAppUrl", url));
+    }
+    if !response.status().is_success() {
+        return Err(unreachable(format!(
+            "the server answered {}",
+            response.status()
+        )));
+    }
+    let io = |e: std::io::Error| {
+        tracing::error!(error = %e, "staging a downloaded APK failed");
+        ApiError::Internal
+    };
+    let mut file = tokio::fs::File::create(scratch).await.map_err(io)?;
+    let (mut size, mut md5) = (0u64, Md5::new());
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?
+    {
+        size += chunk.len() as u64;
+        md5.update(&chunk);
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.flush().await.map_err(io)?;
+    Ok((size, hex::encode(md5.finalize())))
 }
 
 const INSTALLATION_STATUSES: &[&str] = &[
