@@ -1,12 +1,11 @@
 //! InstallApp, UninstallApp and OperateApp: batches of app tasks, one child per phone and app.
 
 use cloudphone_core::resources::Instance;
-use cloudphone_core::{ApiError, InstanceStatus, TaskType};
-use cloudphone_store::{InstanceFilter, Page};
+use cloudphone_core::{ApiError, TaskType};
 use serde_json::{Value, json};
 
 use super::apps::{app_ids, resolve_apps};
-use super::common::{CreatedBatch, dedup, internal, new_batch, resolve_instances};
+use super::common::{CreatedBatch, dedup, group_members, internal, new_batch, resolve_instances};
 use crate::params::Params;
 use crate::state::Ctx;
 
@@ -36,41 +35,11 @@ impl Targets {
         }
         let mut found = Vec::new();
         for group in &self.group_ids {
-            let mut page = Page {
-                after: None,
-                limit: 100,
-            };
-            let mut any = false;
-            loop {
-                let listing = ctx
-                    .state
-                    .store
-                    .list_instances(
-                        &InstanceFilter {
-                            account_id: ctx.account().to_string(),
-                            group_ids: vec![group.clone()],
-                            ascending: true,
-                            ..InstanceFilter::default()
-                        },
-                        &page,
-                    )
-                    .await
-                    .map_err(internal)?;
-                any |= !listing.items.is_empty();
-                found.extend(
-                    listing
-                        .items
-                        .into_iter()
-                        .filter(|i| i.status != InstanceStatus::Deleted),
-                );
-                match listing.next {
-                    Some(next) => page.after = Some(next),
-                    None => break,
-                }
-            }
-            if !any {
+            let members = group_members(ctx, std::slice::from_ref(group)).await?;
+            if members.is_empty() {
                 return Err(ApiError::not_found("InstanceGroupIdList", group));
             }
+            found.extend(members);
         }
         Ok(found)
     }

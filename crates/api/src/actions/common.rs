@@ -174,3 +174,36 @@ pub fn new_batch(
             .collect(),
     }
 }
+
+/// The live (not DELETED) phones of the caller's groups, oldest first, every page read.
+pub async fn group_members(ctx: &Ctx<'_>, group_ids: &[String]) -> Result<Vec<Instance>, ApiError> {
+    let filter = cloudphone_store::InstanceFilter {
+        account_id: ctx.account().to_string(),
+        group_ids: group_ids.to_vec(),
+        ascending: true,
+        ..cloudphone_store::InstanceFilter::default()
+    };
+    let mut found = Vec::new();
+    let mut page = Page {
+        after: None,
+        limit: 100,
+    };
+    loop {
+        let listing = ctx
+            .state
+            .store
+            .list_instances(&filter, &page)
+            .await
+            .map_err(internal)?;
+        found.extend(
+            listing
+                .items
+                .into_iter()
+                .filter(|i| i.status != cloudphone_core::InstanceStatus::Deleted),
+        );
+        match listing.next {
+            Some(next) => page.after = Some(next),
+            None => return Ok(found),
+        }
+    }
+}

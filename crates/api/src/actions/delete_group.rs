@@ -1,11 +1,11 @@
 //! DeleteAndroidInstanceGroup: marks the groups deleting and queues the deletion of each of their
 //! phones after whatever is already queued for it.
 
-use cloudphone_core::{ApiError, InstanceStatus, TaskType};
-use cloudphone_store::{GroupFilter, InstanceFilter, Page};
+use cloudphone_core::{ApiError, TaskType};
+use cloudphone_store::{GroupFilter, Page};
 use serde_json::{Value, json};
 
-use super::common::{dedup, internal};
+use super::common::{dedup, group_members, internal};
 use super::create_group::internal_task;
 use crate::params::Params;
 use crate::state::Ctx;
@@ -52,35 +52,11 @@ impl DeleteAndroidInstanceGroup {
                 Some(_) => {}
             }
         }
-        let mut tasks = Vec::new();
-        let mut page = Page {
-            after: None,
-            limit: 100,
-        };
-        loop {
-            let members = store
-                .list_instances(
-                    &InstanceFilter {
-                        account_id: ctx.account().to_string(),
-                        group_ids: self.group_ids.clone(),
-                        ..InstanceFilter::default()
-                    },
-                    &page,
-                )
-                .await
-                .map_err(internal)?;
-            tasks.extend(
-                members
-                    .items
-                    .iter()
-                    .filter(|i| i.status != InstanceStatus::Deleted)
-                    .map(|i| internal_task(ctx, TaskType::DeleteInstance, i)),
-            );
-            match members.next {
-                Some(next) => page.after = Some(next),
-                None => break,
-            }
-        }
+        let tasks: Vec<_> = group_members(ctx, &self.group_ids)
+            .await?
+            .iter()
+            .map(|i| internal_task(ctx, TaskType::DeleteInstance, i))
+            .collect();
         store
             .delete_groups(ctx.account(), &self.group_ids, &tasks)
             .await

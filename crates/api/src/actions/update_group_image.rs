@@ -2,11 +2,11 @@
 //! (its `ResourceId` is the group), all under the call's `RequestId`; each phone resets onto the
 //! new image. The group shows UPDATING until its batch ends, then RUNNING or UPDATING_FAILED.
 
-use cloudphone_core::{ApiError, InstanceStatus, Level, TaskType, ids};
-use cloudphone_store::{GroupFilter, InstanceFilter, NewBatch, NewTask, Page};
+use cloudphone_core::{ApiError, Level, TaskType, ids};
+use cloudphone_store::{GroupFilter, NewBatch, NewTask, Page};
 use serde_json::{Value, json};
 
-use super::common::{dedup, internal};
+use super::common::{dedup, group_members, internal};
 use crate::params::Params;
 use crate::state::Ctx;
 
@@ -83,36 +83,11 @@ impl UpdateInstanceGroupImage {
         };
         let mut batches = Vec::new();
         for group_id in &self.group_ids {
-            let mut children = Vec::new();
-            let mut page = Page {
-                after: None,
-                limit: 100,
-            };
-            loop {
-                let members = store
-                    .list_instances(
-                        &InstanceFilter {
-                            account_id: ctx.account().to_string(),
-                            group_ids: vec![group_id.clone()],
-                            ascending: true,
-                            ..InstanceFilter::default()
-                        },
-                        &page,
-                    )
-                    .await
-                    .map_err(internal)?;
-                children.extend(
-                    members
-                        .items
-                        .iter()
-                        .filter(|i| i.status != InstanceStatus::Deleted)
-                        .map(|i| task(Level::Instance, &i.id, Some(&i.name), child_param.clone())),
-                );
-                match members.next {
-                    Some(next) => page.after = Some(next),
-                    None => break,
-                }
-            }
+            let children = group_members(ctx, std::slice::from_ref(group_id))
+                .await?
+                .iter()
+                .map(|i| task(Level::Instance, &i.id, Some(&i.name), child_param.clone()))
+                .collect();
             batches.push(NewBatch {
                 batch: task(Level::Batch, group_id, None, param.to_string()),
                 children,
