@@ -1,5 +1,9 @@
 """Fixtures for the SDK acceptance tests: a real `cloudphone serve` on a free port, with its own
-data dir, driven through the official Alibaba Cloud SDK exactly as a user would."""
+data dir, driven through the official Alibaba Cloud SDK exactly as a user would.
+
+With `CLOUDPHONE_TEST_STORE=postgres` every server runs on PostgreSQL instead of SQLite: each data
+dir gets its own fresh database in the cluster at `CLOUDPHONE_TEST_DATABASE_URL` (an admin URL,
+as `scripts/pg-cluster start` prints), so the whole suite runs once per store."""
 
 import json
 import os
@@ -19,13 +23,48 @@ ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("CLOUDPHONE_BIN", ROOT / "target" / "debug" / "cloudphone"))
 KEY_ID = "testid"
 KEY_SECRET = "testsecret"
+STORE = os.environ.get("CLOUDPHONE_TEST_STORE", "sqlite")
+ADMIN_URL = os.environ.get("CLOUDPHONE_TEST_DATABASE_URL")
+assert STORE in ("sqlite", "postgres"), STORE
+if STORE == "postgres" and not ADMIN_URL:
+    raise RuntimeError("CLOUDPHONE_TEST_STORE=postgres needs CLOUDPHONE_TEST_DATABASE_URL "
+                       "(start a cluster with scripts/pg-cluster start DIR)")
+
+_databases = {}
+
+
+def psql(url, sql):
+    """Runs `sql` with psql against `url`; returns its unaligned output."""
+    return subprocess.run(["psql", url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                          check=True, capture_output=True, text=True).stdout
+
+
+def database_url(name):
+    """The URL of database `name` in the test cluster, created empty on first use."""
+    if name not in _databases:
+        psql(ADMIN_URL, f'CREATE DATABASE "{name}"')
+        _databases[name] = urllib.parse.urlsplit(ADMIN_URL)._replace(path="/" + name).geturl()
+    return _databases[name]
+
+
+def fresh_database():
+    """A new empty database in the test cluster."""
+    return database_url(f"cp_{uuid.uuid4().hex[:16]}")
 
 
 class Server:
     """One `cloudphone serve` process."""
 
-    def __init__(self, data_dir, sim_delay_ms=50, extra_args=(), key=(KEY_ID, KEY_SECRET)):
+    def __init__(self, data_dir, sim_delay_ms=50, extra_args=(), key=(KEY_ID, KEY_SECRET),
+                 database=None):
+        """`database`: a postgres:// URL to serve from (several servers may share one); by
+        default SQLite in the data dir, or under CLOUDPHONE_TEST_STORE=postgres a database of
+        the test cluster named after the data dir (so a restarted server finds its data)."""
         self.data_dir = Path(data_dir)
+        if database is None and STORE == "postgres":
+            name = "cp_" + hashlib.sha1(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
+            database = database_url(name)
+        self.database = database
         self.sim_delay_ms = sim_delay_ms
         self.extra_args = list(extra_args)
         self.key = key
@@ -37,6 +76,8 @@ class Server:
         env["CLOUDPHONE_ACCESS_KEY_ID"], env["CLOUDPHONE_ACCESS_KEY_SECRET"] = self.key
         env.setdefault("RUST_LOG", "warn")
         args = [str(BINARY), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir)]
+        if self.database:
+            args += ["--database-url", self.database]
         if self.sim_delay_ms is not None:
             args += ["--sim-delay-ms", str(self.sim_delay_ms)]
         self.log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")
@@ -75,6 +116,8 @@ class Server:
 
     def create_key(self, account, user=None):
         args = [str(BINARY), "keys", "create", "--data-dir", str(self.data_dir), "--account", account]
+        if self.database:
+            args += ["--database-url", self.database]
         if user:
             args += ["--user", user]
         out = subprocess.run(args, check=True, capture_output=True).stdout

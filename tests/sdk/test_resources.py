@@ -478,10 +478,12 @@ def test_delete_twice(client):
         raise AssertionError("a group being deleted was deleted again")
     except Exception as e:  # 409 while deleting, or 404 once deleted
         assert getattr(e, "code", None) in ("IncorrectStatus", "InvalidInstanceGroupIds.NotFound"), e
-    wait_for(lambda: not client.describe_android_instance_groups(models.DescribeAndroidInstanceGroupsRequest(
-        instance_group_ids=[gid])).body.instance_group_model or
-        client.describe_android_instance_groups(models.DescribeAndroidInstanceGroupsRequest(
-            instance_group_ids=[gid])).body.instance_group_model[0].instance_group_status == "DELETED")
+    def gone():
+        # One call: the group may vanish between two.
+        found = client.describe_android_instance_groups(models.DescribeAndroidInstanceGroupsRequest(
+            instance_group_ids=[gid])).body.instance_group_model
+        return not found or found[0].instance_group_status == "DELETED"
+    wait_for(gone)
     wait_for(lambda: all(m.android_instance_status == "DELETED" for m in describe_instances(client, ids).values()))
     e = api_error(client.delete_android_instance_group, models.DeleteAndroidInstanceGroupRequest(
         instance_group_ids=[gid]))

@@ -314,10 +314,10 @@ struct StoreKeys<'a>(&'a dyn Store);
 
 impl KeyStore for StoreKeys<'_> {
     async fn access_key(&self, key_id: &str) -> Result<Option<AccessKey>, ApiError> {
-        self.0.access_key(key_id).await.map_err(|e| {
-            tracing::error!(error = %e, "looking up an access key failed");
-            ApiError::Internal
-        })
+        self.0
+            .access_key(key_id)
+            .await
+            .map_err(crate::actions::common::internal)
     }
 
     async fn remember_nonce(
@@ -329,10 +329,7 @@ impl KeyStore for StoreKeys<'_> {
         self.0
             .remember_nonce(key_id, nonce, expires_ms)
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "recording a signature nonce failed");
-                ApiError::Internal
-            })
+            .map_err(crate::actions::common::internal)
     }
 }
 

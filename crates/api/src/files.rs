@@ -232,10 +232,7 @@ async fn receive_upload(state: &AppState, request: Request) -> Result<Value, Api
             return Err(object_error(ObjectError::NotFound(path.to_string())));
         }
         Ok(_) => {}
-        Err(e) => {
-            warn!(error = %e, "looking up a bucket failed");
-            return Err(ApiError::Internal);
-        }
+        Err(e) => return Err(crate::actions::common::internal(e)),
     }
     let max = state.limits.max_upload_bytes;
     let too_large = || ApiError::RequestTooLarge(usize::try_from(max).unwrap_or(usize::MAX));

@@ -52,6 +52,17 @@ impl Params {
     ) -> Result<Params, ApiError> {
         let mut params = Params::default();
         for (key, value) in pairs {
+            // No store keeps NUL in text (PostgreSQL refuses it), and no name, id or command
+            // needs one: refuse it here, naming the parameter, for every store alike.
+            if key.contains('\0') {
+                return Err(ApiError::invalid(
+                    key.replace('\0', ""),
+                    "has a NUL character in its name",
+                ));
+            }
+            if value.contains('\0') {
+                return Err(ApiError::invalid(key, "must not contain NUL characters"));
+            }
             let map = if PROTOCOL_PARAMS.contains(&key) {
                 &mut params.protocol
             } else {
@@ -298,6 +309,10 @@ mod tests {
 
     #[test]
     fn conflicting_duplicates_are_refused() {
+        let e = Params::from_pairs([("Name", "a\0b")]).unwrap_err();
+        assert_eq!(e.code(), "InvalidParameter.Name");
+        let e = Params::from_pairs([("Na\0me", "x")]).unwrap_err();
+        assert_eq!(e.code(), "InvalidParameter.Name");
         let e = Params::from_pairs([("A", "1"), ("A", "2")]).unwrap_err();
         assert_eq!(invalid_name(e), "A");
         let e = Params::from_pairs([("A", ""), ("A", "2")]).unwrap_err();

@@ -3,4 +3,4 @@
 
 pub mod sim;
 
-pub use sim::{Package, PhoneState, SimBackend, SimConfig};
+pub use sim::{EXECUTIONS_LEDGER, Package, PhoneState, SimBackend, SimConfig};

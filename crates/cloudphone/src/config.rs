@@ -9,7 +9,14 @@ use cloudphone_engine::{EngineConfig, SweeperConfig};
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: String,
+    /// The object store, the simulated phones and the generated root key; with SQLite also the
+    /// database. Nodes that share a PostgreSQL database share this directory too.
     pub data_dir: PathBuf,
+    /// `postgres://...`: the store is that PostgreSQL database, which several nodes may share;
+    /// `None`: SQLite in the data dir, owned by this one process.
+    pub database_url: Option<String>,
+    /// Record every simulated execution in the sim's ledger (tests).
+    pub sim_record_executions: bool,
     pub region: String,
     /// Every simulated operation takes this long; `None`: realistic durations.
     pub sim_delay: Option<Duration>,
@@ -31,6 +38,8 @@ impl Config {
         Config {
             listen: "127.0.0.1:9723".into(),
             data_dir,
+            database_url: None,
+            sim_record_executions: false,
             region: "cn-hangzhou".into(),
             sim_delay: None,
             root_key: None,

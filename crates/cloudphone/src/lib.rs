@@ -1,7 +1,8 @@
-//! Wiring of a cloudphone node: [`Application::build`] opens the data dir, the store and the
-//! backend, makes sure a root access key exists, binds the listener (so that the port is known,
-//! also when it was 0), and [`Application::run_until_stopped`] runs the API, the engine and the
-//! sweeper until one shutdown token is cancelled.
+//! Wiring of a cloudphone node: [`Application::build`] opens the data dir, the store (SQLite in
+//! the data dir, or a PostgreSQL database that several nodes share) and the backend, makes sure
+//! a root access key exists, binds the listener (so that the port is known, also when it was 0),
+//! and [`Application::run_until_stopped`] runs the API, the engine and the sweeper until one
+//! shutdown token is cancelled.
 
 pub mod config;
 mod root_key;
@@ -15,7 +16,7 @@ use cloudphone_api::{AppState, TokenKey};
 use cloudphone_backends::{SimBackend, SimConfig};
 use cloudphone_engine::{Engine, Services, Sweeper};
 use cloudphone_objects::Objects;
-use cloudphone_store::{SqliteStore, Store};
+use cloudphone_store::{PgStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -30,29 +31,69 @@ pub struct Application {
     engine: Engine,
     sweeper: Sweeper,
     root_key: RootKey,
-    /// Held for the life of the node: one server per SQLite data dir.
-    _lock: std::fs::File,
+    /// Held for the life of the node: one server per SQLite data dir (none on PostgreSQL,
+    /// where nodes share the data dir).
+    _lock: Option<std::fs::File>,
 }
 
-/// Opens the SQLite store of `data_dir` (for the server and for offline admin commands).
-pub async fn open_store(data_dir: &std::path::Path) -> anyhow::Result<SqliteStore> {
+/// Opens the store: the PostgreSQL database at `database_url` when given, else the SQLite file
+/// of `data_dir` (for the server and for offline admin commands).
+pub async fn open_store(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(url) = database_url {
+        anyhow::ensure!(
+            url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            "--database-url must be a postgres:// URL (without it, SQLite in the data dir is used)"
+        );
+        let store = PgStore::connect(url)
+            .await
+            .with_context(|| format!("connecting to {}", redact(url)))?;
+        return Ok(Arc::new(store));
+    }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let path: PathBuf = data_dir.join("cloudphone.db");
-    SqliteStore::open(&path)
+    let store = SqliteStore::open(&path)
         .await
-        .with_context(|| format!("opening {}", path.display()))
+        .with_context(|| format!("opening {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let lock = lock_data_dir(&config.data_dir)?;
-        let store: Arc<dyn Store> = Arc::new(open_store(&config.data_dir).await?);
+        let lock = match config.database_url {
+            None => Some(lock_data_dir(&config.data_dir)?),
+            Some(_) => {
+                std::fs::create_dir_all(&config.data_dir)
+                    .with_context(|| format!("creating {}", config.data_dir.display()))?;
+                None
+            }
+        };
+        let store = open_store(&config.data_dir, config.database_url.as_deref()).await?;
         let root_key = root_key::ensure(store.as_ref(), &config).await?;
-        // This process owns the SQLite file, so leases left by a previous run are dead.
-        let orphaned = store.expire_all_leases().await?;
-        if orphaned > 0 {
-            info!(orphaned, "resuming tasks left running by the previous run");
+        // A process that owns its store knows that leases left by a previous run are dead; on a
+        // shared store they may be another node's, and the sweeper takes over those that expire.
+        if !store.shared() {
+            let orphaned = store.expire_all_leases().await?;
+            if orphaned > 0 {
+                info!(orphaned, "resuming tasks left running by the previous run");
+            }
         }
         let token_secret = cloudphone_core::ids::secret(48);
         let token_key = store
@@ -61,6 +102,7 @@ impl Application {
         let backend = Arc::new(SimBackend::new(SimConfig {
             root: config.data_dir.join("sim"),
             delay: config.sim_delay,
+            record_executions: config.sim_record_executions,
         }));
         let listener = TcpListener::bind(&config.listen)
             .await
@@ -163,4 +205,19 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
     file.try_lock_exclusive()
         .with_context(|| format!("another cloudphone server is using {}", dir.display()))?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://cp:s3cret@db:5432/cloudphone"),
+            "postgres://cp:***@db:5432/cloudphone"
+        );
+        assert_eq!(redact("postgres://cp@db/x"), "postgres://cp@db/x");
+        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+    }
 }

@@ -10,7 +10,6 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use cloudphone::{Application, Config};
 use cloudphone_core::resources::AccessKey;
-use cloudphone_store::Store;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -45,9 +44,19 @@ struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:9723")]
     listen: String,
-    /// Where the database, the simulated phones and the generated root key live.
+    /// Where the object store, the simulated phones, the generated root key and (without
+    /// --database-url) the SQLite database live. Nodes sharing a PostgreSQL database must
+    /// share this directory too (for example over NFS).
     #[arg(long, default_value = "./cloudphone-data")]
     data_dir: PathBuf,
+    /// Use this PostgreSQL database (postgres://user:password@host:port/db) instead of SQLite
+    /// in the data dir. Several nodes may serve from one database at once.
+    #[arg(long, env = "CLOUDPHONE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Append every simulated execution (task, attempt, instance, type, outcome) to
+    /// <data-dir>/sim/executions.log, for tests that prove no attempt ran twice.
+    #[arg(long, hide = true)]
+    sim_record_executions: bool,
     /// The region this server answers for.
     #[arg(long, default_value = "cn-hangzhou")]
     region: String,
@@ -102,6 +111,9 @@ enum KeysCommand {
     Create {
         #[arg(long, default_value = "./cloudphone-data")]
         data_dir: PathBuf,
+        /// The PostgreSQL database of the servers, if they use one.
+        #[arg(long, env = "CLOUDPHONE_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
         /// The account the key acts for.
         #[arg(long)]
         account: String,
@@ -131,15 +143,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Keys(KeysCommand::Create {
             data_dir,
+            database_url,
             account,
             user,
-        }) => create_key(data_dir, account, user).await,
+        }) => create_key(data_dir, database_url, account, user).await,
         Command::Cp(args) => cp::run(args).await,
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = Config::new(args.data_dir);
+    config.database_url = args.database_url;
+    config.sim_record_executions = args.sim_record_executions;
     config.listen = args.listen;
     config.region = args.region;
     config.sim_delay = args.sim_delay_ms.map(Duration::from_millis);
@@ -149,7 +164,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.engine.concurrency = args.concurrency.max(1);
     config.engine.lease = Duration::from_millis(args.lease_ms.max(100));
     config.engine.heartbeat = config.engine.lease / 3;
-    config.engine.node_id = format!("node-{}", std::process::id());
+    // Lease owners must differ between nodes, also between hosts whose pids coincide.
+    config.engine.node_id = format!(
+        "node-{}-{}",
+        std::process::id(),
+        cloudphone_core::ids::secret(6)
+    );
     config.sweeper.task_retention = Duration::from_secs(args.task_retention_days * 24 * 3600);
     config.root_key = match (args.access_key_id, args.access_key_secret) {
         (Some(id), Some(secret)) => Some((id, secret)),
@@ -186,10 +206,11 @@ async fn stop_on_signal(mut term: Signal, mut int: Signal, shutdown: Cancellatio
 
 async fn create_key(
     data_dir: PathBuf,
+    database_url: Option<String>,
     account: String,
     user: Option<String>,
 ) -> anyhow::Result<()> {
-    let store = cloudphone::open_store(&data_dir).await?;
+    let store = cloudphone::open_store(&data_dir, database_url.as_deref()).await?;
     store.ensure_account(&account, &account).await?;
     let key = AccessKey {
         key_id: format!("LTAI{}", cloudphone_core::ids::secret(20)),

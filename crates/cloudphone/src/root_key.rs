@@ -65,8 +65,12 @@ fn load_or_create(dir: &Path) -> anyhow::Result<RootKey> {
     };
     let text =
         serde_json::json!({ "AccessKeyId": key.key_id, "AccessKeySecret": key.secret }).to_string();
-    write_private(&path, &text).with_context(|| format!("writing {}", path.display()))?;
-    Ok(key)
+    match write_private(&path, &text) {
+        Ok(()) => Ok(key),
+        // Another node sharing the data dir created it first: use that one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(dir),
+        Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
+    }
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

@@ -36,7 +36,9 @@ pub enum ApiError {
     TooManyParameters(usize),
     #[error("An internal error occurred. Please try again later.")]
     Internal,
-    #[error("The service is shutting down or overloaded. Please try again later.")]
+    #[error(
+        "The service is temporarily unavailable (shutting down, overloaded, or its database unreachable). Please try again later."
+    )]
     Unavailable,
 }
 

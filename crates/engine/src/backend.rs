@@ -12,6 +12,16 @@ pub struct InstanceRef {
     pub name: String,
     pub image_id: String,
     pub spec: String,
+    /// The task attempt the operation runs for (`None` outside the engine), so that a backend
+    /// can record its executions or recognise a retry.
+    pub attempt: Option<AttemptRef>,
+}
+
+/// One attempt of one task: the engine runs each at most once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRef {
+    pub task_id: String,
+    pub attempt: i64,
 }
 
 /// Why an operation failed, in the vocabulary of [`TaskErrorCode`].

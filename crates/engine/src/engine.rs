@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::backend::{Backend, InstanceRef};
+use crate::backend::{AttemptRef, Backend, InstanceRef};
 use crate::execute::{Run, execute};
 use crate::services::Services;
 
@@ -78,6 +78,11 @@ impl Engine {
         let slots = Arc::new(Semaphore::new(self.config.concurrency));
         let workers = TaskTracker::new();
         info!(node = %self.config.node_id, concurrency = self.config.concurrency, "engine started");
+        let signals = tokio::spawn(forward_signals(
+            self.store.clone(),
+            self.wake.clone(),
+            shutdown.clone(),
+        ));
         while !shutdown.is_cancelled() {
             let free = slots.available_permits();
             let mut claimed = 0;
@@ -123,6 +128,7 @@ impl Engine {
                 _ = tokio::time::sleep(self.config.poll) => {}
             }
         }
+        let _ = signals.await;
         workers.close();
         if tokio::time::timeout(self.config.shutdown_grace, workers.wait())
             .await
@@ -131,6 +137,29 @@ impl Engine {
             warn!("shutdown: operations still running are left to their leases");
         }
         info!("engine stopped");
+    }
+}
+
+/// Wakes this node's engine when another node sharing the store queues or unblocks work (on a
+/// shared store; a store one process owns forwards nothing). A broken subscription is renewed;
+/// meanwhile the claim loop's polling finds the work.
+async fn forward_signals(store: Arc<dyn Store>, wake: Arc<Notify>, shutdown: CancellationToken) {
+    const RETRY: Duration = Duration::from_secs(1);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = store.forward_work_signals(wake.clone()) => {
+                if let Err(e) = r {
+                    warn!(error = %e, "listening for work from other nodes failed; retrying");
+                }
+                // Work may have been queued while nobody listened.
+                wake.notify_one();
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(RETRY) => {}
+        }
     }
 }
 
@@ -152,6 +181,10 @@ impl Worker {
                     name: instance.name,
                     image_id: instance.image_id,
                     spec: instance.spec,
+                    attempt: Some(AttemptRef {
+                        task_id: claim.task_id.clone(),
+                        attempt: claim.attempt,
+                    }),
                 };
                 let run = Run {
                     claim: &claim,

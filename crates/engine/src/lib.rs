@@ -11,7 +11,9 @@ mod services;
 mod sweeper;
 mod transfer;
 
-pub use backend::{AppOp, Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult};
+pub use backend::{
+    AppOp, AttemptRef, Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult,
+};
 pub use command::INLINE_OUTPUT;
 pub use engine::{Engine, EngineConfig};
 pub use services::Services;

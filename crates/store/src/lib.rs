@@ -1,11 +1,14 @@
-//! Persistence for cloudphone: the [`Store`] trait the engine and the API speak to, and its
-//! SQLite implementation. A PostgreSQL implementation plugs in behind the same trait; the
-//! conformance suite (`tests/conformance.rs`) is written against the trait so it can run on both.
+//! Persistence for cloudphone: the [`Store`] trait the engine and the API speak to, and its two
+//! implementations, [`SqliteStore`] (one process, one file) and [`PgStore`] (several nodes over
+//! one PostgreSQL database). The conformance suite (`tests/conformance.rs`) is written against
+//! the trait and runs on both.
 
 mod filters;
+mod postgres;
 mod sqlite;
 
 pub use filters::*;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -21,6 +24,37 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// True when the database cannot be reached at the moment (connection refused or lost, the
+    /// server shutting down or starting up, no connection free in time): the caller should
+    /// retry later. The API answers these with 503 `ServiceUnavailable` instead of a 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                // SQLSTATE class 08 (connection exception), 57P01-57P03 (admin shutdown, crash
+                // shutdown, cannot connect now), 53300 (too many connections), and the
+                // transient conflicts of concurrent nodes that a retry resolves: 40001
+                // (serialization failure) and 40P01 (deadlock detected, the other transaction
+                // went on).
+                sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                    c.starts_with("08")
+                        || matches!(
+                            &*c,
+                            "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01"
+                        )
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -196,8 +230,19 @@ pub trait Store: Send + Sync + 'static {
         retry_delay_ms: i64,
     ) -> Result<Vec<Swept>>;
     /// Ends every lease at once (sets its expiry to 0), so the next sweep takes over the work.
-    /// Only for a store that one process owns (SQLite under a data-dir lock), at start-up.
+    /// Only for a store that one process owns (SQLite under a data-dir lock), at start-up:
+    /// never on a store that several nodes share, where other nodes' leases are alive.
     async fn expire_all_leases(&self) -> Result<u64>;
+    /// True when several processes may share this store (PostgreSQL): leases of other
+    /// processes may be alive, and work queued elsewhere arrives through
+    /// [`Store::forward_work_signals`].
+    fn shared(&self) -> bool;
+    /// Forwards "work may be ready" signals from every process sharing this store (new tasks
+    /// queued, a task ended so its instance's next one may start, a task re-queued) to `wake`,
+    /// until the returned future is dropped or the connection fails (then `Err`; the caller
+    /// retries, with polling as the fallback meanwhile). A store that one process owns has
+    /// nothing to forward and never returns.
+    async fn forward_work_signals(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()>;
     /// The instance's data needed to run a claimed task.
     async fn instance(&self, instance_id: &str) -> Result<Option<Instance>>;
 }

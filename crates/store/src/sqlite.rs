@@ -306,4 +306,13 @@ impl Store for SqliteStore {
     async fn instance(&self, instance_id: &str) -> Result<Option<Instance>> {
         fleet::instance(self, instance_id).await
     }
+
+    fn shared(&self) -> bool {
+        false
+    }
+
+    async fn forward_work_signals(&self, _wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
+        // One process owns the file: its own API wakes its engine in-process.
+        std::future::pending().await
+    }
 }

@@ -10,10 +10,15 @@ use tracing::error;
 use crate::params::Params;
 use crate::state::Ctx;
 
-/// A store failure as the client sees it: the cause is logged, never sent.
+/// A store failure as the client sees it: 503 `ServiceUnavailable` while the database cannot
+/// be reached (retry later), else 500 `InternalError`. The cause is logged, never sent.
 pub fn internal(e: StoreError) -> ApiError {
     error!(error = %e, "store operation failed");
-    ApiError::Internal
+    if e.is_unavailable() {
+        ApiError::Unavailable
+    } else {
+        ApiError::Internal
+    }
 }
 
 /// Parses an optional enum parameter against the values `parse` accepts.

@@ -5,7 +5,7 @@
 mod app_tasks;
 mod apps;
 mod backup_file;
-mod common;
+pub(crate) mod common;
 mod create_group;
 mod create_screenshot;
 mod delete_backup_file;

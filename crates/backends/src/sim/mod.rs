@@ -36,7 +36,15 @@ pub struct SimConfig {
     pub root: PathBuf,
     /// Every operation takes this long; `None` gives each operation a realistic duration.
     pub delay: Option<Duration>,
+    /// Appends one line per operation run for a task attempt to [`EXECUTIONS_LEDGER`] under
+    /// `root`: `TASK_ID ATTEMPT INSTANCE_ID TASK_TYPE OUTCOME PID` (`ok` or the injected
+    /// fault's code; the id of the process that ran it). Tests read it to prove that no attempt ran twice, also across nodes that share
+    /// `root`. Off by default: it grows with every task.
+    pub record_executions: bool,
 }
+
+/// The executions ledger's file name under the sim root.
+pub const EXECUTIONS_LEDGER: &str = "executions.log";
 
 pub struct SimBackend {
     config: SimConfig,
@@ -120,13 +128,43 @@ impl SimBackend {
         Some(BackendError::new(fault.code, fault.message))
     }
 
-    /// Waits out the operation and applies an injected fault.
+    /// Waits out the operation and applies an injected fault; the operation's effect follows
+    /// at once, so this is where an execution is recorded.
     async fn work(&self, op: TaskType, phone: &InstanceRef) -> OpResult<()> {
         tokio::time::sleep(self.duration(op)).await;
-        match self.take_fault(op, &phone.id) {
+        let fault = self.take_fault(op, &phone.id);
+        if self.config.record_executions {
+            let outcome = fault
+                .as_ref()
+                .map_or("ok".to_string(), |e| e.code.to_string());
+            self.record(phone, op, &outcome)?;
+        }
+        match fault {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    fn record(&self, phone: &InstanceRef, op: TaskType, outcome: &str) -> OpResult<()> {
+        use std::io::Write;
+        let Some(attempt) = &phone.attempt else {
+            return Ok(());
+        };
+        let line = format!(
+            "{} {} {} {op} {outcome} {}\n",
+            attempt.task_id,
+            attempt.attempt,
+            phone.id,
+            std::process::id()
+        );
+        // One short write to a file opened for appending lands whole, also when several
+        // processes append to the same ledger.
+        fs(std::fs::create_dir_all(&self.config.root))?;
+        let mut file = fs(std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.config.root.join(EXECUTIONS_LEDGER)))?;
+        fs(file.write_all(line.as_bytes()))
     }
 
     fn image(&self, id: &str) -> Option<Image> {

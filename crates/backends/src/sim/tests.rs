@@ -6,6 +6,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use super::*;
+use cloudphone_engine::AttemptRef;
 
 fn phone(id: &str) -> InstanceRef {
     phone_on(id, ANDROID_14)
@@ -17,6 +18,7 @@ fn phone_on(id: &str, image: &str) -> InstanceRef {
         name: "p".into(),
         image_id: image.into(),
         spec: "acp.basic.small".into(),
+        attempt: None,
     }
 }
 
@@ -24,6 +26,7 @@ fn sim(root: &Path) -> SimBackend {
     SimBackend::new(SimConfig {
         root: root.to_path_buf(),
         delay: Some(Duration::from_millis(1)),
+        record_executions: false,
     })
 }
 
@@ -857,5 +860,49 @@ async fn state_survives_a_new_backend_on_the_same_dir() {
     assert_eq!(
         sh(&sim, &p, "pm list packages -3").await.0,
         "package:com.example.app\n"
+    );
+}
+
+/// With recording on, every operation run for a task attempt leaves one ledger line, faults
+/// included; operations outside the engine leave none.
+#[tokio::test]
+async fn executions_are_recorded_per_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("sim");
+    let sim = SimBackend::new(SimConfig {
+        root: root.clone(),
+        delay: Some(Duration::from_millis(1)),
+        record_executions: true,
+    });
+    let mut p = phone("acp-a");
+    sim.create(&p).await.unwrap();
+    p.attempt = Some(AttemptRef {
+        task_id: "t-1".into(),
+        attempt: 1,
+    });
+    sim.reboot(&p, false).await.unwrap();
+    sim.inject_fault(Fault {
+        task_type: Some(TaskType::StopInstance),
+        instance_id: None,
+        code: TaskErrorCode::OperationFailed,
+        message: "boom".into(),
+        remaining: Some(1),
+        percent: None,
+    })
+    .unwrap();
+    p.attempt = Some(AttemptRef {
+        task_id: "t-2".into(),
+        attempt: 2,
+    });
+    assert!(sim.stop(&p, false).await.is_err());
+    let ledger = std::fs::read_to_string(root.join(EXECUTIONS_LEDGER)).unwrap();
+    let pid = std::process::id();
+    let lines: Vec<&str> = ledger.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("t-1 1 acp-a RebootInstance ok {pid}"),
+            format!("t-2 2 acp-a StopInstance OperationFailed {pid}")
+        ]
     );
 }

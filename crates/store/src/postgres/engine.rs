@@ -1,0 +1,497 @@
+//! The engine's side of the task table (design.md §5), for several nodes sharing the database
+//! at READ COMMITTED: claiming runnable tasks with their precondition check, leases and
+//! heartbeats, fenced completion, the sweeper, and the batch counters every child transition
+//! updates in the same transaction.
+//!
+//! Locks, always taken in this order so that two transactions never wait on each other in a
+//! circle: task rows first (`FOR UPDATE`, `SKIP LOCKED` where another node may hold them), then
+//! instance rows, then batch rows, sorted by id and only at the end of the transaction
+//! ([`BatchMoves`]).
+//!
+//! The one-running-task-per-instance rule: a transaction leases a task of an instance only
+//! while it holds the instance's row lock, and only after checking, in a statement begun after
+//! the lock was granted (so its snapshot holds every committed lease), that no other task of
+//! the instance is leased or earlier in line. The unique index
+//! `tasks_one_leased_per_instance` backs this up; under this discipline it never fires, so a
+//! claim needs no savepoint to survive it.
+
+use std::collections::BTreeMap;
+
+use cloudphone_core::instance::{self, Plan};
+use cloudphone_core::{BatchCounts, InstanceStatus, TaskErrorCode, TaskStatus, TaskType};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use super::fleet::{lock_instance, set_instance_status};
+use super::rows::{self, parse};
+use super::{PgStore, notify_work};
+use crate::{Claim, Outcome, Result, StoreError, Swept};
+
+/// Runnable tasks in acceptance order: queued, due, and first among the unfinished tasks of
+/// their instance; `$2` lists the candidates this claim already found blocked. Rows another
+/// claim holds are skipped, not waited for; a row another node changed since this statement's
+/// snapshot is re-checked against `run_state` and dropped if no longer queued.
+const CANDIDATES: &str = "SELECT t.seq, t.id, t.task_type, t.status, t.instance_id, t.param, \
+     t.attempt, t.prev_status, t.parent_id FROM tasks t \
+     WHERE t.run_state = 'queued' AND t.not_before_ms <= $1 AND t.id <> ALL($2) \
+     AND NOT EXISTS (SELECT 1 FROM tasks u WHERE u.instance_id = t.instance_id \
+                     AND u.run_state <> 'done' AND u.seq < t.seq) \
+     ORDER BY t.seq LIMIT $3 FOR UPDATE OF t SKIP LOCKED";
+
+/// Whether another task of the instance runs or comes first. Run under the instance's lock, as a
+/// statement of its own: the candidate query's snapshot may predate another node's lease, or a
+/// task accepted earlier (a lower `seq`) whose transaction committed late.
+const BLOCKED: &str = "SELECT EXISTS (SELECT 1 FROM tasks u WHERE u.instance_id = $1 \
+     AND u.id <> $2 AND u.run_state <> 'done' AND (u.run_state = 'leased' OR u.seq < $3))";
+
+/// The columns of a task the engine works with.
+struct Work {
+    seq: i64,
+    id: String,
+    task_type: TaskType,
+    status: TaskStatus,
+    instance_id: Option<String>,
+    param: String,
+    attempt: i64,
+    prev_status: Option<InstanceStatus>,
+    parent_id: Option<String>,
+}
+
+const WORK_COLUMNS: &str =
+    "seq, id, task_type, status, instance_id, param, attempt, prev_status, parent_id";
+
+fn work(row: &PgRow) -> Result<Work> {
+    let prev_status: Option<String> = row.try_get("prev_status")?;
+    Ok(Work {
+        seq: row.try_get("seq")?,
+        id: row.try_get("id")?,
+        task_type: parse("task type", row.try_get("task_type")?)?,
+        status: parse("task status", row.try_get("status")?)?,
+        instance_id: row.try_get("instance_id")?,
+        param: row.try_get("param")?,
+        attempt: row.try_get("attempt")?,
+        prev_status: prev_status
+            .map(|s| parse("previous instance status", &s))
+            .transpose()?,
+        parent_id: row.try_get("parent_id")?,
+    })
+}
+
+impl Work {
+    /// The instance status before the first attempt, which every leased task has.
+    fn previous(&self) -> Result<InstanceStatus> {
+        self.prev_status.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "task {} started without a previous status",
+                self.id
+            ))
+        })
+    }
+}
+
+pub(super) async fn claim(
+    s: &PgStore,
+    owner: &str,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: usize,
+) -> Result<Vec<Claim>> {
+    let mut claimed = Vec::new();
+    if limit == 0 {
+        return Ok(claimed);
+    }
+    let lease_until = now_ms.saturating_add(lease_ms);
+    let mut tx = s.pool.begin().await?;
+    let mut batches = BatchMoves::default();
+    let mut blocked: Vec<String> = Vec::new();
+    let mut settled_any = false;
+    loop {
+        let want = i64::try_from(limit - claimed.len()).unwrap_or(i64::MAX);
+        let candidates = sqlx::query(CANDIDATES)
+            .bind(now_ms)
+            .bind(&blocked)
+            .bind(want)
+            .fetch_all(&mut *tx)
+            .await?;
+        if candidates.is_empty() {
+            break;
+        }
+        // A task that ends at its precondition check lets the next task of its instance run:
+        // look again when one did and there is room left.
+        let mut settled = false;
+        for row in &candidates {
+            let t = work(row)?;
+            let current = match &t.instance_id {
+                Some(id) => {
+                    let current = lock_instance(&mut tx, id).await?;
+                    if current.is_some() && is_blocked(&mut tx, id, &t).await? {
+                        blocked.push(t.id);
+                        continue;
+                    }
+                    current
+                }
+                None => None,
+            };
+            let previous = if t.attempt == 0 {
+                match current.map(|c| (c, instance::plan(t.task_type, c))) {
+                    Some((current, Plan::Run { during })) => {
+                        if during != current {
+                            let id = t.instance_id.as_deref().unwrap_or_default();
+                            set_instance_status(&mut tx, id, during, now_ms).await?;
+                        }
+                        current
+                    }
+                    Some((_, Plan::Skip)) => {
+                        end(
+                            &mut tx,
+                            &mut batches,
+                            &t,
+                            TaskStatus::Skipped,
+                            None,
+                            None,
+                            now_ms,
+                        )
+                        .await?;
+                        settled = true;
+                        continue;
+                    }
+                    Some((_, Plan::Reject)) | None => {
+                        let code = TaskErrorCode::IncorrectInstanceStatus;
+                        let msg = match current {
+                            Some(c) => format!("{} Current status: {c}.", code.default_message()),
+                            None => {
+                                format!("{} The instance does not exist.", code.default_message())
+                            }
+                        };
+                        let error = Some((code, msg.as_str()));
+                        end(
+                            &mut tx,
+                            &mut batches,
+                            &t,
+                            TaskStatus::Failed,
+                            None,
+                            error,
+                            now_ms,
+                        )
+                        .await?;
+                        settled = true;
+                        continue;
+                    }
+                }
+            } else {
+                // A retry resumes from the status the first attempt left: no new check.
+                t.previous()?
+            };
+            sqlx::query(
+                "UPDATE tasks SET status = 'Processing', attempt = attempt + 1, owner = $1, \
+                 lease_ms = $2, run_state = 'leased', prev_status = $3 WHERE id = $4",
+            )
+            .bind(owner)
+            .bind(lease_until)
+            .bind(previous.as_str())
+            .bind(&t.id)
+            .execute(&mut *tx)
+            .await?;
+            batches.record(t.parent_id.as_deref(), t.status, TaskStatus::Processing);
+            claimed.push(Claim {
+                task_id: t.id,
+                task_type: t.task_type,
+                instance_id: t.instance_id.unwrap_or_default(),
+                param: t.param,
+                attempt: t.attempt + 1,
+                previous_status: previous,
+            });
+        }
+        settled_any |= settled;
+        if !settled || claimed.len() >= limit {
+            break;
+        }
+    }
+    batches.apply(&mut tx, now_ms).await?;
+    // A task that ended here may have been the one holding up its instance's next task, which
+    // another node may be the one to claim.
+    if settled_any {
+        notify_work(&mut tx).await?;
+    }
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+async fn is_blocked(conn: &mut PgConnection, instance_id: &str, t: &Work) -> Result<bool> {
+    Ok(sqlx::query_scalar(BLOCKED)
+        .bind(instance_id)
+        .bind(&t.id)
+        .bind(t.seq)
+        .fetch_one(conn)
+        .await?)
+}
+
+pub(super) async fn heartbeat(
+    s: &PgStore,
+    task_id: &str,
+    attempt: i64,
+    lease_until_ms: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE tasks SET lease_ms = $1 WHERE id = $2 AND attempt = $3 AND run_state = 'leased'",
+    )
+    .bind(lease_until_ms)
+    .bind(task_id)
+    .bind(attempt)
+    .execute(&s.pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn complete(
+    s: &PgStore,
+    task_id: &str,
+    attempt: i64,
+    outcome: &Outcome,
+    now_ms: i64,
+) -> Result<bool> {
+    let mut tx = s.pool.begin().await?;
+    // Waits for a sweeper that holds the row; if it re-queued or failed the task meanwhile,
+    // the re-check of the condition on the new row version finds nothing.
+    let sql = format!(
+        "SELECT {WORK_COLUMNS} FROM tasks WHERE id = $1 AND attempt = $2 \
+         AND run_state = 'leased' FOR UPDATE"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(task_id)
+        .bind(attempt)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(row) = row else {
+        // Not the current attempt (or not running): write nothing.
+        return Ok(false);
+    };
+    let t = work(&row)?;
+    let previous = t.previous()?;
+    let mut batches = BatchMoves::default();
+    let after = match outcome {
+        Outcome::Finished { result } => {
+            let to = TaskStatus::Finished;
+            end(&mut tx, &mut batches, &t, to, Some(result), None, now_ms).await?;
+            instance::after_success(t.task_type, previous)
+        }
+        Outcome::Failed { code, message } => {
+            let error = Some((*code, message.as_str()));
+            end(
+                &mut tx,
+                &mut batches,
+                &t,
+                TaskStatus::Failed,
+                None,
+                error,
+                now_ms,
+            )
+            .await?;
+            instance::after_failure(t.task_type, previous)
+        }
+    };
+    if let Some(instance_id) = &t.instance_id {
+        settle_instance(&mut tx, instance_id, after, now_ms).await?;
+        // A phone moved to a new image runs it from now on; in the same transaction as the
+        // task's end, so the two never disagree.
+        if t.task_type == TaskType::UpdateGroupImage
+            && matches!(outcome, Outcome::Finished { .. })
+            && let Some(image_id) = param_image_id(&t.param)
+        {
+            sqlx::query("UPDATE instances SET image_id = $1 WHERE id = $2")
+                .bind(image_id)
+                .bind(instance_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    batches.apply(&mut tx, now_ms).await?;
+    // The instance's next task may start now.
+    notify_work(&mut tx).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The `ImageId` of an UpdateGroupImage task's param, if it names one.
+fn param_image_id(param: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(param).ok()?;
+    v.get("ImageId")?.as_str().map(str::to_owned)
+}
+
+pub(super) async fn sweep_expired(
+    s: &PgStore,
+    now_ms: i64,
+    max_attempts: i64,
+    retry_delay_ms: i64,
+) -> Result<Vec<Swept>> {
+    let mut tx = s.pool.begin().await?;
+    // A lease another node's sweeper is handling, or whose worker is completing or
+    // heartbeating it right now, is left to that transaction.
+    let sql = format!(
+        "SELECT {WORK_COLUMNS} FROM tasks WHERE run_state = 'leased' AND lease_ms < $1 \
+         ORDER BY seq FOR UPDATE SKIP LOCKED"
+    );
+    let expired = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut batches = BatchMoves::default();
+    let mut swept = Vec::with_capacity(expired.len());
+    for row in &expired {
+        let t = work(row)?;
+        if t.task_type.is_idempotent() && t.attempt < max_attempts {
+            sqlx::query(
+                "UPDATE tasks SET run_state = 'queued', not_before_ms = $1, owner = NULL, \
+                 lease_ms = NULL WHERE id = $2",
+            )
+            .bind(now_ms.saturating_add(retry_delay_ms))
+            .bind(&t.id)
+            .execute(&mut *tx)
+            .await?;
+            swept.push(Swept::Requeued {
+                task_id: t.id,
+                attempt: t.attempt,
+            });
+        } else {
+            let code = if t.task_type.is_idempotent() {
+                TaskErrorCode::AttemptsExhausted
+            } else {
+                TaskErrorCode::InstanceUnreachable
+            };
+            let error = Some((code, code.default_message()));
+            end(
+                &mut tx,
+                &mut batches,
+                &t,
+                TaskStatus::Failed,
+                None,
+                error,
+                now_ms,
+            )
+            .await?;
+            if let Some(instance_id) = &t.instance_id {
+                let after = instance::after_failure(t.task_type, t.previous()?);
+                settle_instance(&mut tx, instance_id, after, now_ms).await?;
+            }
+            swept.push(Swept::Failed {
+                task_id: t.id,
+                code,
+            });
+        }
+    }
+    batches.apply(&mut tx, now_ms).await?;
+    if !swept.is_empty() {
+        notify_work(&mut tx).await?;
+    }
+    tx.commit().await?;
+    Ok(swept)
+}
+
+pub(super) async fn expire_all_leases(s: &PgStore) -> Result<u64> {
+    let done = sqlx::query("UPDATE tasks SET lease_ms = 0 WHERE run_state = 'leased'")
+        .execute(&s.pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Ends a task in terminal status `to` and records the move for its batch.
+async fn end(
+    conn: &mut PgConnection,
+    batches: &mut BatchMoves,
+    t: &Work,
+    to: TaskStatus,
+    result: Option<&str>,
+    error: Option<(TaskErrorCode, &str)>,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE tasks SET status = $1, result = $2, error_code = $3, error_msg = $4, \
+         finish_ms = $5, run_state = 'done', lease_ms = NULL WHERE id = $6",
+    )
+    .bind(to.as_str())
+    .bind(result)
+    .bind(error.map(|(code, _)| code.as_str()))
+    .bind(error.map(|(_, msg)| msg))
+    .bind(now_ms)
+    .bind(&t.id)
+    .execute(&mut *conn)
+    .await?;
+    super::backups::settle(conn, &t.id, t.task_type, to, result, now_ms).await?;
+    batches.record(t.parent_id.as_deref(), t.status, to);
+    Ok(())
+}
+
+/// Moves an instance to where a finished attempt leaves it (no write when it is there already).
+async fn settle_instance(
+    conn: &mut PgConnection,
+    instance_id: &str,
+    status: InstanceStatus,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE instances SET status = $1, modified_ms = $2 WHERE id = $3 AND status <> $1",
+    )
+    .bind(status.as_str())
+    .bind(now_ms)
+    .bind(instance_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The children's moves of one transaction, summed per batch and applied at its end: each batch
+/// row is locked once, in id order (so two nodes ending children of the same batches queue up
+/// instead of deadlocking), and its status is derived from the counters read under that lock,
+/// by [`BatchCounts::status`] as on SQLite.
+#[derive(Default)]
+struct BatchMoves(BTreeMap<String, BatchCounts>);
+
+impl BatchMoves {
+    /// One child of `parent_id` moves from `from` to `to`.
+    fn record(&mut self, parent_id: Option<&str>, from: TaskStatus, to: TaskStatus) {
+        let Some(parent_id) = parent_id else {
+            return;
+        };
+        if from == to {
+            return;
+        }
+        let sum = self.0.entry(parent_id.to_owned()).or_default();
+        *sum = sum.add(&BatchCounts::delta(from, to));
+    }
+
+    /// Applies the moves: counters, status, and the finish time once a batch is terminal.
+    async fn apply(self, conn: &mut PgConnection, now_ms: i64) -> Result<()> {
+        for (parent_id, delta) in self.0 {
+            let row = sqlx::query(
+                "SELECT c_waiting, c_processing, c_finished, c_failed, c_skipped FROM tasks \
+                 WHERE id = $1 AND level = 1 FOR UPDATE",
+            )
+            .bind(&parent_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(row) = row else {
+                return Err(StoreError::Corrupt(format!("batch {parent_id} is missing")));
+            };
+            let counts = rows::batch_counts(&row)?.add(&delta);
+            let status = counts.status();
+            sqlx::query(
+                "UPDATE tasks SET c_waiting = $1, c_processing = $2, c_finished = $3, \
+                 c_failed = $4, c_skipped = $5, status = $6, \
+                 finish_ms = CASE WHEN $7 THEN COALESCE(finish_ms, $8) ELSE NULL END \
+                 WHERE id = $9",
+            )
+            .bind(counts.waiting)
+            .bind(counts.processing)
+            .bind(counts.finished)
+            .bind(counts.failed)
+            .bind(counts.skipped)
+            .bind(status.as_str())
+            .bind(status.is_terminal())
+            .bind(now_ms)
+            .bind(&parent_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,285 @@
+"""Several nodes over one PostgreSQL database (design.md §1, §5), through the official SDK:
+
+- two `cloudphone serve` processes share a database and a data dir; a batch of 1,000 instance
+  tasks is submitted to node A and followed through node B; A is SIGKILLed in the middle; every
+  task ends Finished, the counters are exact, and the simulated fleet's executions ledger shows
+  no task attempt run twice (a task runs again only where the killed node held it);
+- NextTokens and download links minted by one node work on the other;
+- PostgreSQL stopped under load: the node answers 503 `ServiceUnavailable` within seconds (no
+  hang), and once PostgreSQL is back it recovers by itself and every task ends.
+
+These tests always run on PostgreSQL (CLOUDPHONE_TEST_DATABASE_URL must name a cluster; the
+outage test starts a private one of its own with scripts/pg-cluster)."""
+
+import collections
+import concurrent.futures
+import json
+import shutil
+import tempfile
+import subprocess
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import requests
+from alibabacloud_eds_aic20230930 import models
+from alibabacloud_tea_openapi.exceptions import ServerException
+
+from conftest import ADMIN_URL, ROOT, Server, describe_instances, fresh_database, tasks_of, wait_for
+
+PHONES = 1000
+LEASE_MS = 3000
+
+if not ADMIN_URL:
+    raise RuntimeError("the multi-node tests need CLOUDPHONE_TEST_DATABASE_URL "
+                       "(start a cluster with scripts/pg-cluster start DIR)")
+
+
+def node(data, database, concurrency=32, delay=250):
+    return Server(data, sim_delay_ms=delay, database=database,
+                  extra_args=["--concurrency", str(concurrency), "--lease-ms", str(LEASE_MS),
+                              "--sim-record-executions"])
+
+
+def create_fleet(client, phones):
+    ids = []
+    for start in range(0, phones, 100):
+        r = client.create_android_instance_group(models.CreateAndroidInstanceGroupRequest(
+            biz_region_id="cn-hangzhou", image_id="imgc-simandroid140000",
+            instance_group_spec="acp.basic.small", number_of_instances=min(100, phones - start)))
+        ids += r.body.instance_group_infos[0].instance_ids
+    return ids
+
+
+def statuses(client, ids):
+    found = {}
+    for start in range(0, len(ids), 100):
+        found.update(describe_instances(client, ids[start:start + 100]))
+    return {i: m.android_instance_status for i, m in found.items()}
+
+
+def all_running(client, ids):
+    s = statuses(client, ids)
+    return len(s) == len(ids) and set(s.values()) == {"RUNNING"}
+
+
+def ledger(data):
+    """The sim's executions: (task id, attempt, pid) per line."""
+    out = []
+    for line in (data / "sim" / "executions.log").read_text().splitlines():
+        task, attempt, _instance, _type, outcome, pid = line.split()
+        assert outcome == "ok", line
+        out.append((task, int(attempt), int(pid)))
+    return out
+
+
+def test_two_nodes_share_one_database_and_survive_a_sigkill(workdir):
+    data = workdir / "two-nodes"
+    database = fresh_database()
+    a = node(data, database).start()
+    b = node(data, database).start()
+    try:
+        ca, cb = a.client(), b.client()
+        ids = create_fleet(ca, PHONES)
+        assert len(ids) == PHONES
+        wait_for(lambda: all_running(cb, ids), timeout=120, interval=0.5, what="fleet RUNNING")
+
+        # Both nodes executed the creations: any node executes any task.
+        creators = collections.Counter(pid for _, _, pid in ledger(data))
+        assert set(creators) == {a.proc.pid, b.proc.pid}, creators
+
+        r = ca.reboot_android_instances_in_group(
+            models.RebootAndroidInstancesInGroupRequest(android_instance_ids=ids))
+        parent = r.body.tasks.parent_task_id
+        children = {c.task_id for c in r.body.tasks.child_tasks}
+        assert len(children) == PHONES
+
+        def midway():
+            batch = tasks_of(cb, task_ids=[parent])[0]
+            return batch if 200 <= batch.success_child_count <= 600 else None
+        wait_for(midway, timeout=60, interval=0.05, what="the batch in the middle")
+        a.kill()
+
+        def batch_done():
+            batch = tasks_of(cb, task_ids=[parent])[0]
+            return batch if batch.task_status not in ("Waiting", "Processing") else None
+        batch = wait_for(batch_done, timeout=180, interval=0.5, what="the batch to finish on node B")
+        assert batch.task_status == "Finished"
+        assert (batch.total_child_count, batch.success_child_count, batch.failed_child_count,
+                batch.running_child_count) == (PHONES, PHONES, 0, 0)
+        listed = tasks_of(cb, parent_task_id=parent)
+        assert {t.task_id for t in listed} == children
+        assert all(t.task_status == "Finished" for t in listed)
+        assert all_running(cb, ids), "no phone is left REBOOTING"
+
+        runs = [(task, attempt, pid) for task, attempt, pid in ledger(data) if task in children]
+        per_attempt = collections.Counter((task, attempt) for task, attempt, _ in runs)
+        assert max(per_attempt.values()) == 1, "a task attempt ran twice"
+        per_task = collections.defaultdict(list)
+        for task, attempt, pid in runs:
+            per_task[task].append((attempt, pid))
+        assert set(per_task) == children, "every task ran"
+        # A task ran again only when node A died holding it: its earlier runs were all on A, and
+        # A held at most --concurrency tasks at once.
+        again = {t: r for t, r in per_task.items() if len(r) > 1}
+        for task, attempts in again.items():
+            last = max(attempts)
+            assert all(pid == a.proc.pid for att, pid in attempts if att != last[0]), (task, attempts)
+        assert len(again) <= 32
+        by_node = collections.Counter(pid for _, _, pid in runs)
+        assert by_node[a.proc.pid] > 0 and by_node[b.proc.pid] > 0, by_node
+        print(f"1,000 reboots: {by_node[a.proc.pid]} ran on A before its SIGKILL, "
+              f"{by_node[b.proc.pid]} on B; {len(again)} re-run after A died")
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_tokens_and_links_from_one_node_work_on_another(workdir):
+    data = workdir / "shared-secrets"
+    database = fresh_database()
+    a = node(data, database, delay=20).start()
+    b = node(data, database, delay=20).start()
+    try:
+        ca, cb = a.client(), b.client()
+        ids = create_fleet(ca, 5)
+        wait_for(lambda: all_running(cb, ids), timeout=60, what="fleet RUNNING")
+
+        # A NextToken minted by A pages on through B.
+        r = ca.reboot_android_instances_in_group(
+            models.RebootAndroidInstancesInGroupRequest(android_instance_ids=ids))
+        assert len(r.body.tasks.child_tasks) == len(ids)
+        first = ca.describe_tasks(models.DescribeTasksRequest(max_results=2))
+        assert first.body.next_token
+        rest = cb.describe_tasks(models.DescribeTasksRequest(max_results=100, next_token=first.body.next_token))
+        seen = [t.task_id for t in first.body.data] + [t.task_id for t in rest.body.data]
+        everything = [t.task_id for t in tasks_of(ca)]
+        assert seen == everything
+
+        # A screenshot's link, whichever node made it, downloads from either node.
+        r = ca.create_screenshot(models.CreateScreenshotRequest(android_instance_id_list=ids[:1]))
+        task_id = r.body.tasks[0].task_id
+        task = wait_for(lambda: [t for t in tasks_of(cb, task_ids=[task_id]) if t.task_status == "Finished"],
+                        what="the screenshot")[0]
+        link = json.loads(task.result)["Url"]
+        assert link.startswith("http://"), link
+        for server in (a, b):
+            url = urllib.parse.urlsplit(link)._replace(netloc=server.endpoint).geturl()
+            got = requests.get(url, timeout=10)
+            assert got.status_code == 200, (server.endpoint, got.status_code, got.text[:200])
+            assert got.content.startswith(b"\x89PNG")
+    finally:
+        a.stop()
+        b.stop()
+
+
+class Cluster:
+    """A private PostgreSQL cluster (scripts/pg-cluster), which this test may stop and start.
+    It lives directly under the system's temp dir: as root, the cluster belongs to the
+    `postgres` user, who cannot enter the test's private workdir."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="cloudphone-outage-pg-"))
+        self.script = str(ROOT / "scripts" / "pg-cluster")
+
+    def start(self):
+        return subprocess.run([self.script, "start", str(self.dir)], check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    def stop(self):
+        subprocess.run([self.script, "stop", str(self.dir)], check=True, capture_output=True)
+
+    def remove(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def test_database_outage_gives_503_and_recovers(workdir):
+    cluster = Cluster()
+    url = cluster.start()
+    try:
+        server = Server(workdir / "outage", sim_delay_ms=100, database=url,
+                        extra_args=["--lease-ms", str(LEASE_MS)]).start()
+        try:
+            run_outage(server, cluster)
+        finally:
+            server.stop()
+    finally:
+        cluster.stop()
+        cluster.remove()
+
+
+def run_outage(server, cluster):
+    client = server.client()
+    ids = create_fleet(client, 20)
+    wait_for(lambda: all_running(client, ids), timeout=60, what="fleet RUNNING")
+
+    # Load: a client submitting reboots and polling DescribeTasks until told to stop.
+    stop = threading.Event()
+    accepted, refused = [], collections.Counter()
+
+    def load():
+        while not stop.is_set():
+            try:
+                r = client.reboot_android_instances_in_group(
+                    models.RebootAndroidInstancesInGroupRequest(android_instance_ids=ids))
+                accepted.append(r.body.tasks.parent_task_id)
+                client.describe_tasks(models.DescribeTasksRequest(max_results=50))
+            except ServerException as e:
+                refused[(e.status_code, e.code)] += 1
+            except Exception as e:  # an IncorrectStatus race is fine; a hang or a crash is not
+                refused[type(e).__name__] += 1
+            time.sleep(0.1)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        loaders = [pool.submit(load) for _ in range(2)]
+        wait_for(lambda: len(accepted) >= 3, timeout=30, what="load to start")
+        cluster.stop()
+        try:
+            # While the database is down every call fails fast with a clear 5xx vendor code.
+            for _ in range(3):
+                began = time.monotonic()
+                with pytest.raises(ServerException) as info:
+                    client.describe_tasks(models.DescribeTasksRequest(max_results=10))
+                took = time.monotonic() - began
+                assert info.value.status_code == 503, info.value
+                assert info.value.code == "ServiceUnavailable"
+                assert "database" in info.value.message
+                assert took < 8, f"an outage answer took {took:.1f} s"
+            time.sleep(2)
+        finally:
+            cluster.start()
+        # Back by itself: calls succeed again without restarting the node.
+        wait_for(lambda: succeeds(client), timeout=30, interval=0.5, what="the node to recover")
+        accepted_after = len(accepted)
+        wait_for(lambda: len(accepted) > accepted_after, timeout=30, what="new batches after the outage")
+        stop.set()
+        for f in loaders:
+            f.result(timeout=60)
+
+    assert refused[(503, "ServiceUnavailable")] > 0, refused
+    assert all(k[0] == 503 for k in refused if isinstance(k, tuple)), refused
+
+    # Every accepted batch ends, with counters that match its children.
+    def all_done():
+        batches = [tasks_of(client, task_ids=[p])[0] for p in accepted]
+        return batches if all(b.task_status not in ("Waiting", "Processing") for b in batches) else None
+    batches = wait_for(all_done, timeout=120, interval=1, what="every batch to end")
+    for b in batches:
+        kids = tasks_of(client, parent_task_id=b.task_id)
+        assert len(kids) == b.total_child_count == len(ids)
+        counts = collections.Counter(k.task_status for k in kids)
+        assert counts["Finished"] == b.success_child_count
+        assert counts["Failed"] == b.failed_child_count
+        assert b.running_child_count == 0
+        assert counts["Finished"] + counts["Failed"] + counts["Skipped"] == len(kids)
+    assert all_running(client, ids)
+
+
+def succeeds(client):
+    try:
+        client.describe_tasks(models.DescribeTasksRequest(max_results=1))
+        return True
+    except ServerException:
+        return False
