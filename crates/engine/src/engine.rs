@@ -1,12 +1,14 @@
 //! The claim loop and its workers: claim, commit, then run; heartbeat while running; write the
-//! outcome fenced by the attempt number.
+//! outcome fenced by the attempt number. Outcomes are written by one completer per node in
+//! groups (every outcome that arrived while the previous group was being written goes into the
+//! next transaction), so that under load one commit serves many tasks.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cloudphone_core::time::now_ms;
-use cloudphone_store::{Claim, Outcome, Store};
-use tokio::sync::{Notify, Semaphore};
+use cloudphone_store::{Claim, Completion, Outcome, Store};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -83,6 +85,12 @@ impl Engine {
             self.wake.clone(),
             shutdown.clone(),
         ));
+        let (done, done_rx) = mpsc::channel(COMPLETER_QUEUE);
+        let completer = tokio::spawn(complete_in_groups(
+            self.store.clone(),
+            done_rx,
+            self.wake.clone(),
+        ));
         while !shutdown.is_cancelled() {
             let free = slots.available_permits();
             let mut claimed = 0;
@@ -104,7 +112,7 @@ impl Engine {
                                 backend: self.backend.clone(),
                                 services: self.services.clone(),
                                 config: self.config.clone(),
-                                wake: self.wake.clone(),
+                                done: done.clone(),
                             };
                             let span = info_span!("task", task_id = %claim.task_id, instance_id = %claim.instance_id, attempt = claim.attempt);
                             workers.spawn(
@@ -136,6 +144,14 @@ impl Engine {
         {
             warn!("shutdown: operations still running are left to their leases");
         }
+        // The completer ends once every worker's sender is gone, after writing what they sent.
+        drop(done);
+        if tokio::time::timeout(self.config.shutdown_grace, completer)
+            .await
+            .is_err()
+        {
+            warn!("shutdown: outcomes not yet written are left to their leases");
+        }
         info!("engine stopped");
     }
 }
@@ -163,24 +179,77 @@ async fn forward_signals(store: Arc<dyn Store>, wake: Arc<Notify>, shutdown: Can
     }
 }
 
+/// Outcomes waiting for the completer, at most.
+const COMPLETER_QUEUE: usize = 4096;
+/// Outcomes written in one transaction, at most.
+const GROUP_MAX: usize = 256;
+
+/// A finished attempt on its way to the store, and where to say whether it was written
+/// (`Some(false)`: refused by the fence; `None`: the write failed).
+struct Done {
+    item: Completion,
+    reply: oneshot::Sender<Option<bool>>,
+}
+
+/// Writes outcomes in groups: one transaction for everything that is waiting. A group that
+/// fails is retried one outcome at a time, so that one bad outcome does not hold up the others.
+async fn complete_in_groups(
+    store: Arc<dyn Store>,
+    mut queue: mpsc::Receiver<Done>,
+    wake: Arc<Notify>,
+) {
+    let mut group = Vec::with_capacity(GROUP_MAX);
+    while queue.recv_many(&mut group, GROUP_MAX).await > 0 {
+        let (items, replies): (Vec<Completion>, Vec<_>) =
+            group.drain(..).map(|d| (d.item, d.reply)).unzip();
+        let answers: Vec<Option<bool>> = match store.complete_many(&items).await {
+            Ok(written) => written.into_iter().map(Some).collect(),
+            Err(e) if items.len() > 1 => {
+                warn!(error = %e, tasks = items.len(), "writing a group of outcomes failed; writing them one by one");
+                let mut answers = Vec::with_capacity(items.len());
+                for item in &items {
+                    let one = std::slice::from_ref(item);
+                    answers.push(match store.complete_many(one).await {
+                        Ok(written) => written.first().copied(),
+                        Err(e) => {
+                            error!(error = %e, task_id = %item.task_id, "writing the result failed; the lease will expire");
+                            None
+                        }
+                    });
+                }
+                answers
+            }
+            Err(e) => {
+                error!(error = %e, task_id = %items[0].task_id, "writing the result failed; the lease will expire");
+                vec![None]
+            }
+        };
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            let _ = reply.send(answer);
+        }
+        // The instances' next tasks may now start.
+        wake.notify_one();
+    }
+}
+
 struct Worker {
     store: Arc<dyn Store>,
     backend: Arc<dyn Backend>,
     services: Services,
     config: EngineConfig,
-    wake: Arc<Notify>,
+    done: mpsc::Sender<Done>,
 }
 
 impl Worker {
     async fn run(self, claim: Claim) {
         debug!(task_type = %claim.task_type, "running");
-        let outcome = match self.store.instance(&claim.instance_id).await {
-            Ok(Some(instance)) => {
+        let outcome = match &claim.phone {
+            Some(p) => {
                 let phone = InstanceRef {
-                    id: instance.id,
-                    name: instance.name,
-                    image_id: instance.image_id,
-                    spec: instance.spec,
+                    id: claim.instance_id.clone(),
+                    name: p.name.clone(),
+                    image_id: p.image_id.clone(),
+                    spec: p.spec.clone(),
                     attempt: Some(AttemptRef {
                         task_id: claim.task_id.clone(),
                         attempt: claim.attempt,
@@ -188,7 +257,7 @@ impl Worker {
                 };
                 let run = Run {
                     claim: &claim,
-                    account_id: &instance.account_id,
+                    account_id: &p.account_id,
                 };
                 let op = execute(self.backend.as_ref(), &self.services, run, &phone);
                 match self.with_heartbeat(&claim, op).await {
@@ -196,27 +265,30 @@ impl Worker {
                     None => return,
                 }
             }
-            Ok(None) => Outcome::Failed {
+            None => Outcome::Failed {
                 code: cloudphone_core::TaskErrorCode::InstanceUnreachable,
                 message: "The instance no longer exists.".into(),
             },
-            Err(e) => {
-                // The lease will expire and the sweeper will hand the task on.
-                error!(error = %e, "reading the instance failed");
-                return;
-            }
         };
-        match self
-            .store
-            .complete(&claim.task_id, claim.attempt, &outcome, now_ms())
-            .await
-        {
-            Ok(true) => debug!(?outcome, "completed"),
-            Ok(false) => warn!("result refused: this attempt is no longer the current one"),
-            Err(e) => error!(error = %e, "writing the result failed; the lease will expire"),
+        let (reply, answer) = oneshot::channel();
+        let item = Completion {
+            task_id: claim.task_id.clone(),
+            attempt: claim.attempt,
+            outcome,
+            now_ms: now_ms(),
+        };
+        if self.done.send(Done { item, reply }).await.is_err() {
+            warn!("the completer has stopped; the lease will expire");
+            return;
         }
-        // The instance's next task may now start.
-        self.wake.notify_one();
+        // The slot stays taken until the outcome is written, so that claims never outrun the
+        // writes.
+        match answer.await {
+            Ok(Some(true)) => debug!("completed"),
+            Ok(Some(false)) => warn!("result refused: this attempt is no longer the current one"),
+            // Logged by the completer.
+            Ok(None) | Err(_) => {}
+        }
     }
 
     /// Drives `op` while renewing the lease; `None` if the lease was lost (another attempt owns

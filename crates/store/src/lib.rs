@@ -4,6 +4,7 @@
 //! the trait and runs on both.
 
 mod filters;
+mod moves;
 mod postgres;
 mod sqlite;
 
@@ -218,6 +219,20 @@ pub trait Store: Send + Sync + 'static {
         outcome: &Outcome,
         now_ms: i64,
     ) -> Result<bool>;
+    /// Ends several attempts, each exactly as [`Store::complete`] would (fenced: `false` for
+    /// an attempt that is no longer current); returns one answer per item, in order. A store
+    /// may write them all in one transaction (group commit), so that the cost of a commit is
+    /// shared by many tasks; if it fails, none was written.
+    async fn complete_many(&self, items: &[Completion]) -> Result<Vec<bool>> {
+        let mut done = Vec::with_capacity(items.len());
+        for item in items {
+            done.push(
+                self.complete(&item.task_id, item.attempt, &item.outcome, item.now_ms)
+                    .await?,
+            );
+        }
+        Ok(done)
+    }
     /// The sweeper: every leased task whose lease expired before `now_ms` is re-queued with
     /// `not_before = now_ms + retry_delay_ms` when its type is idempotent and it has had fewer
     /// than `max_attempts` attempts; otherwise it fails (`InstanceUnreachable` for a
@@ -257,6 +272,28 @@ pub struct Claim {
     pub attempt: i64,
     /// The instance status before the task started (for after-failure).
     pub previous_status: InstanceStatus,
+    /// The phone the task runs on, read in the claim's transaction (`None` when it no longer
+    /// exists), so that a worker needs no read of its own.
+    pub phone: Option<Phone>,
+}
+
+/// What a worker needs to know of the phone a claimed task runs on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Phone {
+    pub account_id: String,
+    pub name: String,
+    pub image_id: String,
+    pub spec: String,
+}
+
+/// One attempt's end, for [`Store::complete_many`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    pub task_id: String,
+    pub attempt: i64,
+    pub outcome: Outcome,
+    /// When the attempt ended.
+    pub now_ms: i64,
 }
 
 /// How an attempt ended.

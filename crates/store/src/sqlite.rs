@@ -30,8 +30,8 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::{
-    AppFilter, Claim, GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch, NewTask,
-    Outcome, Page, Result, Store, Swept, TaskFilter,
+    AppFilter, Claim, Completion, GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch,
+    NewTask, Outcome, Page, Result, Store, Swept, TaskFilter,
 };
 
 /// How long a connection waits for another process's write lock before failing.
@@ -287,7 +287,17 @@ impl Store for SqliteStore {
         outcome: &Outcome,
         now_ms: i64,
     ) -> Result<bool> {
-        engine::complete(self, task_id, attempt, outcome, now_ms).await
+        let item = Completion {
+            task_id: task_id.to_string(),
+            attempt,
+            outcome: outcome.clone(),
+            now_ms,
+        };
+        Ok(engine::complete_many(self, std::slice::from_ref(&item)).await?[0])
+    }
+
+    async fn complete_many(&self, items: &[Completion]) -> Result<Vec<bool>> {
+        engine::complete_many(self, items).await
     }
 
     async fn sweep_expired(

@@ -17,8 +17,8 @@ use std::time::Duration;
 use cloudphone_core::resources::{AccessKey, App, Backup, Group, Instance, Task};
 use cloudphone_core::{BatchCounts, InstanceStatus, Level, TaskErrorCode, TaskStatus, TaskType};
 use cloudphone_store::{
-    AppFilter, BackupFilter, Claim, Cursor, GroupFilter, InstanceChange, InstanceFilter, NewBatch,
-    NewTask, Outcome, Page, Store, Swept, TaskFilter,
+    AppFilter, BackupFilter, Claim, Completion, Cursor, GroupFilter, InstanceChange,
+    InstanceFilter, NewBatch, NewTask, Outcome, Page, Phone, Store, Swept, TaskFilter,
 };
 
 use InstanceStatus as S;
@@ -109,6 +109,16 @@ fn new_task(
         param: "{}".into(),
         operator: "tester".into(),
         start_ms,
+    }
+}
+
+/// The phone a claim carries for an instance made by [`fleet`].
+fn phone_of(account: &str, id: &str) -> Phone {
+    Phone {
+        account_id: account.into(),
+        name: format!("name-{id}"),
+        image_id: "imgc-android14".into(),
+        spec: "acp.basic.small".into(),
     }
 }
 
@@ -1301,6 +1311,7 @@ async fn check_claim_order(store: &dyn Store) {
             param: "{}".into(),
             attempt: 1,
             previous_status: S::Running,
+            phone: Some(phone_of(A, "i1")),
         }
     );
     let t = get(store, A, &child("t-1", "i1")).await;
@@ -1659,6 +1670,75 @@ async fn check_fencing(store: &dyn Store) {
     assert_eq!((b.status, b.counts), (Failed, Some(counts(0, 0, 0, 1, 0))));
 }
 
+/// A group of outcomes in one call: each is fenced on its own, the answers come back in order,
+/// and the batch counters and finish time are what one-by-one completion would give.
+async fn check_complete_many(store: &dyn Store) {
+    fleet(
+        store,
+        A,
+        "ag-1",
+        &[("i1", S::Running), ("i2", S::Running), ("i3", S::Running)],
+    )
+    .await;
+    store
+        .create_batch(&batch(
+            "t-m",
+            A,
+            TaskType::RebootInstance,
+            1_000,
+            &["i1", "i2", "i3"],
+        ))
+        .await
+        .unwrap();
+    let c = store.claim("w", 2_000, 60_000, 10).await.unwrap();
+    assert_eq!(c.len(), 3);
+    let item = |instance: &str, attempt: i64, outcome: Outcome, now_ms: i64| Completion {
+        task_id: child("t-m", instance),
+        attempt,
+        outcome,
+        now_ms,
+    };
+    let done = store
+        .complete_many(&[
+            item("i1", 1, finished(), 3_000),
+            item("i2", 7, finished(), 3_100),
+            item("i3", 1, failed(TaskErrorCode::OperationFailed), 3_200),
+            item("i1", 1, finished(), 3_300),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        done,
+        [true, false, true, false],
+        "fenced one by one, in order"
+    );
+    assert_eq!(store.complete_many(&[]).await.unwrap(), Vec::<bool>::new());
+    let t1 = get(store, A, &child("t-m", "i1")).await;
+    assert_eq!((t1.status, t1.finish_ms), (Finished, Some(3_000)));
+    assert_eq!(get(store, A, &child("t-m", "i2")).await.status, Processing);
+    assert_eq!(get(store, A, &child("t-m", "i3")).await.status, Failed);
+    assert_eq!(status_of(store, "i1").await, S::Running);
+    assert_eq!(status_of(store, "i2").await, S::Rebooting);
+    assert_eq!(status_of(store, "i3").await, S::Unavailable);
+    let b = get(store, A, "t-m").await;
+    assert_eq!(
+        (b.status, b.counts),
+        (Processing, Some(counts(0, 1, 1, 1, 0)))
+    );
+    assert_eq!(b.finish_ms, None);
+
+    let done = store
+        .complete_many(&[item("i2", 1, finished(), 4_000)])
+        .await
+        .unwrap();
+    assert_eq!(done, [true]);
+    let b = get(store, A, "t-m").await;
+    assert_eq!(
+        (b.status, b.counts, b.finish_ms),
+        (PartFinished, Some(counts(0, 0, 2, 1, 0)), Some(4_000))
+    );
+}
+
 async fn check_sweep(store: &dyn Store) {
     fleet(
         store,
@@ -1747,6 +1827,7 @@ async fn check_sweep(store: &dyn Store) {
             param: "{}".into(),
             attempt: 2,
             previous_status: S::Running,
+            phone: Some(phone_of(A, "i1")),
         }]
     );
     assert_eq!(status_of(store, "i1").await, S::Stopping);
@@ -2640,6 +2721,7 @@ mod sqlite {
         check_claim_order,
         check_preconditions_and_batch_status,
         check_fencing,
+        check_complete_many,
         check_sweep,
         check_expire_all_leases,
         check_purge,
@@ -2811,6 +2893,7 @@ mod postgres {
         check_claim_order,
         check_preconditions_and_batch_status,
         check_fencing,
+        check_complete_many,
         check_sweep,
         check_expire_all_leases,
         check_purge,

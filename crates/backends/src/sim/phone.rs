@@ -268,18 +268,21 @@ pub fn props(phone: &InstanceRef, image: &Image) -> BTreeMap<String, String> {
     .collect()
 }
 
-/// Writes `bytes` to `path` so that readers see the old content or the new, never a mix.
+/// Writes `bytes` to `path` so that readers see the old content or the new, never a mix. One
+/// trip to the blocking pool for the write and the rename together.
 pub async fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = temp_sibling(path);
-    if let Err(e) = tokio::fs::write(&tmp, bytes).await {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e);
-    }
-    if let Err(e) = tokio::fs::rename(&tmp, path).await {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e);
-    }
-    Ok(())
+    let path = path.to_path_buf();
+    let bytes = bytes.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let tmp = temp_sibling(&path);
+        let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
+    })
+    .await
+    .map_err(io::Error::other)?
 }
 
 /// A hidden name next to `path` that no other writer in this process uses.
@@ -347,12 +350,16 @@ impl PhoneDir {
         write_atomic(&self.dir.join(STATE_FILE), &bytes).await
     }
 
-    /// Changes the state under the phone's lock.
+    /// Changes the state under the phone's lock; writes it only if it changed (rebooting a phone
+    /// that runs no app changes nothing).
     pub async fn update<R>(&self, change: impl FnOnce(&mut PhoneState) -> R) -> io::Result<R> {
         let _guard = self.lock.lock().await;
-        let mut state = self.state().await?;
+        let before = self.state().await?;
+        let mut state = before.clone();
         let out = change(&mut state);
-        self.save_state(&state).await?;
+        if state != before {
+            self.save_state(&state).await?;
+        }
         Ok(out)
     }
 

@@ -6,7 +6,7 @@
 //! Locks, always taken in this order so that two transactions never wait on each other in a
 //! circle: task rows first (`FOR UPDATE`, `SKIP LOCKED` where another node may hold them), then
 //! instance rows, then batch rows, sorted by id and only at the end of the transaction
-//! ([`BatchMoves`]).
+//! ([`apply_moves`]).
 //!
 //! The one-running-task-per-instance rule: a transaction leases a task of an instance only
 //! while it holds the instance's row lock, and only after checking, in a statement begun after
@@ -15,16 +15,15 @@
 //! `tasks_one_leased_per_instance` backs this up; under this discipline it never fires, so a
 //! claim needs no savepoint to survive it.
 
-use std::collections::BTreeMap;
-
 use cloudphone_core::instance::{self, Plan};
-use cloudphone_core::{BatchCounts, InstanceStatus, TaskErrorCode, TaskStatus, TaskType};
+use cloudphone_core::{InstanceStatus, TaskErrorCode, TaskStatus, TaskType};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::fleet::{lock_instance, set_instance_status};
 use super::rows::{self, parse};
 use super::{PgStore, notify_work};
+use crate::moves::BatchMoves;
 use crate::{Claim, Outcome, Result, StoreError, Swept};
 
 /// Runnable tasks in acceptance order: queued, due, and first among the unfinished tasks of
@@ -121,16 +120,16 @@ pub(super) async fn claim(
         let mut settled = false;
         for row in &candidates {
             let t = work(row)?;
-            let current = match &t.instance_id {
-                Some(id) => {
-                    let current = lock_instance(&mut tx, id).await?;
-                    if current.is_some() && is_blocked(&mut tx, id, &t).await? {
+            let (current, phone) = match &t.instance_id {
+                Some(id) => match lock_instance(&mut tx, id).await? {
+                    Some(_) if is_blocked(&mut tx, id, &t).await? => {
                         blocked.push(t.id);
                         continue;
                     }
-                    current
-                }
-                None => None,
+                    Some((status, phone)) => (Some(status), Some(phone)),
+                    None => (None, None),
+                },
+                None => (None, None),
             };
             let previous = if t.attempt == 0 {
                 match current.map(|c| (c, instance::plan(t.task_type, c))) {
@@ -192,7 +191,12 @@ pub(super) async fn claim(
             .bind(&t.id)
             .execute(&mut *tx)
             .await?;
-            batches.record(t.parent_id.as_deref(), t.status, TaskStatus::Processing);
+            batches.record(
+                t.parent_id.as_deref(),
+                t.status,
+                TaskStatus::Processing,
+                now_ms,
+            );
             claimed.push(Claim {
                 task_id: t.id,
                 task_type: t.task_type,
@@ -200,6 +204,7 @@ pub(super) async fn claim(
                 param: t.param,
                 attempt: t.attempt + 1,
                 previous_status: previous,
+                phone,
             });
         }
         settled_any |= settled;
@@ -207,7 +212,7 @@ pub(super) async fn claim(
             break;
         }
     }
-    batches.apply(&mut tx, now_ms).await?;
+    apply_moves(batches, &mut tx).await?;
     // A task that ended here may have been the one holding up its instance's next task, which
     // another node may be the one to claim.
     if settled_any {
@@ -305,7 +310,7 @@ pub(super) async fn complete(
                 .await?;
         }
     }
-    batches.apply(&mut tx, now_ms).await?;
+    apply_moves(batches, &mut tx).await?;
     // The instance's next task may start now.
     notify_work(&mut tx).await?;
     tx.commit().await?;
@@ -379,7 +384,7 @@ pub(super) async fn sweep_expired(
             });
         }
     }
-    batches.apply(&mut tx, now_ms).await?;
+    apply_moves(batches, &mut tx).await?;
     if !swept.is_empty() {
         notify_work(&mut tx).await?;
     }
@@ -417,7 +422,7 @@ async fn end(
     .execute(&mut *conn)
     .await?;
     super::backups::settle(conn, &t.id, t.task_type, to, result, now_ms).await?;
-    batches.record(t.parent_id.as_deref(), t.status, to);
+    batches.record(t.parent_id.as_deref(), t.status, to, now_ms);
     Ok(())
 }
 
@@ -439,59 +444,41 @@ async fn settle_instance(
     Ok(())
 }
 
-/// The children's moves of one transaction, summed per batch and applied at its end: each batch
-/// row is locked once, in id order (so two nodes ending children of the same batches queue up
-/// instead of deadlocking), and its status is derived from the counters read under that lock,
-/// by [`BatchCounts::status`] as on SQLite.
-#[derive(Default)]
-struct BatchMoves(BTreeMap<String, BatchCounts>);
-
-impl BatchMoves {
-    /// One child of `parent_id` moves from `from` to `to`.
-    fn record(&mut self, parent_id: Option<&str>, from: TaskStatus, to: TaskStatus) {
-        let Some(parent_id) = parent_id else {
-            return;
+/// Applies the children's moves of one transaction at its end: each batch row is locked once,
+/// in id order (so two nodes ending children of the same batches queue up instead of
+/// deadlocking), and its status is derived from the counters read under that lock, by
+/// [`cloudphone_core::BatchCounts::status`] as on SQLite.
+async fn apply_moves(moves: BatchMoves, conn: &mut PgConnection) -> Result<()> {
+    for (parent_id, change) in moves.into_changes() {
+        let row = sqlx::query(
+            "SELECT c_waiting, c_processing, c_finished, c_failed, c_skipped FROM tasks \
+             WHERE id = $1 AND level = 1 FOR UPDATE",
+        )
+        .bind(&parent_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::Corrupt(format!("batch {parent_id} is missing")));
         };
-        if from == to {
-            return;
-        }
-        let sum = self.0.entry(parent_id.to_owned()).or_default();
-        *sum = sum.add(&BatchCounts::delta(from, to));
+        let counts = rows::batch_counts(&row)?.add(&change.delta);
+        let status = counts.status();
+        sqlx::query(
+            "UPDATE tasks SET c_waiting = $1, c_processing = $2, c_finished = $3, \
+             c_failed = $4, c_skipped = $5, status = $6, \
+             finish_ms = CASE WHEN $7 THEN COALESCE(finish_ms, $8) ELSE NULL END \
+             WHERE id = $9",
+        )
+        .bind(counts.waiting)
+        .bind(counts.processing)
+        .bind(counts.finished)
+        .bind(counts.failed)
+        .bind(counts.skipped)
+        .bind(status.as_str())
+        .bind(status.is_terminal())
+        .bind(change.at_ms)
+        .bind(&parent_id)
+        .execute(&mut *conn)
+        .await?;
     }
-
-    /// Applies the moves: counters, status, and the finish time once a batch is terminal.
-    async fn apply(self, conn: &mut PgConnection, now_ms: i64) -> Result<()> {
-        for (parent_id, delta) in self.0 {
-            let row = sqlx::query(
-                "SELECT c_waiting, c_processing, c_finished, c_failed, c_skipped FROM tasks \
-                 WHERE id = $1 AND level = 1 FOR UPDATE",
-            )
-            .bind(&parent_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            let Some(row) = row else {
-                return Err(StoreError::Corrupt(format!("batch {parent_id} is missing")));
-            };
-            let counts = rows::batch_counts(&row)?.add(&delta);
-            let status = counts.status();
-            sqlx::query(
-                "UPDATE tasks SET c_waiting = $1, c_processing = $2, c_finished = $3, \
-                 c_failed = $4, c_skipped = $5, status = $6, \
-                 finish_ms = CASE WHEN $7 THEN COALESCE(finish_ms, $8) ELSE NULL END \
-                 WHERE id = $9",
-            )
-            .bind(counts.waiting)
-            .bind(counts.processing)
-            .bind(counts.finished)
-            .bind(counts.failed)
-            .bind(counts.skipped)
-            .bind(status.as_str())
-            .bind(status.is_terminal())
-            .bind(now_ms)
-            .bind(&parent_id)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Ok(())
-    }
+    Ok(())
 }

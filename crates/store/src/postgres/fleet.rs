@@ -9,7 +9,8 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use super::rows::{self, push_after, push_in, push_order, push_substring};
 use super::{PgStore, notify_work, tasks};
 use crate::{
-    Cursor, GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch, NewTask, Page, Result,
+    Cursor, GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch, NewTask, Page, Phone,
+    Result,
 };
 
 const DELETED: &str = "DELETED";
@@ -376,15 +377,24 @@ pub(super) async fn update_group_images(
 pub(super) async fn lock_instance(
     conn: &mut PgConnection,
     instance_id: &str,
-) -> Result<Option<InstanceStatus>> {
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM instances WHERE id = $1 FOR UPDATE")
-            .bind(instance_id)
-            .fetch_optional(conn)
-            .await?;
-    status
-        .map(|s| rows::parse("instance status", &s))
-        .transpose()
+) -> Result<Option<(InstanceStatus, Phone)>> {
+    let row = sqlx::query(
+        "SELECT status, account_id, name, image_id, spec FROM instances WHERE id = $1 FOR UPDATE",
+    )
+    .bind(instance_id)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let status: String = row.try_get("status")?;
+    let phone = Phone {
+        account_id: row.try_get("account_id")?,
+        name: row.try_get("name")?,
+        image_id: row.try_get("image_id")?,
+        spec: row.try_get("spec")?,
+    };
+    Ok(Some((rows::parse("instance status", &status)?, phone)))
 }
 
 /// Moves an instance to `status` at `now_ms`.

@@ -3,23 +3,30 @@
 //! counters every child transition updates in the same transaction.
 
 use cloudphone_core::instance::{self, Plan};
-use cloudphone_core::{BatchCounts, InstanceStatus, TaskErrorCode, TaskStatus, TaskType};
+use cloudphone_core::{InstanceStatus, TaskErrorCode, TaskStatus, TaskType};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::SqliteStore;
-use super::fleet::{instance_status, set_instance_status};
 use super::rows::{self, parse};
-use crate::{Claim, Outcome, Result, StoreError, Swept};
+use crate::moves::BatchMoves;
+use crate::{Claim, Completion, Outcome, Phone, Result, StoreError, Swept};
 
 /// Runnable tasks in acceptance order: queued, due, and first among the unfinished tasks of
-/// their instance.
+/// their instance (so no two candidates share an instance), with their instance's status (NULL
+/// when the instance is gone or the task has none).
 const CANDIDATES: &str = "SELECT t.id, t.task_type, t.status, t.instance_id, t.param, \
-     t.attempt, t.prev_status, t.parent_id FROM tasks t \
+     t.attempt, t.prev_status, t.parent_id, i.status AS instance_status, \
+     i.account_id AS phone_account, i.name AS phone_name, i.image_id AS phone_image, \
+     i.spec AS phone_spec FROM tasks t \
+     LEFT JOIN instances i ON i.id = t.instance_id \
      WHERE t.run_state = 'queued' AND t.not_before_ms <= ? \
      AND NOT EXISTS (SELECT 1 FROM tasks u WHERE u.instance_id = t.instance_id \
                      AND u.run_state != 'done' AND u.seq < t.seq) \
      ORDER BY t.seq LIMIT ?";
+
+/// Rows per set-based UPDATE (a few parameters a row, far below SQLite's limit).
+const ROWS_PER_UPDATE: usize = 500;
 
 /// The columns of a task the engine works with.
 struct Work {
@@ -77,6 +84,7 @@ pub(super) async fn claim(
     }
     let lease_until = now_ms.saturating_add(lease_ms);
     let mut w = s.write().await?;
+    let mut moves = BatchMoves::default();
     loop {
         let want = i64::try_from(limit - claimed.len()).unwrap_or(i64::MAX);
         let candidates = sqlx::query(CANDIDATES)
@@ -87,26 +95,32 @@ pub(super) async fn claim(
         if candidates.is_empty() {
             break;
         }
+        // Decided here, written below in a few set-based statements: a statement per task
+        // would cost a round trip to the database thread each, which dominates under load.
+        let mut leases: Vec<(String, InstanceStatus)> = Vec::new();
+        let mut phones: Vec<(String, InstanceStatus, i64)> = Vec::new();
         // A task that ends at its precondition check lets the next task of its instance run:
         // look again when one did and there is room left.
         let mut settled = false;
         for row in &candidates {
             let t = work(row)?;
             let previous = if t.attempt == 0 {
-                let current = match &t.instance_id {
-                    Some(id) => instance_status(&mut w.tx, id).await?,
-                    None => None,
-                };
+                let current: Option<String> = row.try_get("instance_status")?;
+                let current = current
+                    .map(|c| parse::<InstanceStatus>("instance status", &c))
+                    .transpose()?
+                    .filter(|_| t.instance_id.is_some());
                 match current.map(|c| (c, instance::plan(t.task_type, c))) {
                     Some((current, Plan::Run { during })) => {
                         if during != current {
-                            let id = t.instance_id.as_deref().unwrap_or_default();
-                            set_instance_status(&mut w.tx, id, during, now_ms).await?;
+                            let id = t.instance_id.clone().unwrap_or_default();
+                            phones.push((id, during, now_ms));
                         }
                         current
                     }
                     Some((_, Plan::Skip)) => {
-                        end(&mut w.tx, &t, TaskStatus::Skipped, None, None, now_ms).await?;
+                        let to = TaskStatus::Skipped;
+                        end(&mut w.tx, &mut moves, &t, to, None, None, now_ms).await?;
                         settled = true;
                         continue;
                     }
@@ -119,7 +133,8 @@ pub(super) async fn claim(
                             }
                         };
                         let error = Some((code, msg.as_str()));
-                        end(&mut w.tx, &t, TaskStatus::Failed, None, error, now_ms).await?;
+                        let to = TaskStatus::Failed;
+                        end(&mut w.tx, &mut moves, &t, to, None, error, now_ms).await?;
                         settled = true;
                         continue;
                     }
@@ -128,24 +143,13 @@ pub(super) async fn claim(
                 // A retry resumes from the status the first attempt left: no new check.
                 t.previous()?
             };
-            sqlx::query(
-                "UPDATE tasks SET status = 'Processing', attempt = attempt + 1, owner = ?, \
-                 lease_ms = ?, run_state = 'leased', prev_status = ? WHERE id = ?",
-            )
-            .bind(owner)
-            .bind(lease_until)
-            .bind(previous.as_str())
-            .bind(&t.id)
-            .execute(&mut *w.tx)
-            .await?;
-            move_child(
-                &mut w.tx,
+            leases.push((t.id.clone(), previous));
+            moves.record(
                 t.parent_id.as_deref(),
                 t.status,
                 TaskStatus::Processing,
                 now_ms,
-            )
-            .await?;
+            );
             claimed.push(Claim {
                 task_id: t.id,
                 task_type: t.task_type,
@@ -153,14 +157,74 @@ pub(super) async fn claim(
                 param: t.param,
                 attempt: t.attempt + 1,
                 previous_status: previous,
+                phone: phone(row)?,
             });
         }
+        lease_tasks(&mut w.tx, &leases, owner, lease_until).await?;
+        set_instance_statuses(&mut w.tx, &phones).await?;
         if !settled || claimed.len() >= limit {
             break;
         }
     }
+    apply_moves(moves, &mut w.tx).await?;
     w.commit().await?;
     Ok(claimed)
+}
+
+/// The phone columns of a candidate row (NULL when the instance is gone).
+fn phone(row: &SqliteRow) -> Result<Option<Phone>> {
+    let Some(account_id) = row.try_get::<Option<String>, _>("phone_account")? else {
+        return Ok(None);
+    };
+    Ok(Some(Phone {
+        account_id,
+        name: row.try_get("phone_name")?,
+        image_id: row.try_get("phone_image")?,
+        spec: row.try_get("phone_spec")?,
+    }))
+}
+
+/// Leases tasks (id, the instance status before the first attempt) to `owner`.
+async fn lease_tasks(
+    conn: &mut SqliteConnection,
+    leases: &[(String, InstanceStatus)],
+    owner: &str,
+    lease_until: i64,
+) -> Result<()> {
+    for chunk in leases.chunks(ROWS_PER_UPDATE) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "UPDATE tasks SET status = 'Processing', attempt = attempt + 1, run_state = 'leased', \
+             owner = ",
+        );
+        qb.push_bind(owner)
+            .push(", lease_ms = ")
+            .push_bind(lease_until)
+            .push(", prev_status = v.column2 FROM (");
+        qb.push_values(chunk, |mut row, (id, previous)| {
+            row.push_bind(id).push_bind(previous.as_str());
+        });
+        qb.push(") AS v WHERE tasks.id = v.column1");
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Moves instances (id, status, when) to their new status, skipping any already there.
+async fn set_instance_statuses(
+    conn: &mut SqliteConnection,
+    phones: &[(String, InstanceStatus, i64)],
+) -> Result<()> {
+    for chunk in phones.chunks(ROWS_PER_UPDATE) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "UPDATE instances SET status = v.column2, modified_ms = v.column3 FROM (",
+        );
+        qb.push_values(chunk, |mut row, (id, status, at)| {
+            row.push_bind(id).push_bind(status.as_str()).push_bind(*at);
+        });
+        qb.push(") AS v WHERE instances.id = v.column1 AND instances.status != v.column2");
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 pub(super) async fn heartbeat(
@@ -181,52 +245,63 @@ pub(super) async fn heartbeat(
     Ok(done.rows_affected() == 1)
 }
 
-pub(super) async fn complete(
-    s: &SqliteStore,
-    task_id: &str,
-    attempt: i64,
-    outcome: &Outcome,
-    now_ms: i64,
-) -> Result<bool> {
+/// Ends every attempt of `items` in one transaction (group commit): each exactly as a single
+/// completion would, fenced by its attempt; the rows are written by a few set-based statements
+/// and each batch row once.
+pub(super) async fn complete_many(s: &SqliteStore, items: &[Completion]) -> Result<Vec<bool>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut w = s.write().await?;
-    let sql = format!(
-        "SELECT {WORK_COLUMNS} FROM tasks WHERE id = ? AND attempt = ? AND run_state = 'leased'"
-    );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(task_id)
-        .bind(attempt)
-        .fetch_optional(&mut *w.tx)
-        .await?;
-    let Some(row) = row else {
-        // Not the current attempt (or not running): write nothing.
-        return Ok(false);
-    };
-    let t = work(&row)?;
-    let previous = t.previous()?;
-    let after = match outcome {
-        Outcome::Finished { result } => {
-            end(
-                &mut w.tx,
-                &t,
+    let current = leased_rows(&mut w.tx, items).await?;
+    let mut moves = BatchMoves::default();
+    let mut done = Vec::with_capacity(items.len());
+    let mut ends: Vec<Ending> = Vec::new();
+    let mut phones: Vec<(String, InstanceStatus, i64)> = Vec::new();
+    for item in items {
+        // Fenced: only the current attempt of a running task, and only once.
+        let Some(t) = current
+            .get(&item.task_id)
+            .filter(|t| t.attempt == item.attempt)
+            .filter(|t| !ends.iter().any(|e| e.id == t.id))
+        else {
+            done.push(false);
+            continue;
+        };
+        let previous = t.previous()?;
+        let (to, after) = match &item.outcome {
+            Outcome::Finished { .. } => (
                 TaskStatus::Finished,
-                Some(result),
-                None,
-                now_ms,
-            )
-            .await?;
-            instance::after_success(t.task_type, previous)
+                instance::after_success(t.task_type, previous),
+            ),
+            Outcome::Failed { .. } => (
+                TaskStatus::Failed,
+                instance::after_failure(t.task_type, previous),
+            ),
+        };
+        moves.record(t.parent_id.as_deref(), t.status, to, item.now_ms);
+        if let Some(instance_id) = &t.instance_id {
+            phones.push((instance_id.clone(), after, item.now_ms));
         }
-        Outcome::Failed { code, message } => {
-            let error = Some((*code, message.as_str()));
-            end(&mut w.tx, &t, TaskStatus::Failed, None, error, now_ms).await?;
-            instance::after_failure(t.task_type, previous)
-        }
-    };
-    if let Some(instance_id) = &t.instance_id {
-        settle_instance(&mut w.tx, instance_id, after, now_ms).await?;
+        ends.push(Ending {
+            id: t.id.clone(),
+            to,
+            item,
+        });
+        done.push(true);
+    }
+    end_tasks(&mut w.tx, &ends).await?;
+    for e in &ends {
+        let t = &current[&e.id];
+        let result = match &e.item.outcome {
+            Outcome::Finished { result } => Some(result.as_str()),
+            Outcome::Failed { .. } => None,
+        };
+        super::backups::settle(&mut w.tx, &t.id, t.task_type, e.to, result, e.item.now_ms).await?;
         // A phone moved to a new image runs it from now on; in the same transaction as the
         // task's end, so the two never disagree.
-        if t.task_type == TaskType::UpdateGroupImage && matches!(outcome, Outcome::Finished { .. })
+        if let (TaskType::UpdateGroupImage, TaskStatus::Finished, Some(instance_id)) =
+            (t.task_type, e.to, &t.instance_id)
         {
             sqlx::query(
                 "UPDATE instances SET image_id = \
@@ -241,8 +316,68 @@ pub(super) async fn complete(
             .await?;
         }
     }
+    set_instance_statuses(&mut w.tx, &phones).await?;
+    apply_moves(moves, &mut w.tx).await?;
     w.commit().await?;
-    Ok(true)
+    Ok(done)
+}
+
+/// A task to end, and how.
+struct Ending<'a> {
+    id: String,
+    to: TaskStatus,
+    item: &'a Completion,
+}
+
+/// The leased tasks among those `items` name, by id.
+async fn leased_rows(
+    conn: &mut SqliteConnection,
+    items: &[Completion],
+) -> Result<std::collections::HashMap<String, Work>> {
+    let mut found = std::collections::HashMap::with_capacity(items.len());
+    for chunk in items.chunks(ROWS_PER_UPDATE) {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {WORK_COLUMNS} FROM tasks WHERE run_state = 'leased' AND id IN ("
+        ));
+        let mut ids = qb.separated(", ");
+        for item in chunk {
+            ids.push_bind(&item.task_id);
+        }
+        qb.push(")");
+        for row in qb.build().fetch_all(&mut *conn).await? {
+            let t = work(&row)?;
+            found.insert(t.id.clone(), t);
+        }
+    }
+    Ok(found)
+}
+
+/// Writes the terminal status, result or error, and finish time of each ending task.
+async fn end_tasks(conn: &mut SqliteConnection, ends: &[Ending<'_>]) -> Result<()> {
+    for chunk in ends.chunks(ROWS_PER_UPDATE) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "UPDATE tasks SET status = v.column2, result = v.column3, error_code = v.column4, \
+             error_msg = v.column5, finish_ms = v.column6, run_state = 'done', lease_ms = NULL \
+             FROM (",
+        );
+        qb.push_values(chunk, |mut row, e| {
+            let (result, code, message) = match &e.item.outcome {
+                Outcome::Finished { result } => (Some(result.as_str()), None, None),
+                Outcome::Failed { code, message } => {
+                    (None, Some(code.as_str()), Some(message.as_str()))
+                }
+            };
+            row.push_bind(&e.id)
+                .push_bind(e.to.as_str())
+                .push_bind(result)
+                .push_bind(code)
+                .push_bind(message)
+                .push_bind(e.item.now_ms);
+        });
+        qb.push(") AS v WHERE tasks.id = v.column1");
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 pub(super) async fn sweep_expired(
@@ -260,6 +395,7 @@ pub(super) async fn sweep_expired(
         .bind(now_ms)
         .fetch_all(&mut *w.tx)
         .await?;
+    let mut moves = BatchMoves::default();
     let mut swept = Vec::with_capacity(expired.len());
     for row in &expired {
         let t = work(row)?;
@@ -283,7 +419,8 @@ pub(super) async fn sweep_expired(
                 TaskErrorCode::InstanceUnreachable
             };
             let error = Some((code, code.default_message()));
-            end(&mut w.tx, &t, TaskStatus::Failed, None, error, now_ms).await?;
+            let to = TaskStatus::Failed;
+            end(&mut w.tx, &mut moves, &t, to, None, error, now_ms).await?;
             if let Some(instance_id) = &t.instance_id {
                 let after = instance::after_failure(t.task_type, t.previous()?);
                 settle_instance(&mut w.tx, instance_id, after, now_ms).await?;
@@ -294,6 +431,7 @@ pub(super) async fn sweep_expired(
             });
         }
     }
+    apply_moves(moves, &mut w.tx).await?;
     w.commit().await?;
     Ok(swept)
 }
@@ -306,9 +444,10 @@ pub(super) async fn expire_all_leases(s: &SqliteStore) -> Result<u64> {
     Ok(done.rows_affected())
 }
 
-/// Ends a task in terminal status `to` and updates its batch.
+/// Ends a task in terminal status `to` and records the move for its batch.
 async fn end(
     conn: &mut SqliteConnection,
+    moves: &mut BatchMoves,
     t: &Work,
     to: TaskStatus,
     result: Option<&str>,
@@ -328,7 +467,8 @@ async fn end(
     .execute(&mut *conn)
     .await?;
     super::backups::settle(conn, &t.id, t.task_type, to, result, now_ms).await?;
-    move_child(conn, t.parent_id.as_deref(), t.status, to, now_ms).await
+    moves.record(t.parent_id.as_deref(), t.status, to, now_ms);
+    Ok(())
 }
 
 /// Moves an instance to where a finished attempt leaves it (no write when it is there already).
@@ -348,48 +488,38 @@ async fn settle_instance(
     Ok(())
 }
 
-/// Applies one child's move from `from` to `to` to its batch: counters, status, and the finish
-/// time once the batch is terminal.
-async fn move_child(
-    conn: &mut SqliteConnection,
-    parent_id: Option<&str>,
-    from: TaskStatus,
-    to: TaskStatus,
-    now_ms: i64,
-) -> Result<()> {
-    let Some(parent_id) = parent_id else {
-        return Ok(());
-    };
-    if from == to {
-        return Ok(());
+/// Applies the children's moves of one transaction to their batches: counters, status, and
+/// the finish time once a batch is terminal; one read and one write per batch.
+async fn apply_moves(moves: BatchMoves, conn: &mut SqliteConnection) -> Result<()> {
+    for (parent_id, change) in moves.into_changes() {
+        let row = sqlx::query(
+            "SELECT c_waiting, c_processing, c_finished, c_failed, c_skipped FROM tasks \
+             WHERE id = ? AND level = 1",
+        )
+        .bind(&parent_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::Corrupt(format!("batch {parent_id} is missing")));
+        };
+        let counts = rows::batch_counts(&row)?.add(&change.delta);
+        let status = counts.status();
+        sqlx::query(
+            "UPDATE tasks SET c_waiting = ?, c_processing = ?, c_finished = ?, c_failed = ?, \
+             c_skipped = ?, status = ?, \
+             finish_ms = CASE WHEN ? THEN COALESCE(finish_ms, ?) ELSE NULL END WHERE id = ?",
+        )
+        .bind(counts.waiting)
+        .bind(counts.processing)
+        .bind(counts.finished)
+        .bind(counts.failed)
+        .bind(counts.skipped)
+        .bind(status.as_str())
+        .bind(status.is_terminal())
+        .bind(change.at_ms)
+        .bind(&parent_id)
+        .execute(&mut *conn)
+        .await?;
     }
-    let row = sqlx::query(
-        "SELECT c_waiting, c_processing, c_finished, c_failed, c_skipped FROM tasks \
-         WHERE id = ? AND level = 1",
-    )
-    .bind(parent_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        return Err(StoreError::Corrupt(format!("batch {parent_id} is missing")));
-    };
-    let counts = rows::batch_counts(&row)?.add(&BatchCounts::delta(from, to));
-    let status = counts.status();
-    sqlx::query(
-        "UPDATE tasks SET c_waiting = ?, c_processing = ?, c_finished = ?, c_failed = ?, \
-         c_skipped = ?, status = ?, \
-         finish_ms = CASE WHEN ? THEN COALESCE(finish_ms, ?) ELSE NULL END WHERE id = ?",
-    )
-    .bind(counts.waiting)
-    .bind(counts.processing)
-    .bind(counts.finished)
-    .bind(counts.failed)
-    .bind(counts.skipped)
-    .bind(status.as_str())
-    .bind(status.is_terminal())
-    .bind(now_ms)
-    .bind(parent_id)
-    .execute(conn)
-    .await?;
     Ok(())
 }

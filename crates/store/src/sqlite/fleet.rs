@@ -1,7 +1,6 @@
 //! Instance groups and instances: creation with their provisioning tasks, listings, lookups,
 //! changes and deletion.
 
-use cloudphone_core::InstanceStatus;
 use cloudphone_core::resources::{Group, GroupSummary, Instance};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
@@ -353,34 +352,4 @@ pub(super) async fn update_group_images(
         tasks::insert_batch(&mut w.tx, batch).await?;
     }
     w.commit().await
-}
-
-/// The status of an instance now, `None` if there is no such instance.
-pub(super) async fn instance_status(
-    conn: &mut SqliteConnection,
-    instance_id: &str,
-) -> Result<Option<InstanceStatus>> {
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM instances WHERE id = ?")
-        .bind(instance_id)
-        .fetch_optional(conn)
-        .await?;
-    status
-        .map(|s| rows::parse("instance status", &s))
-        .transpose()
-}
-
-/// Moves an instance to `status` at `now_ms`.
-pub(super) async fn set_instance_status(
-    conn: &mut SqliteConnection,
-    instance_id: &str,
-    status: InstanceStatus,
-    now_ms: i64,
-) -> Result<()> {
-    sqlx::query("UPDATE instances SET status = ?, modified_ms = ? WHERE id = ?")
-        .bind(status.as_str())
-        .bind(now_ms)
-        .bind(instance_id)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
