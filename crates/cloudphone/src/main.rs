@@ -1,6 +1,7 @@
 //! The `cloudphone` command: `serve` runs a node; `keys create` adds an access key to a data dir;
-//! `cp` copies files into and out of a server's object store.
+//! `cp` copies files into and out of a server's object store; `bench` runs the benchmark.
 
+mod bench;
 mod cp;
 
 use std::path::PathBuf;
@@ -37,6 +38,10 @@ enum Command {
     /// Copy a file to or from a server's object store: `cp LOCAL oss://bucket/key` or
     /// `cp oss://bucket/key LOCAL` (http:// endpoints only: no TLS in this build).
     Cp(cp::CpArgs),
+    /// Benchmark the read path, the write path, the SQLite limit and a Celery peer against a
+    /// real server started as a child process, and write one table (see bench/README.md; run it
+    /// through bench/run, which installs wrk, Redis and Celery).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -148,6 +153,7 @@ async fn main() -> anyhow::Result<()> {
             user,
         }) => create_key(data_dir, database_url, account, user).await,
         Command::Cp(args) => cp::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
 

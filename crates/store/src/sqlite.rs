@@ -7,7 +7,7 @@
 //! transaction (so two writers never deadlock on a lock upgrade). Readers never block.
 //!
 //! The SQL lives in the submodules, one per area of the trait:
-//! [`accounts`] (keys, nonces, settings), [`buckets`] (object-store buckets), [`fleet`] (groups
+//! [`accounts`] (keys, nonces, settings), [`nonces`] (nonces written in groups), [`buckets`] (object-store buckets), [`fleet`] (groups
 //! and instances), [`tasks`] (creation and DescribeTasks), [`engine`] (claim, leases, completion,
 //! sweep) and [`rows`] (decoding rows into domain types).
 
@@ -17,10 +17,12 @@ mod backups;
 mod buckets;
 mod engine;
 mod fleet;
+mod nonces;
 mod rows;
 mod tasks;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -45,7 +47,8 @@ const POOL_SIZE: u32 = 6;
 pub struct SqliteStore {
     pool: SqlitePool,
     /// Held for the whole of every write, in-process.
-    writer: Mutex<()>,
+    writer: Arc<Mutex<()>>,
+    nonces: nonces::NonceWriter,
 }
 
 /// A write transaction (`BEGIN IMMEDIATE`) and this process's writer turn. Dropping it without
@@ -81,9 +84,11 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let writer = Arc::new(Mutex::new(()));
         Ok(SqliteStore {
+            nonces: nonces::NonceWriter::start(pool.clone(), writer.clone()),
             pool,
-            writer: Mutex::new(()),
+            writer,
         })
     }
 

@@ -283,6 +283,25 @@ async fn check_nonces(store: &dyn Store) {
         store.remember_nonce("k1", "n1", 3_000).await.unwrap(),
         "forgotten"
     );
+
+    // Calls arriving together (a store may write their nonces in one group): each nonce is
+    // new exactly once, however many calls carry it.
+    let calls = (0..64).map(|i| {
+        let nonce = format!("c{}", i % 16);
+        async move {
+            (
+                nonce.clone(),
+                store.remember_nonce("k3", &nonce, 9_000).await.unwrap(),
+            )
+        }
+    });
+    let answers = futures::future::join_all(calls).await;
+    let mut fresh: BTreeMap<String, usize> = BTreeMap::new();
+    for (nonce, new) in answers {
+        *fresh.entry(nonce).or_default() += usize::from(new);
+    }
+    assert_eq!(fresh.len(), 16);
+    assert!(fresh.values().all(|&n| n == 1), "{fresh:?}");
 }
 
 async fn check_settings(store: &dyn Store) {

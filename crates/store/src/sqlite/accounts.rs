@@ -50,24 +50,15 @@ pub(super) async fn access_key(s: &SqliteStore, key_id: &str) -> Result<Option<A
     .transpose()
 }
 
-/// A nonce is accepted once: until [`purge_nonces`] forgets it, it is a replay.
+/// A nonce is accepted once: until [`purge_nonces`] forgets it, it is a replay. Written in
+/// groups with the other calls' nonces ([`super::nonces`]).
 pub(super) async fn remember_nonce(
     s: &SqliteStore,
     key_id: &str,
     nonce: &str,
     expires_ms: i64,
 ) -> Result<bool> {
-    let _turn = s.turn().await;
-    let done = sqlx::query(
-        "INSERT INTO nonces (key_id, nonce, expires_ms) VALUES (?, ?, ?) \
-         ON CONFLICT (key_id, nonce) DO NOTHING",
-    )
-    .bind(key_id)
-    .bind(nonce)
-    .bind(expires_ms)
-    .execute(&s.pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    s.nonces.remember(key_id, nonce, expires_ms).await
 }
 
 pub(super) async fn purge_nonces(s: &SqliteStore, now_ms: i64) -> Result<u64> {

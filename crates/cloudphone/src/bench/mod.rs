@@ -1,0 +1,892 @@
+//! `cloudphone bench`: the benchmark of issue 6, in one run and one table. It measures the read
+//! path (DescribeTasks over HTTP against the same statements run directly in SQLite, at growing
+//! sizes, plus requests per second with wrk), the write path (one 1,000-phone call, end-to-end
+//! throughput on SQLite and PostgreSQL, the raw SQLite limit) and a Celery + Redis peer, and
+//! writes the results as Markdown. Every number comes from the real `cloudphone serve` binary,
+//! started as a child process and called through the signed API, as a user would.
+//!
+//! [`load`] makes the data, [`client`] signs calls, [`server`] runs the server, [`read`],
+//! [`write`], [`wrk`] and [`peer`] measure, [`report`] writes the table.
+
+mod client;
+mod load;
+mod peer;
+mod read;
+mod report;
+mod server;
+mod write;
+mod wrk;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use client::{Client, Credentials};
+use load::Dataset;
+use read::{Query, Shape};
+use report::{Report, Table, Verdict, ms, rate, short_count, thousands};
+use server::{Server, ServerSpec, fresh_dir};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Everything: read path, write path, the SQLite limit and the Celery peer; one table.
+    All(Options),
+    /// The read path only: load, DescribeTasks over HTTP and in SQL at each size, wrk.
+    Read(Options),
+    /// The write path only: SQLite and PostgreSQL servers, the SQLite limit, the Celery peer.
+    Write(Options),
+}
+
+#[derive(Args, Clone, Debug)]
+struct Options {
+    /// Tasks (Levels 1 and 2) in the read benchmark's store at its largest size.
+    #[arg(long, default_value_t = 1_000_000)]
+    tasks: u64,
+    /// Sizes to measure on the way up (those above --tasks are left out; --tasks always is).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    growth: Vec<u64>,
+    /// Phones the read benchmark's tasks run on.
+    #[arg(long, default_value_t = 10_000)]
+    phones: usize,
+    /// Measured DescribeTasks calls per shape (after the warm-up).
+    #[arg(long, default_value_t = 1000)]
+    requests: usize,
+    /// Warm-up calls per shape (not timed; they also check the SQL against the API's totals).
+    #[arg(long, default_value_t = 100)]
+    warmup: usize,
+    /// MaxResults of every DescribeTasks call (100, the largest page, unless told).
+    #[arg(long, default_value_t = 100)]
+    page_size: usize,
+    /// Pre-signed requests written for each wrk run (each may be sent once).
+    #[arg(long, default_value_t = 300_000)]
+    wrk_requests: u64,
+    #[arg(long, default_value_t = 10)]
+    wrk_seconds: u32,
+    #[arg(long, default_value_t = 16)]
+    wrk_connections: u32,
+    #[arg(long, default_value_t = 2)]
+    wrk_threads: u32,
+    /// Phones the write benchmark creates through the API.
+    #[arg(long, default_value_t = 10_000)]
+    write_phones: usize,
+    /// Phones in the single big call (the API allows 1,000 at most).
+    #[arg(long, default_value_t = 1000)]
+    big: usize,
+    /// How many times the big call is made (each after the previous batch ended).
+    #[arg(long, default_value_t = 10)]
+    big_repeats: usize,
+    /// End to end: this many RebootAndroidInstancesInGroup calls ...
+    #[arg(long, default_value_t = 100)]
+    calls: usize,
+    /// ... of this many phones each.
+    #[arg(long, default_value_t = 100)]
+    per_call: usize,
+    /// Client tasks submitting those calls at once.
+    #[arg(long, default_value_t = 4)]
+    submitters: usize,
+    /// The write benchmark server's --concurrency.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Tasks per transaction in the raw SQLite limit.
+    #[arg(long, default_value_t = 500)]
+    limit_per_tx: usize,
+    /// Processes of the Celery worker.
+    #[arg(long, default_value_t = 2)]
+    celery_concurrency: u32,
+    #[arg(long)]
+    skip_postgres: bool,
+    #[arg(long)]
+    skip_peer: bool,
+    #[arg(long)]
+    skip_wrk: bool,
+    /// Keep the work dir (data dirs, databases, logs) instead of removing it at the end.
+    #[arg(long)]
+    keep: bool,
+    /// A small run for a smoke test: 20k tasks (10k, 20k), 200 calls per shape, 1,000 write
+    /// tasks, short wrk runs.
+    #[arg(long)]
+    quick: bool,
+    /// Scratch space: data dirs, the PostgreSQL cluster, Redis, request files (emptied first,
+    /// removed at the end unless --keep).
+    #[arg(long, default_value = "/tmp/cloudphone-bench")]
+    work_dir: PathBuf,
+    /// Where the Markdown report goes.
+    #[arg(long, default_value = "bench/results/latest.md")]
+    out: PathBuf,
+    /// The server binary (default: this one).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    #[arg(long, default_value = "bench/.venv/bin/python")]
+    python: PathBuf,
+    #[arg(long, default_value = "bench/celery_peer.py")]
+    celery_script: PathBuf,
+    #[arg(long, default_value = "scripts/pg-cluster")]
+    pg_cluster: PathBuf,
+}
+
+impl Options {
+    fn apply_quick(&mut self) {
+        if !self.quick {
+            return;
+        }
+        self.tasks = self.tasks.min(20_000);
+        self.growth = vec![10_000];
+        self.requests = self.requests.min(200);
+        self.warmup = self.warmup.min(20);
+        self.wrk_requests = self.wrk_requests.min(60_000);
+        self.wrk_seconds = self.wrk_seconds.min(3);
+        self.write_phones = self.write_phones.min(1000);
+        self.big_repeats = self.big_repeats.min(3);
+        self.calls = self.calls.min(10);
+    }
+
+    fn sizes(&self) -> Vec<u64> {
+        let mut sizes: Vec<u64> = self
+            .growth
+            .iter()
+            .copied()
+            .filter(|&s| s > 0 && s < self.tasks)
+            .chain([self.tasks])
+            .collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        sizes
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let (mut opts, read, write) = match args.command {
+        BenchCommand::All(o) => (o, true, true),
+        BenchCommand::Read(o) => (o, true, false),
+        BenchCommand::Write(o) => (o, false, true),
+    };
+    opts.apply_quick();
+    let started = Instant::now();
+    let load_at_start = load_average();
+    let binary = match &opts.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().context("finding this binary")?,
+    };
+    let work = fresh_dir(&opts.work_dir)?;
+    let creds = Credentials {
+        key_id: format!("LTAIbench{}", cloudphone_core::ids::secret(12)),
+        secret: cloudphone_core::ids::secret(30),
+    };
+    let mut bench = Bench {
+        opts: opts.clone(),
+        binary,
+        work,
+        creds,
+        report: Report::default(),
+        timings: Table::new(
+            "Where the time went",
+            &["phase", "seconds", "load average (1, 5, 15 min) at its end"],
+        ),
+    };
+    if read {
+        let t = Instant::now();
+        if let Err(e) = bench.read_path().await {
+            bench.failed("read path", &e);
+        }
+        bench.timed("read path, all sizes", t);
+    }
+    if write {
+        bench.write_path().await;
+    }
+    bench.timed("whole run", started);
+    let Bench {
+        report, timings, ..
+    } = &mut bench;
+    report.tables.push(timings.clone());
+    let markdown = report.markdown(
+        "cloudphone benchmark (issue 6)",
+        &preamble(&opts, started.elapsed().as_secs_f64(), &load_at_start),
+    );
+    println!("{markdown}");
+    if let Some(dir) = opts.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&opts.out, &markdown)
+        .with_context(|| format!("writing {}", opts.out.display()))?;
+    eprintln!("cloudphone bench: report written to {}", opts.out.display());
+    if !opts.keep {
+        // The 1M-task database alone takes about 1 GB.
+        let _ = std::fs::remove_dir_all(&opts.work_dir);
+    }
+    Ok(())
+}
+
+struct Bench {
+    opts: Options,
+    binary: PathBuf,
+    work: PathBuf,
+    creds: Credentials,
+    report: Report,
+    timings: Table,
+}
+
+/// One cell of the write table, from one server's results.
+type Cell = Box<dyn Fn(&write::WriteResult) -> String>;
+
+/// The issue's targets.
+const P99_TARGET_MS: f64 = 5.0;
+const SQL_RATIO_TARGET: f64 = 3.0;
+const RPS_TARGET: f64 = 10_000.0;
+const BIG_CALL_TARGET_MS: f64 = 50.0;
+const E2E_TARGET: f64 = 20_000.0;
+const PEER_RATIO_TARGET: f64 = 30.0;
+const RSS_TARGET_MB: f64 = 150.0;
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+impl Bench {
+    fn failed(&mut self, what: &str, e: &anyhow::Error) {
+        eprintln!("cloudphone bench: {what} failed: {e:#}");
+        self.report.line(
+            what,
+            format!("failed: {}", format!("{e:#}").replace('|', "/")),
+            "",
+            Verdict::Miss,
+        );
+    }
+
+    fn timed(&mut self, phase: &str, since: Instant) {
+        let secs = since.elapsed().as_secs_f64();
+        let load = load_average();
+        eprintln!("cloudphone bench: {phase}: {secs:.1} s (load average {load})");
+        self.timings
+            .row(vec![phase.to_string(), format!("{secs:.1}"), load]);
+    }
+
+    fn spec(&self, data_dir: PathBuf) -> ServerSpec {
+        ServerSpec {
+            binary: self.binary.clone(),
+            data_dir,
+            database_url: None,
+            sim_delay_ms: None,
+            concurrency: None,
+            creds: self.creds.clone(),
+        }
+    }
+
+    async fn read_path(&mut self) -> anyhow::Result<()> {
+        let opts = self.opts.clone();
+        let data_dir = self.work.join("read");
+        let db = data_dir.join("cloudphone.db");
+        let sizes = opts.sizes();
+        let mut data = Dataset::new(opts.phones, opts.tasks, 42);
+        let t = Instant::now();
+        data.create(&data_dir).await?;
+        self.timed("create the read data dir (phones)", t);
+
+        let mut growth = Table::new(
+            "Growth: DescribeTasks p99 over HTTP (SQL p99) at each size",
+            &["shape"],
+        );
+        growth
+            .header
+            .extend(sizes.iter().map(|s| format!("{} tasks", short_count(*s))));
+        let mut growth_rows: Vec<Vec<String>> = Shape::ALL
+            .iter()
+            .map(|s| vec![s.name().to_string()])
+            .collect();
+        let mut rss_row = vec!["server peak RSS (VmHWM)".to_string()];
+        let mut load_row = vec!["load time, file size".to_string()];
+        let largest = *sizes.last().unwrap_or(&opts.tasks);
+
+        for &size in &sizes {
+            let t = Instant::now();
+            let stats = data.grow_to(&data_dir, size).await?;
+            self.timed(&format!("load to {}", short_count(size)), t);
+            load_row.push(format!(
+                "+{} rows in {:.1} s, {:.0} MB",
+                thousands(stats.rows),
+                stats.elapsed.as_secs_f64(),
+                mb(stats.file_bytes)
+            ));
+
+            let t = Instant::now();
+            let server = Server::start(&self.spec(data_dir.clone())).await?;
+            let client = Client::new(&server.address, self.creds.clone())?;
+            read::wait_ready(&client).await?;
+            self.timed(&format!("start the server at {}", short_count(size)), t);
+            let pool = read::sql_pool(&db).await?;
+
+            let mut table = Table::new(
+                &format!(
+                    "DescribeTasks at {} tasks (MaxResults={}, {} calls per shape after {} warm-up)",
+                    thousands(size),
+                    opts.page_size,
+                    thousands(opts.requests as u64),
+                    opts.warmup
+                ),
+                &[
+                    "shape",
+                    "HTTP p50",
+                    "HTTP p99",
+                    "SQL p50",
+                    "SQL p99",
+                    "HTTP p99 / SQL p99",
+                    "mean TotalCount",
+                ],
+            );
+            let mut plans = String::new();
+            for (i, &shape) in Shape::ALL.iter().enumerate() {
+                let t = Instant::now();
+                let r = read::measure_shape(
+                    shape,
+                    &mut data,
+                    &client,
+                    &pool,
+                    opts.warmup,
+                    opts.requests,
+                    opts.page_size,
+                )
+                .await
+                .with_context(|| format!("measuring {} at {size}", shape.name()))?;
+                self.timed(&format!("{} at {}", shape.name(), short_count(size)), t);
+                let ratio = r.http.p99() / r.sql.p99();
+                table.row(vec![
+                    shape.name().to_string(),
+                    ms(r.http.p50()),
+                    ms(r.http.p99()),
+                    ms(r.sql.p50()),
+                    ms(r.sql.p99()),
+                    format!("{ratio:.1}x"),
+                    thousands(r.mean_total.round() as u64),
+                ]);
+                growth_rows[i].push(format!("{} ({})", ms(r.http.p99()), ms(r.sql.p99())));
+                if r.mismatches > 0 {
+                    table.note.push_str(&format!(
+                        "{}: {} warm-up answers had a TotalCount other than the SQL count. ",
+                        shape.name(),
+                        r.mismatches
+                    ));
+                }
+                plans.push_str(&format!("{}\n{}\n", shape.name(), r.plan));
+                if size == largest {
+                    let pass = r.http.p99() <= P99_TARGET_MS && ratio <= SQL_RATIO_TARGET;
+                    self.report.line(
+                        &format!(
+                            "DescribeTasks p99, {}, {} tasks",
+                            shape.name(),
+                            short_count(size)
+                        ),
+                        format!(
+                            "{} (p50 {}; SQL p99 {}, {ratio:.1}x)",
+                            ms(r.http.p99()),
+                            ms(r.http.p50()),
+                            ms(r.sql.p99())
+                        ),
+                        "<= 5 ms and <= 3x SQL",
+                        Verdict::of(pass),
+                    );
+                }
+            }
+            if size == largest && !opts.skip_wrk {
+                let t = Instant::now();
+                if let Err(e) = self.wrk_runs(&mut data, &server.address).await {
+                    self.failed("wrk", &e);
+                }
+                self.timed("wrk (signing the request files and both runs)", t);
+            }
+            pool.close().await;
+            let rss = server.peak_rss().unwrap_or(0);
+            server.stop().await?;
+            rss_row.push(format!("{:.0} MB", mb(rss)));
+            if size == largest {
+                self.report.line(
+                    &format!("server peak RSS with {} tasks", short_count(size)),
+                    format!("{:.0} MB", mb(rss)),
+                    "<= 150 MB",
+                    Verdict::of(mb(rss) <= RSS_TARGET_MB),
+                );
+                self.report.sections.push((
+                    format!(
+                        "Query plans at {} tasks (EXPLAIN QUERY PLAN)",
+                        thousands(size)
+                    ),
+                    format!("```\n{plans}```"),
+                ));
+            }
+            self.report.tables.push(table);
+        }
+        for row in growth_rows {
+            growth.row(row);
+        }
+        growth.row(rss_row);
+        growth.row(load_row);
+        growth.note = "Each size is measured on a server started afresh after loading; peak RSS \
+                       is read after that size's measurements (at the largest size, after wrk)."
+            .into();
+        self.report.tables.push(growth);
+        Ok(())
+    }
+
+    /// Two wrk runs at 16 connections: every shape but the NextToken walk (whose tokens depend
+    /// on the previous answer), and the polling shapes alone.
+    async fn wrk_runs(&mut self, data: &mut Dataset, address: &str) -> anyhow::Result<()> {
+        let opts = self.opts.clone();
+        let mixes: [(&str, &[Shape]); 2] = [
+            (
+                "six shapes mixed (all but NextToken)",
+                &[
+                    Shape::InvokeId,
+                    Shape::ParentTaskId,
+                    Shape::InstanceId,
+                    Shape::Processing,
+                    Shape::TypeLevel1,
+                    Shape::NoFilter,
+                ],
+            ),
+            (
+                "polling shapes (InvokeId, ParentTaskId, InstanceId)",
+                &[Shape::InvokeId, Shape::ParentTaskId, Shape::InstanceId],
+            ),
+        ];
+        let mut table = Table::new(
+            &format!(
+                "Requests per second: wrk -t{} -c{} -d{}s, pre-signed DescribeTasks (MaxResults={})",
+                opts.wrk_threads, opts.wrk_connections, opts.wrk_seconds, opts.page_size
+            ),
+            &[
+                "mix",
+                "requests/s",
+                "requests",
+                "non-2xx",
+                "socket errors",
+                "wrk p50",
+                "wrk p99",
+                "sample line",
+            ],
+        );
+        for (name, shapes) in mixes {
+            let file = self.work.join("presigned.txt");
+            let date = client::date_now();
+            let host = address.to_string();
+            let creds = self.creds.clone();
+            let calls: Vec<client::SignedCall> = (0..opts.wrk_requests)
+                .map(|i| {
+                    let shape = shapes[i as usize % shapes.len()];
+                    let q = Query::pick(shape, data);
+                    client::sign(
+                        &creds,
+                        &host,
+                        "DescribeTasks",
+                        &q.params(opts.page_size, None),
+                        &date,
+                        &client::nonce(),
+                    )
+                })
+                .collect();
+            let last = wrk::line(calls.last().context("no requests to write")?);
+            wrk::write_file(&file, calls.into_iter())?;
+            // The file's last line, sent as wrk's script would build it, must be answered 200.
+            let sample = wrk::send_raw(address, &wrk::raw_request(&last)).await?;
+            let (r, _out) = wrk::run(
+                address,
+                &self.work,
+                &file,
+                opts.wrk_threads,
+                opts.wrk_connections,
+                opts.wrk_seconds,
+            )
+            .await?;
+            let _ = std::fs::remove_file(&file);
+            let pass =
+                r.rps() >= RPS_TARGET && r.non2xx == 0 && r.socket_errors == 0 && sample == 200;
+            self.report.line(
+                &format!(
+                    "DescribeTasks requests/s, {} connections, {name}",
+                    opts.wrk_connections
+                ),
+                format!(
+                    "{} ({} non-2xx, {} socket errors)",
+                    rate(r.rps()),
+                    thousands(r.non2xx),
+                    thousands(r.socket_errors)
+                ),
+                ">= 10,000, all 2xx",
+                Verdict::of(pass),
+            );
+            table.row(vec![
+                name.to_string(),
+                rate(r.rps()),
+                thousands(r.requests),
+                thousands(r.non2xx),
+                thousands(r.socket_errors),
+                ms(r.p50_ms),
+                ms(r.p99_ms),
+                format!("HTTP {sample}"),
+            ]);
+        }
+        table.note = "Each request carries its own nonce, so each line of the request file can be \
+                      sent once; a run that used them all up would show replays as non-2xx. The \
+                      sample line is the file's last one, sent as the Lua script builds it."
+            .into();
+        self.report.tables.push(table);
+        Ok(())
+    }
+
+    async fn write_path(&mut self) {
+        let opts = self.opts.clone();
+        let wopts = write::WriteOptions {
+            phones: opts.write_phones,
+            big: opts.big.min(opts.write_phones),
+            big_repeats: opts.big_repeats,
+            calls: opts.calls,
+            per_call: opts.per_call,
+            submitters: opts.submitters,
+        };
+        let tasks = (opts.calls * opts.per_call).min(opts.write_phones) as u64;
+        let mut table = Table::new(
+            &format!(
+                "Write path: --sim-delay-ms 0 --concurrency {}, {} phones",
+                opts.concurrency,
+                thousands(opts.write_phones as u64)
+            ),
+            &["measurement", "SQLite", "PostgreSQL"],
+        );
+        let mut results: Vec<Option<write::WriteResult>> = Vec::new();
+        for pg in [false, true] {
+            let label = if pg { "PostgreSQL" } else { "SQLite" };
+            if pg && opts.skip_postgres {
+                results.push(None);
+                continue;
+            }
+            let t = Instant::now();
+            let outcome = self.write_server(pg, &wopts).await;
+            self.timed(&format!("write path on {label}"), t);
+            match outcome {
+                Ok(r) => results.push(Some(r)),
+                Err(e) => {
+                    self.failed(&format!("write path on {label}"), &e);
+                    results.push(None);
+                }
+            }
+        }
+        let cell = |f: &dyn Fn(&write::WriteResult) -> String, r: &Option<write::WriteResult>| {
+            r.as_ref().map_or("-".to_string(), f)
+        };
+        let rows: Vec<(String, Cell)> = vec![
+            (
+                format!(
+                    "create {} phones, until all RUNNING",
+                    thousands(opts.write_phones as u64)
+                ),
+                Box::new(|r| format!("{:.1} s", r.provision.as_secs_f64())),
+            ),
+            (
+                format!(
+                    "one {}-phone call returns: p50 / max of {}",
+                    wopts.big, opts.big_repeats
+                ),
+                Box::new(|r| format!("{} / {}", ms(r.big_calls.p50()), ms(r.big_calls.max_ms()))),
+            ),
+            (
+                format!(
+                    "{} tasks as {} calls of {} ({} submitters): first call to last task terminal",
+                    thousands(tasks),
+                    opts.calls,
+                    opts.per_call,
+                    opts.submitters
+                ),
+                Box::new(|r| format!("{:.2} s", r.e2e.as_secs_f64())),
+            ),
+            (
+                "end-to-end throughput".into(),
+                Box::new(|r| format!("{} tasks/s", rate(r.tasks_per_s()))),
+            ),
+            (
+                "children Finished / Failed".into(),
+                Box::new(|r| {
+                    format!(
+                        "{} / {}",
+                        thousands(r.finished as u64),
+                        thousands(r.failed as u64)
+                    )
+                }),
+            ),
+            (
+                "server peak RSS".into(),
+                Box::new(|r| format!("{:.0} MB", mb(r.peak_rss))),
+            ),
+        ];
+        for (name, f) in &rows {
+            table.row(vec![
+                name.clone(),
+                cell(f.as_ref(), &results[0]),
+                cell(f.as_ref(), &results[1]),
+            ]);
+        }
+        table.note =
+            "PostgreSQL runs in a private cluster from scripts/pg-cluster, which starts it \
+                      with fsync=off (a throwaway test cluster); SQLite runs with the server's \
+                      own settings (WAL, synchronous=NORMAL)."
+                .into();
+        self.report.tables.push(table);
+
+        let t = Instant::now();
+        let limit = write::sqlite_limit(
+            &self.work.join("limit"),
+            opts.calls,
+            opts.per_call,
+            opts.limit_per_tx,
+        )
+        .await;
+        self.timed("raw SQLite limit, the store's statements", t);
+        let statements_rate = match limit {
+            Ok(d) => Some(tasks as f64 / d.as_secs_f64()),
+            Err(e) => {
+                self.failed("raw SQLite limit, the store's statements", &e);
+                None
+            }
+        };
+        let t = Instant::now();
+        let limit = write::sqlite_set_limit(
+            &self.work.join("limit"),
+            opts.calls,
+            opts.per_call,
+            opts.limit_per_tx,
+        )
+        .await;
+        self.timed("raw SQLite limit, set-based", t);
+        let limit_rate = match limit {
+            Ok(d) => Some(tasks as f64 / d.as_secs_f64()),
+            Err(e) => {
+                self.failed("raw SQLite limit, set-based", &e);
+                None
+            }
+        };
+
+        let mut peer_rate = None;
+        if !opts.skip_peer {
+            let t = Instant::now();
+            let outcome = peer::run(
+                &self.work.join("peer"),
+                &peer::PeerOptions {
+                    python: opts.python.clone(),
+                    script: opts.celery_script.clone(),
+                    tasks,
+                    concurrency: opts.celery_concurrency,
+                },
+            )
+            .await;
+            self.timed("Celery peer", t);
+            match outcome {
+                Ok(r) => peer_rate = Some((r.tasks_per_s(), r.seconds)),
+                Err(e) => self.failed("Celery peer", &e),
+            }
+        }
+
+        if let Some(r) = &results[0] {
+            let max = r.big_calls.max_ms();
+            self.report.line(
+                &format!("one {}-phone call returns, SQLite (p50 / max)", wopts.big),
+                format!("{} / {}", ms(r.big_calls.p50()), ms(max)),
+                "<= 50 ms",
+                Verdict::of(max <= BIG_CALL_TARGET_MS),
+            );
+        }
+        if let Some(r) = &results[1] {
+            let max = r.big_calls.max_ms();
+            self.report.line(
+                &format!(
+                    "one {}-phone call returns, PostgreSQL (p50 / max)",
+                    wopts.big
+                ),
+                format!("{} / {}", ms(r.big_calls.p50()), ms(max)),
+                "<= 50 ms",
+                Verdict::of(max <= BIG_CALL_TARGET_MS),
+            );
+        }
+        if let Some(r) = &results[0] {
+            let tps = r.tasks_per_s();
+            self.report.line(
+                &format!("end to end, {} tasks, SQLite", thousands(tasks)),
+                format!("{} tasks/s", rate(tps)),
+                ">= 20,000 tasks/s",
+                Verdict::of(tps >= E2E_TARGET && r.failed == 0),
+            );
+            if let Some((peer, _)) = peer_rate {
+                let ratio = tps / peer;
+                self.report.line(
+                    "end to end SQLite / Celery peer",
+                    format!("{ratio:.1}x"),
+                    ">= 30x",
+                    Verdict::of(ratio >= PEER_RATIO_TARGET),
+                );
+            }
+            if let Some(limit) = limit_rate {
+                self.report.line(
+                    "end to end SQLite / raw SQLite limit",
+                    format!("{:.0}%", 100.0 * tps / limit),
+                    "",
+                    Verdict::None,
+                );
+            }
+        }
+        if let Some(r) = &results[1] {
+            self.report.line(
+                &format!("end to end, {} tasks, PostgreSQL", thousands(tasks)),
+                format!("{} tasks/s", rate(r.tasks_per_s())),
+                "",
+                Verdict::None,
+            );
+        }
+        if let Some(limit) = limit_rate {
+            self.report.line(
+                &format!(
+                    "limit: raw SQLite, same rows, set-based statements, {} tasks a transaction",
+                    opts.limit_per_tx
+                ),
+                format!("{} tasks/s", rate(limit)),
+                "",
+                Verdict::None,
+            );
+        }
+        if let Some(r) = statements_rate {
+            self.report.line(
+                &format!(
+                    "raw SQLite, same rows, the store's per-row statements, {} tasks a transaction",
+                    opts.limit_per_tx
+                ),
+                format!("{} tasks/s", rate(r)),
+                "",
+                Verdict::None,
+            );
+        }
+        if let Some((peer, secs)) = peer_rate {
+            self.report.line(
+                &format!(
+                    "peer: Celery + Redis, {} no-op tasks, {} worker processes",
+                    thousands(tasks),
+                    opts.celery_concurrency
+                ),
+                format!("{} tasks/s ({secs:.1} s)", rate(peer)),
+                "",
+                Verdict::None,
+            );
+        }
+    }
+
+    async fn write_server(
+        &mut self,
+        pg: bool,
+        wopts: &write::WriteOptions,
+    ) -> anyhow::Result<write::WriteResult> {
+        let name = if pg { "write-pg" } else { "write-sqlite" };
+        let mut spec = self.spec(fresh_dir(&self.work.join(name))?);
+        spec.sim_delay_ms = Some(0);
+        spec.concurrency = Some(self.opts.concurrency);
+        if !pg {
+            return write::run_server(&spec, wopts).await;
+        }
+        let cluster = write::PgCluster::start(&self.opts.pg_cluster, &self.work.join("pg"))?;
+        spec.database_url = Some(cluster.create_database("cloudphone_bench")?);
+        let r = write::run_server(&spec, wopts).await;
+        drop(cluster);
+        r
+    }
+}
+
+/// The machine's load average (1, 5, 15 minutes): on a 2-core machine anything above 2 means
+/// other work competed with the measurement.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// What, where and how: printed above the summary.
+fn preamble(opts: &Options, seconds: f64, load_at_start: &str) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| server::parse_status_kib(&t, "MemTotal:"))
+        .map_or("?".into(), |k| {
+            format!("{:.0} GiB", k as f64 / 1024.0 / 1024.0)
+        });
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+    format!(
+        "Measured by `{}` on {} ({cores} cores, {mem} RAM), commit {commit}{}, \
+         on {}; the run took {:.0} s. Load average (1, 5, 15 min) {load_at_start} at the start, \
+         {} at the end (2 cores: above 2, other work competed with the benchmark).\n\nEvery number comes from the real server binary \
+         (`cloudphone serve`, a child process on 127.0.0.1) called through the signed API; \
+         the SQL columns run the store's own statements on the same file. See bench/README.md \
+         for what each number means.",
+        std::env::args().collect::<Vec<_>>().join(" "),
+        cpu,
+        if dirty {
+            " (with uncommitted changes)"
+        } else {
+            ""
+        },
+        cloudphone_core::time::iso(cloudphone_core::time::now_ms()),
+        seconds,
+        load_average(),
+    )
+    .replace("--quick", "--quick (a smoke-test run: small sizes)")
+        + if opts.quick {
+            "\n\n**Quick run: sizes are far below the issue's.**"
+        } else {
+            ""
+        }
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: BenchCommand,
+    }
+
+    #[test]
+    fn sizes_grow_to_the_total() {
+        let cli = Cli::parse_from(["x", "all"]);
+        let BenchCommand::All(o) = cli.command else {
+            panic!()
+        };
+        assert_eq!(o.sizes(), vec![10_000, 100_000, 1_000_000]);
+        let cli = Cli::parse_from(["x", "read", "--tasks", "50000", "--quick"]);
+        let BenchCommand::Read(mut o) = cli.command else {
+            panic!()
+        };
+        o.apply_quick();
+        assert_eq!(o.tasks, 20_000);
+        assert_eq!(o.sizes(), vec![10_000, 20_000]);
+        assert_eq!(o.calls * o.per_call, 1000);
+    }
+}

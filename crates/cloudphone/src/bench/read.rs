@@ -1,0 +1,456 @@
+//! The read path: `DescribeTasks` over HTTP, signed, one keep-alive connection, sequential
+//! calls, for each query shape; and, as the limit, the same statements the store runs (the
+//! `COUNT(*)` and the page, in one read transaction, same `ORDER BY`, `LIMIT` and keyset) on
+//! the same database file through a separate read-only pool, with the same ids.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use super::client::{Client, params, push_list};
+use super::load::{ACCOUNT, Dataset, public_types};
+use super::report::Samples;
+
+/// The query shapes of the issue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    InvokeId,
+    ParentTaskId,
+    InstanceId,
+    Processing,
+    TypeLevel1,
+    NoFilter,
+    DeepPaging,
+}
+
+impl Shape {
+    pub const ALL: [Shape; 7] = [
+        Shape::InvokeId,
+        Shape::ParentTaskId,
+        Shape::InstanceId,
+        Shape::Processing,
+        Shape::TypeLevel1,
+        Shape::NoFilter,
+        Shape::DeepPaging,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::InvokeId => "by InvokeId",
+            Shape::ParentTaskId => "by ParentTaskId",
+            Shape::InstanceId => "by InstanceId",
+            Shape::Processing => "TaskStatuses=[Processing]",
+            Shape::TypeLevel1 => "TaskType + Level=1",
+            Shape::NoFilter => "no filter",
+            Shape::DeepPaging => "NextToken, pages 1-50",
+        }
+    }
+}
+
+/// One DescribeTasks query: its filters as the API takes them and as the store's SQL has them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Query {
+    pub invoke_id: Option<String>,
+    pub parent_id: Option<String>,
+    pub instance_id: Option<String>,
+    pub statuses: Vec<&'static str>,
+    pub task_type: Option<&'static str>,
+    pub level: Option<i64>,
+}
+
+impl Query {
+    /// A query of `shape` with ids picked at random from the loaded data.
+    pub fn pick(shape: Shape, data: &mut Dataset) -> Query {
+        use rand::Rng;
+        match shape {
+            Shape::InvokeId => Query {
+                invoke_id: Some(data.random_batch().invoke_id.clone()),
+                ..Query::default()
+            },
+            Shape::ParentTaskId => Query {
+                parent_id: Some(data.random_batch().id.clone()),
+                ..Query::default()
+            },
+            Shape::InstanceId => Query {
+                instance_id: Some(data.random_phone().id.clone()),
+                ..Query::default()
+            },
+            Shape::Processing => Query {
+                statuses: vec!["Processing"],
+                ..Query::default()
+            },
+            Shape::TypeLevel1 => {
+                let types = public_types();
+                let t = types[data.rng().random_range(0..types.len())];
+                Query {
+                    task_type: Some(t.as_str()),
+                    level: Some(1),
+                    ..Query::default()
+                }
+            }
+            Shape::NoFilter | Shape::DeepPaging => Query::default(),
+        }
+    }
+
+    /// The API parameters.
+    pub fn params(&self, page_size: usize, next_token: Option<&str>) -> Vec<(String, String)> {
+        let mut p = params(&[("MaxResults", &page_size.to_string())]);
+        if let Some(v) = &self.invoke_id {
+            p.push(("InvokeId".into(), v.clone()));
+        }
+        if let Some(v) = &self.parent_id {
+            p.push(("ParentTaskId".into(), v.clone()));
+        }
+        if let Some(v) = &self.instance_id {
+            p.push(("InstanceId".into(), v.clone()));
+        }
+        let statuses: Vec<String> = self.statuses.iter().map(|s| s.to_string()).collect();
+        push_list(&mut p, "TaskStatuses", &statuses);
+        if let Some(v) = self.task_type {
+            p.push(("TaskType".into(), v.to_string()));
+        }
+        if let Some(v) = self.level {
+            p.push(("Level".into(), v.to_string()));
+        }
+        if let Some(t) = next_token {
+            p.push(("NextToken".into(), t.to_string()));
+        }
+        p
+    }
+
+    /// The WHERE clause the store builds for these filters (crates/store/src/sqlite/tasks.rs,
+    /// `push_filter`), condition for condition and in the same order.
+    pub fn push_where(&self, qb: &mut QueryBuilder<Sqlite>) {
+        qb.push(" WHERE t.account_id = ").push_bind(ACCOUNT);
+        match self.level {
+            None => qb.push(" AND t.level IN (1, 2)"),
+            Some(level) => qb.push(" AND t.level = ").push_bind(level),
+        };
+        if let Some(v) = &self.invoke_id {
+            qb.push(" AND t.invoke_id = ").push_bind(v.clone());
+        }
+        if let Some(v) = &self.parent_id {
+            qb.push(" AND t.parent_id = ").push_bind(v.clone());
+        }
+        if let Some(t) = self.task_type {
+            qb.push(" AND t.task_type IN (").push_bind(t).push(")");
+        }
+        if !self.statuses.is_empty() {
+            qb.push(" AND t.status IN (");
+            let mut list = qb.separated(", ");
+            for s in &self.statuses {
+                list.push_bind(*s);
+            }
+            qb.push(")");
+        }
+        if let Some(v) = &self.instance_id {
+            qb.push(" AND t.level = 2 AND t.instance_id = ")
+                .push_bind(v.clone());
+        }
+    }
+}
+
+/// The columns and join of a listed task (crates/store/src/sqlite/rows.rs, `TASK_COLUMNS` and
+/// `TASK_FROM`).
+const TASK_COLUMNS: &str = "SELECT t.id, t.account_id, t.invoke_id, t.parent_id, \
+     t.level, t.task_type, t.status, t.resource_id, t.instance_id, t.instance_name, \
+     i.status AS instance_status, t.param, t.result, t.error_code, t.error_msg, t.operator, \
+     t.start_ms, t.finish_ms, t.c_waiting, t.c_processing, t.c_finished, t.c_failed, \
+     t.c_skipped, t.attempt";
+const TASK_FROM: &str =
+    " FROM tasks t LEFT JOIN instances i ON t.level = 2 AND i.id = t.instance_id";
+
+/// The page statement: columns, filters, keyset after `after`, newest first, one row more
+/// than the page (as the store fetches, to know whether more follow). `prefix` goes first
+/// (`EXPLAIN QUERY PLAN `, or nothing).
+pub fn list_statement(
+    prefix: &str,
+    q: &Query,
+    after: Option<&(i64, String)>,
+    page_size: usize,
+) -> QueryBuilder<Sqlite> {
+    let mut list = QueryBuilder::<Sqlite>::new(prefix);
+    list.push(TASK_COLUMNS).push(TASK_FROM);
+    q.push_where(&mut list);
+    if let Some((ms, id)) = after {
+        list.push(" AND (t.start_ms, t.id) < (")
+            .push_bind(*ms)
+            .push(", ")
+            .push_bind(id.clone())
+            .push(")");
+    }
+    list.push(" ORDER BY t.start_ms DESC, t.id DESC LIMIT ")
+        .push_bind(page_size as i64 + 1);
+    list
+}
+
+pub fn count_statement(prefix: &str, q: &Query) -> QueryBuilder<Sqlite> {
+    let mut count = QueryBuilder::<Sqlite>::new(prefix);
+    count.push("SELECT COUNT(*) FROM tasks t");
+    q.push_where(&mut count);
+    count
+}
+
+/// A read-only pool of one connection on the server's database file.
+pub async fn sql_pool(db: &Path) -> anyhow::Result<SqlitePool> {
+    let options = SqliteConnectOptions::new().filename(db).read_only(true);
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("opening {} read-only", db.display()))
+}
+
+/// One page through SQL: the total and the cursor after the page's last row (if more follow).
+pub struct SqlPage {
+    pub total: i64,
+    pub next: Option<(i64, String)>,
+}
+
+pub async fn sql_page(
+    pool: &SqlitePool,
+    q: &Query,
+    after: Option<&(i64, String)>,
+    page_size: usize,
+) -> anyhow::Result<SqlPage> {
+    let mut count = count_statement("", q);
+    let mut list = list_statement("", q, after, page_size);
+    // As the store does: the total and the page from one snapshot.
+    let mut tx = pool.begin().await?;
+    let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
+    let fetched = list.build().fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    let more = fetched.len() > page_size;
+    let rows = fetched.len().min(page_size);
+    let next = if more {
+        let last = &fetched[rows - 1];
+        Some((last.try_get("start_ms")?, last.try_get("id")?))
+    } else {
+        None
+    };
+    Ok(SqlPage { total, next })
+}
+
+/// `EXPLAIN QUERY PLAN` of the count, the first page and a later page of `q`.
+pub async fn query_plan(pool: &SqlitePool, q: &Query, page_size: usize) -> anyhow::Result<String> {
+    const EXPLAIN: &str = "EXPLAIN QUERY PLAN ";
+    let after = (i64::MAX, "t-zzzzzzzzzzzzzzzz".to_string());
+    let mut out = String::new();
+    for (label, mut qb) in [
+        ("count", count_statement(EXPLAIN, q)),
+        ("page", list_statement(EXPLAIN, q, None, page_size)),
+        (
+            "next page",
+            list_statement(EXPLAIN, q, Some(&after), page_size),
+        ),
+    ] {
+        out.push_str(label);
+        out.push_str(":\n");
+        for r in qb.build().fetch_all(pool).await? {
+            let detail: String = r.try_get("detail")?;
+            out.push_str("    ");
+            out.push_str(&detail);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// What one shape measured.
+pub struct ShapeResult {
+    pub http: Samples,
+    pub sql: Samples,
+    /// Mean number of matching tasks (TotalCount) over the measured queries.
+    pub mean_total: f64,
+    /// Warm-up answers whose TotalCount differed from the SQL count.
+    pub mismatches: u64,
+    pub plan: String,
+}
+
+/// Measures one shape: `warmup` then `requests` calls over HTTP, then the same queries in SQL.
+pub async fn measure_shape(
+    shape: Shape,
+    data: &mut Dataset,
+    client: &Client,
+    pool: &SqlitePool,
+    warmup: usize,
+    requests: usize,
+    page_size: usize,
+) -> anyhow::Result<ShapeResult> {
+    let mut http = Samples::new();
+    let mut sql = Samples::new();
+    let mut totals = 0f64;
+    let mut mismatches = 0;
+    if shape == Shape::DeepPaging {
+        const PAGES: usize = 50;
+        let walks = (warmup + requests).div_ceil(PAGES);
+        let warm_walks = warmup.div_ceil(PAGES);
+        let q = Query::default();
+        for walk in 0..walks {
+            let mut token: Option<String> = None;
+            for page in 0..PAGES {
+                let answer = client
+                    .call("DescribeTasks", &q.params(page_size, token.as_deref()))
+                    .await?;
+                let body = answer.ok_json().context("DescribeTasks (paging)")?;
+                if walk >= warm_walks {
+                    http.push(answer.elapsed);
+                }
+                token = body
+                    .get("NextToken")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                if token.is_none() {
+                    if page + 1 < PAGES {
+                        bail!("the listing ended after {} pages", page + 1);
+                    }
+                    break;
+                }
+            }
+        }
+        for walk in 0..walks {
+            let mut after: Option<(i64, String)> = None;
+            for _ in 0..PAGES {
+                let started = Instant::now();
+                let page = sql_page(pool, &q, after.as_ref(), page_size).await?;
+                if walk >= warm_walks {
+                    sql.push(started.elapsed());
+                    totals += page.total as f64;
+                }
+                after = page.next;
+                if after.is_none() {
+                    break;
+                }
+            }
+        }
+        let plan = query_plan(pool, &q, page_size).await?;
+        return Ok(ShapeResult {
+            mean_total: totals / sql.len().max(1) as f64,
+            http,
+            sql,
+            mismatches,
+            plan,
+        });
+    }
+    let queries: Vec<Query> = (0..warmup + requests)
+        .map(|_| Query::pick(shape, data))
+        .collect();
+    for (i, q) in queries.iter().enumerate() {
+        let answer = client
+            .call("DescribeTasks", &q.params(page_size, None))
+            .await?;
+        if answer.status != 200 {
+            answer
+                .ok_json()
+                .with_context(|| format!("DescribeTasks {q:?}"))?;
+        }
+        if i < warmup {
+            // The warm-up also checks that the SQL here is the server's: same totals.
+            let body = answer.json()?;
+            let total = body.get("TotalCount").and_then(Value::as_i64).unwrap_or(-1);
+            let page = sql_page(pool, q, None, page_size).await?;
+            if page.total != total {
+                mismatches += 1;
+            }
+        } else {
+            http.push(answer.elapsed);
+        }
+    }
+    for (i, q) in queries.iter().enumerate() {
+        let started = Instant::now();
+        let page = sql_page(pool, q, None, page_size).await?;
+        if i >= warmup {
+            sql.push(started.elapsed());
+            totals += page.total as f64;
+        }
+    }
+    let plan = query_plan(pool, &queries[0], page_size).await?;
+    Ok(ShapeResult {
+        mean_total: totals / requests.max(1) as f64,
+        http,
+        sql,
+        mismatches,
+        plan,
+    })
+}
+
+/// Waits until the server answers DescribeTasks (it may still be opening the database).
+pub async fn wait_ready(client: &Client) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match client
+            .call("DescribeTasks", &params(&[("MaxResults", "1")]))
+            .await
+        {
+            Ok(a) if a.status == 200 => return Ok(()),
+            Ok(a) if Instant::now() > deadline => {
+                a.ok_json()?;
+            }
+            Err(e) if Instant::now() > deadline => return Err(e),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_and_sql_name_the_same_filters() {
+        let q = Query {
+            task_type: Some("RebootInstance"),
+            level: Some(1),
+            ..Query::default()
+        };
+        assert_eq!(
+            q.params(100, None),
+            params(&[
+                ("MaxResults", "100"),
+                ("TaskType", "RebootInstance"),
+                ("Level", "1")
+            ])
+        );
+        let list = list_statement("", &q, None, 100);
+        assert_eq!(
+            list.sql().as_str(),
+            format!(
+                "{TASK_COLUMNS}{TASK_FROM} WHERE t.account_id = ? AND t.level = ? AND \
+                 t.task_type IN (?) ORDER BY t.start_ms DESC, t.id DESC LIMIT ?"
+            )
+        );
+        let after = (5, "t-1".to_string());
+        let q = Query {
+            instance_id: Some("acp-1".into()),
+            statuses: vec!["Processing"],
+            ..Query::default()
+        };
+        let list = list_statement("", &q, Some(&after), 10);
+        assert!(list.sql().as_str().ends_with(
+            " WHERE t.account_id = ? AND t.level IN (1, 2) AND t.status IN (?) AND t.level = 2 \
+             AND t.instance_id = ? AND (t.start_ms, t.id) < (?, ?) \
+             ORDER BY t.start_ms DESC, t.id DESC LIMIT ?"
+        ));
+        let count = count_statement("", &q);
+        assert!(
+            count
+                .sql()
+                .as_str()
+                .starts_with("SELECT COUNT(*) FROM tasks t WHERE")
+        );
+        assert_eq!(
+            q.params(10, Some("tok")),
+            params(&[
+                ("MaxResults", "10"),
+                ("InstanceId", "acp-1"),
+                ("TaskStatuses.1", "Processing"),
+                ("NextToken", "tok")
+            ])
+        );
+    }
+}
