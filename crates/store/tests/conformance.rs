@@ -1758,6 +1758,130 @@ async fn check_complete_many(store: &dyn Store) {
     );
 }
 
+/// Walks every page of `f` (small pages) and checks that each page's total equals the number
+/// of rows walked: a store may keep the totals of broad filters apart from the rows.
+async fn assert_total_walks(store: &dyn Store, f: &TaskFilter) {
+    let mut after = None;
+    let mut walked = 0;
+    let mut totals = HashSet::new();
+    loop {
+        let l = store
+            .describe_tasks(f, &Page { after, limit: 3 })
+            .await
+            .unwrap();
+        walked += l.items.len();
+        totals.insert(l.total);
+        match l.next {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(totals.len(), 1, "one total on every page of {f:?}");
+    assert_eq!(totals.into_iter().next(), Some(walked as i64), "{f:?}");
+}
+
+/// The totals of broad filters (only level, type and status) against the rows, after every
+/// kind of change: creation, claims, precondition skips and rejections, completions, the
+/// sweeper, the purge, and in another account.
+async fn check_broad_totals_follow_transitions(store: &dyn Store) {
+    let broad = || {
+        let mut filters = vec![filter(A), filter(B)];
+        for level in [Level::Batch, Level::Instance] {
+            let mut f = filter(A);
+            f.level = Some(level);
+            filters.push(f.clone());
+            f.task_types = vec![TaskType::RebootInstance, TaskType::StartInstance];
+            filters.push(f);
+        }
+        for status in [Waiting, Processing, Finished, Failed, Skipped, PartFinished] {
+            let mut f = filter(A);
+            f.statuses = vec![status];
+            filters.push(f.clone());
+            f.level = Some(Level::Instance);
+            f.task_types = vec![TaskType::RebootInstance];
+            filters.push(f);
+        }
+        let mut f = filter(A);
+        f.statuses = vec![Finished, Failed];
+        f.task_types = vec![TaskType::StopInstance, TaskType::RebootInstance];
+        filters.push(f);
+        filters
+    };
+    let check = || async {
+        for f in broad() {
+            assert_total_walks(store, &f).await;
+        }
+    };
+    fleet(
+        store,
+        A,
+        "ag-1",
+        &[
+            ("i1", S::Running),
+            ("i2", S::Running),
+            ("i3", S::Stopped),
+            ("i4", S::Running),
+        ],
+    )
+    .await;
+    fleet(store, B, "bg-1", &[("j1", S::Running)]).await;
+    check().await;
+    let all = ["i1", "i2", "i3", "i4"];
+    store
+        .create_batch(&batch("t-reboot", A, TaskType::RebootInstance, 1_000, &all))
+        .await
+        .unwrap();
+    store
+        .create_batch(&batch("t-start", A, TaskType::StartInstance, 1_100, &all))
+        .await
+        .unwrap();
+    store
+        .create_batch(&batch("t-b", B, TaskType::StopInstance, 1_200, &["j1"]))
+        .await
+        .unwrap();
+    check().await;
+    // Reboots of running phones run, the stopped one is rejected; B's stop runs.
+    let claims = store.claim("w", 2_000, 1_000, 100).await.unwrap();
+    check().await;
+    let items: Vec<Completion> = claims
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| n % 3 != 2)
+        .map(|(n, c)| Completion {
+            task_id: c.task_id.clone(),
+            attempt: c.attempt,
+            outcome: if n % 3 == 0 {
+                finished()
+            } else {
+                failed(TaskErrorCode::OperationFailed)
+            },
+            now_ms: 2_500,
+        })
+        .collect();
+    store.complete_many(&items).await.unwrap();
+    check().await;
+    // The rest's leases expire: re-queued, then claimed and ended; the starts follow.
+    store.sweep_expired(10_000, 1, 0).await.unwrap();
+    check().await;
+    for round in 0..4 {
+        let now = 20_000 + round * 1_000;
+        let claims = store.claim("w", now, 1_000, 100).await.unwrap();
+        let items: Vec<Completion> = claims
+            .iter()
+            .map(|c| Completion {
+                task_id: c.task_id.clone(),
+                attempt: c.attempt,
+                outcome: finished(),
+                now_ms: now + 10,
+            })
+            .collect();
+        store.complete_many(&items).await.unwrap();
+        check().await;
+    }
+    store.purge_tasks(i64::MAX).await.unwrap();
+    check().await;
+}
+
 async fn check_sweep(store: &dyn Store) {
     fleet(
         store,
@@ -2741,6 +2865,7 @@ mod sqlite {
         check_preconditions_and_batch_status,
         check_fencing,
         check_complete_many,
+        check_broad_totals_follow_transitions,
         check_sweep,
         check_expire_all_leases,
         check_purge,
@@ -2913,6 +3038,7 @@ mod postgres {
         check_preconditions_and_batch_status,
         check_fencing,
         check_complete_many,
+        check_broad_totals_follow_transitions,
         check_sweep,
         check_expire_all_leases,
         check_purge,

@@ -1,7 +1,8 @@
 //! The read path: `DescribeTasks` over HTTP, signed, one keep-alive connection, sequential
-//! calls, for each query shape; and, as the limit, the same statements the store runs (the
-//! `COUNT(*)` and the page, in one read transaction, same `ORDER BY`, `LIMIT` and keyset) on
-//! the same database file through a separate read-only pool, with the same ids.
+//! calls, for each query shape; and, as the limit, the same statements the store runs on the
+//! same database file through a separate read-only pool, with the same ids: the total (a
+//! `COUNT(*)`, or for a filter by level, type and status only, the sum of the `task_counts`
+//! counters) and the page, in one read transaction, same `ORDER BY`, `LIMIT` and keyset.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -188,8 +189,34 @@ pub fn list_statement(
     list
 }
 
+/// The total's statement, as the store runs it (crates/store/src/sqlite/tasks.rs): a filter
+/// that narrows only by level, type and status sums the `task_counts` counters; any other
+/// counts its rows.
 pub fn count_statement(prefix: &str, q: &Query) -> QueryBuilder<Sqlite> {
     let mut count = QueryBuilder::<Sqlite>::new(prefix);
+    let broad = q.invoke_id.is_none() && q.parent_id.is_none() && q.instance_id.is_none();
+    if broad {
+        count.push(
+            "SELECT CAST(COALESCE(SUM(n), 0) AS INTEGER) FROM task_counts t WHERE t.account_id = ",
+        );
+        count.push_bind(ACCOUNT);
+        match q.level {
+            None => count.push(" AND t.level IN (1, 2)"),
+            Some(level) => count.push(" AND t.level = ").push_bind(level),
+        };
+        if let Some(t) = q.task_type {
+            count.push(" AND t.task_type IN (").push_bind(t).push(")");
+        }
+        if !q.statuses.is_empty() {
+            count.push(" AND t.status IN (");
+            let mut list = count.separated(", ");
+            for s in &q.statuses {
+                list.push_bind(*s);
+            }
+            count.push(")");
+        }
+        return count;
+    }
     count.push("SELECT COUNT(*) FROM tasks t");
     q.push_where(&mut count);
     count
@@ -442,6 +469,15 @@ mod tests {
                 .sql()
                 .as_str()
                 .starts_with("SELECT COUNT(*) FROM tasks t WHERE")
+        );
+        let broad = Query {
+            statuses: vec!["Processing"],
+            ..Query::default()
+        };
+        assert_eq!(
+            count_statement("", &broad).sql().as_str(),
+            "SELECT CAST(COALESCE(SUM(n), 0) AS INTEGER) FROM task_counts t WHERE \
+             t.account_id = ? AND t.level IN (1, 2) AND t.status IN (?)"
         );
         assert_eq!(
             q.params(10, Some("tok")),

@@ -154,13 +154,49 @@ fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &TaskFilter) {
     push_substring(qb, "t.param", &f.param);
 }
 
+/// A filter that narrows only by level, type and status: its total is a sum over
+/// `task_counts` (migration 0007) instead of a count of every matching row.
+fn is_broad(f: &TaskFilter) -> bool {
+    f.invoke_id.is_none()
+        && f.resource_ids.is_empty()
+        && f.task_ids.is_empty()
+        && f.parent_task_id.is_none()
+        && f.instance_id.is_none()
+        && f.instance_name.as_deref().is_none_or(str::is_empty)
+        && f.param.as_deref().is_none_or(str::is_empty)
+}
+
+/// The total of a broad filter, from the counters the triggers keep.
+fn broad_count(f: &TaskFilter) -> QueryBuilder<Sqlite> {
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "SELECT CAST(COALESCE(SUM(n), 0) AS INTEGER) FROM task_counts t WHERE t.account_id = ",
+    );
+    qb.push_bind(f.account_id.clone());
+    match f.level {
+        None => qb.push(" AND t.level IN (1, 2)"),
+        Some(level) => qb.push(" AND t.level = ").push_bind(level.as_i64()),
+    };
+    push_in(
+        &mut qb,
+        "t.task_type",
+        f.task_types.iter().map(|t| t.as_str()),
+    );
+    push_in(&mut qb, "t.status", f.statuses.iter().map(|s| s.as_str()));
+    qb
+}
+
 pub(super) async fn describe_tasks(
     s: &SqliteStore,
     filter: &TaskFilter,
     page: &Page,
 ) -> Result<Listing<Task>> {
-    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM tasks t");
-    push_filter(&mut count, filter);
+    let mut count = if is_broad(filter) {
+        broad_count(filter)
+    } else {
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM tasks t");
+        push_filter(&mut count, filter);
+        count
+    };
     let mut list = QueryBuilder::<Sqlite>::new(rows::TASK_COLUMNS);
     list.push(rows::TASK_FROM);
     push_filter(&mut list, filter);
