@@ -7,8 +7,6 @@
 //! archive's `oss://` path). Of a RecoverFile task: `BackupFileId` (may be empty) and `Source`
 //! (the archive's `oss://` path).
 
-use std::path::Path;
-
 use cloudphone_core::TaskErrorCode;
 use cloudphone_objects::{ObjectError, OssPath};
 use cloudphone_store::Outcome;
@@ -16,11 +14,7 @@ use serde_json::{Value, json};
 
 use crate::backend::{Backend, BackendError, InstanceRef};
 use crate::services::Services;
-use crate::transfer::TransferTask;
-
-fn text<'a>(param: &'a Value, name: &str) -> &'a str {
-    param.get(name).and_then(Value::as_str).unwrap_or_default()
-}
+use crate::transfer::{Scratch, TransferTask, outcome, text};
 
 fn strings(param: &Value, name: &str) -> Vec<String> {
     param
@@ -33,27 +27,6 @@ fn strings(param: &Value, name: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Removes the scratch file however the operation ended.
-struct Scratch<'a>(&'a Path);
-
-impl Drop for Scratch<'_> {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.0);
-    }
-}
-
-fn outcome(result: Result<Value, BackendError>) -> Outcome {
-    match result {
-        Ok(v) => Outcome::Finished {
-            result: v.to_string(),
-        },
-        Err(e) => Outcome::Failed {
-            code: e.code,
-            message: e.message,
-        },
-    }
 }
 
 fn object_error(code: TaskErrorCode, e: ObjectError) -> BackendError {

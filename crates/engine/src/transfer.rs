@@ -20,7 +20,7 @@ pub struct TransferTask<'a> {
     pub param: &'a Value,
 }
 
-fn text<'a>(param: &'a Value, name: &str) -> &'a str {
+pub(crate) fn text<'a>(param: &'a Value, name: &str) -> &'a str {
     param.get(name).and_then(Value::as_str).unwrap_or_default()
 }
 
@@ -29,7 +29,7 @@ fn failed(code: TaskErrorCode, message: impl Into<String>) -> BackendError {
 }
 
 /// Removes the scratch file however the operation ended.
-struct Scratch<'a>(&'a Path);
+pub(crate) struct Scratch<'a>(pub(crate) &'a Path);
 
 impl Drop for Scratch<'_> {
     fn drop(&mut self) {
@@ -37,7 +37,8 @@ impl Drop for Scratch<'_> {
     }
 }
 
-fn outcome(result: Result<Value, BackendError>) -> Outcome {
+/// The task's outcome: the result JSON, or the backend's error code and message.
+pub(crate) fn outcome(result: Result<Value, BackendError>) -> Outcome {
     match result {
         Ok(v) => Outcome::Finished {
             result: v.to_string(),

@@ -257,13 +257,15 @@ pub(super) async fn complete_many(s: &SqliteStore, items: &[Completion]) -> Resu
     let mut moves = BatchMoves::default();
     let mut done = Vec::with_capacity(items.len());
     let mut ends: Vec<Ending> = Vec::new();
+    // Ids already ending in this group: a repeated item is refused like any stale one.
+    let mut ending = std::collections::HashSet::new();
     let mut phones: Vec<(String, InstanceStatus, i64)> = Vec::new();
     for item in items {
         // Fenced: only the current attempt of a running task, and only once.
         let Some(t) = current
             .get(&item.task_id)
             .filter(|t| t.attempt == item.attempt)
-            .filter(|t| !ends.iter().any(|e| e.id == t.id))
+            .filter(|t| ending.insert(t.id.clone()))
         else {
             done.push(false);
             continue;
