@@ -5,9 +5,8 @@
 //!
 //! The PostgreSQL tests need a cluster: `scripts/pg-cluster start DIR` starts a throwaway one
 //! and prints its admin URL, to export as `CLOUDPHONE_TEST_DATABASE_URL` (e.g.
-//! `postgres://postgres@127.0.0.1:PORT/postgres`). Without it they fail, saying so; with
-//! `CLOUDPHONE_SKIP_POSTGRES=1` they return at once instead (for machines without PostgreSQL,
-//! deliberately).
+//! `postgres://postgres@127.0.0.1:PORT/postgres`; `scripts/test` does this). Without it they
+//! fail, saying so.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -2913,7 +2912,6 @@ mod postgres {
     use tokio::sync::Notify;
 
     const URL_VAR: &str = "CLOUDPHONE_TEST_DATABASE_URL";
-    const SKIP_VAR: &str = "CLOUDPHONE_SKIP_POSTGRES";
 
     /// A database made for one test.
     struct TestDb {
@@ -2923,16 +2921,12 @@ mod postgres {
     }
 
     impl TestDb {
-        /// A fresh database, or `None` when PostgreSQL tests are skipped on purpose.
-        async fn create() -> Option<TestDb> {
-            if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
-                return None;
-            }
+        /// A fresh database.
+        async fn create() -> TestDb {
             let admin_url = std::env::var(URL_VAR).unwrap_or_else(|_| {
                 panic!(
                     "the PostgreSQL conformance tests need a cluster: run \
-                     `scripts/pg-cluster start DIR` and `export {URL_VAR}=<the URL it prints>` \
-                     (or set {SKIP_VAR}=1 to skip them)"
+                     `scripts/pg-cluster start DIR` and `export {URL_VAR}=<the URL it prints>`"
                 )
             });
             let name = format!("cp_test_{:016x}", random());
@@ -2945,11 +2939,11 @@ mod postgres {
                 .unwrap();
             admin.close().await.ok();
             let url = with_database(&admin_url, &name);
-            Some(TestDb {
+            TestDb {
                 admin_url,
                 name,
                 url,
-            })
+            }
         }
 
         async fn connect(&self) -> PgStore {
@@ -3015,7 +3009,7 @@ mod postgres {
         ($($check:ident),* $(,)?) => {$(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
-                let Some(db) = TestDb::create().await else { return };
+                let db = TestDb::create().await;
                 let store = db.connect().await;
                 super::$check(&store).await;
                 store.close().await;
@@ -3050,9 +3044,7 @@ mod postgres {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn check_concurrent_workers() {
-        let Some(db) = TestDb::create().await else {
-            return;
-        };
+        let db = TestDb::create().await;
         let store = Arc::new(db.connect().await);
         let dyn_store: Arc<dyn Store> = store.clone();
         super::check_concurrent_workers(dyn_store).await;
@@ -3071,9 +3063,7 @@ mod postgres {
         const INSTANCES: usize = 12;
         const ROUNDS: usize = 3;
         const NOW: i64 = 1_000_000;
-        let Some(db) = TestDb::create().await else {
-            return;
-        };
+        let db = TestDb::create().await;
         let nodes = [Arc::new(db.connect().await), Arc::new(db.connect().await)];
         let phones: Vec<String> = (0..INSTANCES).map(|n| format!("p{n:02}")).collect();
         let specs: Vec<(&str, S)> = phones.iter().map(|p| (p.as_str(), S::Running)).collect();
@@ -3202,9 +3192,7 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_earlier_task_committed_late_waits_for_the_running_one() {
         const NOW: i64 = 1_000_000;
-        let Some(db) = TestDb::create().await else {
-            return;
-        };
+        let db = TestDb::create().await;
         let store = db.connect().await;
         super::fleet(&store, super::A, "ag-1", &[("i1", S::Running)]).await;
         let mut early = store.pool().begin().await.unwrap();
@@ -3253,9 +3241,7 @@ mod postgres {
     /// twice.
     #[tokio::test]
     async fn reconnect_keeps_data() {
-        let Some(db) = TestDb::create().await else {
-            return;
-        };
+        let db = TestDb::create().await;
         let store = db.connect().await;
         store.setting_or_init("k", "v1").await.unwrap();
         store.close().await;
@@ -3269,9 +3255,7 @@ mod postgres {
     /// A batch created through one node wakes the engine of another within moments.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn work_signals_reach_other_nodes() {
-        let Some(db) = TestDb::create().await else {
-            return;
-        };
+        let db = TestDb::create().await;
         let producer = db.connect().await;
         let consumer = Arc::new(db.connect().await);
         assert!(consumer.shared());
