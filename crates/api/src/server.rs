@@ -62,7 +62,7 @@ async fn answer(
     state: &AppState,
     request_id: &str,
     request: Request,
-) -> Result<(String, serde_json::Value), ApiError> {
+) -> Result<(String, reply::Body), ApiError> {
     let (parts, body) = request.into_parts();
     if parts.uri.path() != "/" {
         return Err(ApiError::ActionNotFound(parts.uri.path().to_string()));

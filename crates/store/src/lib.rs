@@ -23,8 +23,21 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The store was closed; nothing more can run on it.
+    #[error("the store is closed")]
+    Closed,
+    /// A store operation panicked; its transaction was rolled back.
+    #[error("a store operation panicked")]
+    Panicked,
+    #[error("starting a database thread failed: {0}")]
+    Thread(std::io::Error),
+    /// A failure shared by several operations (a group commit that failed), as text.
+    #[error("{message}")]
+    Shared { message: String, unavailable: bool },
 }
 
 impl StoreError {
@@ -53,8 +66,28 @@ impl StoreError {
                 }),
                 _ => false,
             },
+            StoreError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            StoreError::Closed => true,
+            StoreError::Shared { unavailable, .. } => *unavailable,
             _ => false,
         }
+    }
+
+    /// A copy to hand to each of several operations that one failure ended.
+    pub(crate) fn shared(&self) -> StoreError {
+        StoreError::Shared {
+            message: self.to_string(),
+            unavailable: self.is_unavailable(),
+        }
+    }
+}
+
+impl From<rusqlite::types::FromSqlError> for StoreError {
+    fn from(e: rusqlite::types::FromSqlError) -> StoreError {
+        StoreError::Corrupt(format!("unexpected stored value: {e}"))
     }
 }
 

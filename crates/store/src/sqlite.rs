@@ -1,69 +1,52 @@
-//! The SQLite implementation of [`Store`]: one database file in WAL mode, a small connection
-//! pool for readers, and one writer at a time.
+//! The SQLite implementation of [`Store`]: one database file in WAL mode, read by a few
+//! reader threads and written by one writer thread that commits in groups ([`db`]).
 //!
-//! Writers are serialised twice: in-process by a fair [`tokio::sync::Mutex`] (so concurrent
-//! tokio tasks queue up instead of spinning in SQLite's busy handler), and in the database by
-//! `BEGIN IMMEDIATE`, which takes the write lock before the first read of a read-then-write
-//! transaction (so two writers never deadlock on a lock upgrade). Readers never block.
+//! Each operation runs whole on one of those threads: the async methods below hand the
+//! operation (with owned copies of its arguments) to [`db::Db`] and await its answer. Writes of
+//! other processes on the same file (a `keys create` while the server runs, say) wait on
+//! SQLite's lock: the writer's transactions are `BEGIN IMMEDIATE`, with a busy timeout.
 //!
 //! The SQL lives in the submodules, one per area of the trait:
-//! [`accounts`] (keys, nonces, settings), [`nonces`] (nonces written in groups), [`buckets`] (object-store buckets), [`fleet`] (groups
+//! [`accounts`] (keys, nonces, settings), [`buckets`] (object-store buckets), [`fleet`] (groups
 //! and instances), [`tasks`] (creation and DescribeTasks), [`engine`] (claim, leases, completion,
-//! sweep) and [`rows`] (decoding rows into domain types).
+//! sweep), [`apps`], [`backups`], and [`rows`] (decoding rows into domain types) on [`sql`] (a
+//! statement builder).
 
 mod accounts;
 mod apps;
 mod backups;
 mod buckets;
+mod db;
 mod engine;
 mod fleet;
-mod nonces;
 mod rows;
+mod sql;
 mod tasks;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cloudphone_core::resources::{AccessKey, App, Group, GroupSummary, Instance, Task};
+use cloudphone_core::resources::{AccessKey, App, Backup, Group, GroupSummary, Instance, Task};
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
-use tokio::sync::{Mutex, MutexGuard};
 
 use crate::{
-    AppFilter, Claim, Completion, GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch,
-    NewTask, Outcome, Page, Result, Store, Swept, TaskFilter,
+    AppFilter, BackupFilter, Claim, Completion, GroupFilter, InstanceChange, InstanceFilter,
+    Listing, NewBatch, NewTask, Outcome, Page, Result, Store, Swept, TaskFilter,
 };
 
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections in the pool (readers; writers use one at a time).
-const POOL_SIZE: u32 = 6;
 
 /// A [`Store`] on one SQLite database file. Cheap to share behind an `Arc`; every method may be
 /// called from many tasks at once.
 #[derive(Debug)]
 pub struct SqliteStore {
+    db: db::Db,
+    /// sqlx's pool on the same file: it runs the migrations, and serves diagnostics and the
+    /// benchmarks' own statements; the store's operations never use it.
     pool: SqlitePool,
-    /// Held for the whole of every write, in-process.
-    writer: Arc<Mutex<()>>,
-    nonces: nonces::NonceWriter,
-}
-
-/// A write transaction (`BEGIN IMMEDIATE`) and this process's writer turn. Dropping it without
-/// [`WriteTx::commit`] rolls back.
-struct WriteTx<'a> {
-    // Fields drop in order: the transaction ends before the turn passes on.
-    tx: Transaction<'static, Sqlite>,
-    _turn: MutexGuard<'a, ()>,
-}
-
-impl WriteTx<'_> {
-    async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
-        Ok(())
-    }
 }
 
 impl SqliteStore {
@@ -75,82 +58,111 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            // Keeps the planner's statistics fresh for DescribeTasks' many indexes.
-            .optimize_on_close(true, 400);
+            .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
-            .max_connections(POOL_SIZE)
-            .min_connections(1)
+            .max_connections(2)
+            .min_connections(0)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let writer = Arc::new(Mutex::new(()));
-        Ok(SqliteStore {
-            nonces: nonces::NonceWriter::start(pool.clone(), writer.clone()),
-            pool,
-            writer,
-        })
+        let path = path.to_owned();
+        let db = tokio::task::spawn_blocking(move || db::Db::open(&path))
+            .await
+            .map_err(|_| crate::StoreError::Panicked)??;
+        Ok(SqliteStore { db, pool })
     }
 
-    /// The connection pool, for diagnostics and benchmarks.
+    /// sqlx's pool on the same file, for diagnostics and benchmarks.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
-    /// Closes every connection (waiting for those in use), checkpointing the WAL.
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        self.db.path()
+    }
+
+    /// Finishes the operations queued, then closes every connection (the last one
+    /// checkpoints the WAL).
     pub async fn close(&self) {
         self.pool.close().await;
+        self.db.close();
     }
+}
 
-    /// Waits for this process's writer turn, then begins a write transaction.
-    async fn write(&self) -> Result<WriteTx<'_>> {
-        let turn = self.writer.lock().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx { tx, _turn: turn })
-    }
-
-    /// This process's writer turn, for a single auto-committed statement.
-    async fn turn(&self) -> MutexGuard<'_, ()> {
-        self.writer.lock().await
-    }
+/// Owned copies of borrowed arguments, moved into a database thread's job.
+macro_rules! on_reader {
+    ($s:expr, |$c:ident| $body:expr, $($arg:ident),*) => {{
+        $(let $arg = $arg.to_owned();)*
+        $s.db.read(move |$c| { $(let $arg = &$arg;)* $body }).await
+    }};
+}
+macro_rules! on_writer {
+    ($s:expr, |$c:ident| $body:expr, $($arg:ident),*) => {{
+        $(let $arg = $arg.to_owned();)*
+        $s.db.write(move |$c| { $(let $arg = &$arg;)* $body }).await
+    }};
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn ensure_account(&self, account_id: &str, name: &str) -> Result<()> {
-        accounts::ensure_account(self, account_id, name).await
+        on_writer!(
+            self,
+            |c| accounts::ensure_account(c, account_id, name),
+            account_id,
+            name
+        )
     }
 
     async fn put_access_key(&self, key: &AccessKey) -> Result<()> {
-        accounts::put_access_key(self, key).await
+        on_writer!(self, |c| accounts::put_access_key(c, key), key)
     }
 
     async fn access_key(&self, key_id: &str) -> Result<Option<AccessKey>> {
-        accounts::access_key(self, key_id).await
+        on_reader!(self, |c| accounts::access_key(c, key_id), key_id)
     }
 
     async fn remember_nonce(&self, key_id: &str, nonce: &str, expires_ms: i64) -> Result<bool> {
-        accounts::remember_nonce(self, key_id, nonce, expires_ms).await
+        on_writer!(
+            self,
+            |c| accounts::remember_nonce(c, key_id, nonce, expires_ms),
+            key_id,
+            nonce
+        )
     }
 
     async fn purge_nonces(&self, now_ms: i64) -> Result<u64> {
-        accounts::purge_nonces(self, now_ms).await
+        on_writer!(self, |c| accounts::purge_nonces(c, now_ms),)
     }
 
     async fn setting_or_init(&self, name: &str, init: &str) -> Result<String> {
-        accounts::setting_or_init(self, name, init).await
+        if let Some(value) = on_reader!(self, |c| accounts::setting(c, name), name)? {
+            return Ok(value);
+        }
+        on_writer!(
+            self,
+            |c| accounts::setting_or_init(c, name, init),
+            name,
+            init
+        )
     }
 
     async fn create_app(&self, app: &App) -> Result<i64> {
-        apps::create_app(self, app).await
+        on_writer!(self, |c| apps::create_app(c, app), app)
     }
 
     async fn list_apps(&self, filter: &AppFilter, page: &Page) -> Result<Listing<App>> {
-        apps::list_apps(self, filter, page).await
+        on_reader!(self, |c| apps::list_apps(c, filter, page), filter, page)
     }
 
     async fn delete_apps(&self, account_id: &str, ids: &[i64]) -> Result<u64> {
-        apps::delete_apps(self, account_id, ids).await
+        on_writer!(
+            self,
+            |c| apps::delete_apps(c, account_id, ids),
+            account_id,
+            ids
+        )
     }
 
     async fn create_app_batch(
@@ -159,43 +171,64 @@ impl Store for SqliteStore {
         app_ids: &[i64],
         install: bool,
     ) -> Result<()> {
-        apps::create_app_batch(self, batch, app_ids, install).await
+        on_writer!(
+            self,
+            |c| apps::create_app_batch(c, batch, app_ids, install),
+            batch,
+            app_ids
+        )
     }
 
     async fn claim_bucket(&self, bucket: &str, account_id: &str) -> Result<String> {
-        buckets::claim_bucket(self, bucket, account_id).await
+        if let Some(owner) = on_reader!(self, |c| buckets::bucket_owner(c, bucket), bucket)? {
+            return Ok(owner);
+        }
+        on_writer!(
+            self,
+            |c| buckets::claim_bucket(c, bucket, account_id),
+            bucket,
+            account_id
+        )
     }
 
     async fn bucket_owner(&self, bucket: &str) -> Result<Option<String>> {
-        buckets::bucket_owner(self, bucket).await
+        on_reader!(self, |c| buckets::bucket_owner(c, bucket), bucket)
     }
 
-    async fn create_backup_batch(
-        &self,
-        batch: &NewBatch,
-        backups: &[cloudphone_core::resources::Backup],
-    ) -> Result<()> {
-        backups::create_backup_batch(self, batch, backups).await
+    async fn create_backup_batch(&self, batch: &NewBatch, backups: &[Backup]) -> Result<()> {
+        on_writer!(
+            self,
+            |c| backups::create_backup_batch(c, batch, backups),
+            batch,
+            backups
+        )
     }
 
-    async fn list_backups(
-        &self,
-        filter: &crate::BackupFilter,
-        page: &Page,
-    ) -> Result<Listing<cloudphone_core::resources::Backup>> {
-        backups::list_backups(self, filter, page).await
+    async fn list_backups(&self, filter: &BackupFilter, page: &Page) -> Result<Listing<Backup>> {
+        on_reader!(
+            self,
+            |c| backups::list_backups(c, filter, page),
+            filter,
+            page
+        )
     }
 
-    async fn backups_by_id(
-        &self,
-        account_id: &str,
-        ids: &[String],
-    ) -> Result<Vec<cloudphone_core::resources::Backup>> {
-        backups::backups_by_id(self, account_id, ids).await
+    async fn backups_by_id(&self, account_id: &str, ids: &[String]) -> Result<Vec<Backup>> {
+        on_reader!(
+            self,
+            |c| backups::backups_by_id(c, account_id, ids),
+            account_id,
+            ids
+        )
     }
 
     async fn delete_backups(&self, account_id: &str, ids: &[String]) -> Result<u64> {
-        backups::delete_backups(self, account_id, ids).await
+        on_writer!(
+            self,
+            |c| backups::delete_backups(c, account_id, ids),
+            account_id,
+            ids
+        )
     }
 
     async fn create_groups(
@@ -204,7 +237,13 @@ impl Store for SqliteStore {
         instances: &[Instance],
         tasks: &[NewTask],
     ) -> Result<()> {
-        fleet::create_groups(self, groups, instances, tasks).await
+        on_writer!(
+            self,
+            |c| fleet::create_groups(c, groups, instances, tasks),
+            groups,
+            instances,
+            tasks
+        )
     }
 
     async fn list_groups(
@@ -212,7 +251,7 @@ impl Store for SqliteStore {
         filter: &GroupFilter,
         page: &Page,
     ) -> Result<Listing<GroupSummary>> {
-        fleet::list_groups(self, filter, page).await
+        on_reader!(self, |c| fleet::list_groups(c, filter, page), filter, page)
     }
 
     async fn list_instances(
@@ -220,11 +259,21 @@ impl Store for SqliteStore {
         filter: &InstanceFilter,
         page: &Page,
     ) -> Result<Listing<Instance>> {
-        fleet::list_instances(self, filter, page).await
+        on_reader!(
+            self,
+            |c| fleet::list_instances(c, filter, page),
+            filter,
+            page
+        )
     }
 
     async fn instances_by_id(&self, account_id: &str, ids: &[String]) -> Result<Vec<Instance>> {
-        fleet::instances_by_id(self, account_id, ids).await
+        on_reader!(
+            self,
+            |c| fleet::instances_by_id(c, account_id, ids),
+            account_id,
+            ids
+        )
     }
 
     async fn modify_instances(
@@ -233,7 +282,13 @@ impl Store for SqliteStore {
         ids: &[String],
         change: &InstanceChange,
     ) -> Result<u64> {
-        fleet::modify_instances(self, account_id, ids, change).await
+        on_writer!(
+            self,
+            |c| fleet::modify_instances(c, account_id, ids, change),
+            account_id,
+            ids,
+            change
+        )
     }
 
     async fn delete_groups(
@@ -242,7 +297,13 @@ impl Store for SqliteStore {
         group_ids: &[String],
         tasks: &[NewTask],
     ) -> Result<()> {
-        fleet::delete_groups(self, account_id, group_ids, tasks).await
+        on_writer!(
+            self,
+            |c| fleet::delete_groups(c, account_id, group_ids, tasks),
+            account_id,
+            group_ids,
+            tasks
+        )
     }
 
     async fn update_group_images(
@@ -252,23 +313,39 @@ impl Store for SqliteStore {
         batches: &[NewBatch],
         now_ms: i64,
     ) -> Result<()> {
-        fleet::update_group_images(self, account_id, image_id, batches, now_ms).await
+        on_writer!(
+            self,
+            |c| fleet::update_group_images(c, account_id, image_id, batches, now_ms),
+            account_id,
+            image_id,
+            batches
+        )
     }
 
     async fn create_batch(&self, batch: &NewBatch) -> Result<()> {
-        tasks::create_batch(self, batch).await
+        on_writer!(self, |c| tasks::insert_batch(c, batch), batch)
     }
 
     async fn describe_tasks(&self, filter: &TaskFilter, page: &Page) -> Result<Listing<Task>> {
-        tasks::describe_tasks(self, filter, page).await
+        on_reader!(
+            self,
+            |c| tasks::describe_tasks(c, filter, page),
+            filter,
+            page
+        )
     }
 
     async fn task(&self, account_id: &str, task_id: &str) -> Result<Option<Task>> {
-        tasks::task(self, account_id, task_id).await
+        on_reader!(
+            self,
+            |c| tasks::task(c, account_id, task_id),
+            account_id,
+            task_id
+        )
     }
 
     async fn purge_tasks(&self, before_ms: i64) -> Result<u64> {
-        tasks::purge_tasks(self, before_ms).await
+        on_writer!(self, |c| tasks::purge_tasks(c, before_ms),)
     }
 
     async fn claim(
@@ -278,11 +355,19 @@ impl Store for SqliteStore {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Claim>> {
-        engine::claim(self, owner, now_ms, lease_ms, limit).await
+        on_writer!(
+            self,
+            |c| engine::claim(c, owner, now_ms, lease_ms, limit),
+            owner
+        )
     }
 
     async fn heartbeat(&self, task_id: &str, attempt: i64, lease_until_ms: i64) -> Result<bool> {
-        engine::heartbeat(self, task_id, attempt, lease_until_ms).await
+        on_writer!(
+            self,
+            |c| engine::heartbeat(c, task_id, attempt, lease_until_ms),
+            task_id
+        )
     }
 
     async fn complete(
@@ -298,11 +383,12 @@ impl Store for SqliteStore {
             outcome: outcome.clone(),
             now_ms,
         };
-        Ok(engine::complete_many(self, std::slice::from_ref(&item)).await?[0])
+        let done = self.complete_many(std::slice::from_ref(&item)).await?;
+        Ok(done[0])
     }
 
     async fn complete_many(&self, items: &[Completion]) -> Result<Vec<bool>> {
-        engine::complete_many(self, items).await
+        on_writer!(self, |c| engine::complete_many(c, items), items)
     }
 
     async fn sweep_expired(
@@ -311,15 +397,20 @@ impl Store for SqliteStore {
         max_attempts: i64,
         retry_delay_ms: i64,
     ) -> Result<Vec<Swept>> {
-        engine::sweep_expired(self, now_ms, max_attempts, retry_delay_ms).await
+        on_writer!(self, |c| engine::sweep_expired(
+            c,
+            now_ms,
+            max_attempts,
+            retry_delay_ms
+        ),)
     }
 
     async fn expire_all_leases(&self) -> Result<u64> {
-        engine::expire_all_leases(self).await
+        on_writer!(self, |c| engine::expire_all_leases(c),)
     }
 
     async fn instance(&self, instance_id: &str) -> Result<Option<Instance>> {
-        fleet::instance(self, instance_id).await
+        on_reader!(self, |c| fleet::instance(c, instance_id), instance_id)
     }
 
     fn shared(&self) -> bool {

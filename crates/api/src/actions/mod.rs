@@ -30,9 +30,9 @@ mod sim_faults;
 mod update_group_image;
 
 use cloudphone_core::ApiError;
-use serde_json::Value;
 
 use crate::params::Params;
+use crate::reply::Body;
 use crate::state::Ctx;
 
 pub use common::Paging;
@@ -142,35 +142,35 @@ impl Action {
     }
 
     /// Carries the action out; the value is the response body without `RequestId`.
-    pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+    pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Body, ApiError> {
         match self {
-            Action::DescribeRegions(a) => a.apply(ctx).await,
-            Action::DescribeImageList(a) => a.apply(ctx).await,
-            Action::CreateAndroidInstanceGroup(a) => a.apply(ctx).await,
-            Action::DescribeAndroidInstanceGroups(a) => a.apply(ctx).await,
-            Action::DeleteAndroidInstanceGroup(a) => a.apply(ctx).await,
-            Action::DescribeAndroidInstances(a) => a.apply(ctx).await,
-            Action::ModifyAndroidInstance(a) => a.apply(ctx).await,
-            Action::Lifecycle(a) => a.apply(ctx).await,
+            Action::DescribeRegions(a) => a.apply(ctx).await.map(Into::into),
+            Action::DescribeImageList(a) => a.apply(ctx).await.map(Into::into),
+            Action::CreateAndroidInstanceGroup(a) => a.apply(ctx).await.map(Into::into),
+            Action::DescribeAndroidInstanceGroups(a) => a.apply(ctx).await.map(Into::into),
+            Action::DeleteAndroidInstanceGroup(a) => a.apply(ctx).await.map(Into::into),
+            Action::DescribeAndroidInstances(a) => a.apply(ctx).await.map(Into::into),
+            Action::ModifyAndroidInstance(a) => a.apply(ctx).await.map(Into::into),
+            Action::Lifecycle(a) => a.apply(ctx).await.map(Into::into),
             Action::DescribeTasks(a) => a.apply(ctx).await,
-            Action::RunCommand(a) => a.apply(ctx).await,
-            Action::RunSyncCommand(a) => a.apply(ctx).await,
-            Action::DescribeInvocations(a) => a.apply(ctx).await,
-            Action::SendFile(a) => a.apply(ctx).await,
-            Action::FetchFile(a) => a.apply(ctx).await,
-            Action::UpdateInstanceGroupImage(a) => a.apply(ctx).await,
-            Action::CreateScreenshot(a) => a.apply(ctx).await,
-            Action::CreateApp(a) => a.apply(ctx).await,
-            Action::DescribeApps(a) => a.apply(ctx).await,
-            Action::DeleteApps(a) => a.apply(ctx).await,
-            Action::InstallOrUninstall(a) => a.apply(ctx).await,
-            Action::OperateApp(a) => a.apply(ctx).await,
-            Action::InjectSimulatedFault(a) => a.apply(ctx).await,
-            Action::ClearSimulatedFaults(a) => a.apply(ctx).await,
-            Action::BackupFile(a) => a.apply(ctx).await,
-            Action::RecoveryFile(a) => a.apply(ctx).await,
-            Action::DescribeBackupFiles(a) => a.apply(ctx).await,
-            Action::DeleteBackupFile(a) => a.apply(ctx).await,
+            Action::RunCommand(a) => a.apply(ctx).await.map(Into::into),
+            Action::RunSyncCommand(a) => a.apply(ctx).await.map(Into::into),
+            Action::DescribeInvocations(a) => a.apply(ctx).await.map(Into::into),
+            Action::SendFile(a) => a.apply(ctx).await.map(Into::into),
+            Action::FetchFile(a) => a.apply(ctx).await.map(Into::into),
+            Action::UpdateInstanceGroupImage(a) => a.apply(ctx).await.map(Into::into),
+            Action::CreateScreenshot(a) => a.apply(ctx).await.map(Into::into),
+            Action::CreateApp(a) => a.apply(ctx).await.map(Into::into),
+            Action::DescribeApps(a) => a.apply(ctx).await.map(Into::into),
+            Action::DeleteApps(a) => a.apply(ctx).await.map(Into::into),
+            Action::InstallOrUninstall(a) => a.apply(ctx).await.map(Into::into),
+            Action::OperateApp(a) => a.apply(ctx).await.map(Into::into),
+            Action::InjectSimulatedFault(a) => a.apply(ctx).await.map(Into::into),
+            Action::ClearSimulatedFaults(a) => a.apply(ctx).await.map(Into::into),
+            Action::BackupFile(a) => a.apply(ctx).await.map(Into::into),
+            Action::RecoveryFile(a) => a.apply(ctx).await.map(Into::into),
+            Action::DescribeBackupFiles(a) => a.apply(ctx).await.map(Into::into),
+            Action::DeleteBackupFile(a) => a.apply(ctx).await.map(Into::into),
         }
     }
 }

@@ -320,7 +320,7 @@ impl Bench {
             let client = Client::new(&server.address, self.creds.clone())?;
             read::wait_ready(&client).await?;
             self.timed(&format!("start the server at {}", short_count(size)), t);
-            let pool = read::sql_pool(&db).await?;
+            let pool = read::SqlLimit::open(&db)?;
 
             let mut table = Table::new(
                 &format!(
@@ -400,7 +400,7 @@ impl Bench {
                 }
                 self.timed("wrk (signing the request files and both runs)", t);
             }
-            pool.close().await;
+            drop(pool);
             let rss = server.peak_rss().unwrap_or(0);
             server.stop().await?;
             rss_row.push(format!("{:.0} MB", mb(rss)));

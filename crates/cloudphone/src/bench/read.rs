@@ -1,16 +1,17 @@
 //! The read path: `DescribeTasks` over HTTP, signed, one keep-alive connection, sequential
 //! calls, for each query shape; and, as the limit, the same statements the store runs on the
-//! same database file through a separate read-only pool, with the same ids: the total (a
-//! `COUNT(*)`, or for a filter by level, type and status only, the sum of the `task_counts`
-//! counters) and the page, in one read transaction, same `ORDER BY`, `LIMIT` and keyset.
+//! same database file, run in this process on a read-only SQLite connection (rusqlite: no
+//! thread hop, every column of every row read), with the same ids: the total (a `COUNT(*)`, or
+//! for a filter by level, type and status only, the sum of the `task_counts` counters) and the
+//! page, in one read transaction, same `ORDER BY`, `LIMIT` and keyset.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OpenFlags, params_from_iter};
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::client::{Client, params, push_list};
 use super::load::{ACCOUNT, Dataset, public_types};
@@ -125,33 +126,77 @@ impl Query {
 
     /// The WHERE clause the store builds for these filters (crates/store/src/sqlite/tasks.rs,
     /// `push_filter`), condition for condition and in the same order.
-    pub fn push_where(&self, qb: &mut QueryBuilder<Sqlite>) {
-        qb.push(" WHERE t.account_id = ").push_bind(ACCOUNT);
+    pub fn push_where(&self, qb: &mut Stmt) {
+        qb.push(" WHERE t.account_id = ").bind(ACCOUNT);
         match self.level {
             None => qb.push(" AND t.level IN (1, 2)"),
-            Some(level) => qb.push(" AND t.level = ").push_bind(level),
+            Some(level) => qb.push(" AND t.level = ").bind(level),
         };
         if let Some(v) = &self.invoke_id {
-            qb.push(" AND t.invoke_id = ").push_bind(v.clone());
+            qb.push(" AND t.invoke_id = ").bind(v.as_str());
         }
         if let Some(v) = &self.parent_id {
-            qb.push(" AND t.parent_id = ").push_bind(v.clone());
+            qb.push(" AND t.parent_id = ").bind(v.as_str());
         }
         if let Some(t) = self.task_type {
-            qb.push(" AND t.task_type IN (").push_bind(t).push(")");
+            qb.push(" AND t.task_type IN (").bind(t).push(")");
         }
         if !self.statuses.is_empty() {
             qb.push(" AND t.status IN (");
-            let mut list = qb.separated(", ");
-            for s in &self.statuses {
-                list.push_bind(*s);
+            for (n, s) in self.statuses.iter().enumerate() {
+                if n > 0 {
+                    qb.push(", ");
+                }
+                qb.bind(*s);
             }
             qb.push(")");
         }
         if let Some(v) = &self.instance_id {
             qb.push(" AND t.level = 2 AND t.instance_id = ")
-                .push_bind(v.clone());
+                .bind(v.as_str());
         }
+    }
+}
+
+/// A statement being built: SQL with `?` placeholders and their values.
+#[derive(Debug, Default)]
+pub struct Stmt {
+    pub sql: String,
+    pub args: Vec<SqlValue>,
+}
+
+impl Stmt {
+    fn new(sql: &str) -> Stmt {
+        Stmt {
+            sql: sql.to_string(),
+            args: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, sql: &str) -> &mut Stmt {
+        self.sql.push_str(sql);
+        self
+    }
+
+    fn bind(&mut self, v: impl Into<Arg>) -> &mut Stmt {
+        self.sql.push('?');
+        self.args.push(v.into().0);
+        self
+    }
+}
+
+/// A value for [`Stmt::bind`]: text or an integer.
+pub struct Arg(SqlValue);
+
+impl From<&str> for Arg {
+    fn from(s: &str) -> Arg {
+        Arg(SqlValue::Text(s.to_string()))
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(n: i64) -> Arg {
+        Arg(SqlValue::Integer(n))
     }
 }
 
@@ -173,45 +218,47 @@ pub fn list_statement(
     q: &Query,
     after: Option<&(i64, String)>,
     page_size: usize,
-) -> QueryBuilder<Sqlite> {
-    let mut list = QueryBuilder::<Sqlite>::new(prefix);
+) -> Stmt {
+    let mut list = Stmt::new(prefix);
     list.push(TASK_COLUMNS).push(TASK_FROM);
     q.push_where(&mut list);
     if let Some((ms, id)) = after {
         list.push(" AND (t.start_ms, t.id) < (")
-            .push_bind(*ms)
+            .bind(*ms)
             .push(", ")
-            .push_bind(id.clone())
+            .bind(id.as_str())
             .push(")");
     }
     list.push(" ORDER BY t.start_ms DESC, t.id DESC LIMIT ")
-        .push_bind(page_size as i64 + 1);
+        .bind(page_size as i64 + 1);
     list
 }
 
 /// The total's statement, as the store runs it (crates/store/src/sqlite/tasks.rs): a filter
 /// that narrows only by level, type and status sums the `task_counts` counters; any other
 /// counts its rows.
-pub fn count_statement(prefix: &str, q: &Query) -> QueryBuilder<Sqlite> {
-    let mut count = QueryBuilder::<Sqlite>::new(prefix);
+pub fn count_statement(prefix: &str, q: &Query) -> Stmt {
+    let mut count = Stmt::new(prefix);
     let broad = q.invoke_id.is_none() && q.parent_id.is_none() && q.instance_id.is_none();
     if broad {
         count.push(
             "SELECT CAST(COALESCE(SUM(n), 0) AS INTEGER) FROM task_counts t WHERE t.account_id = ",
         );
-        count.push_bind(ACCOUNT);
+        count.bind(ACCOUNT);
         match q.level {
             None => count.push(" AND t.level IN (1, 2)"),
-            Some(level) => count.push(" AND t.level = ").push_bind(level),
+            Some(level) => count.push(" AND t.level = ").bind(level),
         };
         if let Some(t) = q.task_type {
-            count.push(" AND t.task_type IN (").push_bind(t).push(")");
+            count.push(" AND t.task_type IN (").bind(t).push(")");
         }
         if !q.statuses.is_empty() {
             count.push(" AND t.status IN (");
-            let mut list = count.separated(", ");
-            for s in &q.statuses {
-                list.push_bind(*s);
+            for (n, s) in q.statuses.iter().enumerate() {
+                if n > 0 {
+                    count.push(", ");
+                }
+                count.bind(*s);
             }
             count.push(")");
         }
@@ -222,70 +269,99 @@ pub fn count_statement(prefix: &str, q: &Query) -> QueryBuilder<Sqlite> {
     count
 }
 
-/// A read-only pool of one connection on the server's database file.
-pub async fn sql_pool(db: &Path) -> anyhow::Result<SqlitePool> {
-    let options = SqliteConnectOptions::new().filename(db).read_only(true);
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
-        .connect_with(options)
-        .await
-        .with_context(|| format!("opening {} read-only", db.display()))
+/// A read-only connection on the server's database file, with the store's page cache size.
+/// Behind a mutex only so that the async measurement can hold it across its awaits.
+pub struct SqlLimit(std::sync::Mutex<Connection>);
+
+impl SqlLimit {
+    pub fn open(db: &Path) -> anyhow::Result<SqlLimit> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(db, flags)
+            .with_context(|| format!("opening {} read-only", db.display()))?;
+        conn.pragma_update(None, "cache_size", -16 * 1024)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(SqlLimit(std::sync::Mutex::new(conn)))
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One page: the total and the page's rows (every column read), in one read transaction,
+    /// as the store reads them.
+    pub fn page(
+        &self,
+        q: &Query,
+        after: Option<&(i64, String)>,
+        page_size: usize,
+    ) -> anyhow::Result<SqlPage> {
+        let count = count_statement("", q);
+        let list = list_statement("", q, after, page_size);
+        let conn = self.conn();
+        conn.execute_batch("BEGIN")?;
+        let total: i64 = conn
+            .prepare_cached(&count.sql)?
+            .query_row(params_from_iter(count.args.iter()), |r| r.get(0))?;
+        let mut stmt = conn.prepare_cached(&list.sql)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.query(params_from_iter(list.args.iter()))?;
+        let mut fetched = 0usize;
+        let mut bytes = 0usize;
+        let mut last: Option<(i64, String)> = None;
+        while let Some(row) = rows.next()? {
+            fetched += 1;
+            for c in 0..columns {
+                bytes += match row.get_ref(c)? {
+                    rusqlite::types::ValueRef::Text(t) => t.len(),
+                    _ => 8,
+                };
+            }
+            if fetched == page_size {
+                last = Some((row.get("start_ms")?, row.get("id")?));
+            }
+        }
+        drop(rows);
+        drop(stmt);
+        conn.execute_batch("COMMIT")?;
+        std::hint::black_box(bytes);
+        let next = if fetched > page_size { last } else { None };
+        Ok(SqlPage { total, next })
+    }
+
+    /// `EXPLAIN QUERY PLAN` of the count, the first page and a later page of `q`.
+    pub fn query_plan(&self, q: &Query, page_size: usize) -> anyhow::Result<String> {
+        const EXPLAIN: &str = "EXPLAIN QUERY PLAN ";
+        let after = (i64::MAX, "t-zzzzzzzzzzzzzzzz".to_string());
+        let mut out = String::new();
+        let conn = self.conn();
+        for (label, st) in [
+            ("count", count_statement(EXPLAIN, q)),
+            ("page", list_statement(EXPLAIN, q, None, page_size)),
+            (
+                "next page",
+                list_statement(EXPLAIN, q, Some(&after), page_size),
+            ),
+        ] {
+            out.push_str(label);
+            out.push_str(":\n");
+            let mut stmt = conn.prepare(&st.sql)?;
+            let details = stmt.query_map(params_from_iter(st.args.iter()), |r| {
+                r.get::<_, String>("detail")
+            })?;
+            for detail in details {
+                out.push_str("    ");
+                out.push_str(&detail?);
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// One page through SQL: the total and the cursor after the page's last row (if more follow).
 pub struct SqlPage {
     pub total: i64,
     pub next: Option<(i64, String)>,
-}
-
-pub async fn sql_page(
-    pool: &SqlitePool,
-    q: &Query,
-    after: Option<&(i64, String)>,
-    page_size: usize,
-) -> anyhow::Result<SqlPage> {
-    let mut count = count_statement("", q);
-    let mut list = list_statement("", q, after, page_size);
-    // As the store does: the total and the page from one snapshot.
-    let mut tx = pool.begin().await?;
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
-    let fetched = list.build().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    let more = fetched.len() > page_size;
-    let rows = fetched.len().min(page_size);
-    let next = if more {
-        let last = &fetched[rows - 1];
-        Some((last.try_get("start_ms")?, last.try_get("id")?))
-    } else {
-        None
-    };
-    Ok(SqlPage { total, next })
-}
-
-/// `EXPLAIN QUERY PLAN` of the count, the first page and a later page of `q`.
-pub async fn query_plan(pool: &SqlitePool, q: &Query, page_size: usize) -> anyhow::Result<String> {
-    const EXPLAIN: &str = "EXPLAIN QUERY PLAN ";
-    let after = (i64::MAX, "t-zzzzzzzzzzzzzzzz".to_string());
-    let mut out = String::new();
-    for (label, mut qb) in [
-        ("count", count_statement(EXPLAIN, q)),
-        ("page", list_statement(EXPLAIN, q, None, page_size)),
-        (
-            "next page",
-            list_statement(EXPLAIN, q, Some(&after), page_size),
-        ),
-    ] {
-        out.push_str(label);
-        out.push_str(":\n");
-        for r in qb.build().fetch_all(pool).await? {
-            let detail: String = r.try_get("detail")?;
-            out.push_str("    ");
-            out.push_str(&detail);
-            out.push('\n');
-        }
-    }
-    Ok(out)
 }
 
 /// What one shape measured.
@@ -304,7 +380,7 @@ pub async fn measure_shape(
     shape: Shape,
     data: &mut Dataset,
     client: &Client,
-    pool: &SqlitePool,
+    pool: &SqlLimit,
     warmup: usize,
     requests: usize,
     page_size: usize,
@@ -344,7 +420,7 @@ pub async fn measure_shape(
             let mut after: Option<(i64, String)> = None;
             for _ in 0..PAGES {
                 let started = Instant::now();
-                let page = sql_page(pool, &q, after.as_ref(), page_size).await?;
+                let page = pool.page(&q, after.as_ref(), page_size)?;
                 if walk >= warm_walks {
                     sql.push(started.elapsed());
                     totals += page.total as f64;
@@ -355,7 +431,7 @@ pub async fn measure_shape(
                 }
             }
         }
-        let plan = query_plan(pool, &q, page_size).await?;
+        let plan = pool.query_plan(&q, page_size)?;
         return Ok(ShapeResult {
             mean_total: totals / sql.len().max(1) as f64,
             http,
@@ -380,7 +456,7 @@ pub async fn measure_shape(
             // The warm-up also checks that the SQL here is the server's: same totals.
             let body = answer.json()?;
             let total = body.get("TotalCount").and_then(Value::as_i64).unwrap_or(-1);
-            let page = sql_page(pool, q, None, page_size).await?;
+            let page = pool.page(q, None, page_size)?;
             if page.total != total {
                 mismatches += 1;
             }
@@ -390,13 +466,13 @@ pub async fn measure_shape(
     }
     for (i, q) in queries.iter().enumerate() {
         let started = Instant::now();
-        let page = sql_page(pool, q, None, page_size).await?;
+        let page = pool.page(q, None, page_size)?;
         if i >= warmup {
             sql.push(started.elapsed());
             totals += page.total as f64;
         }
     }
-    let plan = query_plan(pool, &queries[0], page_size).await?;
+    let plan = pool.query_plan(&queries[0], page_size)?;
     Ok(ShapeResult {
         mean_total: totals / requests.max(1) as f64,
         http,
@@ -445,7 +521,7 @@ mod tests {
         );
         let list = list_statement("", &q, None, 100);
         assert_eq!(
-            list.sql().as_str(),
+            list.sql.as_str(),
             format!(
                 "{TASK_COLUMNS}{TASK_FROM} WHERE t.account_id = ? AND t.level = ? AND \
                  t.task_type IN (?) ORDER BY t.start_ms DESC, t.id DESC LIMIT ?"
@@ -458,7 +534,7 @@ mod tests {
             ..Query::default()
         };
         let list = list_statement("", &q, Some(&after), 10);
-        assert!(list.sql().as_str().ends_with(
+        assert!(list.sql.as_str().ends_with(
             " WHERE t.account_id = ? AND t.level IN (1, 2) AND t.status IN (?) AND t.level = 2 \
              AND t.instance_id = ? AND (t.start_ms, t.id) < (?, ?) \
              ORDER BY t.start_ms DESC, t.id DESC LIMIT ?"
@@ -466,7 +542,7 @@ mod tests {
         let count = count_statement("", &q);
         assert!(
             count
-                .sql()
+                .sql
                 .as_str()
                 .starts_with("SELECT COUNT(*) FROM tasks t WHERE")
         );
@@ -475,7 +551,7 @@ mod tests {
             ..Query::default()
         };
         assert_eq!(
-            count_statement("", &broad).sql().as_str(),
+            count_statement("", &broad).sql.as_str(),
             "SELECT CAST(COALESCE(SUM(n), 0) AS INTEGER) FROM task_counts t WHERE \
              t.account_id = ? AND t.level IN (1, 2) AND t.status IN (?)"
         );

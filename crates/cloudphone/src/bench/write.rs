@@ -14,7 +14,6 @@ use anyhow::{Context, bail};
 use cloudphone_core::{BatchCounts, TaskStatus, ids};
 use cloudphone_store::SqliteStore;
 use serde_json::Value;
-use sqlx::Row;
 
 use super::client::{Client, params, push_list};
 use super::report::Samples;
@@ -236,173 +235,215 @@ async fn wait_terminal(client: &Client, batch: &str, every: Duration) -> anyhow:
     }
 }
 
-/// The limit: the same task rows written straight into a fresh SQLite file with the store's
-/// schema and pragmas (WAL, synchronous=NORMAL) and the store's statements: each batch inserted
-/// in one transaction as `create_batch` does, then every task moved to Processing and then to
-/// Finished with its batch's counters, `per_tx` tasks per transaction. Returns the time taken.
-pub async fn sqlite_limit(
-    dir: &Path,
-    batches: usize,
-    per_batch: usize,
-    per_tx: usize,
-) -> anyhow::Result<Duration> {
-    std::fs::create_dir_all(dir)?;
-    let store = SqliteStore::open(&dir.join("limit.db")).await?;
-    let pool = store.pool().clone();
-    let now = cloudphone_core::time::now_ms();
-    let plan: Vec<(String, Vec<String>)> = (0..batches)
+/// A fresh SQLite file with the store's schema (made by `SqliteStore::open`, then closed), and
+/// one rusqlite connection on it with the store's pragmas (WAL, synchronous=NORMAL): the limits
+/// run their statements in this process, with no thread hop, as tight as SQLite allows.
+async fn limit_db(path: &Path) -> anyhow::Result<rusqlite::Connection> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let store = SqliteStore::open(path).await?;
+    store.close().await;
+    drop(store);
+    let conn = rusqlite::Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "cache_size", -16 * 1024)?;
+    Ok(conn)
+}
+
+/// Batch and child ids of the limits' runs.
+fn limit_plan(batches: usize, per_batch: usize) -> Vec<(String, Vec<String>)> {
+    (0..batches)
         .map(|_| {
             (
                 ids::new_id(ids::TASK),
                 (0..per_batch).map(|_| ids::new_id(ids::TASK)).collect(),
             )
         })
-        .collect();
-    const INSERT: &str = "INSERT INTO tasks (id, account_id, invoke_id, parent_id, level, \
-         task_type, status, resource_id, instance_id, instance_name, param, operator, start_ms, \
-         finish_ms, c_waiting, c_processing, c_finished, c_failed, c_skipped, run_state, \
-         not_before_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        .collect()
+}
+
+/// Every (child, batch) of a plan, in order.
+fn limit_tasks(plan: &[(String, Vec<String>)]) -> Vec<(&str, &str)> {
+    plan.iter()
+        .flat_map(|(b, cs)| cs.iter().map(move |c| (c.as_str(), b.as_str())))
+        .collect()
+}
+
+const LIMIT_INSERT: &str = "INSERT INTO tasks (id, account_id, invoke_id, parent_id, level, \
+     task_type, status, resource_id, instance_id, instance_name, param, operator, start_ms, \
+     finish_ms, c_waiting, c_processing, c_finished, c_failed, c_skipped, run_state, \
+     not_before_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+const LIMIT_COUNTERS: &str = "UPDATE tasks SET c_waiting = ?, c_processing = ?, \
+     c_finished = ?, c_failed = ?, c_skipped = ?, status = ?, \
+     finish_ms = CASE WHEN ? THEN COALESCE(finish_ms, ?) ELSE NULL END WHERE id = ?";
+
+/// Writes a batch's counters (and the status and finish time they give).
+fn write_counters(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &str,
+    c: BatchCounts,
+    now: i64,
+) -> anyhow::Result<()> {
+    let status = c.status();
+    tx.prepare_cached(LIMIT_COUNTERS)?
+        .execute(rusqlite::params![
+            c.waiting,
+            c.processing,
+            c.finished,
+            c.failed,
+            c.skipped,
+            status.as_str(),
+            status.is_terminal(),
+            now,
+            batch
+        ])?;
+    Ok(())
+}
+
+fn unfinished(conn: &rusqlite::Connection) -> anyhow::Result<i64> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM tasks WHERE status != 'Finished' AND level IN (1, 2)",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// The limit: the same task rows written straight into a fresh SQLite file with the store's
+/// schema and pragmas and the store's statements, one row at a time: each batch and its
+/// children inserted in one transaction, then every task moved to Processing and then to
+/// Finished with its batch's counters read and written, `per_tx` tasks per transaction.
+/// Returns the time taken.
+pub async fn sqlite_limit(
+    dir: &Path,
+    batches: usize,
+    per_batch: usize,
+    per_tx: usize,
+) -> anyhow::Result<Duration> {
+    let mut conn = limit_db(&dir.join("limit.db")).await?;
+    let now = cloudphone_core::time::now_ms();
+    let plan = limit_plan(batches, per_batch);
     let started = Instant::now();
     for (batch, children) in &plan {
         let invoke = ids::request_id();
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = children.len() as i64;
-        sqlx::query(INSERT)
-            .bind(batch)
-            .bind("root")
-            .bind(&invoke)
-            .bind(None::<&str>)
-            .bind(1i64)
-            .bind("RebootInstance")
-            .bind("Waiting")
-            .bind("")
-            .bind(None::<&str>)
-            .bind(None::<&str>)
-            .bind(r#"{"AndroidInstanceIds":[]}"#)
-            .bind("root")
-            .bind(now)
-            .bind(None::<i64>)
-            .bind(n)
-            .bind(0i64)
-            .bind(0i64)
-            .bind(0i64)
-            .bind(0i64)
-            .bind("done")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        for (i, child) in children.iter().enumerate() {
-            sqlx::query(INSERT)
-                .bind(child)
-                .bind("root")
-                .bind(&invoke)
-                .bind(Some(batch.as_str()))
-                .bind(2i64)
-                .bind("RebootInstance")
-                .bind("Waiting")
-                .bind(format!("acp-bench{i:012}"))
-                .bind(Some(format!("acp-bench{i:012}")))
-                .bind(Some(format!("cloudphone-{i}")))
-                .bind("{}")
-                .bind("root")
-                .bind(now)
-                .bind(None::<i64>)
-                .bind(None::<i64>)
-                .bind(None::<i64>)
-                .bind(None::<i64>)
-                .bind(None::<i64>)
-                .bind(None::<i64>)
-                .bind("queued")
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(LIMIT_INSERT)?;
+            let n = children.len() as i64;
+            insert.execute(rusqlite::params![
+                batch,
+                "root",
+                invoke,
+                None::<&str>,
+                1i64,
+                "RebootInstance",
+                "Waiting",
+                "",
+                None::<&str>,
+                None::<&str>,
+                r#"{"AndroidInstanceIds":[]}"#,
+                "root",
+                now,
+                None::<i64>,
+                n,
+                0i64,
+                0i64,
+                0i64,
+                0i64,
+                "done",
+                now
+            ])?;
+            for (i, child) in children.iter().enumerate() {
+                let phone = format!("acp-bench{i:012}");
+                insert.execute(rusqlite::params![
+                    child,
+                    "root",
+                    invoke,
+                    batch,
+                    2i64,
+                    "RebootInstance",
+                    "Waiting",
+                    phone,
+                    phone,
+                    format!("cloudphone-{i}"),
+                    "{}",
+                    "root",
+                    now,
+                    None::<i64>,
+                    None::<i64>,
+                    None::<i64>,
+                    None::<i64>,
+                    None::<i64>,
+                    None::<i64>,
+                    "queued",
+                    now
+                ])?;
+            }
         }
-        tx.commit().await?;
+        tx.commit()?;
     }
-    let tasks: Vec<(&str, &str)> = plan
-        .iter()
-        .flat_map(|(b, cs)| cs.iter().map(move |c| (c.as_str(), b.as_str())))
-        .collect();
+    let tasks = limit_tasks(&plan);
     for (from, to) in [
         (TaskStatus::Waiting, TaskStatus::Processing),
         (TaskStatus::Processing, TaskStatus::Finished),
     ] {
         for chunk in tasks.chunks(per_tx.max(1)) {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for (task, batch) in chunk {
                 if to == TaskStatus::Processing {
-                    sqlx::query(
+                    tx.prepare_cached(
                         "UPDATE tasks SET status = 'Processing', attempt = attempt + 1, \
                          owner = ?, lease_ms = ?, run_state = 'leased', prev_status = ? \
                          WHERE id = ?",
-                    )
-                    .bind("bench")
-                    .bind(now + 15_000)
-                    .bind("RUNNING")
-                    .bind(task)
-                    .execute(&mut *tx)
-                    .await?;
+                    )?
+                    .execute(rusqlite::params![
+                        "bench",
+                        now + 15_000,
+                        "RUNNING",
+                        task
+                    ])?;
                 } else {
-                    sqlx::query(
+                    tx.prepare_cached(
                         "UPDATE tasks SET status = ?, result = ?, error_code = ?, \
                          error_msg = ?, finish_ms = ?, run_state = 'done', lease_ms = NULL \
                          WHERE id = ?",
-                    )
-                    .bind("Finished")
-                    .bind(Some(r#"{"Success":true}"#))
-                    .bind(None::<&str>)
-                    .bind(None::<&str>)
-                    .bind(now)
-                    .bind(task)
-                    .execute(&mut *tx)
-                    .await?;
+                    )?
+                    .execute(rusqlite::params![
+                        "Finished",
+                        r#"{"Success":true}"#,
+                        None::<&str>,
+                        None::<&str>,
+                        now,
+                        task
+                    ])?;
                 }
-                // The batch's counters, read and written as the store's `move_child` does.
-                let row = sqlx::query(
-                    "SELECT c_waiting, c_processing, c_finished, c_failed, c_skipped \
-                     FROM tasks WHERE id = ? AND level = 1",
-                )
-                .bind(batch)
-                .fetch_one(&mut *tx)
-                .await?;
-                let counts = BatchCounts {
-                    waiting: row.try_get(0)?,
-                    processing: row.try_get(1)?,
-                    finished: row.try_get(2)?,
-                    failed: row.try_get(3)?,
-                    skipped: row.try_get(4)?,
-                }
-                .add(&BatchCounts::delta(from, to));
-                let status = counts.status();
-                sqlx::query(
-                    "UPDATE tasks SET c_waiting = ?, c_processing = ?, c_finished = ?, \
-                     c_failed = ?, c_skipped = ?, status = ?, \
-                     finish_ms = CASE WHEN ? THEN COALESCE(finish_ms, ?) ELSE NULL END \
-                     WHERE id = ?",
-                )
-                .bind(counts.waiting)
-                .bind(counts.processing)
-                .bind(counts.finished)
-                .bind(counts.failed)
-                .bind(counts.skipped)
-                .bind(status.as_str())
-                .bind(status.is_terminal())
-                .bind(now)
-                .bind(batch)
-                .execute(&mut *tx)
-                .await?;
+                // The batch's counters, read and written as the store does.
+                let counts = tx
+                    .prepare_cached(
+                        "SELECT c_waiting, c_processing, c_finished, c_failed, c_skipped \
+                         FROM tasks WHERE id = ? AND level = 1",
+                    )?
+                    .query_row([batch], |r| {
+                        Ok(BatchCounts {
+                            waiting: r.get(0)?,
+                            processing: r.get(1)?,
+                            finished: r.get(2)?,
+                            failed: r.get(3)?,
+                            skipped: r.get(4)?,
+                        })
+                    })?
+                    .add(&BatchCounts::delta(from, to));
+                write_counters(&tx, batch, counts, now)?;
             }
-            tx.commit().await?;
+            tx.commit()?;
         }
     }
     let elapsed = started.elapsed();
-    let unfinished: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE level = 1 AND status != 'Finished'")
-            .fetch_one(&pool)
-            .await?;
-    store.close().await;
-    if unfinished != 0 {
-        bail!("{unfinished} batches did not end Finished in the SQLite limit run");
+    let left = unfinished(&conn)?;
+    if left != 0 {
+        bail!("{left} tasks did not end Finished in the SQLite limit run");
     }
     Ok(elapsed)
 }
@@ -417,85 +458,86 @@ pub async fn sqlite_set_limit(
     per_batch: usize,
     per_tx: usize,
 ) -> anyhow::Result<Duration> {
-    use sqlx::{QueryBuilder, Sqlite};
-    std::fs::create_dir_all(dir)?;
-    let store = SqliteStore::open(&dir.join("limit-set.db")).await?;
-    let pool = store.pool().clone();
+    use rusqlite::types::Value as V;
+    let mut conn = limit_db(&dir.join("limit-set.db")).await?;
     let now = cloudphone_core::time::now_ms();
-    let plan: Vec<(String, Vec<String>)> = (0..batches)
-        .map(|_| {
-            (
-                ids::new_id(ids::TASK),
-                (0..per_batch).map(|_| ids::new_id(ids::TASK)).collect(),
-            )
-        })
-        .collect();
+    let plan = limit_plan(batches, per_batch);
+    let text = |s: &str| V::Text(s.to_string());
     let started = Instant::now();
     for (batch, children) in &plan {
         let invoke = ids::request_id();
-        let mut qb = QueryBuilder::<Sqlite>::new(
+        let mut sql = String::from(
             "INSERT INTO tasks (id, account_id, invoke_id, parent_id, level, task_type, status, \
              resource_id, instance_id, instance_name, param, operator, start_ms, c_waiting, \
-             c_processing, c_finished, c_failed, c_skipped, run_state, not_before_ms) ",
+             c_processing, c_finished, c_failed, c_skipped, run_state, not_before_ms) VALUES ",
         );
+        let mut args: Vec<V> = Vec::new();
         let rows = std::iter::once((batch, None)).chain(children.iter().map(|c| (c, Some(batch))));
-        qb.push_values(rows.enumerate(), |mut b, (i, (id, parent))| {
+        for (i, (id, parent)) in rows.enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
             let child = parent.is_some();
             let phone = child.then(|| format!("acp-bench{i:012}"));
-            b.push_bind(id.clone())
-                .push_bind("root")
-                .push_bind(invoke.clone())
-                .push_bind(parent.cloned())
-                .push_bind(if child { 2i64 } else { 1 })
-                .push_bind("RebootInstance")
-                .push_bind("Waiting")
-                .push_bind(phone.clone().unwrap_or_default())
-                .push_bind(phone)
-                .push_bind(child.then(|| format!("cloudphone-{i}")))
-                .push_bind(if child {
+            let counter = |n: i64| if child { V::Null } else { V::Integer(n) };
+            args.extend([
+                text(id),
+                text("root"),
+                text(&invoke),
+                parent.map_or(V::Null, |p| text(p)),
+                V::Integer(if child { 2 } else { 1 }),
+                text("RebootInstance"),
+                text("Waiting"),
+                text(phone.as_deref().unwrap_or_default()),
+                phone.as_deref().map_or(V::Null, text),
+                if child {
+                    text(&format!("cloudphone-{i}"))
+                } else {
+                    V::Null
+                },
+                text(if child {
                     "{}"
                 } else {
                     r#"{"AndroidInstanceIds":[]}"#
-                })
-                .push_bind("root")
-                .push_bind(now)
-                .push_bind((!child).then_some(children.len() as i64))
-                .push_bind((!child).then_some(0i64))
-                .push_bind((!child).then_some(0i64))
-                .push_bind((!child).then_some(0i64))
-                .push_bind((!child).then_some(0i64))
-                .push_bind(if child { "queued" } else { "done" })
-                .push_bind(now);
-        });
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        qb.build().execute(&mut *tx).await?;
-        tx.commit().await?;
+                }),
+                text("root"),
+                V::Integer(now),
+                counter(children.len() as i64),
+                counter(0),
+                counter(0),
+                counter(0),
+                counter(0),
+                text(if child { "queued" } else { "done" }),
+                V::Integer(now),
+            ]);
+        }
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(args.iter()))?;
+        tx.commit()?;
     }
     let mut counts: std::collections::HashMap<&str, BatchCounts> = plan
         .iter()
         .map(|(b, cs)| (b.as_str(), BatchCounts::new(cs.len() as i64)))
         .collect();
-    let tasks: Vec<(&str, &str)> = plan
-        .iter()
-        .flat_map(|(b, cs)| cs.iter().map(move |c| (c.as_str(), b.as_str())))
-        .collect();
+    let tasks = limit_tasks(&plan);
     for (from, to) in [
         (TaskStatus::Waiting, TaskStatus::Processing),
         (TaskStatus::Processing, TaskStatus::Finished),
     ] {
         for chunk in tasks.chunks(per_tx.max(1)) {
-            let mut qb = QueryBuilder::<Sqlite>::new(if to == TaskStatus::Processing {
+            let mut sql = String::from(if to == TaskStatus::Processing {
                 "UPDATE tasks SET status = 'Processing', attempt = attempt + 1, owner = 'bench', \
                  lease_ms = 0, run_state = 'leased', prev_status = 'RUNNING' WHERE id IN ("
             } else {
                 "UPDATE tasks SET status = 'Finished', result = '{\"Success\":true}', \
                  finish_ms = 0, run_state = 'done', lease_ms = NULL WHERE id IN ("
             });
-            let mut list = qb.separated(", ");
-            for (task, _) in chunk {
-                list.push_bind(*task);
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 { "?" } else { ", ?" });
             }
-            qb.push(")");
+            sql.push(')');
             let mut touched: Vec<&str> = Vec::new();
             for (_, batch) in chunk {
                 let c = counts.get_mut(batch).context("unknown batch")?;
@@ -504,41 +546,19 @@ pub async fn sqlite_set_limit(
                     touched.push(batch);
                 }
             }
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            qb.build().execute(&mut *tx).await?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(chunk.iter().map(|(t, _)| *t)))?;
             for batch in touched {
-                let c = counts[batch];
-                let status = c.status();
-                sqlx::query(
-                    "UPDATE tasks SET c_waiting = ?, c_processing = ?, c_finished = ?, \
-                     c_failed = ?, c_skipped = ?, status = ?, \
-                     finish_ms = CASE WHEN ? THEN COALESCE(finish_ms, ?) ELSE NULL END \
-                     WHERE id = ?",
-                )
-                .bind(c.waiting)
-                .bind(c.processing)
-                .bind(c.finished)
-                .bind(c.failed)
-                .bind(c.skipped)
-                .bind(status.as_str())
-                .bind(status.is_terminal())
-                .bind(now)
-                .bind(batch)
-                .execute(&mut *tx)
-                .await?;
+                write_counters(&tx, batch, counts[batch], now)?;
             }
-            tx.commit().await?;
+            tx.commit()?;
         }
     }
     let elapsed = started.elapsed();
-    let unfinished: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM tasks WHERE status != 'Finished' AND level IN (1, 2)",
-    )
-    .fetch_one(&pool)
-    .await?;
-    store.close().await;
-    if unfinished != 0 {
-        bail!("{unfinished} tasks did not end Finished in the set-based SQLite limit run");
+    let left = unfinished(&conn)?;
+    if left != 0 {
+        bail!("{left} tasks did not end Finished in the set-based SQLite limit run");
     }
     Ok(elapsed)
 }

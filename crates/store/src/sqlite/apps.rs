@@ -2,11 +2,12 @@
 //! install or uninstall batch over each app.
 
 use cloudphone_core::resources::App;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use rusqlite::{Connection, Row};
 
+use super::db::snapshot;
 use super::rows::{push_in, push_substring};
-use super::{SqliteStore, tasks};
+use super::sql::{Sql, sql, v};
+use super::tasks;
 use crate::{AppFilter, Cursor, Listing, NewBatch, Page, Result};
 
 /// The app's InstallationStatus, computed from its latest batch.
@@ -19,35 +20,33 @@ const INSTALLATION_STATUS: &str = "CASE WHEN a.install_task_id IS NULL THEN 'UNI
         ELSE CASE a.install_kind WHEN 'install' THEN 'INSTALLFAILED' ELSE 'UNINSTALLFAILED' END \
       END FROM tasks u WHERE u.id = a.install_task_id) END";
 
-pub(super) async fn create_app(s: &SqliteStore, app: &App) -> Result<i64> {
-    let mut w = s.write().await?;
-    let id: i64 = sqlx::query_scalar(
+pub(super) fn create_app(conn: &Connection, app: &App) -> Result<i64> {
+    sql(
         "INSERT INTO apps (account_id, name, package, version_name, version_code, md5, size, \
          source, description, icon_url, install_param, created_ms, modified_ms) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        [
+            v(&app.account_id),
+            v(&app.name),
+            v(&app.package),
+            v(&app.version_name),
+            v(&app.version_code),
+            v(&app.md5),
+            v(app.size),
+            v(&app.source),
+            v(&app.description),
+            v(&app.icon_url),
+            v(&app.install_param),
+            v(app.created_ms),
+            v(app.modified_ms),
+        ],
     )
-    .bind(&app.account_id)
-    .bind(&app.name)
-    .bind(&app.package)
-    .bind(&app.version_name)
-    .bind(&app.version_code)
-    .bind(&app.md5)
-    .bind(app.size)
-    .bind(&app.source)
-    .bind(&app.description)
-    .bind(&app.icon_url)
-    .bind(&app.install_param)
-    .bind(app.created_ms)
-    .bind(app.modified_ms)
-    .fetch_one(&mut *w.tx)
-    .await?;
-    w.commit().await?;
-    Ok(id)
+    .scalar(conn)
 }
 
-fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &AppFilter) {
+fn push_filter(qb: &mut Sql, f: &AppFilter) {
     qb.push(" FROM apps a WHERE a.account_id = ")
-        .push_bind(f.account_id.clone());
+        .bind(&f.account_id);
     push_in(
         qb,
         "CAST(a.id AS TEXT)",
@@ -55,60 +54,58 @@ fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &AppFilter) {
     );
     push_substring(qb, "a.name", &f.name);
     if let Some(md5) = &f.md5 {
-        qb.push(" AND lower(a.md5) = lower(")
-            .push_bind(md5.clone())
-            .push(")");
+        qb.push(" AND lower(a.md5) = lower(").bind(md5).push(")");
     }
     if let Some(status) = &f.installation_status {
-        qb.push(format_args!(" AND ({INSTALLATION_STATUS}) = "))
-            .push_bind(status.clone());
+        qb.push(format!(" AND ({INSTALLATION_STATUS}) = "))
+            .bind(status);
     }
 }
 
-fn app(row: &SqliteRow) -> Result<App> {
+fn app(row: &Row<'_>) -> Result<App> {
     Ok(App {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        package: row.try_get("package")?,
-        version_name: row.try_get("version_name")?,
-        version_code: row.try_get("version_code")?,
-        md5: row.try_get("md5")?,
-        size: row.try_get("size")?,
-        source: row.try_get("source")?,
-        description: row.try_get("description")?,
-        icon_url: row.try_get("icon_url")?,
-        install_param: row.try_get("install_param")?,
-        created_ms: row.try_get("created_ms")?,
-        modified_ms: row.try_get("modified_ms")?,
-        installation_status: row.try_get("installation_status")?,
+        id: row.get("id")?,
+        account_id: row.get("account_id")?,
+        name: row.get("name")?,
+        package: row.get("package")?,
+        version_name: row.get("version_name")?,
+        version_code: row.get("version_code")?,
+        md5: row.get("md5")?,
+        size: row.get("size")?,
+        source: row.get("source")?,
+        description: row.get("description")?,
+        icon_url: row.get("icon_url")?,
+        install_param: row.get("install_param")?,
+        created_ms: row.get("created_ms")?,
+        modified_ms: row.get("modified_ms")?,
+        installation_status: row.get("installation_status")?,
     })
 }
 
-pub(super) async fn list_apps(
-    s: &SqliteStore,
+pub(super) fn list_apps(
+    conn: &Connection,
     filter: &AppFilter,
     page: &Page,
 ) -> Result<Listing<App>> {
-    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
+    let mut count = Sql::new("SELECT COUNT(*)");
     push_filter(&mut count, filter);
-    let mut list = QueryBuilder::<Sqlite>::new(format!(
+    let mut list = Sql::new(format!(
         "SELECT a.id, a.account_id, a.name, a.package, a.version_name, a.version_code, a.md5, \
          a.size, a.source, a.description, a.icon_url, a.install_param, a.created_ms, \
          a.modified_ms, ({INSTALLATION_STATUS}) AS installation_status"
     ));
     push_filter(&mut list, filter);
     if let Some(after) = &page.after {
-        list.push(" AND a.id < ").push_bind(after.ms);
+        list.push(" AND a.id < ").bind(after.ms);
     }
     let limit = page.limit.max(1);
     list.push(" ORDER BY a.id DESC LIMIT ")
-        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1);
-    let mut tx = s.pool.begin().await?;
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
-    let rows = list.build().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    let mut items = rows.iter().map(app).collect::<Result<Vec<_>>>()?;
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1);
+    // One read transaction: the total and the page come from the same snapshot.
+    let (total, mut items) = snapshot(conn, |conn| {
+        let total: i64 = count.scalar(conn)?;
+        Ok((total, list.rows(conn, app)?))
+    })?;
     let next = if items.len() > limit {
         items.truncate(limit);
         items.last().map(|a| Cursor {
@@ -121,40 +118,39 @@ pub(super) async fn list_apps(
     Ok(Listing { items, total, next })
 }
 
-pub(super) async fn delete_apps(s: &SqliteStore, account_id: &str, ids: &[i64]) -> Result<u64> {
+pub(super) fn delete_apps(conn: &Connection, account_id: &str, ids: &[i64]) -> Result<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let mut w = s.write().await?;
-    let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM apps WHERE account_id = ");
-    qb.push_bind(account_id.to_string());
+    let mut qb = Sql::new("DELETE FROM apps WHERE account_id = ");
+    qb.bind(account_id);
     push_in(
         &mut qb,
         "CAST(id AS TEXT)",
         ids.iter().map(|i| i.to_string()),
     );
-    let n = qb.build().execute(&mut *w.tx).await?.rows_affected();
-    w.commit().await?;
-    Ok(n)
+    qb.execute(conn)
 }
 
-pub(super) async fn create_app_batch(
-    s: &SqliteStore,
+pub(super) fn create_app_batch(
+    conn: &Connection,
     batch: &NewBatch,
     app_ids: &[i64],
     install: bool,
 ) -> Result<()> {
-    let mut w = s.write().await?;
-    tasks::insert_batch(&mut w.tx, batch).await?;
+    tasks::insert_batch(conn, batch)?;
     for id in app_ids {
-        sqlx::query("UPDATE apps SET install_task_id = ?, install_kind = ?, modified_ms = ? WHERE id = ? AND account_id = ?")
-            .bind(&batch.batch.id)
-            .bind(if install { "install" } else { "uninstall" })
-            .bind(batch.batch.start_ms)
-            .bind(id)
-            .bind(&batch.batch.account_id)
-            .execute(&mut *w.tx)
-            .await?;
+        sql(
+            "UPDATE apps SET install_task_id = ?, install_kind = ?, modified_ms = ? WHERE id = ? AND account_id = ?",
+            [
+                v(&batch.batch.id),
+                v(if install { "install" } else { "uninstall" }),
+                v(batch.batch.start_ms),
+                v(*id),
+                v(&batch.batch.account_id),
+            ],
+        )
+        .execute(conn)?;
     }
-    w.commit().await
+    Ok(())
 }

@@ -4,11 +4,11 @@
 
 use cloudphone_core::resources::Backup;
 use cloudphone_core::{TaskStatus, TaskType};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use rusqlite::{Connection, Row};
 
-use super::SqliteStore;
+use super::db::snapshot;
 use super::rows::{page_of, push_after, push_in, push_order, push_substring};
+use super::sql::{Sql, sql, v};
 use super::tasks::insert_batch;
 use crate::{BackupFilter, Cursor, Listing, NewBatch, Page, Result, StoreError};
 
@@ -25,112 +25,111 @@ fn parse_list(what: &str, s: &str) -> Result<Vec<String>> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("backup {what} {s:?}: {e}")))
 }
 
-fn backup(row: &SqliteRow) -> Result<Backup> {
+fn backup(row: &Row<'_>) -> Result<Backup> {
     Ok(Backup {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        instance_id: row.try_get("instance_id")?,
-        instance_name: row.try_get("instance_name")?,
-        group_id: row.try_get("group_id")?,
-        oss_path: row.try_get("oss_path")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        source_paths: parse_list("source paths", row.try_get("source_paths")?)?,
-        exclude_paths: parse_list("exclude paths", row.try_get("exclude_paths")?)?,
-        source_apps: parse_list("source apps", row.try_get("source_apps")?)?,
-        backup_all: row.try_get::<i64, _>("backup_all")? != 0,
-        upload_endpoint: row.try_get("upload_endpoint")?,
-        system_version: row.try_get("system_version")?,
-        status: row.try_get("status")?,
-        size: row.try_get("size")?,
-        task_id: row.try_get("task_id")?,
-        created_ms: row.try_get("created_ms")?,
-        modified_ms: row.try_get("modified_ms")?,
+        id: row.get("id")?,
+        account_id: row.get("account_id")?,
+        instance_id: row.get("instance_id")?,
+        instance_name: row.get("instance_name")?,
+        group_id: row.get("group_id")?,
+        oss_path: row.get("oss_path")?,
+        name: row.get("name")?,
+        description: row.get("description")?,
+        source_paths: parse_list("source paths", row.get_ref("source_paths")?.as_str()?)?,
+        exclude_paths: parse_list("exclude paths", row.get_ref("exclude_paths")?.as_str()?)?,
+        source_apps: parse_list("source apps", row.get_ref("source_apps")?.as_str()?)?,
+        backup_all: row.get::<_, i64>("backup_all")? != 0,
+        upload_endpoint: row.get("upload_endpoint")?,
+        system_version: row.get("system_version")?,
+        status: row.get("status")?,
+        size: row.get("size")?,
+        task_id: row.get("task_id")?,
+        created_ms: row.get("created_ms")?,
+        modified_ms: row.get("modified_ms")?,
     })
 }
 
-pub(super) async fn create_backup_batch(
-    s: &SqliteStore,
+pub(super) fn create_backup_batch(
+    conn: &Connection,
     batch: &NewBatch,
     backups: &[Backup],
 ) -> Result<()> {
-    let mut w = s.write().await?;
-    insert_batch(&mut w.tx, batch).await?;
+    insert_batch(conn, batch)?;
     for b in backups {
-        sqlx::query(
+        sql(
             "INSERT INTO backups (id, account_id, instance_id, instance_name, group_id, oss_path, \
              name, description, source_paths, exclude_paths, source_apps, backup_all, \
              upload_endpoint, system_version, status, size, task_id, created_ms, modified_ms) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                v(&b.id),
+                v(&b.account_id),
+                v(&b.instance_id),
+                v(&b.instance_name),
+                v(&b.group_id),
+                v(&b.oss_path),
+                v(&b.name),
+                v(&b.description),
+                v(list_json(&b.source_paths)),
+                v(list_json(&b.exclude_paths)),
+                v(list_json(&b.source_apps)),
+                v(i64::from(b.backup_all)),
+                v(&b.upload_endpoint),
+                v(&b.system_version),
+                v(&b.status),
+                v(b.size),
+                v(&b.task_id),
+                v(b.created_ms),
+                v(b.modified_ms),
+            ],
         )
-        .bind(&b.id)
-        .bind(&b.account_id)
-        .bind(&b.instance_id)
-        .bind(&b.instance_name)
-        .bind(&b.group_id)
-        .bind(&b.oss_path)
-        .bind(&b.name)
-        .bind(&b.description)
-        .bind(list_json(&b.source_paths))
-        .bind(list_json(&b.exclude_paths))
-        .bind(list_json(&b.source_apps))
-        .bind(i64::from(b.backup_all))
-        .bind(&b.upload_endpoint)
-        .bind(&b.system_version)
-        .bind(&b.status)
-        .bind(b.size)
-        .bind(&b.task_id)
-        .bind(b.created_ms)
-        .bind(b.modified_ms)
-        .execute(&mut *w.tx)
-        .await?;
+        .execute(conn)?;
     }
-    w.commit().await
+    Ok(())
 }
 
-pub(super) async fn list_backups(
-    s: &SqliteStore,
+pub(super) fn list_backups(
+    conn: &Connection,
     filter: &BackupFilter,
     page: &Page,
 ) -> Result<Listing<Backup>> {
-    let where_ = |qb: &mut QueryBuilder<Sqlite>| {
-        qb.push(" WHERE b.account_id = ")
-            .push_bind(filter.account_id.clone());
+    let where_ = |qb: &mut Sql| {
+        qb.push(" WHERE b.account_id = ").bind(&filter.account_id);
         if let Some(id) = &filter.id {
-            qb.push(" AND b.id = ").push_bind(id.clone());
+            qb.push(" AND b.id = ").bind(id);
         }
         if let Some(id) = &filter.instance_id {
-            qb.push(" AND b.instance_id = ").push_bind(id.clone());
+            qb.push(" AND b.instance_id = ").bind(id);
         }
         if let Some(id) = &filter.group_id {
-            qb.push(" AND b.group_id = ").push_bind(id.clone());
+            qb.push(" AND b.group_id = ").bind(id);
         }
         push_substring(qb, "b.instance_name", &filter.instance_name);
         push_substring(qb, "b.name", &filter.name);
         push_substring(qb, "b.description", &filter.description);
         push_in(qb, "b.status", filter.statuses.iter().cloned());
         if let Some(ms) = filter.start_ms {
-            qb.push(" AND b.created_ms >= ").push_bind(ms);
+            qb.push(" AND b.created_ms >= ").bind(ms);
         }
         if let Some(ms) = filter.end_ms {
-            qb.push(" AND b.created_ms <= ").push_bind(ms);
+            qb.push(" AND b.created_ms <= ").bind(ms);
         }
         if let Some(all) = filter.backup_all {
-            qb.push(" AND b.backup_all = ").push_bind(i64::from(all));
+            qb.push(" AND b.backup_all = ").bind(i64::from(all));
         }
     };
-    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM backups b");
+    let mut count = Sql::new("SELECT COUNT(*) FROM backups b");
     where_(&mut count);
-    let mut list = QueryBuilder::<Sqlite>::new(COLUMNS);
+    let mut list = Sql::new(COLUMNS);
     where_(&mut list);
     push_after(&mut list, "b.created_ms", "b.id", &page.after, false);
     push_order(&mut list, "b.created_ms", "b.id", false, page.limit);
 
-    let mut tx = s.pool.begin().await?;
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
-    let fetched = list.build().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    let items = fetched.iter().map(backup).collect::<Result<Vec<_>>>()?;
+    // One read transaction: the total and the page come from the same snapshot.
+    let (total, items) = snapshot(conn, |conn| {
+        let total: i64 = count.scalar(conn)?;
+        Ok((total, list.rows(conn, backup)?))
+    })?;
     let (items, next) = page_of(items, page.limit, |b| Cursor {
         ms: b.created_ms,
         id: b.id.clone(),
@@ -138,45 +137,36 @@ pub(super) async fn list_backups(
     Ok(Listing { items, total, next })
 }
 
-pub(super) async fn backups_by_id(
-    s: &SqliteStore,
+pub(super) fn backups_by_id(
+    conn: &Connection,
     account_id: &str,
     ids: &[String],
 ) -> Result<Vec<Backup>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut qb = QueryBuilder::<Sqlite>::new(COLUMNS);
-    qb.push(" WHERE b.account_id = ")
-        .push_bind(account_id.to_owned());
+    let mut qb = Sql::new(COLUMNS);
+    qb.push(" WHERE b.account_id = ").bind(account_id);
     push_in(&mut qb, "b.id", ids.iter().cloned());
-    let fetched = qb.build().fetch_all(&s.pool).await?;
-    fetched.iter().map(backup).collect()
+    qb.rows(conn, backup)
 }
 
-pub(super) async fn delete_backups(
-    s: &SqliteStore,
-    account_id: &str,
-    ids: &[String],
-) -> Result<u64> {
+pub(super) fn delete_backups(conn: &Connection, account_id: &str, ids: &[String]) -> Result<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let mut w = s.write().await?;
-    let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM backups WHERE account_id = ");
-    qb.push_bind(account_id.to_owned());
+    let mut qb = Sql::new("DELETE FROM backups WHERE account_id = ");
+    qb.bind(account_id);
     push_in(&mut qb, "id", ids.iter().cloned());
-    let done = qb.build().execute(&mut *w.tx).await?;
-    w.commit().await?;
-    Ok(done.rows_affected())
+    qb.execute(conn)
 }
 
 /// Settles the backup a BackupFile task makes, inside the transaction that ends the task
 /// (whichever way it ends: completion, a refused precondition, the sweeper): AVAILABLE with the
 /// archive's size (the result's `FileSize`) when it finished, FAILED otherwise. Any other task
 /// type is left alone.
-pub(super) async fn settle(
-    conn: &mut SqliteConnection,
+pub(super) fn settle(
+    conn: &Connection,
     task_id: &str,
     task_type: TaskType,
     to: TaskStatus,
@@ -195,12 +185,10 @@ pub(super) async fn settle(
     } else {
         (Backup::FAILED, 0)
     };
-    sqlx::query("UPDATE backups SET status = ?, size = ?, modified_ms = ? WHERE task_id = ?")
-        .bind(status)
-        .bind(size)
-        .bind(now_ms)
-        .bind(task_id)
-        .execute(conn)
-        .await?;
+    sql(
+        "UPDATE backups SET status = ?, size = ?, modified_ms = ? WHERE task_id = ?",
+        [v(status), v(size), v(now_ms), v(task_id)],
+    )
+    .execute(conn)?;
     Ok(())
 }

@@ -1,39 +1,21 @@
 //! Object-store buckets and the accounts that own them.
 
-use super::SqliteStore;
+use rusqlite::Connection;
+
+use super::sql::{sql, v};
 use crate::Result;
 
-pub(super) async fn bucket_owner(s: &SqliteStore, bucket: &str) -> Result<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT account_id FROM buckets WHERE name = ?")
-            .bind(bucket)
-            .fetch_optional(&s.pool)
-            .await?,
-    )
+pub(super) fn bucket_owner(conn: &Connection, bucket: &str) -> Result<Option<String>> {
+    sql("SELECT account_id FROM buckets WHERE name = ?", [v(bucket)]).scalar_opt(conn)
 }
 
-/// Insert-if-absent in one write transaction, so that of two accounts racing for a new bucket
-/// exactly one wins and both learn which.
-pub(super) async fn claim_bucket(
-    s: &SqliteStore,
-    bucket: &str,
-    account_id: &str,
-) -> Result<String> {
-    if let Some(owner) = bucket_owner(s, bucket).await? {
-        return Ok(owner);
-    }
-    let mut w = s.write().await?;
-    sqlx::query(
+/// Insert-if-absent inside the writer's transaction, so that of two accounts racing for a new
+/// bucket exactly one wins and both learn which.
+pub(super) fn claim_bucket(conn: &Connection, bucket: &str, account_id: &str) -> Result<String> {
+    sql(
         "INSERT INTO buckets (name, account_id) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        [v(bucket), v(account_id)],
     )
-    .bind(bucket)
-    .bind(account_id)
-    .execute(&mut *w.tx)
-    .await?;
-    let owner: String = sqlx::query_scalar("SELECT account_id FROM buckets WHERE name = ?")
-        .bind(bucket)
-        .fetch_one(&mut *w.tx)
-        .await?;
-    w.commit().await?;
-    Ok(owner)
+    .execute(conn)?;
+    sql("SELECT account_id FROM buckets WHERE name = ?", [v(bucket)]).scalar(conn)
 }

@@ -4,11 +4,10 @@
 
 use cloudphone_core::instance::{self, Plan};
 use cloudphone_core::{InstanceStatus, TaskErrorCode, TaskStatus, TaskType};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use rusqlite::{Connection, Row};
 
-use super::SqliteStore;
 use super::rows::{self, parse};
+use super::sql::{Sql, sql, v};
 use crate::moves::BatchMoves;
 use crate::{Claim, Completion, Outcome, Phone, Result, StoreError, Swept};
 
@@ -25,8 +24,8 @@ const CANDIDATES: &str = "SELECT t.id, t.task_type, t.status, t.instance_id, t.p
                      AND u.run_state != 'done' AND u.seq < t.seq) \
      ORDER BY t.seq LIMIT ?";
 
-/// Rows per set-based UPDATE (a few parameters a row, far below SQLite's limit).
-const ROWS_PER_UPDATE: usize = 500;
+/// Ids per `IN (...)` list when reading the leased rows of a group of completions.
+const IDS_PER_SELECT: usize = 500;
 
 /// The columns of a task the engine works with.
 struct Work {
@@ -43,19 +42,20 @@ struct Work {
 const WORK_COLUMNS: &str =
     "id, task_type, status, instance_id, param, attempt, prev_status, parent_id";
 
-fn work(row: &SqliteRow) -> Result<Work> {
-    let prev_status: Option<String> = row.try_get("prev_status")?;
+/// A row whose first columns are [`WORK_COLUMNS`], in that order.
+fn work(row: &Row<'_>) -> Result<Work> {
+    let prev_status = row.get_ref(6)?.as_str_or_null()?;
     Ok(Work {
-        id: row.try_get("id")?,
-        task_type: parse("task type", row.try_get("task_type")?)?,
-        status: parse("task status", row.try_get("status")?)?,
-        instance_id: row.try_get("instance_id")?,
-        param: row.try_get("param")?,
-        attempt: row.try_get("attempt")?,
+        id: row.get(0)?,
+        task_type: parse("task type", row.get_ref(1)?.as_str()?)?,
+        status: parse("task status", row.get_ref(2)?.as_str()?)?,
+        instance_id: row.get(3)?,
+        param: row.get(4)?,
+        attempt: row.get(5)?,
         prev_status: prev_status
-            .map(|s| parse("previous instance status", &s))
+            .map(|s| parse("previous instance status", s))
             .transpose()?,
-        parent_id: row.try_get("parent_id")?,
+        parent_id: row.get(7)?,
     })
 }
 
@@ -71,8 +71,32 @@ impl Work {
     }
 }
 
-pub(super) async fn claim(
-    s: &SqliteStore,
+/// A candidate row: the task, its instance's status and the phone's columns.
+struct Candidate {
+    work: Work,
+    instance_status: Option<String>,
+    phone: Option<Phone>,
+}
+
+fn candidate(row: &Row<'_>) -> Result<Candidate> {
+    let phone = match row.get::<_, Option<String>>(9)? {
+        None => None,
+        Some(account_id) => Some(Phone {
+            account_id,
+            name: row.get(10)?,
+            image_id: row.get(11)?,
+            spec: row.get(12)?,
+        }),
+    };
+    Ok(Candidate {
+        work: work(row)?,
+        instance_status: row.get(8)?,
+        phone,
+    })
+}
+
+pub(super) fn claim(
+    conn: &Connection,
     owner: &str,
     now_ms: i64,
     lease_ms: i64,
@@ -83,44 +107,42 @@ pub(super) async fn claim(
         return Ok(claimed);
     }
     let lease_until = now_ms.saturating_add(lease_ms);
-    let mut w = s.write().await?;
     let mut moves = BatchMoves::default();
     loop {
         let want = i64::try_from(limit - claimed.len()).unwrap_or(i64::MAX);
-        let candidates = sqlx::query(CANDIDATES)
-            .bind(now_ms)
-            .bind(want)
-            .fetch_all(&mut *w.tx)
-            .await?;
+        let candidates = sql(CANDIDATES, [v(now_ms), v(want)]).rows(conn, candidate)?;
         if candidates.is_empty() {
             break;
         }
-        // Decided here, written below in a few set-based statements: a statement per task
-        // would cost a round trip to the database thread each, which dominates under load.
-        let mut leases: Vec<(String, InstanceStatus)> = Vec::new();
-        let mut phones: Vec<(String, InstanceStatus, i64)> = Vec::new();
         // A task that ends at its precondition check lets the next task of its instance run:
         // look again when one did and there is room left.
         let mut settled = false;
-        for row in &candidates {
-            let t = work(row)?;
+        for c in candidates {
+            let t = c.work;
             let previous = if t.attempt == 0 {
-                let current: Option<String> = row.try_get("instance_status")?;
-                let current = current
+                let current = c
+                    .instance_status
                     .map(|c| parse::<InstanceStatus>("instance status", &c))
                     .transpose()?
                     .filter(|_| t.instance_id.is_some());
                 match current.map(|c| (c, instance::plan(t.task_type, c))) {
                     Some((current, Plan::Run { during })) => {
                         if during != current {
-                            let id = t.instance_id.clone().unwrap_or_default();
-                            phones.push((id, during, now_ms));
+                            let id = t.instance_id.as_deref().unwrap_or_default();
+                            settle_instance(conn, id, during, now_ms)?;
                         }
                         current
                     }
                     Some((_, Plan::Skip)) => {
-                        let to = TaskStatus::Skipped;
-                        end(&mut w.tx, &mut moves, &t, to, None, None, now_ms).await?;
+                        end(
+                            conn,
+                            &mut moves,
+                            &t,
+                            TaskStatus::Skipped,
+                            None,
+                            None,
+                            now_ms,
+                        )?;
                         settled = true;
                         continue;
                     }
@@ -133,8 +155,7 @@ pub(super) async fn claim(
                             }
                         };
                         let error = Some((code, msg.as_str()));
-                        let to = TaskStatus::Failed;
-                        end(&mut w.tx, &mut moves, &t, to, None, error, now_ms).await?;
+                        fail(conn, &mut moves, &t, error, now_ms)?;
                         settled = true;
                         continue;
                     }
@@ -143,7 +164,12 @@ pub(super) async fn claim(
                 // A retry resumes from the status the first attempt left: no new check.
                 t.previous()?
             };
-            leases.push((t.id.clone(), previous));
+            sql(
+                "UPDATE tasks SET status = 'Processing', attempt = attempt + 1, \
+                 run_state = 'leased', owner = ?, lease_ms = ?, prev_status = ? WHERE id = ?",
+                [v(owner), v(lease_until), v(previous.as_str()), v(&t.id)],
+            )
+            .execute(conn)?;
             moves.record(
                 t.parent_id.as_deref(),
                 t.status,
@@ -157,109 +183,43 @@ pub(super) async fn claim(
                 param: t.param,
                 attempt: t.attempt + 1,
                 previous_status: previous,
-                phone: phone(row)?,
+                phone: c.phone,
             });
         }
-        lease_tasks(&mut w.tx, &leases, owner, lease_until).await?;
-        set_instance_statuses(&mut w.tx, &phones).await?;
         if !settled || claimed.len() >= limit {
             break;
         }
     }
-    apply_moves(moves, &mut w.tx).await?;
-    w.commit().await?;
+    apply_moves(conn, moves)?;
     Ok(claimed)
 }
 
-/// The phone columns of a candidate row (NULL when the instance is gone).
-fn phone(row: &SqliteRow) -> Result<Option<Phone>> {
-    let Some(account_id) = row.try_get::<Option<String>, _>("phone_account")? else {
-        return Ok(None);
-    };
-    Ok(Some(Phone {
-        account_id,
-        name: row.try_get("phone_name")?,
-        image_id: row.try_get("phone_image")?,
-        spec: row.try_get("phone_spec")?,
-    }))
-}
-
-/// Leases tasks (id, the instance status before the first attempt) to `owner`.
-async fn lease_tasks(
-    conn: &mut SqliteConnection,
-    leases: &[(String, InstanceStatus)],
-    owner: &str,
-    lease_until: i64,
-) -> Result<()> {
-    for chunk in leases.chunks(ROWS_PER_UPDATE) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "UPDATE tasks SET status = 'Processing', attempt = attempt + 1, run_state = 'leased', \
-             owner = ",
-        );
-        qb.push_bind(owner)
-            .push(", lease_ms = ")
-            .push_bind(lease_until)
-            .push(", prev_status = v.column2 FROM (");
-        qb.push_values(chunk, |mut row, (id, previous)| {
-            row.push_bind(id).push_bind(previous.as_str());
-        });
-        qb.push(") AS v WHERE tasks.id = v.column1");
-        qb.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// Moves instances (id, status, when) to their new status, skipping any already there.
-async fn set_instance_statuses(
-    conn: &mut SqliteConnection,
-    phones: &[(String, InstanceStatus, i64)],
-) -> Result<()> {
-    for chunk in phones.chunks(ROWS_PER_UPDATE) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "UPDATE instances SET status = v.column2, modified_ms = v.column3 FROM (",
-        );
-        qb.push_values(chunk, |mut row, (id, status, at)| {
-            row.push_bind(id).push_bind(status.as_str()).push_bind(*at);
-        });
-        qb.push(") AS v WHERE instances.id = v.column1 AND instances.status != v.column2");
-        qb.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-pub(super) async fn heartbeat(
-    s: &SqliteStore,
+pub(super) fn heartbeat(
+    conn: &Connection,
     task_id: &str,
     attempt: i64,
     lease_until_ms: i64,
 ) -> Result<bool> {
-    let _turn = s.turn().await;
-    let done = sqlx::query(
+    let done = sql(
         "UPDATE tasks SET lease_ms = ? WHERE id = ? AND attempt = ? AND run_state = 'leased'",
+        [v(lease_until_ms), v(task_id), v(attempt)],
     )
-    .bind(lease_until_ms)
-    .bind(task_id)
-    .bind(attempt)
-    .execute(&s.pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .execute(conn)?;
+    Ok(done == 1)
 }
 
 /// Ends every attempt of `items` in one transaction (group commit): each exactly as a single
 /// completion would, fenced by its attempt; the rows are written by a few set-based statements
 /// and each batch row once.
-pub(super) async fn complete_many(s: &SqliteStore, items: &[Completion]) -> Result<Vec<bool>> {
+pub(super) fn complete_many(conn: &Connection, items: &[Completion]) -> Result<Vec<bool>> {
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    let mut w = s.write().await?;
-    let current = leased_rows(&mut w.tx, items).await?;
+    let current = leased_rows(conn, items)?;
     let mut moves = BatchMoves::default();
     let mut done = Vec::with_capacity(items.len());
-    let mut ends: Vec<Ending> = Vec::new();
     // Ids already ending in this group: a repeated item is refused like any stale one.
     let mut ending = std::collections::HashSet::new();
-    let mut phones: Vec<(String, InstanceStatus, i64)> = Vec::new();
     for item in items {
         // Fenced: only the current attempt of a running task, and only once.
         let Some(t) = current
@@ -271,145 +231,98 @@ pub(super) async fn complete_many(s: &SqliteStore, items: &[Completion]) -> Resu
             continue;
         };
         let previous = t.previous()?;
-        let (to, after) = match &item.outcome {
-            Outcome::Finished { .. } => (
+        let (to, after, result, error) = match &item.outcome {
+            Outcome::Finished { result } => (
                 TaskStatus::Finished,
                 instance::after_success(t.task_type, previous),
+                Some(result.as_str()),
+                None,
             ),
-            Outcome::Failed { .. } => (
+            Outcome::Failed { code, message } => (
                 TaskStatus::Failed,
                 instance::after_failure(t.task_type, previous),
+                None,
+                Some((code.as_str(), message.as_str())),
             ),
         };
+        sql(
+            "UPDATE tasks SET status = ?, result = ?, error_code = ?, error_msg = ?, \
+             finish_ms = ?, run_state = 'done', lease_ms = NULL WHERE id = ?",
+            [
+                v(to.as_str()),
+                v(result),
+                v(error.map(|(code, _)| code)),
+                v(error.map(|(_, msg)| msg)),
+                v(item.now_ms),
+                v(&t.id),
+            ],
+        )
+        .execute(conn)?;
+        super::backups::settle(conn, &t.id, t.task_type, to, result, item.now_ms)?;
         moves.record(t.parent_id.as_deref(), t.status, to, item.now_ms);
         if let Some(instance_id) = &t.instance_id {
-            phones.push((instance_id.clone(), after, item.now_ms));
+            // A phone moved to a new image runs it from now on; in the same transaction as
+            // the task's end, so the two never disagree.
+            if let (TaskType::UpdateGroupImage, TaskStatus::Finished) = (t.task_type, to) {
+                sql(
+                    "UPDATE instances SET image_id = \
+                     (SELECT json_extract(param, '$.ImageId') FROM tasks WHERE id = ?) \
+                     WHERE id = ? AND (SELECT json_extract(param, '$.ImageId') FROM tasks \
+                     WHERE id = ?) IS NOT NULL",
+                    [v(&t.id), v(instance_id), v(&t.id)],
+                )
+                .execute(conn)?;
+            }
+            settle_instance(conn, instance_id, after, item.now_ms)?;
         }
-        ends.push(Ending {
-            id: t.id.clone(),
-            to,
-            item,
-        });
         done.push(true);
     }
-    end_tasks(&mut w.tx, &ends).await?;
-    for e in &ends {
-        let t = &current[&e.id];
-        let result = match &e.item.outcome {
-            Outcome::Finished { result } => Some(result.as_str()),
-            Outcome::Failed { .. } => None,
-        };
-        super::backups::settle(&mut w.tx, &t.id, t.task_type, e.to, result, e.item.now_ms).await?;
-        // A phone moved to a new image runs it from now on; in the same transaction as the
-        // task's end, so the two never disagree.
-        if let (TaskType::UpdateGroupImage, TaskStatus::Finished, Some(instance_id)) =
-            (t.task_type, e.to, &t.instance_id)
-        {
-            sqlx::query(
-                "UPDATE instances SET image_id = \
-                 (SELECT json_extract(param, '$.ImageId') FROM tasks WHERE id = ?) \
-                 WHERE id = ? AND (SELECT json_extract(param, '$.ImageId') FROM tasks WHERE id = ?) \
-                 IS NOT NULL",
-            )
-            .bind(&t.id)
-            .bind(instance_id)
-            .bind(&t.id)
-            .execute(&mut *w.tx)
-            .await?;
-        }
-    }
-    set_instance_statuses(&mut w.tx, &phones).await?;
-    apply_moves(moves, &mut w.tx).await?;
-    w.commit().await?;
+    apply_moves(conn, moves)?;
     Ok(done)
 }
 
-/// A task to end, and how.
-struct Ending<'a> {
-    id: String,
-    to: TaskStatus,
-    item: &'a Completion,
-}
-
 /// The leased tasks among those `items` name, by id.
-async fn leased_rows(
-    conn: &mut SqliteConnection,
+fn leased_rows(
+    conn: &Connection,
     items: &[Completion],
 ) -> Result<std::collections::HashMap<String, Work>> {
     let mut found = std::collections::HashMap::with_capacity(items.len());
-    for chunk in items.chunks(ROWS_PER_UPDATE) {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+    for chunk in items.chunks(IDS_PER_SELECT) {
+        let mut qb = Sql::new(format!(
             "SELECT {WORK_COLUMNS} FROM tasks WHERE run_state = 'leased' AND id IN ("
         ));
-        let mut ids = qb.separated(", ");
-        for item in chunk {
-            ids.push_bind(&item.task_id);
-        }
-        qb.push(")");
-        for row in qb.build().fetch_all(&mut *conn).await? {
-            let t = work(&row)?;
+        qb.list(chunk.iter().map(|item| &item.task_id)).push(")");
+        for t in qb.rows(conn, work)? {
             found.insert(t.id.clone(), t);
         }
     }
     Ok(found)
 }
 
-/// Writes the terminal status, result or error, and finish time of each ending task.
-async fn end_tasks(conn: &mut SqliteConnection, ends: &[Ending<'_>]) -> Result<()> {
-    for chunk in ends.chunks(ROWS_PER_UPDATE) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "UPDATE tasks SET status = v.column2, result = v.column3, error_code = v.column4, \
-             error_msg = v.column5, finish_ms = v.column6, run_state = 'done', lease_ms = NULL \
-             FROM (",
-        );
-        qb.push_values(chunk, |mut row, e| {
-            let (result, code, message) = match &e.item.outcome {
-                Outcome::Finished { result } => (Some(result.as_str()), None, None),
-                Outcome::Failed { code, message } => {
-                    (None, Some(code.as_str()), Some(message.as_str()))
-                }
-            };
-            row.push_bind(&e.id)
-                .push_bind(e.to.as_str())
-                .push_bind(result)
-                .push_bind(code)
-                .push_bind(message)
-                .push_bind(e.item.now_ms);
-        });
-        qb.push(") AS v WHERE tasks.id = v.column1");
-        qb.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-pub(super) async fn sweep_expired(
-    s: &SqliteStore,
+pub(super) fn sweep_expired(
+    conn: &Connection,
     now_ms: i64,
     max_attempts: i64,
     retry_delay_ms: i64,
 ) -> Result<Vec<Swept>> {
-    let mut w = s.write().await?;
-    let sql = format!(
-        "SELECT {WORK_COLUMNS} FROM tasks WHERE seq IN \
-         (SELECT seq FROM tasks WHERE run_state = 'leased' AND lease_ms < ?) ORDER BY seq"
-    );
-    let expired = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(now_ms)
-        .fetch_all(&mut *w.tx)
-        .await?;
+    let expired = sql(
+        &format!(
+            "SELECT {WORK_COLUMNS} FROM tasks WHERE seq IN \
+             (SELECT seq FROM tasks WHERE run_state = 'leased' AND lease_ms < ?) ORDER BY seq"
+        ),
+        [v(now_ms)],
+    )
+    .rows(conn, work)?;
     let mut moves = BatchMoves::default();
     let mut swept = Vec::with_capacity(expired.len());
-    for row in &expired {
-        let t = work(row)?;
+    for t in expired {
         if t.task_type.is_idempotent() && t.attempt < max_attempts {
-            sqlx::query(
+            sql(
                 "UPDATE tasks SET run_state = 'queued', not_before_ms = ?, owner = NULL, \
                  lease_ms = NULL WHERE id = ?",
+                [v(now_ms.saturating_add(retry_delay_ms)), v(&t.id)],
             )
-            .bind(now_ms.saturating_add(retry_delay_ms))
-            .bind(&t.id)
-            .execute(&mut *w.tx)
-            .await?;
+            .execute(conn)?;
             swept.push(Swept::Requeued {
                 task_id: t.id,
                 attempt: t.attempt,
@@ -421,11 +334,10 @@ pub(super) async fn sweep_expired(
                 TaskErrorCode::InstanceUnreachable
             };
             let error = Some((code, code.default_message()));
-            let to = TaskStatus::Failed;
-            end(&mut w.tx, &mut moves, &t, to, None, error, now_ms).await?;
+            fail(conn, &mut moves, &t, error, now_ms)?;
             if let Some(instance_id) = &t.instance_id {
                 let after = instance::after_failure(t.task_type, t.previous()?);
-                settle_instance(&mut w.tx, instance_id, after, now_ms).await?;
+                settle_instance(conn, instance_id, after, now_ms)?;
             }
             swept.push(Swept::Failed {
                 task_id: t.id,
@@ -433,22 +345,21 @@ pub(super) async fn sweep_expired(
             });
         }
     }
-    apply_moves(moves, &mut w.tx).await?;
-    w.commit().await?;
+    apply_moves(conn, moves)?;
     Ok(swept)
 }
 
-pub(super) async fn expire_all_leases(s: &SqliteStore) -> Result<u64> {
-    let _turn = s.turn().await;
-    let done = sqlx::query("UPDATE tasks SET lease_ms = 0 WHERE run_state = 'leased'")
-        .execute(&s.pool)
-        .await?;
-    Ok(done.rows_affected())
+pub(super) fn expire_all_leases(conn: &Connection) -> Result<u64> {
+    sql(
+        "UPDATE tasks SET lease_ms = 0 WHERE run_state = 'leased'",
+        [],
+    )
+    .execute(conn)
 }
 
 /// Ends a task in terminal status `to` and records the move for its batch.
-async fn end(
-    conn: &mut SqliteConnection,
+fn end(
+    conn: &Connection,
     moves: &mut BatchMoves,
     t: &Work,
     to: TaskStatus,
@@ -456,72 +367,87 @@ async fn end(
     error: Option<(TaskErrorCode, &str)>,
     now_ms: i64,
 ) -> Result<()> {
-    sqlx::query(
+    sql(
         "UPDATE tasks SET status = ?, result = ?, error_code = ?, error_msg = ?, finish_ms = ?, \
          run_state = 'done', lease_ms = NULL WHERE id = ?",
+        [
+            v(to.as_str()),
+            v(result),
+            v(error.map(|(code, _)| code.as_str())),
+            v(error.map(|(_, msg)| msg)),
+            v(now_ms),
+            v(&t.id),
+        ],
     )
-    .bind(to.as_str())
-    .bind(result)
-    .bind(error.map(|(code, _)| code.as_str()))
-    .bind(error.map(|(_, msg)| msg))
-    .bind(now_ms)
-    .bind(&t.id)
-    .execute(&mut *conn)
-    .await?;
-    super::backups::settle(conn, &t.id, t.task_type, to, result, now_ms).await?;
+    .execute(conn)?;
+    super::backups::settle(conn, &t.id, t.task_type, to, result, now_ms)?;
     moves.record(t.parent_id.as_deref(), t.status, to, now_ms);
     Ok(())
 }
 
-/// Moves an instance to where a finished attempt leaves it (no write when it is there already).
-async fn settle_instance(
-    conn: &mut SqliteConnection,
+/// Ends a task Failed with `error`.
+fn fail(
+    conn: &Connection,
+    moves: &mut BatchMoves,
+    t: &Work,
+    error: Option<(TaskErrorCode, &str)>,
+    now_ms: i64,
+) -> Result<()> {
+    end(conn, moves, t, TaskStatus::Failed, None, error, now_ms)
+}
+
+/// Moves an instance to `status` (no write when it is there already).
+fn settle_instance(
+    conn: &Connection,
     instance_id: &str,
     status: InstanceStatus,
     now_ms: i64,
 ) -> Result<()> {
-    sqlx::query("UPDATE instances SET status = ?, modified_ms = ? WHERE id = ? AND status != ?")
-        .bind(status.as_str())
-        .bind(now_ms)
-        .bind(instance_id)
-        .bind(status.as_str())
-        .execute(conn)
-        .await?;
+    sql(
+        "UPDATE instances SET status = ?, modified_ms = ? WHERE id = ? AND status != ?",
+        [
+            v(status.as_str()),
+            v(now_ms),
+            v(instance_id),
+            v(status.as_str()),
+        ],
+    )
+    .execute(conn)?;
     Ok(())
 }
 
 /// Applies the children's moves of one transaction to their batches: counters, status, and
 /// the finish time once a batch is terminal; one read and one write per batch.
-async fn apply_moves(moves: BatchMoves, conn: &mut SqliteConnection) -> Result<()> {
+fn apply_moves(conn: &Connection, moves: BatchMoves) -> Result<()> {
     for (parent_id, change) in moves.into_changes() {
-        let row = sqlx::query(
+        let counts = sql(
             "SELECT c_waiting, c_processing, c_finished, c_failed, c_skipped FROM tasks \
              WHERE id = ? AND level = 1",
+            [v(&parent_id)],
         )
-        .bind(&parent_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(row) = row else {
+        .row(conn, |r| rows::batch_counts_at(r, 0))?;
+        let Some(counts) = counts else {
             return Err(StoreError::Corrupt(format!("batch {parent_id} is missing")));
         };
-        let counts = rows::batch_counts(&row)?.add(&change.delta);
+        let counts = counts.add(&change.delta);
         let status = counts.status();
-        sqlx::query(
+        sql(
             "UPDATE tasks SET c_waiting = ?, c_processing = ?, c_finished = ?, c_failed = ?, \
              c_skipped = ?, status = ?, \
              finish_ms = CASE WHEN ? THEN COALESCE(finish_ms, ?) ELSE NULL END WHERE id = ?",
+            [
+                v(counts.waiting),
+                v(counts.processing),
+                v(counts.finished),
+                v(counts.failed),
+                v(counts.skipped),
+                v(status.as_str()),
+                v(status.is_terminal()),
+                v(change.at_ms),
+                v(&parent_id),
+            ],
         )
-        .bind(counts.waiting)
-        .bind(counts.processing)
-        .bind(counts.finished)
-        .bind(counts.failed)
-        .bind(counts.skipped)
-        .bind(status.as_str())
-        .bind(status.is_terminal())
-        .bind(change.at_ms)
-        .bind(&parent_id)
-        .execute(&mut *conn)
-        .await?;
+        .execute(conn)?;
     }
     Ok(())
 }

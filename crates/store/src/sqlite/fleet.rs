@@ -2,85 +2,88 @@
 //! changes and deletion.
 
 use cloudphone_core::resources::{Group, GroupSummary, Instance};
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use rusqlite::Connection;
 
+use super::db::snapshot;
 use super::rows::{self, push_after, push_in, push_order, push_substring};
-use super::{SqliteStore, tasks};
+use super::sql::{Sql, sql, v};
+use super::tasks;
 use crate::{
     Cursor, GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch, NewTask, Page, Result,
 };
 
 const DELETED: &str = "DELETED";
 
-pub(super) async fn create_groups(
-    s: &SqliteStore,
+pub(super) fn create_groups(
+    conn: &Connection,
     groups: &[Group],
     instances: &[Instance],
     new_tasks: &[NewTask],
 ) -> Result<()> {
-    let mut w = s.write().await?;
     for g in groups {
-        sqlx::query(
+        sql(
             "INSERT INTO instance_groups (id, account_id, name, region_id, image_id, spec, \
              charge_type, tags, created_ms, modified_ms, deleting) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                v(&g.id),
+                v(&g.account_id),
+                v(&g.name),
+                v(&g.region_id),
+                v(&g.image_id),
+                v(&g.spec),
+                v(&g.charge_type),
+                v(rows::encode_tags(&g.tags)),
+                v(g.created_ms),
+                v(g.modified_ms),
+                v(g.deleting),
+            ],
         )
-        .bind(&g.id)
-        .bind(&g.account_id)
-        .bind(&g.name)
-        .bind(&g.region_id)
-        .bind(&g.image_id)
-        .bind(&g.spec)
-        .bind(&g.charge_type)
-        .bind(rows::encode_tags(&g.tags))
-        .bind(g.created_ms)
-        .bind(g.modified_ms)
-        .bind(i64::from(g.deleting))
-        .execute(&mut *w.tx)
-        .await?;
+        .execute(conn)?;
     }
     for i in instances {
-        insert_instance(&mut w.tx, i).await?;
+        insert_instance(conn, i)?;
     }
     for t in new_tasks {
-        tasks::insert_queued(&mut w.tx, t, None).await?;
+        tasks::insert_queued(conn, t, None)?;
     }
-    w.commit().await
+    Ok(())
 }
 
-async fn insert_instance(conn: &mut SqliteConnection, i: &Instance) -> Result<()> {
-    sqlx::query(
+fn insert_instance(conn: &Connection, i: &Instance) -> Result<()> {
+    sql(
         "INSERT INTO instances (id, account_id, group_id, name, status, image_id, spec, \
          region_id, up_bw, down_bw, created_ms, modified_ms) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            v(&i.id),
+            v(&i.account_id),
+            v(&i.group_id),
+            v(&i.name),
+            v(i.status.as_str()),
+            v(&i.image_id),
+            v(&i.spec),
+            v(&i.region_id),
+            v(i.up_bandwidth_limit),
+            v(i.down_bandwidth_limit),
+            v(i.created_ms),
+            v(i.modified_ms),
+        ],
     )
-    .bind(&i.id)
-    .bind(&i.account_id)
-    .bind(&i.group_id)
-    .bind(&i.name)
-    .bind(i.status.as_str())
-    .bind(&i.image_id)
-    .bind(&i.spec)
-    .bind(&i.region_id)
-    .bind(i.up_bandwidth_limit)
-    .bind(i.down_bandwidth_limit)
-    .bind(i.created_ms)
-    .bind(i.modified_ms)
-    .execute(conn)
-    .await?;
+    .execute(conn)?;
     Ok(())
 }
 
 /// `instances` counts every instance of the group, DELETED ones included; `creating` and
 /// `deleted` those in CREATING and DELETED.
-pub(super) async fn list_groups(
-    s: &SqliteStore,
+pub(super) fn list_groups(
+    conn: &Connection,
     filter: &GroupFilter,
     page: &Page,
 ) -> Result<Listing<GroupSummary>> {
-    let where_ = |qb: &mut QueryBuilder<Sqlite>| {
+    let where_ = |qb: &mut Sql| {
         qb.push(" FROM instance_groups g WHERE g.account_id = ")
-            .push_bind(filter.account_id.clone());
+            .bind(&filter.account_id);
         push_in(qb, "g.id", filter.ids.iter().cloned());
         push_substring(qb, "g.name", &filter.name);
         const LIVE: &str =
@@ -90,31 +93,31 @@ pub(super) async fn list_groups(
             "EXISTS (SELECT 1 FROM instances x WHERE x.group_id = g.id AND x.status = 'CREATING')";
         match filter.status.as_deref() {
             None if !filter.include_deleted => {
-                qb.push(format_args!(" AND NOT (g.deleting != 0 AND NOT {LIVE})"));
+                qb.push(format!(" AND NOT (g.deleting != 0 AND NOT {LIVE})"));
             }
             None => {}
             Some("DELETED") => {
-                qb.push(format_args!(" AND g.deleting != 0 AND NOT {LIVE}"));
+                qb.push(format!(" AND g.deleting != 0 AND NOT {LIVE}"));
             }
             Some("DELETING") => {
-                qb.push(format_args!(" AND g.deleting != 0 AND {LIVE}"));
+                qb.push(format!(" AND g.deleting != 0 AND {LIVE}"));
             }
             Some("CREATING") => {
-                qb.push(format_args!(" AND g.deleting = 0 AND {CREATING}"));
+                qb.push(format!(" AND g.deleting = 0 AND {CREATING}"));
             }
             Some("RUNNING") => {
-                qb.push(format_args!(
+                qb.push(format!(
                     " AND g.deleting = 0 AND NOT {CREATING} AND COALESCE({UPDATE}, 'Finished') \
                      IN ('Finished', 'Skipped')"
                 ));
             }
             Some("UPDATING") => {
-                qb.push(format_args!(
+                qb.push(format!(
                     " AND g.deleting = 0 AND NOT {CREATING} AND {UPDATE} IN ('Waiting', 'Processing')"
                 ));
             }
             Some("UPDATING_FAILED") => {
-                qb.push(format_args!(
+                qb.push(format!(
                     " AND g.deleting = 0 AND NOT {CREATING} AND {UPDATE} IN ('Failed', 'PartFinished')"
                 ));
             }
@@ -123,22 +126,21 @@ pub(super) async fn list_groups(
             }
         }
         if let Some(c) = &filter.charge_type {
-            qb.push(" AND g.charge_type = ").push_bind(c.clone());
+            qb.push(" AND g.charge_type = ").bind(c);
         }
         for (key, value) in &filter.tags {
             qb.push(" AND EXISTS (SELECT 1 FROM json_each(g.tags) t WHERE json_extract(t.value, '$[0]') = ")
-                .push_bind(key.clone());
+                .bind(key);
             if let Some(v) = value {
-                qb.push(" AND json_extract(t.value, '$[1]') = ")
-                    .push_bind(v.clone());
+                qb.push(" AND json_extract(t.value, '$[1]') = ").bind(v);
             }
             qb.push(")");
         }
     };
 
-    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
+    let mut count = Sql::new("SELECT COUNT(*)");
     where_(&mut count);
-    let mut list = QueryBuilder::<Sqlite>::new("SELECT ");
+    let mut list = Sql::new("SELECT ");
     list.push(rows::GROUP_COLUMNS).push(
         ", (SELECT COUNT(*) FROM instances x WHERE x.group_id = g.id) AS n_instances, \
          (SELECT COUNT(*) FROM instances x WHERE x.group_id = g.id AND x.status = 'CREATING') \
@@ -163,26 +165,11 @@ pub(super) async fn list_groups(
         page.limit,
     );
 
-    let mut tx = s.pool.begin().await?;
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
-    let fetched = list.build().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
+    let (total, items) = snapshot(conn, |conn| {
+        let total: i64 = count.scalar(conn)?;
+        Ok((total, list.rows(conn, group_summary)?))
+    })?;
 
-    let items = fetched
-        .iter()
-        .map(|r| {
-            Ok(GroupSummary {
-                group: rows::group(r)?,
-                instances: r.try_get("n_instances")?,
-                creating: r.try_get("n_creating")?,
-                deleted: r.try_get("n_deleted")?,
-                image_update: r
-                    .try_get::<Option<String>, _>("image_task_status")?
-                    .map(|s| rows::parse("task status", &s))
-                    .transpose()?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
     let (items, next) = rows::page_of(items, page.limit, |g| Cursor {
         ms: g.group.created_ms,
         id: g.group.id.clone(),
@@ -190,25 +177,25 @@ pub(super) async fn list_groups(
     Ok(Listing { items, total, next })
 }
 
-pub(super) async fn list_instances(
-    s: &SqliteStore,
+pub(super) fn list_instances(
+    conn: &Connection,
     filter: &InstanceFilter,
     page: &Page,
 ) -> Result<Listing<Instance>> {
-    let where_ = |qb: &mut QueryBuilder<Sqlite>| {
+    let where_ = |qb: &mut Sql| {
         qb.push(rows::INSTANCE_FROM)
             .push(" WHERE i.account_id = ")
-            .push_bind(filter.account_id.clone());
+            .bind(&filter.account_id);
         push_in(qb, "i.id", filter.ids.iter().cloned());
         push_substring(qb, "i.name", &filter.name);
         push_in(qb, "i.group_id", filter.group_ids.iter().cloned());
         push_substring(qb, "g.name", &filter.group_name);
         if let Some(c) = &filter.charge_type {
-            qb.push(" AND g.charge_type = ").push_bind(c.clone());
+            qb.push(" AND g.charge_type = ").bind(c);
         }
         match filter.status {
             Some(status) => {
-                qb.push(" AND i.status = ").push_bind(status.as_str());
+                qb.push(" AND i.status = ").bind(status.as_str());
             }
             None => {
                 qb.push(" AND i.status != 'DELETED'");
@@ -216,9 +203,9 @@ pub(super) async fn list_instances(
         }
     };
 
-    let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
+    let mut count = Sql::new("SELECT COUNT(*)");
     where_(&mut count);
-    let mut list = QueryBuilder::<Sqlite>::new(rows::INSTANCE_COLUMNS);
+    let mut list = Sql::new(rows::INSTANCE_COLUMNS);
     where_(&mut list);
     push_after(
         &mut list,
@@ -235,15 +222,11 @@ pub(super) async fn list_instances(
         page.limit,
     );
 
-    let mut tx = s.pool.begin().await?;
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
-    let fetched = list.build().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
+    let (total, items) = snapshot(conn, |conn| {
+        let total: i64 = count.scalar(conn)?;
+        Ok((total, list.rows(conn, rows::instance)?))
+    })?;
 
-    let items = fetched
-        .iter()
-        .map(rows::instance)
-        .collect::<Result<Vec<_>>>()?;
     let (items, next) = rows::page_of(items, page.limit, |i| Cursor {
         ms: i.created_ms,
         id: i.id.clone(),
@@ -251,38 +234,49 @@ pub(super) async fn list_instances(
     Ok(Listing { items, total, next })
 }
 
-pub(super) async fn instances_by_id(
-    s: &SqliteStore,
+fn group_summary(r: &rusqlite::Row<'_>) -> Result<GroupSummary> {
+    Ok(GroupSummary {
+        group: rows::group(r)?,
+        instances: r.get("n_instances")?,
+        creating: r.get("n_creating")?,
+        deleted: r.get("n_deleted")?,
+        image_update: r
+            .get::<_, Option<String>>("image_task_status")?
+            .map(|s| rows::parse("task status", &s))
+            .transpose()?,
+    })
+}
+
+pub(super) fn instances_by_id(
+    conn: &Connection,
     account_id: &str,
     ids: &[String],
 ) -> Result<Vec<Instance>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut qb = QueryBuilder::<Sqlite>::new(rows::INSTANCE_COLUMNS);
+    let mut qb = Sql::new(rows::INSTANCE_COLUMNS);
     qb.push(rows::INSTANCE_FROM)
         .push(" WHERE i.account_id = ")
-        .push_bind(account_id.to_owned())
+        .bind(account_id)
         .push(" AND i.status != ")
-        .push_bind(DELETED);
+        .bind(DELETED);
     push_in(&mut qb, "i.id", ids.iter().cloned());
-    let fetched = qb.build().fetch_all(&s.pool).await?;
-    fetched.iter().map(rows::instance).collect()
+    qb.rows(conn, rows::instance)
 }
 
-pub(super) async fn instance(s: &SqliteStore, instance_id: &str) -> Result<Option<Instance>> {
-    let mut qb = QueryBuilder::<Sqlite>::new(rows::INSTANCE_COLUMNS);
+pub(super) fn instance(conn: &Connection, instance_id: &str) -> Result<Option<Instance>> {
+    let mut qb = Sql::new(rows::INSTANCE_COLUMNS);
     qb.push(rows::INSTANCE_FROM)
         .push(" WHERE i.id = ")
-        .push_bind(instance_id.to_owned());
-    let row = qb.build().fetch_optional(&s.pool).await?;
-    row.as_ref().map(rows::instance).transpose()
+        .bind(instance_id);
+    qb.row(conn, rows::instance)
 }
 
 /// Changes the instances of `account_id` among `ids` that are not DELETED. The trait gives no
 /// time, so `modified_ms` is left as it is.
-pub(super) async fn modify_instances(
-    s: &SqliteStore,
+pub(super) fn modify_instances(
+    conn: &Connection,
     account_id: &str,
     ids: &[String],
     change: &InstanceChange,
@@ -290,66 +284,61 @@ pub(super) async fn modify_instances(
     if ids.is_empty() {
         return Ok(0);
     }
-    let mut qb = QueryBuilder::<Sqlite>::new("UPDATE instances SET name = COALESCE(");
-    qb.push_bind(change.name.clone())
+    let mut qb = Sql::new("UPDATE instances SET name = COALESCE(");
+    qb.bind(change.name.clone())
         .push(", name), up_bw = COALESCE(")
-        .push_bind(change.up_bandwidth_limit)
+        .bind(change.up_bandwidth_limit)
         .push(", up_bw), down_bw = COALESCE(")
-        .push_bind(change.down_bandwidth_limit)
+        .bind(change.down_bandwidth_limit)
         .push(", down_bw) WHERE account_id = ")
-        .push_bind(account_id.to_owned())
+        .bind(account_id)
         .push(" AND status != ")
-        .push_bind(DELETED);
+        .bind(DELETED);
     push_in(&mut qb, "id", ids.iter().cloned());
-    let _turn = s.turn().await;
-    let done = qb.build().execute(&s.pool).await?;
-    Ok(done.rows_affected())
+    qb.execute(conn)
 }
 
-pub(super) async fn delete_groups(
-    s: &SqliteStore,
+pub(super) fn delete_groups(
+    conn: &Connection,
     account_id: &str,
     group_ids: &[String],
     new_tasks: &[NewTask],
 ) -> Result<()> {
-    let mut w = s.write().await?;
     if !group_ids.is_empty() {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "UPDATE instance_groups SET deleting = 1 WHERE account_id = ",
-        );
-        qb.push_bind(account_id.to_owned());
+        let mut qb = Sql::new("UPDATE instance_groups SET deleting = 1 WHERE account_id = ");
+        qb.bind(account_id);
         push_in(&mut qb, "id", group_ids.iter().cloned());
-        qb.build().execute(&mut *w.tx).await?;
+        qb.execute(conn)?;
     }
     for t in new_tasks {
-        tasks::insert_queued(&mut w.tx, t, None).await?;
+        tasks::insert_queued(conn, t, None)?;
     }
-    w.commit().await
+    Ok(())
 }
 
 /// Moves groups to a new image: each batch's `resource_id` names its group, whose image and
 /// latest image-update batch change with the batch's insertion, in one transaction.
-pub(super) async fn update_group_images(
-    s: &SqliteStore,
+pub(super) fn update_group_images(
+    conn: &Connection,
     account_id: &str,
     image_id: &str,
     batches: &[NewBatch],
     now_ms: i64,
 ) -> Result<()> {
-    let mut w = s.write().await?;
     for batch in batches {
-        sqlx::query(
+        sql(
             "UPDATE instance_groups SET image_id = ?, image_task_id = ?, modified_ms = ? \
              WHERE id = ? AND account_id = ?",
+            [
+                v(image_id),
+                v(&batch.batch.id),
+                v(now_ms),
+                v(&batch.batch.resource_id),
+                v(account_id),
+            ],
         )
-        .bind(image_id)
-        .bind(&batch.batch.id)
-        .bind(now_ms)
-        .bind(&batch.batch.resource_id)
-        .bind(account_id)
-        .execute(&mut *w.tx)
-        .await?;
-        tasks::insert_batch(&mut w.tx, batch).await?;
+        .execute(conn)?;
+        tasks::insert_batch(conn, batch)?;
     }
-    w.commit().await
+    Ok(())
 }

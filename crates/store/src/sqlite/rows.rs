@@ -6,8 +6,9 @@ use std::str::FromStr;
 
 use cloudphone_core::resources::{Group, Instance, Task};
 use cloudphone_core::{BatchCounts, InstanceStatus, Level};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use rusqlite::Row;
+
+use super::sql::Sql;
 
 use crate::{Cursor, Result, StoreError};
 
@@ -33,53 +34,55 @@ pub(super) const TASK_COLUMNS: &str = "SELECT t.id, t.account_id, t.invoke_id, t
 pub(super) const TASK_FROM: &str =
     " FROM tasks t LEFT JOIN instances i ON t.level = 2 AND i.id = t.instance_id";
 
-pub(super) fn task(row: &SqliteRow) -> Result<Task> {
-    let level = level(row.try_get("level")?)?;
-    let instance_status = match row.try_get::<Option<String>, _>("instance_status")? {
-        Some(s) if level == Level::Instance => Some(parse("instance status", &s)?),
+pub(super) fn task(row: &Row<'_>) -> Result<Task> {
+    // By position, in the order of TASK_COLUMNS: this decodes every row DescribeTasks returns.
+    let level = level(row.get(4)?)?;
+    let instance_status = match row.get_ref(10)?.as_str_or_null()? {
+        Some(s) if level == Level::Instance => Some(parse("instance status", s)?),
         _ => None,
     };
     let counts = if level == Level::Batch {
-        Some(batch_counts(row)?)
+        Some(batch_counts_at(row, 18)?)
     } else {
         None
     };
     Ok(Task {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        invoke_id: row.try_get("invoke_id")?,
-        parent_id: row.try_get("parent_id")?,
+        id: row.get(0)?,
+        account_id: row.get(1)?,
+        invoke_id: row.get(2)?,
+        parent_id: row.get(3)?,
         level,
-        task_type: parse("task type", row.try_get("task_type")?)?,
-        status: parse("task status", row.try_get("status")?)?,
-        resource_id: row.try_get("resource_id")?,
-        instance_id: row.try_get("instance_id")?,
-        instance_name: row.try_get("instance_name")?,
+        task_type: parse("task type", row.get_ref(5)?.as_str()?)?,
+        status: parse("task status", row.get_ref(6)?.as_str()?)?,
+        resource_id: row.get(7)?,
+        instance_id: row.get(8)?,
+        instance_name: row.get(9)?,
         instance_status,
-        param: row.try_get("param")?,
-        result: row.try_get("result")?,
-        error_code: row.try_get("error_code")?,
-        error_msg: row.try_get("error_msg")?,
-        operator: row.try_get("operator")?,
-        start_ms: row.try_get("start_ms")?,
-        finish_ms: row.try_get("finish_ms")?,
+        param: row.get(11)?,
+        result: row.get(12)?,
+        error_code: row.get(13)?,
+        error_msg: row.get(14)?,
+        operator: row.get(15)?,
+        start_ms: row.get(16)?,
+        finish_ms: row.get(17)?,
         counts,
-        attempt: row.try_get("attempt")?,
+        attempt: row.get(23)?,
     })
 }
 
-/// The `c_*` counters of a batch row.
-pub(super) fn batch_counts(row: &SqliteRow) -> Result<BatchCounts> {
-    let get = |col: &str| -> Result<i64> {
-        row.try_get::<Option<i64>, _>(col)?
-            .ok_or_else(|| StoreError::Corrupt(format!("batch without counter {col}")))
+/// The five `c_*` counters of a batch row, from column `first` on (waiting, processing,
+/// finished, failed, skipped).
+pub(super) fn batch_counts_at(row: &Row<'_>, first: usize) -> Result<BatchCounts> {
+    let get = |n: usize| -> Result<i64> {
+        row.get::<_, Option<i64>>(first + n)?
+            .ok_or_else(|| StoreError::Corrupt("batch without counters".into()))
     };
     Ok(BatchCounts {
-        waiting: get("c_waiting")?,
-        processing: get("c_processing")?,
-        finished: get("c_finished")?,
-        failed: get("c_failed")?,
-        skipped: get("c_skipped")?,
+        waiting: get(0)?,
+        processing: get(1)?,
+        finished: get(2)?,
+        failed: get(3)?,
+        skipped: get(4)?,
     })
 }
 
@@ -91,22 +94,22 @@ pub(super) const INSTANCE_COLUMNS: &str = "SELECT i.id, i.account_id, i.group_id
 pub(super) const INSTANCE_FROM: &str =
     " FROM instances i JOIN instance_groups g ON g.id = i.group_id";
 
-pub(super) fn instance(row: &SqliteRow) -> Result<Instance> {
+pub(super) fn instance(row: &Row<'_>) -> Result<Instance> {
     Ok(Instance {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        group_id: row.try_get("group_id")?,
-        group_name: row.try_get("group_name")?,
-        charge_type: row.try_get("charge_type")?,
-        name: row.try_get("name")?,
-        status: parse::<InstanceStatus>("instance status", row.try_get("status")?)?,
-        image_id: row.try_get("image_id")?,
-        spec: row.try_get("spec")?,
-        region_id: row.try_get("region_id")?,
-        up_bandwidth_limit: row.try_get("up_bw")?,
-        down_bandwidth_limit: row.try_get("down_bw")?,
-        created_ms: row.try_get("created_ms")?,
-        modified_ms: row.try_get("modified_ms")?,
+        id: row.get("id")?,
+        account_id: row.get("account_id")?,
+        group_id: row.get("group_id")?,
+        group_name: row.get("group_name")?,
+        charge_type: row.get("charge_type")?,
+        name: row.get("name")?,
+        status: parse::<InstanceStatus>("instance status", row.get_ref("status")?.as_str()?)?,
+        image_id: row.get("image_id")?,
+        spec: row.get("spec")?,
+        region_id: row.get("region_id")?,
+        up_bandwidth_limit: row.get("up_bw")?,
+        down_bandwidth_limit: row.get("down_bw")?,
+        created_ms: row.get("created_ms")?,
+        modified_ms: row.get("modified_ms")?,
     })
 }
 
@@ -114,20 +117,20 @@ pub(super) fn instance(row: &SqliteRow) -> Result<Instance> {
 pub(super) const GROUP_COLUMNS: &str = "g.id, g.account_id, g.name, g.region_id, g.image_id, \
      g.spec, g.charge_type, g.tags, g.created_ms, g.modified_ms, g.deleting";
 
-pub(super) fn group(row: &SqliteRow) -> Result<Group> {
-    let tags: String = row.try_get("tags")?;
+pub(super) fn group(row: &Row<'_>) -> Result<Group> {
+    let tags: String = row.get("tags")?;
     Ok(Group {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        region_id: row.try_get("region_id")?,
-        image_id: row.try_get("image_id")?,
-        spec: row.try_get("spec")?,
-        charge_type: row.try_get("charge_type")?,
+        id: row.get("id")?,
+        account_id: row.get("account_id")?,
+        name: row.get("name")?,
+        region_id: row.get("region_id")?,
+        image_id: row.get("image_id")?,
+        spec: row.get("spec")?,
+        charge_type: row.get("charge_type")?,
         tags: decode_tags(&tags)?,
-        created_ms: row.try_get("created_ms")?,
-        modified_ms: row.try_get("modified_ms")?,
-        deleting: row.try_get::<i64, _>("deleting")? != 0,
+        created_ms: row.get("created_ms")?,
+        modified_ms: row.get("modified_ms")?,
+        deleting: row.get::<_, i64>("deleting")? != 0,
     })
 }
 
@@ -141,7 +144,7 @@ fn decode_tags(s: &str) -> Result<Vec<(String, String)>> {
 }
 
 /// Appends ` AND <column> IN (?, ?, ...)`; nothing for an empty list (no filter).
-pub(super) fn push_in<I, S>(qb: &mut QueryBuilder<Sqlite>, column: &str, values: I)
+pub(super) fn push_in<I, S>(qb: &mut Sql, column: &str, values: I)
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
@@ -151,21 +154,17 @@ where
         return;
     }
     qb.push(" AND ").push(column).push(" IN (");
-    let mut list = qb.separated(", ");
-    for v in values {
-        list.push_bind(v.into());
-    }
-    qb.push(")");
+    qb.list(values.map(Into::into)).push(")");
 }
 
 /// Appends ` AND instr(<column>, ?) > 0` (a literal substring: `%` and `_` are not wildcards);
 /// nothing for `None` or an empty string.
-pub(super) fn push_substring(qb: &mut QueryBuilder<Sqlite>, column: &str, needle: &Option<String>) {
+pub(super) fn push_substring(qb: &mut Sql, column: &str, needle: &Option<String>) {
     if let Some(needle) = needle.as_deref().filter(|n| !n.is_empty()) {
         qb.push(" AND instr(")
             .push(column)
             .push(", ")
-            .push_bind(needle.to_owned())
+            .bind(needle)
             .push(") > 0");
     }
 }
@@ -173,7 +172,7 @@ pub(super) fn push_substring(qb: &mut QueryBuilder<Sqlite>, column: &str, needle
 /// Appends the keyset condition for rows strictly after `after` in the order
 /// `(<ms>, <id>) DESC` (or ASC when `ascending`).
 pub(super) fn push_after(
-    qb: &mut QueryBuilder<Sqlite>,
+    qb: &mut Sql,
     ms: &str,
     id: &str,
     after: &Option<Cursor>,
@@ -181,26 +180,20 @@ pub(super) fn push_after(
 ) {
     if let Some(c) = after {
         let op = if ascending { ">" } else { "<" };
-        qb.push(format_args!(" AND ({ms}, {id}) {op} ("))
-            .push_bind(c.ms)
+        qb.push(format!(" AND ({ms}, {id}) {op} ("))
+            .bind(c.ms)
             .push(", ")
-            .push_bind(c.id.clone())
+            .bind(&c.id)
             .push(")");
     }
 }
 
 /// The order of a keyset listing on `(<ms>, <id>)`, and its limit: one row more than the page
 /// so that [`page_of`] can tell whether more follow.
-pub(super) fn push_order(
-    qb: &mut QueryBuilder<Sqlite>,
-    ms: &str,
-    id: &str,
-    ascending: bool,
-    limit: usize,
-) {
+pub(super) fn push_order(qb: &mut Sql, ms: &str, id: &str, ascending: bool, limit: usize) {
     let dir = if ascending { "ASC" } else { "DESC" };
-    qb.push(format_args!(" ORDER BY {ms} {dir}, {id} {dir} LIMIT "))
-        .push_bind(fetch_limit(limit));
+    qb.push(format!(" ORDER BY {ms} {dir}, {id} {dir} LIMIT "))
+        .bind(fetch_limit(limit));
 }
 
 /// A page asks for at least one row.

@@ -3,10 +3,11 @@
 
 use cloudphone_core::resources::Task;
 use cloudphone_core::{BatchCounts, TaskStatus};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use rusqlite::Connection;
 
-use super::SqliteStore;
+use super::db::snapshot;
 use super::rows::{self, push_after, push_in, push_order, push_substring};
+use super::sql::{Sql, sql, v};
 use crate::{Cursor, Listing, NewBatch, NewTask, Page, Result, TaskFilter};
 
 /// How a task row starts out.
@@ -18,45 +19,43 @@ struct Initial<'a> {
     finish_ms: Option<i64>,
 }
 
-async fn insert(conn: &mut SqliteConnection, t: &NewTask, init: Initial<'_>) -> Result<()> {
-    sqlx::query(
+fn insert(conn: &Connection, t: &NewTask, init: Initial<'_>) -> Result<()> {
+    let counts = init.counts;
+    sql(
         "INSERT INTO tasks (id, account_id, invoke_id, parent_id, level, task_type, status, \
          resource_id, instance_id, instance_name, param, operator, start_ms, finish_ms, \
          c_waiting, c_processing, c_finished, c_failed, c_skipped, run_state, not_before_ms) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            v(&t.id),
+            v(&t.account_id),
+            v(&t.invoke_id),
+            v(init.parent_id),
+            v(t.level.as_i64()),
+            v(t.task_type.as_str()),
+            v(init.status.as_str()),
+            v(&t.resource_id),
+            v(t.instance_id.as_ref()),
+            v(t.instance_name.as_ref()),
+            v(&t.param),
+            v(&t.operator),
+            v(t.start_ms),
+            v(init.finish_ms),
+            v(counts.map(|c| c.waiting)),
+            v(counts.map(|c| c.processing)),
+            v(counts.map(|c| c.finished)),
+            v(counts.map(|c| c.failed)),
+            v(counts.map(|c| c.skipped)),
+            v(init.run_state),
+            v(t.start_ms),
+        ],
     )
-    .bind(&t.id)
-    .bind(&t.account_id)
-    .bind(&t.invoke_id)
-    .bind(init.parent_id)
-    .bind(t.level.as_i64())
-    .bind(t.task_type.as_str())
-    .bind(init.status.as_str())
-    .bind(&t.resource_id)
-    .bind(&t.instance_id)
-    .bind(&t.instance_name)
-    .bind(&t.param)
-    .bind(&t.operator)
-    .bind(t.start_ms)
-    .bind(init.finish_ms)
-    .bind(init.counts.map(|c| c.waiting))
-    .bind(init.counts.map(|c| c.processing))
-    .bind(init.counts.map(|c| c.finished))
-    .bind(init.counts.map(|c| c.failed))
-    .bind(init.counts.map(|c| c.skipped))
-    .bind(init.run_state)
-    .bind(t.start_ms)
-    .execute(conn)
-    .await?;
+    .execute(conn)?;
     Ok(())
 }
 
 /// Inserts a task to run: Waiting, queued, runnable from its start time.
-pub(super) async fn insert_queued(
-    conn: &mut SqliteConnection,
-    t: &NewTask,
-    parent_id: Option<&str>,
-) -> Result<()> {
+pub(super) fn insert_queued(conn: &Connection, t: &NewTask, parent_id: Option<&str>) -> Result<()> {
     let init = Initial {
         parent_id,
         status: TaskStatus::Waiting,
@@ -64,17 +63,11 @@ pub(super) async fn insert_queued(
         run_state: "queued",
         finish_ms: None,
     };
-    insert(conn, t, init).await
-}
-
-pub(super) async fn create_batch(s: &SqliteStore, batch: &NewBatch) -> Result<()> {
-    let mut w = s.write().await?;
-    insert_batch(&mut w.tx, batch).await?;
-    w.commit().await
+    insert(conn, t, init)
 }
 
 /// Inserts a batch and its queued children within the caller's transaction.
-pub(super) async fn insert_batch(tx: &mut SqliteConnection, batch: &NewBatch) -> Result<()> {
+pub(super) fn insert_batch(tx: &Connection, batch: &NewBatch) -> Result<()> {
     let n = i64::try_from(batch.children.len()).unwrap_or(i64::MAX);
     let counts = BatchCounts::new(n);
     let status = counts.status();
@@ -86,69 +79,63 @@ pub(super) async fn insert_batch(tx: &mut SqliteConnection, batch: &NewBatch) ->
         run_state: "done",
         finish_ms: status.is_terminal().then_some(batch.batch.start_ms),
     };
-    insert(tx, &batch.batch, init).await?;
-    insert_children(tx, &batch.children, &batch.batch.id).await
+    insert(tx, &batch.batch, init)?;
+    insert_children(tx, &batch.children, &batch.batch.id)
 }
 
-/// Children per INSERT statement: a statement per child would cost a round trip to the
-/// database thread each, which dominates a large batch; 14 parameters a row stays far below
-/// SQLite's limit of 32,766.
+/// Children per INSERT statement: fewer statements to step through for a large batch; 15
+/// parameters a row stays far below SQLite's limit of 32,766.
 const ROWS_PER_INSERT: usize = 500;
 
 /// Inserts the queued children of batch `parent_id`, many rows per statement.
-async fn insert_children(
-    tx: &mut SqliteConnection,
-    children: &[NewTask],
-    parent_id: &str,
-) -> Result<()> {
+fn insert_children(tx: &Connection, children: &[NewTask], parent_id: &str) -> Result<()> {
     for chunk in children.chunks(ROWS_PER_INSERT) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
+        let mut qb = Sql::new(
             "INSERT INTO tasks (id, account_id, invoke_id, parent_id, level, task_type, status, \
              resource_id, instance_id, instance_name, param, operator, start_ms, run_state, \
              not_before_ms) ",
         );
-        qb.push_values(chunk, |mut row, t| {
-            row.push_bind(&t.id)
-                .push_bind(&t.account_id)
-                .push_bind(&t.invoke_id)
-                .push_bind(parent_id)
-                .push_bind(t.level.as_i64())
-                .push_bind(t.task_type.as_str())
-                .push_bind(TaskStatus::Waiting.as_str())
-                .push_bind(&t.resource_id)
-                .push_bind(&t.instance_id)
-                .push_bind(&t.instance_name)
-                .push_bind(&t.param)
-                .push_bind(&t.operator)
-                .push_bind(t.start_ms)
-                .push_bind("queued")
-                .push_bind(t.start_ms);
+        qb.values(chunk, |row, t| {
+            row.bind(&t.id)
+                .bind(&t.account_id)
+                .bind(&t.invoke_id)
+                .bind(parent_id)
+                .bind(t.level.as_i64())
+                .bind(t.task_type.as_str())
+                .bind(TaskStatus::Waiting.as_str())
+                .bind(&t.resource_id)
+                .bind(t.instance_id.as_ref())
+                .bind(t.instance_name.as_ref())
+                .bind(&t.param)
+                .bind(&t.operator)
+                .bind(t.start_ms)
+                .bind("queued")
+                .bind(t.start_ms);
         });
-        qb.build().execute(&mut *tx).await?;
+        qb.execute(tx)?;
     }
     Ok(())
 }
 
-fn push_filter(qb: &mut QueryBuilder<Sqlite>, f: &TaskFilter) {
-    qb.push(" WHERE t.account_id = ")
-        .push_bind(f.account_id.clone());
+fn push_filter(qb: &mut Sql, f: &TaskFilter) {
+    qb.push(" WHERE t.account_id = ").bind(&f.account_id);
     match f.level {
         None => qb.push(" AND t.level IN (1, 2)"),
-        Some(level) => qb.push(" AND t.level = ").push_bind(level.as_i64()),
+        Some(level) => qb.push(" AND t.level = ").bind(level.as_i64()),
     };
     if let Some(invoke_id) = &f.invoke_id {
-        qb.push(" AND t.invoke_id = ").push_bind(invoke_id.clone());
+        qb.push(" AND t.invoke_id = ").bind(invoke_id);
     }
     push_in(qb, "t.resource_id", f.resource_ids.iter().cloned());
     push_in(qb, "t.id", f.task_ids.iter().cloned());
     if let Some(parent) = &f.parent_task_id {
-        qb.push(" AND t.parent_id = ").push_bind(parent.clone());
+        qb.push(" AND t.parent_id = ").bind(parent);
     }
     push_in(qb, "t.task_type", f.task_types.iter().map(|t| t.as_str()));
     push_in(qb, "t.status", f.statuses.iter().map(|s| s.as_str()));
     if let Some(instance_id) = &f.instance_id {
         qb.push(" AND t.level = 2 AND t.instance_id = ")
-            .push_bind(instance_id.clone());
+            .bind(instance_id);
     }
     push_substring(qb, "t.instance_name", &f.instance_name);
     push_substring(qb, "t.param", &f.param);
@@ -167,14 +154,14 @@ fn is_broad(f: &TaskFilter) -> bool {
 }
 
 /// The total of a broad filter, from the counters the triggers keep.
-fn broad_count(f: &TaskFilter) -> QueryBuilder<Sqlite> {
-    let mut qb = QueryBuilder::<Sqlite>::new(
+fn broad_count(f: &TaskFilter) -> Sql {
+    let mut qb = Sql::new(
         "SELECT CAST(COALESCE(SUM(n), 0) AS INTEGER) FROM task_counts t WHERE t.account_id = ",
     );
-    qb.push_bind(f.account_id.clone());
+    qb.bind(&f.account_id);
     match f.level {
         None => qb.push(" AND t.level IN (1, 2)"),
-        Some(level) => qb.push(" AND t.level = ").push_bind(level.as_i64()),
+        Some(level) => qb.push(" AND t.level = ").bind(level.as_i64()),
     };
     push_in(
         &mut qb,
@@ -185,31 +172,29 @@ fn broad_count(f: &TaskFilter) -> QueryBuilder<Sqlite> {
     qb
 }
 
-pub(super) async fn describe_tasks(
-    s: &SqliteStore,
+pub(super) fn describe_tasks(
+    conn: &Connection,
     filter: &TaskFilter,
     page: &Page,
 ) -> Result<Listing<Task>> {
-    let mut count = if is_broad(filter) {
+    let count = if is_broad(filter) {
         broad_count(filter)
     } else {
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM tasks t");
+        let mut count = Sql::new("SELECT COUNT(*) FROM tasks t");
         push_filter(&mut count, filter);
         count
     };
-    let mut list = QueryBuilder::<Sqlite>::new(rows::TASK_COLUMNS);
+    let mut list = Sql::new(rows::TASK_COLUMNS);
     list.push(rows::TASK_FROM);
     push_filter(&mut list, filter);
     push_after(&mut list, "t.start_ms", "t.id", &page.after, false);
     push_order(&mut list, "t.start_ms", "t.id", false, page.limit);
 
     // One read transaction: the total and the page come from the same snapshot.
-    let mut tx = s.pool.begin().await?;
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
-    let fetched = list.build().fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-
-    let items = fetched.iter().map(rows::task).collect::<Result<Vec<_>>>()?;
+    let (total, items) = snapshot(conn, |conn| {
+        let total: i64 = count.scalar(conn)?;
+        Ok((total, list.rows(conn, rows::task)?))
+    })?;
     let (items, next) = rows::page_of(items, page.limit, |t| Cursor {
         ms: t.start_ms,
         id: t.id.clone(),
@@ -218,29 +203,25 @@ pub(super) async fn describe_tasks(
 }
 
 /// A task of any level, if it belongs to `account_id`.
-pub(super) async fn task(s: &SqliteStore, account_id: &str, task_id: &str) -> Result<Option<Task>> {
-    let mut qb = QueryBuilder::<Sqlite>::new(rows::TASK_COLUMNS);
+pub(super) fn task(conn: &Connection, account_id: &str, task_id: &str) -> Result<Option<Task>> {
+    let mut qb = Sql::new(rows::TASK_COLUMNS);
     qb.push(rows::TASK_FROM)
         .push(" WHERE t.id = ")
-        .push_bind(task_id.to_owned())
+        .bind(task_id)
         .push(" AND t.account_id = ")
-        .push_bind(account_id.to_owned());
-    let row = qb.build().fetch_optional(&s.pool).await?;
-    row.as_ref().map(rows::task).transpose()
+        .bind(account_id);
+    qb.row(conn, rows::task)
 }
 
 /// Deletes terminal tasks finished before `before_ms`; a batch only once none of its children
 /// is unfinished (which its own terminal status already implies; checked all the same).
-pub(super) async fn purge_tasks(s: &SqliteStore, before_ms: i64) -> Result<u64> {
-    let _turn = s.turn().await;
-    let done = sqlx::query(
+pub(super) fn purge_tasks(conn: &Connection, before_ms: i64) -> Result<u64> {
+    sql(
         "DELETE FROM tasks WHERE finish_ms < ? \
          AND status IN ('Finished', 'PartFinished', 'Failed', 'Skipped') \
          AND NOT (level = 1 AND EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id \
                   AND c.status IN ('Waiting', 'Processing')))",
+        [v(before_ms)],
     )
-    .bind(before_ms)
-    .execute(&s.pool)
-    .await?;
-    Ok(done.rows_affected())
+    .execute(conn)
 }
