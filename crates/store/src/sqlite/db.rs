@@ -41,11 +41,6 @@ const STATEMENT_CACHE: usize = 128;
 
 type ReadJob = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// What the threads' queues carry: a job, or the word to stop once the jobs before it ran.
-enum Msg<J> {
-    Job(J),
-    Stop,
-}
 /// A write job runs in its own savepoint; it returns whether it succeeded and what to do once
 /// the group's transaction has ended (committed, or not).
 type WriteJob = Box<dyn FnOnce(WriteTurn<'_>) -> Answer + Send>;
@@ -61,12 +56,12 @@ enum WriteTurn<'a> {
     Refused(&'a StoreError),
 }
 
-/// The queues of the reader and writer threads. The threads end once this is dropped and their
-/// queues are empty.
+/// The queues of the reader and writer threads. Closing drops the senders: each thread runs
+/// what is queued, sees its queue disconnected and ends; later calls fail at once.
 #[derive(Debug)]
 pub(super) struct Db {
-    readers: flume::Sender<Msg<ReadJob>>,
-    writer: flume::Sender<Msg<WriteJob>>,
+    readers: std::sync::Mutex<Option<flume::Sender<ReadJob>>>,
+    writer: std::sync::Mutex<Option<flume::Sender<WriteJob>>>,
     threads: std::sync::Mutex<Vec<thread::JoinHandle<()>>>,
     path: PathBuf,
 }
@@ -75,11 +70,20 @@ fn closed() -> StoreError {
     StoreError::Closed
 }
 
+/// Queues `job` on the queue behind `sender`, unless it was closed.
+fn send<J>(sender: &std::sync::Mutex<Option<flume::Sender<J>>>, job: J) -> Result<()> {
+    let sender = sender.lock().unwrap_or_else(|p| p.into_inner());
+    match sender.as_ref() {
+        Some(s) => s.send(job).map_err(|_| closed()),
+        None => Err(closed()),
+    }
+}
+
 impl Db {
     /// Opens the connections on `path`, whose schema must exist already (migrations ran).
     pub(super) fn open(path: &Path) -> Result<Db> {
-        let (readers, read_jobs) = flume::unbounded::<Msg<ReadJob>>();
-        let (writer, write_jobs) = flume::unbounded::<Msg<WriteJob>>();
+        let (readers, read_jobs) = flume::unbounded::<ReadJob>();
+        let (writer, write_jobs) = flume::unbounded::<WriteJob>();
         let mut threads = Vec::new();
         let conn = connect(path)?;
         threads.push(
@@ -97,7 +101,7 @@ impl Db {
                 thread::Builder::new()
                     .name(format!("sqlite-reader-{n}"))
                     .spawn(move || {
-                        while let Ok(Msg::Job(job)) = jobs.recv() {
+                        while let Ok(job) = jobs.recv() {
                             job(&mut conn);
                         }
                     })
@@ -105,8 +109,8 @@ impl Db {
             );
         }
         Ok(Db {
-            readers,
-            writer,
+            readers: std::sync::Mutex::new(Some(readers)),
+            writer: std::sync::Mutex::new(Some(writer)),
             threads: std::sync::Mutex::new(threads),
             path: path.to_owned(),
         })
@@ -131,7 +135,7 @@ impl Db {
             }
             let _ = reply.send(out);
         });
-        self.readers.send(Msg::Job(job)).map_err(|_| closed())?;
+        send(&self.readers, job)?;
         answer.await.map_err(|_| closed())?
     }
 
@@ -167,7 +171,7 @@ impl Db {
                 )
             }
         });
-        self.writer.send(Msg::Job(job)).map_err(|_| closed())?;
+        send(&self.writer, job)?;
         answer.await.map_err(|_| closed())?
     }
 
@@ -180,10 +184,13 @@ impl Db {
     /// `PRAGMA optimize` as it closes). Later calls fail with [`StoreError::Closed`].
     pub(super) fn close(&self) {
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
-        for _ in 0..READERS {
-            let _ = self.readers.send(Msg::Stop);
-        }
-        let _ = self.writer.send(Msg::Stop);
+        drop(
+            self.readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        drop(self.writer.lock().unwrap_or_else(|p| p.into_inner()).take());
         for t in threads {
             let _ = t.join();
         }
@@ -230,21 +237,13 @@ pub(super) fn snapshot<R>(
     out
 }
 
-fn write_loop(conn: Connection, jobs: flume::Receiver<Msg<WriteJob>>) {
+fn write_loop(conn: Connection, jobs: flume::Receiver<WriteJob>) {
     let mut group: Vec<WriteJob> = Vec::with_capacity(GROUP_MAX);
-    let mut stopping = false;
-    while !stopping {
-        match jobs.recv() {
-            Ok(Msg::Job(job)) => group.push(job),
-            Ok(Msg::Stop) | Err(_) => break,
-        }
+    while let Ok(job) = jobs.recv() {
+        group.push(job);
         while group.len() < GROUP_MAX {
             match jobs.try_recv() {
-                Ok(Msg::Job(job)) => group.push(job),
-                Ok(Msg::Stop) => {
-                    stopping = true;
-                    break;
-                }
+                Ok(job) => group.push(job),
                 Err(_) => break,
             }
         }
@@ -256,6 +255,12 @@ fn write_loop(conn: Connection, jobs: flume::Receiver<Msg<WriteJob>>) {
 }
 
 /// Runs a group of write jobs in one transaction, each in a savepoint, then answers them.
+///
+/// Some failures (a full disk, an I/O error) make SQLite roll back the whole transaction, not
+/// just the failing statement, and a savepoint that cannot be ended leaves the transaction in
+/// an unknown state. Either way the group is abandoned: the transaction is rolled back, every
+/// job that ran is answered with the error (none of its writes is kept) and the jobs not run
+/// yet are refused; nothing runs outside the group's transaction.
 fn run_group(conn: &Connection, group: &mut Vec<WriteJob>) {
     if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let e = StoreError::from(e);
@@ -266,28 +271,43 @@ fn run_group(conn: &Connection, group: &mut Vec<WriteJob>) {
         return;
     }
     let mut answers = Vec::with_capacity(group.len());
+    let mut abandoned: Option<StoreError> = None;
     for job in group.drain(..) {
+        if let Some(e) = &abandoned {
+            let _ = job(WriteTurn::Refused(e));
+            continue;
+        }
         if let Err(e) = control(conn, "SAVEPOINT job") {
-            let _ = job(WriteTurn::Refused(&StoreError::from(e)));
+            let e = StoreError::from(e);
+            let _ = job(WriteTurn::Refused(&e));
+            abandoned = Some(e);
             continue;
         }
         let (ok, answer) = job(WriteTurn::Run(conn));
+        answers.push(answer);
         let ended = if ok {
             control(conn, "RELEASE job")
         } else {
             control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"))
         };
         if let Err(e) = ended {
-            error!(error = %e, "ending a savepoint failed");
+            abandoned = Some(e.into());
+        } else if conn.is_autocommit() {
+            abandoned = Some(StoreError::Shared {
+                message: "the database rolled the write transaction back".into(),
+                unavailable: false,
+            });
         }
-        answers.push(answer);
     }
-    let ended = control(conn, "COMMIT").map_err(StoreError::from);
+    let ended = match abandoned {
+        Some(e) => Err(e),
+        None => control(conn, "COMMIT").map_err(StoreError::from),
+    };
     if let Err(e) = &ended {
-        error!(error = %e, jobs = answers.len(), "committing a group of writes failed");
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
+        error!(error = %e, jobs = answers.len(), "a group of writes failed and was rolled back");
     }
     for answer in answers {
         answer(ended.as_ref().map(|_| ()));
@@ -368,6 +388,64 @@ mod tests {
             .unwrap();
         let n = db
             .read(|c| count(c, "SELECT COUNT(*) FROM t WHERE k = 1000"))
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    /// A job after which the group's transaction is gone (as when SQLite rolls a whole
+    /// transaction back on a full disk; here the job does it itself) abandons the group: no job
+    /// of it is answered Ok or keeps its writes, and the writer goes on with the next group.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_group_whose_transaction_is_lost_is_abandoned_whole() {
+        let (_dir, db) = open_db();
+        // Holds the writer so that the next three jobs wait together for one group.
+        let (held, hold) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.write(move |_| {
+                    let _ = hold.recv_timeout(std::time::Duration::from_secs(10));
+                    Ok(())
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let insert = |k: i64| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |c| Ok(c.execute("INSERT INTO t (k, v) VALUES (?, 'x')", [k])?))
+                    .await
+            })
+        };
+        let first = insert(1);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let lost = tokio::spawn({
+            let db = db.clone();
+            async move { db.write(|c| Ok(c.execute_batch("ROLLBACK")?)).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let last = insert(3);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        held.send(()).unwrap();
+        assert!(busy.await.unwrap().is_ok());
+        assert!(first.await.unwrap().is_err(), "its write was rolled back");
+        assert!(lost.await.unwrap().is_err());
+        assert!(
+            last.await.unwrap().is_err(),
+            "refused, not run outside the transaction"
+        );
+        let n = db
+            .read(|c| count(c, "SELECT COUNT(*) FROM t"))
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        db.write(|c| Ok(c.execute("INSERT INTO t (k, v) VALUES (4, 'y')", [])?))
+            .await
+            .unwrap();
+        let n = db
+            .read(|c| count(c, "SELECT COUNT(*) FROM t"))
             .await
             .unwrap();
         assert_eq!(n, 1);
