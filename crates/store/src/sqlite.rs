@@ -77,11 +77,6 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        self.db.path()
-    }
-
     /// Finishes the operations queued, then closes every connection (the last one
     /// checkpoints the WAL).
     pub async fn close(&self) {

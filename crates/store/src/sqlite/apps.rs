@@ -4,8 +4,7 @@
 use cloudphone_core::resources::App;
 use rusqlite::{Connection, Row};
 
-use super::db::snapshot;
-use super::rows::{push_in, push_substring};
+use super::rows::{push_in, push_substring, total_and_rows};
 use super::sql::{Sql, sql, v};
 use super::tasks;
 use crate::{AppFilter, Cursor, Listing, NewBatch, Page, Result};
@@ -101,11 +100,7 @@ pub(super) fn list_apps(
     let limit = page.limit.max(1);
     list.push(" ORDER BY a.id DESC LIMIT ")
         .bind(i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1);
-    // One read transaction: the total and the page come from the same snapshot.
-    let (total, mut items) = snapshot(conn, |conn| {
-        let total: i64 = count.scalar(conn)?;
-        Ok((total, list.rows(conn, app)?))
-    })?;
+    let (total, mut items) = total_and_rows(conn, &count, &list, app)?;
     let next = if items.len() > limit {
         items.truncate(limit);
         items.last().map(|a| Cursor {

@@ -6,8 +6,7 @@ use cloudphone_core::resources::Backup;
 use cloudphone_core::{TaskStatus, TaskType};
 use rusqlite::{Connection, Row};
 
-use super::db::snapshot;
-use super::rows::{page_of, push_after, push_in, push_order, push_substring};
+use super::rows::{page_of, push_after, push_in, push_order, push_substring, total_and_rows};
 use super::sql::{Sql, sql, v};
 use super::tasks::insert_batch;
 use crate::{BackupFilter, Cursor, Listing, NewBatch, Page, Result, StoreError};
@@ -125,11 +124,7 @@ pub(super) fn list_backups(
     push_after(&mut list, "b.created_ms", "b.id", &page.after, false);
     push_order(&mut list, "b.created_ms", "b.id", false, page.limit);
 
-    // One read transaction: the total and the page come from the same snapshot.
-    let (total, items) = snapshot(conn, |conn| {
-        let total: i64 = count.scalar(conn)?;
-        Ok((total, list.rows(conn, backup)?))
-    })?;
+    let (total, items) = total_and_rows(conn, &count, &list, backup)?;
     let (items, next) = page_of(items, page.limit, |b| Cursor {
         ms: b.created_ms,
         id: b.id.clone(),

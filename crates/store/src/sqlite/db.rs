@@ -14,7 +14,7 @@
 //! other processes on the same file wait on SQLite's lock (`BEGIN IMMEDIATE`, busy timeout).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ const READER_CACHE_KIB: i64 = 2 * CACHE_KIB;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 128;
 
-type ReadJob = Box<dyn FnOnce(&mut Connection) + Send>;
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 /// A write job runs in its own savepoint; it returns whether it succeeded and what to do once
 /// the group's transaction has ended (committed, or not).
@@ -63,7 +63,6 @@ pub(super) struct Db {
     readers: std::sync::Mutex<Option<flume::Sender<ReadJob>>>,
     writer: std::sync::Mutex<Option<flume::Sender<WriteJob>>>,
     threads: std::sync::Mutex<Vec<thread::JoinHandle<()>>>,
-    path: PathBuf,
 }
 
 fn closed() -> StoreError {
@@ -93,7 +92,7 @@ impl Db {
                 .map_err(StoreError::Thread)?,
         );
         for n in 0..READERS {
-            let mut conn = connect(path)?;
+            let conn = connect(path)?;
             conn.pragma_update(None, "query_only", true)?;
             conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
             let jobs = read_jobs.clone();
@@ -102,7 +101,7 @@ impl Db {
                     .name(format!("sqlite-reader-{n}"))
                     .spawn(move || {
                         while let Ok(job) = jobs.recv() {
-                            job(&mut conn);
+                            job(&conn);
                         }
                     })
                     .map_err(StoreError::Thread)?,
@@ -112,7 +111,6 @@ impl Db {
             readers: std::sync::Mutex::new(Some(readers)),
             writer: std::sync::Mutex::new(Some(writer)),
             threads: std::sync::Mutex::new(threads),
-            path: path.to_owned(),
         })
     }
 
@@ -173,11 +171,6 @@ impl Db {
         });
         send(&self.writer, job)?;
         answer.await.map_err(|_| closed())?
-    }
-
-    /// The database file.
-    pub(super) fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Lets the threads finish the jobs queued and waits for them to end (the writer runs

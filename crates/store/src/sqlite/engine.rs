@@ -7,7 +7,7 @@ use cloudphone_core::{InstanceStatus, TaskErrorCode, TaskStatus, TaskType};
 use rusqlite::{Connection, Row};
 
 use super::rows::{self, parse};
-use super::sql::{Sql, sql, v};
+use super::sql::{sql, v};
 use crate::moves::BatchMoves;
 use crate::{Claim, Completion, Outcome, Phone, Result, StoreError, Swept};
 
@@ -23,9 +23,6 @@ const CANDIDATES: &str = "SELECT t.id, t.task_type, t.status, t.instance_id, t.p
      AND NOT EXISTS (SELECT 1 FROM tasks u WHERE u.instance_id = t.instance_id \
                      AND u.run_state != 'done' AND u.seq < t.seq) \
      ORDER BY t.seq LIMIT ?";
-
-/// Ids per `IN (...)` list when reading the leased rows of a group of completions.
-const IDS_PER_SELECT: usize = 500;
 
 /// The columns of a task the engine works with.
 struct Work {
@@ -281,18 +278,19 @@ pub(super) fn complete_many(conn: &Connection, items: &[Completion]) -> Result<V
     Ok(done)
 }
 
-/// The leased tasks among those `items` name, by id.
+/// The leased tasks among those `items` name, by id: one prepared statement run per item
+/// (an `IN` list would be a new statement text for every group size).
 fn leased_rows(
     conn: &Connection,
     items: &[Completion],
 ) -> Result<std::collections::HashMap<String, Work>> {
+    let sql = format!("SELECT {WORK_COLUMNS} FROM tasks WHERE id = ? AND run_state = 'leased'");
+    let mut stmt = conn.prepare_cached(&sql)?;
     let mut found = std::collections::HashMap::with_capacity(items.len());
-    for chunk in items.chunks(IDS_PER_SELECT) {
-        let mut qb = Sql::new(format!(
-            "SELECT {WORK_COLUMNS} FROM tasks WHERE run_state = 'leased' AND id IN ("
-        ));
-        qb.list(chunk.iter().map(|item| &item.task_id)).push(")");
-        for t in qb.rows(conn, work)? {
+    for item in items {
+        let mut rows = stmt.query([&item.task_id])?;
+        if let Some(row) = rows.next()? {
+            let t = work(row)?;
             found.insert(t.id.clone(), t);
         }
     }

@@ -4,7 +4,6 @@
 use cloudphone_core::resources::{Group, GroupSummary, Instance};
 use rusqlite::Connection;
 
-use super::db::snapshot;
 use super::rows::{self, push_after, push_in, push_order, push_substring};
 use super::sql::{Sql, sql, v};
 use super::tasks;
@@ -165,10 +164,7 @@ pub(super) fn list_groups(
         page.limit,
     );
 
-    let (total, items) = snapshot(conn, |conn| {
-        let total: i64 = count.scalar(conn)?;
-        Ok((total, list.rows(conn, group_summary)?))
-    })?;
+    let (total, items) = rows::total_and_rows(conn, &count, &list, group_summary)?;
 
     let (items, next) = rows::page_of(items, page.limit, |g| Cursor {
         ms: g.group.created_ms,
@@ -222,10 +218,7 @@ pub(super) fn list_instances(
         page.limit,
     );
 
-    let (total, items) = snapshot(conn, |conn| {
-        let total: i64 = count.scalar(conn)?;
-        Ok((total, list.rows(conn, rows::instance)?))
-    })?;
+    let (total, items) = rows::total_and_rows(conn, &count, &list, rows::instance)?;
 
     let (items, next) = rows::page_of(items, page.limit, |i| Cursor {
         ms: i.created_ms,

@@ -196,6 +196,19 @@ pub(super) fn push_order(qb: &mut Sql, ms: &str, id: &str, ascending: bool, limi
         .bind(fetch_limit(limit));
 }
 
+/// The total of `count` and the rows of `list`, from one read transaction: the total and the
+/// page agree.
+pub(super) fn total_and_rows<T>(
+    conn: &rusqlite::Connection,
+    count: &Sql,
+    list: &Sql,
+    decode: impl FnMut(&Row<'_>) -> Result<T>,
+) -> Result<(i64, Vec<T>)> {
+    super::db::snapshot(conn, |conn| {
+        Ok((count.scalar(conn)?, list.rows(conn, decode)?))
+    })
+}
+
 /// A page asks for at least one row.
 pub(super) fn page_size(limit: usize) -> usize {
     limit.max(1)

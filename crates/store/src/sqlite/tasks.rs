@@ -5,7 +5,6 @@ use cloudphone_core::resources::Task;
 use cloudphone_core::{BatchCounts, TaskStatus};
 use rusqlite::Connection;
 
-use super::db::snapshot;
 use super::rows::{self, push_after, push_in, push_order, push_substring};
 use super::sql::{Sql, sql, v};
 use crate::{Cursor, Listing, NewBatch, NewTask, Page, Result, TaskFilter};
@@ -190,11 +189,7 @@ pub(super) fn describe_tasks(
     push_after(&mut list, "t.start_ms", "t.id", &page.after, false);
     push_order(&mut list, "t.start_ms", "t.id", false, page.limit);
 
-    // One read transaction: the total and the page come from the same snapshot.
-    let (total, items) = snapshot(conn, |conn| {
-        let total: i64 = count.scalar(conn)?;
-        Ok((total, list.rows(conn, rows::task)?))
-    })?;
+    let (total, items) = rows::total_and_rows(conn, &count, &list, rows::task)?;
     let (items, next) = rows::page_of(items, page.limit, |t| Cursor {
         ms: t.start_ms,
         id: t.id.clone(),
