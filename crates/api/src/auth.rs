@@ -2,14 +2,16 @@
 //! its date window and its nonce, and yields the caller's access key.
 //!
 //! Everything but the two store calls (key lookup, nonce) is synchronous and pure, so it is
-//! tested with the contract's vectors. The order of checks is deliberate: shape first, then
+//! tested with the contract's vectors. Keys seen are kept in a [`KeyCache`]; the nonce write
+//! checks each copy against the store, so the cache saves a read per call and changes nothing
+//! else. The order of checks is deliberate: shape first, then
 //! the key, the signature, the clock, and only then the nonce, so that nobody without the
 //! secret can use up another client's nonces.
 
 use cloudphone_core::error::ApiError;
 use cloudphone_core::resources::AccessKey;
 use cloudphone_core::time::parse_iso;
-use cloudphone_store::Store;
+use cloudphone_store::{Nonce, Store};
 
 use crate::request::RawRequest;
 use crate::signature::{
@@ -304,10 +306,10 @@ trait KeyStore {
     async fn access_key(&self, key_id: &str) -> Result<Option<AccessKey>, ApiError>;
     async fn remember_nonce(
         &self,
-        key_id: &str,
+        key: &AccessKey,
         nonce: &str,
         expires_ms: i64,
-    ) -> Result<bool, ApiError>;
+    ) -> Result<Nonce, ApiError>;
 }
 
 struct StoreKeys<'a>(&'a dyn Store);
@@ -322,55 +324,116 @@ impl KeyStore for StoreKeys<'_> {
 
     async fn remember_nonce(
         &self,
-        key_id: &str,
+        key: &AccessKey,
         nonce: &str,
         expires_ms: i64,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<Nonce, ApiError> {
         self.0
-            .remember_nonce(key_id, nonce, expires_ms)
+            .remember_nonce(key, nonce, expires_ms)
             .await
             .map_err(crate::actions::common::internal)
+    }
+}
+
+/// The keys this node has seen, so that a call's signature is checked without first reading
+/// its key from the store. A copy is never trusted on its own: the nonce write checks that the
+/// key is still stored as copied ([`Store::remember_nonce`]), so a key deleted or changed on
+/// any node is refused at its next call, exactly as without the copy.
+#[derive(Debug, Default)]
+pub struct KeyCache(std::sync::Mutex<std::collections::HashMap<String, AccessKey>>);
+
+/// Keys kept at most; past that the copies are dropped and read again as calls come.
+const KEY_CACHE_MAX: usize = 10_000;
+
+impl KeyCache {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, AccessKey>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, key_id: &str) -> Option<AccessKey> {
+        self.map().get(key_id).cloned()
+    }
+
+    fn keep(&self, key: &AccessKey) {
+        let mut map = self.map();
+        if map.len() >= KEY_CACHE_MAX && !map.contains_key(&key.key_id) {
+            map.clear();
+        }
+        map.insert(key.key_id.clone(), key.clone());
+    }
+
+    fn forget(&self, key_id: &str) {
+        self.map().remove(key_id);
     }
 }
 
 /// Authenticates `req` at `now_ms` and returns the caller's key.
 pub async fn authenticate(
     store: &dyn Store,
+    cache: &KeyCache,
     req: &RawRequest,
     now_ms: i64,
 ) -> Result<AccessKey, ApiError> {
-    authenticate_with(&StoreKeys(store), RPC, req, now_ms).await
+    authenticate_with(&StoreKeys(store), cache, RPC, req, now_ms).await
 }
 
 /// [`authenticate`] for a request to `target` (the object routes).
 pub async fn authenticate_for(
     store: &dyn Store,
+    cache: &KeyCache,
     req: &RawRequest,
     target: Target<'_>,
     now_ms: i64,
 ) -> Result<AccessKey, ApiError> {
-    authenticate_with(&StoreKeys(store), target, req, now_ms).await
+    authenticate_with(&StoreKeys(store), cache, target, req, now_ms).await
 }
 
+/// The checks in their order. The key comes from the cache when it has one; a copy that fails
+/// the signature, or that the nonce write finds out of date, is dropped and the check is
+/// repeated once with the key as the store has it now.
 async fn authenticate_with(
     keys: &impl KeyStore,
+    cache: &KeyCache,
     target: Target<'_>,
     req: &RawRequest,
     now_ms: i64,
 ) -> Result<AccessKey, ApiError> {
     let signed = parse_signed_for(req, target)?;
-    let key = keys
-        .access_key(&signed.key_id)
-        .await?
-        .ok_or(ApiError::AccessKeyNotFound)?;
-    signed.check(&key.secret, now_ms)?;
-    if !keys
-        .remember_nonce(&key.key_id, &signed.nonce, signed.nonce_expires_ms())
-        .await?
-    {
-        return Err(ApiError::NonceUsed);
+    let mut copy = cache.get(&signed.key_id);
+    loop {
+        let from_cache = copy.is_some();
+        let key = match copy.take() {
+            Some(key) => key,
+            None => keys
+                .access_key(&signed.key_id)
+                .await?
+                .ok_or(ApiError::AccessKeyNotFound)?,
+        };
+        if let Err(e) = signed.check(&key.secret, now_ms) {
+            if from_cache {
+                cache.forget(&key.key_id);
+                continue;
+            }
+            return Err(e);
+        }
+        match keys
+            .remember_nonce(&key, &signed.nonce, signed.nonce_expires_ms())
+            .await?
+        {
+            Nonce::Fresh => {
+                cache.keep(&key);
+                return Ok(key);
+            }
+            Nonce::Replay => return Err(ApiError::NonceUsed),
+            Nonce::KeyChanged => {
+                cache.forget(&key.key_id);
+                if !from_cache {
+                    // Changed between the read and the write just now: as good as gone.
+                    return Err(ApiError::AccessKeyNotFound);
+                }
+            }
+        }
     }
-    Ok(key)
 }
 
 #[cfg(test)]
@@ -962,22 +1025,48 @@ mod tests {
             streamed_body: true,
         };
         let req = object_put(SIG_PUT, CONTENT_SHA256);
-        let key = authenticate_with(&keys, streamed, &req, now())
+        let key = authenticate_with(&keys, &keys.cache, streamed, &req, now())
             .await
             .unwrap();
         assert_eq!(key.account_id, "acc-1");
         assert_eq!(
-            authenticate_with(&keys, streamed, &req, now()).await,
+            authenticate_with(&keys, &keys.cache, streamed, &req, now()).await,
             Err(ApiError::NonceUsed)
         );
     }
 
-    /// An in-memory stand-in for the two store calls.
+    /// An in-memory stand-in for the two store calls, with one key ("testid") that a test may
+    /// delete or replace (`replaced`), and a count of key reads.
     #[derive(Default)]
     struct FakeKeys {
         fail: bool,
         nonces: Mutex<BTreeSet<(String, String)>>,
         expiries: Mutex<Vec<i64>>,
+        replaced: Mutex<Option<Option<AccessKey>>>,
+        reads: std::sync::atomic::AtomicUsize,
+        cache: KeyCache,
+    }
+
+    fn test_key() -> AccessKey {
+        AccessKey {
+            key_id: "testid".into(),
+            secret: "testsecret".into(),
+            account_id: "acc-1".into(),
+            user_name: "tester".into(),
+        }
+    }
+
+    impl FakeKeys {
+        fn stored(&self) -> Option<AccessKey> {
+            match &*self.replaced.lock().unwrap() {
+                Some(k) => k.clone(),
+                None => Some(test_key()),
+            }
+        }
+
+        fn reads(&self) -> usize {
+            self.reads.load(std::sync::atomic::Ordering::SeqCst)
+        }
     }
 
     impl KeyStore for FakeKeys {
@@ -985,49 +1074,90 @@ mod tests {
             if self.fail {
                 return Err(ApiError::Internal);
             }
-            Ok((key_id == "testid").then(|| AccessKey {
-                key_id: "testid".into(),
-                secret: "testsecret".into(),
-                account_id: "acc-1".into(),
-                user_name: "tester".into(),
-            }))
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(self.stored().filter(|k| k.key_id == key_id))
         }
 
         async fn remember_nonce(
             &self,
-            key_id: &str,
+            key: &AccessKey,
             nonce: &str,
             expires_ms: i64,
-        ) -> Result<bool, ApiError> {
+        ) -> Result<Nonce, ApiError> {
+            if self.stored().as_ref() != Some(key) {
+                return Ok(Nonce::KeyChanged);
+            }
             self.expiries.lock().unwrap().push(expires_ms);
-            Ok(self
+            let fresh = self
                 .nonces
                 .lock()
                 .unwrap()
-                .insert((key_id.to_string(), nonce.to_string())))
+                .insert((key.key_id.clone(), nonce.to_string()));
+            Ok(if fresh { Nonce::Fresh } else { Nonce::Replay })
         }
+    }
+
+    /// The cache saves the key read of later calls, but every call's nonce write checks the copy:
+    /// a key deleted or given another secret is refused at its next call.
+    #[tokio::test]
+    async fn a_kept_key_is_checked_against_the_store_at_every_call() {
+        let keys = FakeKeys::default();
+        let call =
+            async |req: RawRequest| authenticate_with(&keys, &keys.cache, RPC, &req, now()).await;
+        assert!(call(vector_a()).await.is_ok());
+        assert_eq!(keys.reads(), 1);
+        assert!(call(vector_c()).await.is_ok());
+        assert_eq!(keys.reads(), 1, "the second call used the kept key");
+
+        *keys.replaced.lock().unwrap() = Some(None);
+        keys.nonces.lock().unwrap().clear();
+        assert_eq!(call(vector_a()).await, Err(ApiError::AccessKeyNotFound));
+        assert!(keys.nonces.lock().unwrap().is_empty(), "nothing recorded");
+
+        // Back, then given another secret while a copy with the old one is kept.
+        *keys.replaced.lock().unwrap() = None;
+        assert!(call(vector_a()).await.is_ok());
+        let mut rotated = test_key();
+        rotated.secret = "rotated".into();
+        *keys.replaced.lock().unwrap() = Some(Some(rotated));
+        let reads = keys.reads();
+        assert_eq!(call(vector_c()).await, Err(ApiError::SignatureDoesNotMatch));
+        assert_eq!(
+            keys.reads(),
+            reads + 1,
+            "the out-of-date copy was read again"
+        );
+        assert!(
+            !keys
+                .nonces
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(_, n)| n.starts_with("0011")),
+            "vector C's nonce was not recorded"
+        );
     }
 
     #[tokio::test]
     async fn accepts_once_then_refuses_the_replay() {
         let keys = FakeKeys::default();
-        let key = authenticate_with(&keys, RPC, &vector_a(), now())
+        let key = authenticate_with(&keys, &keys.cache, RPC, &vector_a(), now())
             .await
             .unwrap();
         assert_eq!(key.account_id, "acc-1");
         assert_eq!(*keys.expiries.lock().unwrap(), [now() + 16 * MINUTE]);
         assert_eq!(
-            authenticate_with(&keys, RPC, &vector_a(), now() + MINUTE).await,
+            authenticate_with(&keys, &keys.cache, RPC, &vector_a(), now() + MINUTE).await,
             Err(ApiError::NonceUsed)
         );
         // Vector C has another nonce; the legacy scheme shares the nonce table.
         assert!(
-            authenticate_with(&keys, RPC, &vector_c(), now())
+            authenticate_with(&keys, &keys.cache, RPC, &vector_c(), now())
                 .await
                 .is_ok()
         );
         assert_eq!(
-            authenticate_with(&keys, RPC, &vector_c(), now()).await,
+            authenticate_with(&keys, &keys.cache, RPC, &vector_c(), now()).await,
             Err(ApiError::NonceUsed)
         );
     }
@@ -1042,16 +1172,16 @@ mod tests {
             b"",
         );
         assert_eq!(
-            authenticate_with(&keys, RPC, &tampered, now()).await,
+            authenticate_with(&keys, &keys.cache, RPC, &tampered, now()).await,
             Err(ApiError::SignatureDoesNotMatch)
         );
         assert_eq!(
-            authenticate_with(&keys, RPC, &vector_a(), now() + 20 * MINUTE).await,
+            authenticate_with(&keys, &keys.cache, RPC, &vector_a(), now() + 20 * MINUTE).await,
             Err(ApiError::TimestampExpired)
         );
         assert!(keys.nonces.lock().unwrap().is_empty());
         assert!(
-            authenticate_with(&keys, RPC, &vector_a(), now())
+            authenticate_with(&keys, &keys.cache, RPC, &vector_a(), now())
                 .await
                 .is_ok()
         );
@@ -1066,7 +1196,14 @@ mod tests {
             &authorization(SIGNED_A).replace("Credential=testid", "Credential=nobody"),
         );
         assert_eq!(
-            authenticate_with(&keys, RPC, &build("POST", &headers, QUERY_A, b""), now()).await,
+            authenticate_with(
+                &keys,
+                &keys.cache,
+                RPC,
+                &build("POST", &headers, QUERY_A, b""),
+                now()
+            )
+            .await,
             Err(ApiError::AccessKeyNotFound)
         );
         let failing = FakeKeys {
@@ -1074,15 +1211,15 @@ mod tests {
             ..FakeKeys::default()
         };
         assert_eq!(
-            authenticate_with(&failing, RPC, &vector_a(), now()).await,
+            authenticate_with(&failing, &failing.cache, RPC, &vector_a(), now()).await,
             Err(ApiError::Internal)
         );
     }
 
     /// Handlers run on a multi-threaded runtime, so the future must be `Send`.
     #[allow(dead_code)]
-    fn authenticate_is_send(store: &dyn Store, req: &RawRequest) {
+    fn authenticate_is_send(store: &dyn Store, cache: &KeyCache, req: &RawRequest) {
         fn assert_send<T: Send>(_: T) {}
-        assert_send(authenticate(store, req, 0));
+        assert_send(authenticate(store, cache, req, 0));
     }
 }

@@ -305,7 +305,7 @@ async fn authenticate(
         path: &signed,
         streamed_body,
     };
-    let key = authenticate_for(state.store.as_ref(), raw, target, now_ms()).await?;
+    let key = authenticate_for(state.store.as_ref(), &state.keys, raw, target, now_ms()).await?;
     Ok(key.account_id)
 }
 

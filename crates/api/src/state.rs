@@ -42,6 +42,8 @@ pub struct AppState {
     /// Names this node in error bodies.
     pub host_id: String,
     pub limits: Limits,
+    /// Access keys seen, checked again by every call's nonce write.
+    pub keys: crate::auth::KeyCache,
 }
 
 /// One authenticated request.

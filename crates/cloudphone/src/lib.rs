@@ -151,6 +151,7 @@ impl Application {
             tokens: TokenKey::new(token_key.as_bytes()),
             host_id: config.engine.node_id.clone(),
             limits: config.limits.clone(),
+            keys: Default::default(),
         });
         Ok(Application {
             listener,

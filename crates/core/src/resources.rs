@@ -212,6 +212,87 @@ pub struct Task {
     pub attempt: i64,
 }
 
+/// A [`Task`] borrowed field by field: what a listing hands over row by row (straight from the
+/// database row, or from a [`Task`] with [`Task::view`]) without copying any text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskRef<'a> {
+    pub id: &'a str,
+    pub account_id: &'a str,
+    pub invoke_id: &'a str,
+    pub parent_id: Option<&'a str>,
+    pub level: Level,
+    pub task_type: TaskType,
+    pub status: TaskStatus,
+    pub resource_id: &'a str,
+    pub instance_id: Option<&'a str>,
+    pub instance_name: Option<&'a str>,
+    pub instance_status: Option<InstanceStatus>,
+    pub param: &'a str,
+    pub result: Option<&'a str>,
+    pub error_code: Option<&'a str>,
+    pub error_msg: Option<&'a str>,
+    pub operator: &'a str,
+    pub start_ms: i64,
+    pub finish_ms: Option<i64>,
+    pub counts: Option<BatchCounts>,
+    pub attempt: i64,
+}
+
+impl Task {
+    pub fn view(&self) -> TaskRef<'_> {
+        TaskRef {
+            id: &self.id,
+            account_id: &self.account_id,
+            invoke_id: &self.invoke_id,
+            parent_id: self.parent_id.as_deref(),
+            level: self.level,
+            task_type: self.task_type,
+            status: self.status,
+            resource_id: &self.resource_id,
+            instance_id: self.instance_id.as_deref(),
+            instance_name: self.instance_name.as_deref(),
+            instance_status: self.instance_status,
+            param: &self.param,
+            result: self.result.as_deref(),
+            error_code: self.error_code.as_deref(),
+            error_msg: self.error_msg.as_deref(),
+            operator: &self.operator,
+            start_ms: self.start_ms,
+            finish_ms: self.finish_ms,
+            counts: self.counts,
+            attempt: self.attempt,
+        }
+    }
+}
+
+impl TaskRef<'_> {
+    pub fn to_task(&self) -> Task {
+        let owned = |s: Option<&str>| s.map(str::to_owned);
+        Task {
+            id: self.id.to_owned(),
+            account_id: self.account_id.to_owned(),
+            invoke_id: self.invoke_id.to_owned(),
+            parent_id: owned(self.parent_id),
+            level: self.level,
+            task_type: self.task_type,
+            status: self.status,
+            resource_id: self.resource_id.to_owned(),
+            instance_id: owned(self.instance_id),
+            instance_name: owned(self.instance_name),
+            instance_status: self.instance_status,
+            param: self.param.to_owned(),
+            result: owned(self.result),
+            error_code: owned(self.error_code),
+            error_msg: owned(self.error_msg),
+            operator: self.operator.to_owned(),
+            start_ms: self.start_ms,
+            finish_ms: self.finish_ms,
+            counts: self.counts,
+            attempt: self.attempt,
+        }
+    }
+}
+
 /// A backup file made by BackupFile: one per instance and call, its archive (a tar of the
 /// phone's paths) stored in the object store at `oss_path`.
 ///

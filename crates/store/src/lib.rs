@@ -13,7 +13,7 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
-use cloudphone_core::resources::{AccessKey, App, Group, GroupSummary, Instance, Task};
+use cloudphone_core::resources::{AccessKey, App, Group, GroupSummary, Instance, Task, TaskRef};
 use cloudphone_core::{InstanceStatus, TaskErrorCode, TaskType};
 
 /// A storage failure. The API turns every one of these into `InternalError` and logs the cause.
@@ -102,8 +102,11 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces an access key.
     async fn put_access_key(&self, key: &AccessKey) -> Result<()>;
     async fn access_key(&self, key_id: &str) -> Result<Option<AccessKey>>;
-    /// Records a signature nonce for `key_id`; false if it was recorded already (a replay).
-    async fn remember_nonce(&self, key_id: &str, nonce: &str, expires_ms: i64) -> Result<bool>;
+    /// Records a signature nonce for `key`, provided `key` is still stored exactly as given
+    /// (same secret, account and user): the caller may have checked the signature against a
+    /// copy it kept, and this is where a key deleted or changed since is seen, in the same
+    /// write. Nothing is recorded unless the answer is [`Nonce::Fresh`].
+    async fn remember_nonce(&self, key: &AccessKey, nonce: &str, expires_ms: i64) -> Result<Nonce>;
     /// Forgets nonces that expired before `now_ms`; returns how many.
     async fn purge_nonces(&self, now_ms: i64) -> Result<u64>;
     /// Returns the value stored under `name`, storing `init` first if there is none. Used for
@@ -217,6 +220,29 @@ pub trait Store: Send + Sync + 'static {
     /// DescribeTasks: tasks of Level 1 and 2 matching `filter`, newest first (start time, then
     /// id, descending), after `page.after`; `total` counts every match.
     async fn describe_tasks(&self, filter: &TaskFilter, page: &Page) -> Result<Listing<Task>>;
+    /// [`Store::describe_tasks`] written out as it is read: `render` writes each task of the
+    /// page, in order, after the bytes of `head`, on the store's own thread, straight from the
+    /// row (no task is copied out of the database's buffers). The default reads the page, then
+    /// writes it.
+    async fn describe_tasks_rendered(
+        &self,
+        filter: &TaskFilter,
+        page: &Page,
+        head: Vec<u8>,
+        render: TaskRender,
+    ) -> Result<Rendered> {
+        let listing = self.describe_tasks(filter, page).await?;
+        let mut bytes = head;
+        for (n, task) in listing.items.iter().enumerate() {
+            render(&mut bytes, n, &task.view());
+        }
+        Ok(Rendered {
+            bytes,
+            count: listing.items.len(),
+            total: listing.total,
+            next: listing.next,
+        })
+    }
     async fn task(&self, account_id: &str, task_id: &str) -> Result<Option<Task>>;
     /// Deletes terminal tasks that finished before `before_ms`; returns how many.
     async fn purge_tasks(&self, before_ms: i64) -> Result<u64>;
@@ -293,6 +319,34 @@ pub trait Store: Send + Sync + 'static {
     async fn forward_work_signals(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()>;
     /// The instance's data needed to run a claimed task.
     async fn instance(&self, instance_id: &str) -> Result<Option<Instance>>;
+}
+
+/// Writes task number `n` (from 0) of a page into the page's bytes; see
+/// [`Store::describe_tasks_rendered`].
+pub type TaskRender = std::sync::Arc<dyn Fn(&mut Vec<u8>, usize, &TaskRef<'_>) + Send + Sync>;
+
+/// A page of tasks as [`Store::describe_tasks_rendered`] wrote it.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The head given, then every task of the page as written.
+    pub bytes: Vec<u8>,
+    /// Tasks on the page.
+    pub count: usize,
+    /// Tasks matching the filter over all pages.
+    pub total: i64,
+    /// The cursor of the page's last task when more follow.
+    pub next: Option<Cursor>,
+}
+
+/// What [`Store::remember_nonce`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nonce {
+    /// Not seen before: now recorded.
+    Fresh,
+    /// Recorded already: the call is a replay.
+    Replay,
+    /// The key is no longer stored as given (deleted, or its secret, account or user changed).
+    KeyChanged,
 }
 
 /// A task that the engine claimed and must now run.

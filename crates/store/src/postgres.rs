@@ -36,7 +36,7 @@ use tokio::sync::Notify;
 
 use crate::{
     AppFilter, Claim, GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch, NewTask,
-    Outcome, Page, Result, Store, Swept, TaskFilter,
+    Nonce, Outcome, Page, Result, Store, Swept, TaskFilter,
 };
 
 /// Connections per node. One is held by the work-signal listener.
@@ -119,8 +119,8 @@ impl Store for PgStore {
         accounts::access_key(self, key_id).await
     }
 
-    async fn remember_nonce(&self, key_id: &str, nonce: &str, expires_ms: i64) -> Result<bool> {
-        accounts::remember_nonce(self, key_id, nonce, expires_ms).await
+    async fn remember_nonce(&self, key: &AccessKey, nonce: &str, expires_ms: i64) -> Result<Nonce> {
+        accounts::remember_nonce(self, key, nonce, expires_ms).await
     }
 
     async fn purge_nonces(&self, now_ms: i64) -> Result<u64> {

@@ -33,7 +33,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::{
     AppFilter, BackupFilter, Claim, Completion, GroupFilter, InstanceChange, InstanceFilter,
-    Listing, NewBatch, NewTask, Outcome, Page, Result, Store, Swept, TaskFilter,
+    Listing, NewBatch, NewTask, Nonce, Outcome, Page, Rendered, Result, Store, Swept, TaskFilter,
+    TaskRender,
 };
 
 /// How long a connection waits for another process's write lock before failing.
@@ -118,11 +119,11 @@ impl Store for SqliteStore {
         on_reader!(self, |c| accounts::access_key(c, key_id), key_id)
     }
 
-    async fn remember_nonce(&self, key_id: &str, nonce: &str, expires_ms: i64) -> Result<bool> {
+    async fn remember_nonce(&self, key: &AccessKey, nonce: &str, expires_ms: i64) -> Result<Nonce> {
         on_writer!(
             self,
-            |c| accounts::remember_nonce(c, key_id, nonce, expires_ms),
-            key_id,
+            |c| accounts::remember_nonce(c, key, nonce, expires_ms),
+            key,
             nonce
         )
     }
@@ -328,6 +329,19 @@ impl Store for SqliteStore {
             filter,
             page
         )
+    }
+
+    async fn describe_tasks_rendered(
+        &self,
+        filter: &TaskFilter,
+        page: &Page,
+        head: Vec<u8>,
+        render: TaskRender,
+    ) -> Result<Rendered> {
+        let (filter, page) = (filter.clone(), page.clone());
+        self.db
+            .read(move |c| tasks::describe_tasks_rendered(c, &filter, &page, head, &render))
+            .await
     }
 
     async fn task(&self, account_id: &str, task_id: &str) -> Result<Option<Task>> {

@@ -17,7 +17,8 @@ use cloudphone_core::resources::{AccessKey, App, Backup, Group, Instance, Task};
 use cloudphone_core::{BatchCounts, InstanceStatus, Level, TaskErrorCode, TaskStatus, TaskType};
 use cloudphone_store::{
     AppFilter, BackupFilter, Claim, Completion, Cursor, GroupFilter, InstanceChange,
-    InstanceFilter, NewBatch, NewTask, Outcome, Page, Phone, Store, Swept, TaskFilter,
+    InstanceFilter, Listing, NewBatch, NewTask, Nonce, Outcome, Page, Phone, Store, Swept,
+    TaskFilter,
 };
 
 use InstanceStatus as S;
@@ -207,9 +208,31 @@ fn sorted<S: ToString>(v: impl IntoIterator<Item = S>) -> Vec<String> {
     v
 }
 
+/// Checks that the written form of the page (`describe_tasks_rendered`) has the listing's
+/// tasks, every field of each, in order, after the head, with the same total and cursor.
+async fn assert_rendered_like(store: &dyn Store, f: &TaskFilter, p: &Page, l: &Listing<Task>) {
+    let render: cloudphone_store::TaskRender = std::sync::Arc::new(|out, n, t| {
+        out.extend_from_slice(format!("{n}:{t:?};").as_bytes());
+    });
+    let r = store
+        .describe_tasks_rendered(f, p, b"head;".to_vec(), render)
+        .await
+        .unwrap();
+    let mut expected = String::from("head;");
+    for (n, t) in l.items.iter().enumerate() {
+        expected.push_str(&format!("{n}:{:?};", t.view()));
+    }
+    assert_eq!(String::from_utf8(r.bytes).unwrap(), expected, "{f:?}");
+    assert_eq!(
+        (r.count, r.total, &r.next),
+        (l.items.len(), l.total, &l.next)
+    );
+}
+
 /// The ids DescribeTasks lists for `f` (one page), sorted; checks that the total agrees.
 async fn listed(store: &dyn Store, f: &TaskFilter) -> Vec<String> {
     let l = store.describe_tasks(f, &page(100)).await.unwrap();
+    assert_rendered_like(store, f, &page(100), &l).await;
     assert_eq!(l.total, l.items.len() as i64, "total of {f:?}");
     assert!(l.next.is_none());
     sorted(l.items.into_iter().map(|t| t.id))
@@ -256,48 +279,80 @@ async fn check_accounts_and_keys(store: &dyn Store) {
     assert_eq!(store.access_key("LTAI-1").await.unwrap(), Some(key));
 }
 
+fn nonce_key(key_id: &str) -> AccessKey {
+    AccessKey {
+        key_id: key_id.into(),
+        secret: format!("secret-of-{key_id}"),
+        account_id: A.into(),
+        user_name: "alice".into(),
+    }
+}
+
 async fn check_nonces(store: &dyn Store) {
-    assert!(store.remember_nonce("k1", "n1", 1_000).await.unwrap());
-    assert!(
-        !store.remember_nonce("k1", "n1", 1_000).await.unwrap(),
-        "a replay"
-    );
-    assert!(
-        !store.remember_nonce("k1", "n1", 9_000).await.unwrap(),
-        "a replay"
-    );
-    assert!(
-        store.remember_nonce("k2", "n1", 1_000).await.unwrap(),
+    store.ensure_account(A, "Alice").await.unwrap();
+    let (k1, k2, k3) = (nonce_key("k1"), nonce_key("k2"), nonce_key("k3"));
+    for k in [&k1, &k2, &k3] {
+        store.put_access_key(k).await.unwrap();
+    }
+    let fresh = |k: &AccessKey, n: &str, exp: i64| {
+        let (k, n) = (k.clone(), n.to_string());
+        async move { store.remember_nonce(&k, &n, exp).await.unwrap() }
+    };
+    assert_eq!(fresh(&k1, "n1", 1_000).await, Nonce::Fresh);
+    assert_eq!(fresh(&k1, "n1", 1_000).await, Nonce::Replay);
+    assert_eq!(fresh(&k1, "n1", 9_000).await, Nonce::Replay);
+    assert_eq!(
+        fresh(&k2, "n1", 1_000).await,
+        Nonce::Fresh,
         "nonces are per key"
     );
-    assert!(store.remember_nonce("k1", "n2", 5_000).await.unwrap());
+    assert_eq!(fresh(&k1, "n2", 5_000).await, Nonce::Fresh);
 
     assert_eq!(store.purge_nonces(2_000).await.unwrap(), 2);
     assert_eq!(store.purge_nonces(2_000).await.unwrap(), 0);
-    assert!(
-        !store.remember_nonce("k1", "n2", 5_000).await.unwrap(),
+    assert_eq!(
+        fresh(&k1, "n2", 5_000).await,
+        Nonce::Replay,
         "not expired yet"
     );
-    assert!(
-        store.remember_nonce("k1", "n1", 3_000).await.unwrap(),
-        "forgotten"
+    assert_eq!(fresh(&k1, "n1", 3_000).await, Nonce::Fresh, "forgotten");
+
+    // A key that is not stored as the caller has it records nothing: unknown, or with another
+    // secret, account or user than the stored one.
+    let mut stale = k2.clone();
+    stale.secret = "old-secret".into();
+    let mut moved = k2.clone();
+    moved.user_name = "bob".into();
+    for k in [nonce_key("k-unknown"), stale, moved] {
+        assert_eq!(fresh(&k, "n9", 9_000).await, Nonce::KeyChanged, "{k:?}");
+    }
+    assert_eq!(
+        fresh(&k2, "n9", 9_000).await,
+        Nonce::Fresh,
+        "nothing was recorded"
     );
+    let mut rotated = k2.clone();
+    rotated.secret = "rotated".into();
+    store.put_access_key(&rotated).await.unwrap();
+    assert_eq!(fresh(&k2, "n10", 9_000).await, Nonce::KeyChanged);
+    assert_eq!(fresh(&rotated, "n10", 9_000).await, Nonce::Fresh);
 
     // Calls arriving together (a store may write their nonces in one group): each nonce is
     // new exactly once, however many calls carry it.
     let calls = (0..64).map(|i| {
         let nonce = format!("c{}", i % 16);
+        let k3 = k3.clone();
         async move {
             (
                 nonce.clone(),
-                store.remember_nonce("k3", &nonce, 9_000).await.unwrap(),
+                store.remember_nonce(&k3, &nonce, 9_000).await.unwrap(),
             )
         }
     });
     let answers = futures::future::join_all(calls).await;
     let mut fresh: BTreeMap<String, usize> = BTreeMap::new();
-    for (nonce, new) in answers {
-        *fresh.entry(nonce).or_default() += usize::from(new);
+    for (nonce, answer) in answers {
+        *fresh.entry(nonce).or_default() += usize::from(answer == Nonce::Fresh);
     }
     assert_eq!(fresh.len(), 16);
     assert!(fresh.values().all(|&n| n == 1), "{fresh:?}");
@@ -1764,10 +1819,9 @@ async fn assert_total_walks(store: &dyn Store, f: &TaskFilter) {
     let mut walked = 0;
     let mut totals = HashSet::new();
     loop {
-        let l = store
-            .describe_tasks(f, &Page { after, limit: 3 })
-            .await
-            .unwrap();
+        let p = Page { after, limit: 3 };
+        let l = store.describe_tasks(f, &p).await.unwrap();
+        assert_rendered_like(store, f, &p, &l).await;
         walked += l.items.len();
         totals.insert(l.total);
         match l.next {

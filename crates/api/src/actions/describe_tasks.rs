@@ -1,10 +1,12 @@
 //! DescribeTasks: every filter of the vendor's page, newest first, keyset-paginated with an
 //! authenticated token.
 
-use cloudphone_core::resources::Task;
+use std::sync::Arc;
+
+use cloudphone_core::resources::TaskRef;
 use cloudphone_core::time::iso;
 use cloudphone_core::{ApiError, Level, TaskStatus, TaskType};
-use cloudphone_store::TaskFilter;
+use cloudphone_store::{TaskFilter, TaskRender};
 use serde::Serialize;
 
 use super::common::{Paging, enum_param, internal};
@@ -103,38 +105,46 @@ impl DescribeTasks {
         // The filters are part of the token's scope: a token only resumes the listing it came from.
         let scope = format!("DescribeTasks|{:?}", self.filter);
         let page = self.paging.page(ctx, &scope)?;
-        let listing = ctx
+        // Each task is written as the store reads it (on the store's thread, from the row):
+        // a page of 100 tasks decoded into owned strings and serialised here cost more than
+        // the query that read them. The answer's head goes first, RequestId included, so the
+        // page is written once into the buffer that is sent.
+        let mut head = Vec::with_capacity(page.limit.max(1) * 512 + 128);
+        head.extend_from_slice(b"{\"RequestId\":");
+        write_json(&mut head, &ctx.request_id);
+        head.extend_from_slice(b",\"Data\":[");
+        let region = ctx.state.region.clone();
+        let render: TaskRender = Arc::new(move |out, n, task| {
+            if n > 0 {
+                out.push(b',');
+            }
+            write_json(out, &TaskJson::of(task, &region));
+        });
+        let written = ctx
             .state
             .store
-            .describe_tasks(&self.filter, &page)
+            .describe_tasks_rendered(&self.filter, &page, head, render)
             .await
             .map_err(internal)?;
-        let region = ctx.state.region.as_str();
-        let body = Answer {
-            data: listing
-                .items
-                .iter()
-                .map(|t| TaskJson::of(t, region))
-                .collect(),
-            next_token: Paging::next_token(ctx, &scope, listing.next.as_ref()),
-            total_count: listing.total,
-        };
-        // Written straight from the rows: a page of 100 tasks as a `Value` tree costs more
-        // allocations than the query that read them.
-        serde_json::to_string(&body).map(Body::Json).map_err(|e| {
-            tracing::error!(error = %e, "writing a DescribeTasks answer failed");
-            ApiError::Internal
-        })
+        let mut out = written.bytes;
+        out.push(b']');
+        if let Some(token) = Paging::next_token(ctx, &scope, written.next.as_ref()) {
+            out.extend_from_slice(b",\"NextToken\":");
+            write_json(&mut out, &token);
+        }
+        out.extend_from_slice(b",\"TotalCount\":");
+        out.extend_from_slice(written.total.to_string().as_bytes());
+        out.push(b'}');
+        Ok(Body::Complete(out))
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Answer<'a> {
-    data: Vec<TaskJson<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_token: Option<String>,
-    total_count: i64,
+/// Appends `value` as JSON. Writing into a `Vec` fails only for a value that cannot be
+/// serialised, which none of these is.
+fn write_json(out: &mut Vec<u8>, value: &impl Serialize) {
+    if let Err(e) = serde_json::to_writer(out, value) {
+        tracing::error!(error = %e, "writing a DescribeTasks answer failed");
+    }
 }
 
 /// One task as DescribeTasks shows it. Fields that do not apply are left out; the members are
@@ -179,28 +189,28 @@ struct TaskJson<'a> {
 }
 
 impl<'a> TaskJson<'a> {
-    fn of(t: &'a Task, region: &'a str) -> TaskJson<'a> {
+    fn of(t: &'a TaskRef<'a>, region: &'a str) -> TaskJson<'a> {
         let counts = t.counts.as_ref();
         TaskJson {
-            error_code: t.error_code.as_deref(),
-            error_msg: t.error_msg.as_deref(),
+            error_code: t.error_code,
+            error_msg: t.error_msg,
             failed_child_count: counts.map(|c| c.failed),
             finish_time: t.finish_ms.map(iso),
-            instance_id: t.instance_id.as_deref(),
-            instance_name: t.instance_name.as_deref(),
+            instance_id: t.instance_id,
+            instance_name: t.instance_name,
             instance_status: t.instance_status.as_ref().map(|s| s.as_str()),
-            invoke_id: &t.invoke_id,
+            invoke_id: t.invoke_id,
             level: t.level.as_i64(),
-            operator: &t.operator,
-            param: &t.param,
-            parent_task_id: t.parent_id.as_deref(),
+            operator: t.operator,
+            param: t.param,
+            parent_task_id: t.parent_id,
             region_id: region,
-            resource_id: &t.resource_id,
-            result: t.result.as_deref(),
+            resource_id: t.resource_id,
+            result: t.result,
             running_child_count: counts.map(|c| c.running()),
             start_time: iso(t.start_ms),
             success_child_count: counts.map(|c| c.finished),
-            task_id: &t.id,
+            task_id: t.id,
             task_status: t.status.as_str(),
             task_type: t.task_type.as_str(),
             total_child_count: counts.map(|c| c.total()),

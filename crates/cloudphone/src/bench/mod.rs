@@ -240,6 +240,10 @@ type Cell = Box<dyn Fn(&write::WriteResult) -> String>;
 const P99_TARGET_MS: f64 = 5.0;
 const SQL_RATIO_TARGET: f64 = 3.0;
 const RPS_TARGET: f64 = 10_000.0;
+/// The API's page size when a call sets no `MaxResults`.
+const DEFAULT_PAGE: usize = 10;
+/// Threads of the SQL limit of a wrk run: as many as the server's SQLite readers.
+const SQL_THREADS: usize = 2;
 const BIG_CALL_TARGET_MS: f64 = 50.0;
 const E2E_TARGET: f64 = 20_000.0;
 const PEER_RATIO_TARGET: f64 = 30.0;
@@ -395,7 +399,7 @@ impl Bench {
             }
             if size == largest && !opts.skip_wrk {
                 let t = Instant::now();
-                if let Err(e) = self.wrk_runs(&mut data, &server.address).await {
+                if let Err(e) = self.wrk_runs(&mut data, &server.address, &db).await {
                     self.failed("wrk", &e);
                 }
                 self.timed("wrk (signing the request files and both runs)", t);
@@ -433,9 +437,17 @@ impl Bench {
         Ok(())
     }
 
-    /// Two wrk runs at 16 connections: every shape but the NextToken walk (whose tokens depend
-    /// on the previous answer), and the polling shapes alone.
-    async fn wrk_runs(&mut self, data: &mut Dataset, address: &str) -> anyhow::Result<()> {
+    /// The wrk runs at 16 connections: every shape but the NextToken walk (whose tokens depend
+    /// on the previous answer), and the polling shapes alone; each with the benchmark's page size
+    /// and with the API's default page (what a client that sets no `MaxResults` gets). After
+    /// each run, its own calls answered by the store's SQL alone on as many threads as the
+    /// server has readers: the limit of that run.
+    async fn wrk_runs(
+        &mut self,
+        data: &mut Dataset,
+        address: &str,
+        db: &std::path::Path,
+    ) -> anyhow::Result<()> {
         let opts = self.opts.clone();
         let mixes: [(&str, &[Shape]); 2] = [
             (
@@ -454,14 +466,21 @@ impl Bench {
                 &[Shape::InvokeId, Shape::ParentTaskId, Shape::InstanceId],
             ),
         ];
+        let mut page_sizes = vec![opts.page_size];
+        if opts.page_size != DEFAULT_PAGE {
+            page_sizes.push(DEFAULT_PAGE);
+        }
         let mut table = Table::new(
             &format!(
-                "Requests per second: wrk -t{} -c{} -d{}s, pre-signed DescribeTasks (MaxResults={})",
-                opts.wrk_threads, opts.wrk_connections, opts.wrk_seconds, opts.page_size
+                "Requests per second: wrk -t{} -c{} -d{}s, pre-signed DescribeTasks; the limit: the same calls' SQL alone on {SQL_THREADS} threads",
+                opts.wrk_threads, opts.wrk_connections, opts.wrk_seconds
             ),
             &[
                 "mix",
+                "MaxResults",
                 "requests/s",
+                "SQL alone, pages/s",
+                "HTTP / SQL",
                 "requests",
                 "non-2xx",
                 "socket errors",
@@ -470,70 +489,89 @@ impl Bench {
                 "sample line",
             ],
         );
-        for (name, shapes) in mixes {
-            let file = self.work.join("presigned.txt");
-            let date = client::date_now();
-            let host = address.to_string();
-            let creds = self.creds.clone();
-            let calls: Vec<client::SignedCall> = (0..opts.wrk_requests)
-                .map(|i| {
-                    let shape = shapes[i as usize % shapes.len()];
-                    let q = Query::pick(shape, data);
+        for &page_size in &page_sizes {
+            for (name, shapes) in mixes {
+                let file = self.work.join("presigned.txt");
+                let date = client::date_now();
+                let host = address.to_string();
+                let creds = self.creds.clone();
+                let queries: Vec<Query> = (0..opts.wrk_requests)
+                    .map(|i| Query::pick(shapes[i as usize % shapes.len()], data))
+                    .collect();
+                let calls = queries.iter().map(|q| {
                     client::sign(
                         &creds,
                         &host,
                         "DescribeTasks",
-                        &q.params(opts.page_size, None),
+                        &q.params(page_size, None),
                         &date,
                         &client::nonce(),
                     )
+                });
+                let last = wrk::write_file(&file, calls)?;
+                // The file's last line, sent as wrk's script would build it, must be answered 200.
+                let sample = wrk::send_raw(address, &wrk::raw_request(&last)).await?;
+                let (r, _out) = wrk::run(
+                    address,
+                    &self.work,
+                    &file,
+                    opts.wrk_threads,
+                    opts.wrk_connections,
+                    opts.wrk_seconds,
+                )
+                .await?;
+                let _ = std::fs::remove_file(&file);
+                // Only the calls wrk sent, so that the SQL answers the same mix of ids.
+                let sent = (r.requests as usize).clamp(1, queries.len());
+                let db = db.to_path_buf();
+                let seconds = f64::from(opts.wrk_seconds);
+                let sql = tokio::task::spawn_blocking(move || {
+                    read::sql_rate(&db, &queries[..sent], page_size, SQL_THREADS, seconds)
                 })
-                .collect();
-            let last = wrk::line(calls.last().context("no requests to write")?);
-            wrk::write_file(&file, calls.into_iter())?;
-            // The file's last line, sent as wrk's script would build it, must be answered 200.
-            let sample = wrk::send_raw(address, &wrk::raw_request(&last)).await?;
-            let (r, _out) = wrk::run(
-                address,
-                &self.work,
-                &file,
-                opts.wrk_threads,
-                opts.wrk_connections,
-                opts.wrk_seconds,
-            )
-            .await?;
-            let _ = std::fs::remove_file(&file);
-            let pass =
-                r.rps() >= RPS_TARGET && r.non2xx == 0 && r.socket_errors == 0 && sample == 200;
-            self.report.line(
-                &format!(
-                    "DescribeTasks requests/s, {} connections, {name}",
-                    opts.wrk_connections
-                ),
-                format!(
-                    "{} ({} non-2xx, {} socket errors)",
+                .await??;
+                let pass =
+                    r.rps() >= RPS_TARGET && r.non2xx == 0 && r.socket_errors == 0 && sample == 200;
+                self.report.line(
+                    &format!(
+                        "DescribeTasks requests/s, {} connections, {name}, MaxResults={page_size}",
+                        opts.wrk_connections
+                    ),
+                    format!(
+                        "{} ({} non-2xx, {} socket errors; SQL alone {}, {:.1}x)",
+                        rate(r.rps()),
+                        thousands(r.non2xx),
+                        thousands(r.socket_errors),
+                        rate(sql),
+                        sql / r.rps().max(1e-9)
+                    ),
+                    ">= 10,000, all 2xx",
+                    Verdict::of(pass),
+                );
+                table.row(vec![
+                    name.to_string(),
+                    page_size.to_string(),
                     rate(r.rps()),
+                    rate(sql),
+                    format!("{:.1}x", sql / r.rps().max(1e-9)),
+                    thousands(r.requests),
                     thousands(r.non2xx),
-                    thousands(r.socket_errors)
-                ),
-                ">= 10,000, all 2xx",
-                Verdict::of(pass),
-            );
-            table.row(vec![
-                name.to_string(),
-                rate(r.rps()),
-                thousands(r.requests),
-                thousands(r.non2xx),
-                thousands(r.socket_errors),
-                ms(r.p50_ms),
-                ms(r.p99_ms),
-                format!("HTTP {sample}"),
-            ]);
+                    thousands(r.socket_errors),
+                    ms(r.p50_ms),
+                    ms(r.p99_ms),
+                    format!("HTTP {sample}"),
+                ]);
+            }
         }
-        table.note = "Each request carries its own nonce, so each line of the request file can be \
-                      sent once; a run that used them all up would show replays as non-2xx. The \
-                      sample line is the file's last one, sent as the Lua script builds it."
-            .into();
+        table.note = format!(
+            "Each request carries its own nonce, so each line of the request file can be sent \
+             once; a run that used them all up would show replays as non-2xx. The sample line is \
+             the file's last one, sent as the Lua script builds it. \"SQL alone\" runs the calls \
+             wrk sent (their count and statements, every column of every row read, as in the \
+             latency tables) on {SQL_THREADS} threads in this process, each with its own read-only \
+             connection, for as long as wrk ran, with the server up and idle: as many pages a \
+             second as SQLite gives with nothing else to do, the ceiling of the server's two \
+             reader threads on these cores. `HTTP / SQL` is how far below it the server stays."
+        );
         self.report.tables.push(table);
         Ok(())
     }

@@ -278,8 +278,14 @@ impl SqlLimit {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(db, flags)
             .with_context(|| format!("opening {} read-only", db.display()))?;
-        conn.pragma_update(None, "cache_size", -16 * 1024)?;
+        // The store's reader connections have 32 MiB each (crates/store/src/sqlite/db.rs).
+        conn.pragma_update(None, "cache_size", -32 * 1024)?;
         conn.set_prepared_statement_cache_capacity(64);
+        // As the store's connections plan (crates/store/src/sqlite/db.rs, `connect`).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         Ok(SqlLimit(std::sync::Mutex::new(conn)))
     }
 
@@ -356,6 +362,47 @@ impl SqlLimit {
         }
         Ok(out)
     }
+}
+
+/// The limit of a wrk run: `queries` (the run's own, in its order) answered by the store's SQL
+/// alone on `threads` threads, each with its own read-only connection as the server's readers
+/// have, for `seconds`, each thread cycling through its share. Returns pages per second.
+pub fn sql_rate(
+    db: &Path,
+    queries: &[Query],
+    page_size: usize,
+    threads: usize,
+    seconds: f64,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let done = std::thread::scope(|scope| -> anyhow::Result<u64> {
+        let workers: Vec<_> = (0..threads)
+            .map(|n| {
+                scope.spawn(move || -> anyhow::Result<u64> {
+                    let limit = SqlLimit::open(db)?;
+                    let mine: Vec<&Query> = queries.iter().skip(n).step_by(threads).collect();
+                    let mut pages = 0u64;
+                    for q in mine.iter().cycle() {
+                        if Instant::now() >= deadline {
+                            break;
+                        }
+                        std::hint::black_box(limit.page(q, None, page_size)?);
+                        pages += 1;
+                    }
+                    Ok(pages)
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for w in workers {
+            total += w
+                .join()
+                .map_err(|_| anyhow::anyhow!("an SQL thread panicked"))??;
+        }
+        Ok(total)
+    })?;
+    Ok(done as f64 / started.elapsed().as_secs_f64())
 }
 
 /// One page through SQL: the total and the cursor after the page's last row (if more follow).

@@ -249,6 +249,11 @@ async fn limit_db(path: &Path) -> anyhow::Result<rusqlite::Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "cache_size", -16 * 1024)?;
+    // As the store's connections plan (crates/store/src/sqlite/db.rs, `connect`).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(conn)
 }
 

@@ -75,12 +75,12 @@ pub fn line(call: &SignedCall) -> String {
     out
 }
 
-/// Writes `calls` to `path`, one [`line`] each.
-pub fn write_file(path: &Path, calls: impl Iterator<Item = SignedCall>) -> anyhow::Result<u64> {
+/// Writes `calls` to `path`, one [`line`] each; returns the last line.
+pub fn write_file(path: &Path, calls: impl Iterator<Item = SignedCall>) -> anyhow::Result<String> {
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let mut n = 0;
+    let mut last = None;
     for call in calls {
         let l = line(&call);
         if l.contains('\n') {
@@ -88,10 +88,10 @@ pub fn write_file(path: &Path, calls: impl Iterator<Item = SignedCall>) -> anyho
         }
         out.write_all(l.as_bytes())?;
         out.write_all(b"\n")?;
-        n += 1;
+        last = Some(l);
     }
     out.flush()?;
-    Ok(n)
+    last.context("no requests to write")
 }
 
 /// The raw HTTP request the Lua script builds from a [`line`] (so that a line can be checked by
@@ -230,8 +230,8 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("calls.txt");
-        let n = write_file(&path, vec![call.clone(), call].into_iter()).unwrap();
-        assert_eq!(n, 2);
+        let last = write_file(&path, vec![call.clone(), call].into_iter()).unwrap();
+        assert_eq!(last, l);
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2);
     }

@@ -6,7 +6,7 @@ use cloudphone_core::resources::AccessKey;
 use sqlx::Row;
 
 use super::PgStore;
-use crate::Result;
+use crate::{Nonce, Result};
 
 pub(super) async fn ensure_account(s: &PgStore, account_id: &str, name: &str) -> Result<()> {
     sqlx::query("INSERT INTO accounts (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
@@ -51,23 +51,37 @@ pub(super) async fn access_key(s: &PgStore, key_id: &str) -> Result<Option<Acces
 }
 
 /// A nonce is accepted once, by whichever node sees it first: until [`purge_nonces`] forgets
-/// it, it is a replay.
+/// it, it is a replay. One statement checks that the key is still stored as given and records
+/// the nonce only then, so a key deleted or changed on any node is seen in the same round trip.
 pub(super) async fn remember_nonce(
     s: &PgStore,
-    key_id: &str,
+    key: &AccessKey,
     nonce: &str,
     expires_ms: i64,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO nonces (key_id, nonce, expires_ms) VALUES ($1, $2, $3) \
-         ON CONFLICT (key_id, nonce) DO NOTHING",
+) -> Result<Nonce> {
+    let row = sqlx::query(
+        "WITH k AS (SELECT 1 FROM access_keys WHERE key_id = $1 AND secret = $4 \
+                    AND account_id = $5 AND user_name = $6), \
+              ins AS (INSERT INTO nonces (key_id, nonce, expires_ms) \
+                      SELECT $1, $2, $3 FROM k ON CONFLICT (key_id, nonce) DO NOTHING \
+                      RETURNING 1) \
+         SELECT EXISTS (SELECT 1 FROM k) AS key_ok, EXISTS (SELECT 1 FROM ins) AS inserted",
     )
-    .bind(key_id)
+    .bind(&key.key_id)
     .bind(nonce)
     .bind(expires_ms)
-    .execute(&s.pool)
+    .bind(&key.secret)
+    .bind(&key.account_id)
+    .bind(&key.user_name)
+    .fetch_one(&s.pool)
     .await?;
-    Ok(done.rows_affected() == 1)
+    let key_ok: bool = row.try_get("key_ok")?;
+    let inserted: bool = row.try_get("inserted")?;
+    Ok(match (key_ok, inserted) {
+        (false, _) => Nonce::KeyChanged,
+        (true, true) => Nonce::Fresh,
+        (true, false) => Nonce::Replay,
+    })
 }
 
 pub(super) async fn purge_nonces(s: &PgStore, now_ms: i64) -> Result<u64> {

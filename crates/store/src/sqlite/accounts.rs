@@ -4,7 +4,7 @@ use cloudphone_core::resources::AccessKey;
 use rusqlite::Connection;
 
 use super::sql::{sql, v};
-use crate::Result;
+use crate::{Nonce, Result};
 
 pub(super) fn ensure_account(conn: &Connection, account_id: &str, name: &str) -> Result<()> {
     sql(
@@ -46,25 +46,38 @@ pub(super) fn access_key(conn: &Connection, key_id: &str) -> Result<Option<Acces
     })
 }
 
-/// A nonce is accepted once: until [`purge_nonces`] forgets it, it is a replay. Concurrent
-/// calls' nonces share the writer's group commit (`db`), so each costs one statement.
+/// A nonce is accepted once: until [`purge_nonces`] forgets it, it is a replay. The key is read
+/// in the same job, so a key deleted or changed before this write is seen here. Concurrent
+/// calls' nonces share the writer's group commit (`db`).
 pub(super) fn remember_nonce(
     conn: &Connection,
-    key_id: &str,
+    key: &AccessKey,
     nonce: &str,
     expires_ms: i64,
-) -> Result<bool> {
+) -> Result<Nonce> {
+    let stored = access_key(conn, &key.key_id)?;
+    if stored.as_ref() != Some(key) {
+        return Ok(Nonce::KeyChanged);
+    }
     let inserted = sql(
-        "INSERT INTO nonces (key_id, nonce, expires_ms) VALUES (?, ?, ?) \
+        "INSERT INTO nonce_store.nonces (key_id, nonce, expires_ms) VALUES (?, ?, ?) \
          ON CONFLICT (key_id, nonce) DO NOTHING",
-        [v(key_id), v(nonce), v(expires_ms)],
+        [v(&key.key_id), v(nonce), v(expires_ms)],
     )
     .execute(conn)?;
-    Ok(inserted == 1)
+    Ok(if inserted == 1 {
+        Nonce::Fresh
+    } else {
+        Nonce::Replay
+    })
 }
 
 pub(super) fn purge_nonces(conn: &Connection, now_ms: i64) -> Result<u64> {
-    sql("DELETE FROM nonces WHERE expires_ms < ?", [v(now_ms)]).execute(conn)
+    sql(
+        "DELETE FROM nonce_store.nonces WHERE expires_ms < ?",
+        [v(now_ms)],
+    )
+    .execute(conn)
 }
 
 /// The setting `name`, if stored.

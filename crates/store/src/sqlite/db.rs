@@ -12,12 +12,16 @@
 //! caller therefore learns of its write only once it is durable, and concurrent writers
 //! (nonces of concurrent calls, claims, completions, heartbeats) share one commit. Writes of
 //! other processes on the same file wait on SQLite's lock (`BEGIN IMMEDIATE`, busy timeout).
+//!
+//! Signature nonces are written to a second file the writer attaches ([`attach_nonces`]), so
+//! that recording one does not empty the readers' page caches.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 use tracing::{error, warn};
@@ -85,6 +89,7 @@ impl Db {
         let (writer, write_jobs) = flume::unbounded::<WriteJob>();
         let mut threads = Vec::new();
         let conn = connect(path)?;
+        attach_nonces(&conn, path)?;
         threads.push(
             thread::Builder::new()
                 .name("sqlite-writer".into())
@@ -209,7 +214,64 @@ fn connect(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Without the query planner stability guarantee SQLite plans with the values bound: a
+    // `LIMIT ?` (every page, every claim) or a `?` compared with a partial index's condition
+    // marks the statement, and binding that parameter again expires it, so each run parsed
+    // and planned the statement afresh (`sqlite3Reprepare` under `sqlite3_step`, the readers'
+    // largest cost after the query itself). No plan of the store depends on a bound value.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
+}
+
+/// Where the signature nonces of the database at `path` live: `cloudphone.db` keeps them in
+/// `cloudphone.nonces.db` beside it.
+pub(super) fn nonces_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_stem().unwrap_or_default().to_owned();
+    name.push(".nonces.db");
+    path.with_file_name(name)
+}
+
+/// Attaches the nonce file to the writer's connection as `nonce_store`, creating its table,
+/// and moves in the nonces an older version kept in the main file.
+///
+/// Nonces live apart because every call records one: in WAL mode a reader that starts a
+/// transaction after any commit to its file drops its whole page cache, so with the nonces in
+/// the main file every DescribeTasks read its pages afresh from the OS (the profile showed the
+/// readers in `pcache1TruncateUnsafe`, `pread` and malloc). A commit that writes only to the
+/// attached file leaves the main file, and the readers' caches, as they were.
+fn attach_nonces(conn: &Connection, path: &Path) -> Result<()> {
+    let nonces = nonces_path(path);
+    conn.execute(
+        "ATTACH DATABASE ? AS nonce_store",
+        [nonces.to_string_lossy().as_ref()],
+    )?;
+    conn.pragma_update(Some("nonce_store"), "journal_mode", "WAL")?;
+    conn.pragma_update(Some("nonce_store"), "synchronous", "NORMAL")?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS nonce_store.nonces (
+             key_id     TEXT NOT NULL,
+             nonce      TEXT NOT NULL,
+             expires_ms INTEGER NOT NULL,
+             PRIMARY KEY (key_id, nonce)
+         ) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS nonce_store.nonces_by_expiry
+             ON nonces (expires_ms);",
+    )?;
+    let moved: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE name = 'nonces_moved')",
+        [],
+        |r| r.get(0),
+    )?;
+    if moved {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             INSERT OR IGNORE INTO nonce_store.nonces SELECT key_id, nonce, expires_ms
+                 FROM main.nonces_moved;
+             DROP TABLE main.nonces_moved;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
 }
 
 /// Runs one of the transaction-control statements, prepared once per connection (they run
@@ -310,6 +372,7 @@ fn run_group(conn: &Connection, group: &mut Vec<WriteJob>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Nonce;
     use std::sync::Arc;
 
     fn open_db() -> (tempfile::TempDir, Arc<Db>) {
@@ -320,12 +383,96 @@ mod tests {
             "PRAGMA journal_mode=WAL; CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)",
         )
         .unwrap();
+        with_key(&conn);
         drop(conn);
         (dir, Arc::new(Db::open(&path).unwrap()))
     }
 
+    /// The access key the nonce tests record nonces for, in a table shaped as the store's.
+    fn with_key(conn: &Connection) {
+        conn.execute_batch(
+            "CREATE TABLE access_keys (key_id TEXT PRIMARY KEY, secret TEXT, account_id TEXT,
+                                       user_name TEXT);
+             INSERT INTO access_keys VALUES ('key', 's', 'acc', 'u');",
+        )
+        .unwrap();
+    }
+
+    fn key() -> cloudphone_core::resources::AccessKey {
+        cloudphone_core::resources::AccessKey {
+            key_id: "key".into(),
+            secret: "s".into(),
+            account_id: "acc".into(),
+            user_name: "u".into(),
+        }
+    }
+
     fn count(conn: &Connection, sql: &str) -> Result<i64> {
         Ok(conn.query_row(sql, [], |r| r.get(0))?)
+    }
+
+    /// Recording a nonce commits to the nonce file only: another connection on the main file
+    /// sees no change (its page cache stays valid), while a write to the main file is seen.
+    #[tokio::test]
+    async fn nonces_leave_the_main_file_unchanged() {
+        use super::super::accounts::remember_nonce;
+        let (dir, db) = open_db();
+        let observer = Connection::open(dir.path().join("t.db")).unwrap();
+        let version = || count(&observer, "PRAGMA data_version").unwrap();
+        let before = version();
+        let fresh = db
+            .write(|c| remember_nonce(c, &key(), "n1", i64::MAX))
+            .await
+            .unwrap();
+        let replay = db
+            .write(|c| remember_nonce(c, &key(), "n1", i64::MAX))
+            .await
+            .unwrap();
+        assert_eq!(
+            (fresh, replay),
+            (Nonce::Fresh, Nonce::Replay),
+            "a nonce is accepted once"
+        );
+        assert_eq!(version(), before, "the main file did not change");
+        assert!(dir.path().join("t.nonces.db").exists());
+        db.write(|c| Ok(c.execute("INSERT INTO t (k, v) VALUES (1, 'x')", [])?))
+            .await
+            .unwrap();
+        assert_ne!(version(), before, "a write to the main file is seen");
+    }
+
+    /// Nonces an older version kept in the main file are moved to the nonce file: a replay of
+    /// one is still refused after the upgrade.
+    #[tokio::test]
+    async fn nonces_of_the_main_file_are_moved() {
+        use super::super::accounts::remember_nonce;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE nonces_moved (key_id TEXT, nonce TEXT, expires_ms INTEGER);
+             INSERT INTO nonces_moved VALUES ('key', 'seen', 9999999999999);",
+        )
+        .unwrap();
+        with_key(&conn);
+        drop(conn);
+        let db = Db::open(&path).unwrap();
+        let replay = db
+            .write(|c| remember_nonce(c, &key(), "seen", i64::MAX))
+            .await
+            .unwrap();
+        assert_eq!(replay, Nonce::Replay, "the moved nonce is still known");
+        let left = db
+            .read(|c| {
+                count(
+                    c,
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'nonces_moved'",
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "the old table is gone");
     }
 
     /// Jobs that share a group commit: one that fails after a first write leaves nothing, one

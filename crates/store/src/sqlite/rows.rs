@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use cloudphone_core::resources::{Group, Instance, Task};
+use cloudphone_core::resources::{Group, Instance, Task, TaskRef};
 use cloudphone_core::{BatchCounts, InstanceStatus, Level};
 use rusqlite::Row;
 
@@ -35,9 +35,16 @@ pub(super) const TASK_FROM: &str =
     " FROM tasks t LEFT JOIN instances i ON t.level = 2 AND i.id = t.instance_id";
 
 pub(super) fn task(row: &Row<'_>) -> Result<Task> {
+    Ok(task_ref(row)?.to_task())
+}
+
+/// A task borrowed from its row (valid until the statement steps on).
+pub(super) fn task_ref<'r>(row: &'r Row<'_>) -> Result<TaskRef<'r>> {
     // By position, in the order of TASK_COLUMNS: this decodes every row DescribeTasks returns.
+    let text = |n: usize| -> Result<&'r str> { Ok(row.get_ref(n)?.as_str()?) };
+    let text_opt = |n: usize| -> Result<Option<&'r str>> { Ok(row.get_ref(n)?.as_str_or_null()?) };
     let level = level(row.get(4)?)?;
-    let instance_status = match row.get_ref(10)?.as_str_or_null()? {
+    let instance_status = match text_opt(10)? {
         Some(s) if level == Level::Instance => Some(parse("instance status", s)?),
         _ => None,
     };
@@ -46,23 +53,23 @@ pub(super) fn task(row: &Row<'_>) -> Result<Task> {
     } else {
         None
     };
-    Ok(Task {
-        id: row.get(0)?,
-        account_id: row.get(1)?,
-        invoke_id: row.get(2)?,
-        parent_id: row.get(3)?,
+    Ok(TaskRef {
+        id: text(0)?,
+        account_id: text(1)?,
+        invoke_id: text(2)?,
+        parent_id: text_opt(3)?,
         level,
-        task_type: parse("task type", row.get_ref(5)?.as_str()?)?,
-        status: parse("task status", row.get_ref(6)?.as_str()?)?,
-        resource_id: row.get(7)?,
-        instance_id: row.get(8)?,
-        instance_name: row.get(9)?,
+        task_type: parse("task type", text(5)?)?,
+        status: parse("task status", text(6)?)?,
+        resource_id: text(7)?,
+        instance_id: text_opt(8)?,
+        instance_name: text_opt(9)?,
         instance_status,
-        param: row.get(11)?,
-        result: row.get(12)?,
-        error_code: row.get(13)?,
-        error_msg: row.get(14)?,
-        operator: row.get(15)?,
+        param: text(11)?,
+        result: text_opt(12)?,
+        error_code: text_opt(13)?,
+        error_msg: text_opt(14)?,
+        operator: text(15)?,
         start_ms: row.get(16)?,
         finish_ms: row.get(17)?,
         counts,

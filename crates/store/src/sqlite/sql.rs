@@ -119,6 +119,20 @@ impl Sql {
         Ok(out)
     }
 
+    /// Hands every row to `each`, in order, without keeping any.
+    pub(super) fn each(
+        &self,
+        conn: &Connection,
+        mut each: impl FnMut(&Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = conn.prepare_cached(&self.text)?;
+        let mut rows = stmt.query(params_from_iter(self.args.iter()))?;
+        while let Some(row) = rows.next()? {
+            each(row)?;
+        }
+        Ok(())
+    }
+
     /// The first row, if any.
     pub(super) fn row<T>(
         &self,

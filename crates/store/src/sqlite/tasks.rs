@@ -7,7 +7,7 @@ use rusqlite::Connection;
 
 use super::rows::{self, push_after, push_in, push_order, push_substring};
 use super::sql::{Sql, sql, v};
-use crate::{Cursor, Listing, NewBatch, NewTask, Page, Result, TaskFilter};
+use crate::{Cursor, Listing, NewBatch, NewTask, Page, Rendered, Result, TaskFilter, TaskRender};
 
 /// How a task row starts out.
 struct Initial<'a> {
@@ -171,11 +171,9 @@ fn broad_count(f: &TaskFilter) -> Sql {
     qb
 }
 
-pub(super) fn describe_tasks(
-    conn: &Connection,
-    filter: &TaskFilter,
-    page: &Page,
-) -> Result<Listing<Task>> {
+/// The statements of a DescribeTasks page: its total, and its rows (one more than the page,
+/// to know whether more follow).
+fn describe_statements(filter: &TaskFilter, page: &Page) -> (Sql, Sql) {
     let count = if is_broad(filter) {
         broad_count(filter)
     } else {
@@ -188,13 +186,63 @@ pub(super) fn describe_tasks(
     push_filter(&mut list, filter);
     push_after(&mut list, "t.start_ms", "t.id", &page.after, false);
     push_order(&mut list, "t.start_ms", "t.id", false, page.limit);
+    (count, list)
+}
 
+pub(super) fn describe_tasks(
+    conn: &Connection,
+    filter: &TaskFilter,
+    page: &Page,
+) -> Result<Listing<Task>> {
+    let (count, list) = describe_statements(filter, page);
     let (total, items) = rows::total_and_rows(conn, &count, &list, rows::task)?;
     let (items, next) = rows::page_of(items, page.limit, |t| Cursor {
         ms: t.start_ms,
         id: t.id.clone(),
     });
     Ok(Listing { items, total, next })
+}
+
+/// [`describe_tasks`] written by `render` row by row as SQLite steps, from the row's own
+/// buffers: no task is decoded into owned strings, and nothing is freed on another thread.
+pub(super) fn describe_tasks_rendered(
+    conn: &Connection,
+    filter: &TaskFilter,
+    page: &Page,
+    head: Vec<u8>,
+    render: &TaskRender,
+) -> Result<Rendered> {
+    let (count, list) = describe_statements(filter, page);
+    let limit = rows::page_size(page.limit);
+    super::db::snapshot(conn, |conn| {
+        let total = count.scalar(conn)?;
+        let mut bytes = head;
+        let mut n = 0;
+        let mut last = Cursor {
+            ms: 0,
+            id: String::new(),
+        };
+        let mut more = false;
+        list.each(conn, |row| {
+            if n == limit {
+                more = true;
+                return Ok(());
+            }
+            let task = rows::task_ref(row)?;
+            render(&mut bytes, n, &task);
+            last.ms = task.start_ms;
+            last.id.clear();
+            last.id.push_str(task.id);
+            n += 1;
+            Ok(())
+        })?;
+        Ok(Rendered {
+            bytes,
+            count: n,
+            total,
+            next: more.then_some(last),
+        })
+    })
 }
 
 /// A task of any level, if it belongs to `account_id`.
