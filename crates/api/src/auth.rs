@@ -388,9 +388,109 @@ pub async fn authenticate_for(
     authenticate_with(&StoreKeys(store), cache, target, req, now_ms).await
 }
 
-/// The checks in their order. The key comes from the cache when it has one; a copy that fails
-/// the signature, or that the nonce write finds out of date, is dropped and the check is
-/// repeated once with the key as the store has it now.
+/// A call whose signature and date checked out against `key` (perhaps a kept copy); its nonce
+/// is not recorded yet. Nothing of the call's answer may leave the server before [`record`]
+/// says [`Recorded::Yes`].
+#[derive(Debug)]
+pub struct Verified {
+    pub key: AccessKey,
+    nonce: String,
+    nonce_expires_ms: i64,
+    from_cache: bool,
+}
+
+/// What recording a verified call's nonce found, when not a refusal.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Recorded: the call is authenticated as `Verified::key`.
+    Yes,
+    /// The kept copy of the key was out of date; nothing was recorded, the copy is dropped,
+    /// and the call must be authenticated afresh ([`authenticate`]).
+    Stale,
+}
+
+/// Checks `req`'s shape, key, signature and date, without recording its nonce.
+pub async fn verify(
+    store: &dyn Store,
+    cache: &KeyCache,
+    req: &RawRequest,
+    now_ms: i64,
+) -> Result<Verified, ApiError> {
+    verify_with(&StoreKeys(store), cache, RPC, req, now_ms, true).await
+}
+
+/// Records the nonce of a [`verify`]d call.
+pub async fn record(
+    store: &dyn Store,
+    cache: &KeyCache,
+    call: &Verified,
+) -> Result<Recorded, ApiError> {
+    record_with(&StoreKeys(store), cache, call).await
+}
+
+/// The key from the cache when it has one (and `use_cache`), else from the store; a kept copy
+/// that fails the signature is dropped and the check repeated with the stored key.
+async fn verify_with(
+    keys: &impl KeyStore,
+    cache: &KeyCache,
+    target: Target<'_>,
+    req: &RawRequest,
+    now_ms: i64,
+    use_cache: bool,
+) -> Result<Verified, ApiError> {
+    let signed = parse_signed_for(req, target)?;
+    if use_cache && let Some(key) = cache.get(&signed.key_id) {
+        if signed.check(&key.secret, now_ms).is_ok() {
+            return Ok(Verified {
+                key,
+                nonce: signed.nonce.clone(),
+                nonce_expires_ms: signed.nonce_expires_ms(),
+                from_cache: true,
+            });
+        }
+        cache.forget(&signed.key_id);
+    }
+    let key = keys
+        .access_key(&signed.key_id)
+        .await?
+        .ok_or(ApiError::AccessKeyNotFound)?;
+    signed.check(&key.secret, now_ms)?;
+    Ok(Verified {
+        key,
+        nonce: signed.nonce.clone(),
+        nonce_expires_ms: signed.nonce_expires_ms(),
+        from_cache: false,
+    })
+}
+
+async fn record_with(
+    keys: &impl KeyStore,
+    cache: &KeyCache,
+    call: &Verified,
+) -> Result<Recorded, ApiError> {
+    match keys
+        .remember_nonce(&call.key, &call.nonce, call.nonce_expires_ms)
+        .await?
+    {
+        Nonce::Fresh => {
+            cache.keep(&call.key);
+            Ok(Recorded::Yes)
+        }
+        Nonce::Replay => Err(ApiError::NonceUsed),
+        Nonce::KeyChanged => {
+            cache.forget(&call.key.key_id);
+            if call.from_cache {
+                Ok(Recorded::Stale)
+            } else {
+                // Changed between the read and the write just now: as good as gone.
+                Err(ApiError::AccessKeyNotFound)
+            }
+        }
+    }
+}
+
+/// The checks in their order: [`verify_with`], then [`record_with`]; a kept copy found out of
+/// date is dropped and the call checked once more against the key as the store has it now.
 async fn authenticate_with(
     keys: &impl KeyStore,
     cache: &KeyCache,
@@ -398,40 +498,12 @@ async fn authenticate_with(
     req: &RawRequest,
     now_ms: i64,
 ) -> Result<AccessKey, ApiError> {
-    let signed = parse_signed_for(req, target)?;
-    let mut copy = cache.get(&signed.key_id);
+    let mut use_cache = true;
     loop {
-        let from_cache = copy.is_some();
-        let key = match copy.take() {
-            Some(key) => key,
-            None => keys
-                .access_key(&signed.key_id)
-                .await?
-                .ok_or(ApiError::AccessKeyNotFound)?,
-        };
-        if let Err(e) = signed.check(&key.secret, now_ms) {
-            if from_cache {
-                cache.forget(&key.key_id);
-                continue;
-            }
-            return Err(e);
-        }
-        match keys
-            .remember_nonce(&key, &signed.nonce, signed.nonce_expires_ms())
-            .await?
-        {
-            Nonce::Fresh => {
-                cache.keep(&key);
-                return Ok(key);
-            }
-            Nonce::Replay => return Err(ApiError::NonceUsed),
-            Nonce::KeyChanged => {
-                cache.forget(&key.key_id);
-                if !from_cache {
-                    // Changed between the read and the write just now: as good as gone.
-                    return Err(ApiError::AccessKeyNotFound);
-                }
-            }
+        let call = verify_with(keys, cache, target, req, now_ms, use_cache).await?;
+        match record_with(keys, cache, &call).await? {
+            Recorded::Yes => return Ok(call.key),
+            Recorded::Stale => use_cache = false,
         }
     }
 }

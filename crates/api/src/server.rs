@@ -9,13 +9,14 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
+use cloudphone_core::resources::AccessKey;
 use cloudphone_core::time::now_ms;
 use cloudphone_core::{ApiError, ids};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::actions::Action;
-use crate::auth::authenticate;
+use crate::actions::{self, Action};
+use crate::auth::{self, Recorded, authenticate};
 use crate::params::Params;
 use crate::reply;
 use crate::request::RawRequest;
@@ -87,11 +88,45 @@ async fn answer(
         state.limits.max_params,
     )?;
     let now = now_ms();
-    let caller = authenticate(state.store.as_ref(), &state.keys, &raw, now).await?;
-    let params = Params::from_request(&raw)?;
-    let action = routed(&raw, "x-acs-action", "Action")?;
+    let call = auth::verify(state.store.as_ref(), &state.keys, &raw, now).await?;
+    // A call that only reads is worked out while its nonce is being recorded (the writer's
+    // commit and the read run on different threads), and answered only once the nonce is
+    // recorded: a replay, or a key deleted or changed meanwhile, gets nothing of it. Any other
+    // call runs only after its nonce is recorded.
+    let reads_only = routed(&raw, "x-acs-action", "Action").is_ok_and(|a| actions::reads_only(&a));
+    if reads_only {
+        let (recorded, answer) = tokio::join!(
+            auth::record(state.store.as_ref(), &state.keys, &call),
+            run(state, request_id, &raw, call.key.clone(), now)
+        );
+        match recorded? {
+            Recorded::Yes => answer,
+            Recorded::Stale => {
+                let caller = authenticate(state.store.as_ref(), &state.keys, &raw, now).await?;
+                run(state, request_id, &raw, caller, now).await
+            }
+        }
+    } else {
+        let caller = match auth::record(state.store.as_ref(), &state.keys, &call).await? {
+            Recorded::Yes => call.key,
+            Recorded::Stale => authenticate(state.store.as_ref(), &state.keys, &raw, now).await?,
+        };
+        run(state, request_id, &raw, caller, now).await
+    }
+}
+
+/// Routes and parses an authenticated call and carries it out as `caller`.
+async fn run(
+    state: &AppState,
+    request_id: &str,
+    raw: &RawRequest,
+    caller: AccessKey,
+    now: i64,
+) -> Result<(String, reply::Body), ApiError> {
+    let params = Params::from_request(raw)?;
+    let action = routed(raw, "x-acs-action", "Action")?;
     tracing::Span::current().record("action", action.as_str());
-    let version = routed(&raw, "x-acs-version", "Version")?;
+    let version = routed(raw, "x-acs-version", "Version")?;
     if version != VERSION {
         return Err(ApiError::InvalidVersion(version));
     }

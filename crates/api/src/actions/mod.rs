@@ -37,6 +37,22 @@ use crate::state::Ctx;
 
 pub use common::Paging;
 
+/// Whether action `name` only reads (changes nothing, starts no task): the server may work out
+/// its answer while the call's nonce is being recorded.
+pub fn reads_only(name: &str) -> bool {
+    matches!(
+        name,
+        "DescribeRegions"
+            | "DescribeImageList"
+            | "DescribeAndroidInstanceGroups"
+            | "DescribeAndroidInstances"
+            | "DescribeTasks"
+            | "DescribeInvocations"
+            | "DescribeApps"
+            | "DescribeBackupFiles"
+    )
+}
+
 /// Every action this server answers.
 pub enum Action {
     DescribeRegions(describe_regions::DescribeRegions),
