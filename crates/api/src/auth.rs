@@ -428,8 +428,11 @@ pub async fn record(
     record_with(&StoreKeys(store), cache, call).await
 }
 
-/// The key from the cache when it has one (and `use_cache`), else from the store; a kept copy
-/// that fails the signature is dropped and the check repeated with the stored key.
+/// The key from the cache when it has one (and `use_cache`), else from the store; when a kept
+/// copy fails the signature the check is repeated with the stored key. The copy stays until a
+/// call proves it out of date (a signed call with the stored key replaces it, the nonce write
+/// finds it changed): a request with a bad signature, which anyone can send naming any key,
+/// must not be able to evict it.
 async fn verify_with(
     keys: &impl KeyStore,
     cache: &KeyCache,
@@ -439,16 +442,16 @@ async fn verify_with(
     use_cache: bool,
 ) -> Result<Verified, ApiError> {
     let signed = parse_signed_for(req, target)?;
-    if use_cache && let Some(key) = cache.get(&signed.key_id) {
-        if signed.check(&key.secret, now_ms).is_ok() {
-            return Ok(Verified {
-                key,
-                nonce: signed.nonce.clone(),
-                nonce_expires_ms: signed.nonce_expires_ms(),
-                from_cache: true,
-            });
-        }
-        cache.forget(&signed.key_id);
+    if use_cache
+        && let Some(key) = cache.get(&signed.key_id)
+        && signed.check(&key.secret, now_ms).is_ok()
+    {
+        return Ok(Verified {
+            key,
+            nonce: signed.nonce.clone(),
+            nonce_expires_ms: signed.nonce_expires_ms(),
+            from_cache: true,
+        });
     }
     let key = keys
         .access_key(&signed.key_id)
@@ -1180,6 +1183,20 @@ mod tests {
         assert_eq!(keys.reads(), 1);
         assert!(call(vector_c()).await.is_ok());
         assert_eq!(keys.reads(), 1, "the second call used the kept key");
+
+        // A bad signature, which anyone can send, is checked against the stored key too, but
+        // does not evict the kept one.
+        let tampered = build(
+            "POST",
+            &headers_a(),
+            &QUERY_A.replace("inv-1", "inv-2"),
+            b"",
+        );
+        assert_eq!(call(tampered).await, Err(ApiError::SignatureDoesNotMatch));
+        keys.nonces.lock().unwrap().clear();
+        let reads = keys.reads();
+        assert!(call(vector_a()).await.is_ok());
+        assert_eq!(keys.reads(), reads, "the kept key was still there");
 
         *keys.replaced.lock().unwrap() = Some(None);
         keys.nonces.lock().unwrap().clear();

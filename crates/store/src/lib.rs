@@ -35,6 +35,8 @@ pub enum StoreError {
     Panicked,
     #[error("starting a database thread failed: {0}")]
     Thread(std::io::Error),
+    #[error("syncing the nonce file failed: {0}")]
+    Sync(std::io::Error),
     /// A failure shared by several operations (a group commit that failed), as text.
     #[error("{message}")]
     Shared { message: String, unavailable: bool },

@@ -120,16 +120,16 @@ impl Store for SqliteStore {
     }
 
     async fn remember_nonce(&self, key: &AccessKey, nonce: &str, expires_ms: i64) -> Result<Nonce> {
-        on_writer!(
-            self,
-            |c| accounts::remember_nonce(c, key, nonce, expires_ms),
-            key,
-            nonce
-        )
+        let (key, nonce) = (key.clone(), nonce.to_owned());
+        self.db
+            .write_nonce(move |c| accounts::remember_nonce(c, &key, &nonce, expires_ms))
+            .await
     }
 
     async fn purge_nonces(&self, now_ms: i64) -> Result<u64> {
-        on_writer!(self, |c| accounts::purge_nonces(c, now_ms),)
+        self.db
+            .write_nonce(move |c| accounts::purge_nonces(c, now_ms))
+            .await
     }
 
     async fn setting_or_init(&self, name: &str, init: &str) -> Result<String> {

@@ -14,10 +14,11 @@
 //! other processes on the same file wait on SQLite's lock (`BEGIN IMMEDIATE`, busy timeout).
 //!
 //! Signature nonces are written to a second file the writer attaches ([`attach_nonces`]), so
-//! that recording one does not empty the readers' page caches.
+//! that recording one does not empty the readers' page caches. No transaction writes both
+//! files: nonce jobs and the others are committed in separate groups ([`File`]).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
@@ -48,6 +49,15 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 /// A write job runs in its own savepoint; it returns whether it succeeded and what to do once
 /// the group's transaction has ended (committed, or not).
 type WriteJob = Box<dyn FnOnce(WriteTurn<'_>) -> Answer + Send>;
+
+/// Which file a write job writes. A transaction never writes both: SQLite commits attached
+/// files one after the other, so a commit that failed on the second would leave the first's
+/// writes kept while every job of the group was told it failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum File {
+    Main,
+    Nonces,
+}
 type Answer = (
     bool,
     Box<dyn FnOnce(std::result::Result<(), &StoreError>) + Send>,
@@ -65,7 +75,7 @@ enum WriteTurn<'a> {
 #[derive(Debug)]
 pub(super) struct Db {
     readers: std::sync::Mutex<Option<flume::Sender<ReadJob>>>,
-    writer: std::sync::Mutex<Option<flume::Sender<WriteJob>>>,
+    writer: std::sync::Mutex<Option<flume::Sender<(File, WriteJob)>>>,
     threads: std::sync::Mutex<Vec<thread::JoinHandle<()>>>,
 }
 
@@ -86,14 +96,15 @@ impl Db {
     /// Opens the connections on `path`, whose schema must exist already (migrations ran).
     pub(super) fn open(path: &Path) -> Result<Db> {
         let (readers, read_jobs) = flume::unbounded::<ReadJob>();
-        let (writer, write_jobs) = flume::unbounded::<WriteJob>();
+        let (writer, write_jobs) = flume::unbounded::<(File, WriteJob)>();
         let mut threads = Vec::new();
         let conn = connect(path)?;
         attach_nonces(&conn, path)?;
+        let nonce_wal = nonce_wal_path(path);
         threads.push(
             thread::Builder::new()
                 .name("sqlite-writer".into())
-                .spawn(move || write_loop(conn, write_jobs))
+                .spawn(move || write_loop(conn, write_jobs, nonce_wal))
                 .map_err(StoreError::Thread)?,
         );
         for n in 0..READERS {
@@ -149,6 +160,23 @@ impl Db {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
+        self.write_to(File::Main, f).await
+    }
+
+    /// [`Db::write`] for a job that writes only the nonce file (it may read the main file).
+    pub(super) async fn write_nonce<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        self.write_to(File::Nonces, f).await
+    }
+
+    async fn write_to<R, F>(&self, file: File, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job: WriteJob = Box::new(move |turn| match turn {
             WriteTurn::Refused(e) => {
@@ -174,7 +202,7 @@ impl Db {
                 )
             }
         });
-        send(&self.writer, job)?;
+        send(&self.writer, (file, job))?;
         answer.await.map_err(|_| closed())?
     }
 
@@ -231,6 +259,13 @@ pub(super) fn nonces_path(path: &Path) -> std::path::PathBuf {
     path.with_file_name(name)
 }
 
+/// The WAL of the nonce file of the database at `path`.
+fn nonce_wal_path(path: &Path) -> PathBuf {
+    let mut wal = nonces_path(path).into_os_string();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
 /// Attaches the nonce file to the writer's connection as `nonce_store`, creating its table,
 /// and moves in the nonces an older version kept in the main file.
 ///
@@ -246,6 +281,8 @@ fn attach_nonces(conn: &Connection, path: &Path) -> Result<()> {
         [nonces.to_string_lossy().as_ref()],
     )?;
     conn.pragma_update(Some("nonce_store"), "journal_mode", "WAL")?;
+    // NORMAL, with the writer syncing this file's WAL before each group of main-file writes
+    // (`write_loop`): FULL would sync at every commit, on every read call's path.
     conn.pragma_update(Some("nonce_store"), "synchronous", "NORMAL")?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS nonce_store.nonces (
@@ -257,19 +294,42 @@ fn attach_nonces(conn: &Connection, path: &Path) -> Result<()> {
          CREATE INDEX IF NOT EXISTS nonce_store.nonces_by_expiry
              ON nonces (expires_ms);",
     )?;
-    let moved: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE name = 'nonces_moved')",
-        [],
-        |r| r.get(0),
-    )?;
-    if moved {
-        conn.execute_batch(
-            "BEGIN IMMEDIATE;
-             INSERT OR IGNORE INTO nonce_store.nonces SELECT key_id, nonce, expires_ms
-                 FROM main.nonces_moved;
-             DROP TABLE main.nonces_moved;
-             COMMIT;",
-        )?;
+    move_old_nonces(conn, &nonce_wal_path(path))
+}
+
+/// Moves the nonces of migration 0008's `nonces_moved` into the nonce file, in two
+/// transactions that each touch one file and check again under the write lock (another process
+/// may be opening the same files): first the copy, committed and synced in the nonce file, then
+/// the old table's drop in the main file. A crash between them leaves a copy made
+/// already, which the next open repeats harmlessly.
+fn move_old_nonces(conn: &Connection, nonce_wal: &Path) -> Result<()> {
+    let pending = |conn: &Connection| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE name = 'nonces_moved')",
+            [],
+            |r| r.get(0),
+        )
+    };
+    for (n, step) in [
+        "INSERT OR IGNORE INTO nonce_store.nonces SELECT key_id, nonce, expires_ms \
+         FROM main.nonces_moved",
+        "DROP TABLE main.nonces_moved",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let done = pending(conn).and_then(|p| if p { conn.execute_batch(step) } else { Ok(()) });
+        match done {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+        }
+        if n == 0 {
+            sync_file(nonce_wal).map_err(StoreError::Sync)?;
+        }
     }
     Ok(())
 }
@@ -292,20 +352,65 @@ pub(super) fn snapshot<R>(
     out
 }
 
-fn write_loop(conn: Connection, jobs: flume::Receiver<WriteJob>) {
-    let mut group: Vec<WriteJob> = Vec::with_capacity(GROUP_MAX);
-    while let Ok(job) = jobs.recv() {
-        group.push(job);
-        while group.len() < GROUP_MAX {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+/// The writer: takes every job waiting (up to [`GROUP_MAX`]) and commits the nonce jobs in one
+/// group and the others in another.
+///
+/// The nonce file commits with `synchronous=NORMAL`, like the main file, and is synced on its
+/// own before the next group of main-file writes: a call's effects come after its nonce, so
+/// whatever a power cut keeps of the main file, the nonces of the calls behind it are on disk
+/// (two WAL files are not synced together). Reads, which write nothing else, pay no sync.
+fn write_loop(conn: Connection, jobs: flume::Receiver<(File, WriteJob)>, nonce_wal: PathBuf) {
+    let mut main: Vec<WriteJob> = Vec::with_capacity(GROUP_MAX);
+    let mut nonces: Vec<WriteJob> = Vec::with_capacity(GROUP_MAX);
+    let mut nonces_unsynced = false;
+    while let Ok(first) = jobs.recv() {
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some((file, job)) = next.take() {
+            match file {
+                File::Main => main.push(job),
+                File::Nonces => nonces.push(job),
+            }
+            taken += 1;
+            if taken < GROUP_MAX {
+                next = jobs.try_recv().ok();
             }
         }
-        run_group(&conn, &mut group);
+        // Nonces first: the calls waiting on them have their work still to do.
+        if !nonces.is_empty() {
+            run_group(&conn, &mut nonces);
+            nonces_unsynced = true;
+        }
+        if main.is_empty() {
+            continue;
+        }
+        if nonces_unsynced {
+            match sync_file(&nonce_wal) {
+                Ok(()) => nonces_unsynced = false,
+                Err(e) => {
+                    let e = StoreError::Sync(e);
+                    error!(error = %e, jobs = main.len(), "refusing a group of writes");
+                    for job in main.drain(..) {
+                        let _ = job(WriteTurn::Refused(&e));
+                    }
+                    continue;
+                }
+            }
+        }
+        run_group(&conn, &mut main);
     }
     if let Err(e) = conn.execute_batch("PRAGMA optimize") {
         warn!(error = %e, "PRAGMA optimize at close failed");
+    }
+}
+
+/// Flushes `path` to disk (a WAL file another handle wrote: the flush is of the file, not of
+/// the handle). A file not there yet has nothing to flush.
+fn sync_file(path: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(path) {
+        Ok(f) => f.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -421,11 +526,11 @@ mod tests {
         let version = || count(&observer, "PRAGMA data_version").unwrap();
         let before = version();
         let fresh = db
-            .write(|c| remember_nonce(c, &key(), "n1", i64::MAX))
+            .write_nonce(|c| remember_nonce(c, &key(), "n1", i64::MAX))
             .await
             .unwrap();
         let replay = db
-            .write(|c| remember_nonce(c, &key(), "n1", i64::MAX))
+            .write_nonce(|c| remember_nonce(c, &key(), "n1", i64::MAX))
             .await
             .unwrap();
         assert_eq!(
@@ -459,7 +564,7 @@ mod tests {
         drop(conn);
         let db = Db::open(&path).unwrap();
         let replay = db
-            .write(|c| remember_nonce(c, &key(), "seen", i64::MAX))
+            .write_nonce(|c| remember_nonce(c, &key(), "seen", i64::MAX))
             .await
             .unwrap();
         assert_eq!(replay, Nonce::Replay, "the moved nonce is still known");
