@@ -339,23 +339,47 @@ impl KeyStore for StoreKeys<'_> {
 /// its key from the store. A copy is never trusted on its own: the nonce write checks that the
 /// key is still stored as copied ([`Store::remember_nonce`]), so a key deleted or changed on
 /// any node is refused at its next call, exactly as without the copy.
+///
+/// It also remembers the nonces this node recorded or refused last ([`seen_recently`]), so that
+/// a replay of a read-only call is refused before its read is run alongside the nonce write.
 #[derive(Debug, Default)]
-pub struct KeyCache(std::sync::Mutex<std::collections::HashMap<String, AccessKey>>);
+pub struct KeyCache {
+    keys: std::sync::Mutex<std::collections::HashMap<String, AccessKey>>,
+    recent: std::sync::Mutex<RecentNonces>,
+}
 
 /// Keys kept at most; past that the copies are dropped and read again as calls come.
 const KEY_CACHE_MAX: usize = 10_000;
+/// Nonces remembered at most, the oldest forgotten first.
+const RECENT_NONCES_MAX: usize = 65_536;
+
+/// The nonces as keyed hashes (the hasher's keys are random per process, so nobody can make two
+/// nonces collide on purpose; a chance collision only makes a call wait for its nonce write).
+#[derive(Debug, Default)]
+struct RecentNonces {
+    hasher: std::collections::hash_map::RandomState,
+    set: std::collections::HashSet<u64>,
+    order: std::collections::VecDeque<u64>,
+}
+
+impl RecentNonces {
+    fn hash(&self, key_id: &str, nonce: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((key_id, nonce))
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 impl KeyCache {
-    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, AccessKey>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn get(&self, key_id: &str) -> Option<AccessKey> {
-        self.map().get(key_id).cloned()
+        lock(&self.keys).get(key_id).cloned()
     }
 
     fn keep(&self, key: &AccessKey) {
-        let mut map = self.map();
+        let mut map = lock(&self.keys);
         if map.len() >= KEY_CACHE_MAX && !map.contains_key(&key.key_id) {
             map.clear();
         }
@@ -363,8 +387,32 @@ impl KeyCache {
     }
 
     fn forget(&self, key_id: &str) {
-        self.map().remove(key_id);
+        lock(&self.keys).remove(key_id);
     }
+
+    fn note_nonce(&self, key_id: &str, nonce: &str) {
+        let mut recent = lock(&self.recent);
+        let h = recent.hash(key_id, nonce);
+        if recent.set.insert(h) {
+            recent.order.push_back(h);
+            if recent.order.len() > RECENT_NONCES_MAX
+                && let Some(oldest) = recent.order.pop_front()
+            {
+                recent.set.remove(&oldest);
+            }
+        }
+    }
+
+    fn nonce_seen(&self, key_id: &str, nonce: &str) -> bool {
+        let recent = lock(&self.recent);
+        recent.set.contains(&recent.hash(key_id, nonce))
+    }
+}
+
+/// Whether this node recorded or refused `call`'s nonce lately: a replay, as far as this node
+/// knows (the nonce write decides; this only says whether to wait for it first).
+pub fn seen_recently(cache: &KeyCache, call: &Verified) -> bool {
+    cache.nonce_seen(&call.key.key_id, &call.nonce)
 }
 
 /// Authenticates `req` at `now_ms` and returns the caller's key.
@@ -477,9 +525,13 @@ async fn record_with(
     {
         Nonce::Fresh => {
             cache.keep(&call.key);
+            cache.note_nonce(&call.key.key_id, &call.nonce);
             Ok(Recorded::Yes)
         }
-        Nonce::Replay => Err(ApiError::NonceUsed),
+        Nonce::Replay => {
+            cache.note_nonce(&call.key.key_id, &call.nonce);
+            Err(ApiError::NonceUsed)
+        }
         Nonce::KeyChanged => {
             cache.forget(&call.key.key_id);
             if call.from_cache {
@@ -1170,6 +1222,22 @@ mod tests {
                 .insert((key.key_id.clone(), nonce.to_string()));
             Ok(if fresh { Nonce::Fresh } else { Nonce::Replay })
         }
+    }
+
+    #[test]
+    fn recent_nonces_are_remembered_up_to_a_bound() {
+        let cache = KeyCache::default();
+        cache.note_nonce("k", "first");
+        assert!(cache.nonce_seen("k", "first"));
+        assert!(!cache.nonce_seen("k", "other") && !cache.nonce_seen("k2", "first"));
+        for n in 0..RECENT_NONCES_MAX {
+            cache.note_nonce("k", &n.to_string());
+        }
+        assert!(!cache.nonce_seen("k", "first"), "the oldest is forgotten");
+        assert!(
+            cache.nonce_seen("k", "0")
+                && cache.nonce_seen("k", &(RECENT_NONCES_MAX - 1).to_string())
+        );
     }
 
     /// The cache saves the key read of later calls, but every call's nonce write checks the copy:

@@ -93,7 +93,9 @@ async fn answer(
     // commit and the read run on different threads), and answered only once the nonce is
     // recorded: a replay, or a key deleted or changed meanwhile, gets nothing of it. Any other
     // call runs only after its nonce is recorded.
-    let reads_only = routed(&raw, "x-acs-action", "Action").is_ok_and(|a| actions::reads_only(&a));
+    // A nonce this node saw lately is most likely a replay: its read waits for the verdict.
+    let reads_only = routed(&raw, "x-acs-action", "Action").is_ok_and(|a| actions::reads_only(&a))
+        && !auth::seen_recently(&state.keys, &call);
     if reads_only {
         let (recorded, answer) = tokio::join!(
             auth::record(state.store.as_ref(), &state.keys, &call),
