@@ -476,6 +476,21 @@ pub async fn record(
     record_with(&StoreKeys(store), cache, call).await
 }
 
+/// Records a [`verify`]d call's nonce and returns its caller; when the kept copy of its key
+/// was out of date, the call is authenticated afresh against the stored key.
+pub async fn confirm(
+    store: &dyn Store,
+    cache: &KeyCache,
+    call: Verified,
+    req: &RawRequest,
+    now_ms: i64,
+) -> Result<AccessKey, ApiError> {
+    match record(store, cache, &call).await? {
+        Recorded::Yes => Ok(call.key),
+        Recorded::Stale => authenticate(store, cache, req, now_ms).await,
+    }
+}
+
 /// The key from the cache when it has one (and `use_cache`), else from the store; when a kept
 /// copy fails the signature the check is repeated with the stored key. The copy stays until a
 /// call proves it out of date (a signed call with the stored key replaces it, the nonce write

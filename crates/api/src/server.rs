@@ -109,10 +109,7 @@ async fn answer(
             }
         }
     } else {
-        let caller = match auth::record(state.store.as_ref(), &state.keys, &call).await? {
-            Recorded::Yes => call.key,
-            Recorded::Stale => authenticate(state.store.as_ref(), &state.keys, &raw, now).await?,
-        };
+        let caller = auth::confirm(state.store.as_ref(), &state.keys, call, &raw, now).await?;
         run(state, request_id, &raw, caller, now).await
     }
 }

@@ -110,12 +110,11 @@ impl Sql {
         conn: &Connection,
         mut decode: impl FnMut(&Row<'_>) -> Result<T>,
     ) -> Result<Vec<T>> {
-        let mut stmt = conn.prepare_cached(&self.text)?;
-        let mut rows = stmt.query(params_from_iter(self.args.iter()))?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
+        self.each(conn, |row| {
             out.push(decode(row)?);
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
