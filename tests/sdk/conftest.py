@@ -143,6 +143,47 @@ def client(server):
     return server.client()
 
 
+# --- real phones: the Docker engine scripts/test starts, and the test phone image -------------
+
+DOCKER_HOST = os.environ.get("CLOUDPHONE_TEST_DOCKER_HOST")
+PHONE_IMAGE = "cloudphone-test-phone:sdk"
+
+
+def docker(*args, check=True):
+    """The docker CLI against the test engine; its stdout."""
+    return subprocess.run(["docker", *args], env=dict(os.environ, DOCKER_HOST=DOCKER_HOST),
+                          capture_output=True, text=True, check=check).stdout.strip()
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def phone_image():
+    """The test phone image (busybox + the test-adbd TEST FIXTURE), built on the test engine.
+    Without an engine the tests that need it fail: they never skip quietly."""
+    if not DOCKER_HOST:
+        pytest.fail("CLOUDPHONE_TEST_DOCKER_HOST is not set (scripts/test starts a private dockerd)",
+                    pytrace=False)
+    subprocess.run([str(ROOT / "tests/fixtures/phone-image/build"), PHONE_IMAGE,
+                    str(ROOT / "target/debug/test-adbd")],
+                   env=dict(os.environ, DOCKER_HOST=DOCKER_HOST), check=True, capture_output=True)
+    return PHONE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def adb_server():
+    """A private ADB server (Debian's adb) on a free port, killed at the end."""
+    port = free_port()
+    subprocess.run(["adb", "-P", str(port), "start-server"], check=True, capture_output=True)
+    yield port
+    subprocess.run(["adb", "-P", str(port), "kill-server"], capture_output=True)
+
+
 def wait_for(predicate, timeout=30, interval=0.05, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:

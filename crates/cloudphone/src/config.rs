@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cloudphone_api::Limits;
-use cloudphone_engine::{EngineConfig, SweeperConfig};
+use cloudphone_engine::{EngineConfig, SweeperConfig, WatcherConfig};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -30,6 +30,9 @@ pub struct Config {
     pub engine: EngineConfig,
     pub sweeper: SweeperConfig,
     pub limits: Limits,
+    /// The backends file (`--backends`); `None`: the simulated fleet alone.
+    pub backends: Option<crate::backends_file::BackendsFile>,
+    pub watcher: WatcherConfig,
 }
 
 impl Config {
@@ -48,6 +51,8 @@ impl Config {
             engine: EngineConfig::default(),
             sweeper: SweeperConfig::default(),
             limits: Limits::default(),
+            backends: None,
+            watcher: WatcherConfig::default(),
         }
     }
 }

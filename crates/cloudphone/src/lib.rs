@@ -4,17 +4,20 @@
 //! and [`Application::run_until_stopped`] runs the API, the engine and the sweeper until one
 //! shutdown token is cancelled.
 
+pub mod backends_file;
 pub mod config;
+mod discovery;
 mod root_key;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use cloudphone_api::{AppState, TokenKey};
-use cloudphone_backends::{SimBackend, SimConfig};
-use cloudphone_engine::{Engine, Services, Sweeper};
+use cloudphone_backends::{AdbBackend, DockerBackend, Fleet, SimBackend, SimConfig};
+use cloudphone_engine::{Backend, Engine, Services, Sweeper, Watcher};
 use cloudphone_objects::Objects;
 use cloudphone_store::{PgStore, SqliteStore, Store};
 use tokio::net::TcpListener;
@@ -30,6 +33,8 @@ pub struct Application {
     router: axum::Router,
     engine: Engine,
     sweeper: Sweeper,
+    watcher: Watcher,
+    discovery: Option<discovery::Discovery>,
     root_key: RootKey,
     /// Held for the life of the node: one server per SQLite data dir (none on PostgreSQL,
     /// where nodes share the data dir).
@@ -99,11 +104,32 @@ impl Application {
         let token_key = store
             .setting_or_init("pagination-token-key", &token_secret)
             .await?;
-        let backend = Arc::new(SimBackend::new(SimConfig {
-            root: config.data_dir.join("sim"),
-            delay: config.sim_delay,
-            record_executions: config.sim_record_executions,
-        }));
+        let Backends {
+            backend,
+            watched,
+            adb,
+        } = backends(&config).await?;
+        let discovery = match adb {
+            Some(adb) => {
+                let discovery = discovery::Discovery {
+                    store: store.clone(),
+                    adb,
+                    account_id: root_key::ROOT_ACCOUNT.into(),
+                    region: config.region.clone(),
+                    interval: config
+                        .backends
+                        .as_ref()
+                        .map_or(Duration::from_secs(2), |b| {
+                            Duration::from_millis(b.adb.discover_interval_ms.max(50))
+                        }),
+                };
+                // The devices there are now are instances before the first call is taken.
+                let found = discovery.discover_once().await;
+                info!(new_devices = found, "ADB devices discovered");
+                Some(discovery)
+            }
+            None => None,
+        };
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -141,6 +167,9 @@ impl Application {
             config.engine.clone(),
         );
         let sweeper = Sweeper::new(store.clone(), config.sweeper.clone(), engine.waker());
+        let mut watcher_config = config.watcher.clone();
+        watcher_config.images = watched;
+        let watcher = Watcher::new(store.clone(), backend.clone(), watcher_config);
         let state = Arc::new(AppState {
             store: store.clone(),
             backend,
@@ -159,6 +188,8 @@ impl Application {
             router: cloudphone_api::router(state),
             engine,
             sweeper,
+            watcher,
+            discovery,
             root_key,
             _lock: lock,
         })
@@ -181,6 +212,10 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let engine = tokio::spawn(self.engine.run(shutdown.clone()));
         let sweeper = tokio::spawn(self.sweeper.run(shutdown.clone()));
+        let watcher = tokio::spawn(self.watcher.run(shutdown.clone()));
+        let discovery = self
+            .discovery
+            .map(|d| tokio::spawn(d.run(shutdown.clone())));
         let stop = shutdown.clone();
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -189,8 +224,73 @@ impl Application {
         shutdown.cancel();
         let _ = engine.await;
         let _ = sweeper.await;
+        let _ = watcher.await;
+        if let Some(d) = discovery {
+            let _ = d.await;
+        }
         Ok(())
     }
+}
+
+struct Backends {
+    backend: Arc<dyn Backend>,
+    /// The image ids whose phones the watcher looks after.
+    watched: Vec<String>,
+    /// The adb backend, whose devices discovery records.
+    adb: Option<Arc<AdbBackend>>,
+}
+
+/// The node's backend: the simulated fleet, and the docker and adb backends when the backends
+/// file has them, behind one router.
+async fn backends(config: &Config) -> anyhow::Result<Backends> {
+    let sim = Arc::new(SimBackend::new(SimConfig {
+        root: config.data_dir.join("sim"),
+        delay: config.sim_delay,
+        record_executions: config.sim_record_executions,
+    }));
+    let Some(file) = &config.backends else {
+        return Ok(Backends {
+            backend: sim,
+            watched: Vec::new(),
+            adb: None,
+        });
+    };
+    let mut members: Vec<Arc<dyn Backend>> = Vec::new();
+    if file.sim {
+        members.push(sim);
+    }
+    let mut watched = Vec::new();
+    if let Some(docker) = file.docker_config()? {
+        watched.extend(docker.images.iter().map(|i| i.id.clone()));
+        let images = docker.images.len();
+        let backend = DockerBackend::connect(docker)
+            .await
+            .map_err(|e| anyhow::anyhow!("the docker backend: {e}"))?;
+        info!(images, "docker backend ready");
+        members.push(Arc::new(backend));
+    }
+    let groups = file.adb_groups()?;
+    let adb = if groups.is_empty() {
+        None
+    } else {
+        watched.extend(groups.iter().map(|g| g.image.id.clone()));
+        let adb = Arc::new(AdbBackend::new(
+            groups,
+            Duration::from_secs(file.adb.boot_timeout_secs.max(1)),
+        ));
+        members.push(adb.clone());
+        Some(adb)
+    };
+    anyhow::ensure!(
+        !members.is_empty(),
+        "the backends file leaves no backend (sim = false and nothing else)"
+    );
+    let fleet = Fleet::new(members).map_err(|e| anyhow::anyhow!("the backends file: {e}"))?;
+    Ok(Backends {
+        backend: Arc::new(fleet),
+        watched,
+        adb,
+    })
 }
 
 fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {

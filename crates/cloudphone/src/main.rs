@@ -94,6 +94,15 @@ struct ServeArgs {
     access_key_id: Option<String>,
     #[arg(long, env = "CLOUDPHONE_ACCESS_KEY_SECRET", hide_env_values = true)]
     access_key_secret: Option<String>,
+    /// A TOML file saying which backends run which images: Docker containers (redroid) and
+    /// the ADB server they are reached through (see README, "Real phones"). Without it, the
+    /// simulated fleet alone.
+    #[arg(long)]
+    backends: Option<PathBuf>,
+    /// How often phones of real backends are checked for having died outside any task, in
+    /// milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    watch_interval_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -189,6 +198,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         std::process::id(),
         cloudphone_core::ids::secret(6)
     );
+    config.backends = match &args.backends {
+        Some(path) => Some(cloudphone::backends_file::BackendsFile::read(path)?),
+        None => None,
+    };
+    config.watcher.interval = Duration::from_millis(args.watch_interval_ms.max(50));
     config.sweeper.task_retention = Duration::from_secs(args.task_retention_days * 24 * 3600);
     config.root_key = match (args.access_key_id, args.access_key_secret) {
         (Some(id), Some(secret)) => Some((id, secret)),

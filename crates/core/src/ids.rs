@@ -62,6 +62,21 @@ pub fn new_id(prefix: &str) -> String {
     id
 }
 
+/// An id that is the same for the same `key` every time (a device found on an ADB server is the
+/// same instance after a restart): 16 base-36 digits of two stable 64-bit FNV-1a hashes.
+pub fn stable_id(prefix: &str, key: &str) -> String {
+    let fnv = |basis: u64| {
+        key.bytes().fold(basis, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    let mut id = String::with_capacity(prefix.len() + 16);
+    id.push_str(prefix);
+    push_base36(&mut id, fnv(0xcbf2_9ce4_8422_2325), 8);
+    push_base36(&mut id, fnv(0x6c62_272e_07bb_0142), 8);
+    id
+}
+
 /// Appends `n` as exactly `digits` base-36 digits (the low ones, zero-padded).
 fn push_base36(out: &mut String, mut n: u64, digits: u32) {
     let mut buf = [b'0'; 16];
@@ -95,6 +110,15 @@ pub fn secret(len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stable_ids_depend_on_the_key_only() {
+        let a = stable_id(INSTANCE, "lab-1/127.0.0.1:5555");
+        assert_eq!(a, stable_id(INSTANCE, "lab-1/127.0.0.1:5555"));
+        assert_ne!(a, stable_id(INSTANCE, "lab-1/127.0.0.1:5556"));
+        assert_eq!(a.len(), INSTANCE.len() + 16);
+        assert!(a[INSTANCE.len()..].bytes().all(|b| ALPHABET.contains(&b)));
+    }
 
     #[test]
     fn ids_have_vendor_shape() {

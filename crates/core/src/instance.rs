@@ -1,6 +1,7 @@
 //! Instance statuses and the precondition table of design.md §4: which task may start from which
 //! status, what the instance shows while it runs, and where it ends up.
 
+use crate::TaskErrorCode;
 use crate::task::{TaskType, wire_enum};
 
 wire_enum! {
@@ -74,6 +75,24 @@ pub fn plan(task: TaskType, current: InstanceStatus) -> Plan {
     }
 }
 
+/// Whether `task` moves its instance's status at all. App, file, command and screenshot tasks
+/// leave it alone, so that their end never overwrites what happened to the phone meanwhile (a
+/// watcher that saw it die and marked it UNAVAILABLE).
+pub fn moves_status(task: TaskType) -> bool {
+    matches!(
+        task,
+        TaskType::StartInstance
+            | TaskType::StopInstance
+            | TaskType::RebootInstance
+            | TaskType::ResetInstance
+            | TaskType::UpdateGroupImage
+            | TaskType::BackupFile
+            | TaskType::RecoverFile
+            | TaskType::CreateInstance
+            | TaskType::DeleteInstance
+    )
+}
+
 /// The instance status after `task` succeeded.
 pub fn after_success(task: TaskType, previous: InstanceStatus) -> InstanceStatus {
     match task {
@@ -87,6 +106,21 @@ pub fn after_success(task: TaskType, previous: InstanceStatus) -> InstanceStatus
         | TaskType::RecoverFile
         | TaskType::CreateInstance => S::Running,
         _ => previous,
+    }
+}
+
+/// The instance status after `task` ended failed with `code`: as [`after_failure`], except that
+/// an operation the backend cannot do at all (`UnsupportedOperation`) never touched the phone,
+/// which keeps the status it had.
+pub fn after_failed(
+    task: TaskType,
+    previous: InstanceStatus,
+    code: TaskErrorCode,
+) -> InstanceStatus {
+    if code == TaskErrorCode::UnsupportedOperation {
+        previous
+    } else {
+        after_failure(task, previous)
     }
 }
 
@@ -152,5 +186,32 @@ mod tests {
             S::BackupFailed
         );
         assert_eq!(after_success(TaskType::InstallApp, S::Running), S::Running);
+    }
+
+    #[test]
+    fn an_unsupported_operation_leaves_the_status() {
+        let unsupported = TaskErrorCode::UnsupportedOperation;
+        assert_eq!(
+            after_failed(TaskType::ResetInstance, S::Running, unsupported),
+            S::Running
+        );
+        assert_eq!(
+            after_failed(
+                TaskType::ResetInstance,
+                S::Running,
+                TaskErrorCode::OperationFailed
+            ),
+            S::Unavailable
+        );
+    }
+
+    #[test]
+    fn only_lifecycle_backup_and_provisioning_tasks_move_the_status() {
+        for t in TaskType::ALL {
+            let moves = moves_status(*t);
+            let changes = after_success(*t, S::Unavailable) != S::Unavailable
+                || after_failure(*t, S::Unavailable) != S::Unavailable;
+            assert_eq!(moves, changes, "{t}");
+        }
     }
 }

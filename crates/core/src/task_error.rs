@@ -31,6 +31,9 @@ wire_enum! {
         ScreenshotFailed = "ScreenshotFailed",
         /// A lifecycle operation (start, stop, reboot, reset, image) failed on the phone.
         OperationFailed = "OperationFailed",
+        /// The phone's backend cannot do this operation at all (a physical device cannot be
+        /// started, stopped or reset by the control plane).
+        UnsupportedOperation = "UnsupportedOperation",
         /// The backend failed in a way it could not name.
         InternalError = "InternalError",
     }
@@ -58,6 +61,9 @@ impl TaskErrorCode {
             TaskErrorCode::RecoverFileFailed => "The recovery failed.",
             TaskErrorCode::ScreenshotFailed => "The screenshot failed.",
             TaskErrorCode::OperationFailed => "The operation failed on the instance.",
+            TaskErrorCode::UnsupportedOperation => {
+                "The phone's backend does not support this operation."
+            }
             TaskErrorCode::InternalError => "An internal error occurred.",
         }
     }

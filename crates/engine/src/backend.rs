@@ -80,10 +80,26 @@ pub struct Fault {
     pub percent: Option<u8>,
 }
 
+/// Whether a phone is alive as its backend sees it, for the instance watcher.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    Up,
+    /// Gone or dead (a container that exited, a device that left its ADB server).
+    Down {
+        reason: String,
+    },
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// The images this backend can run.
     fn images(&self) -> Vec<Image>;
+    /// Whether CreateAndroidInstanceGroup may order new phones of `image_id` (devices of an
+    /// ADB server cannot be ordered: they join by themselves).
+    fn can_create(&self, image_id: &str) -> bool {
+        let _ = image_id;
+        true
+    }
     /// Brings a new phone up from its image.
     async fn create(&self, phone: &InstanceRef) -> OpResult<()>;
     /// Removes a phone and its data.
@@ -175,6 +191,13 @@ pub trait Backend: Send + Sync + 'static {
     async fn restore(&self, phone: &InstanceRef, local: &std::path::Path) -> OpResult<u64> {
         let _ = (phone, local);
         unsupported("RecoverFile")
+    }
+    /// The liveness of each of `phones` that this backend can tell about now (a simulated
+    /// phone never dies: none). Read by the instance watcher, which marks a RUNNING phone that
+    /// is Down as UNAVAILABLE.
+    async fn observe(&self, phones: &[InstanceRef]) -> std::collections::HashMap<String, Liveness> {
+        let _ = phones;
+        std::collections::HashMap::new()
     }
     /// Adds a fault; a backend that cannot simulate faults says so.
     fn inject_fault(&self, fault: Fault) -> Result<(), String> {

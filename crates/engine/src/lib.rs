@@ -1,6 +1,7 @@
 //! The task engine (design.md §5): workers claim instance tasks from the store, run them on a
 //! [`Backend`] outside any transaction while heartbeating their lease, and write the outcome
-//! fenced by the attempt number; a sweeper re-queues or fails tasks whose lease expired.
+//! fenced by the attempt number; a sweeper re-queues or fails tasks whose lease expired; a
+//! watcher marks phones that died outside any task UNAVAILABLE.
 
 mod backend;
 mod backup;
@@ -10,11 +11,13 @@ mod execute;
 mod services;
 mod sweeper;
 mod transfer;
+mod watcher;
 
 pub use backend::{
-    AppOp, AttemptRef, Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult,
+    AppOp, AttemptRef, Backend, BackendError, CommandOutput, Fault, InstanceRef, Liveness, OpResult,
 };
 pub use command::INLINE_OUTPUT;
 pub use engine::{Engine, EngineConfig};
 pub use services::Services;
 pub use sweeper::{Sweeper, SweeperConfig};
+pub use watcher::{Watcher, WatcherConfig};

@@ -321,6 +321,24 @@ pub trait Store: Send + Sync + 'static {
     async fn forward_work_signals(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()>;
     /// The instance's data needed to run a claimed task.
     async fn instance(&self, instance_id: &str) -> Result<Option<Instance>>;
+    /// The RUNNING instances, of every account, whose image is one of `image_ids`: what the
+    /// instance watcher asks their backends about.
+    async fn running_instances_on(&self, image_ids: &[String]) -> Result<Vec<Instance>>;
+    /// Moves the instance from `from` to `to` if it is still in `from` with the `modified_ms`
+    /// its watcher saw (so a task that moved it meanwhile wins); returns whether it did. The
+    /// watcher marks dead phones UNAVAILABLE, device discovery returning ones RUNNING.
+    async fn mark_instance(
+        &self,
+        instance_id: &str,
+        from: InstanceStatus,
+        to: InstanceStatus,
+        seen_modified_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool>;
+    /// Records a group and instances found outside any call (the devices of an ADB server):
+    /// the group if it is new, and each instance that is not stored yet (one stored, DELETED
+    /// included, is left as it is); returns how many instances were new.
+    async fn adopt_instances(&self, group: &Group, instances: &[Instance]) -> Result<u64>;
 }
 
 /// Writes task number `n` (from 0) of a page into the page's bytes; see

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cloudphone_core::InstanceStatus;
 use cloudphone_core::resources::{AccessKey, App, Group, GroupSummary, Instance, Task};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
@@ -300,6 +301,25 @@ impl Store for PgStore {
 
     async fn instance(&self, instance_id: &str) -> Result<Option<Instance>> {
         fleet::instance(self, instance_id).await
+    }
+
+    async fn running_instances_on(&self, image_ids: &[String]) -> Result<Vec<Instance>> {
+        fleet::running_instances_on(self, image_ids).await
+    }
+
+    async fn mark_instance(
+        &self,
+        instance_id: &str,
+        from: InstanceStatus,
+        to: InstanceStatus,
+        seen_modified_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool> {
+        fleet::mark_instance(self, instance_id, from, to, seen_modified_ms, now_ms).await
+    }
+
+    async fn adopt_instances(&self, group: &Group, instances: &[Instance]) -> Result<u64> {
+        fleet::adopt_instances(self, group, instances).await
     }
 
     fn shared(&self) -> bool {

@@ -27,6 +27,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cloudphone_core::InstanceStatus;
 use cloudphone_core::resources::{AccessKey, App, Backup, Group, GroupSummary, Instance, Task};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -420,6 +421,38 @@ impl Store for SqliteStore {
 
     async fn instance(&self, instance_id: &str) -> Result<Option<Instance>> {
         on_reader!(self, |c| fleet::instance(c, instance_id), instance_id)
+    }
+
+    async fn running_instances_on(&self, image_ids: &[String]) -> Result<Vec<Instance>> {
+        on_reader!(
+            self,
+            |c| fleet::running_instances_on(c, image_ids),
+            image_ids
+        )
+    }
+
+    async fn mark_instance(
+        &self,
+        instance_id: &str,
+        from: InstanceStatus,
+        to: InstanceStatus,
+        seen_modified_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool> {
+        on_writer!(
+            self,
+            |c| fleet::mark_instance(c, instance_id, from, to, seen_modified_ms, now_ms),
+            instance_id
+        )
+    }
+
+    async fn adopt_instances(&self, group: &Group, instances: &[Instance]) -> Result<u64> {
+        on_writer!(
+            self,
+            |c| fleet::adopt_instances(c, group, instances),
+            group,
+            instances
+        )
     }
 
     fn shared(&self) -> bool {

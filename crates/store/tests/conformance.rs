@@ -1743,6 +1743,150 @@ async fn check_fencing(store: &dyn Store) {
     assert_eq!((b.status, b.counts), (Failed, Some(counts(0, 0, 0, 1, 0))));
 }
 
+/// The instance watcher's view: RUNNING instances of the watched images, of every account, and a
+/// mark that only lands on an instance nobody moved since it was seen; a task that leaves the
+/// status alone (a command) does not undo the mark when it ends.
+async fn check_watcher_marks(store: &dyn Store) {
+    fleet(
+        store,
+        A,
+        "ag-1",
+        &[("i1", S::Running), ("i2", S::Stopped), ("i3", S::Running)],
+    )
+    .await;
+    fleet(store, B, "ag-2", &[("j1", S::Running)]).await;
+    let watched = ["imgc-android14".to_string()];
+    let mut seen = store.running_instances_on(&watched).await.unwrap();
+    seen.sort_by(|a, b| a.id.cmp(&b.id));
+    let ids: Vec<&str> = seen.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["i1", "i3", "j1"]);
+    assert!(
+        store
+            .running_instances_on(&["imgc-other".to_string()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.running_instances_on(&[]).await.unwrap().is_empty());
+
+    let i1 = &seen[0];
+    assert!(
+        !store
+            .mark_instance("i1", S::Running, S::Unavailable, i1.modified_ms + 1, 5_000)
+            .await
+            .unwrap(),
+        "moved since it was seen"
+    );
+    assert!(
+        !store
+            .mark_instance("i2", S::Running, S::Unavailable, 1, 5_000)
+            .await
+            .unwrap(),
+        "not RUNNING"
+    );
+    assert!(
+        !store
+            .mark_instance("i-none", S::Running, S::Unavailable, 0, 5_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(status_of(store, "i1").await, S::Running);
+
+    // A command starts on i1, the phone dies meanwhile, the command ends: i1 stays UNAVAILABLE.
+    store
+        .create_batch(&batch("t-c", A, TaskType::RunCommand, 1_000, &["i1"]))
+        .await
+        .unwrap();
+    let c = store.claim("w", 2_000, 1_000, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-c", "i1")]);
+    let now = store.instance("i1").await.unwrap().unwrap();
+    assert!(
+        store
+            .mark_instance("i1", S::Running, S::Unavailable, now.modified_ms, 6_000)
+            .await
+            .unwrap()
+    );
+    let i1 = store.instance("i1").await.unwrap().unwrap();
+    assert_eq!((i1.status, i1.modified_ms), (S::Unavailable, 6_000));
+    let failure = failed(TaskErrorCode::InstanceUnreachable);
+    assert!(
+        store
+            .complete(&c[0].task_id, c[0].attempt, &failure, 7_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(status_of(store, "i1").await, S::Unavailable);
+    let ids: Vec<String> = store
+        .running_instances_on(&watched)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(sorted(ids), ["i3", "j1"]);
+
+    // Back again (a device that returned to its ADB server).
+    let i1 = store.instance("i1").await.unwrap().unwrap();
+    assert!(
+        store
+            .mark_instance("i1", S::Unavailable, S::Running, i1.modified_ms, 8_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(status_of(store, "i1").await, S::Running);
+}
+
+/// Devices found by discovery: the group once, each instance once; one stored before (also a
+/// DELETED one) is left as it is.
+async fn check_adopted_instances(store: &dyn Store) {
+    let g = group("ag-adb", A, "lab", 10);
+    let found = |ids: &[&str]| -> Vec<Instance> {
+        ids.iter()
+            .map(|id| instance(id, A, "ag-adb", id, S::Running, 20))
+            .collect()
+    };
+    assert_eq!(
+        store
+            .adopt_instances(&g, &found(&["d1", "d2"]))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .adopt_instances(&g, &found(&["d1", "d2", "d3"]))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.adopt_instances(&g, &[]).await.unwrap(), 0);
+    let i = store.instance("d1").await.unwrap().unwrap();
+    assert!(
+        store
+            .mark_instance("d1", S::Running, S::Unavailable, i.modified_ms, 30)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.adopt_instances(&g, &found(&["d1"])).await.unwrap(), 0);
+    assert_eq!(
+        status_of(store, "d1").await,
+        S::Unavailable,
+        "adoption leaves a stored instance alone"
+    );
+    let groups = store
+        .list_groups(
+            &GroupFilter {
+                account_id: A.into(),
+                ..Default::default()
+            },
+            &page(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(groups.items.len(), 1);
+    assert_eq!(groups.items[0].group.name, "lab");
+}
+
 /// A group of outcomes in one call: each is fenced on its own, the answers come back in order,
 /// and the batch counters and finish time are what one-by-one completion would give.
 async fn check_complete_many(store: &dyn Store) {
@@ -2917,6 +3061,8 @@ mod sqlite {
         check_claim_order,
         check_preconditions_and_batch_status,
         check_fencing,
+        check_watcher_marks,
+        check_adopted_instances,
         check_complete_many,
         check_broad_totals_follow_transitions,
         check_sweep,
@@ -3085,6 +3231,8 @@ mod postgres {
         check_claim_order,
         check_preconditions_and_batch_status,
         check_fencing,
+        check_watcher_marks,
+        check_adopted_instances,
         check_complete_many,
         check_broad_totals_follow_transitions,
         check_sweep,

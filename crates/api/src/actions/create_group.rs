@@ -120,6 +120,15 @@ impl CreateAndroidInstanceGroup {
         {
             return Err(ApiError::not_found("ImageId", &self.image_id));
         }
+        if !ctx.state.backend.can_create(&self.image_id) {
+            return Err(ApiError::invalid(
+                "ImageId",
+                format!(
+                    "Phones of {} cannot be ordered: they are the devices of an ADB server, which join by themselves.",
+                    self.image_id
+                ),
+            ));
+        }
         let now = ctx.now_ms;
         let mut groups = Vec::new();
         let mut instances = Vec::new();

@@ -11,16 +11,17 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Write};
-use std::path::{Component, Path};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
 use std::time::UNIX_EPOCH;
 
 use cloudphone_core::TaskErrorCode;
 use cloudphone_engine::{BackendError, OpResult};
-use tar::{Archive, Builder, EntryType, Header};
+use tar::{Builder, EntryType, Header};
 
 use super::paths;
 use super::phone::temp_sibling;
+use crate::archive_check::{check, entry_phone_path, open};
 
 fn backup_failed(msg: impl Into<String>) -> BackendError {
     BackendError::new(TaskErrorCode::BackupFileFailed, msg)
@@ -186,56 +187,6 @@ pub fn write(data: &Path, sources: &[String], exclude: &[String], out: &Path) ->
     Ok(size)
 }
 
-/// The phone path an entry names, if it is a safe one: relative, made of plain names only.
-fn entry_phone_path(raw: &Path) -> Option<String> {
-    let mut parts = Vec::new();
-    for c in raw.components() {
-        match c {
-            Component::Normal(n) => parts.push(n.to_str()?.to_string()),
-            Component::CurDir if parts.is_empty() => {}
-            _ => return None,
-        }
-    }
-    if parts.is_empty() {
-        return None;
-    }
-    Some(format!("/{}", parts.join("/")))
-}
-
-fn open(archive: &Path) -> OpResult<Archive<BufReader<File>>> {
-    let file = File::open(archive)
-        .map_err(|e| recover_failed(format!("Cannot read the archive: {e}.")))?;
-    Ok(Archive::new(BufReader::new(file)))
-}
-
-/// Checks every entry of `archive` without writing anything.
-fn check(archive: &Path) -> OpResult<()> {
-    let mut tar = open(archive)?;
-    let bad = |e: io::Error| recover_failed(format!("The backup archive is corrupt: {e}."));
-    for entry in tar.entries().map_err(bad)? {
-        let entry = entry.map_err(bad)?;
-        let raw = entry.path().map_err(bad)?;
-        let kind = entry.header().entry_type();
-        // Also the pax/GNU long-name records, which the reader folds into the next entry.
-        if !matches!(
-            kind,
-            EntryType::Regular | EntryType::Continuous | EntryType::Directory
-        ) {
-            return Err(recover_failed(format!(
-                "The backup archive holds {} of a type that cannot be restored ({kind:?}).",
-                raw.display()
-            )));
-        }
-        if entry_phone_path(&raw).is_none() {
-            return Err(recover_failed(format!(
-                "The backup archive holds an unsafe path: {:?}.",
-                raw.display().to_string()
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Extracts `archive` onto the phone whose files are under `data`; returns the bytes of file
 /// data written.
 pub fn extract(data: &Path, archive: &Path) -> OpResult<u64> {
@@ -300,6 +251,7 @@ pub fn extract(data: &Path, archive: &Path) -> OpResult<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tar::Archive;
 
     fn phone() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();

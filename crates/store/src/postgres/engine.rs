@@ -292,11 +292,13 @@ pub(super) async fn complete(
                 now_ms,
             )
             .await?;
-            instance::after_failure(t.task_type, previous)
+            instance::after_failed(t.task_type, previous, *code)
         }
     };
     if let Some(instance_id) = &t.instance_id {
-        settle_instance(&mut tx, instance_id, after, now_ms).await?;
+        if instance::moves_status(t.task_type) {
+            settle_instance(&mut tx, instance_id, after, now_ms).await?;
+        }
         // A phone moved to a new image runs it from now on; in the same transaction as the
         // task's end, so the two never disagree.
         if t.task_type == TaskType::UpdateGroupImage
@@ -374,7 +376,9 @@ pub(super) async fn sweep_expired(
                 now_ms,
             )
             .await?;
-            if let Some(instance_id) = &t.instance_id {
+            if let Some(instance_id) = &t.instance_id
+                && instance::moves_status(t.task_type)
+            {
                 let after = instance::after_failure(t.task_type, t.previous()?);
                 settle_instance(&mut tx, instance_id, after, now_ms).await?;
             }

@@ -288,6 +288,94 @@ pub(super) async fn instance(s: &PgStore, instance_id: &str) -> Result<Option<In
     row.as_ref().map(rows::instance).transpose()
 }
 
+pub(super) async fn running_instances_on(
+    s: &PgStore,
+    image_ids: &[String],
+) -> Result<Vec<Instance>> {
+    if image_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = QueryBuilder::<Postgres>::new(rows::INSTANCE_COLUMNS);
+    qb.push(rows::INSTANCE_FROM)
+        .push(" WHERE i.status = ")
+        .push_bind(InstanceStatus::Running.as_str());
+    push_in(&mut qb, "i.image_id", image_ids.iter().cloned());
+    let rows = qb.build().fetch_all(&s.pool).await?;
+    rows.iter().map(rows::instance).collect()
+}
+
+pub(super) async fn mark_instance(
+    s: &PgStore,
+    instance_id: &str,
+    from: InstanceStatus,
+    to: InstanceStatus,
+    seen_modified_ms: i64,
+    now_ms: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE instances SET status = $1, modified_ms = $2 \
+         WHERE id = $3 AND status = $4 AND modified_ms = $5",
+    )
+    .bind(to.as_str())
+    .bind(now_ms)
+    .bind(instance_id)
+    .bind(from.as_str())
+    .bind(seen_modified_ms)
+    .execute(&s.pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn adopt_instances(
+    s: &PgStore,
+    group: &Group,
+    instances: &[Instance],
+) -> Result<u64> {
+    let mut tx = s.pool.begin().await?;
+    // One discoverer at a time per group, also across nodes: the group row is the lock.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(&group.id)
+        .execute(&mut *tx)
+        .await?;
+    let stored = sqlx::query("SELECT 1 FROM instance_groups WHERE id = $1")
+        .bind(&group.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if stored.is_none() {
+        sqlx::query(
+            "INSERT INTO instance_groups (id, account_id, name, region_id, image_id, spec, \
+             charge_type, tags, created_ms, modified_ms, deleting) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&group.id)
+        .bind(&group.account_id)
+        .bind(&group.name)
+        .bind(&group.region_id)
+        .bind(&group.image_id)
+        .bind(&group.spec)
+        .bind(&group.charge_type)
+        .bind(rows::encode_tags(&group.tags))
+        .bind(group.created_ms)
+        .bind(group.modified_ms)
+        .bind(group.deleting)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mut added = 0;
+    for i in instances {
+        let stored = sqlx::query("SELECT 1 FROM instances WHERE id = $1")
+            .bind(&i.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if stored.is_none() {
+            insert_instance(&mut tx, i).await?;
+            added += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(added)
+}
+
 /// Changes the instances of `account_id` among `ids` that are not DELETED. The trait gives no
 /// time, so `modified_ms` is left as it is.
 pub(super) async fn modify_instances(

@@ -237,7 +237,7 @@ pub(super) fn complete_many(conn: &Connection, items: &[Completion]) -> Result<V
             ),
             Outcome::Failed { code, message } => (
                 TaskStatus::Failed,
-                instance::after_failure(t.task_type, previous),
+                instance::after_failed(t.task_type, previous, *code),
                 None,
                 Some((code.as_str(), message.as_str())),
             ),
@@ -270,7 +270,9 @@ pub(super) fn complete_many(conn: &Connection, items: &[Completion]) -> Result<V
                 )
                 .execute(conn)?;
             }
-            settle_instance(conn, instance_id, after, item.now_ms)?;
+            if instance::moves_status(t.task_type) {
+                settle_instance(conn, instance_id, after, item.now_ms)?;
+            }
         }
         done.push(true);
     }
@@ -333,7 +335,9 @@ pub(super) fn sweep_expired(
             };
             let error = Some((code, code.default_message()));
             fail(conn, &mut moves, &t, error, now_ms)?;
-            if let Some(instance_id) = &t.instance_id {
+            if let Some(instance_id) = &t.instance_id
+                && instance::moves_status(t.task_type)
+            {
                 let after = instance::after_failure(t.task_type, t.previous()?);
                 settle_instance(conn, instance_id, after, now_ms)?;
             }

@@ -1,6 +1,7 @@
 //! Instance groups and instances: creation with their provisioning tasks, listings, lookups,
 //! changes and deletion.
 
+use cloudphone_core::InstanceStatus;
 use cloudphone_core::resources::{Group, GroupSummary, Instance};
 use rusqlite::Connection;
 
@@ -264,6 +265,63 @@ pub(super) fn instance(conn: &Connection, instance_id: &str) -> Result<Option<In
         .push(" WHERE i.id = ")
         .bind(instance_id);
     qb.row(conn, rows::instance)
+}
+
+pub(super) fn running_instances_on(
+    conn: &Connection,
+    image_ids: &[String],
+) -> Result<Vec<Instance>> {
+    if image_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = Sql::new(rows::INSTANCE_COLUMNS);
+    qb.push(rows::INSTANCE_FROM)
+        .push(" WHERE i.status = ")
+        .bind(InstanceStatus::Running.as_str());
+    push_in(&mut qb, "i.image_id", image_ids.iter().cloned());
+    qb.rows(conn, rows::instance)
+}
+
+pub(super) fn mark_instance(
+    conn: &Connection,
+    instance_id: &str,
+    from: InstanceStatus,
+    to: InstanceStatus,
+    seen_modified_ms: i64,
+    now_ms: i64,
+) -> Result<bool> {
+    let mut qb = Sql::new("UPDATE instances SET status = ");
+    qb.bind(to.as_str())
+        .push(", modified_ms = ")
+        .bind(now_ms)
+        .push(" WHERE id = ")
+        .bind(instance_id)
+        .push(" AND status = ")
+        .bind(from.as_str())
+        .push(" AND modified_ms = ")
+        .bind(seen_modified_ms);
+    Ok(qb.execute(conn)? == 1)
+}
+
+pub(super) fn adopt_instances(
+    conn: &Connection,
+    group: &Group,
+    instances: &[Instance],
+) -> Result<u64> {
+    let stored = |table: &str, id: &str| {
+        sql(&format!("SELECT 1 FROM {table} WHERE id = ?"), [v(id)]).row(conn, |_| Ok(()))
+    };
+    if stored("instance_groups", &group.id)?.is_none() {
+        create_groups(conn, std::slice::from_ref(group), &[], &[])?;
+    }
+    let mut added = 0;
+    for i in instances {
+        if stored("instances", &i.id)?.is_none() {
+            insert_instance(conn, i)?;
+            added += 1;
+        }
+    }
+    Ok(added)
 }
 
 /// Changes the instances of `account_id` among `ids` that are not DELETED. The trait gives no

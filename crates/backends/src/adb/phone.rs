@@ -1,0 +1,341 @@
+//! The in-phone operations over ADB, the way device farms do them (DeviceFarmer STF among
+//! them): an APK is pushed to `/data/local/tmp` and installed with `pm install -r`, passing
+//! Android's `INSTALL_*` code to the user; apps start with `monkey -p PKG -c
+//! android.intent.category.LAUNCHER 1` and stop with `am force-stop`; screenshots are
+//! `exec-out screencap -p`; backups are `tar` on the phone plus a pull, restores a push plus
+//! `tar -x`. Shared by the docker backend (a container's adbd) and the adb backend (devices).
+
+use std::path::Path;
+use std::time::Duration;
+
+use cloudphone_core::TaskErrorCode;
+use cloudphone_engine::{AppOp, BackendError, CommandOutput, OpResult};
+
+use super::client::{AdbError, AdbServer, Shell};
+
+/// How long a transfer or an install may take.
+const TRANSFER: Duration = Duration::from_secs(600);
+/// How long a helper command (`pm`, `am`, `tar`...) may take.
+const HELPER: Duration = Duration::from_secs(120);
+
+/// One phone as the ADB server knows it.
+pub struct AdbPhone<'a> {
+    pub server: &'a AdbServer,
+    pub serial: String,
+}
+
+fn fail(code: TaskErrorCode) -> impl Fn(AdbError) -> BackendError {
+    move |e| match e {
+        AdbError::Timeout(_) | AdbError::Spawn { .. } => {
+            BackendError::new(TaskErrorCode::InstanceUnreachable, e.to_string())
+        }
+        AdbError::Failed(msg) => BackendError::new(code, msg),
+    }
+}
+
+/// `s` as one word for `sh`.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A name for a file of ours in the phone's `/data/local/tmp`.
+fn temp_name(what: &str) -> String {
+    format!(
+        "/data/local/tmp/cloudphone-{what}-{}",
+        cloudphone_core::ids::secret(10)
+    )
+}
+
+impl AdbPhone<'_> {
+    async fn sh(&self, command: &str, timeout: Duration, code: TaskErrorCode) -> OpResult<Shell> {
+        self.server
+            .shell(&self.serial, command, timeout)
+            .await
+            .map_err(fail(code))
+    }
+
+    /// Removes a file of ours; a failure only leaves a file in the phone's temp dir.
+    async fn remove(&self, path: &str) {
+        let _ = self
+            .server
+            .shell(&self.serial, &format!("rm -f {}", quote(path)), HELPER)
+            .await;
+    }
+
+    /// Waits until the phone answers and says `sys.boot_completed` is 1; `reconnect` is the
+    /// address to `adb connect` again while it does not (a phone reached over TCP).
+    pub async fn wait_booted(&self, reconnect: Option<&str>, timeout: Duration) -> OpResult<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut refused = None;
+            if let Some(address) = reconnect
+                && self.server.state(&self.serial).await.as_deref() != Some("device")
+                && let Err(e) = self.server.connect(address).await
+            {
+                refused = Some(e.to_string());
+            }
+            let last = match self
+                .server
+                .shell(
+                    &self.serial,
+                    "getprop sys.boot_completed",
+                    Duration::from_secs(10),
+                )
+                .await
+            {
+                Ok(out) if out.exit_code == 0 && out.text() == "1" => return Ok(()),
+                Ok(out) => format!("sys.boot_completed is '{}'", out.text()),
+                Err(e) => refused.unwrap_or_else(|| e.to_string()),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BackendError::new(
+                    TaskErrorCode::InstanceUnreachable,
+                    format!("the phone did not finish booting within {timeout:?}: {last}"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    pub async fn run_command(&self, command: &str, timeout: Duration) -> OpResult<CommandOutput> {
+        match self.server.shell(&self.serial, command, timeout).await {
+            Ok(out) => Ok(CommandOutput {
+                output: out.output,
+                exit_code: out.exit_code,
+            }),
+            Err(AdbError::Timeout(t)) => Err(BackendError::new(
+                TaskErrorCode::CommandTimeout,
+                format!("the command did not finish within {t:?}"),
+            )),
+            Err(e) => Err(fail(TaskErrorCode::InstanceUnreachable)(e)),
+        }
+    }
+
+    pub async fn push_file(&self, local: &Path, dest: &str) -> OpResult<u64> {
+        self.server
+            .push(&self.serial, local, dest, TRANSFER)
+            .await
+            .map_err(fail(TaskErrorCode::SendFileFailed))?;
+        std::fs::metadata(local)
+            .map(|m| m.len())
+            .map_err(|e| BackendError::new(TaskErrorCode::SendFileFailed, e.to_string()))
+    }
+
+    pub async fn pull_file(&self, src: &str, local: &Path) -> OpResult<u64> {
+        self.server
+            .pull(&self.serial, src, local, TRANSFER)
+            .await
+            .map_err(fail(TaskErrorCode::FetchFileFailed))?;
+        std::fs::metadata(local)
+            .map(|m| m.len())
+            .map_err(|e| BackendError::new(TaskErrorCode::FetchFileFailed, e.to_string()))
+    }
+
+    pub async fn install_app(&self, package: &str, local: &Path) -> OpResult<()> {
+        let remote = format!("{}.apk", temp_name(package));
+        self.server
+            .push(&self.serial, local, &remote, TRANSFER)
+            .await
+            .map_err(fail(TaskErrorCode::InstallAppFailed))?;
+        let out = self
+            .sh(
+                &format!("pm install -r {}", quote(&remote)),
+                TRANSFER,
+                TaskErrorCode::InstallAppFailed,
+            )
+            .await;
+        self.remove(&remote).await;
+        let out = out?;
+        let text = out.text();
+        if out.exit_code == 0 && text.lines().any(|l| l.trim() == "Success") {
+            return Ok(());
+        }
+        // Android's own words, `Failure [INSTALL_FAILED_...: ...]`, are what the user needs.
+        let failure = text
+            .lines()
+            .find(|l| l.contains("Failure") || l.contains("INSTALL_"))
+            .unwrap_or(&text);
+        Err(BackendError::new(
+            TaskErrorCode::InstallAppFailed,
+            failure.trim().to_string(),
+        ))
+    }
+
+    async fn installed(&self, package: &str, code: TaskErrorCode) -> OpResult<()> {
+        let out = self
+            .sh(&format!("pm path {}", quote(package)), HELPER, code)
+            .await?;
+        if out.exit_code == 0 && out.text().starts_with("package:") {
+            Ok(())
+        } else {
+            Err(BackendError::new(
+                code,
+                format!("{package} is not installed on the phone."),
+            ))
+        }
+    }
+
+    pub async fn uninstall_app(&self, package: &str) -> OpResult<()> {
+        let out = self
+            .sh(
+                &format!("pm uninstall {}", quote(package)),
+                HELPER,
+                TaskErrorCode::UninstallAppFailed,
+            )
+            .await?;
+        let text = out.text();
+        if out.exit_code == 0 && text.lines().any(|l| l.trim() == "Success") {
+            return Ok(());
+        }
+        Err(BackendError::new(
+            TaskErrorCode::UninstallAppFailed,
+            format!("{package}: {text}"),
+        ))
+    }
+
+    pub async fn operate_app(&self, package: &str, op: AppOp) -> OpResult<()> {
+        let code = TaskErrorCode::OperateAppFailed;
+        self.installed(package, code).await?;
+        if matches!(op, AppOp::Stop | AppOp::Restart) {
+            let out = self
+                .sh(&format!("am force-stop {}", quote(package)), HELPER, code)
+                .await?;
+            if out.exit_code != 0 {
+                return Err(BackendError::new(code, out.text()));
+            }
+        }
+        if matches!(op, AppOp::Start | AppOp::Restart) {
+            let out = self
+                .sh(
+                    &format!(
+                        "monkey -p {} -c android.intent.category.LAUNCHER 1",
+                        quote(package)
+                    ),
+                    HELPER,
+                    code,
+                )
+                .await?;
+            if out.exit_code != 0 || !out.text().contains("Events injected") {
+                return Err(BackendError::new(code, out.text()));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn screenshot(&self, local: &Path) -> OpResult<(u32, u32)> {
+        let code = TaskErrorCode::ScreenshotFailed;
+        self.server
+            .exec_out_to_file(&self.serial, "screencap -p", local, HELPER)
+            .await
+            .map_err(fail(code))?;
+        png_size(local).ok_or_else(|| {
+            BackendError::new(code, "screencap did not write a PNG image".to_string())
+        })
+    }
+
+    /// `tar` of `paths` on the phone into a temporary file there, pulled to `local`.
+    pub async fn backup(
+        &self,
+        paths: &[String],
+        exclude: &[String],
+        local: &Path,
+    ) -> OpResult<u64> {
+        let code = TaskErrorCode::BackupFileFailed;
+        let rel = |p: &str| {
+            let trimmed = p.trim_start_matches('/').trim_end_matches('/');
+            if trimmed.is_empty() {
+                ".".to_string()
+            } else {
+                trimmed.to_string()
+            }
+        };
+        let words = |list: &[String]| {
+            list.iter()
+                .map(|p| quote(&rel(p)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let remote = format!("{}.tar", temp_name("backup"));
+        let excludes: String = exclude
+            .iter()
+            .map(|e| format!(" --exclude={}", quote(&rel(e))))
+            .collect();
+        // Every path must exist; a directory given through a link (`/sdcard`) is archived as
+        // the directory it leads to.
+        let script = format!(
+            "cd / || exit 3; \
+             for p in {all}; do [ -e \"$p\" ] || {{ echo \"/$p: No such file or directory\"; exit 3; }}; done; \
+             set --; \
+             for p in {all}; do if [ -d \"$p\" ] && [ -L \"$p\" ]; then set -- \"$@\" \"$p/\"; else set -- \"$@\" \"$p\"; fi; done; \
+             tar -c -f {out}{excludes} \"$@\"",
+            all = words(paths),
+            out = quote(&remote),
+        );
+        let out = self.sh(&script, TRANSFER, code).await?;
+        if out.exit_code != 0 {
+            self.remove(&remote).await;
+            return Err(BackendError::new(code, out.text()));
+        }
+        let pulled = self
+            .server
+            .pull(&self.serial, &remote, local, TRANSFER)
+            .await;
+        self.remove(&remote).await;
+        pulled.map_err(fail(code))?;
+        std::fs::metadata(local)
+            .map(|m| m.len())
+            .map_err(|e| BackendError::new(code, e.to_string()))
+    }
+
+    /// Checks the archive here, pushes it and extracts it at `/` on the phone; returns the
+    /// bytes of file data.
+    pub async fn restore(&self, local: &Path) -> OpResult<u64> {
+        let code = TaskErrorCode::RecoverFileFailed;
+        let local_copy = local.to_path_buf();
+        let bytes = tokio::task::spawn_blocking(move || crate::archive_check::check(&local_copy))
+            .await
+            .map_err(|e| BackendError::new(code, e.to_string()))??;
+        let remote = format!("{}.tar", temp_name("restore"));
+        self.server
+            .push(&self.serial, local, &remote, TRANSFER)
+            .await
+            .map_err(fail(code))?;
+        let out = self
+            .sh(
+                &format!("tar -x -f {} -C /", quote(&remote)),
+                TRANSFER,
+                code,
+            )
+            .await;
+        self.remove(&remote).await;
+        let out = out?;
+        if out.exit_code != 0 {
+            return Err(BackendError::new(code, out.text()));
+        }
+        Ok(bytes)
+    }
+}
+
+/// The width and height in a PNG file's header, if it is one.
+fn png_size(path: &Path) -> Option<(u32, u32)> {
+    use std::io::Read;
+    let mut head = [0u8; 24];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    if &head[..8] != b"\x89PNG\r\n\x1a\n" || &head[12..16] != b"IHDR" {
+        return None;
+    }
+    let w = u32::from_be_bytes(head[16..20].try_into().ok()?);
+    let h = u32::from_be_bytes(head[20..24].try_into().ok()?);
+    Some((w, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    #[test]
+    fn quoting_keeps_one_word() {
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+}

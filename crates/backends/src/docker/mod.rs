@@ -1,0 +1,539 @@
+//! The docker backend: each phone is a redroid-style Android container named after its
+//! instance, with a data volume of its own, driven through the Docker Engine API (bollard);
+//! everything inside the phone goes over ADB to the container's adbd ([`crate::adb`]).
+//!
+//! Lifecycle maps onto the container: Start, Stop and Reboot are container start, stop and
+//! restart; Reset and a new group image recreate the container from the image with a fresh
+//! volume. Docker is the source of truth for where a phone listens (labels and published
+//! ports), so the backend keeps no state of its own and a restarted server finds its phones.
+
+mod config;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, VolumeCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions,
+    RemoveContainerOptions, RemoveVolumeOptions, RestartContainerOptions, StopContainerOptions,
+};
+use cloudphone_core::TaskErrorCode;
+use cloudphone_core::resources::Image;
+use cloudphone_engine::{
+    AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult,
+};
+use tracing::{info, warn};
+
+pub use config::{DockerConfig, DockerImage, Network};
+
+use crate::adb::AdbPhone;
+
+const LABEL_INSTANCE: &str = "cloudphone.instance";
+const LABEL_IMAGE: &str = "cloudphone.image";
+const LABEL_ADB_PORT: &str = "cloudphone.adb-port";
+
+pub struct DockerBackend {
+    docker: Docker,
+    config: DockerConfig,
+    /// Held while a port is chosen and its container created, so two phones never get one.
+    ports: tokio::sync::Mutex<()>,
+}
+
+fn op_failed(msg: impl Into<String>) -> BackendError {
+    BackendError::new(TaskErrorCode::OperationFailed, msg)
+}
+
+fn unreachable(msg: impl Into<String>) -> BackendError {
+    BackendError::new(TaskErrorCode::InstanceUnreachable, msg)
+}
+
+/// Docker's answer status, if the engine gave one.
+fn status_of(e: &bollard::errors::Error) -> Option<u16> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+fn docker_error(what: &str, e: bollard::errors::Error) -> BackendError {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => {
+            op_failed(format!("{what}: {message}"))
+        }
+        other => unreachable(format!("{what}: the Docker engine did not answer: {other}")),
+    }
+}
+
+/// A running phone's container, as the in-phone operations need it.
+struct Reached {
+    /// `127.0.0.1:PORT`: the address to `adb connect`, and the device's serial.
+    address: String,
+}
+
+impl DockerBackend {
+    /// Connects to the engine and agrees on an API version (Debian's engine speaks 1.41).
+    pub async fn connect(config: DockerConfig) -> Result<DockerBackend, String> {
+        let docker = match &config.socket {
+            Some(socket) => Docker::connect_with_unix(
+                socket.trim_start_matches("unix://"),
+                120,
+                bollard::API_DEFAULT_VERSION,
+            ),
+            None => Docker::connect_with_local_defaults(),
+        }
+        .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| format!("the Docker engine did not answer: {e}"))?;
+        if matches!(config.network, Network::Host { .. } | Network::Bridge) {
+            config
+                .adb
+                .start_server()
+                .await
+                .map_err(|e| format!("cannot start the ADB server: {e}"))?;
+        }
+        Ok(DockerBackend {
+            docker,
+            config,
+            ports: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn container(&self, phone: &InstanceRef) -> String {
+        format!("{}{}", self.config.name_prefix, phone.id)
+    }
+
+    fn volume(&self, phone: &InstanceRef) -> String {
+        format!("{}{}-data", self.config.name_prefix, phone.id)
+    }
+
+    fn image_config(&self, image_id: &str) -> OpResult<&DockerImage> {
+        self.config
+            .images
+            .iter()
+            .find(|i| i.id == image_id)
+            .ok_or_else(|| op_failed(format!("the image {image_id} is not a docker image here")))
+    }
+
+    /// Ports given to other phones (host network), read off their containers' labels.
+    async fn ports_in_use(&self) -> OpResult<HashSet<u16>> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![LABEL_ADB_PORT.to_string()]);
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| docker_error("listing containers", e))?;
+        Ok(list
+            .iter()
+            .filter_map(|c| c.labels.as_ref()?.get(LABEL_ADB_PORT)?.parse().ok())
+            .collect())
+    }
+
+    /// Creates the phone's volume and container from `image_id` and starts it.
+    async fn create_from(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()> {
+        let image = self.image_config(image_id)?.clone();
+        let name = self.container(phone);
+        let volume = self.volume(phone);
+        let mut labels = HashMap::new();
+        labels.insert(LABEL_INSTANCE.to_string(), phone.id.clone());
+        labels.insert(LABEL_IMAGE.to_string(), image.id.clone());
+        self.docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(volume.clone()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| docker_error("creating the data volume", e))?;
+        let guard = self.ports.lock().await;
+        let adb_port = match &self.config.network {
+            Network::Host { adb_ports } => {
+                let used = self.ports_in_use().await?;
+                let free = (adb_ports.0..=adb_ports.1).find(|p| {
+                    !used.contains(p) && std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
+                });
+                let port = free.ok_or_else(|| {
+                    op_failed(format!(
+                        "no free ADB port left in {}-{}",
+                        adb_ports.0, adb_ports.1
+                    ))
+                })?;
+                labels.insert(LABEL_ADB_PORT.to_string(), port.to_string());
+                port
+            }
+            _ => image.adb_port,
+        };
+        let fill = |s: &String| s.replace("{adb_port}", &adb_port.to_string());
+        let exposed = format!("{}/tcp", image.adb_port);
+        let mut host = HostConfig {
+            binds: Some(vec![format!("{volume}:{}", image.data_path)]),
+            privileged: Some(image.privileged),
+            ..Default::default()
+        };
+        let mut exposed_ports = None;
+        match &self.config.network {
+            Network::Host { .. } => host.network_mode = Some("host".into()),
+            Network::None => host.network_mode = Some("none".into()),
+            Network::Bridge => {
+                let mut map = HashMap::new();
+                map.insert(
+                    exposed.clone(),
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some(String::new()),
+                    }]),
+                );
+                host.port_bindings = Some(map);
+                exposed_ports = Some(vec![exposed.clone()]);
+            }
+        }
+        let body = ContainerCreateBody {
+            image: Some(image.reference.clone()),
+            cmd: (!image.args.is_empty()).then(|| image.args.iter().map(fill).collect()),
+            env: Some(image.env.iter().map(fill).collect()),
+            labels: Some(labels),
+            hostname: Some(phone.id.clone()),
+            exposed_ports,
+            host_config: Some(host),
+            ..Default::default()
+        };
+        self.docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(|e| {
+                docker_error(
+                    &format!("creating the container from {}", image.reference),
+                    e,
+                )
+            })?;
+        drop(guard);
+        self.start_and_wait(phone).await
+    }
+
+    async fn start_and_wait(&self, phone: &InstanceRef) -> OpResult<()> {
+        let name = self.container(phone);
+        match self.docker.start_container(&name, None).await {
+            Ok(()) => {}
+            Err(e) if status_of(&e) == Some(304) => {}
+            Err(e) => return Err(docker_error("starting the container", e)),
+        }
+        self.wait_booted(phone).await
+    }
+
+    async fn wait_booted(&self, phone: &InstanceRef) -> OpResult<()> {
+        if self.config.network == Network::None {
+            return Ok(());
+        }
+        let reached = self.reach(phone).await?;
+        let adb = AdbPhone {
+            server: &self.config.adb,
+            serial: reached.address.clone(),
+        };
+        adb.wait_booted(Some(&reached.address), self.config.boot_timeout)
+            .await
+    }
+
+    /// Removes the container and its volume; both may be gone already.
+    async fn remove(&self, phone: &InstanceRef) -> OpResult<()> {
+        if let Ok(r) = self.reach(phone).await {
+            self.config.adb.disconnect(&r.address).await;
+        }
+        match self
+            .docker
+            .remove_container(
+                &self.container(phone),
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: false,
+                    ..Default::default()
+                }),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(docker_error("removing the container", e)),
+        }
+        match self
+            .docker
+            .remove_volume(
+                &self.volume(phone),
+                Some(RemoveVolumeOptions { force: true }),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(docker_error("removing the data volume", e)),
+        }
+    }
+
+    /// The running container's ADB address; a container that is gone or not running is an
+    /// `InstanceUnreachable`.
+    async fn reach(&self, phone: &InstanceRef) -> OpResult<Reached> {
+        let name = self.container(phone);
+        let c = self
+            .docker
+            .inspect_container(&name, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| match status_of(&e) {
+                Some(404) => unreachable(format!("the phone's container {name} does not exist")),
+                _ => docker_error("inspecting the container", e),
+            })?;
+        let state = c.state.unwrap_or_default();
+        if state.running != Some(true) {
+            return Err(unreachable(format!(
+                "the phone's container {name} is not running (exit code {})",
+                state.exit_code.unwrap_or(0)
+            )));
+        }
+        let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
+        let port = match &self.config.network {
+            Network::Host { .. } => labels.get(LABEL_ADB_PORT).cloned(),
+            Network::Bridge => {
+                let image = labels
+                    .get(LABEL_IMAGE)
+                    .and_then(|i| self.config.images.iter().find(|x| &x.id == i));
+                let key = format!("{}/tcp", image.map_or(5555, |i| i.adb_port));
+                c.network_settings
+                    .and_then(|n| n.ports)
+                    .and_then(|p| p.get(&key).cloned().flatten())
+                    .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+            }
+            Network::None => None,
+        };
+        let port = port.ok_or_else(|| {
+            unreachable(format!(
+                "the phone's container {name} publishes no ADB port"
+            ))
+        })?;
+        Ok(Reached {
+            address: format!("127.0.0.1:{port}"),
+        })
+    }
+
+    /// The phone's adbd, connected.
+    async fn adb(&self, phone: &InstanceRef) -> OpResult<AdbPhone<'_>> {
+        let reached = self.reach(phone).await?;
+        let server = &self.config.adb;
+        if server.state(&reached.address).await.as_deref() != Some("device") {
+            server.connect(&reached.address).await.map_err(|e| {
+                unreachable(format!(
+                    "the phone's adbd at {} did not answer: {e}",
+                    reached.address
+                ))
+            })?;
+        }
+        Ok(AdbPhone {
+            server,
+            serial: reached.address,
+        })
+    }
+}
+
+#[async_trait]
+impl Backend for DockerBackend {
+    fn images(&self) -> Vec<Image> {
+        self.config.images.iter().map(DockerImage::image).collect()
+    }
+
+    async fn create(&self, phone: &InstanceRef) -> OpResult<()> {
+        // A retried creation finds what the lost attempt left and starts over.
+        self.remove(phone).await?;
+        info!(instance_id = %phone.id, image_id = %phone.image_id, "creating the phone's container");
+        self.create_from(phone, &phone.image_id).await
+    }
+
+    async fn delete(&self, phone: &InstanceRef) -> OpResult<()> {
+        self.remove(phone).await
+    }
+
+    async fn start(&self, phone: &InstanceRef) -> OpResult<()> {
+        self.start_and_wait(phone).await
+    }
+
+    async fn stop(&self, phone: &InstanceRef, force: bool) -> OpResult<()> {
+        if let Ok(r) = self.reach(phone).await {
+            self.config.adb.disconnect(&r.address).await;
+        }
+        let name = self.container(phone);
+        let result = if force {
+            self.docker
+                .kill_container(&name, None::<KillContainerOptions>)
+                .await
+        } else {
+            self.docker
+                .stop_container(
+                    &name,
+                    Some(StopContainerOptions {
+                        t: Some(self.config.stop_timeout.as_secs() as i32),
+                        ..Default::default()
+                    }),
+                )
+                .await
+        };
+        match result {
+            Ok(()) => Ok(()),
+            // 304: stopped already; 409 on a kill: not running.
+            Err(e) if matches!(status_of(&e), Some(304 | 409)) => Ok(()),
+            Err(e) => Err(docker_error("stopping the container", e)),
+        }
+    }
+
+    async fn reboot(&self, phone: &InstanceRef, force: bool) -> OpResult<()> {
+        if let Ok(r) = self.reach(phone).await {
+            self.config.adb.disconnect(&r.address).await;
+        }
+        let t = if force {
+            0
+        } else {
+            self.config.stop_timeout.as_secs() as i32
+        };
+        self.docker
+            .restart_container(
+                &self.container(phone),
+                Some(RestartContainerOptions {
+                    t: Some(t),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| docker_error("restarting the container", e))?;
+        self.wait_booted(phone).await
+    }
+
+    async fn reset(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()> {
+        self.image_config(image_id)?;
+        self.remove(phone).await?;
+        self.create_from(phone, image_id).await
+    }
+
+    async fn run_command(
+        &self,
+        phone: &InstanceRef,
+        command: &str,
+        timeout: Duration,
+    ) -> OpResult<CommandOutput> {
+        self.adb(phone).await?.run_command(command, timeout).await
+    }
+
+    async fn push_file(
+        &self,
+        phone: &InstanceRef,
+        local: &std::path::Path,
+        dest: &str,
+    ) -> OpResult<u64> {
+        self.adb(phone).await?.push_file(local, dest).await
+    }
+
+    async fn pull_file(
+        &self,
+        phone: &InstanceRef,
+        src: &str,
+        local: &std::path::Path,
+    ) -> OpResult<u64> {
+        self.adb(phone).await?.pull_file(src, local).await
+    }
+
+    async fn install_app(
+        &self,
+        phone: &InstanceRef,
+        package: &str,
+        local: &std::path::Path,
+    ) -> OpResult<()> {
+        self.adb(phone).await?.install_app(package, local).await
+    }
+
+    async fn uninstall_app(&self, phone: &InstanceRef, package: &str) -> OpResult<()> {
+        self.adb(phone).await?.uninstall_app(package).await
+    }
+
+    async fn operate_app(&self, phone: &InstanceRef, package: &str, op: AppOp) -> OpResult<()> {
+        self.adb(phone).await?.operate_app(package, op).await
+    }
+
+    async fn screenshot(
+        &self,
+        phone: &InstanceRef,
+        local: &std::path::Path,
+    ) -> OpResult<(u32, u32)> {
+        self.adb(phone).await?.screenshot(local).await
+    }
+
+    async fn backup(
+        &self,
+        phone: &InstanceRef,
+        paths: &[String],
+        exclude: &[String],
+        local: &std::path::Path,
+    ) -> OpResult<u64> {
+        self.adb(phone).await?.backup(paths, exclude, local).await
+    }
+
+    async fn restore(&self, phone: &InstanceRef, local: &std::path::Path) -> OpResult<u64> {
+        self.adb(phone).await?.restore(local).await
+    }
+
+    async fn observe(&self, phones: &[InstanceRef]) -> HashMap<String, Liveness> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![LABEL_INSTANCE.to_string()]);
+        let list = match self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+        {
+            Ok(list) => list,
+            Err(e) => {
+                // An engine that does not answer says nothing about the phones.
+                warn!("cannot list the phone containers: {e}");
+                return HashMap::new();
+            }
+        };
+        let mut running = HashMap::new();
+        for c in list {
+            let Some(id) = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_INSTANCE))
+                .cloned()
+            else {
+                continue;
+            };
+            let up = c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING);
+            running.insert(id, (up, c.status.unwrap_or_default()));
+        }
+        phones
+            .iter()
+            .map(|p| {
+                let liveness = match running.get(&p.id) {
+                    Some((true, _)) => Liveness::Up,
+                    Some((false, status)) => Liveness::Down {
+                        reason: format!("the phone's container is not running ({status})"),
+                    },
+                    None => Liveness::Down {
+                        reason: "the phone's container does not exist".into(),
+                    },
+                };
+                (p.id.clone(), liveness)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,112 @@
+//! The instance watcher: phones can die outside any task (a container killed from outside, a
+//! device unplugged). Every `interval` it asks the backends about the RUNNING instances of the
+//! images they can observe, and marks those found down UNAVAILABLE, unless a task moved the
+//! instance since it was read (the store's mark is conditional).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cloudphone_core::InstanceStatus;
+use cloudphone_core::time::now_ms;
+use cloudphone_store::Store;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{Backend, InstanceRef, Liveness};
+
+#[derive(Clone, Debug)]
+pub struct WatcherConfig {
+    pub interval: Duration,
+    /// The images whose phones can die on their own (docker, adb); none: the watcher idles.
+    pub images: Vec<String>,
+}
+
+impl Default for WatcherConfig {
+    fn default() -> Self {
+        WatcherConfig {
+            interval: Duration::from_secs(2),
+            images: Vec::new(),
+        }
+    }
+}
+
+pub struct Watcher {
+    store: Arc<dyn Store>,
+    backend: Arc<dyn Backend>,
+    config: WatcherConfig,
+}
+
+impl Watcher {
+    pub fn new(store: Arc<dyn Store>, backend: Arc<dyn Backend>, config: WatcherConfig) -> Watcher {
+        Watcher {
+            store,
+            backend,
+            config,
+        }
+    }
+
+    /// One look at every watched phone; returns how many were marked UNAVAILABLE.
+    pub async fn watch_once(&self) -> usize {
+        let instances = match self.store.running_instances_on(&self.config.images).await {
+            Ok(list) => list,
+            Err(e) => {
+                warn!("the instance watcher cannot read the instances: {e}");
+                return 0;
+            }
+        };
+        if instances.is_empty() {
+            return 0;
+        }
+        let phones: Vec<InstanceRef> = instances
+            .iter()
+            .map(|i| InstanceRef {
+                id: i.id.clone(),
+                name: i.name.clone(),
+                image_id: i.image_id.clone(),
+                spec: i.spec.clone(),
+                attempt: None,
+            })
+            .collect();
+        let seen = self.backend.observe(&phones).await;
+        let mut marked = 0;
+        for i in &instances {
+            let Some(Liveness::Down { reason }) = seen.get(&i.id) else {
+                continue;
+            };
+            match self
+                .store
+                .mark_instance(
+                    &i.id,
+                    InstanceStatus::Running,
+                    InstanceStatus::Unavailable,
+                    i.modified_ms,
+                    now_ms(),
+                )
+                .await
+            {
+                Ok(true) => {
+                    info!(instance_id = %i.id, %reason, "the phone is down: UNAVAILABLE");
+                    marked += 1;
+                }
+                Ok(false) => {}
+                Err(e) => warn!(instance_id = %i.id, "cannot mark the phone UNAVAILABLE: {e}"),
+            }
+        }
+        marked
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        if self.config.images.is_empty() {
+            return;
+        }
+        let mut tick = tokio::time::interval(self.config.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            self.watch_once().await;
+        }
+    }
+}

@@ -1,0 +1,179 @@
+"""The adb backend through the official SDK: the devices a real ADB server (Debian's `adb`, on
+a private port) sees become the instances of one group, and the SDK reboots them, runs commands
+on them, moves files and installs apps on them.
+
+No Android device side can run on our machines: each device is a test phone container (busybox
+with the TEST FIXTURE tests/fixtures/test-adbd as its adbd) on the host's network, reached by the
+server with `adb connect`, as a phone on Wi-Fi would be."""
+
+import json
+import os
+import uuid
+
+import pytest
+import requests
+from alibabacloud_eds_aic20230930 import models
+
+from conftest import (Server, api_error, describe_instances, docker, free_port, tasks_of, wait_batch,
+                      wait_for)
+from test_apps import make_apk
+from test_files import cp
+
+IMAGE = "imgc-adblab"
+BUCKET = "cloudphone-saved-bucket-adb"
+ENDPOINT = "oss-cn-hangzhou.aliyuncs.com"
+
+
+@pytest.fixture(scope="module")
+def lab(workdir, phone_image, adb_server):
+    """Two test devices on TCP ports, and a server whose backends file makes the ADB server's
+    devices the group `lab`."""
+    prefix = f"cpd{uuid.uuid4().hex[:8]}-"
+    ports = [free_port(), free_port()]
+    devices = []
+    for n, port in enumerate(ports):
+        name = f"{prefix}dev{n}"
+        docker("run", "-d", "--name", name, "--network", "host", "-e", f"ADBD_PORT={port}",
+               "-v", f"{name}-data:/data", phone_image)
+        devices.append({"container": name, "serial": f"127.0.0.1:{port}"})
+    config = workdir / "adb-backends.toml"
+    config.write_text(f"""
+[adb]
+port = {adb_server}
+boot_timeout_secs = 30
+discover_interval_ms = 300
+
+[[adb.groups]]
+name = "lab"
+image_id = "{IMAGE}"
+image_name = "Lab devices"
+connect = [{", ".join(f'"{d["serial"]}"' for d in devices)}]
+""")
+    server = Server(workdir / "adb", sim_delay_ms=None,
+                    extra_args=["--backends", str(config), "--watch-interval-ms", "300"]).start()
+    client = server.client()
+    try:
+        group = wait_for(lambda: lab_group(client), timeout=30, what="the lab group")
+        yield {"server": server, "client": client, "devices": devices, "group": group}
+    finally:
+        server.stop()
+        for d in devices:
+            docker("rm", "-f", d["container"], check=False)
+            docker("volume", "rm", "-f", f"{d['container']}-data", check=False)
+
+
+def lab_group(client):
+    groups = client.describe_android_instance_groups(models.DescribeAndroidInstanceGroupsRequest()).body
+    found = [g for g in groups.instance_group_model if g.instance_group_name == "lab"]
+    if not found:
+        return None
+    phones = client.describe_android_instances(models.DescribeAndroidInstancesRequest(
+        instance_group_id=found[0].instance_group_id)).body.instance_model
+    if len(phones) < 2 or any(p.android_instance_status != "RUNNING" for p in phones):
+        return None
+    return {"id": found[0].instance_group_id, "phones": {p.android_instance_name: p.android_instance_id
+                                                        for p in phones}}
+
+
+def phone(lab, n):
+    return lab["group"]["phones"][lab["devices"][n]["serial"]]
+
+
+def sh(client, instance, command):
+    r = client.run_command(models.RunCommandRequest(instance_ids=[instance], command_content=command)).body
+    wait_batch(client, r.invoke_id, timeout=60)
+    (t,) = tasks_of(client, invoke_id=r.invoke_id, level=2)
+    assert t.task_status == "Finished", (t.error_code, t.error_msg)
+    out = json.loads(t.result)
+    return out["Output"], out["ExitCode"]
+
+
+def child(client, request_id):
+    wait_batch(client, request_id, timeout=60)
+    (t,) = tasks_of(client, invoke_id=request_id, level=2)
+    return t
+
+
+def status(client, instance):
+    return describe_instances(client, [instance])[instance].android_instance_status
+
+
+def test_two_devices_are_the_instances_of_the_servers_group(lab):
+    client = lab["client"]
+    phones = lab["group"]["phones"]
+    assert set(phones) == {d["serial"] for d in lab["devices"]}
+    for serial, instance in phones.items():
+        m = describe_instances(client, [instance])[instance]
+        assert (m.image_id, m.android_instance_status, m.android_instance_group_id) == (IMAGE, "RUNNING", lab["group"]["id"])
+        assert sh(client, instance, "getprop ro.product.model")[0] == "CloudPhone Test Device\n"
+    images = {i.image_id for i in client.describe_image_list(models.DescribeImageListRequest(image_type="System")).body.data}
+    assert IMAGE in images
+    # Devices join by themselves: they cannot be ordered.
+    e = api_error(client.create_android_instance_group, models.CreateAndroidInstanceGroupRequest(
+        biz_region_id="cn-hangzhou", image_id=IMAGE, instance_group_spec="acp.basic.small", number_of_instances=1))
+    assert e.code == "InvalidParameter.ImageId"
+
+
+def test_commands_files_and_an_install_failure(lab, tmp_path):
+    client, server = lab["client"], lab["server"]
+    p = phone(lab, 0)
+    assert sh(client, p, "echo hi; exit 5") == ("hi\n", 5)
+
+    data = os.urandom(1_000_003)
+    local = tmp_path / "push.bin"
+    local.write_bytes(data)
+    assert cp(server, local, f"oss://{BUCKET}/in/push.bin").returncode == 0
+    r = client.send_file(models.SendFileRequest(
+        android_instance_id_list=[p], upload_url=f"oss://{BUCKET}/in/push.bin",
+        source_file_path="/data/local/tmp/", upload_type="OSS", upload_endpoint=ENDPOINT)).body
+    assert child(client, r.request_id).task_status == "Finished"
+    r = client.fetch_file(models.FetchFileRequest(
+        android_instance_id_list=[p], source_file_path="/data/local/tmp/push.bin", upload_type="OSS",
+        upload_url=f"oss://{BUCKET}/out", upload_endpoint=ENDPOINT)).body
+    t = child(client, r.request_id)
+    assert t.task_status == "Finished", (t.error_code, t.error_msg)
+    assert requests.get(json.loads(t.result)["Url"], timeout=30).content == data, "byte-identical"
+
+    app_ids = []
+    for version in (20, 10):
+        apk = make_apk(tmp_path, "com.example.lab", version_code=version, version_name=f"{version}")
+        assert cp(server, apk, f"oss://{BUCKET}/apks/lab-{version}.apk").returncode == 0
+        app_ids.append(client.create_app(models.CreateAppRequest(
+            oss_app_url=f"oss://{BUCKET}/apks/lab-{version}.apk", app_name=f"Lab {version}")).body.app_id)
+    r = client.install_app(models.InstallAppRequest(app_id_list=[str(app_ids[0])], instance_id_list=[p])).body
+    assert child(client, r.request_id).task_status == "Finished"
+    r = client.install_app(models.InstallAppRequest(app_id_list=[str(app_ids[1])], instance_id_list=[p])).body
+    t = child(client, r.request_id)
+    assert (t.task_status, t.error_code) == ("Failed", "InstallAppFailed")
+    assert t.error_msg.startswith("Failure [INSTALL_FAILED_VERSION_DOWNGRADE"), t.error_msg
+
+
+def test_reboot_and_what_a_device_cannot_do(lab):
+    client = lab["client"]
+    p = phone(lab, 1)
+    boot = sh(client, p, "getprop sys.cloudphone.boot_id")[0]
+    r = client.reboot_android_instances_in_group(
+        models.RebootAndroidInstancesInGroupRequest(android_instance_ids=[p])).body
+    t = child(client, r.request_id)
+    assert t.task_status == "Finished", (t.error_code, t.error_msg)
+    assert status(client, p) == "RUNNING"
+    assert sh(client, p, "getprop sys.cloudphone.boot_id")[0] != boot
+
+    for call, request in (
+            (client.stop_android_instance, models.StopAndroidInstanceRequest(android_instance_ids=[p])),
+            (client.reset_android_instances_in_group, models.ResetAndroidInstancesInGroupRequest(android_instance_ids=[p]))):
+        t = child(client, call(request).body.request_id)
+        assert (t.task_status, t.error_code) == ("Failed", "UnsupportedOperation"), t.error_msg
+        assert status(client, p) == "RUNNING"
+
+
+def test_a_device_that_leaves_is_unavailable_until_it_returns(lab):
+    client = lab["client"]
+    p = phone(lab, 0)
+    container = lab["devices"][0]["container"]
+    docker("stop", "-t", "0", container)
+    wait_for(lambda: status(client, p) == "UNAVAILABLE", timeout=30, what="the device UNAVAILABLE")
+    assert status(client, phone(lab, 1)) == "RUNNING"
+    docker("start", container)
+    wait_for(lambda: status(client, p) == "RUNNING", timeout=60, what="the device RUNNING again")
+    assert sh(client, p, "echo back") == ("back\n", 0)
