@@ -15,7 +15,8 @@ import pytest
 import requests
 from alibabacloud_eds_aic20230930 import models
 
-from conftest import DOCKER_HOST, Server, describe_instances, docker, tasks_of, wait_batch, wait_for
+from conftest import (DOCKER_HOST, Server, api_error, describe_instances, docker, tasks_of, wait_batch,
+                      wait_for)
 from test_apps import make_apk
 from test_files import cp
 from test_screens_and_images import decode_png
@@ -32,7 +33,8 @@ def fleet(workdir, phone_image, adb_server):
     through a private ADB server; everything it made is removed at the end."""
     adb_port = adb_server
     prefix = f"cpt{uuid.uuid4().hex[:8]}-"
-    base = random.randrange(30000, 59000, 100)
+    # Below Linux's ephemeral ports (32768-60999), which outgoing connections take.
+    base = random.randrange(20000, 32000, 100)
     config = workdir / "docker-backends.toml"
     config.write_text(f"""
 [adb]
@@ -174,18 +176,31 @@ def test_commands_files_backups_apps_and_screenshots_inside_the_container(fleet,
     (t,) = finished(client, r.request_id).values()
     assert requests.get(json.loads(t.result)["Url"], timeout=30).content == data
 
-    # Back up, damage, restore.
+    # Back up (leaving a folder out), damage, restore.
+    assert sh(client, phone, "mkdir -p /sdcard/Download/cache; echo junk > /sdcard/Download/cache/j")[1] == 0
     r = client.backup_file(models.BackupFileRequest(
         android_instance_id_list=[phone], backup_file_path=f"oss://{BUCKET}/backups",
-        source_file_path_list=["/sdcard/Download"], upload_type="OSS", upload_endpoint=ENDPOINT)).body
+        source_file_path_list=["/sdcard/Download"], exclude_source_file_path_list=["/sdcard/Download/cache"],
+        upload_type="OSS", upload_endpoint=ENDPOINT)).body
     finished(client, r.request_id)
     (backup,) = r.data
-    assert sh(client, phone, "rm /sdcard/Download/blob.bin; echo x > /sdcard/Download/new.txt")[1] == 0
+    assert sh(client, phone, "rm -r /sdcard/Download/blob.bin /sdcard/Download/cache")[1] == 0
     r = client.recovery_file(models.RecoveryFileRequest(
         android_instance_id_list=[phone], backup_file_id=backup.backup_file_id,
         upload_type="OSS", upload_endpoint=ENDPOINT)).body
     finished(client, r.request_id)
     assert sh(client, phone, "wc -c < /sdcard/Download/blob.bin")[0].strip() == str(len(data))
+    assert sh(client, phone, "ls /sdcard/Download/cache")[1] != 0, "the excluded folder was left out"
+    assert sh(client, phone, "ls /data/local/tmp")[0] == "", "no temporary file is left on the phone"
+
+    # Fetching a folder or a missing file fails with the reason.
+    for path, words in (("/sdcard/Download", "not a regular file"), ("/sdcard/none.txt", "No such file")):
+        r = client.fetch_file(models.FetchFileRequest(
+            android_instance_id_list=[phone], source_file_path=path, upload_type="OSS",
+            upload_url=f"oss://{BUCKET}/out", upload_endpoint=ENDPOINT)).body
+        wait_batch(client, r.request_id, timeout=120)
+        (t,) = tasks_of(client, invoke_id=r.request_id, level=2)
+        assert (t.task_status, t.error_code) == ("Failed", "FetchFileFailed") and words in t.error_msg, t.error_msg
 
     # An app: install, start, stop, uninstall.
     apk = make_apk(tmp_path, "com.example.dock", version_code=5, version_name="5.0")
@@ -213,6 +228,15 @@ def test_commands_files_backups_apps_and_screenshots_inside_the_container(fleet,
     r = client.uninstall_app(models.UninstallAppRequest(app_id_list=[str(app_id)], instance_id_list=[phone])).body
     finished(client, r.request_id)
     assert "com.example.dock" not in sh(client, phone, "pm list packages -3")[0]
+
+    # Last, as it leaves the phone BACKUP_FAILED: a backup of a path that does not exist.
+    r = client.backup_file(models.BackupFileRequest(
+        android_instance_id_list=[phone], backup_file_path=f"oss://{BUCKET}/backups",
+        source_file_path_list=["/sdcard/nowhere"], upload_type="OSS", upload_endpoint=ENDPOINT)).body
+    wait_batch(client, r.request_id, timeout=120)
+    (t,) = tasks_of(client, invoke_id=r.request_id, level=2)
+    assert (t.task_status, t.error_code) == ("Failed", "BackupFileFailed")
+    assert "/sdcard/nowhere: No such file or directory" in t.error_msg, t.error_msg
 
 
 def test_an_install_failure_carries_androids_code(fleet, tmp_path):
@@ -244,6 +268,15 @@ def test_a_group_changes_image(fleet):
         assert (m.image_id, m.android_instance_status) == (ANDROID_13, "RUNNING")
         assert sh(client, i, "getprop ro.build.version.release")[0] == "13\n"
         assert inspect(fleet, i)["Config"]["Labels"]["cloudphone.image"] == ANDROID_13
+
+
+def test_an_image_change_stays_within_the_backend(fleet):
+    client = fleet["client"]
+    group, (p,) = create(client, 1, name="stays")
+    e = api_error(client.update_instance_group_image, models.UpdateInstanceGroupImageRequest(
+        image_id="imgc-simandroid140000", instance_group_ids=[group]))
+    assert e.code == "InvalidParameter.ImageId" and "one backend" in e.message
+    assert status(client, p) == "RUNNING"
 
 
 def test_a_container_killed_from_outside_goes_unavailable(fleet):
@@ -288,3 +321,16 @@ def test_deleting_the_group_removes_containers_and_volumes(fleet):
         volumes = docker("volume", "ls", "--format", "{{.Name}}").split()
         return not any(fleet["prefix"] + i in names or f"{fleet['prefix']}{i}-data" in volumes for i in ids)
     wait_for(gone, timeout=60, what="containers and volumes removed")
+
+
+def test_real_backends_refuse_a_shared_database(workdir, fleet):
+    """Several nodes would each drive their own engine as if it were the whole fleet: refused."""
+    import conftest
+    if not conftest.ADMIN_URL:
+        pytest.fail("CLOUDPHONE_TEST_DATABASE_URL is not set (scripts/test starts a cluster)", pytrace=False)
+    node = Server(workdir / "docker-shared", sim_delay_ms=None, database=conftest.fresh_database(),
+                  extra_args=["--backends", str(workdir / "docker-backends.toml")])
+    with pytest.raises(RuntimeError, match="server exited"):
+        node.start()
+    log = (workdir / "docker-shared.log").read_text()
+    assert "the docker and adb backends run on one node for now" in log, log

@@ -69,3 +69,118 @@ pub fn check(archive: &Path) -> OpResult<u64> {
     }
     Ok(bytes)
 }
+
+fn backup_failed(msg: impl Into<String>) -> BackendError {
+    BackendError::new(TaskErrorCode::BackupFileFailed, msg)
+}
+
+/// Whether the phone path `p` is `e` or lies under it.
+fn under(p: &str, e: &str) -> bool {
+    e == "/" || p == e || p.strip_prefix(e).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Rewrites the archive a phone's own `tar` made (`raw`) into a backup archive as the sim writes
+/// them (`out`): entries named `sdcard/...` without `./`, files and directories only (links and
+/// devices are left out, as a restore would refuse them), and nothing at or under an `exclude`
+/// path (phones' tars differ in how, or whether, they exclude: busybox cannot). Returns the size
+/// of `out`. Blocking.
+pub fn rewrite_backup(raw: &Path, out: &Path, exclude: &[String]) -> OpResult<u64> {
+    let bad = |e: io::Error| backup_failed(format!("The phone's archive is unreadable: {e}."));
+    let exclude: Vec<String> = exclude
+        .iter()
+        .map(|e| format!("/{}", e.trim_matches('/')))
+        .collect();
+    let file = File::open(raw).map_err(bad)?;
+    let mut tar = Archive::new(BufReader::new(file));
+    let dest = File::create(out)
+        .map_err(|e| backup_failed(format!("Writing the archive failed: {e}.")))?;
+    let mut builder = tar::Builder::new(io::BufWriter::new(dest));
+    for entry in tar.entries().map_err(bad)? {
+        let entry = entry.map_err(bad)?;
+        let kind = entry.header().entry_type();
+        if !matches!(
+            kind,
+            EntryType::Regular | EntryType::Continuous | EntryType::Directory
+        ) {
+            continue;
+        }
+        let raw_path = entry.path().map_err(bad)?.into_owned();
+        let Some(phone) = entry_phone_path(&raw_path) else {
+            continue;
+        };
+        if exclude.iter().any(|e| under(&phone, e)) {
+            continue;
+        }
+        let mut header = entry.header().clone();
+        let name = &phone[1..];
+        let written = if kind == EntryType::Directory {
+            builder.append_data(&mut header, format!("{name}/"), io::empty())
+        } else {
+            builder.append_data(&mut header, name, entry)
+        };
+        written.map_err(|e| backup_failed(format!("Writing the archive failed: {e}.")))?;
+    }
+    let mut writer = builder
+        .into_inner()
+        .map_err(|e| backup_failed(format!("Writing the archive failed: {e}.")))?;
+    io::Write::flush(&mut writer)
+        .map_err(|e| backup_failed(format!("Writing the archive failed: {e}.")))?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| backup_failed(format!("Writing the archive failed: {e}.")))?;
+    file.sync_all()
+        .map_err(|e| backup_failed(format!("Writing the archive failed: {e}.")))?;
+    Ok(file.metadata().map_err(bad)?.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_phones_archive_is_rewritten_without_its_exclusions() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("raw.tar");
+        {
+            let mut b = tar::Builder::new(File::create(&raw).unwrap());
+            let mut add = |name: &str, kind: EntryType, data: &[u8]| {
+                let mut h = tar::Header::new_ustar();
+                h.set_entry_type(kind);
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                if kind == EntryType::Symlink {
+                    h.set_link_name("/etc/passwd").unwrap();
+                }
+                b.append_data(&mut h, name, data).unwrap();
+            };
+            add("./sdcard/D/", EntryType::Directory, b"");
+            add("./sdcard/D/a.txt", EntryType::Regular, b"keep");
+            add("./sdcard/D/cache/", EntryType::Directory, b"");
+            add("./sdcard/D/cache/j", EntryType::Regular, b"junk");
+            add(
+                "./sdcard/D/cached.txt",
+                EntryType::Regular,
+                b"kept: not under cache",
+            );
+            add("./sdcard/D/link", EntryType::Symlink, b"");
+            b.finish().unwrap();
+        }
+        let out = dir.path().join("out.tar");
+        let size = rewrite_backup(&raw, &out, &["/sdcard/D/cache/".into()]).unwrap();
+        assert_eq!(size, std::fs::metadata(&out).unwrap().len());
+        let mut names = Vec::new();
+        for e in Archive::new(File::open(&out).unwrap()).entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut data = String::new();
+            io::Read::read_to_string(&mut e, &mut data).unwrap();
+            names.push((e.path().unwrap().display().to_string(), data));
+        }
+        let expected = [
+            ("sdcard/D/", ""),
+            ("sdcard/D/a.txt", "keep"),
+            ("sdcard/D/cached.txt", "kept: not under cache"),
+        ];
+        assert_eq!(names, expected.map(|(n, d)| (n.to_string(), d.to_string())));
+        assert_eq!(check(&out).unwrap(), 4 + 21);
+    }
+}

@@ -58,6 +58,13 @@ impl Backend for Fleet {
             .is_ok_and(|i| self.members[i].can_create(image_id))
     }
 
+    fn can_reimage(&self, from: &str, to: &str) -> bool {
+        match (self.index(from), self.index(to)) {
+            (Ok(a), Ok(b)) => a == b && self.members[a].can_reimage(from, to),
+            _ => false,
+        }
+    }
+
     async fn create(&self, phone: &InstanceRef) -> OpResult<()> {
         self.of(phone)?.create(phone).await
     }
@@ -81,8 +88,9 @@ impl Backend for Fleet {
     async fn reset(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()> {
         let (from, to) = (self.index(&phone.image_id)?, self.index(image_id)?);
         if from != to {
+            // Nothing was done to the phone, which keeps its status.
             return Err(BackendError::new(
-                TaskErrorCode::OperationFailed,
+                TaskErrorCode::UnsupportedOperation,
                 format!(
                     "the phone runs {} on another backend than {image_id}: a phone cannot move between backends",
                     phone.image_id

@@ -104,6 +104,17 @@ impl Application {
         let token_key = store
             .setting_or_init("pagination-token-key", &token_secret)
             .await?;
+        if store.shared()
+            && let Some(file) = &config.backends
+            && (file.docker.is_some() || !file.adb.groups.is_empty())
+        {
+            // Every node would watch, claim and drive phones of its own engine and ADB server
+            // as if they were all of them: a node's watcher would mark another's phones dead.
+            anyhow::bail!(
+                "the docker and adb backends run on one node for now: serve them with SQLite, \
+                 not --database-url (several nodes over PostgreSQL run the simulated fleet)"
+            );
+        }
         let Backends {
             backend,
             watched,

@@ -100,6 +100,12 @@ pub trait Backend: Send + Sync + 'static {
         let _ = image_id;
         true
     }
+    /// Whether a phone of image `from` can be moved to image `to` (UpdateInstanceGroupImage):
+    /// only within one backend, and not for devices, which have no image to change.
+    fn can_reimage(&self, from: &str, to: &str) -> bool {
+        let _ = (from, to);
+        true
+    }
     /// Brings a new phone up from its image.
     async fn create(&self, phone: &InstanceRef) -> OpResult<()>;
     /// Removes a phone and its data.

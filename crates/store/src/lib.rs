@@ -337,7 +337,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Records a group and instances found outside any call (the devices of an ADB server):
     /// the group if it is new, and each instance that is not stored yet (one stored, DELETED
-    /// included, is left as it is); returns how many instances were new.
+    /// included, is left as it is); a group being deleted takes none. Returns how many
+    /// instances were new.
     async fn adopt_instances(&self, group: &Group, instances: &[Instance]) -> Result<u64>;
 }
 

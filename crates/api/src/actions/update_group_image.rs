@@ -58,6 +58,19 @@ impl UpdateInstanceGroupImage {
                 return Err(ApiError::not_found("InstanceGroupIds", id));
             };
             // A group being created, deleted or already updated cannot take another image now.
+            if !ctx
+                .state
+                .backend
+                .can_reimage(&g.group.image_id, &self.image_id)
+            {
+                return Err(ApiError::invalid(
+                    "ImageId",
+                    format!(
+                        "The phones of group {id} run {}, which cannot be changed to {}: an image change stays within one backend, and devices of an ADB server have no image to change.",
+                        g.group.image_id, self.image_id
+                    ),
+                ));
+            }
             let status = g.status();
             if status != "RUNNING" && status != "UPDATING_FAILED" {
                 return Err(ApiError::IncorrectStatus {

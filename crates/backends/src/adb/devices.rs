@@ -162,6 +162,10 @@ impl Backend for AdbBackend {
         false
     }
 
+    fn can_reimage(&self, _from: &str, _to: &str) -> bool {
+        false
+    }
+
     async fn create(&self, _phone: &InstanceRef) -> OpResult<()> {
         Err(unsupported("Creating a phone"))
     }
@@ -185,9 +189,18 @@ impl Backend for AdbBackend {
         config.server.reboot(&serial).await.map_err(|e| {
             BackendError::new(TaskErrorCode::OperationFailed, format!("adb reboot: {e}"))
         })?;
-        // The device drops off the server while it reboots; one reached over TCP is connected
-        // again.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // A phone answers from its old boot for a while after `adb reboot`: first it must drop
+        // off the server, then come back booted (one reached over TCP is connected again).
+        let dropped = tokio::time::Instant::now() + Duration::from_secs(60);
+        while config.server.state(&serial).await.as_deref() == Some("device") {
+            if tokio::time::Instant::now() >= dropped {
+                return Err(BackendError::new(
+                    TaskErrorCode::OperationFailed,
+                    "the device did not go down within 60 s of adb reboot",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let reconnect = config.connect.iter().find(|a| **a == serial).cloned();
         let adb = AdbPhone {
             server: &config.server,
@@ -259,13 +272,13 @@ impl Backend for AdbBackend {
                 }
             }
         }
-        let known = self.known.read().unwrap_or_else(|p| p.into_inner()).clone();
         phones
             .iter()
             .filter_map(|p| {
-                // A server that did not answer says nothing about its devices.
-                let group = known.get(&p.id).map(|(g, _)| *g);
-                if group.is_some_and(|g| !answered[g]) {
+                // A server that did not answer says nothing about its devices (the image tells
+                // the group: each group has an image of its own).
+                let group = self.groups.iter().position(|g| g.image.id == p.image_id)?;
+                if !answered[group] {
                     return None;
                 }
                 let liveness = match states.get(&p.id).map(String::as_str) {

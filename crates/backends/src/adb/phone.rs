@@ -29,6 +29,9 @@ fn fail(code: TaskErrorCode) -> impl Fn(AdbError) -> BackendError {
         AdbError::Timeout(_) | AdbError::Spawn { .. } => {
             BackendError::new(TaskErrorCode::InstanceUnreachable, e.to_string())
         }
+        AdbError::Failed(msg) if device_gone(&msg) => {
+            BackendError::new(TaskErrorCode::InstanceUnreachable, msg)
+        }
         AdbError::Failed(msg) => BackendError::new(code, msg),
     }
 }
@@ -38,12 +41,27 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// A name for a file of ours in the phone's `/data/local/tmp`.
-fn temp_name(what: &str) -> String {
+/// A name for a file of ours in the phone's `/data/local/tmp`; `what` is ours, never the
+/// caller's (a package name from CustomAppInfo is not checked as a path).
+fn temp_name(what: &'static str) -> String {
     format!(
         "/data/local/tmp/cloudphone-{what}-{}",
-        cloudphone_core::ids::secret(10)
+        cloudphone_core::ids::secret(12)
     )
+}
+
+/// An `adb` failure that says the device is not there (rather than the operation failing).
+fn device_gone(msg: &str) -> bool {
+    [
+        "device offline",
+        "not found",
+        "no devices",
+        "closed",
+        "device unauthorized",
+        "Connection reset",
+    ]
+    .iter()
+    .any(|m| msg.contains(m))
 }
 
 impl AdbPhone<'_> {
@@ -122,6 +140,33 @@ impl AdbPhone<'_> {
     }
 
     pub async fn pull_file(&self, src: &str, local: &Path) -> OpResult<u64> {
+        let code = TaskErrorCode::FetchFileFailed;
+        // `adb pull` of a directory would make a directory where a file is expected.
+        let kind = self
+            .sh(
+                &format!(
+                    "if [ -f {q} ]; then echo file; elif [ -e {q} ]; then echo other; else echo none; fi",
+                    q = quote(src)
+                ),
+                HELPER,
+                code,
+            )
+            .await?;
+        match kind.text().as_str() {
+            "file" => {}
+            "none" => {
+                return Err(BackendError::new(
+                    code,
+                    format!("{src}: No such file or directory"),
+                ));
+            }
+            _ => {
+                return Err(BackendError::new(
+                    code,
+                    format!("{src} is not a regular file"),
+                ));
+            }
+        }
         self.server
             .pull(&self.serial, src, local, TRANSFER)
             .await
@@ -131,12 +176,17 @@ impl AdbPhone<'_> {
             .map_err(|e| BackendError::new(TaskErrorCode::FetchFileFailed, e.to_string()))
     }
 
-    pub async fn install_app(&self, package: &str, local: &Path) -> OpResult<()> {
-        let remote = format!("{}.apk", temp_name(package));
-        self.server
+    /// (`pm` reads the package name from the APK itself.)
+    pub async fn install_app(&self, _package: &str, local: &Path) -> OpResult<()> {
+        let remote = format!("{}.apk", temp_name("install"));
+        let pushed = self
+            .server
             .push(&self.serial, local, &remote, TRANSFER)
-            .await
-            .map_err(fail(TaskErrorCode::InstallAppFailed))?;
+            .await;
+        if let Err(e) = pushed {
+            self.remove(&remote).await;
+            return Err(fail(TaskErrorCode::InstallAppFailed)(e));
+        }
         let out = self
             .sh(
                 &format!("pm install -r {}", quote(&remote)),
@@ -241,12 +291,13 @@ impl AdbPhone<'_> {
         local: &Path,
     ) -> OpResult<u64> {
         let code = TaskErrorCode::BackupFileFailed;
+        // Members as `./sdcard/...`: a path can never be read as an option of tar.
         let rel = |p: &str| {
             let trimmed = p.trim_start_matches('/').trim_end_matches('/');
             if trimmed.is_empty() {
                 ".".to_string()
             } else {
-                trimmed.to_string()
+                format!("./{trimmed}")
             }
         };
         let words = |list: &[String]| {
@@ -256,35 +307,46 @@ impl AdbPhone<'_> {
                 .join(" ")
         };
         let remote = format!("{}.tar", temp_name("backup"));
-        let excludes: String = exclude
-            .iter()
-            .map(|e| format!(" --exclude={}", quote(&rel(e))))
-            .collect();
         // Every path must exist; a directory given through a link (`/sdcard`) is archived as
-        // the directory it leads to.
+        // the directory it leads to. Exclusions are applied here, to the pulled archive:
+        // phones' tars differ in whether they can exclude at all (busybox cannot).
         let script = format!(
             "cd / || exit 3; \
-             for p in {all}; do [ -e \"$p\" ] || {{ echo \"/$p: No such file or directory\"; exit 3; }}; done; \
+             for p in {all}; do [ -e \"$p\" ] || {{ echo \"${{p#.}}: No such file or directory\"; exit 3; }}; done; \
              set --; \
              for p in {all}; do if [ -d \"$p\" ] && [ -L \"$p\" ]; then set -- \"$@\" \"$p/\"; else set -- \"$@\" \"$p\"; fi; done; \
-             tar -c -f {out}{excludes} \"$@\"",
+             tar -c -f {out} \"$@\"",
             all = words(paths),
             out = quote(&remote),
         );
-        let out = self.sh(&script, TRANSFER, code).await?;
-        if out.exit_code != 0 {
-            self.remove(&remote).await;
-            return Err(BackendError::new(code, out.text()));
+        match self.sh(&script, TRANSFER, code).await {
+            Ok(out) if out.exit_code == 0 => {}
+            Ok(out) => {
+                self.remove(&remote).await;
+                return Err(BackendError::new(code, out.text()));
+            }
+            Err(e) => {
+                self.remove(&remote).await;
+                return Err(e);
+            }
         }
+        let raw = local.with_extension("phone-tar");
         let pulled = self
             .server
-            .pull(&self.serial, &remote, local, TRANSFER)
+            .pull(&self.serial, &remote, &raw, TRANSFER)
             .await;
         self.remove(&remote).await;
-        pulled.map_err(fail(code))?;
-        std::fs::metadata(local)
-            .map(|m| m.len())
-            .map_err(|e| BackendError::new(code, e.to_string()))
+        if let Err(e) = pulled {
+            let _ = std::fs::remove_file(&raw);
+            return Err(fail(code)(e));
+        }
+        let (raw_path, out, exclude) = (raw.clone(), local.to_path_buf(), exclude.to_vec());
+        let rewritten = tokio::task::spawn_blocking(move || {
+            crate::archive_check::rewrite_backup(&raw_path, &out, &exclude)
+        })
+        .await;
+        let _ = std::fs::remove_file(&raw);
+        rewritten.map_err(|e| BackendError::new(code, e.to_string()))?
     }
 
     /// Checks the archive here, pushes it and extracts it at `/` on the phone; returns the
@@ -296,10 +358,14 @@ impl AdbPhone<'_> {
             .await
             .map_err(|e| BackendError::new(code, e.to_string()))??;
         let remote = format!("{}.tar", temp_name("restore"));
-        self.server
+        let pushed = self
+            .server
             .push(&self.serial, local, &remote, TRANSFER)
-            .await
-            .map_err(fail(code))?;
+            .await;
+        if let Err(e) = pushed {
+            self.remove(&remote).await;
+            return Err(fail(code)(e));
+        }
         let out = self
             .sh(
                 &format!("tar -x -f {} -C /", quote(&remote)),

@@ -337,11 +337,16 @@ pub(super) async fn adopt_instances(
         .bind(&group.id)
         .execute(&mut *tx)
         .await?;
-    let stored = sqlx::query("SELECT 1 FROM instance_groups WHERE id = $1")
-        .bind(&group.id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if stored.is_none() {
+    let deleting: Option<bool> =
+        sqlx::query_scalar("SELECT deleting FROM instance_groups WHERE id = $1")
+            .bind(&group.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if deleting == Some(true) {
+        // A group being deleted takes no new members.
+        return Ok(0);
+    }
+    if deleting.is_none() {
         sqlx::query(
             "INSERT INTO instance_groups (id, account_id, name, region_id, image_id, spec, \
              charge_type, tags, created_ms, modified_ms, deleting) \

@@ -311,8 +311,16 @@ pub(super) fn adopt_instances(
     let stored = |table: &str, id: &str| {
         sql(&format!("SELECT 1 FROM {table} WHERE id = ?"), [v(id)]).row(conn, |_| Ok(()))
     };
-    if stored("instance_groups", &group.id)?.is_none() {
-        create_groups(conn, std::slice::from_ref(group), &[], &[])?;
+    let deleting = sql(
+        "SELECT deleting FROM instance_groups WHERE id = ?",
+        [v(&group.id)],
+    )
+    .row(conn, |r| Ok(r.get::<_, bool>(0)?))?;
+    match deleting {
+        None => create_groups(conn, std::slice::from_ref(group), &[], &[])?,
+        // A group being deleted takes no new members.
+        Some(true) => return Ok(0),
+        Some(false) => {}
     }
     let mut added = 0;
     for i in instances {
