@@ -184,6 +184,20 @@ def adb_server():
     subprocess.run(["adb", "-P", str(port), "kill-server"], capture_output=True)
 
 
+def run_shell(client, instance, command, timeout=120):
+    """(Output, ExitCode) of RunCommand on one phone, which must finish."""
+    r = client.run_command(models.RunCommandRequest(instance_ids=[instance], command_content=command)).body
+    wait_batch(client, r.invoke_id, timeout=timeout)
+    (t,) = tasks_of(client, invoke_id=r.invoke_id, level=2)
+    assert t.task_status == "Finished", (t.error_code, t.error_msg)
+    out = json.loads(t.result)
+    return out["Output"], out["ExitCode"]
+
+
+def instance_status(client, instance):
+    return describe_instances(client, [instance])[instance].android_instance_status
+
+
 def wait_for(predicate, timeout=30, interval=0.05, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -14,8 +14,9 @@ import pytest
 import requests
 from alibabacloud_eds_aic20230930 import models
 
-from conftest import (Server, api_error, describe_instances, docker, free_port, tasks_of, wait_batch,
-                      wait_for)
+from conftest import (Server, api_error, describe_instances, docker, free_port, tasks_of, wait_batch, wait_for)
+from conftest import instance_status as status
+from conftest import run_shell as sh
 from test_apps import make_apk
 from test_files import cp
 
@@ -79,13 +80,6 @@ def phone(lab, n):
     return lab["group"]["phones"][lab["devices"][n]["serial"]]
 
 
-def sh(client, instance, command):
-    r = client.run_command(models.RunCommandRequest(instance_ids=[instance], command_content=command)).body
-    wait_batch(client, r.invoke_id, timeout=60)
-    (t,) = tasks_of(client, invoke_id=r.invoke_id, level=2)
-    assert t.task_status == "Finished", (t.error_code, t.error_msg)
-    out = json.loads(t.result)
-    return out["Output"], out["ExitCode"]
 
 
 def child(client, request_id):
@@ -94,8 +88,6 @@ def child(client, request_id):
     return t
 
 
-def status(client, instance):
-    return describe_instances(client, [instance])[instance].android_instance_status
 
 
 def test_two_devices_are_the_instances_of_the_servers_group(lab):

@@ -15,8 +15,9 @@ import pytest
 import requests
 from alibabacloud_eds_aic20230930 import models
 
-from conftest import (DOCKER_HOST, Server, api_error, describe_instances, docker, tasks_of, wait_batch,
-                      wait_for)
+from conftest import (DOCKER_HOST, Server, api_error, describe_instances, docker, tasks_of, wait_batch, wait_for)
+from conftest import instance_status as status
+from conftest import run_shell as sh
 from test_apps import make_apk
 from test_files import cp
 from test_screens_and_images import decode_png
@@ -96,17 +97,8 @@ def finished(client, request_id):
     return kids
 
 
-def sh(client, instance, command):
-    r = client.run_command(models.RunCommandRequest(instance_ids=[instance], command_content=command)).body
-    wait_batch(client, r.invoke_id, timeout=120)
-    (t,) = tasks_of(client, invoke_id=r.invoke_id, level=2)
-    assert t.task_status == "Finished", (t.error_code, t.error_msg)
-    out = json.loads(t.result)
-    return out["Output"], out["ExitCode"]
 
 
-def status(client, instance):
-    return describe_instances(client, [instance])[instance].android_instance_status
 
 
 def test_images_are_listed_with_the_simulated_ones(fleet):

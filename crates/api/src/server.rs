@@ -42,11 +42,19 @@ pub fn router(state: Arc<AppState>) -> Router {
 async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let request_id = ids::request_id();
     let started = Instant::now();
+    let label = action_label(&request);
     let span = info_span!("request", request_id = %request_id, action = tracing::field::Empty);
     let result = answer(&state, &request_id, request)
         .instrument(span.clone())
         .await;
     let _enter = span.enter();
+    let code = match &result {
+        Ok(_) => "Success".to_string(),
+        Err(e) => e.code(),
+    };
+    metrics::counter!("cloudphone_requests_total", "action" => label, "code" => code).increment(1);
+    metrics::histogram!("cloudphone_request_duration_seconds", "action" => label)
+        .record(started.elapsed().as_secs_f64());
     match result {
         Ok((action, body)) => {
             let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -64,6 +72,23 @@ async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Respons
             reply::failure(&e, &request_id, &state.host_id)
         }
     }
+}
+
+/// The action a request names (signed header, or the query of a legacy request), as a bounded
+/// metric label: the check that the two agree comes later, in [`routed`].
+fn action_label(request: &Request) -> &'static str {
+    let header = request
+        .headers()
+        .get("x-acs-action")
+        .and_then(|v| v.to_str().ok());
+    let query = || {
+        request
+            .uri()
+            .query()?
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("Action="))
+    };
+    header.or_else(query).map_or("unknown", actions::label)
 }
 
 async fn answer(

@@ -7,6 +7,7 @@
 pub mod backends_file;
 pub mod config;
 mod discovery;
+pub mod ops;
 mod root_key;
 
 use std::net::SocketAddr;
@@ -196,7 +197,7 @@ impl Application {
         Ok(Application {
             listener,
             address,
-            router: cloudphone_api::router(state),
+            router: ops::routes(store.clone()).merge(cloudphone_api::router(state)),
             engine,
             sweeper,
             watcher,

@@ -96,11 +96,14 @@ impl Engine {
             let mut claimed = 0;
             if free > 0 {
                 let lease_ms = self.config.lease.as_millis() as i64;
-                match self
+                let asked = std::time::Instant::now();
+                let claims = self
                     .store
                     .claim(&self.config.node_id, now_ms(), lease_ms, free)
-                    .await
-                {
+                    .await;
+                metrics::histogram!("cloudphone_claim_duration_seconds")
+                    .record(asked.elapsed().as_secs_f64());
+                match claims {
                     Ok(claims) => {
                         claimed = claims.len();
                         for claim in claims {
@@ -243,6 +246,7 @@ struct Worker {
 impl Worker {
     async fn run(self, claim: Claim) {
         debug!(task_type = %claim.task_type, "running");
+        let started = std::time::Instant::now();
         let outcome = match &claim.phone {
             Some(p) => {
                 let phone = InstanceRef {
@@ -270,6 +274,17 @@ impl Worker {
                 message: "The instance no longer exists.".into(),
             },
         };
+        let task_type = claim.task_type.as_str();
+        metrics::histogram!("cloudphone_task_run_seconds", "type" => task_type)
+            .record(started.elapsed().as_secs_f64());
+        if let Outcome::Failed { code, .. } = &outcome {
+            metrics::counter!(
+                "cloudphone_backend_errors_total",
+                "type" => task_type,
+                "code" => code.as_str()
+            )
+            .increment(1);
+        }
         let (reply, answer) = oneshot::channel();
         let item = Completion {
             task_id: claim.task_id.clone(),

@@ -321,6 +321,9 @@ pub trait Store: Send + Sync + 'static {
     async fn forward_work_signals(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()>;
     /// The instance's data needed to run a claimed task.
     async fn instance(&self, instance_id: &str) -> Result<Option<Instance>>;
+    /// How many tasks there are of each type, level and status, over every account (for
+    /// `/metrics`). Reads every task: callers cache it.
+    async fn task_counts(&self) -> Result<Vec<TaskCount>>;
     /// The RUNNING instances, of every account, whose image is one of `image_ids`: what the
     /// instance watcher asks their backends about.
     async fn running_instances_on(&self, image_ids: &[String]) -> Result<Vec<Instance>>;
@@ -340,6 +343,15 @@ pub trait Store: Send + Sync + 'static {
     /// included, is left as it is); a group being deleted takes none. Returns how many
     /// instances were new.
     async fn adopt_instances(&self, group: &Group, instances: &[Instance]) -> Result<u64>;
+}
+
+/// One line of [`Store::task_counts`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskCount {
+    pub task_type: TaskType,
+    pub level: cloudphone_core::Level,
+    pub status: cloudphone_core::TaskStatus,
+    pub count: i64,
 }
 
 /// Writes task number `n` (from 0) of a page into the page's bytes; see

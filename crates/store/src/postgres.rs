@@ -37,7 +37,7 @@ use tokio::sync::Notify;
 
 use crate::{
     AppFilter, Claim, GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch, NewTask,
-    Nonce, Outcome, Page, Result, Store, Swept, TaskFilter,
+    Nonce, Outcome, Page, Result, Store, Swept, TaskCount, TaskFilter,
 };
 
 /// Connections per node. One is held by the work-signal listener.
@@ -301,6 +301,10 @@ impl Store for PgStore {
 
     async fn instance(&self, instance_id: &str) -> Result<Option<Instance>> {
         fleet::instance(self, instance_id).await
+    }
+
+    async fn task_counts(&self) -> Result<Vec<TaskCount>> {
+        tasks::task_counts(self).await
     }
 
     async fn running_instances_on(&self, image_ids: &[String]) -> Result<Vec<Instance>> {

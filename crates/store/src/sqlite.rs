@@ -34,8 +34,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::{
     AppFilter, BackupFilter, Claim, Completion, GroupFilter, InstanceChange, InstanceFilter,
-    Listing, NewBatch, NewTask, Nonce, Outcome, Page, Rendered, Result, Store, Swept, TaskFilter,
-    TaskRender,
+    Listing, NewBatch, NewTask, Nonce, Outcome, Page, Rendered, Result, Store, Swept, TaskCount,
+    TaskFilter, TaskRender,
 };
 
 /// How long a connection waits for another process's write lock before failing.
@@ -421,6 +421,10 @@ impl Store for SqliteStore {
 
     async fn instance(&self, instance_id: &str) -> Result<Option<Instance>> {
         on_reader!(self, |c| fleet::instance(c, instance_id), instance_id)
+    }
+
+    async fn task_counts(&self) -> Result<Vec<TaskCount>> {
+        self.db.read(tasks::task_counts).await
     }
 
     async fn running_instances_on(&self, image_ids: &[String]) -> Result<Vec<Instance>> {

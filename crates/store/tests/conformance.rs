@@ -1836,6 +1836,66 @@ async fn check_watcher_marks(store: &dyn Store) {
     assert_eq!(status_of(store, "i1").await, S::Running);
 }
 
+/// The counts behind `/metrics`: every task of every account, by type, level and status.
+async fn check_task_counts(store: &dyn Store) {
+    assert!(store.task_counts().await.unwrap().is_empty());
+    fleet(
+        store,
+        A,
+        "ag-1",
+        &[("i1", S::Running), ("i2", S::Running), ("i3", S::Running)],
+    )
+    .await;
+    fleet(store, B, "ag-2", &[("j1", S::Running)]).await;
+    store
+        .create_batch(&batch(
+            "t-r",
+            A,
+            TaskType::RebootInstance,
+            1_000,
+            &["i1", "i2", "i3"],
+        ))
+        .await
+        .unwrap();
+    store
+        .create_batch(&batch("t-s", B, TaskType::RebootInstance, 1_000, &["j1"]))
+        .await
+        .unwrap();
+    let c = store.claim("w", 2_000, 1_000, 1).await.unwrap();
+    assert!(
+        store
+            .complete(&c[0].task_id, c[0].attempt, &finished(), 3_000)
+            .await
+            .unwrap()
+    );
+    let mut counts: Vec<(String, i64, String, i64)> = store
+        .task_counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            (
+                c.task_type.to_string(),
+                c.level as i64,
+                c.status.to_string(),
+                c.count,
+            )
+        })
+        .collect();
+    counts.sort();
+    let expected = [
+        ("RebootInstance", 1, "Processing", 1),
+        ("RebootInstance", 1, "Waiting", 1),
+        ("RebootInstance", 2, "Finished", 1),
+        ("RebootInstance", 2, "Waiting", 3),
+    ];
+    let expected: Vec<(String, i64, String, i64)> = expected
+        .iter()
+        .map(|(t, l, s, n)| (t.to_string(), *l, s.to_string(), *n))
+        .collect();
+    assert_eq!(counts, expected);
+}
+
 /// Devices found by discovery: the group once, each instance once; one stored before (also a
 /// DELETED one) is left as it is.
 async fn check_adopted_instances(store: &dyn Store) {
@@ -1885,6 +1945,14 @@ async fn check_adopted_instances(store: &dyn Store) {
         .unwrap();
     assert_eq!(groups.items.len(), 1);
     assert_eq!(groups.items[0].group.name, "lab");
+
+    // A group being deleted takes no new devices.
+    store
+        .delete_groups(A, &["ag-adb".to_string()], &[])
+        .await
+        .unwrap();
+    assert_eq!(store.adopt_instances(&g, &found(&["d9"])).await.unwrap(), 0);
+    assert!(store.instance("d9").await.unwrap().is_none());
 }
 
 /// A group of outcomes in one call: each is fenced on its own, the answers come back in order,
@@ -3062,6 +3130,7 @@ mod sqlite {
         check_preconditions_and_batch_status,
         check_fencing,
         check_watcher_marks,
+        check_task_counts,
         check_adopted_instances,
         check_complete_many,
         check_broad_totals_follow_transitions,
@@ -3232,6 +3301,7 @@ mod postgres {
         check_preconditions_and_batch_status,
         check_fencing,
         check_watcher_marks,
+        check_task_counts,
         check_adopted_instances,
         check_complete_many,
         check_broad_totals_follow_transitions,

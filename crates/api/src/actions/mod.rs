@@ -53,6 +53,51 @@ pub fn reads_only(name: &str) -> bool {
     )
 }
 
+/// The name of every action [`Action::parse`] knows, for labels that must stay bounded (a
+/// metric's `action`): any other name is `"unknown"`.
+pub const NAMES: &[&str] = &[
+    "DescribeRegions",
+    "DescribeImageList",
+    "CreateAndroidInstanceGroup",
+    "DescribeAndroidInstanceGroups",
+    "DeleteAndroidInstanceGroup",
+    "DescribeAndroidInstances",
+    "ModifyAndroidInstance",
+    "StartAndroidInstance",
+    "StopAndroidInstance",
+    "RebootAndroidInstancesInGroup",
+    "ResetAndroidInstancesInGroup",
+    "DescribeTasks",
+    "RunCommand",
+    "RunSyncCommand",
+    "DescribeInvocations",
+    "SendFile",
+    "FetchFile",
+    "CreateApp",
+    "DescribeApps",
+    "DeleteApps",
+    "InstallApp",
+    "UninstallApp",
+    "OperateApp",
+    "CreateScreenshot",
+    "UpdateInstanceGroupImage",
+    "InjectSimulatedFault",
+    "ClearSimulatedFaults",
+    "BackupFile",
+    "RecoveryFile",
+    "DescribeBackupFiles",
+    "DeleteBackupFile",
+];
+
+/// `name` if it is an action of [`NAMES`], else `"unknown"`.
+pub fn label(name: &str) -> &'static str {
+    NAMES
+        .iter()
+        .find(|n| **n == name)
+        .copied()
+        .unwrap_or("unknown")
+}
+
 /// Every action this server answers.
 pub enum Action {
     DescribeRegions(describe_regions::DescribeRegions),
@@ -188,5 +233,25 @@ impl Action {
             Action::DescribeBackupFiles(a) => a.apply(ctx).await.map(Into::into),
             Action::DeleteBackupFile(a) => a.apply(ctx).await.map(Into::into),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_exactly_the_actions_parse_knows() {
+        let none = Params::from_pairs(std::iter::empty::<(&str, &str)>()).unwrap();
+        for name in NAMES {
+            let known = !matches!(Action::parse(name, &none), Err(ApiError::ActionNotFound(_)));
+            assert!(known, "{name} is in NAMES but not parsed");
+            assert_eq!(label(name), *name);
+        }
+        assert!(matches!(
+            Action::parse("DescribeNothing", &none),
+            Err(ApiError::ActionNotFound(_))
+        ));
+        assert_eq!(label("DescribeNothing"), "unknown");
     }
 }

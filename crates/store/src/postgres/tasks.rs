@@ -3,7 +3,7 @@
 
 use cloudphone_core::resources::Task;
 use cloudphone_core::{BatchCounts, TaskStatus};
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use super::PgStore;
 use super::rows::{self, push_after, push_in, push_order, push_substring};
@@ -210,4 +210,22 @@ pub(super) async fn purge_tasks(s: &PgStore, before_ms: i64) -> Result<u64> {
     .execute(&s.pool)
     .await?;
     Ok(done.rows_affected())
+}
+
+pub(super) async fn task_counts(s: &PgStore) -> Result<Vec<crate::TaskCount>> {
+    let rows = sqlx::query(
+        "SELECT task_type, level, status, COUNT(*) FROM tasks GROUP BY task_type, level, status",
+    )
+    .fetch_all(&s.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(crate::TaskCount {
+                task_type: rows::parse("task type", r.try_get::<&str, _>(0)?)?,
+                level: rows::level(r.try_get(1)?)?,
+                status: rows::parse("task status", r.try_get::<&str, _>(2)?)?,
+                count: r.try_get(3)?,
+            })
+        })
+        .collect()
 }

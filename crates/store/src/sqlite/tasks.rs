@@ -268,3 +268,17 @@ pub(super) fn purge_tasks(conn: &Connection, before_ms: i64) -> Result<u64> {
     )
     .execute(conn)
 }
+
+pub(super) fn task_counts(conn: &Connection) -> Result<Vec<crate::TaskCount>> {
+    Sql::new(
+        "SELECT task_type, level, status, COUNT(*) FROM tasks GROUP BY task_type, level, status",
+    )
+    .rows(conn, |r| {
+        Ok(crate::TaskCount {
+            task_type: rows::parse("task type", r.get_ref(0)?.as_str()?)?,
+            level: rows::level(r.get(1)?)?,
+            status: rows::parse("task status", r.get_ref(2)?.as_str()?)?,
+            count: r.get(3)?,
+        })
+    })
+}
