@@ -1,7 +1,9 @@
 //! The `cloudphone` command: `serve` runs a node; `keys create` adds an access key to a data dir;
-//! `cp` copies files into and out of a server's object store; `bench` runs the benchmark.
+//! `cp` copies files into and out of a server's object store; `tasks` lists and watches tasks;
+//! `bench` runs the benchmark.
 
 mod bench;
+mod cli;
 mod cp;
 
 use std::path::PathBuf;
@@ -42,6 +44,9 @@ enum Command {
     /// real server started as a child process, and write one table (see bench/README.md; run it
     /// through bench/run, which installs wrk, Redis and Celery).
     Bench(bench::BenchArgs),
+    /// The task center: list, show and watch tasks on a server.
+    #[command(subcommand)]
+    Tasks(cli::tasks::TasksCommand),
 }
 
 #[derive(Args)]
@@ -176,6 +181,18 @@ async fn run() -> anyhow::Result<()> {
         }) => create_key(data_dir, database_url, account, user).await,
         Command::Cp(args) => cp::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Tasks(command) => {
+            // A client prints the reason in one line (the vendor's Code: Message), never a
+            // backtrace, and says by its exit status whether every child succeeded.
+            let code = match cli::tasks::run(command).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    1
+                }
+            };
+            std::process::exit(code)
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! [`load`] makes the data, [`client`] signs calls, [`server`] runs the server, [`read`],
 //! [`write`], [`wrk`] and [`peer`] measure, [`report`] writes the table.
 
-mod client;
+pub(crate) mod client;
 mod load;
 mod peer;
 mod read;
