@@ -134,9 +134,7 @@ impl AdbPhone<'_> {
             .push(&self.serial, local, dest, TRANSFER)
             .await
             .map_err(fail(TaskErrorCode::SendFileFailed))?;
-        std::fs::metadata(local)
-            .map(|m| m.len())
-            .map_err(|e| BackendError::new(TaskErrorCode::SendFileFailed, e.to_string()))
+        local_size(local, TaskErrorCode::SendFileFailed)
     }
 
     pub async fn pull_file(&self, src: &str, local: &Path) -> OpResult<u64> {
@@ -171,9 +169,7 @@ impl AdbPhone<'_> {
             .pull(&self.serial, src, local, TRANSFER)
             .await
             .map_err(fail(TaskErrorCode::FetchFileFailed))?;
-        std::fs::metadata(local)
-            .map(|m| m.len())
-            .map_err(|e| BackendError::new(TaskErrorCode::FetchFileFailed, e.to_string()))
+        local_size(local, TaskErrorCode::FetchFileFailed)
     }
 
     /// (`pm` reads the package name from the APK itself.)
@@ -380,6 +376,13 @@ impl AdbPhone<'_> {
         }
         Ok(bytes)
     }
+}
+
+/// The size of a local file a transfer just wrote or read.
+fn local_size(local: &Path, code: TaskErrorCode) -> OpResult<u64> {
+    std::fs::metadata(local)
+        .map(|m| m.len())
+        .map_err(|e| BackendError::new(code, format!("{}: {e}", local.display())))
 }
 
 /// The width and height in a PNG file's header, if it is one.
