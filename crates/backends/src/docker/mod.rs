@@ -247,11 +247,17 @@ impl DockerBackend {
             .await
     }
 
-    /// Removes the container and its volume; both may be gone already.
-    async fn remove(&self, phone: &InstanceRef) -> OpResult<()> {
+    /// Tells the ADB server to drop a phone that is about to go down, so that it does not keep
+    /// a stale entry (in bridge mode the phone's port changes with every start).
+    async fn disconnect(&self, phone: &InstanceRef) {
         if let Ok(r) = self.reach(phone).await {
             self.config.adb.disconnect(&r.address).await;
         }
+    }
+
+    /// Removes the container and its volume; both may be gone already.
+    async fn remove(&self, phone: &InstanceRef) -> OpResult<()> {
+        self.disconnect(phone).await;
         match self
             .docker
             .remove_container(
@@ -367,9 +373,7 @@ impl Backend for DockerBackend {
     }
 
     async fn stop(&self, phone: &InstanceRef, force: bool) -> OpResult<()> {
-        if let Ok(r) = self.reach(phone).await {
-            self.config.adb.disconnect(&r.address).await;
-        }
+        self.disconnect(phone).await;
         let name = self.container(phone);
         let result = if force {
             self.docker
@@ -395,9 +399,7 @@ impl Backend for DockerBackend {
     }
 
     async fn reboot(&self, phone: &InstanceRef, force: bool) -> OpResult<()> {
-        if let Ok(r) = self.reach(phone).await {
-            self.config.adb.disconnect(&r.address).await;
-        }
+        self.disconnect(phone).await;
         let t = if force {
             0
         } else {

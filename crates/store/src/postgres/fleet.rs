@@ -23,24 +23,7 @@ pub(super) async fn create_groups(
 ) -> Result<()> {
     let mut tx = s.pool.begin().await?;
     for g in groups {
-        sqlx::query(
-            "INSERT INTO instance_groups (id, account_id, name, region_id, image_id, spec, \
-             charge_type, tags, created_ms, modified_ms, deleting) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&g.id)
-        .bind(&g.account_id)
-        .bind(&g.name)
-        .bind(&g.region_id)
-        .bind(&g.image_id)
-        .bind(&g.spec)
-        .bind(&g.charge_type)
-        .bind(rows::encode_tags(&g.tags))
-        .bind(g.created_ms)
-        .bind(g.modified_ms)
-        .bind(g.deleting)
-        .execute(&mut *tx)
-        .await?;
+        insert_group(&mut tx, g).await?;
     }
     for i in instances {
         insert_instance(&mut tx, i).await?;
@@ -52,6 +35,28 @@ pub(super) async fn create_groups(
         notify_work(&mut tx).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_group(conn: &mut PgConnection, g: &Group) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO instance_groups (id, account_id, name, region_id, image_id, spec, \
+         charge_type, tags, created_ms, modified_ms, deleting) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&g.id)
+    .bind(&g.account_id)
+    .bind(&g.name)
+    .bind(&g.region_id)
+    .bind(&g.image_id)
+    .bind(&g.spec)
+    .bind(&g.charge_type)
+    .bind(rows::encode_tags(&g.tags))
+    .bind(g.created_ms)
+    .bind(g.modified_ms)
+    .bind(g.deleting)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -347,24 +352,7 @@ pub(super) async fn adopt_instances(
         return Ok(0);
     }
     if deleting.is_none() {
-        sqlx::query(
-            "INSERT INTO instance_groups (id, account_id, name, region_id, image_id, spec, \
-             charge_type, tags, created_ms, modified_ms, deleting) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&group.id)
-        .bind(&group.account_id)
-        .bind(&group.name)
-        .bind(&group.region_id)
-        .bind(&group.image_id)
-        .bind(&group.spec)
-        .bind(&group.charge_type)
-        .bind(rows::encode_tags(&group.tags))
-        .bind(group.created_ms)
-        .bind(group.modified_ms)
-        .bind(group.deleting)
-        .execute(&mut *tx)
-        .await?;
+        insert_group(&mut tx, group).await?;
     }
     let mut added = 0;
     for i in instances {
