@@ -17,6 +17,8 @@ use cloudphone_api::files::{GET_OBJECT, PUT_OBJECT, signed_path};
 use cloudphone_api::server::VERSION;
 use cloudphone_api::signature::{canonical_request_v3_at, sha256_hex, sign_v3, string_to_sign_v3};
 use cloudphone_objects::{OssPath, SCHEME};
+
+use crate::cli::Resolved;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use md5::Md5;
@@ -43,19 +45,8 @@ pub struct CpArgs {
     /// Where to: oss://bucket/key (or oss://bucket/folder/ to keep the file name), or a local
     /// path (an existing directory keeps the object's name).
     destination: String,
-    /// The server, http:// only (no TLS).
-    #[arg(
-        long,
-        env = "CLOUDPHONE_ENDPOINT",
-        default_value = "http://127.0.0.1:9723"
-    )]
-    endpoint: String,
-    /// The access key that signs the requests (its account owns the buckets it writes).
-    #[arg(long, env = "CLOUDPHONE_ACCESS_KEY_ID", hide_env_values = true)]
-    access_key_id: String,
-    /// The key's secret.
-    #[arg(long, env = "CLOUDPHONE_ACCESS_KEY_SECRET", hide_env_values = true)]
-    access_key_secret: String,
+    #[command(flatten)]
+    profile: crate::cli::Profile,
     /// Print nothing but errors (no progress bar, no summary).
     #[arg(long, short)]
     quiet: bool,
@@ -81,7 +72,7 @@ pub async fn run(args: CpArgs) -> anyhow::Result<()> {
 }
 
 async fn copy(args: CpArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args)?;
+    let client = Client::new(&args.profile.resolve()?, args.quiet)?;
     match (
         args.source.starts_with(SCHEME),
         args.destination.starts_with(SCHEME),
@@ -113,18 +104,21 @@ async fn copy(args: CpArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Uploads `local` to `dest` as `cp` does (used by `apps create --file`).
+pub async fn upload(
+    profile: &Resolved,
+    local: &Path,
+    dest: &OssPath,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    Client::new(profile, quiet)?.upload(local, dest).await
+}
+
 impl Client {
-    fn new(args: &CpArgs) -> anyhow::Result<Client> {
-        let endpoint = if args.endpoint.contains("://") {
-            args.endpoint.clone()
-        } else {
-            format!("http://{}", args.endpoint)
-        };
+    fn new(profile: &Resolved, quiet: bool) -> anyhow::Result<Client> {
+        let endpoint = format!("http://{}", profile.address);
         let base = reqwest::Url::parse(&endpoint)
             .with_context(|| format!("the endpoint {endpoint:?} is not a URL"))?;
-        if base.scheme() != "http" {
-            bail!("only http:// endpoints are supported (this build has no TLS): {endpoint}");
-        }
         let host = match (base.host_str(), base.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
@@ -138,9 +132,9 @@ impl Client {
             http,
             base,
             host,
-            key_id: args.access_key_id.clone(),
-            secret: args.access_key_secret.clone(),
-            quiet: args.quiet,
+            key_id: profile.credentials.key_id.clone(),
+            secret: profile.credentials.secret.clone(),
+            quiet,
         })
     }
 

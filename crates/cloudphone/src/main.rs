@@ -1,6 +1,7 @@
 //! The `cloudphone` command: `serve` runs a node; `keys create` adds an access key to a data dir;
-//! `cp` copies files into and out of a server's object store; `tasks` lists and watches tasks;
-//! `bench` runs the benchmark.
+//! the client commands (`instances`, `groups`, `images`, `tasks`, `exec`, `apps`, `screenshot`,
+//! `cp`) call a server as the SDK does; `configure` writes their profile; `completions` prints a
+//! shell's completion script; `bench` runs the benchmark.
 
 mod bench;
 mod cli;
@@ -47,6 +48,58 @@ enum Command {
     /// The task center: list, show and watch tasks on a server.
     #[command(subcommand)]
     Tasks(cli::tasks::TasksCommand),
+    /// Phones: list them, start, stop, reboot and reset them.
+    #[command(subcommand)]
+    Instances(cli::instances::InstancesCommand),
+    /// Instance groups: create, list, delete.
+    #[command(subcommand)]
+    Groups(cli::groups::GroupsCommand),
+    /// Images a server offers.
+    #[command(subcommand)]
+    Images(ImagesCommand),
+    /// Runs a shell command on phones and prints each one's output.
+    Exec(cli::exec::ExecArgs),
+    /// The app center, and installing, uninstalling, starting and stopping apps on phones.
+    #[command(subcommand)]
+    Apps(cli::apps::AppsCommand),
+    /// Takes a screenshot of a phone and saves the PNG.
+    Screenshot(cli::screenshot::ScreenshotArgs),
+    /// Saves an endpoint, access key and region as a profile of the client's config file
+    /// (~/.config/cloudphone/config.toml, owner-only), used when no flag or variable says
+    /// otherwise.
+    #[command(after_help = "\
+Examples:
+  cloudphone configure --endpoint http://10.0.0.5:9723 --access-key-id LTAI... --access-key-secret ...
+  cloudphone configure --profile lab --region cn-shanghai
+  cloudphone --help                       (then: cloudphone instances list --profile lab)
+
+Precedence: flags, then environment variables (CLOUDPHONE_ENDPOINT, CLOUDPHONE_ACCESS_KEY_ID,
+CLOUDPHONE_ACCESS_KEY_SECRET, CLOUDPHONE_REGION, CLOUDPHONE_PROFILE), then the profile. The file is
+$CLOUDPHONE_CONFIG, else $XDG_CONFIG_HOME/cloudphone/config.toml, else ~/.config/cloudphone/config.toml.")]
+    Configure(ConfigureArgs),
+    /// Prints a completion script: `cloudphone completions bash > /etc/bash_completion.d/cloudphone`.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Lists images (DescribeImageList).
+    List(cli::images::ImagesList),
+}
+
+#[derive(Args)]
+struct ConfigureArgs {
+    /// The profile to write.
+    #[arg(long, default_value = cli::config::DEFAULT_PROFILE)]
+    profile: String,
+    #[arg(long)]
+    endpoint: Option<String>,
+    #[arg(long)]
+    access_key_id: Option<String>,
+    #[arg(long)]
+    access_key_secret: Option<String>,
+    #[arg(long)]
+    region: Option<String>,
 }
 
 #[derive(Args)]
@@ -164,7 +217,17 @@ async fn run() -> anyhow::Result<()> {
         // Colours only on a terminal: a log file gets plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Bench(_)) {
+        // Rust ignores SIGPIPE, so `cloudphone tasks list --all | head` would end in a panic
+        // on a closed stdout; a client should end quietly instead, as Unix tools do.
+        // SAFETY: SIG_DFL is a valid disposition, and nothing in a client relies on SIGPIPE
+        // being ignored.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    match cli.command {
         Command::Dev(DevCommand::MakeApk {
             package,
             version_code,
@@ -181,19 +244,55 @@ async fn run() -> anyhow::Result<()> {
         }) => create_key(data_dir, database_url, account, user).await,
         Command::Cp(args) => cp::run(args).await,
         Command::Bench(args) => bench::run(args).await,
-        Command::Tasks(command) => {
-            // A client prints the reason in one line (the vendor's Code: Message), never a
-            // backtrace, and says by its exit status whether every child succeeded.
-            let code = match cli::tasks::run(command).await {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    1
-                }
-            };
-            std::process::exit(code)
+        Command::Tasks(command) => exit_with(cli::tasks::run(command).await),
+        Command::Instances(command) => exit_with(cli::instances::run(command).await),
+        Command::Groups(command) => exit_with(cli::groups::run(command).await),
+        Command::Images(ImagesCommand::List(args)) => exit_with(cli::images::list(args).await),
+        Command::Exec(args) => exit_with(cli::exec::run(args).await),
+        Command::Apps(command) => exit_with(cli::apps::run(command).await),
+        Command::Screenshot(args) => exit_with(cli::screenshot::run(args).await),
+        Command::Configure(args) => exit_with(configure(args)),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "cloudphone",
+                &mut std::io::stdout(),
+            );
+            Ok(())
         }
     }
+}
+
+/// How a client command ends: the reason in one line (the vendor's Code: Message), never a
+/// backtrace, and an exit status that says whether everything asked for succeeded.
+fn exit_with(result: anyhow::Result<i32>) -> ! {
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+fn configure(args: ConfigureArgs) -> anyhow::Result<i32> {
+    let change = cli::config::FileProfile {
+        endpoint: args.endpoint,
+        access_key_id: args.access_key_id,
+        access_key_secret: args.access_key_secret,
+        region: args.region,
+    };
+    if change == cli::config::FileProfile::default() {
+        anyhow::bail!(
+            "nothing to set: give --endpoint, --access-key-id, --access-key-secret or --region"
+        );
+    }
+    let path = cli::config::update(&args.profile, &change)?;
+    println!("profile [{}] written to {}", args.profile, path.display());
+    Ok(0)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -9,7 +9,8 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use super::{Output, Profile, table};
+use super::{Format, Profile, pages, print_records, text};
+use crate::bench::client::Client;
 use crate::bench::client::push_list;
 
 #[derive(Subcommand)]
@@ -46,6 +47,8 @@ Examples:
 pub struct ListArgs {
     #[command(flatten)]
     profile: Profile,
+    #[command(flatten)]
+    format: Format,
     #[arg(long)]
     invoke_id: Option<String>,
     #[arg(long = "task-id")]
@@ -92,14 +95,14 @@ pub async fn run(command: TasksCommand) -> anyhow::Result<i32> {
             profile,
             id,
             interval_ms,
-        } => watch(&profile, &id, Duration::from_millis(interval_ms.max(100))).await,
+        } => {
+            let client = profile.client()?;
+            follow(&client, &id, Duration::from_millis(interval_ms.max(100))).await
+        }
     }
 }
 
-async fn describe(
-    client: &crate::bench::client::Client,
-    params: &[(String, String)],
-) -> anyhow::Result<Vec<Value>> {
+pub async fn describe(client: &Client, params: &[(String, String)]) -> anyhow::Result<Vec<Value>> {
     let body = super::call(client, "DescribeTasks", params).await?;
     Ok(body["Data"].as_array().cloned().unwrap_or_default())
 }
@@ -123,50 +126,26 @@ async fn list(args: ListArgs) -> anyhow::Result<i32> {
     push_list(&mut params, "TaskStatuses", &args.statuses);
     push_list(&mut params, "TaskTypes", &args.types);
     params.push(("MaxResults".into(), args.max_results.to_string()));
-    let mut all = Vec::new();
-    let mut token: Option<String> = None;
-    let total = loop {
-        let mut page = params.clone();
-        if let Some(t) = &token {
-            page.push(("NextToken".into(), t.clone()));
-        }
-        let body = super::call(&client, "DescribeTasks", &page).await?;
-        all.extend(body["Data"].as_array().cloned().unwrap_or_default());
-        token = body["NextToken"]
-            .as_str()
-            .filter(|t| !t.is_empty())
-            .map(String::from);
-        if !args.all || token.is_none() {
-            break body["TotalCount"].as_i64().unwrap_or(all.len() as i64);
-        }
+    let (all, total) = pages(&client, "DescribeTasks", &params, "Data", args.all).await?;
+    let resource = |t: &Value| match text(t, "InstanceId") {
+        s if s.is_empty() => text(t, "ResourceId"),
+        s => s,
     };
-    match args.profile.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&Value::Array(all))?),
-        Output::Table => {
-            let rows: Vec<Vec<String>> = all.iter().map(row).collect();
-            print!(
-                "{}",
-                table(
-                    &[
-                        "TaskId", "Level", "TaskType", "Status", "Resource", "Progress", "Error"
-                    ],
-                    &rows
-                )
-            );
-            if all.len() as i64 != total {
-                println!("({} of {total}; --all for every page)", all.len());
-            }
-        }
-    }
+    print_records(
+        &all,
+        total,
+        args.format.output,
+        &[
+            ("TaskId", &|t| text(t, "TaskId")),
+            ("Level", &|t| text(t, "Level")),
+            ("TaskType", &|t| text(t, "TaskType")),
+            ("Status", &|t| text(t, "TaskStatus")),
+            ("Resource", &resource),
+            ("Progress", &progress),
+            ("Error", &|t| text(t, "ErrorCode")),
+        ],
+    )?;
     Ok(0)
-}
-
-fn text(v: &Value, field: &str) -> String {
-    match &v[field] {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 fn progress(t: &Value) -> String {
@@ -181,29 +160,13 @@ fn progress(t: &Value) -> String {
     }
 }
 
-fn row(t: &Value) -> Vec<String> {
-    let resource = match text(t, "InstanceId") {
-        s if s.is_empty() => text(t, "ResourceId"),
-        s => s,
-    };
-    vec![
-        text(t, "TaskId"),
-        text(t, "Level"),
-        text(t, "TaskType"),
-        text(t, "TaskStatus"),
-        resource,
-        progress(t),
-        text(t, "ErrorCode"),
-    ]
-}
-
 fn terminal(status: &str) -> bool {
     !matches!(status, "Waiting" | "Processing")
 }
 
 /// The batch (or single task) `id` names: a TaskId, else the level-1 task of an InvokeId,
 /// else the one task of an InvokeId without a batch.
-async fn find(client: &crate::bench::client::Client, id: &str) -> anyhow::Result<Value> {
+async fn find(client: &Client, id: &str) -> anyhow::Result<Value> {
     if id.starts_with(cloudphone_core::ids::TASK) {
         let found = describe(client, &[("TaskIds.1".into(), id.to_string())]).await?;
         if let Some(t) = found.into_iter().next() {
@@ -225,8 +188,8 @@ async fn find(client: &crate::bench::client::Client, id: &str) -> anyhow::Result
     bail!("InvalidTaskId.NotFound: no task or invocation {id} in your account")
 }
 
-async fn watch(profile: &Profile, id: &str, every: Duration) -> anyhow::Result<i32> {
-    let client = profile.client()?;
+/// Follows the batch or task `id` until it is terminal; 1 if any child failed, else 0.
+pub async fn follow(client: &Client, id: &str, every: Duration) -> anyhow::Result<i32> {
     let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
@@ -238,7 +201,7 @@ async fn watch(profile: &Profile, id: &str, every: Duration) -> anyhow::Result<i
     });
     let mut last = String::new();
     loop {
-        let t = find(&client, id).await?;
+        let t = find(client, id).await?;
         let status = text(&t, "TaskStatus");
         let line = format!("{} {} {}", text(&t, "TaskId"), status, progress(&t));
         match &bar {
@@ -270,7 +233,7 @@ async fn watch(profile: &Profile, id: &str, every: Duration) -> anyhow::Result<i
                 if t["TotalChildCount"].is_null() {
                     params = vec![("TaskIds.1".into(), text(&t, "TaskId"))];
                 }
-                for c in describe(&client, &params).await? {
+                for c in describe(client, &params).await? {
                     eprintln!(
                         "failed: {} {}: {}",
                         text(&c, "InstanceId"),
