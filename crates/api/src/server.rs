@@ -173,6 +173,39 @@ async fn run(
     Ok((action, body))
 }
 
+/// Carries out `action` with `params` as `caller`, as a signed call would be after its
+/// signature is checked: the same parsing, validation and account scoping. For callers inside
+/// the server that authenticated the user themselves (the web console). The answer is the
+/// success body, `RequestId` included.
+pub async fn call_as(
+    state: &AppState,
+    caller: AccessKey,
+    action: &str,
+    params: &[(String, String)],
+) -> Result<serde_json::Value, ApiError> {
+    let request_id = ids::request_id();
+    let params = Params::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let parsed = Action::parse(action, &params)?;
+    let ctx = Ctx {
+        state,
+        caller,
+        request_id: request_id.clone(),
+        now_ms: now_ms(),
+    };
+    let mut body = match parsed.apply(&ctx).await? {
+        reply::Body::Value(v) => v,
+        reply::Body::Complete(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            warn!(error = %e, "an answer written whole is not JSON");
+            ApiError::Internal
+        })?,
+    };
+    if let Some(map) = body.as_object_mut() {
+        map.entry("RequestId")
+            .or_insert(serde_json::Value::String(request_id));
+    }
+    Ok(body)
+}
+
 /// The action or version: from the signed header, or from the query of a legacy request; the two
 /// must agree when both are sent.
 fn routed(raw: &RawRequest, header: &str, param: &str) -> Result<String, ApiError> {

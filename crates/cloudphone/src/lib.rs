@@ -197,7 +197,9 @@ impl Application {
         Ok(Application {
             listener,
             address,
-            router: ops::routes(store.clone()).merge(cloudphone_api::router(state)),
+            router: ops::routes(store.clone())
+                .merge(cloudphone_console::routes(state.clone()))
+                .merge(cloudphone_api::router(state)),
             engine,
             sweeper,
             watcher,

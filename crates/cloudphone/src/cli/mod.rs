@@ -212,13 +212,16 @@ pub async fn pages(
     }
 }
 
-/// Prints records as JSON or as a table of `columns` (header, field), with a line saying how
-/// many were left on the server.
+/// A table column: its header, and how a record's cell is written.
+pub type Column<'a> = (&'a str, &'a dyn Fn(&Value) -> String);
+
+/// Prints records as JSON or as a table of `columns`, with a line saying how many were left on
+/// the server.
 pub fn print_records(
     records: &[Value],
     total: i64,
     output: Output,
-    columns: &[(&str, &dyn Fn(&Value) -> String)],
+    columns: &[Column],
 ) -> anyhow::Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(records)?),
