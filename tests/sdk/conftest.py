@@ -87,7 +87,7 @@ class Server:
             line = self.proc.stdout.readline().decode()
             if not line:
                 raise RuntimeError(f"server exited with {self.proc.wait()}")
-            m = re.search(r"listening on http://[\d.]+:(\d+)", line)
+            m = re.search(r"listening on https?://[\d.]+:(\d+)", line)
             if m:
                 self.port = int(m.group(1))
                 return self

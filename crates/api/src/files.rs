@@ -306,6 +306,7 @@ async fn authenticate(
         streamed_body,
     };
     let key = authenticate_for(state.store.as_ref(), &state.keys, raw, target, now_ms()).await?;
+    state.throttle.check(&key.key_id)?;
     Ok(key.account_id)
 }
 

@@ -11,6 +11,7 @@ pub mod request;
 pub mod server;
 pub mod signature;
 pub mod state;
+pub mod throttle;
 pub mod token;
 
 pub use server::router;

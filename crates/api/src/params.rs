@@ -566,3 +566,308 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Property tests: what the Python SDK sends, flattened and URL-encoded exactly as it does
+    //! (api-contract.md §1.2-1.3), reads back unchanged through the request decoder and the
+    //! list accessors; and `pct` survives the request decoder for any text.
+
+    use super::*;
+    use crate::request::decode_form;
+    use crate::signature::pct;
+    use proptest::collection::{btree_map, vec};
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+    use serde_json::Value;
+
+    /// No regression files: a failure prints its shrunk input, and the tests must not write
+    /// into the source tree.
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// A request field as the SDK holds it before flattening (after the model's `to_map`).
+    #[derive(Clone, Debug)]
+    enum Sdk {
+        Unset,
+        Str(String),
+        List(Vec<Sdk>),
+        Object(Vec<(&'static str, Sdk)>),
+    }
+
+    /// `Utils._object_handler` of alibabacloud_tea_openapi, case by case: unset gives nothing,
+    /// an object `key.Field`, a list `key.1`, `key.2`, ..., a scalar `str(value)`. The request
+    /// itself is flattened under the empty key, whence the leading `.` it strips.
+    fn object_handler(key: &str, value: &Sdk, out: &mut Vec<(String, String)>) {
+        match value {
+            Sdk::Unset => {}
+            Sdk::Object(fields) => {
+                for (field, v) in fields {
+                    object_handler(&format!("{key}.{field}"), v, out);
+                }
+            }
+            Sdk::List(items) => {
+                for (index, v) in items.iter().enumerate() {
+                    object_handler(&format!("{key}.{}", index + 1), v, out);
+                }
+            }
+            Sdk::Str(s) => {
+                let key = key.strip_prefix('.').unwrap_or(key);
+                out.push((key.to_string(), s.clone()));
+            }
+        }
+    }
+
+    fn flatten(request: &[(&'static str, Sdk)]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        object_handler("", &Sdk::Object(request.to_vec()), &mut out);
+        out
+    }
+
+    /// Python's `quote_plus`, which `urlencode` applies to keys and values: UTF-8 bytes, the
+    /// always-safe `A-Za-z0-9_.-~` as they are, space as `+`, every other byte `%XX`.
+    fn quote_plus(s: &str) -> String {
+        let mut out = String::new();
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    }
+
+    fn urlencode(pairs: &[(String, String)]) -> String {
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", quote_plus(k), quote_plus(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// The pairs as the action sees them, both straight and after the wire: URL-encoded as the
+    /// SDK does, then decoded as the server does.
+    fn read_back(pairs: &[(String, String)]) -> Result<[Params; 2], TestCaseError> {
+        let direct = Params::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let wire = urlencode(pairs);
+        let decoded = decode_form(wire.as_bytes(), usize::MAX);
+        prop_assert_eq!(decoded.as_ref(), Ok(&pairs.to_vec()), "wire {}", wire);
+        let decoded = decoded.unwrap();
+        let via_wire = Params::from_pairs(decoded.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        prop_assert!(direct.is_ok(), "{:?}", direct);
+        Ok([direct.unwrap(), via_wire.unwrap()])
+    }
+
+    fn invalid_name<T: std::fmt::Debug>(r: Result<T, ApiError>) -> Option<String> {
+        match r {
+            Err(ApiError::InvalidParameter { name, .. }) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Any character but NUL (which `from_pairs` refuses, see below), with those that mean
+    /// something in a query, in a key or to a decoder drawn often.
+    fn text(len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = String> {
+        vec(
+            prop_oneof![
+                any::<char>().prop_filter("NUL is refused", |&c| c != '\0'),
+                prop::sample::select(vec![
+                    ' ', '=', '&', '.', '+', '%', '#', '?', '/', '*', '~', '\n', '\t', '中', 'é',
+                    '😀',
+                ]),
+            ],
+            len,
+        )
+        .prop_map(String::from_iter)
+    }
+
+    const TAG_FIELDS: &[&str] = &["Key", "Value"];
+
+    /// One object's fields, each set (possibly to "") or unset.
+    fn object() -> impl Strategy<Value = Vec<Option<String>>> {
+        vec(prop::option::of(text(0..=12)), TAG_FIELDS.len())
+    }
+
+    fn sdk_objects(items: &[Vec<Option<String>>]) -> Sdk {
+        Sdk::List(
+            items
+                .iter()
+                .map(|fields| {
+                    Sdk::Object(
+                        TAG_FIELDS
+                            .iter()
+                            .zip(fields)
+                            .map(|(&f, v)| (f, v.clone().map_or(Sdk::Unset, Sdk::Str)))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    fn sdk_strings(items: &[String]) -> Sdk {
+        Sdk::List(items.iter().cloned().map(Sdk::Str).collect())
+    }
+
+    /// An object as `object_list` gives it: the fields sent with a value (empty is absent).
+    fn expected_object(fields: &[Option<String>]) -> BTreeMap<String, String> {
+        TAG_FIELDS
+            .iter()
+            .zip(fields)
+            .filter_map(|(f, v)| Some((f.to_string(), v.clone()?)))
+            .filter(|(_, v)| !v.is_empty())
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Two scalar lists whose names share a prefix, a list of objects and a plain string
+        /// in one request: each reads back as it was sent, and not one item more than sent is
+        /// allowed. List items are not empty, and no object is wholly unset: those are the
+        /// next two properties.
+        #[test]
+        fn flattened_lists_read_back(
+            ids in vec(text(1..=16), 0..=12),
+            more in vec(text(1..=16), 0..=12),
+            tags in vec(
+                object().prop_filter("the SDK sends an item", |f| f.iter().any(Option::is_some)),
+                0..=8,
+            ),
+            name in text(0..=16),
+        ) {
+            let request = [
+                ("InstanceIds", sdk_strings(&ids)),
+                ("InstanceIdsMore", sdk_strings(&more)),
+                ("Tag", sdk_objects(&tags)),
+                ("InstanceName", Sdk::Str(name.clone())),
+            ];
+            let want_tags: Vec<_> = tags.iter().map(|t| expected_object(t)).collect();
+            for params in read_back(&flatten(&request))? {
+                prop_assert_eq!(params.list("InstanceIds", ids.len()), Ok(ids.clone()));
+                prop_assert_eq!(params.list("InstanceIdsMore", more.len()), Ok(more.clone()));
+                prop_assert_eq!(
+                    params.object_list("Tag", TAG_FIELDS, tags.len()),
+                    Ok(want_tags.clone())
+                );
+                prop_assert_eq!(
+                    params.get("InstanceName"),
+                    Some(name.as_str()).filter(|n| !n.is_empty())
+                );
+                if !ids.is_empty() {
+                    prop_assert_eq!(
+                        invalid_name(params.list("InstanceIds", ids.len() - 1)),
+                        Some("InstanceIds".to_string())
+                    );
+                }
+            }
+        }
+
+        /// The SDK sends an empty string as `Name.N=`; a list refuses such an item by the
+        /// list's name rather than dropping it and renumbering the rest.
+        #[test]
+        fn an_empty_list_item_is_refused(
+            mut ids in vec(text(1..=8), 0..=8),
+            at in any::<Index>(),
+        ) {
+            ids.insert(at.index(ids.len() + 1), String::new());
+            for params in read_back(&flatten(&[("InstanceIds", sdk_strings(&ids))]))? {
+                prop_assert_eq!(
+                    invalid_name(params.list("InstanceIds", 100)),
+                    Some("InstanceIds".to_string())
+                );
+            }
+        }
+
+        /// An object with no field set sends nothing, which leaves a hole in the numbering:
+        /// refused, unless only unset objects follow it, which then simply do not exist.
+        #[test]
+        fn wholly_unset_objects_leave_holes(tags in vec(object(), 0..=8)) {
+            let sent: Vec<bool> = tags.iter().map(|t| t.iter().any(Option::is_some)).collect();
+            let end = sent.iter().rposition(|&s| s).map_or(0, |i| i + 1);
+            let want = if sent[..end].iter().all(|&s| s) {
+                Ok(tags[..end].iter().map(|t| expected_object(t)).collect::<Vec<_>>())
+            } else {
+                Err("Tag".to_string())
+            };
+            for params in read_back(&flatten(&[("Tag", sdk_objects(&tags))]))? {
+                let got = params.object_list("Tag", TAG_FIELDS, 100);
+                match &want {
+                    Ok(items) => prop_assert_eq!(&got, &Ok(items.clone())),
+                    Err(name) => prop_assert_eq!(invalid_name(got), Some(name.clone())),
+                }
+            }
+        }
+
+        /// NUL is the one character `text` leaves out: the parameters refuse it, by name.
+        #[test]
+        fn a_nul_in_a_value_is_refused(before in text(0..=8), after in text(0..=8)) {
+            let value = format!("{before}\0{after}");
+            let got = Params::from_pairs([("InstanceName", value.as_str())]);
+            prop_assert_eq!(invalid_name(got), Some("InstanceName".to_string()));
+        }
+
+        /// A "shrink" parameter: compact JSON with non-ASCII kept, as the SDK serialises it
+        /// (serde_json's compact form is `separators=(",",":")`, `ensure_ascii=False`).
+        #[test]
+        fn shrink_json_reads_back(value in json_object()) {
+            let json = serde_json::to_string(&value).unwrap();
+            let pairs = vec![("NetworkInfo".to_string(), json)];
+            for params in read_back(&pairs)? {
+                prop_assert_eq!(params.json("NetworkInfo"), Ok(Some(value.clone())));
+            }
+        }
+
+        /// `pct` then the request decoder gives back any text, as a value and as a key.
+        #[test]
+        fn pct_round_trips_through_the_request_decoder(s in any_text()) {
+            let got = decode_form(format!("k={}", pct(&s)).as_bytes(), usize::MAX);
+            prop_assert_eq!(got, Ok(vec![("k".to_string(), s.clone())]));
+            if !s.is_empty() {
+                let got = decode_form(format!("{}=v", pct(&s)).as_bytes(), usize::MAX);
+                prop_assert_eq!(got, Ok(vec![(s.clone(), "v".to_string())]));
+            }
+        }
+
+        /// The same for the SDK's own encoding, whose `+` for a space the decoder must undo.
+        #[test]
+        fn quote_plus_round_trips_through_the_request_decoder(s in any_text()) {
+            let got = decode_form(format!("k={}", quote_plus(&s)).as_bytes(), usize::MAX);
+            prop_assert_eq!(got, Ok(vec![("k".to_string(), s.clone())]));
+        }
+    }
+
+    /// Every character, NUL and controls included: the encoders and the decoder know no
+    /// exceptions.
+    fn any_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            vec(any::<char>(), 0..=24).prop_map(String::from_iter),
+            text(0..=24),
+        ]
+    }
+
+    fn json_object() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any_text().prop_map(Value::String),
+        ];
+        let value = leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                vec(inner.clone(), 0..4).prop_map(Value::Array),
+                btree_map(any_text(), inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        btree_map(any_text(), value, 0..6).prop_map(|m| Value::Object(m.into_iter().collect()))
+    }
+}

@@ -46,7 +46,14 @@ pub fn failure(err: &ApiError, request_id: &str, host_id: &str) -> Response {
         "Message": err.to_string(),
         "Recommend": "",
     });
-    json_response(status, body.to_string())
+    let mut response = json_response(status, body.to_string());
+    if let Some(ms) = err.retry_after_ms() {
+        // The SDK checks this header first and raises its ThrottlingException with it.
+        response
+            .headers_mut()
+            .insert("x-acs-retry-after", HeaderValue::from(ms));
+    }
+    response
 }
 
 fn json_response(status: StatusCode, body: impl IntoResponse) -> Response {

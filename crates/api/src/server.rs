@@ -104,6 +104,10 @@ async fn answer(
     if method != "GET" && method != "POST" {
         return Err(ApiError::ActionNotFound(format!("{method} /")));
     }
+    let uri_len = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > state.limits.max_uri_bytes {
+        return Err(ApiError::UriTooLong(state.limits.max_uri_bytes));
+    }
     let body = read_body(body, state.limits.max_body_bytes).await?;
     let raw = RawRequest::from_parts(
         method,
@@ -114,6 +118,9 @@ async fn answer(
     )?;
     let now = now_ms();
     let call = auth::verify(state.store.as_ref(), &state.keys, &raw, now).await?;
+    // After the signature (nobody can spend another key's calls) and before the nonce is
+    // written (a refused call costs the database nothing).
+    state.throttle.check(&call.key.key_id)?;
     // A call that only reads is worked out while its nonce is being recorded (the writer's
     // commit and the read run on different threads), and answered only once the nonce is
     // recorded: a replay, or a key deleted or changed meanwhile, gets nothing of it. Any other

@@ -14,6 +14,10 @@ use crate::token::TokenKey;
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_params: usize,
+    /// The longest request URI (path and query) accepted.
+    pub max_uri_bytes: usize,
+    /// How many instances (not DELETED) one account may have; `None`: no limit.
+    pub instance_quota: Option<u64>,
     /// The largest object `PUT /files/...` accepts (streamed to disk, never held in memory).
     pub max_upload_bytes: u64,
 }
@@ -23,6 +27,8 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 1 << 20,
             max_params: 5000,
+            max_uri_bytes: 60 << 10,
+            instance_quota: None,
             max_upload_bytes: 5 << 30,
         }
     }
@@ -44,6 +50,10 @@ pub struct AppState {
     pub limits: Limits,
     /// Access keys seen, checked again by every call's nonce write.
     pub keys: crate::auth::KeyCache,
+    /// Calls per second per access key.
+    pub throttle: crate::throttle::Throttle,
+    /// Whether this node serves HTTPS (the console's cookie is then `Secure`).
+    pub https: bool,
 }
 
 /// One authenticated request.

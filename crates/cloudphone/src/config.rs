@@ -33,6 +33,11 @@ pub struct Config {
     /// The backends file (`--backends`); `None`: the simulated fleet alone.
     pub backends: Option<crate::backends_file::BackendsFile>,
     pub watcher: WatcherConfig,
+    /// Calls a second per access key on this node (0: no throttling), and the burst allowed.
+    pub throttle_per_second: u32,
+    pub throttle_burst: u32,
+    /// PEM files of the certificate chain and its key: serve HTTPS instead of HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Config {
@@ -53,6 +58,9 @@ impl Config {
             limits: Limits::default(),
             backends: None,
             watcher: WatcherConfig::default(),
+            throttle_per_second: 1000,
+            throttle_burst: 2000,
+            tls: None,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 mod discovery;
 pub mod ops;
 mod root_key;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ pub use root_key::RootKey;
 
 pub struct Application {
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     address: SocketAddr,
     router: axum::Router,
     engine: Engine,
@@ -142,6 +144,11 @@ impl Application {
             }
             None => None,
         };
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(tls::load(cert, key)?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -150,7 +157,7 @@ impl Application {
         let public_url = config
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{address}"));
+            .unwrap_or_else(|| format!("{scheme}://{address}"));
         let link_secret = cloudphone_core::ids::secret(48);
         let link_key = store
             .setting_or_init("object-link-key", &link_secret)
@@ -193,9 +200,15 @@ impl Application {
             host_id: config.engine.node_id.clone(),
             limits: config.limits.clone(),
             keys: Default::default(),
+            throttle: cloudphone_api::throttle::Throttle::new(
+                config.throttle_per_second,
+                config.throttle_burst,
+            ),
+            https: tls.is_some(),
         });
         Ok(Application {
             listener,
+            tls,
             address,
             router: ops::routes(store.clone())
                 .merge(cloudphone_console::routes(state.clone()))
@@ -211,6 +224,11 @@ impl Application {
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     pub fn port(&self) -> u16 {
@@ -231,10 +249,19 @@ impl Application {
             .discovery
             .map(|d| tokio::spawn(d.run(shutdown.clone())));
         let stop = shutdown.clone();
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-            .context("serving HTTP")?;
+        match self.tls {
+            None => axum::serve(self.listener, self.router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+                .context("serving HTTP")?,
+            Some(config) => {
+                let listener = tls::listen(self.listener, config, shutdown.clone())?;
+                axum::serve(listener, self.router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+                    .context("serving HTTPS")?
+            }
+        }
         shutdown.cancel();
         let _ = engine.await;
         let _ = sweeper.await;

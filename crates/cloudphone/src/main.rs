@@ -161,6 +161,27 @@ struct ServeArgs {
     /// milliseconds.
     #[arg(long, default_value_t = 2000)]
     watch_interval_ms: u64,
+    /// Calls a second each access key may make on this node; more are refused with
+    /// Throttling.User and x-acs-retry-after (0: no throttling).
+    #[arg(long, default_value_t = 1000)]
+    throttle_rps: u32,
+    /// How many calls a key may make at once after being idle (at least --throttle-rps).
+    #[arg(long, default_value_t = 2000)]
+    throttle_burst: u32,
+    /// The longest request URI (path and query), in bytes; longer ones get RequestURITooLong.
+    /// The HTTP stack itself refuses targets over 64 KiB (with a bare 414).
+    #[arg(long, default_value_t = 60 << 10)]
+    max_uri_bytes: usize,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+    /// How many instances (not DELETED) each account may have; more are refused with
+    /// QuotaExceeded.Instances (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    instance_quota: u64,
 }
 
 #[derive(Subcommand)]
@@ -305,6 +326,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.public_url = args.public_url;
     config.link_ttl = Duration::from_secs(args.link_ttl_secs.max(1));
     config.limits.max_upload_bytes = args.max_upload_bytes;
+    config.limits.max_uri_bytes = args.max_uri_bytes.max(1024);
+    config.limits.instance_quota = (args.instance_quota > 0).then_some(args.instance_quota);
+    config.throttle_per_second = args.throttle_rps;
+    config.tls = args.tls_cert.zip(args.tls_key);
+    config.throttle_burst = args.throttle_burst;
     config.engine.concurrency = args.concurrency.max(1);
     config.engine.lease = Duration::from_millis(args.lease_ms.max(100));
     config.engine.heartbeat = config.engine.lease / 3;
@@ -340,7 +366,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("  AccessKeyId:     {}", key.key_id);
         println!("  AccessKeySecret: {}", key.secret);
     }
-    println!("cloudphone listening on http://{}", app.address());
+    println!(
+        "cloudphone listening on {}://{}",
+        app.scheme(),
+        app.address()
+    );
     app.run_until_stopped(shutdown).await
 }
 

@@ -114,8 +114,9 @@ pub async fn submit(
     };
     let expires = now_ms() / 1000 + LIFETIME_SECS;
     let cookie = format!(
-        "{COOKIE}={}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={LIFETIME_SECS}",
-        session::issue(&key.key_id, &key.secret, expires)
+        "{COOKIE}={}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={LIFETIME_SECS}{}",
+        session::issue(&key.key_id, &key.secret, expires),
+        if state.https { "; Secure" } else { "" }
     );
     info!(account = %key.account_id, "console login");
     (

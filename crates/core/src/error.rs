@@ -34,6 +34,19 @@ pub enum ApiError {
     RequestTooLarge(usize),
     #[error("The request has more than {0} parameters.")]
     TooManyParameters(usize),
+    #[error("The request URI is longer than {0} bytes.")]
+    UriTooLong(usize),
+    #[error("Request was denied due to user flow control: retry after {retry_after_ms} ms.")]
+    Throttled { retry_after_ms: u64 },
+    #[error(
+        "The account may have at most {limit} {what}: it has {used} and asked for {asked} more."
+    )]
+    QuotaExceeded {
+        what: String,
+        limit: u64,
+        used: u64,
+        asked: u64,
+    },
     #[error("An internal error occurred. Please try again later.")]
     Internal,
     #[error(
@@ -78,8 +91,19 @@ impl ApiError {
             ApiError::InvalidVersion(_) => "InvalidVersion".into(),
             ApiError::RequestTooLarge(_) => "RequestEntityTooLarge".into(),
             ApiError::TooManyParameters(_) => "InvalidParameter.TooMany".into(),
+            ApiError::UriTooLong(_) => "RequestURITooLong".into(),
+            ApiError::Throttled { .. } => "Throttling.User".into(),
+            ApiError::QuotaExceeded { what, .. } => format!("QuotaExceeded.{}", capitalized(what)),
             ApiError::Internal => "InternalError".into(),
             ApiError::Unavailable => "ServiceUnavailable".into(),
+        }
+    }
+
+    /// How long a throttled caller should wait, for the `x-acs-retry-after` header.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            ApiError::Throttled { retry_after_ms } => Some(*retry_after_ms),
+            _ => None,
         }
     }
 
@@ -92,10 +116,19 @@ impl ApiError {
             ApiError::IncorrectStatus { .. } => 409,
             ApiError::SignatureDoesNotMatch => 403,
             ApiError::RequestTooLarge(_) => 413,
+            ApiError::UriTooLong(_) => 414,
             ApiError::Internal => 500,
             ApiError::Unavailable => 503,
             _ => 400,
         }
+    }
+}
+
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

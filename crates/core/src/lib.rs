@@ -5,6 +5,8 @@
 pub mod error;
 pub mod ids;
 pub mod instance;
+#[cfg(test)]
+mod props;
 pub mod resources;
 pub mod task;
 pub mod task_error;

@@ -120,7 +120,7 @@ async fn fleet_and_batches(
         })
         .collect();
     store
-        .create_groups(&[group], &instances, &[])
+        .create_groups(&[group], &instances, &[], None)
         .await
         .unwrap();
     let task = |level, instance: Option<&Instance>, start_ms| NewTask {

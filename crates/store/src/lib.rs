@@ -40,6 +40,10 @@ pub enum StoreError {
     /// A failure shared by several operations (a group commit that failed), as text.
     #[error("{message}")]
     Shared { message: String, unavailable: bool },
+    /// Creating the instances would take the account past its quota; `used` is how many it
+    /// has (not DELETED).
+    #[error("the account's instance quota is used: {used} instances")]
+    QuotaExceeded { used: u64 },
 }
 
 impl StoreError {
@@ -126,12 +130,15 @@ pub trait Store: Send + Sync + 'static {
     // ---- groups and instances ----
 
     /// Creates groups, their instances and the internal tasks that provision them, in one
-    /// transaction.
+    /// transaction. With `instance_quota`, fails with [`StoreError::QuotaExceeded`] (creating
+    /// nothing) when the account of `instances` would then have more than that many instances
+    /// not DELETED; concurrent calls for one account are serialized, so two cannot both pass.
     async fn create_groups(
         &self,
         groups: &[Group],
         instances: &[Instance],
         tasks: &[NewTask],
+        instance_quota: Option<u64>,
     ) -> Result<()>;
     /// Groups of an account, with their instances summed up; keyset-paginated.
     async fn list_groups(&self, filter: &GroupFilter, page: &Page)

@@ -194,8 +194,9 @@ impl Store for PgStore {
         groups: &[Group],
         instances: &[Instance],
         tasks: &[NewTask],
+        instance_quota: Option<u64>,
     ) -> Result<()> {
-        fleet::create_groups(self, groups, instances, tasks).await
+        fleet::create_groups(self, groups, instances, tasks, instance_quota).await
     }
 
     async fn list_groups(

@@ -233,10 +233,11 @@ impl Store for SqliteStore {
         groups: &[Group],
         instances: &[Instance],
         tasks: &[NewTask],
+        instance_quota: Option<u64>,
     ) -> Result<()> {
         on_writer!(
             self,
-            |c| fleet::create_groups(c, groups, instances, tasks),
+            |c| fleet::create_groups(c, groups, instances, tasks, instance_quota),
             groups,
             instances,
             tasks

@@ -84,7 +84,7 @@ async fn fleet(store: &dyn Store, account: &str, gid: &str, phones: &[(&str, Ins
         })
         .collect();
     store
-        .create_groups(&[group(gid, account, gid, 0)], &instances, &[])
+        .create_groups(&[group(gid, account, gid, 0)], &instances, &[], None)
         .await
         .unwrap();
 }
@@ -439,6 +439,7 @@ async fn check_groups_and_instances(store: &dyn Store) {
             &[g1.clone(), g2.clone(), g3.clone(), gb],
             &instances,
             &[create],
+            None,
         )
         .await
         .unwrap();
@@ -772,7 +773,7 @@ async fn check_internal_task_lifecycle(store: &dyn Store) {
         internal("t-d", A, TaskType::DeleteInstance, "acp-old", 1),
     ];
     store
-        .create_groups(&[group("ag-1", A, "g", 1)], &instances, &tasks)
+        .create_groups(&[group("ag-1", A, "g", 1)], &instances, &tasks, None)
         .await
         .unwrap();
     let claims = store.claim("w", 100, LEASE, 10).await.unwrap();
@@ -965,6 +966,7 @@ async fn check_describe_filters(store: &dyn Store) {
             &[group("ag-y", A, "y", 0)],
             &[instance("i4", A, "ag-y", "alpha-4", S::Creating, 0)],
             &[internal("t-int", A, TaskType::CreateInstance, "i4", 500)],
+            None,
         )
         .await
         .unwrap();
@@ -1894,6 +1896,84 @@ async fn check_task_counts(store: &dyn Store) {
         .map(|(t, l, s, n)| (t.to_string(), *l, s.to_string(), *n))
         .collect();
     assert_eq!(counts, expected);
+}
+
+/// An instance quota: a creation that would pass it creates nothing and says how many the
+/// account has; DELETED instances and other accounts do not count; concurrent creations cannot
+/// both take the last place.
+async fn check_instance_quota(store: &dyn Store) {
+    let phones = |gid: &str, account: &str, n: usize, status: S| -> Vec<Instance> {
+        (0..n)
+            .map(|i| {
+                instance(
+                    &format!("{gid}-{i}"),
+                    account,
+                    gid,
+                    &format!("q-{i}"),
+                    status,
+                    0,
+                )
+            })
+            .collect()
+    };
+    store
+        .create_groups(
+            &[group("ag-q1", A, "q", 0)],
+            &phones("ag-q1", A, 2, S::Running),
+            &[],
+            Some(3),
+        )
+        .await
+        .unwrap();
+    store
+        .create_groups(
+            &[group("ag-qd", A, "q", 0)],
+            &phones("ag-qd", A, 5, S::Deleted),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    match store
+        .create_groups(
+            &[group("ag-q2", A, "q", 0)],
+            &phones("ag-q2", A, 2, S::Creating),
+            &[],
+            Some(3),
+        )
+        .await
+    {
+        Err(cloudphone_store::StoreError::QuotaExceeded { used }) => assert_eq!(used, 2),
+        other => panic!("expected QuotaExceeded, got {other:?}"),
+    }
+    let refused = ["ag-q2-0".to_string(), "ag-q2-1".to_string()];
+    assert!(
+        store.instances_by_id(A, &refused).await.unwrap().is_empty(),
+        "a refused creation wrote its instances"
+    );
+    store
+        .create_groups(
+            &[group("ag-qb", B, "q", 0)],
+            &phones("ag-qb", B, 3, S::Running),
+            &[],
+            Some(3),
+        )
+        .await
+        .unwrap();
+    let one = |n: usize| {
+        let gid = format!("ag-qr{n}");
+        (group(&gid, A, "q", 0), phones(&gid, A, 1, S::Creating))
+    };
+    let (g1, i1) = one(1);
+    let (g2, i2) = one(2);
+    let (g3, i3) = one(3);
+    let (r1, r2, r3) = tokio::join!(
+        store.create_groups(std::slice::from_ref(&g1), &i1, &[], Some(3)),
+        store.create_groups(std::slice::from_ref(&g2), &i2, &[], Some(3)),
+        store.create_groups(std::slice::from_ref(&g3), &i3, &[], Some(3)),
+    );
+    let made = [r1, r2, r3].into_iter().filter(Result::is_ok).count();
+    assert_eq!(made, 1, "three racing creations for the last place");
 }
 
 /// Devices found by discovery: the group once, each instance once; one stored before (also a
@@ -3132,6 +3212,7 @@ mod sqlite {
         check_watcher_marks,
         check_task_counts,
         check_adopted_instances,
+        check_instance_quota,
         check_complete_many,
         check_broad_totals_follow_transitions,
         check_sweep,
@@ -3303,6 +3384,7 @@ mod postgres {
         check_watcher_marks,
         check_task_counts,
         check_adopted_instances,
+        check_instance_quota,
         check_complete_many,
         check_broad_totals_follow_transitions,
         check_sweep,

@@ -3,7 +3,7 @@
 
 use cloudphone_core::resources::{Group, Instance, spec};
 use cloudphone_core::{ApiError, InstanceStatus, Level, TaskType, ids};
-use cloudphone_store::NewTask;
+use cloudphone_store::{NewTask, StoreError};
 use serde_json::{Value, json};
 
 use super::common::internal;
@@ -178,11 +178,21 @@ impl CreateAndroidInstanceGroup {
             infos.push(json!({ "InstanceGroupId": group.id, "InstanceIds": members }));
             groups.push(group);
         }
+        let asked = instances.len() as u64;
+        let quota = ctx.state.limits.instance_quota;
         ctx.state
             .store
-            .create_groups(&groups, &instances, &tasks)
+            .create_groups(&groups, &instances, &tasks, quota)
             .await
-            .map_err(internal)?;
+            .map_err(|e| match (e, quota) {
+                (StoreError::QuotaExceeded { used }, Some(limit)) => ApiError::QuotaExceeded {
+                    what: "instances".into(),
+                    limit,
+                    used,
+                    asked,
+                },
+                (e, _) => internal(e),
+            })?;
         ctx.state.wake.notify_one();
         Ok(json!({
             "InstanceGroupIds": groups.iter().map(|g| g.id.clone()).collect::<Vec<_>>(),

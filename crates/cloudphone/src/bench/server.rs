@@ -41,6 +41,9 @@ impl Server {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(&spec.data_dir)
+            // The benchmark measures the server's limits, not the throttle's.
+            .arg("--throttle-rps")
+            .arg("0")
             .env("CLOUDPHONE_ACCESS_KEY_ID", &spec.creds.key_id)
             .env("CLOUDPHONE_ACCESS_KEY_SECRET", &spec.creds.secret)
             .env_remove("CLOUDPHONE_DATABASE_URL")

@@ -20,8 +20,27 @@ pub(super) async fn create_groups(
     groups: &[Group],
     instances: &[Instance],
     new_tasks: &[NewTask],
+    instance_quota: Option<u64>,
 ) -> Result<()> {
     let mut tx = s.pool.begin().await?;
+    if let (Some(quota), Some(first)) = (instance_quota, instances.first()) {
+        // Creations for one account queue on this lock until the holder commits, so the count
+        // below is not overtaken by another node's insert.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+            .bind(&first.account_id)
+            .execute(&mut *tx)
+            .await?;
+        let used: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM instances WHERE account_id = $1 AND status != $2",
+        )
+        .bind(&first.account_id)
+        .bind(DELETED)
+        .fetch_one(&mut *tx)
+        .await?;
+        if used as u64 + instances.len() as u64 > quota {
+            return Err(crate::StoreError::QuotaExceeded { used: used as u64 });
+        }
+    }
     for g in groups {
         insert_group(&mut tx, g).await?;
     }

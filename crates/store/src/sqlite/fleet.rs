@@ -19,7 +19,20 @@ pub(super) fn create_groups(
     groups: &[Group],
     instances: &[Instance],
     new_tasks: &[NewTask],
+    instance_quota: Option<u64>,
 ) -> Result<()> {
+    // One writer runs every write, so the count and the inserts cannot interleave with another
+    // creation.
+    if let (Some(quota), Some(first)) = (instance_quota, instances.first()) {
+        let used: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM instances WHERE account_id = ? AND status != ?",
+            rusqlite::params![first.account_id, DELETED],
+            |r| r.get(0),
+        )?;
+        if used as u64 + instances.len() as u64 > quota {
+            return Err(crate::StoreError::QuotaExceeded { used: used as u64 });
+        }
+    }
     for g in groups {
         sql(
             "INSERT INTO instance_groups (id, account_id, name, region_id, image_id, spec, \
@@ -317,7 +330,7 @@ pub(super) fn adopt_instances(
     )
     .row(conn, |r| Ok(r.get::<_, bool>(0)?))?;
     match deleting {
-        None => create_groups(conn, std::slice::from_ref(group), &[], &[])?,
+        None => create_groups(conn, std::slice::from_ref(group), &[], &[], None)?,
         // A group being deleted takes no new members.
         Some(true) => return Ok(0),
         Some(false) => {}

@@ -71,6 +71,13 @@ pub(crate) async fn run(phone: &PhoneDir, script: &str, cap: usize) -> io::Resul
     })
 }
 
+/// Whether `src` parses as a script (fuzz/fuzz_targets/sim_shell.rs drives the parser through
+/// this; the interpreter touches the phone's files, so it is not fuzzed).
+#[doc(hidden)]
+pub fn fuzz_parse(src: &str) -> bool {
+    parse(src).is_ok()
+}
+
 /// Output with a cap; what goes past it is dropped and remembered as truncation.
 struct Output {
     buf: Vec<u8>,
