@@ -218,3 +218,22 @@ def test_completions_and_help_examples(server):
     # A reader that goes away ends the client quietly, not in a panic.
     p = subprocess.run(f"'{BINARY}' completions bash | head -1", shell=True, capture_output=True, text=True)
     assert "panicked" not in p.stderr
+
+
+def test_watch_follows_several_batches_and_fails_if_any_failed(client, server):
+    _, ids = create_group(client, 3, name="cliwatch2")
+    ok = client.reboot_android_instances_in_group(
+        models.RebootAndroidInstancesInGroupRequest(android_instance_ids=ids[:2])).body
+    inject_fault(client, ids[2], "RebootInstance", error_code="OperationFailed", error_msg="no boot")
+    try:
+        bad = client.reboot_android_instances_in_group(
+            models.RebootAndroidInstancesInGroupRequest(android_instance_ids=ids[2:])).body
+        w = cli(server, "tasks", "watch", ok.request_id, bad.tasks.parent_task_id, "--interval-ms", "100")
+    finally:
+        clear_faults(client)
+    assert w.returncode == 1, (w.stdout, w.stderr)
+    assert f"{ok.tasks.parent_task_id} Finished 2/2 ok" in w.stdout
+    assert f"{bad.tasks.parent_task_id} Failed 0/1 ok, 1 failed" in w.stdout
+    assert f"failed: {ids[2]} OperationFailed: no boot" in w.stderr
+    both_ok = cli(server, "tasks", "watch", ok.request_id, ok.tasks.parent_task_id, "--interval-ms", "100")
+    assert both_ok.returncode == 0

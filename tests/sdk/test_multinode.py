@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 import requests
 from alibabacloud_eds_aic20230930 import models
-from alibabacloud_tea_openapi.exceptions import ServerException
+from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 
-from conftest import ADMIN_URL, ROOT, Server, describe_instances, fresh_database, tasks_of, wait_for
+from conftest import ADMIN_URL, BINARY, ROOT, Server, describe_instances, fresh_database, tasks_of, wait_for
 
 PHONES = 1000
 LEASE_MS = 3000
@@ -283,3 +283,26 @@ def succeeds(client):
         return True
     except ServerException:
         return False
+
+
+def test_a_disabled_key_is_refused_on_every_node(workdir):
+    database = fresh_database()
+    a = Server(workdir / "admin-nodes", database=database).start()
+    b = Server(workdir / "admin-nodes", database=database).start()
+    try:
+        made = subprocess.run([str(BINARY), "admin", "keys", "create", "--account", "acct-nodes",
+                               "--database-url", database], capture_output=True, text=True, check=True)
+        key = json.loads(made.stdout)
+        key = (key["AccessKeyId"], key["AccessKeySecret"])
+        ca, cb = a.client(key=key), b.client(key=key)
+        for c in (ca, cb):  # each node now holds the key in its cache
+            c.describe_regions(models.DescribeRegionsRequest())
+        subprocess.run([str(BINARY), "admin", "keys", "disable", key[0], "--database-url", database],
+                       capture_output=True, check=True)
+        for c in (ca, cb):
+            with pytest.raises(ClientException) as e:
+                c.describe_regions(models.DescribeRegionsRequest())
+            assert e.value.code == "InvalidAccessKeyId.NotFound"
+    finally:
+        a.stop()
+        b.stop()

@@ -20,6 +20,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::response::Response;
 use axum::routing::get;
 use base64::Engine as _;
+use cloudphone_core::resources::AccessKey;
 use cloudphone_core::time::now_ms;
 use cloudphone_core::{ApiError, ids};
 use cloudphone_objects::{
@@ -136,7 +137,7 @@ async fn serve_download(state: &AppState, request: Request) -> Result<Response, 
             body.to_vec(),
             state.limits.max_params,
         )?;
-        let caller = authenticate(state, &raw, &path, false).await?;
+        let caller = authenticate(state, &raw, &path, false).await?.account_id;
         require_action(&raw, GET_OBJECT)?;
         state
             .objects
@@ -203,13 +204,18 @@ fn object_response(info: &ObjectInfo, stream: ByteStream) -> Response {
 async fn upload(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let request_id = ids::request_id();
     let started = Instant::now();
-    let result = receive_upload(&state, request)
+    let result = receive_upload(&state, &request_id, request)
         .await
         .map(|body| reply::success(&request_id, body));
     finish(&state, &request_id, started, "upload", result)
 }
 
-async fn receive_upload(state: &AppState, request: Request) -> Result<Value, ApiError> {
+/// An upload is a mutating call: once its caller is known, it is audited like the API's.
+async fn receive_upload(
+    state: &AppState,
+    request_id: &str,
+    request: Request,
+) -> Result<Value, ApiError> {
     let (parts, body) = request.into_parts();
     let path = object_path(parts.uri.path())?;
     let raw = RawRequest::from_parts(
@@ -219,8 +225,41 @@ async fn receive_upload(state: &AppState, request: Request) -> Result<Value, Api
         Vec::new(),
         state.limits.max_params,
     )?;
-    let caller = authenticate(state, &raw, &path, true).await?;
-    require_action(&raw, PUT_OBJECT)?;
+    let key = authenticate(state, &raw, &path, true).await?;
+    let source = parts
+        .extensions
+        .get::<crate::server::PeerAddr>()
+        .map_or_else(String::new, |p| p.0.to_string());
+    let stored = store_upload(state, &raw, &path, &key.account_id, body).await;
+    let outcome = match &stored {
+        Ok(_) => "Success".to_string(),
+        Err(e) => e.code(),
+    };
+    let entry = crate::audit::entry(
+        &key,
+        PUT_OBJECT,
+        vec![path.to_string()],
+        Vec::new(),
+        request_id,
+        &source,
+        outcome,
+        now_ms(),
+    );
+    if let Err(e) = state.store.append_audit(&[entry]).await {
+        warn!(error = %e, "the audit entry of an upload could not be written");
+    }
+    stored
+}
+
+async fn store_upload(
+    state: &AppState,
+    raw: &RawRequest,
+    path: &OssPath,
+    caller: &str,
+    body: axum::body::Body,
+) -> Result<Value, ApiError> {
+    let caller = caller.to_string();
+    require_action(raw, PUT_OBJECT)?;
     let claimed = raw
         .header("x-acs-content-sha256")
         .unwrap_or_default()
@@ -280,7 +319,7 @@ async fn receive_upload(state: &AppState, request: Request) -> Result<Value, Api
     }
     let info = state
         .objects
-        .put_file(&caller, &path, &staged_path)
+        .put_file(&caller, path, &staged_path)
         .await
         .map_err(object_error)?;
     // `staged_path` is removed when dropped, stored or not.
@@ -293,13 +332,13 @@ async fn receive_upload(state: &AppState, request: Request) -> Result<Value, Api
 
 // ---- shared ----
 
-/// The caller's account, from an ACS3 signature over the real path.
+/// The caller's key, from an ACS3 signature over the real path.
 async fn authenticate(
     state: &AppState,
     raw: &RawRequest,
     path: &OssPath,
     streamed_body: bool,
-) -> Result<String, ApiError> {
+) -> Result<AccessKey, ApiError> {
     let signed = signed_path(path);
     let target = Target {
         path: &signed,
@@ -307,7 +346,7 @@ async fn authenticate(
     };
     let key = authenticate_for(state.store.as_ref(), &state.keys, raw, target, now_ms()).await?;
     state.throttle.check(&key.key_id)?;
-    Ok(key.account_id)
+    Ok(key)
 }
 
 /// The signed `x-acs-action` must say what the request does.

@@ -3,6 +3,7 @@
 //! action ([`actions`]) and answered as JSON, errors included ([`reply`]).
 
 pub mod actions;
+pub mod audit;
 pub mod auth;
 pub mod files;
 pub mod params;

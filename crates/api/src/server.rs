@@ -2,6 +2,7 @@
 //! authenticated, routed on `x-acs-action`/`x-acs-version` (or `Action`/`Version`), and answered
 //! in JSON. Panics become `InternalError`, never a dropped connection.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,11 +17,17 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::actions::{self, Action};
+use crate::audit;
 use crate::auth::{self, Recorded, authenticate};
 use crate::params::Params;
 use crate::reply;
 use crate::request::RawRequest;
 use crate::state::{AppState, Ctx};
+
+/// The caller's address, put in a request's extensions by whoever accepted the connection
+/// (the binary, for plain TCP and TLS alike); the audit log records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
 
 /// The one API version this server speaks.
 pub const VERSION: &str = "2023-09-30";
@@ -43,8 +50,12 @@ async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Respons
     let request_id = ids::request_id();
     let started = Instant::now();
     let label = action_label(&request);
+    let source = request
+        .extensions()
+        .get::<PeerAddr>()
+        .map_or_else(String::new, |p| p.0.to_string());
     let span = info_span!("request", request_id = %request_id, action = tracing::field::Empty);
-    let result = answer(&state, &request_id, request)
+    let result = answer(&state, &request_id, &source, request)
         .instrument(span.clone())
         .await;
     let _enter = span.enter();
@@ -94,6 +105,7 @@ fn action_label(request: &Request) -> &'static str {
 async fn answer(
     state: &AppState,
     request_id: &str,
+    source: &str,
     request: Request,
 ) -> Result<(String, reply::Body), ApiError> {
     let (parts, body) = request.into_parts();
@@ -131,18 +143,18 @@ async fn answer(
     if reads_only {
         let (recorded, answer) = tokio::join!(
             auth::record(state.store.as_ref(), &state.keys, &call),
-            run(state, request_id, &raw, call.key.clone(), now)
+            run(state, request_id, source, &raw, call.key.clone(), now)
         );
         match recorded? {
             Recorded::Yes => answer,
             Recorded::Stale => {
                 let caller = authenticate(state.store.as_ref(), &state.keys, &raw, now).await?;
-                run(state, request_id, &raw, caller, now).await
+                run(state, request_id, source, &raw, caller, now).await
             }
         }
     } else {
         let caller = auth::confirm(state.store.as_ref(), &state.keys, call, &raw, now).await?;
-        run(state, request_id, &raw, caller, now).await
+        run(state, request_id, source, &raw, caller, now).await
     }
 }
 
@@ -150,6 +162,7 @@ async fn answer(
 async fn run(
     state: &AppState,
     request_id: &str,
+    source: &str,
     raw: &RawRequest,
     caller: AccessKey,
     now: i64,
@@ -169,15 +182,41 @@ async fn run(
             format!("This server runs region {}.", state.region),
         ));
     }
-    let parsed = Action::parse(&action, &params)?;
-    let ctx = Ctx {
-        state,
-        caller,
-        request_id: request_id.to_string(),
-        now_ms: now,
+    let audited = (!actions::reads_only(&action)).then(|| caller.clone());
+    let answered = match Action::parse(&action, &params) {
+        Ok(parsed) => {
+            let ctx = Ctx {
+                state,
+                caller,
+                request_id: request_id.to_string(),
+                now_ms: now,
+            };
+            parsed.apply(&ctx).await
+        }
+        Err(e) => Err(e),
     };
-    let body = parsed.apply(&ctx).await?;
-    Ok((action, body))
+    if let Some(caller) = audited {
+        let (made, outcome) = match &answered {
+            Ok(reply::Body::Value(v)) => (audit::made_ids(v), "Success".to_string()),
+            Ok(reply::Body::Complete(_)) => (Vec::new(), "Success".to_string()),
+            Err(e) => (Vec::new(), e.code()),
+        };
+        let entry = audit::entry(
+            &caller,
+            &action,
+            audit::named_ids(&params),
+            made,
+            request_id,
+            source,
+            outcome,
+            now,
+        );
+        if let Err(e) = state.store.append_audit(&[entry]).await {
+            // The call is done either way; the operator sees the gap in the log.
+            warn!(error = %e, %action, "the audit entry could not be written");
+        }
+    }
+    Ok((action, answered?))
 }
 
 /// Carries out `action` with `params` as `caller`, as a signed call would be after its

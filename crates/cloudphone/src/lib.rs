@@ -63,10 +63,33 @@ pub async fn open_store(
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let path: PathBuf = data_dir.join("cloudphone.db");
+    // The database holds every access key's secret: nobody else may read it. SQLite gives its
+    // journal files the database's own mode, so these two files settle it for all of them.
+    for file in [path.clone(), data_dir.join("cloudphone.nonces.db")] {
+        create_owner_only(&file)?;
+    }
     let store = SqliteStore::open(&path)
         .await
         .with_context(|| format!("opening {}", path.display()))?;
     Ok(Arc::new(store))
+}
+
+/// Creates `path` empty and owner-only (0600) if it does not exist, and takes group and other
+/// permissions off it if it does.
+fn create_owner_only(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))
+            .with_context(|| format!("making {} owner-only", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The URL without its password, for messages.
@@ -249,14 +272,19 @@ impl Application {
             .discovery
             .map(|d| tokio::spawn(d.run(shutdown.clone())));
         let stop = shutdown.clone();
+        // The caller's address reaches the handlers, for the audit log.
+        let app = self
+            .router
+            .layer(axum::middleware::map_request(tls::with_peer))
+            .into_make_service_with_connect_info::<tls::Peer>();
         match self.tls {
-            None => axum::serve(self.listener, self.router)
+            None => axum::serve(self.listener, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
                 .context("serving HTTP")?,
             Some(config) => {
                 let listener = tls::listen(self.listener, config, shutdown.clone())?;
-                axum::serve(listener, self.router)
+                axum::serve(listener, app)
                     .with_graceful_shutdown(async move { stop.cancelled().await })
                     .await
                     .context("serving HTTPS")?

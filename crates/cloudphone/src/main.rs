@@ -3,6 +3,7 @@
 //! `cp`) call a server as the SDK does; `configure` writes their profile; `completions` prints a
 //! shell's completion script; `bench` runs the benchmark.
 
+mod admin;
 mod bench;
 mod cli;
 mod cp;
@@ -13,7 +14,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use cloudphone::{Application, Config};
-use cloudphone_core::resources::AccessKey;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +38,9 @@ enum Command {
     /// Manage access keys in a data dir.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Accounts, access keys and the audit log, on the server's store (a data dir, or
+    /// --database-url).
+    Admin(admin::AdminArgs),
     /// Copy a file to or from a server's object store: `cp LOCAL oss://bucket/key` or
     /// `cp oss://bucket/key LOCAL` (http:// endpoints only: no TLS in this build).
     Cp(cp::CpArgs),
@@ -273,6 +276,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Apps(command) => exit_with(cli::apps::run(command).await),
         Command::Screenshot(args) => exit_with(cli::screenshot::run(args).await),
         Command::Configure(args) => exit_with(configure(args)),
+        Command::Admin(args) => exit_with(admin::run(args).await),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -390,25 +394,5 @@ async fn create_key(
     user: Option<String>,
 ) -> anyhow::Result<()> {
     let store = cloudphone::open_store(&data_dir, database_url.as_deref()).await?;
-    store.ensure_account(&account, &account).await?;
-    let key = AccessKey {
-        key_id: format!("LTAI{}", cloudphone_core::ids::secret(20)),
-        secret: cloudphone_core::ids::secret(30),
-        account_id: account.clone(),
-        user_name: user.unwrap_or_else(|| account.clone()),
-    };
-    store
-        .put_access_key(&key)
-        .await
-        .context("storing the key")?;
-    println!(
-        "{}",
-        serde_json::json!({
-            "AccessKeyId": key.key_id,
-            "AccessKeySecret": key.secret,
-            "Account": key.account_id,
-            "UserName": key.user_name,
-        })
-    );
-    Ok(())
+    admin::create_key(store.as_ref(), &account, user).await
 }

@@ -1,4 +1,5 @@
-//! HTTPS for `serve --tls-cert --tls-key`: rustls (with the `ring` provider, no aws-lc build)
+//! The listeners of `serve` and the caller's address they hand on ([`Peer`]); HTTPS for
+//! `serve --tls-cert --tls-key`: rustls (with the `ring` provider, no aws-lc build)
 //! in front of the same router. Handshakes run in tasks of their own, at most
 //! [`MAX_HANDSHAKES`] at once and each within [`HANDSHAKE_TIMEOUT`], so that a slow or silent
 //! client holds up neither the accept loop nor anyone else's connection.
@@ -10,6 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Request};
+use axum::serve::IncomingStream;
+use cloudphone_api::server::PeerAddr;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -96,6 +101,28 @@ pub fn listen(
         }
     });
     Ok(TlsListener { ready, local })
+}
+
+/// The address a connection came from, over TCP or TLS.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+/// Hands the connection's address to the API, which knows nothing of listeners.
+pub async fn with_peer(ConnectInfo(peer): ConnectInfo<Peer>, mut request: Request) -> Request {
+    request.extensions_mut().insert(PeerAddr(peer.0));
+    request
 }
 
 impl axum::serve::Listener for TlsListener {

@@ -99,15 +99,88 @@ impl From<rusqlite::types::FromSqlError> for StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// An account as the admin sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub id: String,
+    pub name: String,
+    pub disabled: bool,
+    pub created_ms: i64,
+    pub keys: u64,
+    pub instances: u64,
+}
+
+/// An access key as the admin sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub key: AccessKey,
+    pub disabled: bool,
+    pub account_disabled: bool,
+    pub created_ms: i64,
+}
+
+/// What [`Store::delete_account`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountDeletion {
+    Deleted,
+    NotFound,
+    /// Nothing deleted: the account still has this many instances not DELETED.
+    HasInstances(u64),
+}
+
+/// One mutating call, as the audit log keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Assigned by the store, increasing; 0 in an entry to append.
+    pub id: i64,
+    pub at_ms: i64,
+    pub account_id: String,
+    pub user_name: String,
+    pub key_id: String,
+    pub action: String,
+    pub resource_ids: Vec<String>,
+    pub request_id: String,
+    /// The caller's address.
+    pub source: String,
+    /// `Success`, or the error Code of the answer.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub account_id: Option<String>,
+    pub action: Option<String>,
+    pub after_id: i64,
+    pub limit: usize,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // ---- accounts and keys ----
 
     /// Creates the account if it does not exist yet (idempotent).
     async fn ensure_account(&self, account_id: &str, name: &str) -> Result<()>;
-    /// Inserts or replaces an access key.
+    /// Inserts or replaces an access key (enabled).
     async fn put_access_key(&self, key: &AccessKey) -> Result<()>;
+    /// The key `key_id` if it may act: enabled, of an enabled account. A disabled key is as
+    /// absent as an unknown one.
     async fn access_key(&self, key_id: &str) -> Result<Option<AccessKey>>;
+    /// Every account, in id order, with its counts of keys and of instances not DELETED.
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>>;
+    /// Disables or enables an account (all its keys with it); false when there is none.
+    async fn set_account_disabled(&self, account_id: &str, disabled: bool) -> Result<bool>;
+    /// Deletes an account and its keys, unless it still has instances not DELETED.
+    async fn delete_account(&self, account_id: &str) -> Result<AccountDeletion>;
+    /// Access keys (secrets included), of one account or all, in key id order.
+    async fn list_access_keys(&self, account_id: Option<&str>) -> Result<Vec<KeyRecord>>;
+    /// Disables or enables a key; false when there is none.
+    async fn set_access_key_disabled(&self, key_id: &str, disabled: bool) -> Result<bool>;
+    /// Deletes a key; false when there is none.
+    async fn delete_access_key(&self, key_id: &str) -> Result<bool>;
+    /// Appends entries to the audit log.
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()>;
+    /// Audit entries in the order they were written, after `filter.after_id`.
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
     /// Records a signature nonce for `key`, provided `key` is still stored exactly as given
     /// (same secret, account and user): the caller may have checked the signature against a
     /// copy it kept, and this is where a key deleted or changed since is seen, in the same

@@ -36,8 +36,9 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 
 use crate::{
-    AppFilter, Claim, GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch, NewTask,
-    Nonce, Outcome, Page, Result, Store, Swept, TaskCount, TaskFilter,
+    AccountDeletion, AccountRecord, AppFilter, AuditEntry, AuditFilter, Claim, GroupFilter,
+    InstanceChange, InstanceFilter, KeyRecord, Listing, NewBatch, NewTask, Nonce, Outcome, Page,
+    Result, Store, Swept, TaskCount, TaskFilter,
 };
 
 /// Connections per node. One is held by the work-signal listener.
@@ -118,6 +119,38 @@ impl Store for PgStore {
 
     async fn access_key(&self, key_id: &str) -> Result<Option<AccessKey>> {
         accounts::access_key(self, key_id).await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>> {
+        accounts::list_accounts(self).await
+    }
+
+    async fn set_account_disabled(&self, account_id: &str, disabled: bool) -> Result<bool> {
+        accounts::set_account_disabled(self, account_id, disabled).await
+    }
+
+    async fn delete_account(&self, account_id: &str) -> Result<AccountDeletion> {
+        accounts::delete_account(self, account_id).await
+    }
+
+    async fn list_access_keys(&self, account_id: Option<&str>) -> Result<Vec<KeyRecord>> {
+        accounts::list_access_keys(self, account_id).await
+    }
+
+    async fn set_access_key_disabled(&self, key_id: &str, disabled: bool) -> Result<bool> {
+        accounts::set_access_key_disabled(self, key_id, disabled).await
+    }
+
+    async fn delete_access_key(&self, key_id: &str) -> Result<bool> {
+        accounts::delete_access_key(self, key_id).await
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
+        accounts::append_audit(self, entries).await
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        accounts::audit(self, filter).await
     }
 
     async fn remember_nonce(&self, key: &AccessKey, nonce: &str, expires_ms: i64) -> Result<Nonce> {

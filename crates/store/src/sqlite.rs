@@ -33,9 +33,9 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::{
-    AppFilter, BackupFilter, Claim, Completion, GroupFilter, InstanceChange, InstanceFilter,
-    Listing, NewBatch, NewTask, Nonce, Outcome, Page, Rendered, Result, Store, Swept, TaskCount,
-    TaskFilter, TaskRender,
+    AccountDeletion, AccountRecord, AppFilter, AuditEntry, AuditFilter, BackupFilter, Claim,
+    Completion, GroupFilter, InstanceChange, InstanceFilter, KeyRecord, Listing, NewBatch, NewTask,
+    Nonce, Outcome, Page, Rendered, Result, Store, Swept, TaskCount, TaskFilter, TaskRender,
 };
 
 /// How long a connection waits for another process's write lock before failing.
@@ -118,6 +118,56 @@ impl Store for SqliteStore {
 
     async fn access_key(&self, key_id: &str) -> Result<Option<AccessKey>> {
         on_reader!(self, |c| accounts::access_key(c, key_id), key_id)
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>> {
+        self.db.read(accounts::list_accounts).await
+    }
+
+    async fn set_account_disabled(&self, account_id: &str, disabled: bool) -> Result<bool> {
+        on_writer!(
+            self,
+            |c| accounts::set_account_disabled(c, account_id, disabled),
+            account_id
+        )
+    }
+
+    async fn delete_account(&self, account_id: &str) -> Result<AccountDeletion> {
+        on_writer!(
+            self,
+            |c| accounts::delete_account(c, account_id),
+            account_id
+        )
+    }
+
+    async fn list_access_keys(&self, account_id: Option<&str>) -> Result<Vec<KeyRecord>> {
+        let account_id = account_id.map(str::to_owned);
+        self.db
+            .read(move |c| accounts::list_access_keys(c, account_id.as_deref()))
+            .await
+    }
+
+    async fn set_access_key_disabled(&self, key_id: &str, disabled: bool) -> Result<bool> {
+        on_writer!(
+            self,
+            |c| accounts::set_access_key_disabled(c, key_id, disabled),
+            key_id
+        )
+    }
+
+    async fn delete_access_key(&self, key_id: &str) -> Result<bool> {
+        on_writer!(self, |c| accounts::delete_access_key(c, key_id), key_id)
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
+        let entries = entries.to_vec();
+        self.db
+            .write(move |c| accounts::append_audit(c, &entries))
+            .await
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        on_reader!(self, |c| accounts::audit(c, filter), filter)
     }
 
     async fn remember_nonce(&self, key: &AccessKey, nonce: &str, expires_ms: i64) -> Result<Nonce> {

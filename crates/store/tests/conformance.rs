@@ -16,9 +16,9 @@ use std::time::Duration;
 use cloudphone_core::resources::{AccessKey, App, Backup, Group, Instance, Task};
 use cloudphone_core::{BatchCounts, InstanceStatus, Level, TaskErrorCode, TaskStatus, TaskType};
 use cloudphone_store::{
-    AppFilter, BackupFilter, Claim, Completion, Cursor, GroupFilter, InstanceChange,
-    InstanceFilter, Listing, NewBatch, NewTask, Nonce, Outcome, Page, Phone, Store, Swept,
-    TaskFilter,
+    AccountDeletion, AppFilter, AuditEntry, AuditFilter, BackupFilter, Claim, Completion, Cursor,
+    GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch, NewTask, Nonce, Outcome, Page,
+    Phone, Store, Swept, TaskFilter,
 };
 
 use InstanceStatus as S;
@@ -277,6 +277,169 @@ async fn check_accounts_and_keys(store: &dyn Store) {
     key.user_name = "alice2".into();
     store.put_access_key(&key).await.unwrap();
     assert_eq!(store.access_key("LTAI-1").await.unwrap(), Some(key));
+}
+
+/// The admin's view: accounts and keys listed, disabled (a disabled key, and every key of a
+/// disabled account, authenticates nothing, its nonces included), enabled again, deleted; an
+/// account with instances is not deleted. The audit log keeps entries in order, filtered.
+async fn check_admin_accounts_keys_and_audit(store: &dyn Store) {
+    store.ensure_account(A, "Alice").await.unwrap();
+    store.ensure_account(B, "Bob").await.unwrap();
+    let key = |id: &str, account: &str| AccessKey {
+        key_id: id.into(),
+        secret: format!("secret-{id}"),
+        account_id: account.into(),
+        user_name: format!("user-{id}"),
+    };
+    let (a1, a2, b1) = (key("LTAI-a1", A), key("LTAI-a2", A), key("LTAI-b1", B));
+    for k in [&a1, &a2, &b1] {
+        store.put_access_key(k).await.unwrap();
+    }
+    let accounts = store.list_accounts().await.unwrap();
+    let a = accounts.iter().find(|r| r.id == A).unwrap();
+    assert_eq!(
+        (a.name.as_str(), a.disabled, a.keys, a.instances),
+        ("Alice", false, 2, 0)
+    );
+    assert!(a.created_ms > 0);
+    let keys: Vec<String> = store
+        .list_access_keys(Some(A))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key.key_id)
+        .collect();
+    assert_eq!(keys, ["LTAI-a1", "LTAI-a2"]);
+
+    assert!(
+        store
+            .set_access_key_disabled("LTAI-a1", true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_access_key_disabled("LTAI-none", true)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.access_key("LTAI-a1").await.unwrap(), None);
+    assert_eq!(
+        store.remember_nonce(&a1, "n1", i64::MAX).await.unwrap(),
+        Nonce::KeyChanged
+    );
+    assert_eq!(store.access_key("LTAI-a2").await.unwrap(), Some(a2.clone()));
+    let listed = store.list_access_keys(Some(A)).await.unwrap();
+    assert!(listed[0].disabled && !listed[1].disabled);
+
+    assert!(store.set_account_disabled(A, true).await.unwrap());
+    assert_eq!(store.access_key("LTAI-a2").await.unwrap(), None);
+    assert_eq!(
+        store.remember_nonce(&a2, "n2", i64::MAX).await.unwrap(),
+        Nonce::KeyChanged
+    );
+    assert_eq!(store.access_key("LTAI-b1").await.unwrap(), Some(b1.clone()));
+    assert!(store.list_access_keys(Some(A)).await.unwrap()[1].account_disabled);
+    assert!(store.set_account_disabled(A, false).await.unwrap());
+    assert!(
+        store
+            .set_access_key_disabled("LTAI-a1", false)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.access_key("LTAI-a1").await.unwrap(), Some(a1.clone()));
+    assert_eq!(
+        store.remember_nonce(&a1, "n3", i64::MAX).await.unwrap(),
+        Nonce::Fresh
+    );
+
+    assert!(store.delete_access_key("LTAI-a2").await.unwrap());
+    assert!(!store.delete_access_key("LTAI-a2").await.unwrap());
+    assert_eq!(store.access_key("LTAI-a2").await.unwrap(), None);
+
+    fleet(store, A, "ag-admin", &[("i-adm", S::Running)]).await;
+    assert_eq!(
+        store.delete_account(A).await.unwrap(),
+        AccountDeletion::HasInstances(1)
+    );
+    assert_eq!(store.access_key("LTAI-a1").await.unwrap(), Some(a1));
+    assert_eq!(
+        store.delete_account("acct-none").await.unwrap(),
+        AccountDeletion::NotFound
+    );
+    assert_eq!(
+        store.delete_account(B).await.unwrap(),
+        AccountDeletion::Deleted
+    );
+    assert_eq!(store.access_key("LTAI-b1").await.unwrap(), None);
+    assert!(
+        store
+            .list_accounts()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.id != B)
+    );
+
+    let entry = |n: i64, account: &str, action: &str| AuditEntry {
+        id: 0,
+        at_ms: 1000 + n,
+        account_id: account.into(),
+        user_name: "u".into(),
+        key_id: "k".into(),
+        action: action.into(),
+        resource_ids: vec![format!("acp-{n}"), "ag-x".into()],
+        request_id: format!("req-{n}"),
+        source: "127.0.0.1:5000".into(),
+        outcome: if n == 2 {
+            "IncorrectStatus".into()
+        } else {
+            "Success".into()
+        },
+    };
+    store
+        .append_audit(&[entry(1, A, "RunCommand"), entry(2, B, "RunCommand")])
+        .await
+        .unwrap();
+    store
+        .append_audit(&[entry(3, A, "StopAndroidInstance")])
+        .await
+        .unwrap();
+    let all = store
+        .audit(&AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|e| e.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["req-1", "req-2", "req-3"]
+    );
+    assert!(all[0].id < all[1].id && all[1].id < all[2].id);
+    assert_eq!(all[1].resource_ids, ["acp-2", "ag-x"]);
+    assert_eq!(all[1].outcome, "IncorrectStatus");
+    let mine = store
+        .audit(&AuditFilter {
+            account_id: Some(A.into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 2);
+    let after = store
+        .audit(&AuditFilter {
+            account_id: Some(A.into()),
+            action: Some("StopAndroidInstance".into()),
+            after_id: all[0].id,
+            limit: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(after.iter().map(|e| e.at_ms).collect::<Vec<_>>(), [1003]);
 }
 
 fn nonce_key(key_id: &str) -> AccessKey {
@@ -3213,6 +3376,7 @@ mod sqlite {
         check_task_counts,
         check_adopted_instances,
         check_instance_quota,
+        check_admin_accounts_keys_and_audit,
         check_complete_many,
         check_broad_totals_follow_transitions,
         check_sweep,
@@ -3385,6 +3549,7 @@ mod postgres {
         check_task_counts,
         check_adopted_instances,
         check_instance_quota,
+        check_admin_accounts_keys_and_audit,
         check_complete_many,
         check_broad_totals_follow_transitions,
         check_sweep,

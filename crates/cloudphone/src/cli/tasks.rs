@@ -27,17 +27,18 @@ Examples:
         profile: Profile,
         task_id: String,
     },
-    /// Follows a batch until it ends: by its InvokeId (the call's RequestId) or its TaskId.
-    /// Exits 1 when any child failed.
+    /// Follows batches until they end, each by its InvokeId (the call's RequestId) or its
+    /// TaskId, with a progress bar each. Exits 1 when any child of any of them failed.
     #[command(after_help = "\
 Examples:
   cloudphone tasks watch 01A23428-CCEF-77CE-B48E-0C3DABEEC2A2
-  cloudphone tasks watch t-0mx5ctscv8gyjk3h --interval-ms 500")]
+  cloudphone tasks watch t-0mx5ctscv8gyjk3h t-0mx5ctscv8gyjk9q --interval-ms 500")]
     Watch {
         #[command(flatten)]
         profile: Profile,
-        /// An InvokeId (RequestId of the call) or a TaskId.
-        id: String,
+        /// InvokeIds (RequestIds of the calls) or TaskIds.
+        #[arg(required = true)]
+        ids: Vec<String>,
         #[arg(long, default_value_t = 1000)]
         interval_ms: u64,
     },
@@ -93,11 +94,23 @@ pub async fn run(command: TasksCommand) -> anyhow::Result<i32> {
         }
         TasksCommand::Watch {
             profile,
-            id,
+            ids,
             interval_ms,
         } => {
             let client = profile.client()?;
-            follow(&client, &id, Duration::from_millis(interval_ms.max(100))).await
+            let every = Duration::from_millis(interval_ms.max(100));
+            let bars = std::io::IsTerminal::is_terminal(&std::io::stderr())
+                .then(indicatif::MultiProgress::new);
+            let followed = futures::future::join_all(ids.iter().map(|id| {
+                let bar = bars.as_ref().map(|m| m.add(new_bar()));
+                follow_with(&client, id, every, bar)
+            }))
+            .await;
+            let mut code = 0;
+            for r in followed {
+                code = code.max(r?);
+            }
+            Ok(code)
         }
     }
 }
@@ -190,15 +203,27 @@ async fn find(client: &Client, id: &str) -> anyhow::Result<Value> {
 
 /// Follows the batch or task `id` until it is terminal; 1 if any child failed, else 0.
 pub async fn follow(client: &Client, id: &str, every: Duration) -> anyhow::Result<i32> {
-    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} {msg}")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        );
-        bar
-    });
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(new_bar);
+    follow_with(client, id, every, bar).await
+}
+
+fn new_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// [`follow`], drawing on `bar` when given (one of several), else printing a line per change.
+async fn follow_with(
+    client: &Client,
+    id: &str,
+    every: Duration,
+    bar: Option<ProgressBar>,
+) -> anyhow::Result<i32> {
     let mut last = String::new();
     loop {
         let t = find(client, id).await?;

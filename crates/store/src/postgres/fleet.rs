@@ -23,13 +23,16 @@ pub(super) async fn create_groups(
     instance_quota: Option<u64>,
 ) -> Result<()> {
     let mut tx = s.pool.begin().await?;
-    if let (Some(quota), Some(first)) = (instance_quota, instances.first()) {
-        // Creations for one account queue on this lock until the holder commits, so the count
-        // below is not overtaken by another node's insert.
+    if let Some(first) = instances.first() {
+        // Creations for one account (and its deletion) queue on this lock until the holder
+        // commits, so a quota count is not overtaken by another node's insert, and no instance
+        // is added to an account being deleted.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
             .bind(&first.account_id)
             .execute(&mut *tx)
             .await?;
+    }
+    if let (Some(quota), Some(first)) = (instance_quota, instances.first()) {
         let used: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM instances WHERE account_id = $1 AND status != $2",
         )

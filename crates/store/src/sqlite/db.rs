@@ -493,12 +493,15 @@ mod tests {
         (dir, Arc::new(Db::open(&path).unwrap()))
     }
 
-    /// The access key the nonce tests record nonces for, in a table shaped as the store's.
+    /// The access key the nonce tests record nonces for, in tables shaped as the store's.
     fn with_key(conn: &Connection) {
         conn.execute_batch(
-            "CREATE TABLE access_keys (key_id TEXT PRIMARY KEY, secret TEXT, account_id TEXT,
-                                       user_name TEXT);
-             INSERT INTO access_keys VALUES ('key', 's', 'acc', 'u');",
+            "CREATE TABLE accounts (id TEXT PRIMARY KEY, name TEXT, disabled INTEGER DEFAULT 0);
+             CREATE TABLE access_keys (key_id TEXT PRIMARY KEY, secret TEXT, account_id TEXT,
+                                       user_name TEXT, disabled INTEGER DEFAULT 0);
+             INSERT INTO accounts (id, name) VALUES ('acc', 'acc');
+             INSERT INTO access_keys (key_id, secret, account_id, user_name)
+                 VALUES ('key', 's', 'acc', 'u');",
         )
         .unwrap();
     }
