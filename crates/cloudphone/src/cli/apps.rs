@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use cloudphone_objects::OssPath;
 use serde_json::Value;
 
-use super::{Format, Profile, Wait, call, pages, print_records, started, text};
+use super::{Format, Profile, Wait, call, started, text};
 use crate::bench::client::push_list;
 
 #[derive(Subcommand)]
@@ -119,10 +119,11 @@ pub async fn run(command: AppsCommand) -> anyhow::Result<i32> {
             if let Some(n) = name {
                 params.push(("AppName".into(), n));
             }
-            let (records, total) = pages(&client, "DescribeApps", &params, "Data", true).await?;
-            print_records(
-                &records,
-                total,
+            super::list(
+                &client,
+                ("DescribeApps", "Data"),
+                &params,
+                true,
                 format.output,
                 &[
                     ("AppId", &|a: &Value| text(a, "AppId")),
@@ -131,18 +132,11 @@ pub async fn run(command: AppsCommand) -> anyhow::Result<i32> {
                     ("Version", &|a| text(a, "AndroidAppVersion")),
                     ("Status", &|a| text(a, "Status")),
                 ],
-            )?;
-            Ok(0)
+            )
+            .await
         }
         AppsCommand::Delete { profile, apps } => {
-            let client = profile.client()?;
-            let mut params = Vec::new();
-            push_list(&mut params, "AppIdList", &apps);
-            call(&client, "DeleteApps", &params).await?;
-            for a in apps {
-                println!("deleted {a}");
-            }
-            Ok(0)
+            super::delete(&profile, "DeleteApps", "AppIdList", apps).await
         }
         AppsCommand::Install(a) => on_phones("InstallApp", a).await,
         AppsCommand::Uninstall(a) => on_phones("UninstallApp", a).await,

@@ -4,8 +4,7 @@
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::{Format, Output, Profile, call, pages, print_records, table, text};
-use crate::bench::client::push_list;
+use super::{Format, Output, Profile, call, table, text};
 
 #[derive(Subcommand)]
 pub enum GroupsCommand {
@@ -76,14 +75,13 @@ pub async fn run(command: GroupsCommand) -> anyhow::Result<i32> {
         GroupsCommand::Create(args) => create(args).await,
         GroupsCommand::List(args) => list(args).await,
         GroupsCommand::Delete { profile, groups } => {
-            let client = profile.client()?;
-            let mut params = Vec::new();
-            push_list(&mut params, "InstanceGroupIds", &groups);
-            call(&client, "DeleteAndroidInstanceGroup", &params).await?;
-            for g in groups {
-                println!("deleted {g}");
-            }
-            Ok(0)
+            super::delete(
+                &profile,
+                "DeleteAndroidInstanceGroup",
+                "InstanceGroupIds",
+                groups,
+            )
+            .await
         }
     }
 }
@@ -134,17 +132,11 @@ async fn list(args: ListArgs) -> anyhow::Result<i32> {
             params.push((name.into(), v.clone()));
         }
     }
-    let (records, total) = pages(
+    super::list(
         &client,
-        "DescribeAndroidInstanceGroups",
+        ("DescribeAndroidInstanceGroups", "InstanceGroupModel"),
         &params,
-        "InstanceGroupModel",
         args.all,
-    )
-    .await?;
-    print_records(
-        &records,
-        total,
         args.format.output,
         &[
             ("GroupId", &|g: &Value| text(g, "InstanceGroupId")),
@@ -154,6 +146,6 @@ async fn list(args: ListArgs) -> anyhow::Result<i32> {
             ("Spec", &|g| text(g, "InstanceGroupSpec")),
             ("Instances", &|g| text(g, "NumberOfInstances")),
         ],
-    )?;
-    Ok(0)
+    )
+    .await
 }

@@ -4,7 +4,7 @@
 use clap::Args;
 use serde_json::Value;
 
-use super::{Format, Profile, pages, print_records, text};
+use super::{Format, Profile, text};
 
 #[derive(Args)]
 #[command(after_help = "Example:\n  cloudphone images list --type User")]
@@ -24,16 +24,17 @@ pub async fn list(args: ImagesList) -> anyhow::Result<i32> {
         ("ImageType".to_string(), args.image_type),
         ("MaxResults".into(), "100".into()),
     ];
-    let (records, total) = pages(&client, "DescribeImageList", &params, "Data", true).await?;
-    print_records(
-        &records,
-        total,
+    super::list(
+        &client,
+        ("DescribeImageList", "Data"),
+        &params,
+        true,
         args.format.output,
         &[
             ("ImageId", &|i: &Value| text(i, "ImageId")),
             ("Name", &|i| text(i, "ImageName")),
             ("Version", &|i| text(i, "ImageVersion")),
         ],
-    )?;
-    Ok(0)
+    )
+    .await
 }

@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::{Format, Profile, Wait, call, pages, print_records, started, text};
+use super::{Format, Profile, Wait, call, started, text};
 use crate::bench::client::push_list;
 
 #[derive(Subcommand)]
@@ -107,17 +107,11 @@ async fn list(args: ListArgs) -> anyhow::Result<i32> {
         }
     }
     push_list(&mut params, "AndroidInstanceIds", &args.ids);
-    let (records, total) = pages(
+    super::list(
         &client,
-        "DescribeAndroidInstances",
+        ("DescribeAndroidInstances", "InstanceModel"),
         &params,
-        "InstanceModel",
         args.all,
-    )
-    .await?;
-    print_records(
-        &records,
-        total,
         args.format.output,
         &[
             ("InstanceId", &|i: &Value| text(i, "AndroidInstanceId")),
@@ -126,6 +120,6 @@ async fn list(args: ListArgs) -> anyhow::Result<i32> {
             ("Group", &|i| text(i, "AndroidInstanceGroupId")),
             ("Image", &|i| text(i, "ImageId")),
         ],
-    )?;
-    Ok(0)
+    )
+    .await
 }

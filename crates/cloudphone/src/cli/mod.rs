@@ -240,6 +240,38 @@ pub fn print_records(
     Ok(())
 }
 
+/// A Describe listing printed: the first page or, with `all`, every page of `action`'s
+/// records under `field`, as `columns` or JSON.
+pub async fn list(
+    client: &Client,
+    (action, field): (&str, &str),
+    params: &[(String, String)],
+    all: bool,
+    output: Output,
+    columns: &[Column<'_>],
+) -> anyhow::Result<i32> {
+    let (records, total) = pages(client, action, params, field, all).await?;
+    print_records(&records, total, output, columns)?;
+    Ok(0)
+}
+
+/// A Delete call on the ids of list parameter `list`, each named when done.
+pub async fn delete(
+    profile: &Profile,
+    action: &str,
+    list: &str,
+    ids: Vec<String>,
+) -> anyhow::Result<i32> {
+    let client = profile.client()?;
+    let mut params = Vec::new();
+    crate::bench::client::push_list(&mut params, list, &ids);
+    call(&client, action, &params).await?;
+    for id in ids {
+        println!("deleted {id}");
+    }
+    Ok(0)
+}
+
 /// A field as text: strings bare, null empty, anything else as JSON.
 pub fn text(v: &Value, field: &str) -> String {
     match &v[field] {

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use super::{Format, Profile, pages, print_records, text};
+use super::{Format, Profile, text};
 use crate::bench::client::Client;
 use crate::bench::client::push_list;
 
@@ -139,14 +139,15 @@ async fn list(args: ListArgs) -> anyhow::Result<i32> {
     push_list(&mut params, "TaskStatuses", &args.statuses);
     push_list(&mut params, "TaskTypes", &args.types);
     params.push(("MaxResults".into(), args.max_results.to_string()));
-    let (all, total) = pages(&client, "DescribeTasks", &params, "Data", args.all).await?;
     let resource = |t: &Value| match text(t, "InstanceId") {
         s if s.is_empty() => text(t, "ResourceId"),
         s => s,
     };
-    print_records(
-        &all,
-        total,
+    super::list(
+        &client,
+        ("DescribeTasks", "Data"),
+        &params,
+        args.all,
         args.format.output,
         &[
             ("TaskId", &|t| text(t, "TaskId")),
@@ -157,8 +158,8 @@ async fn list(args: ListArgs) -> anyhow::Result<i32> {
             ("Progress", &progress),
             ("Error", &|t| text(t, "ErrorCode")),
         ],
-    )?;
-    Ok(0)
+    )
+    .await
 }
 
 fn progress(t: &Value) -> String {
