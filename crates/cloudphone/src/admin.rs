@@ -219,17 +219,16 @@ async fn accounts(store: &dyn Store, c: AccountsCommand, output: Output) -> anyh
                 .await?;
             println!("account {id}");
         }
-        AccountsCommand::Disable { id } | AccountsCommand::Enable { id }
-            if store.list_accounts().await?.iter().all(|a| a.id != id) =>
-        {
-            bail!("no account {id}")
-        }
         AccountsCommand::Disable { id } => {
-            store.set_account_disabled(&id, true).await?;
+            if !store.set_account_disabled(&id, true).await? {
+                bail!("no account {id}");
+            }
             println!("account {id} disabled");
         }
         AccountsCommand::Enable { id } => {
-            store.set_account_disabled(&id, false).await?;
+            if !store.set_account_disabled(&id, false).await? {
+                bail!("no account {id}");
+            }
             println!("account {id} enabled");
         }
         AccountsCommand::Delete { id } => match store.delete_account(&id).await? {

@@ -207,7 +207,8 @@ pub async fn pages(
                 Value::String(s) => s.parse().ok(),
                 v => v.as_i64(),
             };
-            return Ok((records.clone(), total.unwrap_or(records.len() as i64)));
+            let total = total.unwrap_or(records.len() as i64);
+            return Ok((records, total));
         }
     }
 }
