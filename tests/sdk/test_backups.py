@@ -254,8 +254,12 @@ def test_unknown_foreign_and_bad_input(client, server, source):
     assert describe(other, backup_file_id=b.backup_file_id).total_count == 0
     e = api_error(other.delete_backup_file, models.DeleteBackupFileRequest(backup_file_id_list=[b.backup_file_id]))
     assert (e.status_code, e.code) == (404, "InvalidBackupFileId.NotFound")
-    e = api_error(backup, other, theirs, ["/sdcard"], folder=f"oss://{BUCKET}/stolen")
-    assert (e.status_code, e.code) == (404, "InvalidBackupFilePath.NotFound")
+    # The bucket name is the other account's too: its backup lands in its own bucket of that name.
+    r = backup(other, theirs, ["/sdcard"], folder=f"oss://{BUCKET}/stolen")
+    assert wait_batch(other, r.request_id).task_status == "Finished"
+    (theirs_backup,) = r.data
+    assert describe(other, backup_file_id=theirs_backup.backup_file_id).total_count == 1
+    assert describe(client, backup_file_id=theirs_backup.backup_file_id).total_count == 0
     cases = [
         (dict(paths=["/sdcard/../../etc"]), "InvalidParameter.SourceFilePathList"),
         (dict(paths=["sdcard"]), "InvalidParameter.SourceFilePathList"),

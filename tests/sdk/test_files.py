@@ -191,10 +191,20 @@ def test_links_and_buckets_belong_to_their_account(client, server, phones, tmp_p
     _, theirs = create_group(other, 1, name="theirs")
     e = api_error(send, other, theirs, source, "/sdcard/")
     assert (e.status_code, e.code) == (404, "InvalidUploadUrl.NotFound")
-    e = api_error(fetch, other, theirs, "/sdcard/x", folder=f"oss://{BUCKET}/stolen")
-    assert (e.status_code, e.code) == (404, "InvalidUploadUrl.NotFound")
+    # The bucket name is the other account's too: its fetch lands in its own bucket of that name.
+    out = shell(other, theirs[0], "touch /sdcard/theirs.txt")
+    assert out["ExitCode"] == 0, out
+    (t,) = children(other, fetch(other, theirs, "/sdcard/theirs.txt", folder=f"oss://{BUCKET}/in").request_id).values()
+    assert (t.task_status, t.error_code) == ("Finished", None), t.to_map()
+    assert json.loads(t.result)["OssPath"] == f"oss://{BUCKET}/in/{theirs[0]}/theirs.txt"
+    got = requests.get(json.loads(t.result)["Url"], timeout=10)
+    assert (got.status_code, got.content) == (200, b"")
     r = cp(server, f"oss://{BUCKET}/in/mine.txt", tmp_path / "stolen.txt", key=server.create_key("files-other2"))
     assert r.returncode != 0 and not (tmp_path / "stolen.txt").exists()
+    r = cp(server, f"oss://{BUCKET}/in/{theirs[0]}/theirs.txt", tmp_path / "not-mine")
+    assert r.returncode != 0 and not (tmp_path / "not-mine").exists()
+    r = cp(server, f"oss://{BUCKET}/in/mine.txt", tmp_path / "back")
+    assert r.returncode == 0 and (tmp_path / "back").read_bytes() == b"mine"
 
 
 def test_altered_and_expired_links_are_refused(workdir, tmp_path):
@@ -209,8 +219,9 @@ def test_altered_and_expired_links_are_refused(workdir, tmp_path):
         assert requests.get(url, timeout=10).content == b"linked"
         sig = url.rsplit("Signature=", 1)[1][:64]
         flipped = ("0" if sig[0] != "0" else "1") + sig[1:]
+        assert "Account=" in url
         for bad in (url.replace(sig, flipped), url.replace("/l.txt", "/m.txt"),
-                    url.replace("Expires=", "Expires=9")):
+                    url.replace("Expires=", "Expires=9"), url.replace("Account=", "Account=x")):
             r = requests.get(bad, timeout=10)
             assert 400 <= r.status_code < 500 and r.json()["Code"], bad
             assert r.content != b"linked"

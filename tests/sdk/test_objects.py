@@ -157,30 +157,30 @@ def test_missing_objects_are_clear_errors(server, tmp_path):
     refused(cp(server, tmp_path / "no-such-file", f"oss://{b}/y"), "no-such-file")
 
 
-def test_buckets_belong_to_their_account(server, other_key, tmp_path):
+def test_every_account_has_its_own_buckets(server, other_key, tmp_path):
     b = bucket()
     src = tmp_path / "mine.txt"
     src.write_bytes(b"mine")
     ok(cp(server, src, f"oss://{b}/mine.txt"))
-    evil = tmp_path / "evil.txt"
-    evil.write_bytes(b"evil")
-    # The other account can neither read, overwrite, nor add to the bucket: it does not exist for it.
+    theirs = tmp_path / "theirs.txt"
+    theirs.write_bytes(b"theirs")
+    # For the other account, the bucket name is its own and empty: nothing of the owner's is seen.
     refused(cp(server, f"oss://{b}/mine.txt", tmp_path / "stolen", key=other_key), "InvalidObject.NotFound")
-    refused(cp(server, evil, f"oss://{b}/mine.txt", key=other_key), "InvalidObject.NotFound")
-    refused(cp(server, evil, f"oss://{b}/new.txt", key=other_key), "InvalidObject.NotFound")
     assert not (tmp_path / "stolen").exists()
-    # Same answer as for a bucket that does not exist at all.
-    missing = cp(server, f"oss://{bucket()}/mine.txt", tmp_path / "m", key=other_key)
-    refused(missing, "InvalidObject.NotFound")
-    # The owner's object is intact, and the other account has buckets of its own.
-    ok(cp(server, f"oss://{b}/mine.txt", tmp_path / "back"))
-    assert (tmp_path / "back").read_bytes() == b"mine"
-    theirs = bucket()
-    ok(cp(server, evil, f"oss://{theirs}/evil.txt", key=other_key))
-    refused(cp(server, f"oss://{theirs}/evil.txt", tmp_path / "t"), "InvalidObject.NotFound")
-    # A raw signed GET by the other account: 404 in the vendor's shape.
     r = object_request(server, "GET", route(b, "mine.txt"), key=other_key)
     assert error_code(r) == (404, "InvalidObject.NotFound")
+    # Answered as for a name nobody uses.
+    missing = cp(server, f"oss://{bucket()}/mine.txt", tmp_path / "m", key=other_key)
+    refused(missing, "InvalidObject.NotFound")
+    # Writing the same path makes the other account an object of its own...
+    ok(cp(server, theirs, f"oss://{b}/mine.txt", key=other_key))
+    ok(cp(server, theirs, f"oss://{b}/new.txt", key=other_key))
+    ok(cp(server, f"oss://{b}/mine.txt", tmp_path / "t", key=other_key))
+    assert (tmp_path / "t").read_bytes() == b"theirs"
+    # ... and the owner's is intact, and the other's new object is not the owner's to see.
+    ok(cp(server, f"oss://{b}/mine.txt", tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == b"mine"
+    refused(cp(server, f"oss://{b}/new.txt", tmp_path / "n"), "InvalidObject.NotFound")
 
 
 @pytest.mark.parametrize("path", [
@@ -274,16 +274,18 @@ def test_links_must_be_signed_and_unexpired(server, tmp_path):
     src.write_bytes(b"linked")
     ok(cp(server, src, f"oss://{b}/l.txt"))
     base = f"http://{server.endpoint}/files/{b}/l.txt"
-    for query in ("", "?Expires=9999999999", "?Signature=" + "0" * 64,
-                  "?Expires=9999999999&Signature=" + "0" * 64,
-                  "?Expires=1&Signature=" + "0" * 64,
-                  "?Expires=soon&Signature=" + "0" * 64,
-                  "?Expires=9999999999&Signature=not-hex"):
+    forged = "0" * 64
+    for query in ("", "?Expires=9999999999", "?Signature=" + forged,
+                  "?Expires=9999999999&Signature=" + forged,
+                  "?Account=root&Expires=9999999999&Signature=" + forged,
+                  "?Account=root&Expires=1&Signature=" + forged,
+                  "?Account=root&Expires=soon&Signature=" + forged,
+                  "?Account=root&Expires=9999999999&Signature=not-hex"):
         r = requests.get(base + query, timeout=10)
         status, code = error_code(r)
         assert 400 <= status < 500, (query, status, code)
         assert r.content != b"linked"
-    r = requests.get(base + "?Expires=9999999999&Signature=" + "0" * 64, timeout=10)
+    r = requests.get(base + "?Account=root&Expires=9999999999&Signature=" + forged, timeout=10)
     assert error_code(r) == (403, "SignatureDoesNotMatch")
 
 

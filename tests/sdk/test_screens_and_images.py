@@ -6,6 +6,7 @@ import struct
 import zlib
 
 import requests
+from urllib.parse import parse_qs, urlsplit
 from alibabacloud_eds_aic20230930 import models
 
 from conftest import (api_error, clear_faults, create_group, describe_instances, inject_fault, tasks_of,
@@ -84,13 +85,21 @@ def test_screenshot_refusals(client, server):
         assert e.code == "InvalidParameter.ScreenshotId"
     e = api_error(client.create_screenshot, models.CreateScreenshotRequest(android_instance_id_list=[]))
     assert e.code == "MissingParameter.AndroidInstanceIdList"
-    # Another account's bucket does not exist for this one.
+    # Another account's bucket name is this one's too: each screenshot lands in its own account's.
     other = server.client(key=server.create_key("shot-other"))
     _, theirs = create_group(other, 1, name="theirs")
-    screenshot(other, theirs, oss_bucket_name="cloudphone-saved-bucket-theirs")
-    e = api_error(client.create_screenshot, models.CreateScreenshotRequest(
-        android_instance_id_list=ids[1:], oss_bucket_name="cloudphone-saved-bucket-theirs"))
-    assert (e.status_code, e.code) == (404, "InvalidOssBucketName.NotFound")
+    _, their_shot = screenshot(other, theirs, oss_bucket_name="cloudphone-saved-bucket-theirs")
+    _, my_shot = screenshot(client, ids[1:], oss_bucket_name="cloudphone-saved-bucket-theirs")
+    (mine,), (their,) = my_shot.values(), their_shot.values()
+    assert mine.task_status == their.task_status == "Finished"
+    mine, their = json.loads(mine.result)["Url"], json.loads(their.result)["Url"]
+    for url in (mine, their):
+        decode_png(requests.get(url, timeout=10).content)
+    account = lambda url: parse_qs(urlsplit(url).query)["Account"]
+    assert account(mine) != account(their)
+    # My link re-pointed at the other account's namespace opens nothing.
+    swapped = mine.replace(f"Account={account(mine)[0]}", f"Account={account(their)[0]}")
+    assert requests.get(swapped, timeout=10).status_code == 403
 
 
 def release(client, instance):

@@ -1,7 +1,8 @@
 //! The object routes under `/files/{bucket}/{key}` (design.md §7):
 //!
-//! - `GET` with `?Expires=<unix secs>&Signature=<hex>`: a signed, expiring link (from a task's
-//!   `Result`); the link is the authorisation. A bad or expired link is a 403.
+//! - `GET` with `?Account=<id>&Expires=<unix secs>&Signature=<hex>`: a signed, expiring link
+//!   (from a task's `Result`) to an object of that account's namespace; the link is the
+//!   authorisation. A bad or expired link is a 403.
 //! - `GET` and `PUT` signed with ACS3-HMAC-SHA256 like any API call, for `cloudphone cp`. The
 //!   canonical request's path is the real path, each segment percent-encoded ([`signed_path`]);
 //!   `x-acs-action` is `GetObject` / `PutObject`. An upload's body is streamed to a staging file
@@ -141,18 +142,23 @@ async fn serve_download(state: &AppState, request: Request) -> Result<Response, 
         require_action(&raw, GET_OBJECT)?;
         state
             .objects
-            .open_as(&caller, &path)
+            .open(&caller, &path)
             .await
             .map_err(object_error)?
     } else {
-        check_link(state, parts.uri.query(), &path)?;
-        state.objects.open(&path).await.map_err(object_error)?
+        let account = check_link(state, parts.uri.query(), &path)?;
+        state
+            .objects
+            .open(&account, &path)
+            .await
+            .map_err(object_error)?
     };
     Ok(object_response(&info, stream))
 }
 
-/// A link's `Expires` and `Signature` must sign this path and not have expired.
-fn check_link(state: &AppState, query: Option<&str>, path: &OssPath) -> Result<(), ApiError> {
+/// A link's `Expires` and `Signature` must sign its `Account` and this path and not have
+/// expired; the account whose namespace the link opens.
+fn check_link(state: &AppState, query: Option<&str>, path: &OssPath) -> Result<String, ApiError> {
     let pairs = decode_form(query.unwrap_or("").as_bytes(), 16)?;
     let param = |name: &str| {
         pairs
@@ -160,19 +166,27 @@ fn check_link(state: &AppState, query: Option<&str>, path: &OssPath) -> Result<(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let (Some(expires), Some(signature)) = (param("Expires"), param("Signature")) else {
+    let (Some(account), Some(expires), Some(signature)) =
+        (param("Account"), param("Expires"), param("Signature"))
+    else {
         return Err(ApiError::IncompleteSignature(
-            "a download needs a signed link (Expires and Signature) or an ACS3 signature".into(),
+            "a download needs a signed link (Account, Expires and Signature) or an ACS3 signature"
+                .into(),
         ));
     };
     let now_secs = now_ms().div_euclid(1000);
     let valid = expires.parse::<i64>().is_ok_and(|expires| {
-        state
-            .objects
-            .verify_link(&path.bucket, &path.key, expires, signature, now_secs)
+        state.objects.verify_link(
+            account,
+            &path.bucket,
+            &path.key,
+            expires,
+            signature,
+            now_secs,
+        )
     });
     if valid {
-        Ok(())
+        Ok(account.to_string())
     } else {
         // One answer for altered and expired links: either way the link does not grant access.
         Err(ApiError::SignatureDoesNotMatch)
@@ -265,14 +279,7 @@ async fn store_upload(
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    // Refused before a byte is stored: another account's bucket, an announced oversize body.
-    match state.store.bucket_owner(&path.bucket).await {
-        Ok(Some(owner)) if owner != caller => {
-            return Err(object_error(ObjectError::NotFound(path.to_string())));
-        }
-        Ok(_) => {}
-        Err(e) => return Err(crate::actions::common::internal(e)),
-    }
+    // Refused before a byte is stored: an announced oversize body.
     let max = state.limits.max_upload_bytes;
     let too_large = || ApiError::RequestTooLarge(usize::try_from(max).unwrap_or(usize::MAX));
     if let Some(length) = raw.header("content-length") {

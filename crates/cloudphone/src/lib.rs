@@ -185,12 +185,15 @@ impl Application {
         let link_key = store
             .setting_or_init("object-link-key", &link_secret)
             .await?;
-        let objects = Arc::new(Objects::local(
-            config.data_dir.join("objects"),
-            store.clone(),
-            link_key.as_bytes(),
-            public_url.trim_end_matches('/').to_string(),
-        )?);
+        let objects = Arc::new(
+            Objects::local(
+                config.data_dir.join("objects"),
+                &*store,
+                link_key.as_bytes(),
+                public_url.trim_end_matches('/').to_string(),
+            )
+            .await?,
+        );
         let scratch = config.data_dir.join("tmp");
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("creating {}", scratch.display()))?;

@@ -71,7 +71,11 @@ pub async fn run(
         .await;
         match stored {
             Ok(path) => {
-                result["OutputUrl"] = json!(services.objects.link(&path, services.link_ttl));
+                result["OutputUrl"] = json!(services.objects.link(
+                    task.account_id,
+                    &path,
+                    services.link_ttl
+                ));
                 result["OutputPath"] = json!(path.to_string());
             }
             Err(e) => {

@@ -105,7 +105,7 @@ pub async fn fetch(
                 .await
                 .map_err(|e| object_error(TaskErrorCode::FetchFileFailed, e))?;
             Ok(json!({
-                "Url": services.objects.link(&dest, services.link_ttl),
+                "Url": services.objects.link(task.account_id, &dest, services.link_ttl),
                 "OssPath": dest.to_string(),
                 "FileSize": size,
                 "Md5": info.md5_hex,
@@ -203,7 +203,7 @@ pub async fn screenshot(
                 .await
                 .map_err(|e| object_error(TaskErrorCode::ScreenshotFailed, e))?;
             Ok(json!({
-                "Url": services.objects.link(&dest, services.link_ttl),
+                "Url": services.objects.link(task.account_id, &dest, services.link_ttl),
                 "OssPath": dest.to_string(),
                 "Width": width,
                 "Height": height,

@@ -163,13 +163,14 @@ async fn wait_terminal(store: &dyn Store, batch: &str) -> cloudphone_core::resou
 }
 
 /// Real services over a temp dir: the object store and scratch space.
-fn services(store: &Arc<dyn Store>, dir: &tempfile::TempDir) -> Services {
+async fn services(store: &Arc<dyn Store>, dir: &tempfile::TempDir) -> Services {
     let objects = cloudphone_objects::Objects::local(
         dir.path().join("objects"),
-        store.clone(),
+        &**store,
         b"link-key",
         "http://127.0.0.1:1".into(),
     )
+    .await
     .unwrap();
     let scratch = dir.path().join("tmp");
     std::fs::create_dir_all(&scratch).unwrap();
@@ -207,7 +208,7 @@ async fn runs_every_task_once_in_order() {
     let engine = Engine::new(
         store.clone(),
         backend.clone(),
-        services(&store, &dir),
+        services(&store, &dir).await,
         fast_engine(),
     );
     let running = tokio::spawn(engine.run(shutdown.clone()));
@@ -258,7 +259,7 @@ async fn an_expired_lease_is_taken_over_and_the_stale_result_refused() {
     let engine = Engine::new(
         store.clone(),
         backend.clone(),
-        services(&store, &dir),
+        services(&store, &dir).await,
         config,
     );
     let sweeper = Sweeper::new(
@@ -308,7 +309,7 @@ async fn leases_left_by_a_dead_node_are_resumed_after_restart() {
     let engine = Engine::new(
         store.clone(),
         backend.clone(),
-        services(&store, &dir),
+        services(&store, &dir).await,
         fast_engine(),
     );
     let sweeper = Sweeper::new(

@@ -1,14 +1,14 @@
 //! The object store behind `oss://bucket/key` paths (design.md §7).
 //!
 //! - [`OssPath`]: parsing and validation (no `..`, no absolute paths, no NUL, vendor bucket names).
-//! - [`Objects`]: puts and gets that stream (never holding an object in memory), each checking
-//!   that the caller's account owns the bucket (a bucket belongs to the account that first wrote
-//!   to it; another account's bucket is indistinguishable from a missing one), MD5 of every
-//!   object, and signed expiring download links.
+//! - [`Objects`]: puts and gets that stream (never holding an object in memory), each within the
+//!   caller's account's own bucket namespace (no account can tell which bucket names another
+//!   uses), MD5 of every object, and signed expiring download links.
 //!
 //! Storage goes through the `object_store` crate: a local directory today
 //! ([`Objects::local`]), an S3-compatible service later without changing callers.
 
+mod legacy;
 mod link;
 mod objects;
 mod path;
@@ -23,8 +23,7 @@ pub enum ObjectError {
     /// A malformed `oss://` path, or one the storage cannot hold; the reason is for people.
     #[error("invalid OSS path: {0}")]
     InvalidPath(String),
-    /// A missing object, an unknown bucket, or another account's bucket: indistinguishable. The
-    /// string names the path.
+    /// A missing object (in the caller's namespace). The string names the path.
     #[error("{0} does not exist")]
     NotFound(String),
     /// Storage failed (disk, database, a local file); logged where it happens.

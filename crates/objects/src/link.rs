@@ -1,7 +1,9 @@
-//! Signed, expiring download links: `{public_url}/files/{bucket}/{key}?Expires=..&Signature=..`.
+//! Signed, expiring download links:
+//! `{public_url}/files/{bucket}/{key}?Account=..&Expires=..&Signature=..`.
 //!
-//! The signature is a hex HMAC-SHA256, under a key every node shares, of the bucket, the key and
-//! the expiry, each length-prefixed so that no two different triples sign the same bytes. It is
+//! The signature is a hex HMAC-SHA256, under a key every node shares, of the account, the bucket,
+//! the key and the expiry, each length-prefixed so that no two different tuples sign the same
+//! bytes. It is
 //! checked in constant time ([`Mac::verify_slice`]).
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -38,10 +40,11 @@ impl LinkKey {
         LinkKey(key.to_vec())
     }
 
-    fn mac(&self, bucket: &str, key: &str, expires: i64) -> HmacSha256 {
+    fn mac(&self, account: &str, bucket: &str, key: &str, expires: i64) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(b"cloudphone-link-v1\n");
-        for part in [bucket.as_bytes(), key.as_bytes()] {
+        // v2: the account joined the signed parts when buckets became per account.
+        mac.update(b"cloudphone-link-v2\n");
+        for part in [account.as_bytes(), bucket.as_bytes(), key.as_bytes()] {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
         }
@@ -49,13 +52,18 @@ impl LinkKey {
         mac
     }
 
-    pub(crate) fn sign(&self, bucket: &str, key: &str, expires: i64) -> String {
-        hex::encode(self.mac(bucket, key, expires).finalize().into_bytes())
+    pub(crate) fn sign(&self, account: &str, bucket: &str, key: &str, expires: i64) -> String {
+        hex::encode(
+            self.mac(account, bucket, key, expires)
+                .finalize()
+                .into_bytes(),
+        )
     }
 
-    /// Whether `signature` signs the triple and `expires` is not before `now_secs`.
+    /// Whether `signature` signs the tuple and `expires` is not before `now_secs`.
     pub(crate) fn verify(
         &self,
+        account: &str,
         bucket: &str,
         key: &str,
         expires: i64,
@@ -66,7 +74,7 @@ impl LinkKey {
             return false;
         };
         let authentic = self
-            .mac(bucket, key, expires)
+            .mac(account, bucket, key, expires)
             .verify_slice(&received)
             .is_ok();
         authentic && now_secs <= expires
@@ -87,17 +95,31 @@ mod tests {
     #[test]
     fn signatures_bind_every_part() {
         let k = LinkKey::new(b"secret");
-        let sig = k.sign("bucket", "a/b", 100);
-        assert!(k.verify("bucket", "a/b", 100, &sig, 100));
-        assert!(k.verify("bucket", "a/b", 100, &sig.to_uppercase(), 50));
-        assert!(!k.verify("bucket", "a/b", 100, &sig, 101), "expired");
-        assert!(!k.verify("bucket", "a/c", 100, &sig, 0));
-        assert!(!k.verify("buckex", "a/b", 100, &sig, 0));
-        assert!(!k.verify("bucket", "a/b", 101, &sig, 0));
-        assert!(!k.verify("bucketa", "/b", 100, &sig, 0), "no ambiguity");
-        assert!(!k.verify("bucket", "a/b", 100, &sig[..62], 0));
-        assert!(!k.verify("bucket", "a/b", 100, "zz", 0));
-        assert!(!k.verify("bucket", "a/b", 100, "", 0));
-        assert!(!LinkKey::new(b"other").verify("bucket", "a/b", 100, &sig, 0));
+        let sig = k.sign("acct", "bucket", "a/b", 100);
+        assert!(k.verify("acct", "bucket", "a/b", 100, &sig, 100));
+        assert!(k.verify("acct", "bucket", "a/b", 100, &sig.to_uppercase(), 50));
+        assert!(
+            !k.verify("acct", "bucket", "a/b", 100, &sig, 101),
+            "expired"
+        );
+        assert!(!k.verify("acct", "bucket", "a/c", 100, &sig, 0));
+        assert!(!k.verify("acct", "buckex", "a/b", 100, &sig, 0));
+        assert!(!k.verify("acct", "bucket", "a/b", 101, &sig, 0));
+        assert!(
+            !k.verify("accu", "bucket", "a/b", 100, &sig, 0),
+            "another account"
+        );
+        assert!(
+            !k.verify("acctb", "ucket", "a/b", 100, &sig, 0),
+            "no ambiguity"
+        );
+        assert!(
+            !k.verify("acct", "bucketa", "/b", 100, &sig, 0),
+            "no ambiguity"
+        );
+        assert!(!k.verify("acct", "bucket", "a/b", 100, &sig[..62], 0));
+        assert!(!k.verify("acct", "bucket", "a/b", 100, "zz", 0));
+        assert!(!k.verify("acct", "bucket", "a/b", 100, "", 0));
+        assert!(!LinkKey::new(b"other").verify("acct", "bucket", "a/b", 100, &sig, 0));
     }
 }

@@ -1,11 +1,17 @@
-//! [`Objects`]: the object store with bucket ownership, MD5s and signed links.
+//! [`Objects`]: the object store with one bucket namespace per account, MD5s and signed links.
 //!
 //! Layout of the storage below (any `object_store` implementation; a local directory today):
-//! - `data/<bucket>/<key>`: the object, written atomically (staged, then renamed, fsynced), so a
-//!   crash never leaves a half-written object visible;
-//! - `meta/<bucket>/<key>`: its size and MD5, and the entity tag of the data they describe. It
-//!   is written after the data; when the tags disagree (a crash between the two writes, or two
-//!   writers racing), the MD5 is computed again by streaming the data, and the record rewritten.
+//! - `objects/<account>/<bucket>/<key>`: the object, written atomically (staged, then renamed,
+//!   fsynced), so a crash never leaves a half-written object visible;
+//! - `records/<account>/<bucket>/<key>`: its size and MD5, and the entity tag of the data they
+//!   describe. It is written after the data; when the tags disagree (a crash between the two
+//!   writes, or two writers racing), the MD5 is computed again by streaming the data, and the
+//!   record rewritten.
+//!
+//! Every account has its own bucket names: `oss://media/x` of one account and of another are two
+//! objects, so no answer can tell an account whether another uses a name (design.md §7). The
+//! layout of earlier versions (one namespace, `data/` and `meta/`) is moved in place at start by
+//! [`crate::legacy`].
 //!
 //! Key segments are percent-encoded by `object_store`'s [`PathPart`] (so `#`, `%` and the like
 //! are stored under names that can never collide or escape), on top of [`OssPath`]'s validation
@@ -32,6 +38,10 @@ use tracing::warn;
 use crate::link::{LinkKey, encode_key, encode_segment};
 use crate::{ObjectError, ObjectInfo, OssPath};
 
+/// Top directories of the objects and of their records.
+pub(crate) const DATA: &str = "objects";
+pub(crate) const RECORDS: &str = "records";
+
 /// A stream of an object's bytes, in order.
 pub type ByteStream = BoxStream<'static, Result<Bytes, ObjectError>>;
 
@@ -52,7 +62,6 @@ const OPEN_ATTEMPTS: usize = 3;
 /// many tasks at once.
 pub struct Objects {
     backend: Arc<dyn ObjectStore>,
-    store: Arc<dyn Store>,
     link_key: LinkKey,
     public_url: String,
     staging: PathBuf,
@@ -79,17 +88,19 @@ fn now_secs() -> i64 {
 }
 
 impl Objects {
-    /// Objects stored under the local directory `root` (created if missing), bucket owners in
-    /// `store`, links signed with `link_key` and pointing at `public_url` (e.g.
-    /// `http://127.0.0.1:9723`, no trailing `/` needed).
-    pub fn local(
+    /// Objects stored under the local directory `root` (created if missing), links signed with
+    /// `link_key` and pointing at `public_url` (e.g. `http://127.0.0.1:9723`, no trailing `/`
+    /// needed). Objects of the single-namespace layout are first moved under the account that
+    /// `store` records as their bucket's owner.
+    pub async fn local(
         root: PathBuf,
-        store: Arc<dyn Store>,
+        store: &dyn Store,
         link_key: &[u8],
         public_url: String,
     ) -> Result<Objects, ObjectError> {
         std::fs::create_dir_all(&root)
             .map_err(|e| io_error(format_args!("creating {}", root.display()), e))?;
+        crate::legacy::migrate(&root, store).await?;
         let staging = root.join(".staging");
         std::fs::create_dir_all(&staging)
             .map_err(|e| io_error(format_args!("creating {}", staging.display()), e))?;
@@ -99,7 +110,6 @@ impl Objects {
             .with_fsync(true);
         Ok(Objects {
             backend: Arc::new(backend),
-            store,
             link_key: LinkKey::new(link_key),
             public_url: public_url.trim_end_matches('/').to_string(),
             staging,
@@ -112,55 +122,25 @@ impl Objects {
         &self.staging
     }
 
-    // ---- ownership ----
-
-    /// Fails with NotFound unless `account` owns the bucket of `path`.
-    pub async fn check_owner(&self, account: &str, path: &OssPath) -> Result<(), ObjectError> {
-        let owner = self
-            .store
-            .bucket_owner(&path.bucket)
-            .await
-            .map_err(|e| io_error("looking up a bucket", e))?;
-        match owner {
-            Some(owner) if owner == account => Ok(()),
-            _ => Err(ObjectError::NotFound(path.to_string())),
-        }
-    }
-
-    /// Makes `account` the owner of the bucket if it has none; NotFound if another owns it.
-    async fn claim(&self, account: &str, path: &OssPath) -> Result<(), ObjectError> {
-        let owner = self
-            .store
-            .claim_bucket(&path.bucket, account)
-            .await
-            .map_err(|e| io_error("claiming a bucket", e))?;
-        if owner == account {
-            Ok(())
-        } else {
-            Err(ObjectError::NotFound(path.to_string()))
-        }
-    }
-
     // ---- writes ----
 
-    /// Streams the local file `local` into `path`, creating the bucket for `account` if it has
-    /// no owner yet. Memory stays bounded whatever the file's size.
+    /// Streams the local file `local` into `path` of `account`'s namespace. Memory stays bounded
+    /// whatever the file's size.
     pub async fn put_file(
         &self,
         account: &str,
         path: &OssPath,
         local: &Path,
     ) -> Result<ObjectInfo, ObjectError> {
-        let (data, meta) = self.locations(path)?;
+        let (data, meta) = self.locations(account, path)?;
         let mut file = tokio::fs::File::open(local)
             .await
             .map_err(|e| io_error(format_args!("opening {}", local.display()), e))?;
-        self.claim(account, path).await?;
         let upload = self
             .backend
             .put_multipart_opts(&data, PutMultipartOptions::default())
             .await
-            .map_err(|e| self.write_error(path, e))?;
+            .map_err(|e| self.write_error(account, path, e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
         let mut md5 = Md5::new();
         let mut size = 0u64;
@@ -179,7 +159,7 @@ impl Objects {
                 writer
                     .wait_for_capacity(PARTS_IN_FLIGHT)
                     .await
-                    .map_err(|e| self.write_error(path, e))?;
+                    .map_err(|e| self.write_error(account, path, e))?;
                 writer.write(&buf[..n]);
             }
         }
@@ -191,7 +171,7 @@ impl Objects {
         let put = writer
             .finish()
             .await
-            .map_err(|e| self.write_error(path, e))?;
+            .map_err(|e| self.write_error(account, path, e))?;
         let info = ObjectInfo {
             size,
             md5_hex: hex::encode(md5.finalize()),
@@ -200,16 +180,15 @@ impl Objects {
         Ok(info)
     }
 
-    /// Stores `bytes` at `path` (for small objects: command output and the like), creating the
-    /// bucket for `account` if it has no owner yet.
+    /// Stores `bytes` at `path` of `account`'s namespace (for small objects: command output and
+    /// the like).
     pub async fn put_bytes(
         &self,
         account: &str,
         path: &OssPath,
         bytes: Vec<u8>,
     ) -> Result<ObjectInfo, ObjectError> {
-        let (data, meta) = self.locations(path)?;
-        self.claim(account, path).await?;
+        let (data, meta) = self.locations(account, path)?;
         let info = ObjectInfo {
             size: bytes.len() as u64,
             md5_hex: hex::encode(Md5::digest(&bytes)),
@@ -218,7 +197,7 @@ impl Objects {
             .backend
             .put_opts(&data, PutPayload::from(bytes), PutOptions::default())
             .await
-            .map_err(|e| self.write_error(path, e))?;
+            .map_err(|e| self.write_error(account, path, e))?;
         self.write_record(&meta, &info, put.e_tag.as_deref()).await;
         Ok(info)
     }
@@ -238,13 +217,13 @@ impl Objects {
 
     /// A write failed: a clear InvalidPath when the key collides with a folder or an object
     /// (`a` exists and `a/b` is written, or the reverse), else an I/O error.
-    fn write_error(&self, path: &OssPath, e: object_store::Error) -> ObjectError {
+    fn write_error(&self, account: &str, path: &OssPath, e: object_store::Error) -> ObjectError {
         match e {
             object_store::Error::InvalidPath { .. } => {
                 ObjectError::InvalidPath(format!("{path} cannot be stored: {e}"))
             }
             e => {
-                if let Some(conflict) = self.conflict(path) {
+                if let Some(conflict) = self.conflict(account, path) {
                     return ObjectError::InvalidPath(conflict);
                 }
                 io_error(format_args!("writing {path}"), e)
@@ -254,10 +233,13 @@ impl Objects {
 
     /// Whether `path` cannot be written because an ancestor is an object or the key is a
     /// folder. Checked on the local layout only (object services have no such conflict).
-    fn conflict(&self, path: &OssPath) -> Option<String> {
+    fn conflict(&self, account: &str, path: &OssPath) -> Option<String> {
         let root = self.staging.parent()?;
         let segments: Vec<&str> = path.key.split('/').collect();
-        let mut dir = root.join("data").join(encoded(&path.bucket));
+        let mut dir = root
+            .join(DATA)
+            .join(encoded(account))
+            .join(encoded(&path.bucket));
         for (n, segment) in segments.iter().enumerate() {
             dir.push(encoded(segment));
             let last = n + 1 == segments.len();
@@ -280,24 +262,23 @@ impl Objects {
 
     // ---- reads ----
 
-    /// Size and MD5 of the object at `path`, which `account` must own.
+    /// Size and MD5 of the object at `path` of `account`'s namespace.
     pub async fn head(&self, account: &str, path: &OssPath) -> Result<ObjectInfo, ObjectError> {
-        let (data, meta) = self.locations(path)?;
-        self.check_owner(account, path).await?;
+        let (data, meta) = self.locations(account, path)?;
         for _ in 0..OPEN_ATTEMPTS {
             let head = self
                 .backend
                 .get_opts(&data, GetOptions::default().with_head(true))
                 .await
                 .map_err(|e| self.read_error(path, e))?;
-            if let Some(info) = self.info_for(path, &meta, &head.meta).await? {
+            if let Some(info) = self.info_for(&data, &meta, path, &head.meta).await? {
                 return Ok(info);
             }
         }
         Err(ObjectError::Io(format!("{path} keeps changing")))
     }
 
-    /// Streams the object at `path` (which `account` must own) into the local file `local`,
+    /// Streams the object at `path` of `account`'s namespace into the local file `local`,
     /// atomically (a temporary file beside it, renamed when complete), checking its MD5.
     pub async fn get_to_file(
         &self,
@@ -305,7 +286,7 @@ impl Objects {
         path: &OssPath,
         local: &Path,
     ) -> Result<ObjectInfo, ObjectError> {
-        let (info, mut stream) = self.open_as(account, path).await?;
+        let (info, mut stream) = self.open(account, path).await?;
         let dir = match local.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -345,22 +326,14 @@ impl Objects {
         Ok(got)
     }
 
-    /// The object at `path` as a stream, with its size and MD5, for `account` (which must own
-    /// the bucket).
-    pub async fn open_as(
+    /// The object at `path` of `account`'s namespace as a stream, with its size and MD5. Memory
+    /// stays bounded.
+    pub async fn open(
         &self,
         account: &str,
         path: &OssPath,
     ) -> Result<(ObjectInfo, ByteStream), ObjectError> {
-        self.locations(path)?;
-        self.check_owner(account, path).await?;
-        self.open(path).await
-    }
-
-    /// The object at `path` as a stream, with its size and MD5, whoever owns it: for serving a
-    /// signed link (the link is the authorisation). Memory stays bounded.
-    pub async fn open(&self, path: &OssPath) -> Result<(ObjectInfo, ByteStream), ObjectError> {
-        let (data, meta) = self.locations(path)?;
+        let (data, meta) = self.locations(account, path)?;
         for _ in 0..OPEN_ATTEMPTS {
             let got = self
                 .backend
@@ -369,7 +342,7 @@ impl Objects {
                 .map_err(|e| self.read_error(path, e))?;
             // The record is checked against the version just opened, which stays readable
             // through its handle even if the object is replaced meanwhile.
-            if let Some(info) = self.info_for(path, &meta, &got.meta).await? {
+            if let Some(info) = self.info_for(&data, &meta, path, &got.meta).await? {
                 return Ok((info, byte_stream(got, path)));
             }
         }
@@ -380,8 +353,9 @@ impl Objects {
     /// describes that version, else computed by reading it. `None` if it was replaced meanwhile.
     async fn info_for(
         &self,
-        path: &OssPath,
+        data: &StorePath,
         meta: &StorePath,
+        path: &OssPath,
         version: &ObjectMeta,
     ) -> Result<Option<ObjectInfo>, ObjectError> {
         if let Some(e_tag) = &version.e_tag
@@ -389,9 +363,8 @@ impl Objects {
         {
             return Ok(Some(info));
         }
-        let (data, _) = self.locations(path)?;
         let options = GetOptions::default().with_if_match(version.e_tag.clone());
-        let got = match self.backend.get_opts(&data, options).await {
+        let got = match self.backend.get_opts(data, options).await {
             Ok(got) => got,
             Err(
                 object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
@@ -449,27 +422,31 @@ impl Objects {
 
     // ---- links ----
 
-    /// A signed link to `path`, valid for `ttl` from now.
-    pub fn link(&self, path: &OssPath, ttl: Duration) -> String {
+    /// A signed link to `path` of `account`'s namespace, valid for `ttl` from now.
+    pub fn link(&self, account: &str, path: &OssPath, ttl: Duration) -> String {
         let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
-        self.link_expiring_at(path, now_secs().saturating_add(ttl))
+        self.link_expiring_at(account, path, now_secs().saturating_add(ttl))
     }
 
-    /// A signed link to `path`, valid until `expires` (Unix seconds) included.
-    pub fn link_expiring_at(&self, path: &OssPath, expires: i64) -> String {
+    /// A signed link to `path` of `account`'s namespace, valid until `expires` (Unix seconds)
+    /// included: `{public_url}/files/{bucket}/{key}?Account=..&Expires=..&Signature=..`.
+    pub fn link_expiring_at(&self, account: &str, path: &OssPath, expires: i64) -> String {
         format!(
-            "{}/files/{}/{}?Expires={expires}&Signature={}",
+            "{}/files/{}/{}?Account={}&Expires={expires}&Signature={}",
             self.public_url,
             encode_segment(&path.bucket),
             encode_key(&path.key),
-            self.link_key.sign(&path.bucket, &path.key, expires)
+            encode_segment(account),
+            self.link_key
+                .sign(account, &path.bucket, &path.key, expires)
         )
     }
 
     /// Whether a link's signature is authentic (constant-time) and `expires` is not before
-    /// `now_secs`. `bucket` and `key` are the decoded path of the request.
+    /// `now_secs`. `account`, `bucket` and `key` are decoded from the request.
     pub fn verify_link(
         &self,
+        account: &str,
         bucket: &str,
         key: &str,
         expires: i64,
@@ -477,15 +454,23 @@ impl Objects {
         now_secs: i64,
     ) -> bool {
         self.link_key
-            .verify(bucket, key, expires, signature, now_secs)
+            .verify(account, bucket, key, expires, signature, now_secs)
     }
 
-    /// Where the data and the record of `path` live; InvalidPath for a folder or a key the
-    /// storage cannot name.
-    fn locations(&self, path: &OssPath) -> Result<(StorePath, StorePath), ObjectError> {
+    /// Where the data and the record of `path` of `account`'s namespace live; InvalidPath for
+    /// a folder or a key the storage cannot name.
+    fn locations(
+        &self,
+        account: &str,
+        path: &OssPath,
+    ) -> Result<(StorePath, StorePath), ObjectError> {
         crate::path::check_bucket(&path.bucket)?;
         crate::path::check_key(&path.key)?;
-        let mut parts = Vec::with_capacity(2 + path.key.split('/').count());
+        if account.is_empty() {
+            return Err(ObjectError::InvalidPath(format!("{path}: no account")));
+        }
+        let mut parts = Vec::with_capacity(3 + path.key.split('/').count());
+        parts.push(PathPart::from(account));
         parts.push(PathPart::from(path.bucket.as_str()));
         for segment in path.key.split('/') {
             let part = PathPart::from(segment);
@@ -499,7 +484,7 @@ impl Objects {
         let under = |top: &'static str| {
             StorePath::from_iter(std::iter::once(PathPart::from(top)).chain(parts.iter().cloned()))
         };
-        Ok((under("data"), under("meta")))
+        Ok((under(DATA), under(RECORDS)))
     }
 }
 

@@ -1,5 +1,6 @@
-//! The object store on a real SQLite store and a temp directory: streaming round trips, bucket
-//! ownership, bad paths, MD5 records, conflicts and signed links.
+//! The object store on a real SQLite store and a temp directory: streaming round trips, one
+//! bucket namespace per account, the move of the old single-namespace layout, bad paths, MD5
+//! records, conflicts and signed links.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,10 +40,11 @@ async fn fixture() -> Fixture {
     );
     let objects = Objects::local(
         dir.path().join("objects"),
-        store.clone(),
+        &*store,
         b"link-key",
         format!("{URL}/"),
     )
+    .await
     .unwrap();
     Fixture {
         dir,
@@ -103,10 +105,8 @@ async fn round_trip_of_a_large_file() {
     };
     let p = path("oss://media-a/dir/big file.bin");
     assert_eq!(f.objects.put_file(A, &p, &source).await.unwrap(), expected);
-    assert_eq!(
-        f.store.bucket_owner("media-a").await.unwrap(),
-        Some(A.into())
-    );
+    // Nothing is recorded in the store: the bucket is A's by being in A's namespace.
+    assert_eq!(f.store.bucket_owner("media-a").await.unwrap(), None);
     assert_eq!(f.objects.head(A, &p).await.unwrap(), expected);
 
     let copy = f.file("copy.bin");
@@ -115,7 +115,7 @@ async fn round_trip_of_a_large_file() {
     assert_eq!(std::fs::metadata(&copy).unwrap().len(), expected.size);
 
     // The stream of `open` holds the same bytes, in bounded chunks.
-    let (info, mut stream) = f.objects.open(&p).await.unwrap();
+    let (info, mut stream) = f.objects.open(A, &p).await.unwrap();
     assert_eq!(info, expected);
     let mut md5 = Md5::new();
     let mut largest = 0;
@@ -182,26 +182,33 @@ async fn put_bytes_empty_objects_and_odd_names() {
 }
 
 #[tokio::test]
-async fn buckets_belong_to_their_first_writer() {
+async fn every_account_has_its_own_buckets() {
     let f = fixture().await;
     let p = path("oss://shared-name/secret.txt");
     f.objects.put_bytes(A, &p, b"mine".to_vec()).await.unwrap();
     let copy = f.file("copy");
-    // B can neither read, nor see, nor overwrite A's objects, nor write to A's bucket.
+    // For B, A's objects do not exist: the same name in B's namespace is empty.
     not_found(f.objects.head(B, &p).await);
     not_found(f.objects.get_to_file(B, &p, &copy).await);
-    not_found(f.objects.open_as(B, &p).await.map(|(info, _)| info));
-    not_found(f.objects.put_bytes(B, &p, b"theirs".to_vec()).await);
-    not_found(
-        f.objects
-            .put_bytes(B, &path("oss://shared-name/new.txt"), b"x".to_vec())
-            .await,
-    );
-    let local = f.file("local");
-    std::fs::write(&local, b"theirs").unwrap();
-    not_found(f.objects.put_file(B, &p, &local).await);
+    not_found(f.objects.open(B, &p).await.map(|(info, _)| info));
     assert!(!copy.exists());
-    // A missing object and an unknown bucket look the same as another account's object.
+    // B writing the same path makes an object of its own, and A's is untouched.
+    f.objects
+        .put_bytes(B, &p, b"theirs".to_vec())
+        .await
+        .unwrap();
+    let local = f.file("local");
+    std::fs::write(&local, b"theirs, streamed").unwrap();
+    f.objects
+        .put_file(B, &path("oss://shared-name/new.txt"), &local)
+        .await
+        .unwrap();
+    f.objects.get_to_file(A, &p, &copy).await.unwrap();
+    assert_eq!(std::fs::read(&copy).unwrap(), b"mine");
+    f.objects.get_to_file(B, &p, &copy).await.unwrap();
+    assert_eq!(std::fs::read(&copy).unwrap(), b"theirs");
+    not_found(f.objects.head(A, &path("oss://shared-name/new.txt")).await);
+    // A missing object and an unknown bucket look the same.
     not_found(f.objects.head(A, &path("oss://shared-name/missing")).await);
     not_found(f.objects.head(A, &path("oss://no-such-bucket/x")).await);
     not_found(
@@ -211,21 +218,93 @@ async fn buckets_belong_to_their_first_writer() {
     );
     not_found(
         f.objects
-            .open(&path("oss://shared-name/missing"))
+            .open(A, &path("oss://shared-name/missing"))
             .await
             .map(|(i, _)| i),
     );
-    // Reading an unknown bucket does not create it.
-    assert_eq!(f.store.bucket_owner("no-such-bucket").await.unwrap(), None);
-    // A's content is intact.
-    f.objects.get_to_file(A, &p, &copy).await.unwrap();
-    assert_eq!(std::fs::read(&copy).unwrap(), b"mine");
-    // B has buckets of its own.
+    // Account ids that are not plain names stay inside the namespace directory.
+    for account in [".", "..", "a/b"] {
+        f.objects
+            .put_bytes(account, &path("oss://odd/x"), account.as_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    assert!(!f.root().join("odd").exists() && !f.dir.path().join("odd").exists());
+    assert!(!f.root().join("objects/a").exists());
     f.objects
-        .put_bytes(B, &path("oss://bucket-b/x"), b"b".to_vec())
+        .get_to_file(".", &path("oss://odd/x"), &copy)
         .await
         .unwrap();
-    not_found(f.objects.head(A, &path("oss://bucket-b/x")).await);
+    assert_eq!(std::fs::read(&copy).unwrap(), b".");
+    invalid(f.objects.head("", &p).await);
+}
+
+/// The layout of earlier versions: `data/<bucket>/<key>` and `meta/<bucket>/<key>`, with the
+/// bucket's first writer in the store.
+fn write_old_layout(root: &Path, bucket: &str, key: &str, content: &[u8]) {
+    let data = root.join("data").join(bucket).join(key);
+    std::fs::create_dir_all(data.parent().unwrap()).unwrap();
+    std::fs::write(&data, content).unwrap();
+    let meta = root.join("meta").join(bucket).join(key);
+    std::fs::create_dir_all(meta.parent().unwrap()).unwrap();
+    std::fs::write(&meta, b"stale record").unwrap();
+}
+
+#[tokio::test]
+async fn the_old_single_namespace_layout_moves_under_each_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.path().join("cloudphone.db"))
+            .await
+            .unwrap(),
+    );
+    let root = dir.path().join("objects");
+    write_old_layout(&root, "media-a", "dir/app.apk", b"A's app");
+    write_old_layout(&root, "media-b", "out.txt", b"B's output");
+    write_old_layout(&root, "nobodys", "x", b"no owner recorded");
+    store.claim_bucket("media-a", A).await.unwrap();
+    store.claim_bucket("media-b", B).await.unwrap();
+    // A crash in an earlier move left media-b's records moved but not its data.
+    let moved = root.join("records").join(B);
+    std::fs::create_dir_all(&moved).unwrap();
+    std::fs::rename(root.join("meta/media-b"), moved.join("media-b")).unwrap();
+
+    let objects = Objects::local(root.clone(), &*store, b"k", URL.into())
+        .await
+        .unwrap();
+    let copy = dir.path().join("copy");
+    objects
+        .get_to_file(A, &path("oss://media-a/dir/app.apk"), &copy)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&copy).unwrap(), b"A's app");
+    let info = objects
+        .head(B, &path("oss://media-b/out.txt"))
+        .await
+        .unwrap();
+    assert_eq!(
+        info.md5_hex,
+        md5_hex(b"B's output"),
+        "the stale record is not trusted"
+    );
+    not_found(objects.head(B, &path("oss://media-a/dir/app.apk")).await);
+    not_found(objects.head(A, &path("oss://media-b/out.txt")).await);
+    // A bucket with no recorded owner is left where it was, for someone to look at.
+    assert!(root.join("data/nobodys/x").is_file());
+    assert!(!root.join("data/media-a").exists() && !root.join("meta/media-a").exists());
+    assert!(!root.join("data/media-b").exists());
+
+    // Starting again moves nothing more and loses nothing.
+    drop(objects);
+    let objects = Objects::local(root.clone(), &*store, b"k", URL.into())
+        .await
+        .unwrap();
+    objects
+        .get_to_file(A, &path("oss://media-a/dir/app.apk"), &copy)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&copy).unwrap(), b"A's app");
+    assert!(root.join("data/nobodys/x").is_file());
 }
 
 #[tokio::test]
@@ -270,15 +349,15 @@ async fn bad_paths_are_refused_and_touch_nothing() {
         invalid(f.objects.put_file(A, &p, &local).await);
         invalid(f.objects.head(A, &p).await);
         invalid(f.objects.get_to_file(A, &p, &copy).await);
-        invalid(f.objects.open(&p).await.map(|(i, _)| i));
+        invalid(f.objects.open(A, &p).await.map(|(i, _)| i));
     }
-    // Nothing was written anywhere, and no bucket was claimed.
+    // Nothing was written anywhere.
     assert!(!f.dir.path().join("escape").exists());
-    assert_eq!(f.store.bucket_owner("bucket").await.unwrap(), None);
+    assert!(!f.root().join("objects").exists());
     // A key segment longer than a file name can be is a clear error, not an I/O failure.
     let long = OssPath::new("bucket", &"n".repeat(600)).unwrap();
     invalid(f.objects.put_bytes(A, &long, b"x".to_vec()).await);
-    // A missing local source is an I/O error, and claims nothing.
+    // A missing local source is an I/O error.
     let missing = f.file("missing");
     assert!(matches!(
         f.objects
@@ -321,7 +400,7 @@ async fn md5_records_are_checked_and_rebuilt() {
         .put_bytes(A, &p, b"version one".to_vec())
         .await
         .unwrap();
-    let record = f.root().join("meta/bucket/obj");
+    let record = f.root().join("records").join(A).join("bucket/obj");
     assert!(record.is_file());
     // A lost record is rebuilt by reading the object.
     std::fs::remove_file(&record).unwrap();
@@ -345,7 +424,7 @@ async fn md5_records_are_checked_and_rebuilt() {
             md5_hex: md5_hex(b"version two!")
         }
     );
-    let (info, _) = f.objects.open(&p).await.unwrap();
+    let (info, _) = f.objects.open(A, &p).await.unwrap();
     assert_eq!(info.md5_hex, md5_hex(b"version two!"));
     // A garbage record is ignored too.
     std::fs::write(&record, b"garbage").unwrap();
@@ -383,7 +462,7 @@ async fn concurrent_writers_leave_one_consistent_object() {
 async fn signed_links() {
     let f = fixture().await;
     let p = path("oss://media/dir/a b+c/中.apk");
-    let link = f.objects.link(&p, Duration::from_secs(600));
+    let link = f.objects.link(A, &p, Duration::from_secs(600));
     let (base, query) = link.split_once('?').unwrap();
     assert_eq!(
         base,
@@ -392,19 +471,28 @@ async fn signed_links() {
     );
     let mut expires = 0i64;
     let mut signature = String::new();
+    let mut account = String::new();
     for pair in query.split('&') {
         match pair.split_once('=').unwrap() {
+            ("Account", v) => account = v.to_string(),
             ("Expires", v) => expires = v.parse().unwrap(),
             ("Signature", v) => signature = v.to_string(),
             other => panic!("unexpected {other:?}"),
         }
     }
+    assert_eq!(account, A);
+    assert!(
+        f.objects
+            .link(".a b", &p, Duration::from_secs(1))
+            .contains("?Account=.a%20b&"),
+        "the account is encoded"
+    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
     assert!((now + 599..=now + 601).contains(&expires), "{expires}");
-    let ok = |b: &str, k: &str, e: i64, s: &str, at: i64| f.objects.verify_link(b, k, e, s, at);
+    let ok = |b: &str, k: &str, e: i64, s: &str, at: i64| f.objects.verify_link(A, b, k, e, s, at);
     assert!(ok("media", &p.key, expires, &signature, now));
     assert!(
         ok("media", &p.key, expires, &signature, expires),
@@ -413,6 +501,11 @@ async fn signed_links() {
     assert!(
         !ok("media", &p.key, expires, &signature, expires + 1),
         "expired"
+    );
+    assert!(
+        !f.objects
+            .verify_link(B, "media", &p.key, expires, &signature, now),
+        "another account's namespace"
     );
     assert!(!ok("medib", &p.key, expires, &signature, now), "bucket");
     assert!(
@@ -440,19 +533,20 @@ async fn signed_links() {
     assert!(!ok("media", &p.key, expires, "", now));
     assert!(!ok("media", &p.key, expires, "not hex", now));
     // An already expired link.
-    let old = f.objects.link_expiring_at(&p, now - 1);
+    let old = f.objects.link_expiring_at(A, &p, now - 1);
     let sig = old.rsplit_once("Signature=").unwrap().1;
     assert!(!ok("media", &p.key, now - 1, sig, now));
     assert!(ok("media", &p.key, now - 1, sig, now - 1));
     // Another key (another server) does not accept it.
     let other = Objects::local(
         f.dir.path().join("other"),
-        f.store.clone(),
+        &*f.store,
         b"another-key",
         URL.into(),
     )
+    .await
     .unwrap();
-    assert!(!other.verify_link("media", &p.key, expires, &signature, now));
+    assert!(!other.verify_link(A, "media", &p.key, expires, &signature, now));
 }
 
 #[tokio::test]

@@ -192,12 +192,17 @@ pub trait Store: Send + Sync + 'static {
     /// secrets every node must share (the pagination-token key).
     async fn setting_or_init(&self, name: &str, init: &str) -> Result<String>;
 
-    // ---- object-store buckets (design.md §7) ----
+    // ---- bucket owners of the single-namespace object layout (design.md §7) ----
+    //
+    // Bucket names were once one namespace, a bucket belonging to its first writer; they are
+    // per account now. The owners recorded then tell where each old bucket moves at start
+    // (`cloudphone_objects`' layout migration); nothing records new ones.
 
     /// Makes `account_id` the owner of `bucket` if it has none, atomically; returns the owner
-    /// (`account_id`, or the account that claimed it first).
+    /// (`account_id`, or the account that claimed it first). Only tests that build an old layout
+    /// call it now.
     async fn claim_bucket(&self, bucket: &str, account_id: &str) -> Result<String>;
-    /// The account that owns `bucket`, if any.
+    /// The account recorded as the owner of `bucket`, if any.
     async fn bucket_owner(&self, bucket: &str) -> Result<Option<String>>;
 
     // ---- groups and instances ----

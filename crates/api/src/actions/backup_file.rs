@@ -24,7 +24,6 @@ pub struct BackupFile {
     instance_ids: Vec<String>,
     bucket: String,
     folder: String,
-    upload_url: String,
     sources: Vec<String>,
     exclude: Vec<String>,
     apps: Vec<String>,
@@ -122,7 +121,6 @@ impl BackupFile {
             instance_ids,
             bucket,
             folder,
-            upload_url,
             sources,
             exclude,
             apps,
@@ -155,7 +153,6 @@ impl BackupFile {
 
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
         let instances = resolve_instances(ctx, "AndroidInstanceIdList", &self.instance_ids).await?;
-        files::writable_bucket(ctx, "BackupFilePath", &self.upload_url, &self.bucket).await?;
         let images = ctx.state.backend.images();
         let archived = self.archived();
         let mut planned: Vec<(&Instance, String, Value)> = Vec::with_capacity(instances.len());

@@ -70,7 +70,6 @@ impl CreateScreenshot {
             .bucket
             .clone()
             .unwrap_or_else(|| default_bucket(&ctx.state.region, ctx.account()));
-        files::writable_bucket(ctx, "OssBucketName", &bucket, &bucket).await?;
         let mut param = self.given.clone();
         param.insert("AndroidInstanceIdList".into(), json!(self.instance_ids));
         param.insert("OssBucketName".into(), json!(bucket));

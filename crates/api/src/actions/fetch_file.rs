@@ -12,7 +12,6 @@ use crate::state::Ctx;
 pub struct FetchFile {
     instance_ids: Vec<String>,
     source: String,
-    upload_url: String,
     bucket: String,
     folder: String,
     given: Map<String, Value>,
@@ -60,7 +59,6 @@ impl FetchFile {
         Ok(FetchFile {
             instance_ids,
             source,
-            upload_url,
             bucket,
             folder,
             given,
@@ -78,7 +76,6 @@ impl FetchFile {
 
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
         let instances = resolve_instances(ctx, "AndroidInstanceIdList", &self.instance_ids).await?;
-        files::writable_bucket(ctx, "UploadUrl", &self.upload_url, &self.bucket).await?;
         for i in &instances {
             files::oss_path("SourceFilePath", &self.destination(&i.id))?;
         }

@@ -4,7 +4,6 @@
 use cloudphone_core::ApiError;
 use cloudphone_objects::{ObjectError, OssPath};
 
-use super::common::internal;
 use crate::params::Params;
 use crate::state::Ctx;
 
@@ -67,26 +66,6 @@ pub fn oss_folder(name: &str, value: &str) -> Result<(String, String), ApiError>
     };
     oss_path(name, &probe)?;
     Ok((bucket.to_string(), folder))
-}
-
-/// The caller may write to `bucket`: it is theirs, or nobody's yet. Another account's bucket is
-/// "not found", as if it did not exist.
-pub async fn writable_bucket(
-    ctx: &Ctx<'_>,
-    name: &str,
-    value: &str,
-    bucket: &str,
-) -> Result<(), ApiError> {
-    match ctx
-        .state
-        .store
-        .bucket_owner(bucket)
-        .await
-        .map_err(internal)?
-    {
-        Some(owner) if owner != ctx.account() => Err(ApiError::not_found(name, value)),
-        _ => Ok(()),
-    }
 }
 
 /// The object `path` exists and the caller may read it.
