@@ -127,7 +127,7 @@ async fn download(State(state): State<Arc<AppState>>, request: Request) -> Respo
 async fn serve_download(state: &AppState, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let path = object_path(parts.uri.path())?;
-    let (info, stream) = if parts.headers.contains_key(header::AUTHORIZATION) {
+    let account = if parts.headers.contains_key(header::AUTHORIZATION) {
         let body = axum::body::to_bytes(body, state.limits.max_body_bytes)
             .await
             .map_err(|_| ApiError::RequestTooLarge(state.limits.max_body_bytes))?;
@@ -140,19 +140,15 @@ async fn serve_download(state: &AppState, request: Request) -> Result<Response, 
         )?;
         let caller = authenticate(state, &raw, &path, false).await?.account_id;
         require_action(&raw, GET_OBJECT)?;
-        state
-            .objects
-            .open(&caller, &path)
-            .await
-            .map_err(object_error)?
+        caller
     } else {
-        let account = check_link(state, parts.uri.query(), &path)?;
-        state
-            .objects
-            .open(&account, &path)
-            .await
-            .map_err(object_error)?
+        check_link(state, parts.uri.query(), &path)?
     };
+    let (info, stream) = state
+        .objects
+        .open(&account, &path)
+        .await
+        .map_err(object_error)?;
     Ok(object_response(&info, stream))
 }
 

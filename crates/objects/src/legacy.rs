@@ -7,14 +7,14 @@
 //! moved or not, and the next start finishes the job. A bucket with no recorded owner, or whose
 //! new place is taken, stays where it is and is reported.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use cloudphone_store::Store;
-use object_store::path::PathPart;
 use tracing::{info, warn};
 
 use crate::ObjectError;
-use crate::objects::{DATA, RECORDS};
+use crate::objects::{DATA, RECORDS, encoded};
 
 /// The old top directories and where their buckets go.
 const MOVES: [(&str, &str); 2] = [("data", DATA), ("meta", RECORDS)];
@@ -22,6 +22,8 @@ const MOVES: [(&str, &str); 2] = [("data", DATA), ("meta", RECORDS)];
 /// Moves every bucket of the old layout under `root`; returns how many directories moved.
 pub(crate) async fn migrate(root: &Path, store: &dyn Store) -> Result<usize, ObjectError> {
     let mut moved = 0;
+    // A bucket is in both old top directories: its owner is looked up once.
+    let mut owners: HashMap<String, Option<String>> = HashMap::new();
     for (old, new) in MOVES {
         let old_top = root.join(old);
         let Ok(entries) = std::fs::read_dir(&old_top) else {
@@ -33,10 +35,17 @@ pub(crate) async fn migrate(root: &Path, store: &dyn Store) -> Result<usize, Obj
                 warn!(dir = %entry.path().display(), "not a bucket of the old object layout; left");
                 continue;
             };
-            let owner = store.bucket_owner(bucket).await.map_err(|e| {
-                warn!(error = %e, "looking up a bucket's owner");
-                ObjectError::Io(format!("looking up the owner of bucket {bucket}: {e}"))
-            })?;
+            let owner = match owners.get(bucket) {
+                Some(owner) => owner.clone(),
+                None => {
+                    let owner = store.bucket_owner(bucket).await.map_err(|e| {
+                        warn!(error = %e, "looking up a bucket's owner");
+                        ObjectError::Io(format!("looking up the owner of bucket {bucket}: {e}"))
+                    })?;
+                    owners.insert(bucket.to_string(), owner.clone());
+                    owner
+                }
+            };
             let Some(owner) = owner else {
                 warn!(
                     bucket,
@@ -44,7 +53,7 @@ pub(crate) async fn migrate(root: &Path, store: &dyn Store) -> Result<usize, Obj
                 );
                 continue;
             };
-            let parent = root.join(new).join(PathPart::from(owner.as_str()).as_ref());
+            let parent = root.join(new).join(encoded(&owner));
             let target = parent.join(bucket);
             if target.exists() {
                 warn!(bucket, account = %owner, "a bucket of the old object layout is already \

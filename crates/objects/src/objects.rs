@@ -489,7 +489,7 @@ impl Objects {
 }
 
 /// A segment as stored on disk (the encoding of [`PathPart`]).
-fn encoded(segment: &str) -> String {
+pub(crate) fn encoded(segment: &str) -> String {
     PathPart::from(segment).as_ref().to_string()
 }
 
