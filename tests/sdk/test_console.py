@@ -197,6 +197,21 @@ def test_a_running_batch_updates_without_a_reload(browser, server, client):
     assert len(rows(browser, "tr.child .status")) == 2
 
 
+def test_a_batch_page_follows_the_watch_stream(browser, server, client):
+    _, ids = create_group(client, 2, name="consolestream")
+    login(browser, server)
+    r = client.run_command(models.RunCommandRequest(instance_ids=ids, command_content="sleep 2")).body
+    browser.get(base(server) + f"/tasks/{r.task_id}")
+    until(browser, lambda d: d.find_element(By.ID, "live").get_attribute("data-stream") == "open",
+          what="the page's watch stream open")
+    until(browser, lambda d: d.find_element(By.ID, "task-status").text == "Finished", timeout=60,
+          what="the batch shown Finished")
+    # Set only when an event of the stream arrived (a timed refresh does not).
+    assert browser.find_element(By.ID, "live").get_attribute("data-streamed") == "true"
+    # The stream needs the session: without it, no events.
+    assert requests.get(base(server) + "/watch", timeout=10).status_code == 401
+
+
 def test_another_account_sees_nothing(browser, server, client):
     _, ids = create_group(client, 1, name="consolemine")
     r = client.reboot_android_instances_in_group(

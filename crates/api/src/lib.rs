@@ -5,7 +5,9 @@
 pub mod actions;
 pub mod audit;
 pub mod auth;
+pub mod controls;
 pub mod files;
+pub mod idempotency;
 pub mod params;
 pub mod reply;
 pub mod request;
@@ -14,6 +16,7 @@ pub mod signature;
 pub mod state;
 pub mod throttle;
 pub mod token;
+pub mod watch;
 
 pub use server::router;
 pub use state::{AppState, Limits};

@@ -39,13 +39,16 @@ pub fn success(request_id: &str, body: impl Into<Body>) -> Response {
 /// An error answer in the vendor's shape.
 pub fn failure(err: &ApiError, request_id: &str, host_id: &str) -> Response {
     let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let body = json!({
+    let mut body = json!({
         "RequestId": request_id,
         "HostId": host_id,
         "Code": err.code(),
         "Message": err.to_string(),
         "Recommend": "",
     });
+    if let (Some((name, value)), Some(map)) = (err.extra(), body.as_object_mut()) {
+        map.insert(name.into(), value.clone());
+    }
     let mut response = json_response(status, body.to_string());
     if let Some(ms) = err.retry_after_ms() {
         // The SDK checks this header first and raises its ThrottlingException with it.

@@ -37,6 +37,7 @@ pub const VERSION: &str = "2023-09-30";
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(crate::files::routes())
+        .merge(crate::watch::routes())
         .fallback(handle)
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
@@ -183,15 +184,46 @@ async fn run(
         ));
     }
     let audited = (!actions::reads_only(&action)).then(|| caller.clone());
-    let answered = match Action::parse(&action, &params) {
-        Ok(parsed) => {
+    let parsed = Action::parse(&action, &params).and_then(|a| {
+        let controls = crate::controls::Controls::parse(&params)?;
+        if controls.dry_run && !actions::dry_runs(&action) {
+            return Err(ApiError::invalid(
+                "DryRun",
+                format!("{action} has no dry run."),
+            ));
+        }
+        Ok((a, controls))
+    });
+    let answered = match parsed {
+        Ok((parsed, controls)) => {
+            let token = controls
+                .client_token
+                .clone()
+                .filter(|_| actions::produces_tasks(&action) && !controls.dry_run);
             let ctx = Ctx {
                 state,
                 caller,
                 request_id: request_id.to_string(),
                 now_ms: now,
+                controls,
             };
-            parsed.apply(&ctx).await
+            match token {
+                Some(token) => {
+                    let fingerprint = crate::controls::fingerprint(&action, &params);
+                    let account = ctx.account().to_string();
+                    crate::idempotency::once(
+                        state,
+                        &account,
+                        &token,
+                        &fingerprint,
+                        request_id,
+                        now,
+                        || parsed.apply(&ctx),
+                    )
+                    .await
+                }
+                None => parsed.apply(&ctx).await,
+            }
         }
         Err(e) => Err(e),
     };
@@ -237,6 +269,7 @@ pub async fn call_as(
         caller,
         request_id: request_id.clone(),
         now_ms: now_ms(),
+        controls: crate::controls::Controls::parse(&params)?,
     };
     let mut body = match parsed.apply(&ctx).await? {
         reply::Body::Value(v) => v,

@@ -54,6 +54,9 @@ pub struct AppState {
     pub throttle: crate::throttle::Throttle,
     /// Whether this node serves HTTPS (the console's cookie is then `Secure`).
     pub https: bool,
+    /// Cancelled when the node shuts down: open watch streams end, so that the server's
+    /// graceful shutdown does not wait for their clients.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 /// One authenticated request.
@@ -62,6 +65,8 @@ pub struct Ctx<'a> {
     pub caller: AccessKey,
     pub request_id: String,
     pub now_ms: i64,
+    /// ClientToken, DryRun, MaxConcurrency and MaxErrors of the call.
+    pub controls: crate::controls::Controls,
 }
 
 impl Ctx<'_> {

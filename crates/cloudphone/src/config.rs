@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cloudphone_api::Limits;
-use cloudphone_engine::{EngineConfig, SweeperConfig, WatcherConfig};
+use cloudphone_engine::{EngineConfig, SweeperConfig, WatcherConfig, WebhookConfig};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -33,6 +33,7 @@ pub struct Config {
     /// The backends file (`--backends`); `None`: the simulated fleet alone.
     pub backends: Option<crate::backends_file::BackendsFile>,
     pub watcher: WatcherConfig,
+    pub webhooks: WebhookConfig,
     /// Calls a second per access key on this node (0: no throttling), and the burst allowed.
     pub throttle_per_second: u32,
     pub throttle_burst: u32,
@@ -58,6 +59,7 @@ impl Config {
             limits: Limits::default(),
             backends: None,
             watcher: WatcherConfig::default(),
+            webhooks: WebhookConfig::default(),
             throttle_per_second: 1000,
             throttle_burst: 2000,
             tls: None,

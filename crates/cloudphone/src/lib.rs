@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cloudphone_api::{AppState, TokenKey};
 use cloudphone_backends::{AdbBackend, DockerBackend, Fleet, SimBackend, SimConfig};
-use cloudphone_engine::{Backend, Engine, Services, Sweeper, Watcher};
+use cloudphone_engine::{Backend, Engine, Services, Sweeper, Watcher, WebhookSender};
 use cloudphone_objects::Objects;
 use cloudphone_store::{PgStore, SqliteStore, Store};
 use tokio::net::TcpListener;
@@ -37,8 +37,11 @@ pub struct Application {
     engine: Engine,
     sweeper: Sweeper,
     watcher: Watcher,
+    webhooks: WebhookSender,
     discovery: Option<discovery::Discovery>,
     root_key: RootKey,
+    /// The API's "shutting down" signal (open watch streams end on it).
+    closing: CancellationToken,
     /// Held for the life of the node: one server per SQLite data dir (none on PostgreSQL,
     /// where nodes share the data dir).
     _lock: Option<std::fs::File>,
@@ -212,9 +215,11 @@ impl Application {
             config.engine.clone(),
         );
         let sweeper = Sweeper::new(store.clone(), config.sweeper.clone(), engine.waker());
+        let webhooks = WebhookSender::new(store.clone(), http.clone(), config.webhooks.clone());
         let mut watcher_config = config.watcher.clone();
         watcher_config.images = watched;
         let watcher = Watcher::new(store.clone(), backend.clone(), watcher_config);
+        let closing = CancellationToken::new();
         let state = Arc::new(AppState {
             store: store.clone(),
             backend,
@@ -231,6 +236,7 @@ impl Application {
                 config.throttle_burst,
             ),
             https: tls.is_some(),
+            closing: closing.clone(),
         });
         Ok(Application {
             listener,
@@ -242,8 +248,10 @@ impl Application {
             engine,
             sweeper,
             watcher,
+            webhooks,
             discovery,
             root_key,
+            closing,
             _lock: lock,
         })
     }
@@ -271,10 +279,17 @@ impl Application {
         let engine = tokio::spawn(self.engine.run(shutdown.clone()));
         let sweeper = tokio::spawn(self.sweeper.run(shutdown.clone()));
         let watcher = tokio::spawn(self.watcher.run(shutdown.clone()));
+        let webhooks = tokio::spawn(self.webhooks.run(shutdown.clone()));
         let discovery = self
             .discovery
             .map(|d| tokio::spawn(d.run(shutdown.clone())));
         let stop = shutdown.clone();
+        let closing = self.closing.clone();
+        let streams_end = shutdown.clone();
+        tokio::spawn(async move {
+            streams_end.cancelled().await;
+            closing.cancel();
+        });
         // The caller's address reaches the handlers, for the audit log.
         let app = self
             .router
@@ -297,6 +312,7 @@ impl Application {
         let _ = engine.await;
         let _ = sweeper.await;
         let _ = watcher.await;
+        let _ = webhooks.await;
         if let Some(d) = discovery {
             let _ = d.await;
         }

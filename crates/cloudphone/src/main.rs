@@ -149,6 +149,10 @@ struct ServeArgs {
     /// Days that finished tasks are kept.
     #[arg(long, default_value_t = 30)]
     task_retention_days: u64,
+    /// The wait before a failed webhook delivery is tried again, in milliseconds; doubled after
+    /// each further failure (up to 10 minutes), 10 attempts in all.
+    #[arg(long, default_value_t = 2000)]
+    webhook_retry_ms: u64,
     /// The root access key id (with CLOUDPHONE_ACCESS_KEY_SECRET); without them a key is
     /// created on first start, stored in the data dir and printed once.
     #[arg(long, env = "CLOUDPHONE_ACCESS_KEY_ID", hide_env_values = true)]
@@ -350,6 +354,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     config.watcher.interval = Duration::from_millis(args.watch_interval_ms.max(50));
     config.sweeper.task_retention = Duration::from_secs(args.task_retention_days * 24 * 3600);
+    config.webhooks.first_retry = Duration::from_millis(args.webhook_retry_ms.max(10));
     config.root_key = match (args.access_key_id, args.access_key_secret) {
         (Some(id), Some(secret)) => Some((id, secret)),
         (None, None) => None,

@@ -1,12 +1,14 @@
 //! The web console at `/console`: server-rendered pages (askama; no JavaScript build) of the
 //! fleet and the task center, behind a login with an access key. Pages read through the API's
 //! own actions as the signed-in key, so the console shows what that key's SDK would and
-//! nothing of another account. A few lines of inline script refresh each page's live part.
+//! nothing of another account. A few lines of inline script refresh each page's live part:
+//! when the watch stream (`/console/watch`) reports a change, else on a timer.
 
 mod auth;
 mod pages;
 pub mod session;
 pub mod view;
+mod watch;
 
 use std::sync::Arc;
 
@@ -29,6 +31,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .route("/console/logout", post(auth::logout))
         .route("/console/tasks", get(pages::tasks))
         .route("/console/tasks/{id}", get(pages::task))
+        .route("/console/watch", get(watch::watch))
         .layer(map_response(guarded))
         .with_state(state)
 }

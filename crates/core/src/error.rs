@@ -47,6 +47,16 @@ pub enum ApiError {
         used: u64,
         asked: u64,
     },
+    #[error("The ClientToken was used before with other parameters.")]
+    IdempotentParameterMismatch,
+    #[error(
+        "The call first made with this ClientToken is still being processed. Please try again later."
+    )]
+    IdempotentProcessing,
+    /// `DryRun=true`: everything was checked and nothing was created. The value is the report
+    /// of what the call would have done, sent in the body as `DryRunReport`.
+    #[error("Request validation has been passed with DryRun flag set.")]
+    DryRunOperation(serde_json::Value),
     #[error("An internal error occurred. Please try again later.")]
     Internal,
     #[error(
@@ -94,6 +104,9 @@ impl ApiError {
             ApiError::UriTooLong(_) => "RequestURITooLong".into(),
             ApiError::Throttled { .. } => "Throttling.User".into(),
             ApiError::QuotaExceeded { what, .. } => format!("QuotaExceeded.{}", capitalized(what)),
+            ApiError::IdempotentParameterMismatch => "IdempotentParameterMismatch".into(),
+            ApiError::IdempotentProcessing => "IdempotentProcessing".into(),
+            ApiError::DryRunOperation(_) => "DryRunOperation".into(),
             ApiError::Internal => "InternalError".into(),
             ApiError::Unavailable => "ServiceUnavailable".into(),
         }
@@ -107,13 +120,21 @@ impl ApiError {
         }
     }
 
+    /// Fields the error body carries beside the usual ones (the dry run's report).
+    pub fn extra(&self) -> Option<(&'static str, &serde_json::Value)> {
+        match self {
+            ApiError::DryRunOperation(report) => Some(("DryRunReport", report)),
+            _ => None,
+        }
+    }
+
     /// The HTTP status; always 400 or above, so that every SDK raises it as an error.
     pub fn http_status(&self) -> u16 {
         match self {
             ApiError::NotFound { .. }
             | ApiError::AccessKeyNotFound
             | ApiError::ActionNotFound(_) => 404,
-            ApiError::IncorrectStatus { .. } => 409,
+            ApiError::IncorrectStatus { .. } | ApiError::IdempotentProcessing => 409,
             ApiError::SignatureDoesNotMatch => 403,
             ApiError::RequestTooLarge(_) => 413,
             ApiError::UriTooLong(_) => 414,

@@ -22,6 +22,8 @@ pub const TASK: &str = "t-";
 pub const IMAGE: &str = "imgc-";
 /// Prefix of backup file ids.
 pub const BACKUP: &str = "bf-";
+/// A webhook.
+pub const WEBHOOK: &str = "wh-";
 
 /// Base-36 digits of the time part (milliseconds since 1970: nine digits last until the year
 /// 5188) and of the part after it.

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod ids;
 pub mod instance;
+pub mod limits;
 #[cfg(test)]
 mod props;
 pub mod resources;
@@ -14,5 +15,6 @@ pub mod time;
 
 pub use error::ApiError;
 pub use instance::{InstanceStatus, Plan};
+pub use limits::{BatchLimits, Share};
 pub use task::{BatchCounts, Level, TaskStatus, TaskType};
 pub use task_error::TaskErrorCode;

@@ -74,6 +74,12 @@ impl TaskType {
     pub fn is_idempotent(self) -> bool {
         !matches!(self, TaskType::RunCommand)
     }
+
+    /// Whether a running task of this type can be stopped half-way without harm: a command is
+    /// killed; the other operations change the phone in steps that must not be cut.
+    pub fn is_interruptible(self) -> bool {
+        matches!(self, TaskType::RunCommand)
+    }
 }
 
 wire_enum! {

@@ -36,6 +36,11 @@ wire_enum! {
         UnsupportedOperation = "UnsupportedOperation",
         /// The backend failed in a way it could not name.
         InternalError = "InternalError",
+        /// `CancelTasks` ended the task: before it started (Skipped), or while its command ran
+        /// (Failed, the command stopped).
+        Cancelled = "Cancelled",
+        /// The batch's failures went past its `MaxErrors`: the task never started (Skipped).
+        MaxErrorsExceeded = "MaxErrorsExceeded",
     }
 }
 
@@ -65,6 +70,10 @@ impl TaskErrorCode {
                 "The phone's backend does not support this operation."
             }
             TaskErrorCode::InternalError => "An internal error occurred.",
+            TaskErrorCode::Cancelled => "The task was cancelled.",
+            TaskErrorCode::MaxErrorsExceeded => {
+                "The batch had more failures than its MaxErrors allows; this task never started."
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cloudphone_core::time::now_ms;
-use cloudphone_store::{Claim, Completion, Outcome, Store};
+use cloudphone_store::{Claim, Completion, Lease, Outcome, Store};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -322,8 +322,20 @@ impl Worker {
                 _ = beat.tick() => {
                     let until = now_ms() + self.config.lease.as_millis() as i64;
                     match self.store.heartbeat(&claim.task_id, claim.attempt, until).await {
-                        Ok(true) => {}
-                        Ok(false) => {
+                        Ok(Lease::Held) => {}
+                        Ok(Lease::CancelRequested) => {
+                            // Dropping the operation stops it: its command is killed.
+                            info!("cancelled while running; stopping the operation");
+                            let code = cloudphone_core::TaskErrorCode::Cancelled;
+                            return Some(Outcome::Failed {
+                                code,
+                                message: format!(
+                                    "{} It was stopped while it ran.",
+                                    code.default_message()
+                                ),
+                            });
+                        }
+                        Ok(Lease::Lost) => {
                             warn!("lease lost; abandoning this attempt");
                             return None;
                         }

@@ -12,6 +12,7 @@ mod services;
 mod sweeper;
 mod transfer;
 mod watcher;
+mod webhooks;
 
 pub use backend::{
     AppOp, AttemptRef, Backend, BackendError, CommandOutput, Fault, InstanceRef, Liveness, OpResult,
@@ -21,3 +22,4 @@ pub use engine::{Engine, EngineConfig};
 pub use services::Services;
 pub use sweeper::{Sweeper, SweeperConfig};
 pub use watcher::{Watcher, WatcherConfig};
+pub use webhooks::{WebhookConfig, WebhookSender, signature as webhook_signature};

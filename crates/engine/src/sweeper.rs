@@ -10,6 +10,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+/// How long a ClientToken is remembered, in milliseconds.
+pub const CLIENT_TOKEN_MS: i64 = 24 * 3600 * 1000;
+
 #[derive(Clone, Debug)]
 pub struct SweeperConfig {
     pub interval: Duration,
@@ -78,6 +81,14 @@ impl Sweeper {
         }
         if let Err(e) = self.store.purge_nonces(now).await {
             error!(error = %e, "purging nonces failed");
+        }
+        // The watch stream's log keeps a day: a client away longer starts again from now.
+        if let Err(e) = self.store.purge_task_events(now - CLIENT_TOKEN_MS).await {
+            error!(error = %e, "purging task events failed");
+        }
+        // A ClientToken answers repeats for a day, as ECS's do.
+        if let Err(e) = self.store.purge_idempotency(now - CLIENT_TOKEN_MS).await {
+            error!(error = %e, "purging client tokens failed");
         }
         let before = now - self.config.task_retention.as_millis() as i64;
         match self.store.purge_tasks(before).await {

@@ -144,6 +144,7 @@ async fn fleet_and_batches(
                 .iter()
                 .map(|i| task(Level::Instance, Some(i), now + round as i64))
                 .collect(),
+            limits: Default::default(),
         };
         store.create_batch(&batch).await.unwrap();
         batches.push(batch.batch.id);

@@ -25,6 +25,8 @@ pub struct NewTask {
 pub struct NewBatch {
     pub batch: NewTask,
     pub children: Vec<NewTask>,
+    /// `MaxConcurrency` and `MaxErrors`, as counts.
+    pub limits: cloudphone_core::BatchLimits,
 }
 
 /// A position in a newest-first (or any keyset) order: the sort time and the id.
@@ -164,4 +166,44 @@ pub struct BackupFilter {
     /// Created at or before (ms).
     pub end_ms: Option<i64>,
     pub backup_all: Option<bool>,
+}
+
+/// A place in the task event log, in the log's order: (0, id) on SQLite, (transaction id, id)
+/// on PostgreSQL ([`crate::Store::task_events`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventPosition {
+    pub major: i64,
+    pub minor: i64,
+}
+
+/// Which events of an account a watch wants; every field narrows (AND), a list is a set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub account_id: String,
+    pub invoke_id: Option<String>,
+    pub task_ids: Vec<String>,
+    pub parent_task_id: Option<String>,
+    pub task_types: Vec<TaskType>,
+    pub statuses: Vec<TaskStatus>,
+    /// `None`: Levels 1 and 2.
+    pub level: Option<Level>,
+    pub instance_id: Option<String>,
+}
+
+/// One transition of a batch or instance task, as the event log keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskEvent {
+    pub position: EventPosition,
+    pub task_id: String,
+    pub parent_id: Option<String>,
+    pub invoke_id: String,
+    pub level: Level,
+    pub task_type: TaskType,
+    /// The status after the transition.
+    pub status: TaskStatus,
+    pub instance_id: Option<String>,
+    pub error_code: Option<String>,
+    /// A batch's counters after the transition.
+    pub counts: Option<cloudphone_core::BatchCounts>,
+    pub at_ms: i64,
 }

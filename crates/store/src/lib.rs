@@ -7,10 +7,12 @@ mod filters;
 mod moves;
 mod postgres;
 mod sqlite;
+mod webhooks;
 
 pub use filters::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use webhooks::*;
 
 use async_trait::async_trait;
 use cloudphone_core::resources::{AccessKey, App, Group, GroupSummary, Instance, Task, TaskRef};
@@ -44,6 +46,10 @@ pub enum StoreError {
     /// has (not DELETED).
     #[error("the account's instance quota is used: {used} instances")]
     QuotaExceeded { used: u64 },
+    /// A claim raced another node's for the same batch and would take it past its
+    /// `MaxConcurrency`; it was rolled back (the store tries again itself).
+    #[error("another node filled the batch's MaxConcurrency at the same time")]
+    Overbooked,
 }
 
 impl StoreError {
@@ -78,6 +84,7 @@ impl StoreError {
             ),
             StoreError::Closed => true,
             StoreError::Shared { unavailable, .. } => *unavailable,
+            StoreError::Overbooked => true,
             _ => false,
         }
     }
@@ -334,6 +341,96 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes terminal tasks that finished before `before_ms`; returns how many.
     async fn purge_tasks(&self, before_ms: i64) -> Result<u64>;
 
+    /// CancelTasks: every id must be a batch or instance task of `account_id`, else nothing is
+    /// written and [`CancelOutcome::unknown`] names the others. A batch stands for all its
+    /// children. A Waiting child becomes Skipped with `Cancelled` at once; a Processing one
+    /// whose type can be interrupted ([`TaskType::is_interruptible`]) is asked to stop (its
+    /// worker ends it Failed with `Cancelled`); any other runs to its end. One transaction.
+    async fn cancel_tasks(
+        &self,
+        account_id: &str,
+        task_ids: &[String],
+        now_ms: i64,
+    ) -> Result<CancelOutcome>;
+
+    // ---- the task event log (the watch stream) ----
+
+    /// Events matching `filter` strictly after `after`, in the log's order, at most `limit`.
+    /// Only events whose transaction has ended and that no earlier-placed event can still
+    /// join are returned, so a reader that resumes after the last position it saw misses
+    /// nothing and sees nothing twice.
+    async fn task_events(
+        &self,
+        filter: &EventFilter,
+        after: EventPosition,
+        limit: usize,
+    ) -> Result<Vec<TaskEvent>>;
+    /// Where a watch that wants only what happens from now on starts: every event
+    /// [`Store::task_events`] returns after it is new (or was not yet readable).
+    async fn event_tail(&self, account_id: &str) -> Result<EventPosition>;
+    /// Forgets events logged before `before_ms`; returns how many.
+    async fn purge_task_events(&self, before_ms: i64) -> Result<u64>;
+
+    // ---- webhooks ----
+
+    /// Registers a webhook unless the account has `max` already (then `false`, nothing
+    /// stored).
+    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<bool>;
+    /// The account's webhooks, oldest first.
+    async fn list_webhooks(&self, account_id: &str) -> Result<Vec<Webhook>>;
+    /// Deletes a webhook of the account and its deliveries; false when there is none.
+    async fn delete_webhook(&self, account_id: &str, webhook_id: &str) -> Result<bool>;
+    /// Leases up to `limit` due deliveries (pending, their time come, no live lease), oldest
+    /// first, counting an attempt each. Several nodes may call this: none gets a delivery
+    /// another holds.
+    async fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>>;
+    /// Records how attempt `attempt` of delivery `seq` ended; fenced: false (nothing written)
+    /// when that attempt is no longer the current one (its lease expired and another took it).
+    async fn end_delivery(
+        &self,
+        seq: i64,
+        attempt: i64,
+        end: &DeliveryEnd,
+        now_ms: i64,
+    ) -> Result<bool>;
+    /// The account's deliveries, newest first, of one webhook and/or one batch if given.
+    async fn list_deliveries(
+        &self,
+        account_id: &str,
+        webhook_id: Option<&str>,
+        task_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRecord>>;
+
+    // ---- ClientToken idempotency ----
+
+    /// Reserves `token` of `account_id` for a call with `fingerprint`, or tells what an earlier
+    /// call with it left: its answer, another fingerprint, or a call still running. A
+    /// reservation older than `stale_before_ms` (a node died with it) is taken over.
+    async fn begin_idempotent(
+        &self,
+        account_id: &str,
+        token: &str,
+        fingerprint: &str,
+        now_ms: i64,
+        stale_before_ms: i64,
+    ) -> Result<Idempotent>;
+    /// Ends a reservation: keeps the call's answer (`Some(body)`), or frees the token (`None`,
+    /// the call failed and created nothing).
+    async fn finish_idempotent(
+        &self,
+        account_id: &str,
+        token: &str,
+        body: Option<&str>,
+    ) -> Result<()>;
+    /// Forgets tokens made before `before_ms`; returns how many.
+    async fn purge_idempotency(&self, before_ms: i64) -> Result<u64>;
+
     // ---- tasks: the engine's side (design.md §5) ----
 
     /// Claims up to `limit` runnable tasks, in acceptance order. A task is runnable when it is
@@ -352,8 +449,9 @@ pub trait Store: Send + Sync + 'static {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<Claim>>;
-    /// Extends the lease of an attempt; false if the attempt is no longer the current one.
-    async fn heartbeat(&self, task_id: &str, attempt: i64, lease_until_ms: i64) -> Result<bool>;
+    /// Extends the lease of an attempt; [`Lease::Lost`] if the attempt is no longer the current
+    /// one, [`Lease::CancelRequested`] (lease extended) once `CancelTasks` asked it to stop.
+    async fn heartbeat(&self, task_id: &str, attempt: i64, lease_until_ms: i64) -> Result<Lease>;
     /// Ends an attempt: the task becomes Finished or Failed, the instance moves to its
     /// after-success or after-failure status, the batch counters and status follow, all in one
     /// transaction. Fenced: false (and nothing written) if `attempt` is not the current attempt
@@ -428,6 +526,45 @@ pub trait Store: Send + Sync + 'static {
     /// included, is left as it is); a group being deleted takes none. Returns how many
     /// instances were new.
     async fn adopt_instances(&self, group: &Group, instances: &[Instance]) -> Result<u64>;
+}
+
+/// What [`Store::heartbeat`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lease {
+    /// Still this attempt's, extended.
+    Held,
+    /// Extended, but `CancelTasks` asked the attempt to stop.
+    CancelRequested,
+    /// No longer this attempt's: write nothing.
+    Lost,
+}
+
+/// What [`Store::cancel_tasks`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CancelOutcome {
+    /// Ids that are no task of the account (then nothing was done).
+    pub unknown: Vec<String>,
+    /// Waiting children now Skipped with `Cancelled`.
+    pub skipped: u64,
+    /// Processing children asked to stop.
+    pub interrupting: u64,
+    /// Processing children that cannot be interrupted and run to their end.
+    pub finishing: u64,
+    /// Children that had ended already.
+    pub ended: u64,
+}
+
+/// What [`Store::begin_idempotent`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Idempotent {
+    /// Reserved for this call: run it, then [`Store::finish_idempotent`].
+    Fresh,
+    /// An earlier call with the same token and parameters answered this body.
+    Replay(String),
+    /// The token was used with other parameters.
+    Mismatch,
+    /// A call with the token is still running.
+    InFlight,
 }
 
 /// One line of [`Store::task_counts`].

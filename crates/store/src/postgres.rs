@@ -20,9 +20,12 @@ mod apps;
 mod backups;
 mod buckets;
 mod engine;
+mod events;
 mod fleet;
+mod idempotency;
 mod rows;
 mod tasks;
+mod webhooks;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -36,10 +39,12 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 
 use crate::{
-    AccountDeletion, AccountRecord, AppFilter, AuditEntry, AuditFilter, Claim, GroupFilter,
-    InstanceChange, InstanceFilter, KeyRecord, Listing, NewBatch, NewTask, Nonce, Outcome, Page,
-    Result, Store, Swept, TaskCount, TaskFilter,
+    AccountDeletion, AccountRecord, AppFilter, AuditEntry, AuditFilter, CancelOutcome, Claim,
+    EventFilter, EventPosition, GroupFilter, Idempotent, InstanceChange, InstanceFilter, KeyRecord,
+    Lease, Listing, NewBatch, NewTask, Nonce, Outcome, Page, Result, Store, Swept, TaskCount,
+    TaskEvent, TaskFilter,
 };
+use crate::{Delivery, DeliveryEnd, DeliveryRecord, Webhook};
 
 /// Connections per node. One is held by the work-signal listener.
 const POOL_SIZE: u32 = 16;
@@ -306,8 +311,107 @@ impl Store for PgStore {
         engine::claim(self, owner, now_ms, lease_ms, limit).await
     }
 
-    async fn heartbeat(&self, task_id: &str, attempt: i64, lease_until_ms: i64) -> Result<bool> {
+    async fn heartbeat(&self, task_id: &str, attempt: i64, lease_until_ms: i64) -> Result<Lease> {
         engine::heartbeat(self, task_id, attempt, lease_until_ms).await
+    }
+
+    async fn cancel_tasks(
+        &self,
+        account_id: &str,
+        task_ids: &[String],
+        now_ms: i64,
+    ) -> Result<CancelOutcome> {
+        engine::cancel_tasks(self, account_id, task_ids, now_ms).await
+    }
+
+    async fn task_events(
+        &self,
+        filter: &EventFilter,
+        after: EventPosition,
+        limit: usize,
+    ) -> Result<Vec<TaskEvent>> {
+        events::task_events(self, filter, after, limit).await
+    }
+
+    async fn event_tail(&self, account_id: &str) -> Result<EventPosition> {
+        events::event_tail(self, account_id).await
+    }
+
+    async fn purge_task_events(&self, before_ms: i64) -> Result<u64> {
+        events::purge(self, before_ms).await
+    }
+
+    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<bool> {
+        webhooks::create(self, webhook, max).await
+    }
+
+    async fn list_webhooks(&self, account_id: &str) -> Result<Vec<Webhook>> {
+        webhooks::list(self, account_id).await
+    }
+
+    async fn delete_webhook(&self, account_id: &str, webhook_id: &str) -> Result<bool> {
+        webhooks::delete(self, account_id, webhook_id).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        webhooks::claim(self, now_ms, lease_ms, limit).await
+    }
+
+    async fn end_delivery(
+        &self,
+        seq: i64,
+        attempt: i64,
+        end: &DeliveryEnd,
+        now_ms: i64,
+    ) -> Result<bool> {
+        webhooks::end(self, seq, attempt, end, now_ms).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        account_id: &str,
+        webhook_id: Option<&str>,
+        task_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRecord>> {
+        webhooks::list_deliveries(self, account_id, webhook_id, task_id, limit).await
+    }
+
+    async fn begin_idempotent(
+        &self,
+        account_id: &str,
+        token: &str,
+        fingerprint: &str,
+        now_ms: i64,
+        stale_before_ms: i64,
+    ) -> Result<Idempotent> {
+        idempotency::begin(
+            self,
+            account_id,
+            token,
+            fingerprint,
+            now_ms,
+            stale_before_ms,
+        )
+        .await
+    }
+
+    async fn finish_idempotent(
+        &self,
+        account_id: &str,
+        token: &str,
+        body: Option<&str>,
+    ) -> Result<()> {
+        idempotency::finish(self, account_id, token, body).await
+    }
+
+    async fn purge_idempotency(&self, before_ms: i64) -> Result<u64> {
+        idempotency::purge(self, before_ms).await
     }
 
     async fn complete(

@@ -18,10 +18,13 @@ mod backups;
 mod buckets;
 mod db;
 mod engine;
+mod events;
 mod fleet;
+mod idempotency;
 mod rows;
 mod sql;
 mod tasks;
+mod webhooks;
 
 use std::path::Path;
 use std::time::Duration;
@@ -33,10 +36,12 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::{
-    AccountDeletion, AccountRecord, AppFilter, AuditEntry, AuditFilter, BackupFilter, Claim,
-    Completion, GroupFilter, InstanceChange, InstanceFilter, KeyRecord, Listing, NewBatch, NewTask,
-    Nonce, Outcome, Page, Rendered, Result, Store, Swept, TaskCount, TaskFilter, TaskRender,
+    AccountDeletion, AccountRecord, AppFilter, AuditEntry, AuditFilter, BackupFilter,
+    CancelOutcome, Claim, Completion, EventFilter, EventPosition, GroupFilter, Idempotent,
+    InstanceChange, InstanceFilter, KeyRecord, Lease, Listing, NewBatch, NewTask, Nonce, Outcome,
+    Page, Rendered, Result, Store, Swept, TaskCount, TaskEvent, TaskFilter, TaskRender,
 };
+use crate::{Delivery, DeliveryEnd, DeliveryRecord, Webhook};
 
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -423,12 +428,139 @@ impl Store for SqliteStore {
         )
     }
 
-    async fn heartbeat(&self, task_id: &str, attempt: i64, lease_until_ms: i64) -> Result<bool> {
+    async fn heartbeat(&self, task_id: &str, attempt: i64, lease_until_ms: i64) -> Result<Lease> {
         on_writer!(
             self,
             |c| engine::heartbeat(c, task_id, attempt, lease_until_ms),
             task_id
         )
+    }
+
+    async fn cancel_tasks(
+        &self,
+        account_id: &str,
+        task_ids: &[String],
+        now_ms: i64,
+    ) -> Result<CancelOutcome> {
+        on_writer!(
+            self,
+            |c| engine::cancel_tasks(c, account_id, task_ids, now_ms),
+            account_id,
+            task_ids
+        )
+    }
+
+    async fn task_events(
+        &self,
+        filter: &EventFilter,
+        after: EventPosition,
+        limit: usize,
+    ) -> Result<Vec<TaskEvent>> {
+        let filter = filter.clone();
+        self.db
+            .read(move |c| events::task_events(c, &filter, after, limit))
+            .await
+    }
+
+    async fn event_tail(&self, account_id: &str) -> Result<EventPosition> {
+        on_reader!(self, |c| events::event_tail(c, account_id), account_id)
+    }
+
+    async fn purge_task_events(&self, before_ms: i64) -> Result<u64> {
+        on_writer!(self, |c| events::purge(c, before_ms),)
+    }
+
+    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<bool> {
+        on_writer!(self, |c| webhooks::create(c, webhook, max), webhook)
+    }
+
+    async fn list_webhooks(&self, account_id: &str) -> Result<Vec<Webhook>> {
+        on_reader!(self, |c| webhooks::list(c, account_id), account_id)
+    }
+
+    async fn delete_webhook(&self, account_id: &str, webhook_id: &str) -> Result<bool> {
+        on_writer!(
+            self,
+            |c| webhooks::delete(c, account_id, webhook_id),
+            account_id,
+            webhook_id
+        )
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        on_writer!(self, |c| webhooks::claim(c, now_ms, lease_ms, limit),)
+    }
+
+    async fn end_delivery(
+        &self,
+        seq: i64,
+        attempt: i64,
+        end: &DeliveryEnd,
+        now_ms: i64,
+    ) -> Result<bool> {
+        on_writer!(self, |c| webhooks::end(c, seq, attempt, end, now_ms), end)
+    }
+
+    async fn list_deliveries(
+        &self,
+        account_id: &str,
+        webhook_id: Option<&str>,
+        task_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRecord>> {
+        let (webhook_id, task_id) = (webhook_id.map(str::to_owned), task_id.map(str::to_owned));
+        on_reader!(
+            self,
+            |c| webhooks::list_deliveries(
+                c,
+                account_id,
+                webhook_id.as_deref(),
+                task_id.as_deref(),
+                limit
+            ),
+            account_id
+        )
+    }
+
+    async fn begin_idempotent(
+        &self,
+        account_id: &str,
+        token: &str,
+        fingerprint: &str,
+        now_ms: i64,
+        stale_before_ms: i64,
+    ) -> Result<Idempotent> {
+        on_writer!(
+            self,
+            |c| idempotency::begin(c, account_id, token, fingerprint, now_ms, stale_before_ms),
+            account_id,
+            token,
+            fingerprint
+        )
+    }
+
+    async fn finish_idempotent(
+        &self,
+        account_id: &str,
+        token: &str,
+        body: Option<&str>,
+    ) -> Result<()> {
+        let body = body.map(str::to_owned);
+        on_writer!(
+            self,
+            |c| idempotency::finish(c, account_id, token, body.as_deref()),
+            account_id,
+            token
+        )
+    }
+
+    async fn purge_idempotency(&self, before_ms: i64) -> Result<u64> {
+        on_writer!(self, |c| idempotency::purge(c, before_ms),)
     }
 
     async fn complete(

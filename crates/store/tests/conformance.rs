@@ -17,8 +17,8 @@ use cloudphone_core::resources::{AccessKey, App, Backup, Group, Instance, Task};
 use cloudphone_core::{BatchCounts, InstanceStatus, Level, TaskErrorCode, TaskStatus, TaskType};
 use cloudphone_store::{
     AccountDeletion, AppFilter, AuditEntry, AuditFilter, BackupFilter, Claim, Completion, Cursor,
-    GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch, NewTask, Nonce, Outcome, Page,
-    Phone, Store, Swept, TaskFilter,
+    GroupFilter, InstanceChange, InstanceFilter, Lease, Listing, NewBatch, NewTask, Nonce, Outcome,
+    Page, Phone, Store, Swept, TaskFilter,
 };
 
 use InstanceStatus as S;
@@ -149,6 +149,7 @@ fn batch(id: &str, account: &str, ty: TaskType, start_ms: i64, instances: &[&str
     NewBatch {
         batch: new_task(id, account, &invoke, Level::Batch, ty, start_ms),
         children,
+        limits: Default::default(),
     }
 }
 
@@ -1859,7 +1860,7 @@ async fn check_fencing(store: &dyn Store) {
         .unwrap();
     let id = child("t-r", "i1");
     assert!(
-        !store.heartbeat(&id, 0, 5_000).await.unwrap(),
+        store.heartbeat(&id, 0, 5_000).await.unwrap() == Lease::Lost,
         "not leased yet"
     );
     assert!(
@@ -1870,9 +1871,9 @@ async fn check_fencing(store: &dyn Store) {
 
     let c = store.claim("w", 2_000, 1_000, 10).await.unwrap();
     assert_eq!(c[0].attempt, 1);
-    assert!(!store.heartbeat(&id, 2, 9_000).await.unwrap());
-    assert!(!store.heartbeat("t-none", 1, 9_000).await.unwrap());
-    assert!(store.heartbeat(&id, 1, 9_000).await.unwrap());
+    assert!(store.heartbeat(&id, 2, 9_000).await.unwrap() == Lease::Lost);
+    assert!(store.heartbeat("t-none", 1, 9_000).await.unwrap() == Lease::Lost);
+    assert_eq!(store.heartbeat(&id, 1, 9_000).await.unwrap(), Lease::Held);
     // The heartbeat moved the lease past the sweep time.
     assert!(store.sweep_expired(8_000, 5, 0).await.unwrap().is_empty());
 
@@ -1895,7 +1896,7 @@ async fn check_fencing(store: &dyn Store) {
         "already ended"
     );
     assert!(
-        !store.heartbeat(&id, 1, 9_000).await.unwrap(),
+        store.heartbeat(&id, 1, 9_000).await.unwrap() == Lease::Lost,
         "already ended"
     );
     let t = get(store, A, &id).await;
@@ -1911,6 +1912,600 @@ async fn check_fencing(store: &dyn Store) {
 /// The instance watcher's view: RUNNING instances of the watched images, of every account, and a
 /// mark that only lands on an instance nobody moved since it was seen; a task that leaves the
 /// status alone (a command) does not undo the mark when it ends.
+/// A batch with limits (see [`batch`]).
+fn limited(mut b: NewBatch, concurrency: Option<i64>, errors: Option<i64>) -> NewBatch {
+    b.limits = cloudphone_core::BatchLimits {
+        max_concurrency: concurrency,
+        max_errors: errors,
+    };
+    b
+}
+
+fn counts_of(t: &Task) -> (i64, i64, i64, i64, i64) {
+    let c = t.counts.expect("a batch has counters");
+    (c.waiting, c.processing, c.finished, c.failed, c.skipped)
+}
+
+async fn check_max_concurrency(store: &dyn Store) {
+    let phones: Vec<String> = (0..5).map(|n| format!("i{n}")).collect();
+    let fleet_of: Vec<(&str, InstanceStatus)> =
+        phones.iter().map(|p| (p.as_str(), S::Running)).collect();
+    fleet(store, A, "ag-1", &fleet_of).await;
+    let names: Vec<&str> = phones.iter().map(String::as_str).collect();
+    let b = limited(
+        batch("t-c", A, TaskType::RunCommand, 1_000, &names),
+        Some(2),
+        None,
+    );
+    store.create_batch(&b).await.unwrap();
+    // An unlimited batch behind it is not held up by the limited one.
+    fleet(store, A, "ag-2", &[("j1", S::Running)]).await;
+    store
+        .create_batch(&batch("t-free", A, TaskType::RunCommand, 1_500, &["j1"]))
+        .await
+        .unwrap();
+    let c = store.claim("w", 2_000, LEASE, 10).await.unwrap();
+    assert_eq!(
+        claimed_ids(&c),
+        [
+            child("t-c", "i0"),
+            child("t-c", "i1"),
+            child("t-free", "j1")
+        ]
+    );
+    assert!(store.claim("w", 2_100, LEASE, 10).await.unwrap().is_empty());
+    assert_eq!(counts_of(&get(store, A, "t-c").await), (3, 2, 0, 0, 0));
+    assert!(
+        store
+            .complete(&c[0].task_id, 1, &finished(), 2_200)
+            .await
+            .unwrap()
+    );
+    let c = store.claim("w", 2_300, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-c", "i2")]);
+    // A claim of one at a time stops at the limit just the same.
+    assert!(store.claim("w", 2_400, LEASE, 1).await.unwrap().is_empty());
+}
+
+async fn check_max_errors(store: &dyn Store) {
+    let phones: Vec<String> = (0..5).map(|n| format!("i{n}")).collect();
+    let fleet_of: Vec<(&str, InstanceStatus)> =
+        phones.iter().map(|p| (p.as_str(), S::Running)).collect();
+    fleet(store, A, "ag-1", &fleet_of).await;
+    let names: Vec<&str> = phones.iter().map(String::as_str).collect();
+    let b = limited(
+        batch("t-e", A, TaskType::RunCommand, 1_000, &names),
+        Some(2),
+        Some(1),
+    );
+    store.create_batch(&b).await.unwrap();
+    let oops = failed(TaskErrorCode::CommandTimeout);
+    let c = store.claim("w", 2_000, LEASE, 10).await.unwrap();
+    assert_eq!(c.len(), 2);
+    // One failure is within MaxErrors = 1.
+    assert!(
+        store
+            .complete(&c[0].task_id, 1, &oops, 2_100)
+            .await
+            .unwrap()
+    );
+    assert_eq!(counts_of(&get(store, A, "t-e").await), (3, 1, 0, 1, 0));
+    let more = store.claim("w", 2_200, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&more), [child("t-e", "i2")]);
+    // The second goes past it: the two children not yet started are Skipped; the running
+    // ones run on.
+    assert!(
+        store
+            .complete(&c[1].task_id, 1, &oops, 2_300)
+            .await
+            .unwrap()
+    );
+    let t = get(store, A, "t-e").await;
+    assert_eq!((counts_of(&t), t.status), ((0, 1, 0, 2, 2), Processing));
+    for i in ["i3", "i4"] {
+        let c = get(store, A, &child("t-e", i)).await;
+        assert_eq!(c.status, Skipped);
+        assert_eq!(c.error_code.as_deref(), Some("MaxErrorsExceeded"));
+    }
+    assert!(store.claim("w", 2_400, LEASE, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .complete(&more[0].task_id, 1, &finished(), 2_500)
+            .await
+            .unwrap()
+    );
+    let t = get(store, A, "t-e").await;
+    assert_eq!((counts_of(&t), t.status), ((0, 0, 1, 2, 2), PartFinished));
+    assert_eq!(t.finish_ms, Some(2_500));
+}
+
+async fn check_cancel(store: &dyn Store) {
+    fleet(
+        store,
+        A,
+        "ag-1",
+        &[("i1", S::Running), ("i2", S::Running), ("i3", S::Running)],
+    )
+    .await;
+    let b = limited(
+        batch("t-k", A, TaskType::RunCommand, 1_000, &["i1", "i2", "i3"]),
+        Some(1),
+        None,
+    );
+    store.create_batch(&b).await.unwrap();
+    let reboot = batch("t-rb", A, TaskType::RebootInstance, 1_100, &["i3"]);
+    store.create_batch(&reboot).await.unwrap();
+    let c = store.claim("w", 2_000, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-k", "i1")]);
+    assert_eq!(
+        store.heartbeat(&c[0].task_id, 1, 9_000).await.unwrap(),
+        Lease::Held
+    );
+
+    // An id that is not the account's: nothing is done.
+    let ids = vec!["t-k".to_string(), "t-none".to_string()];
+    let out = store.cancel_tasks(A, &ids, 2_100).await.unwrap();
+    assert_eq!(out.unknown, ["t-none"]);
+    let ids = vec!["t-k".to_string()];
+    assert_eq!(
+        store.cancel_tasks(B, &ids, 2_100).await.unwrap().unknown,
+        ["t-k"]
+    );
+    assert_eq!(counts_of(&get(store, A, "t-k").await), (2, 1, 0, 0, 0));
+
+    let out = store.cancel_tasks(A, &ids, 2_200).await.unwrap();
+    assert_eq!(
+        (out.skipped, out.interrupting, out.finishing, out.ended),
+        (2, 1, 0, 0)
+    );
+    let t = get(store, A, "t-k").await;
+    assert_eq!((counts_of(&t), t.status), ((0, 1, 0, 0, 2), Processing));
+    let skipped = get(store, A, &child("t-k", "i2")).await;
+    assert_eq!(
+        (skipped.status, skipped.error_code.as_deref()),
+        (Skipped, Some("Cancelled"))
+    );
+    // The running command learns it at its heartbeat; the worker then ends it.
+    assert_eq!(
+        store.heartbeat(&c[0].task_id, 1, 9_500).await.unwrap(),
+        Lease::CancelRequested
+    );
+    let stopped = failed(TaskErrorCode::Cancelled);
+    assert!(
+        store
+            .complete(&c[0].task_id, 1, &stopped, 2_300)
+            .await
+            .unwrap()
+    );
+    let t = get(store, A, "t-k").await;
+    assert_eq!((counts_of(&t), t.status), ((0, 0, 0, 1, 2), Failed));
+    // A second cancel finds everything ended; the reboot queued behind on i3 now runs, and a
+    // running reboot cannot be cut: it finishes.
+    let out = store.cancel_tasks(A, &ids, 2_400).await.unwrap();
+    assert_eq!((out.skipped, out.ended), (0, 3));
+    let c = store.claim("w", 2_500, LEASE, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-rb", "i3")]);
+    let ids = vec![child("t-rb", "i3")];
+    let out = store.cancel_tasks(A, &ids, 2_600).await.unwrap();
+    assert_eq!((out.interrupting, out.finishing), (0, 1));
+    assert_eq!(
+        store.heartbeat(&c[0].task_id, 1, 9_000).await.unwrap(),
+        Lease::Held
+    );
+}
+
+async fn check_idempotency(store: &dyn Store) {
+    use cloudphone_store::Idempotent;
+    let fresh = store
+        .begin_idempotent(A, "tok", "fp1", 1_000, 0)
+        .await
+        .unwrap();
+    assert_eq!(fresh, Idempotent::Fresh);
+    assert_eq!(
+        store
+            .begin_idempotent(A, "tok", "fp1", 1_100, 0)
+            .await
+            .unwrap(),
+        Idempotent::InFlight
+    );
+    assert_eq!(
+        store
+            .begin_idempotent(A, "tok", "fp2", 1_100, 0)
+            .await
+            .unwrap(),
+        Idempotent::Mismatch
+    );
+    // Tokens are per account.
+    assert_eq!(
+        store
+            .begin_idempotent(B, "tok", "fp2", 1_100, 0)
+            .await
+            .unwrap(),
+        Idempotent::Fresh
+    );
+    store
+        .finish_idempotent(A, "tok", Some("{\"RequestId\":\"r1\"}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .begin_idempotent(A, "tok", "fp1", 1_200, 0)
+            .await
+            .unwrap(),
+        Idempotent::Replay("{\"RequestId\":\"r1\"}".into())
+    );
+    // A failed call frees its token; a reservation gone stale is taken over.
+    store.finish_idempotent(B, "tok", None).await.unwrap();
+    assert_eq!(
+        store
+            .begin_idempotent(B, "tok", "fp3", 1_300, 0)
+            .await
+            .unwrap(),
+        Idempotent::Fresh
+    );
+    assert_eq!(
+        store
+            .begin_idempotent(B, "tok", "fp3", 1_400, 1_350)
+            .await
+            .unwrap(),
+        Idempotent::Fresh
+    );
+    assert_eq!(store.purge_idempotency(1_350).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .begin_idempotent(A, "tok", "fp9", 1_500, 0)
+            .await
+            .unwrap(),
+        Idempotent::Fresh
+    );
+}
+
+/// The events after `after`, once at least `want` of them are readable. On PostgreSQL an
+/// event is readable once every transaction older than its own has ended, in any database of
+/// the cluster: other tests running beside this one hold that back for a moment.
+async fn settled_events(
+    store: &dyn Store,
+    filter: &cloudphone_store::EventFilter,
+    after: cloudphone_store::EventPosition,
+    want: usize,
+) -> Vec<cloudphone_store::TaskEvent> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = store.task_events(filter, after, 100).await.unwrap();
+        if found.len() >= want || std::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn check_task_events(store: &dyn Store) {
+    use cloudphone_store::{EventFilter, EventPosition};
+    let all = |account: &str| EventFilter {
+        account_id: account.into(),
+        ..EventFilter::default()
+    };
+    assert_eq!(store.event_tail(A).await.unwrap(), EventPosition::default());
+    fleet(store, A, "ag-1", &[("i1", S::Running), ("i2", S::Running)]).await;
+    fleet(store, B, "bg-1", &[("j1", S::Running)]).await;
+    let start = store.event_tail(A).await.unwrap();
+    store
+        .create_batch(&batch(
+            "t-w",
+            A,
+            TaskType::RebootInstance,
+            1_000,
+            &["i1", "i2"],
+        ))
+        .await
+        .unwrap();
+    store
+        .create_batch(&batch("t-b", B, TaskType::RebootInstance, 1_000, &["j1"]))
+        .await
+        .unwrap();
+    let c = store.claim("w", 2_000, LEASE, 1).await.unwrap();
+    assert_eq!(claimed_ids(&c), [child("t-w", "i1")]);
+    assert!(
+        store
+            .complete(&c[0].task_id, 1, &finished(), 2_100)
+            .await
+            .unwrap()
+    );
+    type Seen = (String, TaskStatus, Option<(i64, i64, i64)>);
+    let seen: Vec<Seen> = settled_events(store, &all(A), start, 7)
+        .await
+        .into_iter()
+        .map(|e| {
+            (
+                e.task_id,
+                e.status,
+                e.counts.map(|c| (c.waiting, c.processing, c.finished)),
+            )
+        })
+        .collect();
+    let (w1, w2) = (child("t-w", "i1"), child("t-w", "i2"));
+    assert_eq!(
+        seen,
+        [
+            ("t-w".to_string(), Waiting, Some((2, 0, 0))),
+            (w1.clone(), Waiting, None),
+            (w2.clone(), Waiting, None),
+            (w1.clone(), Processing, None),
+            ("t-w".to_string(), Processing, Some((1, 1, 0))),
+            (w1.clone(), Finished, None),
+            ("t-w".to_string(), Processing, Some((1, 0, 1))),
+        ],
+        "every transition once, in order; nothing of account B"
+    );
+    // Resuming after any event gives exactly the rest, and filters narrow.
+    let events = store.task_events(&all(A), start, 100).await.unwrap();
+    for (n, e) in events.iter().enumerate() {
+        let rest = store.task_events(&all(A), e.position, 100).await.unwrap();
+        assert_eq!(rest, events[n + 1..], "after event {n}");
+        assert!(e.position > start);
+    }
+    let pages: Vec<_> = store.task_events(&all(A), start, 3).await.unwrap();
+    assert_eq!(pages, events[..3]);
+    let one = EventFilter {
+        task_ids: vec![w1.clone()],
+        ..all(A)
+    };
+    let mine = store.task_events(&one, start, 100).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|e| e.status).collect::<Vec<_>>(),
+        [Waiting, Processing, Finished]
+    );
+    let batches = EventFilter {
+        level: Some(Level::Batch),
+        statuses: vec![Processing],
+        ..all(A)
+    };
+    assert_eq!(
+        store.task_events(&batches, start, 100).await.unwrap().len(),
+        2
+    );
+    assert_eq!(
+        store
+            .task_events(&all(B), EventPosition::default(), 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // The tail is the last event: a watch from there sees only what comes next.
+    let tail = store.event_tail(A).await.unwrap();
+    assert_eq!(tail, events.last().unwrap().position);
+    assert!(
+        store
+            .task_events(&all(A), tail, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let ids = vec!["t-w".to_string()];
+    store.cancel_tasks(A, &ids, 2_200).await.unwrap();
+    let after: Vec<_> = settled_events(store, &all(A), tail, 2).await;
+    assert_eq!(
+        after
+            .iter()
+            .map(|e| (e.task_id.as_str(), e.status))
+            .collect::<Vec<_>>(),
+        [(w2.as_str(), Skipped), ("t-w", Finished)]
+    );
+    assert_eq!(after[0].error_code.as_deref(), Some("Cancelled"));
+    // Events are purged by age.
+    let far = cloudphone_core::time::now_ms() + 60_000;
+    assert!(store.purge_task_events(far).await.unwrap() >= 9);
+    assert!(
+        store
+            .task_events(&all(A), EventPosition::default(), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn check_webhooks(store: &dyn Store) {
+    use cloudphone_store::{DeliveryEnd, Webhook};
+    let hook = |id: &str, account: &str| Webhook {
+        id: id.into(),
+        account_id: account.into(),
+        url: format!("http://127.0.0.1:9/{id}"),
+        secret: "0123456789abcdef".into(),
+        created_ms: 1_000,
+    };
+    assert!(store.create_webhook(&hook("wh-1", A), 2).await.unwrap());
+    assert!(store.create_webhook(&hook("wh-2", A), 2).await.unwrap());
+    assert!(
+        !store.create_webhook(&hook("wh-3", A), 2).await.unwrap(),
+        "at the limit"
+    );
+    assert!(store.create_webhook(&hook("wh-b", B), 2).await.unwrap());
+    let listed: Vec<String> = store
+        .list_webhooks(A)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(listed, ["wh-1", "wh-2"]);
+
+    fleet(store, A, "ag-1", &[("i1", S::Running)]).await;
+    store
+        .create_batch(&batch("t-h", A, TaskType::RebootInstance, 1_000, &["i1"]))
+        .await
+        .unwrap();
+    let now = cloudphone_core::time::now_ms();
+    assert!(
+        store
+            .claim_deliveries(now + 60_000, 5_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not ended yet"
+    );
+    let c = store.claim("w", 2_000, LEASE, 10).await.unwrap();
+    assert!(
+        store
+            .complete(&c[0].task_id, 1, &finished(), 2_100)
+            .await
+            .unwrap()
+    );
+
+    // One delivery per webhook of the account, none for B's.
+    let later = now + 60_000;
+    let due = store.claim_deliveries(later, 5_000, 10).await.unwrap();
+    assert_eq!(
+        due.iter()
+            .map(|d| d.webhook_id.as_str())
+            .collect::<Vec<_>>(),
+        ["wh-1", "wh-2"]
+    );
+    assert!(
+        due.iter()
+            .all(|d| d.attempt == 1 && d.url.ends_with(&d.webhook_id))
+    );
+    let body: serde_json::Value = serde_json::from_str(&due[0].body).unwrap();
+    assert_eq!(
+        (
+            &body["Event"],
+            &body["TaskId"],
+            &body["TaskStatus"],
+            &body["SuccessChildCount"]
+        ),
+        (
+            &serde_json::json!("BatchEnded"),
+            &serde_json::json!("t-h"),
+            &serde_json::json!("Finished"),
+            &serde_json::json!(1)
+        )
+    );
+    assert!(
+        store
+            .claim_deliveries(later, 5_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+
+    // The first fails and waits; the second is delivered.
+    let retry = DeliveryEnd::Retry {
+        status: Some(500),
+        error: "HTTP 500".into(),
+        at_ms: later + 1_000,
+    };
+    assert!(
+        store
+            .end_delivery(due[0].seq, 1, &retry, later)
+            .await
+            .unwrap()
+    );
+    let ok = DeliveryEnd::Delivered { status: 204 };
+    assert!(store.end_delivery(due[1].seq, 1, &ok, later).await.unwrap());
+    assert!(
+        !store.end_delivery(due[1].seq, 1, &ok, later).await.unwrap(),
+        "ended already"
+    );
+    assert!(
+        store
+            .claim_deliveries(later + 500, 5_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    let again = store
+        .claim_deliveries(later + 1_000, 5_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.len(), again[0].seq, again[0].attempt),
+        (1, due[0].seq, 2)
+    );
+    assert!(
+        !store.end_delivery(due[0].seq, 1, &ok, later).await.unwrap(),
+        "a stale attempt"
+    );
+    // A lease that ran out gives the delivery to the next claim, as a new attempt.
+    let third = store
+        .claim_deliveries(later + 7_000, 5_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(third[0].attempt, 3);
+    let gave_up = DeliveryEnd::GaveUp {
+        status: None,
+        error: "unreachable".into(),
+    };
+    assert!(
+        store
+            .end_delivery(due[0].seq, 3, &gave_up, later + 7_100)
+            .await
+            .unwrap()
+    );
+
+    let records = store.list_deliveries(A, None, None, 10).await.unwrap();
+    let seen: Vec<(&str, &str, i64, Option<i64>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.webhook_id.as_str(),
+                r.state.as_str(),
+                r.attempts,
+                r.last_status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("wh-2", "delivered", 1, Some(204)),
+            ("wh-1", "failed", 3, None)
+        ]
+    );
+    assert_eq!(records[1].last_error.as_deref(), Some("unreachable"));
+    assert_eq!(
+        store
+            .list_deliveries(A, Some("wh-2"), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_deliveries(A, None, Some("t-none"), 10)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert!(
+        store
+            .list_deliveries(B, None, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store.delete_webhook(B, "wh-1").await.unwrap(),
+        "another account's"
+    );
+    assert!(store.delete_webhook(A, "wh-1").await.unwrap());
+    assert_eq!(
+        store
+            .list_deliveries(A, None, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store.create_webhook(&hook("wh-3", A), 2).await.unwrap(),
+        "room again"
+    );
+}
+
 async fn check_watcher_marks(store: &dyn Store) {
     fleet(
         store,
@@ -2418,7 +3013,7 @@ async fn check_sweep(store: &dyn Store) {
 
     let c = store.claim("w1", 1_000, 100, 10).await.unwrap();
     assert_eq!(claimed_ids(&c), [stop.clone(), cmd.clone(), rb.clone()]);
-    assert!(store.heartbeat(&rb, 1, 100_000).await.unwrap());
+    assert_eq!(store.heartbeat(&rb, 1, 100_000).await.unwrap(), Lease::Held);
     assert_eq!(status_of(store, "i1").await, S::Stopping);
 
     // Nothing has expired yet at the lease's end.
@@ -2464,7 +3059,7 @@ async fn check_sweep(store: &dyn Store) {
         !store.complete(&stop, 1, &finished(), 2_100).await.unwrap(),
         "the lost attempt is fenced off"
     );
-    assert!(!store.heartbeat(&stop, 1, 9_000).await.unwrap());
+    assert!(store.heartbeat(&stop, 1, 9_000).await.unwrap() == Lease::Lost);
     assert!(store.claim("w2", 2_499, 100, 10).await.unwrap().is_empty());
     // The retry does not check the precondition again (STOPPING would reject a stop) and keeps
     // the status from before the first attempt.
@@ -3372,6 +3967,12 @@ mod sqlite {
         check_claim_order,
         check_preconditions_and_batch_status,
         check_fencing,
+        check_max_concurrency,
+        check_max_errors,
+        check_cancel,
+        check_idempotency,
+        check_task_events,
+        check_webhooks,
         check_watcher_marks,
         check_task_counts,
         check_adopted_instances,
@@ -3545,6 +4146,12 @@ mod postgres {
         check_claim_order,
         check_preconditions_and_batch_status,
         check_fencing,
+        check_max_concurrency,
+        check_max_errors,
+        check_cancel,
+        check_idempotency,
+        check_task_events,
+        check_webhooks,
         check_watcher_marks,
         check_task_counts,
         check_adopted_instances,
@@ -3567,6 +4174,70 @@ mod postgres {
         let store = Arc::new(db.connect().await);
         let dyn_store: Arc<dyn Store> = store.clone();
         super::check_concurrent_workers(dyn_store).await;
+        store.close().await;
+        db.drop().await;
+    }
+
+    /// The event log holds back what an open transaction may still join: a reader sees no
+    /// event of a later transaction until every earlier one has ended, and then each event
+    /// once, in (transaction, row) order, even where a row id is higher than a later one's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_wait_for_transactions_still_open() {
+        use cloudphone_store::EventFilter;
+        let db = TestDb::create().await;
+        let store = db.connect().await;
+        let (a, child) = (super::A, super::child);
+        super::fleet(&store, a, "ag-1", &[("i1", S::Running), ("i2", S::Running)]).await;
+        let first = super::batch("t-1", a, TaskType::RebootInstance, 1_000, &["i1"]);
+        store.create_batch(&first).await.unwrap();
+        let all = EventFilter {
+            account_id: a.into(),
+            ..EventFilter::default()
+        };
+        // The first batch's events are readable (other tests' transactions may hold them back a
+        // moment): the tail is past them.
+        let before = super::settled_events(&store, &all, Default::default(), 2).await;
+        let tail = store.event_tail(a).await.unwrap();
+        assert_eq!(tail, before.last().unwrap().position);
+        let mut open = PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut open).await.unwrap();
+        // Its transaction id comes first; its event's row id will come last.
+        sqlx::query("SELECT pg_current_xact_id()")
+            .execute(&mut open)
+            .await
+            .unwrap();
+        let second = super::batch("t-2", a, TaskType::RebootInstance, 2_000, &["i2"]);
+        store.create_batch(&second).await.unwrap();
+        assert!(
+            store.task_events(&all, tail, 100).await.unwrap().is_empty(),
+            "held back behind the open transaction"
+        );
+        assert_eq!(store.event_tail(a).await.unwrap(), tail);
+        sqlx::query("UPDATE tasks SET status = 'Skipped' WHERE id = $1")
+            .bind(child("t-1", "i1"))
+            .execute(&mut open)
+            .await
+            .unwrap();
+        sqlx::query("COMMIT").execute(&mut open).await.unwrap();
+        let events = super::settled_events(&store, &all, tail, 3).await;
+        let seen: Vec<(&str, TaskStatus)> = events
+            .iter()
+            .map(|e| (e.task_id.as_str(), e.status))
+            .collect();
+        let (c1, c2) = (child("t-1", "i1"), child("t-2", "i2"));
+        assert_eq!(
+            seen,
+            [
+                (c1.as_str(), TaskStatus::Skipped),
+                ("t-2", TaskStatus::Waiting),
+                (c2.as_str(), TaskStatus::Waiting)
+            ]
+        );
+        assert!(events[0].position.minor > events[2].position.minor);
+        for (n, e) in events.iter().enumerate() {
+            let rest = store.task_events(&all, e.position, 100).await.unwrap();
+            assert_eq!(rest, events[n + 1..]);
+        }
         store.close().await;
         db.drop().await;
     }
@@ -3640,7 +4311,10 @@ mod postgres {
                     for c in claims {
                         // The other node heartbeats, this one completes.
                         let until = NOW + 2 * super::LEASE;
-                        assert!(other.heartbeat(&c.task_id, c.attempt, until).await.unwrap());
+                        assert_eq!(
+                            other.heartbeat(&c.task_id, c.attempt, until).await.unwrap(),
+                            cloudphone_store::Lease::Held
+                        );
                         assert!(busy.lock().unwrap().remove(&c.instance_id));
                         done.lock()
                             .unwrap()

@@ -5,7 +5,9 @@ use cloudphone_core::{ApiError, TaskType};
 use serde_json::{Value, json};
 
 use super::apps::{app_ids, resolve_apps};
-use super::common::{CreatedBatch, dedup, group_members, internal, new_batch, resolve_instances};
+use super::common::{
+    CreatedBatch, dedup, group_members, internal, new_batch, resolve_instances, unless_dry_run,
+};
 use crate::params::Params;
 use crate::state::Ctx;
 
@@ -94,6 +96,7 @@ impl InstallOrUninstall {
             _ => "",
         };
         let batch = new_batch(ctx, task_type, resource, &children, &param);
+        unless_dry_run(ctx, &[&batch]).await?;
         ctx.state
             .store
             .create_app_batch(&batch, &self.app_ids, self.install)
@@ -156,6 +159,7 @@ impl OperateApp {
         let children: Vec<_> = instances.iter().map(|i| (i, child.clone())).collect();
         let param = json!({ "AppId": app.id, "InstanceIdList": self.instance_ids, "OperateType": self.task_type.as_str() });
         let batch = new_batch(ctx, self.task_type, "", &children, &param);
+        unless_dry_run(ctx, &[&batch]).await?;
         ctx.state
             .store
             .create_batch(&batch)

@@ -11,7 +11,7 @@ use cloudphone_core::resources::{Backup, Instance};
 use cloudphone_core::{ApiError, TaskType, ids};
 use serde_json::{Map, Value, json};
 
-use super::common::{CreatedBatch, dedup, internal, new_batch, resolve_instances};
+use super::common::{CreatedBatch, dedup, internal, new_batch, resolve_instances, unless_dry_run};
 use super::files::{self, MAX_INSTANCES};
 use crate::params::Params;
 use crate::state::Ctx;
@@ -206,6 +206,7 @@ impl BackupFile {
                 modified_ms: ctx.now_ms,
             })
             .collect();
+        unless_dry_run(ctx, &[&batch]).await?;
         ctx.state
             .store
             .create_backup_batch(&batch, &backups)

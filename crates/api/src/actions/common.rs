@@ -1,10 +1,11 @@
 //! Pieces several actions share: enum parameters, pagination, store errors, and the creation of
 //! a batch of instance tasks.
 
+use cloudphone_core::instance::{self, Plan};
 use cloudphone_core::resources::Instance;
-use cloudphone_core::{ApiError, Level, TaskType, ids};
+use cloudphone_core::{ApiError, BatchLimits, InstanceStatus, Level, TaskType, ids};
 use cloudphone_store::{Cursor, NewBatch, NewTask, Page, StoreError};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tracing::error;
 
 use crate::params::Params;
@@ -126,6 +127,7 @@ pub async fn create_batch(
 ) -> Result<CreatedBatch, ApiError> {
     let children: Vec<(&Instance, Value)> = instances.iter().map(|i| (i, child_param(i))).collect();
     let batch = new_batch(ctx, task_type, resource_id, &children, param);
+    unless_dry_run(ctx, &[&batch]).await?;
     ctx.state
         .store
         .create_batch(&batch)
@@ -177,6 +179,98 @@ pub fn new_batch(
             .iter()
             .map(|(i, p)| task(Level::Instance, &i.id, Some(i), p.to_string()))
             .collect(),
+        limits: limits(ctx, children.len()),
+    }
+}
+
+/// The call's `MaxConcurrency` and `MaxErrors` for a batch of `children`.
+pub fn limits(ctx: &Ctx<'_>, children: usize) -> BatchLimits {
+    let c = &ctx.controls;
+    let total = i64::try_from(children).unwrap_or(i64::MAX);
+    BatchLimits::resolve(c.max_concurrency, c.max_errors, total)
+}
+
+/// With `DryRun=true`, ends the call here with `DryRunOperation` and the report of what
+/// `batches` would do: per child, whether it would run, be Skipped or fail its precondition, by
+/// its instance's status now ([`cloudphone_core::instance::plan`], as the claim will check it).
+/// Called after every check of the call and before anything is written.
+pub async fn unless_dry_run(ctx: &Ctx<'_>, batches: &[&NewBatch]) -> Result<(), ApiError> {
+    if !ctx.controls.dry_run {
+        return Ok(());
+    }
+    let ids: Vec<String> = batches
+        .iter()
+        .flat_map(|b| b.children.iter().filter_map(|c| c.instance_id.clone()))
+        .collect();
+    let found = ctx
+        .state
+        .store
+        .instances_by_id(ctx.account(), &dedup(ids))
+        .await
+        .map_err(internal)?;
+    let status: std::collections::HashMap<&str, InstanceStatus> =
+        found.iter().map(|i| (i.id.as_str(), i.status)).collect();
+    let (mut run, mut skip, mut fail) = (0, 0, 0);
+    let mut instances = Vec::new();
+    for batch in batches {
+        for child in &batch.children {
+            let id = child.instance_id.as_deref().unwrap_or_default();
+            let now = status.get(id).copied();
+            let outcome = match now.map(|s| instance::plan(child.task_type, s)) {
+                Some(Plan::Run { .. }) => {
+                    run += 1;
+                    "Run"
+                }
+                Some(Plan::Skip) => {
+                    skip += 1;
+                    "Skip"
+                }
+                Some(Plan::Reject) | None => {
+                    fail += 1;
+                    "Fail"
+                }
+            };
+            instances.push(json!({
+                "InstanceId": id,
+                "TaskType": child.task_type.as_str(),
+                "InstanceStatus": now.map(|s| s.as_str()),
+                "Outcome": outcome,
+            }));
+        }
+    }
+    Err(ApiError::DryRunOperation(json!({
+        "TotalCount": instances.len(),
+        "RunCount": run,
+        "SkipCount": skip,
+        "FailCount": fail,
+        "MaxConcurrency": batches.first().and_then(|b| b.limits.max_concurrency),
+        "MaxErrors": batches.first().and_then(|b| b.limits.max_errors),
+        "Instances": instances,
+    })))
+}
+
+/// Every task matching `filter`, newest first, every page read.
+pub async fn all_tasks(
+    ctx: &Ctx<'_>,
+    filter: &cloudphone_store::TaskFilter,
+) -> Result<Vec<cloudphone_core::resources::Task>, ApiError> {
+    let mut found = Vec::new();
+    let mut page = Page {
+        after: None,
+        limit: 100,
+    };
+    loop {
+        let listing = ctx
+            .state
+            .store
+            .describe_tasks(filter, &page)
+            .await
+            .map_err(internal)?;
+        found.extend(listing.items);
+        match listing.next {
+            Some(next) => page.after = Some(next),
+            None => return Ok(found),
+        }
     }
 }
 

@@ -64,42 +64,49 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 
 impl DescribeTasks {
     pub fn parse(p: &Params) -> Result<DescribeTasks, ApiError> {
-        let level = match p.int("Level", i64::MIN, i64::MAX)? {
-            None => None,
-            Some(1) => Some(Level::Batch),
-            Some(2) => Some(Level::Instance),
-            Some(v) => {
-                return Err(ApiError::invalid(
-                    "Level",
-                    format!("{v} is not 1 (batch) or 2 (instance task)."),
-                ));
-            }
-        };
-        let filter = TaskFilter {
-            account_id: String::new(),
-            invoke_id: p.string("InvokeId"),
-            resource_ids: sorted(p.list("ResourceIds", MAX_LIST)?),
-            task_ids: sorted(p.list("TaskIds", MAX_LIST)?),
-            parent_task_id: p.string("ParentTaskId"),
-            task_types: merged(
-                enum_param(p, "TaskType", task_type, TYPES)?,
-                enum_list(p, "TaskTypes", task_type, TYPES)?,
-            ),
-            statuses: merged(
-                enum_param(p, "TaskStatus", task_status, STATUSES)?,
-                enum_list(p, "TaskStatuses", task_status, STATUSES)?,
-            ),
-            level,
-            instance_id: p.string("InstanceId"),
-            instance_name: p.string("InstanceName"),
-            param: p.string("Param"),
-        };
         Ok(DescribeTasks {
-            filter,
+            filter: task_filter(p)?,
             paging: Paging::parse(p, 10)?,
         })
     }
+}
 
+/// The filters of DescribeTasks (the account left empty); the watch stream takes them too.
+pub fn task_filter(p: &Params) -> Result<TaskFilter, ApiError> {
+    let level = match p.int("Level", i64::MIN, i64::MAX)? {
+        None => None,
+        Some(1) => Some(Level::Batch),
+        Some(2) => Some(Level::Instance),
+        Some(v) => {
+            return Err(ApiError::invalid(
+                "Level",
+                format!("{v} is not 1 (batch) or 2 (instance task)."),
+            ));
+        }
+    };
+    let filter = TaskFilter {
+        account_id: String::new(),
+        invoke_id: p.string("InvokeId"),
+        resource_ids: sorted(p.list("ResourceIds", MAX_LIST)?),
+        task_ids: sorted(p.list("TaskIds", MAX_LIST)?),
+        parent_task_id: p.string("ParentTaskId"),
+        task_types: merged(
+            enum_param(p, "TaskType", task_type, TYPES)?,
+            enum_list(p, "TaskTypes", task_type, TYPES)?,
+        ),
+        statuses: merged(
+            enum_param(p, "TaskStatus", task_status, STATUSES)?,
+            enum_list(p, "TaskStatuses", task_status, STATUSES)?,
+        ),
+        level,
+        instance_id: p.string("InstanceId"),
+        instance_name: p.string("InstanceName"),
+        param: p.string("Param"),
+    };
+    Ok(filter)
+}
+
+impl DescribeTasks {
     pub async fn apply(mut self, ctx: &Ctx<'_>) -> Result<Body, ApiError> {
         self.filter.account_id = ctx.account().to_string();
         // The filters are part of the token's scope: a token only resumes the listing it came from.

@@ -86,7 +86,8 @@ pub async fn readable_object(
     }
 }
 
-/// `ClientToken`: accepted (at most 100 characters) and recorded; idempotency comes later.
+/// `ClientToken`, recorded in the task's `Param` (the server checked its length and answers
+/// repeats with it before the action runs, [`crate::idempotency`]).
 pub fn client_token(p: &Params) -> Result<Option<String>, ApiError> {
     match p.string("ClientToken") {
         Some(t) if t.chars().count() > 100 => {

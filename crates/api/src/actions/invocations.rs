@@ -4,10 +4,10 @@
 use cloudphone_core::resources::Task;
 use cloudphone_core::time::{iso, plain};
 use cloudphone_core::{ApiError, Level, TaskStatus, TaskType};
-use cloudphone_store::{Page, TaskFilter};
+use cloudphone_store::TaskFilter;
 use serde_json::{Value, json};
 
-use super::common::internal;
+use super::common::all_tasks;
 use crate::state::Ctx;
 
 /// The RunCommand instance tasks of invocation `invoke_id` on `instance_ids`, in that order
@@ -24,24 +24,7 @@ pub async fn tasks(
         level: Some(Level::Instance),
         ..TaskFilter::default()
     };
-    let mut found = Vec::new();
-    let mut page = Page {
-        after: None,
-        limit: 100,
-    };
-    loop {
-        let listing = ctx
-            .state
-            .store
-            .describe_tasks(&filter, &page)
-            .await
-            .map_err(internal)?;
-        found.extend(listing.items);
-        match listing.next {
-            Some(next) => page.after = Some(next),
-            None => break,
-        }
-    }
+    let found = all_tasks(ctx, &filter).await?;
     Ok(instance_ids
         .iter()
         .filter_map(|id| {

@@ -5,6 +5,7 @@
 mod app_tasks;
 mod apps;
 mod backup_file;
+mod cancel_tasks;
 pub(crate) mod common;
 mod create_group;
 mod create_screenshot;
@@ -16,18 +17,20 @@ mod describe_images;
 mod describe_instances;
 mod describe_invocations;
 mod describe_regions;
-mod describe_tasks;
+pub(crate) mod describe_tasks;
 mod fetch_file;
 mod files;
 mod invocations;
 mod lifecycle;
 mod modify_instance;
 mod recovery_file;
+mod retry_tasks;
 mod run_command;
 mod run_sync_command;
 mod send_file;
 mod sim_faults;
 mod update_group_image;
+mod webhooks;
 
 use cloudphone_core::ApiError;
 
@@ -50,7 +53,39 @@ pub fn reads_only(name: &str) -> bool {
             | "DescribeInvocations"
             | "DescribeApps"
             | "DescribeBackupFiles"
+            | "DescribeWebhooks"
+            | "DescribeWebhookDeliveries"
     )
+}
+
+/// Whether action `name` creates tasks (batches, or a group's instances): the calls
+/// `ClientToken` makes idempotent.
+pub fn produces_tasks(name: &str) -> bool {
+    matches!(
+        name,
+        "CreateAndroidInstanceGroup"
+            | "StartAndroidInstance"
+            | "StopAndroidInstance"
+            | "RebootAndroidInstancesInGroup"
+            | "ResetAndroidInstancesInGroup"
+            | "RunCommand"
+            | "SendFile"
+            | "FetchFile"
+            | "InstallApp"
+            | "UninstallApp"
+            | "OperateApp"
+            | "CreateScreenshot"
+            | "UpdateInstanceGroupImage"
+            | "BackupFile"
+            | "RecoveryFile"
+            | "RetryTasks"
+    )
+}
+
+/// Whether action `name` honours `DryRun` (reports and creates nothing); any other action
+/// refuses it rather than do what it was asked not to.
+pub fn dry_runs(name: &str) -> bool {
+    produces_tasks(name) && name != "CreateAndroidInstanceGroup"
 }
 
 /// The name of every action [`Action::parse`] knows, for labels that must stay bounded (a
@@ -87,6 +122,12 @@ pub const NAMES: &[&str] = &[
     "RecoveryFile",
     "DescribeBackupFiles",
     "DeleteBackupFile",
+    "CancelTasks",
+    "RetryTasks",
+    "CreateWebhook",
+    "DescribeWebhooks",
+    "DeleteWebhook",
+    "DescribeWebhookDeliveries",
 ];
 
 /// `name` if it is an action of [`NAMES`], else `"unknown"`.
@@ -127,6 +168,12 @@ pub enum Action {
     RecoveryFile(recovery_file::RecoveryFile),
     DescribeBackupFiles(describe_backup_files::DescribeBackupFiles),
     DeleteBackupFile(delete_backup_file::DeleteBackupFile),
+    CancelTasks(cancel_tasks::CancelTasks),
+    RetryTasks(retry_tasks::RetryTasks),
+    CreateWebhook(webhooks::CreateWebhook),
+    DescribeWebhooks(webhooks::DescribeWebhooks),
+    DeleteWebhook(webhooks::DeleteWebhook),
+    DescribeWebhookDeliveries(webhooks::DescribeWebhookDeliveries),
 }
 
 impl Action {
@@ -198,6 +245,14 @@ impl Action {
             "DeleteBackupFile" => {
                 Action::DeleteBackupFile(delete_backup_file::DeleteBackupFile::parse(p)?)
             }
+            "CancelTasks" => Action::CancelTasks(cancel_tasks::CancelTasks::parse(p)?),
+            "RetryTasks" => Action::RetryTasks(retry_tasks::RetryTasks::parse(p)?),
+            "CreateWebhook" => Action::CreateWebhook(webhooks::CreateWebhook::parse(p)?),
+            "DescribeWebhooks" => Action::DescribeWebhooks(webhooks::DescribeWebhooks),
+            "DeleteWebhook" => Action::DeleteWebhook(webhooks::DeleteWebhook::parse(p)?),
+            "DescribeWebhookDeliveries" => {
+                Action::DescribeWebhookDeliveries(webhooks::DescribeWebhookDeliveries::parse(p)?)
+            }
             other => return Err(ApiError::ActionNotFound(other.to_string())),
         })
     }
@@ -232,6 +287,12 @@ impl Action {
             Action::RecoveryFile(a) => a.apply(ctx).await.map(Into::into),
             Action::DescribeBackupFiles(a) => a.apply(ctx).await.map(Into::into),
             Action::DeleteBackupFile(a) => a.apply(ctx).await.map(Into::into),
+            Action::CancelTasks(a) => a.apply(ctx).await.map(Into::into),
+            Action::RetryTasks(a) => a.apply(ctx).await.map(Into::into),
+            Action::CreateWebhook(a) => a.apply(ctx).await.map(Into::into),
+            Action::DescribeWebhooks(a) => a.apply(ctx).await.map(Into::into),
+            Action::DeleteWebhook(a) => a.apply(ctx).await.map(Into::into),
+            Action::DescribeWebhookDeliveries(a) => a.apply(ctx).await.map(Into::into),
         }
     }
 }

@@ -6,7 +6,7 @@ use cloudphone_core::{ApiError, Level, TaskType, ids};
 use cloudphone_store::{GroupFilter, NewBatch, NewTask, Page};
 use serde_json::{Value, json};
 
-use super::common::{dedup, group_members, internal};
+use super::common::{dedup, group_members, internal, limits, unless_dry_run};
 use crate::params::Params;
 use crate::state::Ctx;
 
@@ -96,16 +96,18 @@ impl UpdateInstanceGroupImage {
         };
         let mut batches = Vec::new();
         for group_id in &self.group_ids {
-            let children = group_members(ctx, std::slice::from_ref(group_id))
+            let children: Vec<NewTask> = group_members(ctx, std::slice::from_ref(group_id))
                 .await?
                 .iter()
                 .map(|i| task(Level::Instance, &i.id, Some(&i.name), child_param.clone()))
                 .collect();
             batches.push(NewBatch {
                 batch: task(Level::Batch, group_id, None, param.to_string()),
+                limits: limits(ctx, children.len()),
                 children,
             });
         }
+        unless_dry_run(ctx, &batches.iter().collect::<Vec<_>>()).await?;
         store
             .update_group_images(ctx.account(), &self.image_id, &batches, ctx.now_ms)
             .await

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cloudphone_api::server::VERSION;
-use cloudphone_api::signature::{canonical_request_v3, pct, sign_v3, string_to_sign_v3};
+use cloudphone_api::signature::{
+    canonical_request_v3, canonical_request_v3_at, pct, sign_v3, string_to_sign_v3,
+};
 use serde_json::Value;
 
 /// The SHA-256 of an empty body: every call here carries its parameters in the query.
@@ -125,6 +127,8 @@ impl Answer {
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// For streams: no overall timeout.
+    streaming: reqwest::Client,
     base: String,
     host: String,
     creds: Credentials,
@@ -139,8 +143,13 @@ impl Client {
             .pool_max_idle_per_host(64)
             .build()
             .context("creating the HTTP client")?;
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .context("creating the HTTP client")?;
         Ok(Client {
             http,
+            streaming,
             base: format!("http://{address}"),
             host: address.to_string(),
             creds,
@@ -159,6 +168,59 @@ impl Client {
             &nonce(),
         );
         self.send(&signed, Instant::now()).await
+    }
+
+    /// A GET of `path` with `query`, signed with ACS3 for `action` (the watch stream), with
+    /// `extra` headers sent unsigned (`last-event-id`); the response as it starts, its body
+    /// not yet read, and no overall timeout (a stream stays open).
+    pub async fn get_signed(
+        &self,
+        path: &str,
+        action: &str,
+        query: &[(String, String)],
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<reqwest::Response> {
+        let headers: Vec<(String, String)> = vec![
+            ("accept".into(), "text/event-stream".into()),
+            ("host".into(), self.host.clone()),
+            ("x-acs-action".into(), action.to_string()),
+            ("x-acs-content-sha256".into(), EMPTY_SHA256.into()),
+            ("x-acs-date".into(), date_now()),
+            ("x-acs-signature-nonce".into(), nonce()),
+            ("x-acs-version".into(), VERSION.into()),
+        ];
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        let canonical = canonical_request_v3_at("GET", path, query, &headers, &names, EMPTY_SHA256);
+        let signature = sign_v3(&self.creds.secret, &string_to_sign_v3(&canonical));
+        let query_text = query
+            .iter()
+            .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let url = if query_text.is_empty() {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}{path}?{query_text}", self.base)
+        };
+        let mut request = self.streaming.get(url);
+        for (name, value) in &headers {
+            if name != "host" {
+                request = request.header(name, value);
+            }
+        }
+        for (name, value) in extra {
+            request = request.header(*name, value);
+        }
+        let authorization = format!(
+            "ACS3-HMAC-SHA256 Credential={},SignedHeaders={},Signature={signature}",
+            self.creds.key_id,
+            names.join(";")
+        );
+        request
+            .header("authorization", authorization)
+            .send()
+            .await
+            .with_context(|| format!("opening {path} on {}", self.base))
     }
 
     /// Sends a call signed beforehand.

@@ -11,6 +11,7 @@ pub mod images;
 pub mod instances;
 pub mod screenshot;
 pub mod tasks;
+pub mod watch_stream;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! `cloudphone tasks list|show|watch`: the task center from a shell, through the same signed API
-//! as the SDK. `watch` follows a batch (or one task) until it is terminal, with a progress bar
-//! on a terminal, and exits non-zero when any child failed.
+//! as the SDK. `watch` follows a batch (or one task) on the watch stream until it is terminal,
+//! with a progress bar on a terminal, and exits non-zero when any child failed.
 
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+use super::watch_stream::Watch;
 use super::{Format, Profile, text};
 use crate::bench::client::Client;
 use crate::bench::client::push_list;
@@ -39,6 +40,7 @@ Examples:
         /// InvokeIds (RequestIds of the calls) or TaskIds.
         #[arg(required = true)]
         ids: Vec<String>,
+        /// How long to wait before reconnecting when the stream is cut.
         #[arg(long, default_value_t = 1000)]
         interval_ms: u64,
     },
@@ -225,9 +227,15 @@ async fn follow_with(
     every: Duration,
     bar: Option<ProgressBar>,
 ) -> anyhow::Result<i32> {
+    // The stream is open before the task is first read, so no change after that read is
+    // missed; each event then updates what was read.
+    let first = find(client, id).await?;
+    let task_id = text(&first, "TaskId");
+    let mut watch = Watch::open(client, vec![("TaskIds.1".into(), task_id)], None).await?;
+    watch.retry = every;
+    let mut t = find(client, id).await?;
     let mut last = String::new();
     loop {
-        let t = find(client, id).await?;
         let status = text(&t, "TaskStatus");
         let line = format!("{} {} {}", text(&t, "TaskId"), status, progress(&t));
         match &bar {
@@ -271,6 +279,11 @@ async fn follow_with(
             }
             return Ok(0);
         }
-        tokio::time::sleep(every).await;
+        let event = watch.next().await?;
+        if let (Some(into), Some(from)) = (t.as_object_mut(), event.data.as_object()) {
+            for (k, v) in from {
+                into.insert(k.clone(), v.clone());
+            }
+        }
     }
 }

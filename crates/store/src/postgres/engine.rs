@@ -16,7 +16,7 @@
 //! claim needs no savepoint to survive it.
 
 use cloudphone_core::instance::{self, Plan};
-use cloudphone_core::{InstanceStatus, TaskErrorCode, TaskStatus, TaskType};
+use cloudphone_core::{BatchLimits, InstanceStatus, TaskErrorCode, TaskStatus, TaskType};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
@@ -24,17 +24,24 @@ use super::fleet::{lock_instance, set_instance_status};
 use super::rows::{self, parse};
 use super::{PgStore, notify_work};
 use crate::moves::BatchMoves;
-use crate::{Claim, Outcome, Result, StoreError, Swept};
+use crate::{CancelOutcome, Claim, Lease, Outcome, Result, StoreError, Swept};
 
 /// Runnable tasks in acceptance order: queued, due, and first among the unfinished tasks of
 /// their instance; `$2` lists the candidates this claim already found blocked. Rows another
 /// claim holds are skipped, not waited for; a row another node changed since this statement's
 /// snapshot is re-checked against `run_state` and dropped if no longer queued.
+///
+/// A Waiting child of a batch at its `MaxConcurrency` (by the counters of this statement's
+/// snapshot, or listed in `$4` as filled by this claim) is no candidate; the counters read under
+/// the batch's lock at the end ([`apply_moves`]) settle a race between nodes.
 const CANDIDATES: &str = "SELECT t.seq, t.id, t.task_type, t.status, t.instance_id, t.param, \
-     t.attempt, t.prev_status, t.parent_id FROM tasks t \
+     t.attempt, t.prev_status, t.parent_id, p.max_concurrency, p.c_processing FROM tasks t \
+     LEFT JOIN tasks p ON p.id = t.parent_id \
      WHERE t.run_state = 'queued' AND t.not_before_ms <= $1 AND t.id <> ALL($2) \
      AND NOT EXISTS (SELECT 1 FROM tasks u WHERE u.instance_id = t.instance_id \
                      AND u.run_state <> 'done' AND u.seq < t.seq) \
+     AND (p.max_concurrency IS NULL OR t.status <> 'Waiting' \
+          OR (p.c_processing < p.max_concurrency AND p.id <> ALL($4))) \
      ORDER BY t.seq LIMIT $3 FOR UPDATE OF t SKIP LOCKED";
 
 /// Whether another task of the instance runs or comes first. Run under the instance's lock, as a
@@ -88,7 +95,30 @@ impl Work {
     }
 }
 
+/// How often a claim is tried again after another node filled the same limited batch at the
+/// same moment.
+const CLAIM_TRIES: usize = 3;
+
 pub(super) async fn claim(
+    s: &PgStore,
+    owner: &str,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: usize,
+) -> Result<Vec<Claim>> {
+    for _ in 1..CLAIM_TRIES {
+        match claim_once(s, owner, now_ms, lease_ms, limit).await {
+            Err(StoreError::Overbooked) => continue,
+            other => return other,
+        }
+    }
+    match claim_once(s, owner, now_ms, lease_ms, limit).await {
+        Err(StoreError::Overbooked) => Ok(Vec::new()),
+        other => other,
+    }
+}
+
+async fn claim_once(
     s: &PgStore,
     owner: &str,
     now_ms: i64,
@@ -103,6 +133,11 @@ pub(super) async fn claim(
     let mut tx = s.pool.begin().await?;
     let mut batches = BatchMoves::default();
     let mut blocked: Vec<String> = Vec::new();
+    // Batches at their MaxConcurrency with this claim's own leases, and per limited batch its
+    // limit and its children Processing so far.
+    let mut full: Vec<String> = Vec::new();
+    let mut running: std::collections::HashMap<String, (i64, i64)> =
+        std::collections::HashMap::new();
     let mut settled_any = false;
     loop {
         let want = i64::try_from(limit - claimed.len()).unwrap_or(i64::MAX);
@@ -110,16 +145,36 @@ pub(super) async fn claim(
             .bind(now_ms)
             .bind(&blocked)
             .bind(want)
+            .bind(&full)
             .fetch_all(&mut *tx)
             .await?;
         if candidates.is_empty() {
             break;
         }
-        // A task that ends at its precondition check lets the next task of its instance run:
-        // look again when one did and there is room left.
+        // A task that ends at its precondition check lets the next task of its instance run,
+        // and a batch filled here leaves room to others: look again when either happened and
+        // there is room left.
         let mut settled = false;
         for row in &candidates {
             let t = work(row)?;
+            let max: Option<i64> = row.try_get("max_concurrency")?;
+            let limited = match (&t.parent_id, max) {
+                (Some(parent), Some(max)) if t.status == TaskStatus::Waiting => {
+                    let seen: Option<i64> = row.try_get("c_processing")?;
+                    let (max, now) = *running
+                        .entry(parent.clone())
+                        .or_insert((max, seen.unwrap_or(0)));
+                    if now >= max {
+                        if !full.contains(parent) {
+                            full.push(parent.clone());
+                        }
+                        settled = true;
+                        continue;
+                    }
+                    Some(parent.clone())
+                }
+                _ => None,
+            };
             let (current, phone) = match &t.instance_id {
                 Some(id) => match lock_instance(&mut tx, id).await? {
                     Some(_) if is_blocked(&mut tx, id, &t).await? => {
@@ -197,6 +252,9 @@ pub(super) async fn claim(
                 TaskStatus::Processing,
                 now_ms,
             );
+            if let Some(slot) = limited.and_then(|p| running.get_mut(&p)) {
+                slot.1 += 1;
+            }
             claimed.push(Claim {
                 task_id: t.id,
                 task_type: t.task_type,
@@ -236,16 +294,93 @@ pub(super) async fn heartbeat(
     task_id: &str,
     attempt: i64,
     lease_until_ms: i64,
-) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE tasks SET lease_ms = $1 WHERE id = $2 AND attempt = $3 AND run_state = 'leased'",
+) -> Result<Lease> {
+    let cancel: Option<bool> = sqlx::query_scalar(
+        "UPDATE tasks SET lease_ms = $1 WHERE id = $2 AND attempt = $3 AND run_state = 'leased' \
+         RETURNING cancel_requested",
     )
     .bind(lease_until_ms)
     .bind(task_id)
     .bind(attempt)
-    .execute(&s.pool)
+    .fetch_optional(&s.pool)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(match cancel {
+        None => Lease::Lost,
+        Some(false) => Lease::Held,
+        Some(true) => Lease::CancelRequested,
+    })
+}
+
+/// CancelTasks ([`crate::Store::cancel_tasks`]). The children's rows are locked first (waiting
+/// for a claim that holds them, which then has leased them), their batches at the end.
+pub(super) async fn cancel_tasks(
+    s: &PgStore,
+    account_id: &str,
+    task_ids: &[String],
+    now_ms: i64,
+) -> Result<CancelOutcome> {
+    let mut tx = s.pool.begin().await?;
+    let mut out = CancelOutcome::default();
+    let levels: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT id, level::BIGINT FROM tasks WHERE id = ANY($1) AND account_id = $2 \
+         AND level IN (1, 2)",
+    )
+    .bind(task_ids)
+    .bind(account_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let level_of: std::collections::HashMap<&str, i64> =
+        levels.iter().map(|(id, l)| (id.as_str(), *l)).collect();
+    out.unknown = task_ids
+        .iter()
+        .filter(|id| !level_of.contains_key(id.as_str()))
+        .cloned()
+        .collect();
+    if !out.unknown.is_empty() {
+        return Ok(out);
+    }
+    let (batches, children): (Vec<String>, Vec<String>) = {
+        let (b, c): (Vec<_>, Vec<_>) = levels.iter().partition(|(_, l)| *l == 1);
+        (
+            b.into_iter().map(|(id, _)| id.clone()).collect(),
+            c.into_iter().map(|(id, _)| id.clone()).collect(),
+        )
+    };
+    let sql = format!(
+        "SELECT {WORK_COLUMNS} FROM tasks WHERE parent_id = ANY($1) OR id = ANY($2) \
+         ORDER BY seq FOR UPDATE"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&batches)
+        .bind(&children)
+        .fetch_all(&mut *tx)
+        .await?;
+    let code = TaskErrorCode::Cancelled;
+    let skipped_msg = format!("{} It had not started.", code.default_message());
+    let mut moves = BatchMoves::default();
+    for row in &rows {
+        let t = work(row)?;
+        match t.status {
+            TaskStatus::Waiting => {
+                let error = Some((code, skipped_msg.as_str()));
+                let to = TaskStatus::Skipped;
+                end(&mut tx, &mut moves, &t, to, None, error, now_ms).await?;
+                out.skipped += 1;
+            }
+            TaskStatus::Processing if t.task_type.is_interruptible() => {
+                sqlx::query("UPDATE tasks SET cancel_requested = TRUE WHERE id = $1")
+                    .bind(&t.id)
+                    .execute(&mut *tx)
+                    .await?;
+                out.interrupting += 1;
+            }
+            TaskStatus::Processing => out.finishing += 1,
+            _ => out.ended += 1,
+        }
+    }
+    apply_moves(moves, &mut tx).await?;
+    tx.commit().await?;
+    Ok(out)
 }
 
 pub(super) async fn complete(
@@ -448,15 +583,45 @@ async fn settle_instance(
     Ok(())
 }
 
+/// Skips the Waiting children of batch `parent_id` with `MaxErrorsExceeded`; returns how many. A
+/// child another node is claiming right now is passed over (never waited for: the batch's lock
+/// is held); that node's own end of transaction skips what is left.
+async fn skip_waiting(conn: &mut PgConnection, parent_id: &str, now_ms: i64) -> Result<i64> {
+    let code = TaskErrorCode::MaxErrorsExceeded;
+    let skipped: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE tasks SET status = 'Skipped', error_code = $1, error_msg = $2, finish_ms = $3, \
+         run_state = 'done', lease_ms = NULL WHERE id IN (SELECT id FROM tasks \
+         WHERE parent_id = $4 AND status = 'Waiting' AND run_state = 'queued' \
+         FOR UPDATE SKIP LOCKED) RETURNING id, task_type",
+    )
+    .bind(code.as_str())
+    .bind(code.default_message())
+    .bind(now_ms)
+    .bind(parent_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, task_type) in &skipped {
+        let task_type: TaskType = parse("task type", task_type)?;
+        let to = TaskStatus::Skipped;
+        super::backups::settle(conn, id, task_type, to, None, now_ms).await?;
+    }
+    Ok(skipped.len() as i64)
+}
+
 /// Applies the children's moves of one transaction at its end: each batch row is locked once,
 /// in id order (so two nodes ending children of the same batches queue up instead of
 /// deadlocking), and its status is derived from the counters read under that lock, by
 /// [`cloudphone_core::BatchCounts::status`] as on SQLite.
+///
+/// A claim that would take a batch past its `MaxConcurrency` (another node leased children of
+/// it at the same moment) fails with [`StoreError::Overbooked`], and is rolled back and tried
+/// again. A batch whose failures go past its `MaxErrors` has its Waiting children Skipped with
+/// `MaxErrorsExceeded` here, in the same transaction as the failure that went past it.
 async fn apply_moves(moves: BatchMoves, conn: &mut PgConnection) -> Result<()> {
     for (parent_id, change) in moves.into_changes() {
         let row = sqlx::query(
-            "SELECT c_waiting, c_processing, c_finished, c_failed, c_skipped FROM tasks \
-             WHERE id = $1 AND level = 1 FOR UPDATE",
+            "SELECT c_waiting, c_processing, c_finished, c_failed, c_skipped, max_concurrency, \
+             max_errors FROM tasks WHERE id = $1 AND level = 1 FOR UPDATE",
         )
         .bind(&parent_id)
         .fetch_optional(&mut *conn)
@@ -464,7 +629,23 @@ async fn apply_moves(moves: BatchMoves, conn: &mut PgConnection) -> Result<()> {
         let Some(row) = row else {
             return Err(StoreError::Corrupt(format!("batch {parent_id} is missing")));
         };
-        let counts = rows::batch_counts(&row)?.add(&change.delta);
+        let limits = BatchLimits {
+            max_concurrency: row.try_get("max_concurrency")?,
+            max_errors: row.try_get("max_errors")?,
+        };
+        let mut counts = rows::batch_counts(&row)?.add(&change.delta);
+        if change.delta.processing > 0
+            && limits
+                .max_concurrency
+                .is_some_and(|max| counts.processing > max)
+        {
+            return Err(StoreError::Overbooked);
+        }
+        if counts.waiting > 0 && limits.errors_exceeded(counts.failed) {
+            let n = skip_waiting(conn, &parent_id, change.at_ms).await?;
+            counts.waiting -= n;
+            counts.skipped += n;
+        }
         let status = counts.status();
         sqlx::query(
             "UPDATE tasks SET c_waiting = $1, c_processing = $2, c_finished = $3, \

@@ -2,7 +2,7 @@
 //! and the retention purge.
 
 use cloudphone_core::resources::Task;
-use cloudphone_core::{BatchCounts, TaskStatus};
+use cloudphone_core::{BatchCounts, BatchLimits, TaskStatus};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use super::PgStore;
@@ -16,15 +16,17 @@ struct Initial<'a> {
     counts: Option<BatchCounts>,
     run_state: &'static str,
     finish_ms: Option<i64>,
+    limits: BatchLimits,
 }
 
 async fn insert(conn: &mut PgConnection, t: &NewTask, init: Initial<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO tasks (id, account_id, invoke_id, parent_id, level, task_type, status, \
          resource_id, instance_id, instance_name, param, operator, start_ms, finish_ms, \
-         c_waiting, c_processing, c_finished, c_failed, c_skipped, run_state, not_before_ms) \
+         c_waiting, c_processing, c_finished, c_failed, c_skipped, run_state, not_before_ms, \
+         max_concurrency, max_errors) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20, $21)",
+         $18, $19, $20, $21, $22, $23)",
     )
     .bind(&t.id)
     .bind(&t.account_id)
@@ -47,6 +49,8 @@ async fn insert(conn: &mut PgConnection, t: &NewTask, init: Initial<'_>) -> Resu
     .bind(init.counts.map(|c| c.skipped))
     .bind(init.run_state)
     .bind(t.start_ms)
+    .bind(init.limits.max_concurrency)
+    .bind(init.limits.max_errors)
     .execute(conn)
     .await?;
     Ok(())
@@ -64,6 +68,7 @@ pub(super) async fn insert_queued(
         counts: None,
         run_state: "queued",
         finish_ms: None,
+        limits: BatchLimits::default(),
     };
     insert(conn, t, init).await
 }
@@ -88,6 +93,7 @@ pub(super) async fn insert_batch(conn: &mut PgConnection, batch: &NewBatch) -> R
         // A batch is never claimed: its status follows its children.
         run_state: "done",
         finish_ms: status.is_terminal().then_some(batch.batch.start_ms),
+        limits: batch.limits,
     };
     insert(conn, &batch.batch, init).await?;
     insert_children(conn, &batch.children, &batch.batch.id).await

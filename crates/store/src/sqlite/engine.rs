@@ -3,13 +3,13 @@
 //! counters every child transition updates in the same transaction.
 
 use cloudphone_core::instance::{self, Plan};
-use cloudphone_core::{InstanceStatus, TaskErrorCode, TaskStatus, TaskType};
+use cloudphone_core::{BatchLimits, InstanceStatus, TaskErrorCode, TaskStatus, TaskType};
 use rusqlite::{Connection, Row};
 
 use super::rows::{self, parse};
 use super::sql::{sql, v};
 use crate::moves::BatchMoves;
-use crate::{Claim, Completion, Outcome, Phone, Result, StoreError, Swept};
+use crate::{CancelOutcome, Claim, Completion, Lease, Outcome, Phone, Result, StoreError, Swept};
 
 /// Runnable tasks in acceptance order: queued, due, and first among the unfinished tasks of
 /// their instance (so no two candidates share an instance), with their instance's status (NULL
@@ -17,11 +17,14 @@ use crate::{Claim, Completion, Outcome, Phone, Result, StoreError, Swept};
 const CANDIDATES: &str = "SELECT t.id, t.task_type, t.status, t.instance_id, t.param, \
      t.attempt, t.prev_status, t.parent_id, i.status AS instance_status, \
      i.account_id AS phone_account, i.name AS phone_name, i.image_id AS phone_image, \
-     i.spec AS phone_spec FROM tasks t \
+     i.spec AS phone_spec, p.max_concurrency, p.c_processing FROM tasks t \
      LEFT JOIN instances i ON i.id = t.instance_id \
+     LEFT JOIN tasks p ON p.id = t.parent_id \
      WHERE t.run_state = 'queued' AND t.not_before_ms <= ? \
      AND NOT EXISTS (SELECT 1 FROM tasks u WHERE u.instance_id = t.instance_id \
                      AND u.run_state != 'done' AND u.seq < t.seq) \
+     AND (p.max_concurrency IS NULL OR t.status != 'Waiting' \
+          OR p.c_processing < p.max_concurrency) \
      ORDER BY t.seq LIMIT ?";
 
 /// The columns of a task the engine works with.
@@ -68,11 +71,13 @@ impl Work {
     }
 }
 
-/// A candidate row: the task, its instance's status and the phone's columns.
+/// A candidate row: the task, its instance's status, the phone's columns, and its batch's
+/// `MaxConcurrency` with the batch's Processing count.
 struct Candidate {
     work: Work,
     instance_status: Option<String>,
     phone: Option<Phone>,
+    concurrency: Option<(i64, i64)>,
 }
 
 fn candidate(row: &Row<'_>) -> Result<Candidate> {
@@ -85,10 +90,15 @@ fn candidate(row: &Row<'_>) -> Result<Candidate> {
             spec: row.get(12)?,
         }),
     };
+    let concurrency = match row.get::<_, Option<i64>>(13)? {
+        Some(limit) => Some((limit, row.get::<_, Option<i64>>(14)?.unwrap_or(0))),
+        None => None,
+    };
     Ok(Candidate {
         work: work(row)?,
         instance_status: row.get(8)?,
         phone,
+        concurrency,
     })
 }
 
@@ -104,18 +114,34 @@ pub(super) fn claim(
         return Ok(claimed);
     }
     let lease_until = now_ms.saturating_add(lease_ms);
-    let mut moves = BatchMoves::default();
     loop {
         let want = i64::try_from(limit - claimed.len()).unwrap_or(i64::MAX);
         let candidates = sql(CANDIDATES, [v(now_ms), v(want)]).rows(conn, candidate)?;
         if candidates.is_empty() {
             break;
         }
-        // A task that ends at its precondition check lets the next task of its instance run:
-        // look again when one did and there is room left.
+        let mut moves = BatchMoves::default();
+        // A task that ends at its precondition check lets the next task of its instance run,
+        // and a batch that reaches its MaxConcurrency here leaves room to others: look again
+        // when either happened and there is room left (the counters are written first, so the
+        // next look sees them).
         let mut settled = false;
+        // Per batch with a MaxConcurrency: its limit and its children Processing so far.
+        let mut running: std::collections::HashMap<String, (i64, i64)> =
+            std::collections::HashMap::new();
         for c in candidates {
             let t = c.work;
+            let limited = match (&t.parent_id, c.concurrency) {
+                (Some(parent), Some(start)) if t.status == TaskStatus::Waiting => {
+                    let (limit, now) = *running.entry(parent.clone()).or_insert(start);
+                    if now >= limit {
+                        settled = true;
+                        continue;
+                    }
+                    Some(parent.clone())
+                }
+                _ => None,
+            };
             let previous = if t.attempt == 0 {
                 let current = c
                     .instance_status
@@ -173,6 +199,9 @@ pub(super) fn claim(
                 TaskStatus::Processing,
                 now_ms,
             );
+            if let Some(slot) = limited.and_then(|p| running.get_mut(&p)) {
+                slot.1 += 1;
+            }
             claimed.push(Claim {
                 task_id: t.id,
                 task_type: t.task_type,
@@ -183,11 +212,11 @@ pub(super) fn claim(
                 phone: c.phone,
             });
         }
+        apply_moves(conn, moves)?;
         if !settled || claimed.len() >= limit {
             break;
         }
     }
-    apply_moves(conn, moves)?;
     Ok(claimed)
 }
 
@@ -196,13 +225,91 @@ pub(super) fn heartbeat(
     task_id: &str,
     attempt: i64,
     lease_until_ms: i64,
-) -> Result<bool> {
-    let done = sql(
-        "UPDATE tasks SET lease_ms = ? WHERE id = ? AND attempt = ? AND run_state = 'leased'",
+) -> Result<Lease> {
+    let cancel = sql(
+        "UPDATE tasks SET lease_ms = ? WHERE id = ? AND attempt = ? AND run_state = 'leased' \
+         RETURNING cancel_requested",
         [v(lease_until_ms), v(task_id), v(attempt)],
     )
-    .execute(conn)?;
-    Ok(done == 1)
+    .row(conn, |r| Ok(r.get::<_, i64>(0)?))?;
+    Ok(match cancel {
+        None => Lease::Lost,
+        Some(0) => Lease::Held,
+        Some(_) => Lease::CancelRequested,
+    })
+}
+
+/// CancelTasks ([`crate::Store::cancel_tasks`]).
+pub(super) fn cancel_tasks(
+    conn: &Connection,
+    account_id: &str,
+    task_ids: &[String],
+    now_ms: i64,
+) -> Result<CancelOutcome> {
+    let mut out = CancelOutcome::default();
+    let mut batches = Vec::new();
+    let mut children = Vec::new();
+    for id in task_ids {
+        let level = sql(
+            "SELECT level FROM tasks WHERE id = ? AND account_id = ? AND level IN (1, 2)",
+            [v(id), v(account_id)],
+        )
+        .scalar_opt::<i64>(conn)?;
+        match level {
+            None => out.unknown.push(id.clone()),
+            Some(1) => batches.push(id.clone()),
+            Some(_) => children.push(id.clone()),
+        }
+    }
+    if !out.unknown.is_empty() {
+        return Ok(out);
+    }
+    let mut moves = BatchMoves::default();
+    let mut seen = std::collections::HashSet::new();
+    let select = format!("SELECT {WORK_COLUMNS} FROM tasks WHERE ");
+    let mut found = Vec::new();
+    for batch in &batches {
+        found.extend(
+            sql(&format!("{select}parent_id = ? ORDER BY seq"), [v(batch)]).rows(conn, work)?,
+        );
+    }
+    for child in &children {
+        found.extend(sql(&format!("{select}id = ?"), [v(child)]).rows(conn, work)?);
+    }
+    let code = TaskErrorCode::Cancelled;
+    let skipped_msg = format!("{} It had not started.", code.default_message());
+    for t in found {
+        if !seen.insert(t.id.clone()) {
+            continue;
+        }
+        match t.status {
+            TaskStatus::Waiting => {
+                let error = Some((code, skipped_msg.as_str()));
+                end(
+                    conn,
+                    &mut moves,
+                    &t,
+                    TaskStatus::Skipped,
+                    None,
+                    error,
+                    now_ms,
+                )?;
+                out.skipped += 1;
+            }
+            TaskStatus::Processing if t.task_type.is_interruptible() => {
+                sql(
+                    "UPDATE tasks SET cancel_requested = 1 WHERE id = ?",
+                    [v(&t.id)],
+                )
+                .execute(conn)?;
+                out.interrupting += 1;
+            }
+            TaskStatus::Processing => out.finishing += 1,
+            _ => out.ended += 1,
+        }
+    }
+    apply_moves(conn, moves)?;
+    Ok(out)
 }
 
 /// Ends every attempt of `items` in one transaction (group commit): each exactly as a single
@@ -418,20 +525,59 @@ fn settle_instance(
     Ok(())
 }
 
+/// Skips every Waiting child of batch `parent_id` with `MaxErrorsExceeded`; returns how many.
+fn skip_waiting(conn: &Connection, parent_id: &str, now_ms: i64) -> Result<i64> {
+    let code = TaskErrorCode::MaxErrorsExceeded;
+    let skipped = sql(
+        "UPDATE tasks SET status = 'Skipped', error_code = ?, error_msg = ?, finish_ms = ?, \
+         run_state = 'done', lease_ms = NULL \
+         WHERE parent_id = ? AND status = 'Waiting' AND run_state = 'queued' \
+         RETURNING id, task_type",
+        [
+            v(code.as_str()),
+            v(code.default_message()),
+            v(now_ms),
+            v(parent_id),
+        ],
+    )
+    .rows(conn, |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for (id, task_type) in &skipped {
+        let task_type: TaskType = parse("task type", task_type)?;
+        super::backups::settle(conn, id, task_type, TaskStatus::Skipped, None, now_ms)?;
+    }
+    Ok(skipped.len() as i64)
+}
+
 /// Applies the children's moves of one transaction to their batches: counters, status, and
 /// the finish time once a batch is terminal; one read and one write per batch.
+///
+/// A batch whose failures go past its `MaxErrors` has its Waiting children Skipped with
+/// `MaxErrorsExceeded` here, in the same transaction as the failure that went past it.
 fn apply_moves(conn: &Connection, moves: BatchMoves) -> Result<()> {
     for (parent_id, change) in moves.into_changes() {
-        let counts = sql(
-            "SELECT c_waiting, c_processing, c_finished, c_failed, c_skipped FROM tasks \
-             WHERE id = ? AND level = 1",
+        let row = sql(
+            "SELECT c_waiting, c_processing, c_finished, c_failed, c_skipped, max_errors \
+             FROM tasks WHERE id = ? AND level = 1",
             [v(&parent_id)],
         )
-        .row(conn, |r| rows::batch_counts_at(r, 0))?;
-        let Some(counts) = counts else {
+        .row(conn, |r| {
+            Ok((rows::batch_counts_at(r, 0)?, r.get::<_, Option<i64>>(5)?))
+        })?;
+        let Some((counts, max_errors)) = row else {
             return Err(StoreError::Corrupt(format!("batch {parent_id} is missing")));
         };
-        let counts = counts.add(&change.delta);
+        let mut counts = counts.add(&change.delta);
+        let limits = BatchLimits {
+            max_errors,
+            ..BatchLimits::default()
+        };
+        if counts.waiting > 0 && limits.errors_exceeded(counts.failed) {
+            let n = skip_waiting(conn, &parent_id, change.at_ms)?;
+            counts.waiting -= n;
+            counts.skipped += n;
+        }
         let status = counts.status();
         sql(
             "UPDATE tasks SET c_waiting = ?, c_processing = ?, c_finished = ?, c_failed = ?, \

@@ -2,7 +2,7 @@
 //! and the retention purge.
 
 use cloudphone_core::resources::Task;
-use cloudphone_core::{BatchCounts, TaskStatus};
+use cloudphone_core::{BatchCounts, BatchLimits, TaskStatus};
 use rusqlite::Connection;
 
 use super::rows::{self, push_after, push_in, push_order, push_substring};
@@ -16,6 +16,7 @@ struct Initial<'a> {
     counts: Option<BatchCounts>,
     run_state: &'static str,
     finish_ms: Option<i64>,
+    limits: BatchLimits,
 }
 
 fn insert(conn: &Connection, t: &NewTask, init: Initial<'_>) -> Result<()> {
@@ -23,8 +24,9 @@ fn insert(conn: &Connection, t: &NewTask, init: Initial<'_>) -> Result<()> {
     sql(
         "INSERT INTO tasks (id, account_id, invoke_id, parent_id, level, task_type, status, \
          resource_id, instance_id, instance_name, param, operator, start_ms, finish_ms, \
-         c_waiting, c_processing, c_finished, c_failed, c_skipped, run_state, not_before_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         c_waiting, c_processing, c_finished, c_failed, c_skipped, run_state, not_before_ms, \
+         max_concurrency, max_errors) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             v(&t.id),
             v(&t.account_id),
@@ -47,6 +49,8 @@ fn insert(conn: &Connection, t: &NewTask, init: Initial<'_>) -> Result<()> {
             v(counts.map(|c| c.skipped)),
             v(init.run_state),
             v(t.start_ms),
+            v(init.limits.max_concurrency),
+            v(init.limits.max_errors),
         ],
     )
     .execute(conn)?;
@@ -61,6 +65,7 @@ pub(super) fn insert_queued(conn: &Connection, t: &NewTask, parent_id: Option<&s
         counts: None,
         run_state: "queued",
         finish_ms: None,
+        limits: BatchLimits::default(),
     };
     insert(conn, t, init)
 }
@@ -77,6 +82,7 @@ pub(super) fn insert_batch(tx: &Connection, batch: &NewBatch) -> Result<()> {
         // A batch is never claimed: its status follows its children.
         run_state: "done",
         finish_ms: status.is_terminal().then_some(batch.batch.start_ms),
+        limits: batch.limits,
     };
     insert(tx, &batch.batch, init)?;
     insert_children(tx, &batch.children, &batch.batch.id)
