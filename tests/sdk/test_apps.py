@@ -8,7 +8,7 @@ import subprocess
 import requests
 from alibabacloud_eds_aic20230930 import models
 
-from conftest import BINARY, api_error, create_group, tasks_of, wait_batch
+from conftest import BINARY, api_error, call, clear_faults, create_group, inject_fault, tasks_of, wait_batch
 from test_files import cp, web  # noqa: F401 (fixture)
 from test_screens_and_images import decode_png
 
@@ -193,3 +193,25 @@ def test_an_app_from_an_http_url(client, tmp_path, web):
     assert e.code == "InvalidParameter.OssAppUrl"
     e = api_error(client.create_app, models.CreateAppRequest(oss_app_url=f"{url}/missing.apk"))
     assert (e.status_code, e.code) == (404, "InvalidOssAppUrl.NotFound")
+
+
+def test_retry_of_an_install_reaches_only_the_phone_that_failed(client, server, tmp_path):
+    _, ids = create_group(client, 3, name="retry-install")
+    app_id = upload_app(client, server, tmp_path, "com.example.retried")
+    inject_fault(client, ids[1], "InstallApp", error_code="InstallAppFailed", count=1)
+    try:
+        r = client.install_app(models.InstallAppRequest(app_id_list=[str(app_id)], instance_id_list=ids)).body
+        b = wait_batch(client, r.request_id)
+    finally:
+        clear_faults(client)
+    assert (b.task_status, b.failed_child_count) == ("PartFinished", 1)
+    assert "package:com.example.retried" not in shell(client, ids[1], "pm list packages -3").split()
+    retried = call(client, "RetryTasks", {"TaskId": b.task_id})
+    assert [c["InstanceId"] for c in retried["ChildTasks"]] == [ids[1]]
+    nb = wait_batch(client, retried["RequestId"])
+    assert (nb.task_type, nb.task_status, nb.total_child_count) == ("InstallApp", "Finished", 1)
+    for i in ids:
+        assert "package:com.example.retried" in shell(client, i, "pm list packages -3").split()
+    # The retry is the app's latest install, as a new call would be.
+    (a,) = client.describe_apps(models.DescribeAppsRequest(app_id_list=[str(app_id)])).body.data
+    assert a.installation_status == "INSTALLED"

@@ -224,6 +224,24 @@ def test_cancel_stops_a_running_command(client):
     assert wait_batch(client, r["InvokeId"]).task_status == "Finished"
 
 
+def test_a_cancel_reaches_a_command_on_its_node_before_the_next_heartbeat(workdir):
+    # Heartbeats every 20 s here: the cancel must not wait for one.
+    s = Server(workdir / "controls-long-lease", sim_delay_ms=50, extra_args=["--lease-ms", "60000"]).start()
+    try:
+        c = s.client()
+        _, ids = create_group(c, 2, name="bell")
+        r = call(c, "RunCommand", {**ids_query(ids, "InstanceIds"), "CommandContent": "sleep 60"})
+        wait_for(lambda: batch_of(c, r["TaskId"]).running_child_count == 2
+                 and all(k.task_status == "Processing" for k in children(c, r["TaskId"])))
+        out = call(c, "CancelTasks", {"TaskIds.1": r["TaskId"]})
+        assert out["InterruptingCount"] == 2
+        b = wait_batch(c, r["InvokeId"], timeout=10)
+        assert (b.task_status, b.failed_child_count) == ("Failed", 2)
+        assert {k.error_code for k in children(c, b.task_id)} == {"Cancelled"}
+    finally:
+        s.stop()
+
+
 def test_cancel_of_one_child_and_of_unknown_ids(client):
     _, ids = create_group(client, 2, name="one-child")
     r = reboot(client, ids, MaxConcurrency="1")

@@ -41,6 +41,8 @@ pub struct AppState {
     pub objects: Arc<cloudphone_objects::Objects>,
     /// The engine's waker: notified after tasks are queued.
     pub wake: Arc<Notify>,
+    /// The attempts running on this node, which CancelTasks stops at once.
+    pub stops: Arc<cloudphone_engine::Stops>,
     /// For files the API itself fetches (CreateApp from an http(s) URL).
     pub http: reqwest::Client,
     pub region: String,

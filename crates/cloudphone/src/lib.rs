@@ -225,6 +225,7 @@ impl Application {
             backend,
             objects,
             wake: engine.waker(),
+            stops: engine.stops(),
             http,
             region: config.region.clone(),
             tokens: TokenKey::new(token_key.as_bytes()),

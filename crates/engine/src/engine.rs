@@ -16,6 +16,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use crate::backend::{AttemptRef, Backend, InstanceRef};
 use crate::execute::{Run, execute};
 use crate::services::Services;
+use crate::stops::Stops;
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -51,6 +52,7 @@ pub struct Engine {
     services: Services,
     config: EngineConfig,
     wake: Arc<Notify>,
+    stops: Arc<Stops>,
 }
 
 impl Engine {
@@ -66,7 +68,13 @@ impl Engine {
             services,
             config,
             wake: Arc::new(Notify::new()),
+            stops: Arc::default(),
         }
+    }
+
+    /// The attempts running on this node, for CancelTasks to stop at once.
+    pub fn stops(&self) -> Arc<Stops> {
+        self.stops.clone()
     }
 
     /// Notified by whoever queues work (the API after creating tasks), so the engine need not
@@ -116,6 +124,7 @@ impl Engine {
                                 services: self.services.clone(),
                                 config: self.config.clone(),
                                 done: done.clone(),
+                                stops: self.stops.clone(),
                             };
                             let span = info_span!("task", task_id = %claim.task_id, instance_id = %claim.instance_id, attempt = claim.attempt);
                             workers.spawn(
@@ -241,6 +250,7 @@ struct Worker {
     services: Services,
     config: EngineConfig,
     done: mpsc::Sender<Done>,
+    stops: Arc<Stops>,
 }
 
 impl Worker {
@@ -316,9 +326,21 @@ impl Worker {
         tokio::pin!(op);
         let mut beat = tokio::time::interval(self.config.heartbeat);
         beat.tick().await;
+        let bell = claim
+            .task_type
+            .is_interruptible()
+            .then(|| self.stops.enter(&claim.task_id));
         loop {
+            let rung = async {
+                match &bell {
+                    Some(bell) => bell.notify.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 outcome = &mut op => return Some(outcome),
+                // A cancel on this node: renew the lease now, which tells whether it stops.
+                _ = rung => beat.reset_immediately(),
                 _ = beat.tick() => {
                     let until = now_ms() + self.config.lease.as_millis() as i64;
                     match self.store.heartbeat(&claim.task_id, claim.attempt, until).await {

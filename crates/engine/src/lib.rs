@@ -9,6 +9,7 @@ mod command;
 mod engine;
 mod execute;
 mod services;
+mod stops;
 mod sweeper;
 mod transfer;
 mod watcher;
@@ -20,6 +21,7 @@ pub use backend::{
 pub use command::INLINE_OUTPUT;
 pub use engine::{Engine, EngineConfig};
 pub use services::Services;
+pub use stops::Stops;
 pub use sweeper::{Sweeper, SweeperConfig};
 pub use watcher::{Watcher, WatcherConfig};
 pub use webhooks::{WebhookConfig, WebhookSender, signature as webhook_signature};

@@ -548,6 +548,8 @@ pub struct CancelOutcome {
     pub skipped: u64,
     /// Processing children asked to stop.
     pub interrupting: u64,
+    /// Their ids, so that the workers of this node can be told at once.
+    pub interrupted: Vec<String>,
     /// Processing children that cannot be interrupted and run to their end.
     pub finishing: u64,
     /// Children that had ended already.

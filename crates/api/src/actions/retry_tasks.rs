@@ -16,16 +16,10 @@ pub struct RetryTasks {
     include_skipped: bool,
 }
 
-/// Types whose batches carry more than their tasks (apps' latest batch, backup records, a
-/// group's image): retried by calling their action again, not here.
+/// Types whose batches carry more than their tasks (backup records, a group's image): retried
+/// by calling their action again, not here.
 fn retriable(t: TaskType) -> bool {
-    !matches!(
-        t,
-        TaskType::InstallApp
-            | TaskType::UninstallApp
-            | TaskType::BackupFile
-            | TaskType::UpdateGroupImage
-    )
+    !matches!(t, TaskType::BackupFile | TaskType::UpdateGroupImage)
 }
 
 impl RetryTasks {
@@ -110,7 +104,21 @@ impl RetryTasks {
             &Value::Object(param),
         );
         unless_dry_run(ctx, &[&new]).await?;
-        store.create_batch(&new).await.map_err(internal)?;
+        match batch.task_type {
+            // The apps' latest install or uninstall batch is the retry now, as for a new call.
+            TaskType::InstallApp | TaskType::UninstallApp => {
+                let mut app_ids: Vec<i64> = pairs
+                    .iter()
+                    .filter_map(|(_, p)| p["AppId"].as_i64())
+                    .collect();
+                app_ids.sort_unstable();
+                app_ids.dedup();
+                let install = batch.task_type == TaskType::InstallApp;
+                store.create_app_batch(&new, &app_ids, install).await
+            }
+            _ => store.create_batch(&new).await,
+        }
+        .map_err(internal)?;
         ctx.state.wake.notify_one();
         let created = CreatedBatch::of(new);
         Ok(json!({

@@ -30,28 +30,45 @@ CREATE TABLE task_events (
 CREATE INDEX task_events_by_account ON task_events (account_id, txid, id);
 CREATE INDEX task_events_by_age ON task_events (at_ms);
 
-CREATE FUNCTION log_task_event() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A batch's children are inserted by few statements of many rows: a statement-level trigger
+-- over the transition table logs them with one INSERT ... SELECT each.
+CREATE FUNCTION log_inserted_tasks() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.level IN (1, 2) AND (TG_OP = 'INSERT'
-        OR OLD.status IS DISTINCT FROM NEW.status
-        OR OLD.c_waiting IS DISTINCT FROM NEW.c_waiting
-        OR OLD.c_processing IS DISTINCT FROM NEW.c_processing
-        OR OLD.c_finished IS DISTINCT FROM NEW.c_finished
-        OR OLD.c_failed IS DISTINCT FROM NEW.c_failed
-        OR OLD.c_skipped IS DISTINCT FROM NEW.c_skipped) THEN
-        INSERT INTO task_events (account_id, task_id, parent_id, invoke_id, level, task_type,
-            status, instance_id, error_code, c_waiting, c_processing, c_finished, c_failed,
-            c_skipped, at_ms)
-        VALUES (NEW.account_id, NEW.id, NEW.parent_id, NEW.invoke_id, NEW.level,
-            NEW.task_type, NEW.status, NEW.instance_id, NEW.error_code, NEW.c_waiting,
-            NEW.c_processing, NEW.c_finished, NEW.c_failed, NEW.c_skipped,
-            (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT);
-    END IF;
+    INSERT INTO task_events (account_id, task_id, parent_id, invoke_id, level, task_type, status,
+        instance_id, error_code, c_waiting, c_processing, c_finished, c_failed, c_skipped, at_ms)
+    SELECT n.account_id, n.id, n.parent_id, n.invoke_id, n.level, n.task_type, n.status,
+        n.instance_id, n.error_code, n.c_waiting, n.c_processing, n.c_finished, n.c_failed,
+        n.c_skipped, (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT
+    FROM inserted n WHERE n.level IN (1, 2) ORDER BY n.seq;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER task_events
-    AFTER INSERT OR UPDATE OF status, c_waiting, c_processing, c_finished, c_failed, c_skipped
-    ON tasks
-    FOR EACH ROW EXECUTE FUNCTION log_task_event();
+CREATE FUNCTION log_updated_task() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO task_events (account_id, task_id, parent_id, invoke_id, level, task_type, status,
+        instance_id, error_code, c_waiting, c_processing, c_finished, c_failed, c_skipped, at_ms)
+    VALUES (NEW.account_id, NEW.id, NEW.parent_id, NEW.invoke_id, NEW.level, NEW.task_type,
+        NEW.status, NEW.instance_id, NEW.error_code, NEW.c_waiting, NEW.c_processing,
+        NEW.c_finished, NEW.c_failed, NEW.c_skipped,
+        (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER task_events_insert AFTER INSERT ON tasks
+    REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION log_inserted_tasks();
+
+-- Updates touch one row per statement or a few: a row trigger whose condition is checked
+-- before any function is called (a heartbeat's update calls none).
+CREATE TRIGGER task_events_update
+    AFTER UPDATE OF status, c_waiting, c_processing, c_finished, c_failed, c_skipped ON tasks
+    FOR EACH ROW
+    WHEN (NEW.level IN (1, 2) AND (OLD.status IS DISTINCT FROM NEW.status
+        OR OLD.c_waiting IS DISTINCT FROM NEW.c_waiting
+        OR OLD.c_processing IS DISTINCT FROM NEW.c_processing
+        OR OLD.c_finished IS DISTINCT FROM NEW.c_finished
+        OR OLD.c_failed IS DISTINCT FROM NEW.c_failed
+        OR OLD.c_skipped IS DISTINCT FROM NEW.c_skipped))
+    EXECUTE FUNCTION log_updated_task();

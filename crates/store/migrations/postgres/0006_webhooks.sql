@@ -33,9 +33,7 @@ CREATE FUNCTION queue_webhook_deliveries() RETURNS trigger LANGUAGE plpgsql AS $
 DECLARE
     now_ms BIGINT := (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT;
 BEGIN
-    IF NEW.level = 1 AND NEW.status IN ('Finished', 'PartFinished', 'Failed', 'Skipped')
-        AND OLD.status IN ('Waiting', 'Processing') THEN
-        INSERT INTO webhook_deliveries (webhook_id, account_id, task_id, body, state,
+    INSERT INTO webhook_deliveries (webhook_id, account_id, task_id, body, state,
             not_before_ms, created_ms)
         SELECT w.id, w.account_id, NEW.id,
             json_build_object('Event', 'BatchEnded', 'TaskId', NEW.id, 'InvokeId', NEW.invoke_id,
@@ -46,10 +44,13 @@ BEGIN
                 'SkippedChildCount', NEW.c_skipped, 'FinishTimeMs', NEW.finish_ms)::TEXT,
             'pending', now_ms, now_ms
         FROM webhooks w WHERE w.account_id = NEW.account_id;
-    END IF;
     RETURN NULL;
 END
 $$;
 
+-- The condition is checked before the function is called: a child's transition costs no call.
 CREATE TRIGGER webhook_deliveries_on_batch_end AFTER UPDATE OF status ON tasks
-    FOR EACH ROW EXECUTE FUNCTION queue_webhook_deliveries();
+    FOR EACH ROW
+    WHEN (NEW.level = 1 AND NEW.status IN ('Finished', 'PartFinished', 'Failed', 'Skipped')
+        AND OLD.status IN ('Waiting', 'Processing'))
+    EXECUTE FUNCTION queue_webhook_deliveries();

@@ -373,6 +373,7 @@ pub(super) async fn cancel_tasks(
                     .execute(&mut *tx)
                     .await?;
                 out.interrupting += 1;
+                out.interrupted.push(t.id.clone());
             }
             TaskStatus::Processing => out.finishing += 1,
             _ => out.ended += 1,

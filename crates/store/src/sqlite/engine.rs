@@ -303,6 +303,7 @@ pub(super) fn cancel_tasks(
                 )
                 .execute(conn)?;
                 out.interrupting += 1;
+                out.interrupted.push(t.id.clone());
             }
             TaskStatus::Processing => out.finishing += 1,
             _ => out.ended += 1,
