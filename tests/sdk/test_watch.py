@@ -4,6 +4,8 @@ and resumed with Last-Event-ID, nothing is lost or repeated."""
 
 import hashlib
 import json
+import threading
+import time
 
 import pytest
 import requests
@@ -49,14 +51,15 @@ def watch(server, query=(), last_event_id=None, key=None, action="WatchTasks", s
                         timeout=30)
 
 
-def events(response):
-    """(id, data) of each event of an open watch, as they arrive."""
-    ident, data = None, []
+def events(response, kinds=("task",)):
+    """(id, data) of each event of the types `kinds` of an open watch, as they arrive (one
+    reader per response: the bytes one has read are its own)."""
+    ident, data, event = None, [], "message"
     for line in response.iter_lines(chunk_size=1, decode_unicode=True):
         if line == "":
-            if data:
+            if data and event in kinds:
                 yield ident, json.loads("\n".join(data))
-            ident, data = None, []
+            ident, data, event = None, [], "message"
         elif line.startswith(":"):
             continue
         else:
@@ -64,6 +67,8 @@ def events(response):
             value = value[1:] if value.startswith(" ") else value
             if field == "id":
                 ident = value
+            elif field == "event":
+                event = value
             elif field == "data":
                 data.append(value)
 
@@ -116,6 +121,25 @@ def test_a_cut_watch_resumes_with_nothing_lost_or_repeated(server, client):
     assert len(mine) == 1 + 20 * 3 + len(batch_steps) - 1
 
 
+def test_a_watch_says_where_it_starts_so_a_cut_before_any_event_loses_nothing(server, client):
+    _, ids = create_group(client, 1, name="watch-ready")
+    first = watch(server)
+    start, data = next(events(first, kinds=("ready",)))
+    assert data == {}
+    first.close()  # cut before any task event
+    r = client.reboot_android_instances_in_group(
+        models.RebootAndroidInstancesInGroupRequest(android_instance_ids=ids)).body
+    resumed = watch(server, last_event_id=start)
+    stream = events(resumed, kinds=("ready", "task"))
+    again, _ = next(stream)
+    assert again == start
+    got = []
+    until_batch_ends(stream, r.tasks.parent_task_id, got)
+    resumed.close()
+    assert [d["TaskStatus"] for _, d in got if d["TaskId"] == r.tasks.child_tasks[0].task_id] == [
+        "Waiting", "Processing", "Finished"]
+
+
 def test_a_watch_filters_like_describe_tasks(server, client):
     _, ids = create_group(client, 2, name="watch-filter")
     tail = watch(server, {"Level": "1", "TaskType": "StopInstance"})
@@ -142,6 +166,25 @@ def test_a_watch_is_signed_and_checked(server, client):
     assert error_code(bad) == (400, "InvalidParameter.InstanceName")
     bad = watch(server, {"TaskStatus": "Done"})
     assert error_code(bad) == (400, "InvalidParameter.TaskStatus")
+
+
+def test_a_stream_ends_once_its_key_is_disabled(server, client):
+    from test_accounts import admin
+    key = server.create_key("acct-watch-revoked")
+    stream = watch(server, key=key)
+    assert stream.status_code == 200
+    started = time.time()
+    admin(server, "keys", "disable", key[0])
+    # The server closes the stream within its recheck (read on a thread, so that a stream that
+    # stays open fails the test instead of hanging it).
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(events(stream)), daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    assert not reader.is_alive(), "the stream of a disabled key stayed open"
+    assert got == [] and time.time() - started < 20
+    stream.close()
+    assert watch(server, key=key).status_code >= 400
 
 
 def test_another_account_sees_nothing_of_the_first(server, client):

@@ -50,7 +50,7 @@ where
                 Err(_) => None,
             };
             if let Err(e) = store
-                .finish_idempotent(account_id, token, kept.as_deref())
+                .finish_idempotent(account_id, token, now_ms, kept.as_deref())
                 .await
             {
                 // The call is done; its token answers IdempotentProcessing until it is stale.

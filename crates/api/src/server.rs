@@ -56,9 +56,23 @@ async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Respons
         .get::<PeerAddr>()
         .map_or_else(String::new, |p| p.0.to_string());
     let span = info_span!("request", request_id = %request_id, action = tracing::field::Empty);
-    let result = answer(&state, &request_id, &source, request)
-        .instrument(span.clone())
-        .await;
+    // The call runs to its end in a task of its own, even when its client goes away: a client
+    // that timed out and retries with its ClientToken finds the first call's answer, never
+    // half a call.
+    let call = {
+        let (state, request_id, source) = (state.clone(), request_id.clone(), source.clone());
+        tokio::spawn(
+            async move { answer(&state, &request_id, &source, request).await }
+                .instrument(span.clone()),
+        )
+    };
+    let result = match call.await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(error = %e, "a call panicked");
+            Err(ApiError::Internal)
+        }
+    };
     let _enter = span.enter();
     let code = match &result {
         Ok(_) => "Success".to_string(),

@@ -3,7 +3,8 @@
 //! the console serves the same stream to its signed-in users. Each event's `id` is its place in
 //! the event log: a client that reconnects with `Last-Event-ID` (as every EventSource does)
 //! resumes right after it, nothing missed and nothing twice. Without one the stream starts
-//! with what happens from now on; `Last-Event-ID: 0-0` replays what the log still holds.
+//! with what happens from now on; `Last-Event-ID: 0-0` replays what the log still holds. The
+//! first event (`ready`) carries the starting place as its id.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use axum::routing::get;
 use cloudphone_core::time::{iso, now_ms};
 use cloudphone_core::{ApiError, ids};
 use cloudphone_store::{EventFilter, EventPosition, TaskEvent};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde_json::json;
 use tracing::warn;
 
@@ -45,7 +46,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 async fn watch(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let request_id = ids::request_id();
     let opened = match open(&state, request).await {
-        Ok((filter, from)) => stream(state.clone(), filter, from).await,
+        Ok((key_id, filter, from)) => stream(state.clone(), key_id, filter, from).await,
         Err(e) => Err(e),
     };
     match opened {
@@ -58,7 +59,7 @@ async fn watch(State(state): State<Arc<AppState>>, request: Request) -> Response
 async fn open(
     state: &AppState,
     request: Request,
-) -> Result<(EventFilter, Option<EventPosition>), ApiError> {
+) -> Result<(String, EventFilter, Option<EventPosition>), ApiError> {
     let (parts, _) = request.into_parts();
     let raw = RawRequest::from_parts(
         parts.method.as_str(),
@@ -86,7 +87,7 @@ async fn open(
     let params = Params::from_pairs(raw.query.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let filter = event_filter(&params, &key.account_id)?;
     let from = resume_point(raw.header("last-event-id"))?;
-    Ok((filter, from))
+    Ok((key.key_id, filter, from))
 }
 
 /// The DescribeTasks filters a watch can apply (an event carries no resource id, instance name
@@ -167,10 +168,40 @@ pub fn event_json(e: &TaskEvent) -> serde_json::Value {
     v
 }
 
+/// How often an open stream checks that its key may still act.
+pub const RECHECK: Duration = Duration::from_secs(5);
+
+/// An open stream's state between events.
+struct Watched {
+    state: Arc<AppState>,
+    key_id: String,
+    filter: EventFilter,
+    /// The last place sent.
+    at: EventPosition,
+    pending: std::vec::IntoIter<TaskEvent>,
+    checked: Instant,
+}
+
+impl Watched {
+    /// False once the key is gone or disabled; checked every [`RECHECK`] (a store that does
+    /// not answer leaves the stream open).
+    async fn key_still_valid(&mut self) -> bool {
+        if self.checked.elapsed() < RECHECK {
+            return true;
+        }
+        self.checked = Instant::now();
+        !matches!(self.state.store.access_key(&self.key_id).await, Ok(None))
+    }
+}
+
 /// The stream of `filter`'s events after `from` (or from now), until the client goes or the
 /// server shuts down.
+///
+/// `key_id` is the key that opened it: the stream ends within [`RECHECK`] once that key is
+/// deleted or disabled (or its account is).
 pub async fn stream(
     state: Arc<AppState>,
+    key_id: String,
     filter: EventFilter,
     from: Option<EventPosition>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -182,25 +213,33 @@ pub async fn stream(
             .await
             .map_err(internal)?,
     };
-    let events = futures::stream::unfold(
-        (state, filter, start, Vec::<TaskEvent>::new().into_iter()),
-        |(state, filter, mut at, mut pending)| async move {
-            loop {
-                if let Some(e) = pending.next() {
-                    at = e.position;
-                    let sent = Event::default()
-                        .id(event_id(e.position))
-                        .event("task")
-                        .data(event_json(&e).to_string());
-                    return Some((Ok(sent), (state, filter, at, pending)));
-                }
-                if state.closing.is_cancelled() {
-                    return None;
-                }
+    let watched = Watched {
+        state,
+        key_id,
+        filter,
+        at: start,
+        pending: Vec::new().into_iter(),
+        checked: Instant::now(),
+    };
+    let events = futures::stream::unfold(watched, |mut w| async move {
+        loop {
+            if let Some(e) = w.pending.next() {
+                w.at = e.position;
+                let sent = Event::default()
+                    .id(event_id(e.position))
+                    .event("task")
+                    .data(event_json(&e).to_string());
+                return Some((Ok(sent), w));
+            }
+            if w.state.closing.is_cancelled() || !w.key_still_valid().await {
+                return None;
+            }
+            let (state, filter, at) = (&w.state, &w.filter, w.at);
+            {
                 let asked = Instant::now();
-                match state.store.task_events(&filter, at, BATCH).await {
+                match state.store.task_events(filter, at, BATCH).await {
                     Ok(found) if !found.is_empty() => {
-                        pending = found.into_iter();
+                        w.pending = found.into_iter();
                         continue;
                     }
                     Ok(_) => {}
@@ -212,9 +251,16 @@ pub async fn stream(
                     _ = tokio::time::sleep(rest) => {}
                 }
             }
-        },
-    );
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+        }
+    });
+    // First, where the stream starts: a client cut before any task event still resumes from
+    // here (an EventSource keeps the id), not from a later "now".
+    let ready = Event::default()
+        .id(event_id(start))
+        .event("ready")
+        .data("{}");
+    let stream = futures::stream::once(async move { Ok(ready) }).chain(events);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 #[cfg(test)]

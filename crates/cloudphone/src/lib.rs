@@ -215,7 +215,12 @@ impl Application {
             config.engine.clone(),
         );
         let sweeper = Sweeper::new(store.clone(), config.sweeper.clone(), engine.waker());
-        let webhooks = WebhookSender::new(store.clone(), http.clone(), config.webhooks.clone());
+        // A receiver's redirect is its answer (a failure), never followed elsewhere.
+        let webhook_http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("creating the webhook HTTP client")?;
+        let webhooks = WebhookSender::new(store.clone(), webhook_http, config.webhooks.clone());
         let mut watcher_config = config.watcher.clone();
         watcher_config.images = watched;
         let watcher = Watcher::new(store.clone(), backend.clone(), watcher_config);

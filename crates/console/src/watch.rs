@@ -33,7 +33,7 @@ pub async fn watch(
         Ok(o) => o,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
-    match stream(state, filter, from).await {
+    match stream(state, key.key_id, filter, from).await {
         Ok(sse) => sse.into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }

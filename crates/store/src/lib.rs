@@ -420,12 +420,15 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
         stale_before_ms: i64,
     ) -> Result<Idempotent>;
-    /// Ends a reservation: keeps the call's answer (`Some(body)`), or frees the token (`None`,
-    /// the call failed and created nothing).
+    /// Ends the reservation made at `reserved_ms` (the `now_ms` given to
+    /// [`Store::begin_idempotent`]): keeps the call's answer (`Some(body)`), or frees the token
+    /// (`None`, the call failed and created nothing). Fenced: a reservation taken over since
+    /// (it had gone stale) is another call's, and is left alone.
     async fn finish_idempotent(
         &self,
         account_id: &str,
         token: &str,
+        reserved_ms: i64,
         body: Option<&str>,
     ) -> Result<()>;
     /// Forgets tokens made before `before_ms`; returns how many.

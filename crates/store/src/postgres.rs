@@ -405,9 +405,10 @@ impl Store for PgStore {
         &self,
         account_id: &str,
         token: &str,
+        reserved_ms: i64,
         body: Option<&str>,
     ) -> Result<()> {
-        idempotency::finish(self, account_id, token, body).await
+        idempotency::finish(self, account_id, token, reserved_ms, body).await
     }
 
     async fn purge_idempotency(&self, before_ms: i64) -> Result<u64> {

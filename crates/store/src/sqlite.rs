@@ -548,12 +548,13 @@ impl Store for SqliteStore {
         &self,
         account_id: &str,
         token: &str,
+        reserved_ms: i64,
         body: Option<&str>,
     ) -> Result<()> {
         let body = body.map(str::to_owned);
         on_writer!(
             self,
-            |c| idempotency::finish(c, account_id, token, body.as_deref()),
+            |c| idempotency::finish(c, account_id, token, reserved_ms, body.as_deref()),
             account_id,
             token
         )

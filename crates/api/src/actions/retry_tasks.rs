@@ -89,6 +89,13 @@ impl RetryTasks {
                 None => gone.push(id.to_string()),
             }
         }
+        if instances.is_empty() {
+            // Every phone to retry was deleted since: nothing to run.
+            return Err(ApiError::IncorrectStatus {
+                what: format!("batch {} (its failed phones are gone)", batch.id),
+                status: batch.status.as_str().into(),
+            });
+        }
         let mut param = match serde_json::from_str::<Value>(&batch.param) {
             Ok(Value::Object(map)) => map,
             _ => serde_json::Map::new(),

@@ -176,6 +176,14 @@ fn progress(t: &Value) -> String {
     }
 }
 
+/// A batch's children that have ended (0 for an instance task, or an event without counters).
+fn ended(t: &Value) -> i64 {
+    ["SuccessChildCount", "FailedChildCount", "SkippedChildCount"]
+        .iter()
+        .map(|k| t[*k].as_i64().unwrap_or(0))
+        .sum()
+}
+
 fn terminal(status: &str) -> bool {
     !matches!(status, "Waiting" | "Processing")
 }
@@ -280,6 +288,12 @@ async fn follow_with(
             return Ok(0);
         }
         let event = watch.next().await?;
+        // On PostgreSQL two updates of one batch committed at nearly the same moment may
+        // arrive in either order: a batch only moves forward, so an event with fewer ended
+        // children than shown is an older one.
+        if ended(&event.data) < ended(&t) {
+            continue;
+        }
         if let (Some(into), Some(from)) = (t.as_object_mut(), event.data.as_object()) {
             for (k, v) in from {
                 into.insert(k.clone(), v.clone());

@@ -42,6 +42,7 @@ const CANDIDATES: &str = "SELECT t.seq, t.id, t.task_type, t.status, t.instance_
                      AND u.run_state <> 'done' AND u.seq < t.seq) \
      AND (p.max_concurrency IS NULL OR t.status <> 'Waiting' \
           OR (p.c_processing < p.max_concurrency AND p.id <> ALL($4))) \
+     AND (p.max_errors IS NULL OR t.status <> 'Waiting' OR p.c_failed <= p.max_errors) \
      ORDER BY t.seq LIMIT $3 FOR UPDATE OF t SKIP LOCKED";
 
 /// Whether another task of the instance runs or comes first. Run under the instance's lock, as a

@@ -13,6 +13,25 @@ pub(super) async fn begin(
     now_ms: i64,
     stale_before_ms: i64,
 ) -> Result<Idempotent> {
+    // The row an insert found may be gone by the time it is read (a failed call freed it, or
+    // the purge ran): then insert again.
+    loop {
+        if let Some(found) =
+            try_begin(s, account_id, token, fingerprint, now_ms, stale_before_ms).await?
+        {
+            return Ok(found);
+        }
+    }
+}
+
+async fn try_begin(
+    s: &PgStore,
+    account_id: &str,
+    token: &str,
+    fingerprint: &str,
+    now_ms: i64,
+    stale_before_ms: i64,
+) -> Result<Option<Idempotent>> {
     let mut tx = s.pool.begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO idempotency (account_id, token, fingerprint, state, created_ms) \
@@ -26,16 +45,19 @@ pub(super) async fn begin(
     .await?;
     if inserted.rows_affected() == 1 {
         tx.commit().await?;
-        return Ok(Idempotent::Fresh);
+        return Ok(Some(Idempotent::Fresh));
     }
-    let (stored, state, body, created): (String, String, Option<String>, i64) = sqlx::query_as(
+    let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(
         "SELECT fingerprint, state, body, created_ms FROM idempotency \
          WHERE account_id = $1 AND token = $2 FOR UPDATE",
     )
     .bind(account_id)
     .bind(token)
-    .fetch_one(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
+    let Some((stored, state, body, created)) = row else {
+        return Ok(None);
+    };
     let found = if stored != fingerprint {
         Idempotent::Mismatch
     } else if let (true, Some(body)) = (state == "done", body) {
@@ -55,29 +77,36 @@ pub(super) async fn begin(
         Idempotent::Fresh
     };
     tx.commit().await?;
-    Ok(found)
+    Ok(Some(found))
 }
 
 pub(super) async fn finish(
     s: &PgStore,
     account_id: &str,
     token: &str,
+    reserved_ms: i64,
     body: Option<&str>,
 ) -> Result<()> {
     match body {
-        Some(body) => sqlx::query(
-            "UPDATE idempotency SET state = 'done', body = $1 WHERE account_id = $2 AND token = $3",
-        )
-        .bind(body)
-        .bind(account_id)
-        .bind(token)
-        .execute(&s.pool)
-        .await?,
+        Some(body) => {
+            sqlx::query(
+                "UPDATE idempotency SET state = 'done', body = $1 WHERE account_id = $2 \
+             AND token = $3 AND state = 'pending' AND created_ms = $4",
+            )
+            .bind(body)
+            .bind(account_id)
+            .bind(token)
+            .bind(reserved_ms)
+            .execute(&s.pool)
+            .await?
+        }
         None => sqlx::query(
-            "DELETE FROM idempotency WHERE account_id = $1 AND token = $2 AND state = 'pending'",
+            "DELETE FROM idempotency WHERE account_id = $1 AND token = $2 AND state = 'pending' \
+             AND created_ms = $3",
         )
         .bind(account_id)
         .bind(token)
+        .bind(reserved_ms)
         .execute(&s.pool)
         .await?,
     };

@@ -78,6 +78,15 @@ pub(super) async fn claim(
     lease_ms: i64,
     limit: usize,
 ) -> Result<Vec<Delivery>> {
+    // A delivery queued while its webhook was being deleted has nowhere to go.
+    sqlx::query(
+        "UPDATE webhook_deliveries d SET state = 'failed', \
+         last_error = 'The webhook was deleted.', done_ms = $1, lease_ms = NULL \
+         WHERE d.state = 'pending' AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id)",
+    )
+    .bind(now_ms)
+    .execute(&s.pool)
+    .await?;
     let rows = sqlx::query(
         "UPDATE webhook_deliveries d SET attempts = d.attempts + 1, lease_ms = $2 \
          FROM webhooks w WHERE w.id = d.webhook_id AND d.seq IN ( \

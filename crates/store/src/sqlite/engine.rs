@@ -25,6 +25,7 @@ const CANDIDATES: &str = "SELECT t.id, t.task_type, t.status, t.instance_id, t.p
                      AND u.run_state != 'done' AND u.seq < t.seq) \
      AND (p.max_concurrency IS NULL OR t.status != 'Waiting' \
           OR p.c_processing < p.max_concurrency) \
+     AND (p.max_errors IS NULL OR t.status != 'Waiting' OR p.c_failed <= p.max_errors) \
      ORDER BY t.seq LIMIT ?";
 
 /// The columns of a task the engine works with.

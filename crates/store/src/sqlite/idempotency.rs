@@ -55,17 +55,20 @@ pub(super) fn finish(
     conn: &Connection,
     account_id: &str,
     token: &str,
+    reserved_ms: i64,
     body: Option<&str>,
 ) -> Result<()> {
     match body {
         Some(body) => sql(
-            "UPDATE idempotency SET state = 'done', body = ? WHERE account_id = ? AND token = ?",
-            [v(body), v(account_id), v(token)],
+            "UPDATE idempotency SET state = 'done', body = ? WHERE account_id = ? AND token = ? \
+             AND state = 'pending' AND created_ms = ?",
+            [v(body), v(account_id), v(token), v(reserved_ms)],
         )
         .execute(conn)?,
         None => sql(
-            "DELETE FROM idempotency WHERE account_id = ? AND token = ? AND state = 'pending'",
-            [v(account_id), v(token)],
+            "DELETE FROM idempotency WHERE account_id = ? AND token = ? AND state = 'pending' \
+             AND created_ms = ?",
+            [v(account_id), v(token), v(reserved_ms)],
         )
         .execute(conn)?,
     };

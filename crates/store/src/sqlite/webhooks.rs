@@ -66,6 +66,14 @@ pub(super) fn claim(
     lease_ms: i64,
     limit: usize,
 ) -> Result<Vec<Delivery>> {
+    // A delivery queued while its webhook was being deleted has nowhere to go.
+    sql(
+        "UPDATE webhook_deliveries SET state = 'failed', last_error = 'The webhook was deleted.', \
+         done_ms = ?, lease_ms = NULL WHERE state = 'pending' \
+         AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = webhook_deliveries.webhook_id)",
+        [v(now_ms)],
+    )
+    .execute(conn)?;
     let due = sql(
         "SELECT d.seq, d.webhook_id, w.url, w.secret, d.body, d.attempts \
          FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
