@@ -18,7 +18,7 @@ SECRET = "webhook-secret-0123456789"
 
 @pytest.fixture(scope="module")
 def client(workdir):
-    s = Server(workdir / "webhooks", sim_delay_ms=30, extra_args=["--webhook-retry-ms", "150"]).start()
+    s = Server(workdir / "webhooks", sim_delay_ms=30, extra_args=["--webhook-retry-ms", "150", "--webhook-allow-private"]).start()
     yield s.client()
     s.stop()
 
@@ -121,3 +121,16 @@ def test_webhooks_are_listed_without_their_secret_and_checked(client):
     assert e.code == "QuotaExceeded.Webhooks"
     for m in made:
         call(client, "DeleteWebhook", {"WebhookId": m})
+
+
+def test_by_default_a_webhook_cannot_point_into_the_server_s_network(workdir):
+    s = Server(workdir / "webhooks-public-only", sim_delay_ms=30).start()
+    try:
+        c = s.client()
+        for url in ["http://127.0.0.1:8080/hook", "http://localhost/hook", "http://10.0.0.7/hook",
+                    "http://169.254.169.254/latest/meta-data", "http://[::1]:9/hook"]:
+            e = api_error(call, c, "CreateWebhook", {"Url": url, "Secret": SECRET})
+            assert e.code == "InvalidParameter.Url", url
+        assert call(c, "DescribeWebhooks")["Webhooks"] == []
+    finally:
+        s.stop()

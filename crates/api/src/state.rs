@@ -20,6 +20,8 @@ pub struct Limits {
     pub instance_quota: Option<u64>,
     /// The largest object `PUT /files/...` accepts (streamed to disk, never held in memory).
     pub max_upload_bytes: u64,
+    /// Whether webhooks may point at loopback, private or link-local addresses.
+    pub webhook_allow_private: bool,
 }
 
 impl Default for Limits {
@@ -30,6 +32,7 @@ impl Default for Limits {
             max_uri_bytes: 60 << 10,
             instance_quota: None,
             max_upload_bytes: 5 << 30,
+            webhook_allow_private: false,
         }
     }
 }

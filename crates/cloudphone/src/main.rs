@@ -153,6 +153,10 @@ struct ServeArgs {
     /// each further failure (up to 10 minutes), 10 attempts in all.
     #[arg(long, default_value_t = 2000)]
     webhook_retry_ms: u64,
+    /// Let webhooks point at loopback, private and link-local addresses (the server's own
+    /// network); by default only public addresses are posted to.
+    #[arg(long)]
+    webhook_allow_private: bool,
     /// The root access key id (with CLOUDPHONE_ACCESS_KEY_SECRET); without them a key is
     /// created on first start, stored in the data dir and printed once.
     #[arg(long, env = "CLOUDPHONE_ACCESS_KEY_ID", hide_env_values = true)]
@@ -355,6 +359,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.watcher.interval = Duration::from_millis(args.watch_interval_ms.max(50));
     config.sweeper.task_retention = Duration::from_secs(args.task_retention_days * 24 * 3600);
     config.webhooks.first_retry = Duration::from_millis(args.webhook_retry_ms.max(10));
+    config.webhooks.allow_private = args.webhook_allow_private;
+    config.limits.webhook_allow_private = args.webhook_allow_private;
     config.root_key = match (args.access_key_id, args.access_key_secret) {
         (Some(id), Some(secret)) => Some((id, secret)),
         (None, None) => None,

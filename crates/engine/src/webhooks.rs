@@ -6,7 +6,12 @@
 //! The receiver checks `X-Cloudphone-Signature: t=<unix seconds>,v1=<hex>`, where `<hex>` is
 //! HMAC-SHA256 over `<t>.<body>` with the secret, and may drop a repeat by
 //! `X-Cloudphone-Delivery` (a delivery is sent again only when its answer was lost).
+//!
+//! Receivers must be on public addresses (checked when the webhook is made and again before
+//! each POST, the host resolved), unless the operator allows private ones: a tenant cannot
+//! make the server post into its own network.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +37,9 @@ pub struct WebhookConfig {
     pub timeout: Duration,
     /// Deliveries posted at once by this node.
     pub parallel: usize,
+    /// Whether receivers may be on loopback, private or link-local addresses (the server's own
+    /// network); off, such a delivery fails without being sent.
+    pub allow_private: bool,
 }
 
 impl Default for WebhookConfig {
@@ -44,6 +52,7 @@ impl Default for WebhookConfig {
             max_attempts: 10,
             timeout: Duration::from_secs(10),
             parallel: 16,
+            allow_private: false,
         }
     }
 }
@@ -52,6 +61,56 @@ pub struct WebhookSender {
     store: Arc<dyn Store>,
     http: reqwest::Client,
     config: WebhookConfig,
+}
+
+/// Whether `ip` is an address on the public internet: not loopback, private, link-local,
+/// shared (carrier NAT), documentation, unspecified, broadcast or multicast, nor an IPv6 form of
+/// one. A webhook may point only at such addresses unless the operator allows private ones.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || v6.is_unique_local()
+                    || v6.is_unicast_link_local())
+            }
+        },
+    }
+}
+
+/// Why `url` may not be posted to: its host resolves to an address that is not public.
+pub async fn refused_target(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed
+        .host_str()?
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), port)).await {
+        Ok(found) => found.collect(),
+        Err(e) => return Some(format!("the receiver's host could not be resolved: {e}")),
+    };
+    addrs.iter().find(|a| !is_public(a.ip())).map(|a| {
+        format!(
+            "the receiver's host resolves to {}, which is not a public address",
+            a.ip()
+        )
+    })
 }
 
 /// The signature header's value for `body` sent at `unix_secs`.
@@ -107,6 +166,22 @@ impl WebhookSender {
     }
 
     async fn deliver(&self, d: Delivery) {
+        if !self.config.allow_private
+            && let Some(why) = refused_target(&d.url).await
+        {
+            let end = DeliveryEnd::GaveUp {
+                status: None,
+                error: why,
+            };
+            if let Err(e) = self
+                .store
+                .end_delivery(d.seq, d.attempt, &end, now_ms())
+                .await
+            {
+                error!(error = %e, seq = d.seq, "recording a refused webhook delivery failed");
+            }
+            return;
+        }
         let sent_at = now_ms();
         let answer = self
             .http
@@ -181,6 +256,52 @@ impl WebhookSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_url_naming_the_server_s_own_network_is_refused() {
+        assert!(refused_target("http://127.0.0.1:8080/x").await.is_some());
+        assert!(refused_target("http://[::1]/x").await.is_some());
+        assert!(refused_target("http://localhost/x").await.is_some());
+        assert!(
+            refused_target("https://169.254.169.254/latest")
+                .await
+                .is_some()
+        );
+        // A public address literal needs no lookup.
+        assert!(refused_target("https://8.8.8.8/hook").await.is_none());
+    }
 
     #[test]
     fn the_signature_is_hmac_sha256_over_time_and_body() {

@@ -45,6 +45,11 @@ impl CreateWebhook {
     }
 
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+        if !ctx.state.limits.webhook_allow_private
+            && let Some(why) = cloudphone_engine::refused_webhook_target(&self.url).await
+        {
+            return Err(ApiError::invalid("Url", format!("Refused: {why}.")));
+        }
         let webhook = Webhook {
             id: ids::new_id(ids::WEBHOOK),
             account_id: ctx.account().to_string(),
