@@ -7,11 +7,10 @@ use std::future::Future;
 
 use cloudphone_core::ApiError;
 use cloudphone_store::Idempotent;
-use serde_json::Value;
 use tracing::{error, info};
 
 use crate::actions::common::internal;
-use crate::reply::Body;
+use crate::reply::{Body, success_bytes};
 use crate::state::AppState;
 
 /// A reservation older than this belongs to a call whose node died before answering: the
@@ -45,10 +44,13 @@ where
         Idempotent::InFlight => Err(ApiError::IdempotentProcessing),
         Idempotent::Fresh => {
             let answered = run().await;
+            // Kept exactly as it is sent.
             let kept = match &answered {
-                Ok(body) => Some(whole(body, request_id)),
+                Ok(Body::Value(v)) => Some(success_bytes(request_id, Body::Value(v.clone()))),
+                Ok(Body::Complete(bytes)) => Some(bytes.clone()),
                 Err(_) => None,
-            };
+            }
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
             if let Err(e) = store
                 .finish_idempotent(account_id, token, now_ms, kept.as_deref())
                 .await
@@ -58,20 +60,5 @@ where
             }
             answered
         }
-    }
-}
-
-/// The answer as the client receives it, `RequestId` included.
-fn whole(body: &Body, request_id: &str) -> String {
-    match body {
-        Body::Value(v) => {
-            let mut map = match v {
-                Value::Object(map) => map.clone(),
-                _ => serde_json::Map::new(),
-            };
-            map.insert("RequestId".into(), Value::String(request_id.into()));
-            Value::Object(map).to_string()
-        }
-        Body::Complete(bytes) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }

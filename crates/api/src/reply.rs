@@ -23,16 +23,21 @@ impl From<Value> for Body {
 
 /// A 200 answer: `body` (an object) with `RequestId` added.
 pub fn success(request_id: &str, body: impl Into<Body>) -> Response {
-    match body.into() {
+    json_response(StatusCode::OK, success_bytes(request_id, body.into()))
+}
+
+/// The bytes of a success answer, `RequestId` included, as [`success`] sends them.
+pub fn success_bytes(request_id: &str, body: Body) -> Vec<u8> {
+    match body {
         Body::Value(body) => {
             let mut map = match body {
                 Value::Object(map) => map,
                 _ => Map::new(),
             };
             map.insert("RequestId".into(), Value::String(request_id.into()));
-            json_response(StatusCode::OK, Value::Object(map).to_string())
+            Value::Object(map).to_string().into_bytes()
         }
-        Body::Complete(bytes) => json_response(StatusCode::OK, bytes),
+        Body::Complete(bytes) => bytes,
     }
 }
 

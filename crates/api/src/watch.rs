@@ -183,6 +183,43 @@ struct Watched {
 }
 
 impl Watched {
+    /// The next event to send; `None` when the stream ends (shutdown, or the key is gone).
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(e) = self.pending.next() {
+                self.at = e.position;
+                return Some(
+                    Event::default()
+                        .id(event_id(e.position))
+                        .event("task")
+                        .data(event_json(&e).to_string()),
+                );
+            }
+            if self.state.closing.is_cancelled() || !self.key_still_valid().await {
+                return None;
+            }
+            let asked = Instant::now();
+            match self
+                .state
+                .store
+                .task_events(&self.filter, self.at, BATCH)
+                .await
+            {
+                Ok(found) if !found.is_empty() => {
+                    self.pending = found.into_iter();
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "reading task events failed; trying again"),
+            }
+            let rest = POLL.saturating_sub(asked.elapsed());
+            tokio::select! {
+                _ = self.state.closing.cancelled() => return None,
+                _ = tokio::time::sleep(rest) => {}
+            }
+        }
+    }
+
     /// False once the key is gone or disabled; checked every [`RECHECK`] (a store that does
     /// not answer leaves the stream open).
     async fn key_still_valid(&mut self) -> bool {
@@ -222,36 +259,8 @@ pub async fn stream(
         checked: Instant::now(),
     };
     let events = futures::stream::unfold(watched, |mut w| async move {
-        loop {
-            if let Some(e) = w.pending.next() {
-                w.at = e.position;
-                let sent = Event::default()
-                    .id(event_id(e.position))
-                    .event("task")
-                    .data(event_json(&e).to_string());
-                return Some((Ok(sent), w));
-            }
-            if w.state.closing.is_cancelled() || !w.key_still_valid().await {
-                return None;
-            }
-            let (state, filter, at) = (&w.state, &w.filter, w.at);
-            {
-                let asked = Instant::now();
-                match state.store.task_events(filter, at, BATCH).await {
-                    Ok(found) if !found.is_empty() => {
-                        w.pending = found.into_iter();
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(e) => warn!(error = %e, "reading task events failed; trying again"),
-                }
-                let rest = POLL.saturating_sub(asked.elapsed());
-                tokio::select! {
-                    _ = state.closing.cancelled() => return None,
-                    _ = tokio::time::sleep(rest) => {}
-                }
-            }
-        }
+        let next = w.next().await?;
+        Some((Ok(next), w))
     });
     // First, where the stream starts: a client cut before any task event still resumes from
     // here (an EventSource keeps the id), not from a later "now".

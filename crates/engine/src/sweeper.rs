@@ -12,6 +12,8 @@ use tracing::{error, info, warn};
 
 /// How long a ClientToken is remembered, in milliseconds.
 pub const CLIENT_TOKEN_MS: i64 = 24 * 3600 * 1000;
+/// How long the watch stream's event log keeps an event, in milliseconds.
+pub const EVENT_LOG_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Clone, Debug)]
 pub struct SweeperConfig {
@@ -83,7 +85,7 @@ impl Sweeper {
             error!(error = %e, "purging nonces failed");
         }
         // The watch stream's log keeps a day: a client away longer starts again from now.
-        if let Err(e) = self.store.purge_task_events(now - CLIENT_TOKEN_MS).await {
+        if let Err(e) = self.store.purge_task_events(now - EVENT_LOG_MS).await {
             error!(error = %e, "purging task events failed");
         }
         // A ClientToken answers repeats for a day, as ECS's do.

@@ -249,29 +249,32 @@ pub async fn unless_dry_run(ctx: &Ctx<'_>, batches: &[&NewBatch]) -> Result<(), 
     })))
 }
 
+/// Every item of a keyset-paginated listing, each page asked of `page_of` in turn.
+async fn every_page<T, F, Fut>(mut page_of: F) -> Result<Vec<T>, ApiError>
+where
+    F: FnMut(Page) -> Fut,
+    Fut: std::future::Future<Output = Result<cloudphone_store::Listing<T>, StoreError>>,
+{
+    let mut found = Vec::new();
+    let mut after = None;
+    loop {
+        let listing = page_of(Page { after, limit: 100 })
+            .await
+            .map_err(internal)?;
+        found.extend(listing.items);
+        match listing.next {
+            Some(next) => after = Some(next),
+            None => return Ok(found),
+        }
+    }
+}
+
 /// Every task matching `filter`, newest first, every page read.
 pub async fn all_tasks(
     ctx: &Ctx<'_>,
     filter: &cloudphone_store::TaskFilter,
 ) -> Result<Vec<cloudphone_core::resources::Task>, ApiError> {
-    let mut found = Vec::new();
-    let mut page = Page {
-        after: None,
-        limit: 100,
-    };
-    loop {
-        let listing = ctx
-            .state
-            .store
-            .describe_tasks(filter, &page)
-            .await
-            .map_err(internal)?;
-        found.extend(listing.items);
-        match listing.next {
-            Some(next) => page.after = Some(next),
-            None => return Ok(found),
-        }
-    }
+    every_page(|page| async move { ctx.state.store.describe_tasks(filter, &page).await }).await
 }
 
 /// The live (not DELETED) phones of the caller's groups, oldest first, every page read.
@@ -282,27 +285,12 @@ pub async fn group_members(ctx: &Ctx<'_>, group_ids: &[String]) -> Result<Vec<In
         ascending: true,
         ..cloudphone_store::InstanceFilter::default()
     };
-    let mut found = Vec::new();
-    let mut page = Page {
-        after: None,
-        limit: 100,
-    };
-    loop {
-        let listing = ctx
-            .state
-            .store
-            .list_instances(&filter, &page)
-            .await
-            .map_err(internal)?;
-        found.extend(
-            listing
-                .items
-                .into_iter()
-                .filter(|i| i.status != cloudphone_core::InstanceStatus::Deleted),
-        );
-        match listing.next {
-            Some(next) => page.after = Some(next),
-            None => return Ok(found),
-        }
-    }
+    let filter = &filter;
+    let found =
+        every_page(|page| async move { ctx.state.store.list_instances(filter, &page).await })
+            .await?;
+    Ok(found
+        .into_iter()
+        .filter(|i| i.status != cloudphone_core::InstanceStatus::Deleted)
+        .collect())
 }

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cloudphone_api::server::VERSION;
-use cloudphone_api::signature::{
-    canonical_request_v3, canonical_request_v3_at, pct, sign_v3, string_to_sign_v3,
-};
+use cloudphone_api::signature::{canonical_request_v3_at, pct, sign_v3, string_to_sign_v3};
 use serde_json::Value;
 
 /// The SHA-256 of an empty body: every call here carries its parameters in the query.
@@ -47,8 +45,34 @@ pub fn sign(
     date: &str,
     nonce: &str,
 ) -> SignedCall {
+    let request = Request {
+        method: "POST",
+        path: "/",
+        accept: "application/json",
+    };
+    sign_request(creds, host, &request, action, params, date, nonce)
+}
+
+/// What is signed beside the action and its parameters.
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The canonical path (`/` for the RPC API).
+    pub path: &'a str,
+    pub accept: &'a str,
+}
+
+/// Signs `action` with `params` as `request`; the target is the path with the query.
+pub fn sign_request(
+    creds: &Credentials,
+    host: &str,
+    request: &Request<'_>,
+    action: &str,
+    params: &[(String, String)],
+    date: &str,
+    nonce: &str,
+) -> SignedCall {
     let mut headers: Vec<(String, String)> = vec![
-        ("accept".into(), "application/json".into()),
+        ("accept".into(), request.accept.to_string()),
         ("host".into(), host.to_string()),
         ("x-acs-action".into(), action.to_string()),
         ("x-acs-content-sha256".into(), EMPTY_SHA256.into()),
@@ -57,7 +81,14 @@ pub fn sign(
         ("x-acs-version".into(), VERSION.into()),
     ];
     let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
-    let canonical = canonical_request_v3("POST", params, &headers, &names, EMPTY_SHA256);
+    let canonical = canonical_request_v3_at(
+        request.method,
+        request.path,
+        params,
+        &headers,
+        &names,
+        EMPTY_SHA256,
+    );
     let signature = sign_v3(&creds.secret, &string_to_sign_v3(&canonical));
     let authorization = format!(
         "ACS3-HMAC-SHA256 Credential={},SignedHeaders={},Signature={signature}",
@@ -71,9 +102,9 @@ pub fn sign(
         .collect::<Vec<_>>()
         .join("&");
     let target = if query.is_empty() {
-        "/".to_string()
+        request.path.to_string()
     } else {
-        format!("/?{query}")
+        format!("{}?{query}", request.path)
     };
     SignedCall { target, headers }
 }
@@ -180,44 +211,31 @@ impl Client {
         query: &[(String, String)],
         extra: &[(&str, String)],
     ) -> anyhow::Result<reqwest::Response> {
-        let headers: Vec<(String, String)> = vec![
-            ("accept".into(), "text/event-stream".into()),
-            ("host".into(), self.host.clone()),
-            ("x-acs-action".into(), action.to_string()),
-            ("x-acs-content-sha256".into(), EMPTY_SHA256.into()),
-            ("x-acs-date".into(), date_now()),
-            ("x-acs-signature-nonce".into(), nonce()),
-            ("x-acs-version".into(), VERSION.into()),
-        ];
-        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
-        let canonical = canonical_request_v3_at("GET", path, query, &headers, &names, EMPTY_SHA256);
-        let signature = sign_v3(&self.creds.secret, &string_to_sign_v3(&canonical));
-        let query_text = query
-            .iter()
-            .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let url = if query_text.is_empty() {
-            format!("{}{path}", self.base)
-        } else {
-            format!("{}{path}?{query_text}", self.base)
+        let request = Request {
+            method: "GET",
+            path,
+            accept: "text/event-stream",
         };
-        let mut request = self.streaming.get(url);
-        for (name, value) in &headers {
-            if name != "host" {
-                request = request.header(name, value);
-            }
+        let signed = sign_request(
+            &self.creds,
+            &self.host,
+            &request,
+            action,
+            query,
+            &date_now(),
+            &nonce(),
+        );
+        let mut builder = self
+            .streaming
+            .get(format!("{}{}", self.base, signed.target));
+        // reqwest sends Host itself, from the same address.
+        for (name, value) in signed.headers.iter().filter(|(n, _)| n != "host") {
+            builder = builder.header(name, value);
         }
         for (name, value) in extra {
-            request = request.header(*name, value);
+            builder = builder.header(*name, value);
         }
-        let authorization = format!(
-            "ACS3-HMAC-SHA256 Credential={},SignedHeaders={},Signature={signature}",
-            self.creds.key_id,
-            names.join(";")
-        );
-        request
-            .header("authorization", authorization)
+        builder
             .send()
             .await
             .with_context(|| format!("opening {path} on {}", self.base))
@@ -257,6 +275,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cloudphone_api::signature::canonical_request_v3;
     use cloudphone_api::signature::{parse_acs3_authorization, verify_v3};
 
     fn creds() -> Credentials {

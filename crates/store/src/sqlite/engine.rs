@@ -6,8 +6,9 @@ use cloudphone_core::instance::{self, Plan};
 use cloudphone_core::{BatchLimits, InstanceStatus, TaskErrorCode, TaskStatus, TaskType};
 use rusqlite::{Connection, Row};
 
+use super::rows::push_in;
 use super::rows::{self, parse};
-use super::sql::{sql, v};
+use super::sql::{Sql, sql, v};
 use crate::moves::BatchMoves;
 use crate::{CancelOutcome, Claim, Completion, Lease, Outcome, Phone, Result, StoreError, Swept};
 
@@ -248,41 +249,36 @@ pub(super) fn cancel_tasks(
     now_ms: i64,
 ) -> Result<CancelOutcome> {
     let mut out = CancelOutcome::default();
-    let mut batches = Vec::new();
-    let mut children = Vec::new();
-    for id in task_ids {
-        let level = sql(
-            "SELECT level FROM tasks WHERE id = ? AND account_id = ? AND level IN (1, 2)",
-            [v(id), v(account_id)],
-        )
-        .scalar_opt::<i64>(conn)?;
-        match level {
-            None => out.unknown.push(id.clone()),
-            Some(1) => batches.push(id.clone()),
-            Some(_) => children.push(id.clone()),
-        }
-    }
+    let mut qb = Sql::new("SELECT id, level FROM tasks WHERE level IN (1, 2) AND account_id = ");
+    qb.bind(account_id);
+    push_in(&mut qb, "id", task_ids.iter().cloned());
+    let levels: std::collections::HashMap<String, i64> = qb
+        .rows(conn, |r| Ok((r.get(0)?, r.get(1)?)))?
+        .into_iter()
+        .collect();
+    out.unknown = task_ids
+        .iter()
+        .filter(|id| !levels.contains_key(*id))
+        .cloned()
+        .collect();
     if !out.unknown.is_empty() {
         return Ok(out);
     }
+    let (batches, children): (Vec<&String>, Vec<&String>) =
+        levels.keys().partition(|id| levels[*id] == 1);
+    // Both lists are non-empty or filter nothing: an empty list matches no row here.
+    let mut qb = Sql::new(format!(
+        "SELECT {WORK_COLUMNS} FROM tasks WHERE parent_id IN ("
+    ));
+    qb.list(batches.into_iter().cloned())
+        .push(") OR id IN (")
+        .list(children.into_iter().cloned())
+        .push(") ORDER BY seq");
+    let found = qb.rows(conn, work)?;
     let mut moves = BatchMoves::default();
-    let mut seen = std::collections::HashSet::new();
-    let select = format!("SELECT {WORK_COLUMNS} FROM tasks WHERE ");
-    let mut found = Vec::new();
-    for batch in &batches {
-        found.extend(
-            sql(&format!("{select}parent_id = ? ORDER BY seq"), [v(batch)]).rows(conn, work)?,
-        );
-    }
-    for child in &children {
-        found.extend(sql(&format!("{select}id = ?"), [v(child)]).rows(conn, work)?);
-    }
     let code = TaskErrorCode::Cancelled;
     let skipped_msg = format!("{} It had not started.", code.default_message());
     for t in found {
-        if !seen.insert(t.id.clone()) {
-            continue;
-        }
         match t.status {
             TaskStatus::Waiting => {
                 let error = Some((code, skipped_msg.as_str()));
