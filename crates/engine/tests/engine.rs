@@ -13,7 +13,8 @@ use cloudphone_engine::{
     Backend, BackendError, Engine, EngineConfig, InstanceRef, OpResult, Services, Sweeper,
     SweeperConfig,
 };
-use cloudphone_store::{NewBatch, NewTask, SqliteStore, Store};
+use cloudphone_store::prelude::*;
+use cloudphone_store::{NewBatch, NewTask, SqliteStore};
 use tokio_util::sync::CancellationToken;
 
 /// A backend for engine tests: every call is counted; the first `slow_calls` calls take `slow`

@@ -169,7 +169,7 @@ pub struct BackupFilter {
 }
 
 /// A place in the task event log, in the log's order: (0, id) on SQLite, (transaction id, id)
-/// on PostgreSQL ([`crate::Store::task_events`]).
+/// on PostgreSQL ([`crate::EventStore::task_events`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventPosition {
     pub major: i64,

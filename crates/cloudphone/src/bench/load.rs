@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cloudphone_core::{BatchCounts, TaskErrorCode, TaskStatus, TaskType, ids};
-use cloudphone_store::{SqliteStore, Store};
+use cloudphone_store::SqliteStore;
+use cloudphone_store::prelude::*;
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};

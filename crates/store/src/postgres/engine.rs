@@ -1,4 +1,4 @@
-//! The engine's side of the task table (design.md §5), for several nodes sharing the database
+//! The engine's side of the task table (docs/design.md §5), for several nodes sharing the database
 //! at READ COMMITTED: claiming runnable tasks with their precondition check, leases and
 //! heartbeats, fenced completion, the sweeper, and the batch counters every child transition
 //! updates in the same transaction.
@@ -20,11 +20,11 @@ use cloudphone_core::{BatchLimits, InstanceStatus, TaskErrorCode, TaskStatus, Ta
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use super::fleet::{lock_instance, set_instance_status};
-use super::rows::{self, parse};
-use super::{PgStore, notify_work};
+use super::{Pg, PgStore, notify_work};
+use crate::areas::{backups, rows};
 use crate::moves::BatchMoves;
-use crate::{CancelOutcome, Claim, Lease, Outcome, Result, StoreError, Swept};
+use crate::sql::conn::parse;
+use crate::{CancelOutcome, Claim, Outcome, Phone, Result, StoreError, Swept};
 
 /// Runnable tasks in acceptance order: queued, due, and first among the unfinished tasks of
 /// their instance; `$2` lists the candidates this claim already found blocked. Rows another
@@ -288,29 +288,7 @@ async fn is_blocked(conn: &mut PgConnection, instance_id: &str, t: &Work) -> Res
         .await?)
 }
 
-pub(super) async fn heartbeat(
-    s: &PgStore,
-    task_id: &str,
-    attempt: i64,
-    lease_until_ms: i64,
-) -> Result<Lease> {
-    let cancel: Option<bool> = sqlx::query_scalar(
-        "UPDATE tasks SET lease_ms = $1 WHERE id = $2 AND attempt = $3 AND run_state = 'leased' \
-         RETURNING cancel_requested",
-    )
-    .bind(lease_until_ms)
-    .bind(task_id)
-    .bind(attempt)
-    .fetch_optional(&s.pool)
-    .await?;
-    Ok(match cancel {
-        None => Lease::Lost,
-        Some(false) => Lease::Held,
-        Some(true) => Lease::CancelRequested,
-    })
-}
-
-/// CancelTasks ([`crate::Store::cancel_tasks`]). The children's rows are locked first (waiting
+/// CancelTasks ([`crate::TaskStore::cancel_tasks`]). The children's rows are locked first (waiting
 /// for a claim that holds them, which then has leased them), their batches at the end.
 pub(super) async fn cancel_tasks(
     s: &PgStore,
@@ -531,13 +509,6 @@ pub(super) async fn sweep_expired(
     Ok(swept)
 }
 
-pub(super) async fn expire_all_leases(s: &PgStore) -> Result<u64> {
-    let done = sqlx::query("UPDATE tasks SET lease_ms = 0 WHERE run_state = 'leased'")
-        .execute(&s.pool)
-        .await?;
-    Ok(done.rows_affected())
-}
-
 /// Ends a task in terminal status `to` and records the move for its batch.
 async fn end(
     conn: &mut PgConnection,
@@ -560,7 +531,15 @@ async fn end(
     .bind(&t.id)
     .execute(&mut *conn)
     .await?;
-    super::backups::settle(conn, &t.id, t.task_type, to, result, now_ms).await?;
+    backups::settle(
+        &mut Pg::Tx(&mut *conn),
+        &t.id,
+        t.task_type,
+        to,
+        result,
+        now_ms,
+    )
+    .await?;
     batches.record(t.parent_id.as_deref(), t.status, to, now_ms);
     Ok(())
 }
@@ -603,7 +582,7 @@ async fn skip_waiting(conn: &mut PgConnection, parent_id: &str, now_ms: i64) -> 
     for (id, task_type) in &skipped {
         let task_type: TaskType = parse("task type", task_type)?;
         let to = TaskStatus::Skipped;
-        super::backups::settle(conn, id, task_type, to, None, now_ms).await?;
+        backups::settle(&mut Pg::Tx(&mut *conn), id, task_type, to, None, now_ms).await?;
     }
     Ok(skipped.len() as i64)
 }
@@ -665,5 +644,48 @@ async fn apply_moves(moves: BatchMoves, conn: &mut PgConnection) -> Result<()> {
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+/// Locks the instance's row until the transaction ends and returns its status, `None` if there
+/// is no such instance. Every transaction that leases a task of the instance or moves its
+/// status takes this lock first, so the holder reads the latest committed status and, in its
+/// next statements, every committed lease.
+pub(super) async fn lock_instance(
+    conn: &mut PgConnection,
+    instance_id: &str,
+) -> Result<Option<(InstanceStatus, Phone)>> {
+    let row = sqlx::query(
+        "SELECT status, account_id, name, image_id, spec FROM instances WHERE id = $1 FOR UPDATE",
+    )
+    .bind(instance_id)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let status: String = row.try_get("status")?;
+    let phone = Phone {
+        account_id: row.try_get("account_id")?,
+        name: row.try_get("name")?,
+        image_id: row.try_get("image_id")?,
+        spec: row.try_get("spec")?,
+    };
+    Ok(Some((parse("instance status", &status)?, phone)))
+}
+
+/// Moves an instance to `status` at `now_ms`.
+pub(super) async fn set_instance_status(
+    conn: &mut PgConnection,
+    instance_id: &str,
+    status: InstanceStatus,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE instances SET status = $1, modified_ms = $2 WHERE id = $3")
+        .bind(status.as_str())
+        .bind(now_ms)
+        .bind(instance_id)
+        .execute(conn)
+        .await?;
     Ok(())
 }

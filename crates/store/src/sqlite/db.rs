@@ -73,7 +73,7 @@ enum WriteTurn<'a> {
 /// The queues of the reader and writer threads. Closing drops the senders: each thread runs
 /// what is queued, sees its queue disconnected and ends; later calls fail at once.
 #[derive(Debug)]
-pub(super) struct Db {
+pub(crate) struct Db {
     readers: std::sync::Mutex<Option<flume::Sender<ReadJob>>>,
     writer: std::sync::Mutex<Option<flume::Sender<(File, WriteJob)>>>,
     threads: std::sync::Mutex<Vec<thread::JoinHandle<()>>>,
@@ -132,7 +132,7 @@ impl Db {
 
     /// Runs `f` on a reader connection. `f` sees one snapshot if it asks for one
     /// ([`snapshot`]); otherwise each statement sees the latest commit.
-    pub(super) async fn read<R, F>(&self, f: F) -> Result<R>
+    pub(crate) async fn read<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
@@ -155,7 +155,7 @@ impl Db {
 
     /// Runs `f` in the writer's next group transaction, in a savepoint of its own; returns
     /// once the group has committed.
-    pub(super) async fn write<R, F>(&self, f: F) -> Result<R>
+    pub(crate) async fn write<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
@@ -164,7 +164,7 @@ impl Db {
     }
 
     /// [`Db::write`] for a job that writes only the nonce file (it may read the main file).
-    pub(super) async fn write_nonce<R, F>(&self, f: F) -> Result<R>
+    pub(crate) async fn write_nonce<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
@@ -342,7 +342,7 @@ fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Runs `f` in one read transaction: every statement in it sees the same commit.
-pub(super) fn snapshot<R>(
+pub(crate) fn snapshot<R>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<R>,
 ) -> Result<R> {
@@ -523,7 +523,7 @@ mod tests {
     /// sees no change (its page cache stays valid), while a write to the main file is seen.
     #[tokio::test]
     async fn nonces_leave_the_main_file_unchanged() {
-        use super::super::accounts::remember_nonce;
+        use super::super::by_store::record_nonce as remember_nonce;
         let (dir, db) = open_db();
         let observer = Connection::open(dir.path().join("t.db")).unwrap();
         let version = || count(&observer, "PRAGMA data_version").unwrap();
@@ -553,7 +553,7 @@ mod tests {
     /// one is still refused after the upgrade.
     #[tokio::test]
     async fn nonces_of_the_main_file_are_moved() {
-        use super::super::accounts::remember_nonce;
+        use super::super::by_store::record_nonce as remember_nonce;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
         let conn = Connection::open(&path).unwrap();

@@ -1,4 +1,4 @@
-//! The engine's side of the task table (design.md §5): claiming runnable tasks with their
+//! The engine's side of the task table (docs/design.md §5): claiming runnable tasks with their
 //! precondition check, leases and heartbeats, fenced completion, the sweeper, and the batch
 //! counters every child transition updates in the same transaction.
 
@@ -6,11 +6,13 @@ use cloudphone_core::instance::{self, Plan};
 use cloudphone_core::{BatchLimits, InstanceStatus, TaskErrorCode, TaskStatus, TaskType};
 use rusqlite::{Connection, Row};
 
-use super::rows::push_in;
-use super::rows::{self, parse};
-use super::sql::{Sql, sql, v};
+use super::conn::{Lite, Run, now, query, sql};
+use super::rows;
+use crate::areas::backups;
 use crate::moves::BatchMoves;
-use crate::{CancelOutcome, Claim, Completion, Lease, Outcome, Phone, Result, StoreError, Swept};
+use crate::sql::conn::parse;
+use crate::sql::v;
+use crate::{CancelOutcome, Claim, Completion, Outcome, Phone, Result, StoreError, Swept};
 
 /// Runnable tasks in acceptance order: queued, due, and first among the unfinished tasks of
 /// their instance (so no two candidates share an instance), with their instance's status (NULL
@@ -222,26 +224,7 @@ pub(super) fn claim(
     Ok(claimed)
 }
 
-pub(super) fn heartbeat(
-    conn: &Connection,
-    task_id: &str,
-    attempt: i64,
-    lease_until_ms: i64,
-) -> Result<Lease> {
-    let cancel = sql(
-        "UPDATE tasks SET lease_ms = ? WHERE id = ? AND attempt = ? AND run_state = 'leased' \
-         RETURNING cancel_requested",
-        [v(lease_until_ms), v(task_id), v(attempt)],
-    )
-    .row(conn, |r| Ok(r.get::<_, i64>(0)?))?;
-    Ok(match cancel {
-        None => Lease::Lost,
-        Some(0) => Lease::Held,
-        Some(_) => Lease::CancelRequested,
-    })
-}
-
-/// CancelTasks ([`crate::Store::cancel_tasks`]).
+/// CancelTasks ([`crate::TaskStore::cancel_tasks`]).
 pub(super) fn cancel_tasks(
     conn: &Connection,
     account_id: &str,
@@ -249,9 +232,9 @@ pub(super) fn cancel_tasks(
     now_ms: i64,
 ) -> Result<CancelOutcome> {
     let mut out = CancelOutcome::default();
-    let mut qb = Sql::new("SELECT id, level FROM tasks WHERE level IN (1, 2) AND account_id = ");
+    let mut qb = query("SELECT id, level FROM tasks WHERE level IN (1, 2) AND account_id = ");
     qb.bind(account_id);
-    push_in(&mut qb, "id", task_ids.iter().cloned());
+    qb.and_in("id", task_ids.iter().cloned());
     let levels: std::collections::HashMap<String, i64> = qb
         .rows(conn, |r| Ok((r.get(0)?, r.get(1)?)))?
         .into_iter()
@@ -267,7 +250,7 @@ pub(super) fn cancel_tasks(
     let (batches, children): (Vec<&String>, Vec<&String>) =
         levels.keys().partition(|id| levels[*id] == 1);
     // Both lists are non-empty or filter nothing: an empty list matches no row here.
-    let mut qb = Sql::new(format!(
+    let mut qb = query(format!(
         "SELECT {WORK_COLUMNS} FROM tasks WHERE parent_id IN ("
     ));
     qb.list(batches.into_iter().cloned())
@@ -360,7 +343,14 @@ pub(super) fn complete_many(conn: &Connection, items: &[Completion]) -> Result<V
             ],
         )
         .execute(conn)?;
-        super::backups::settle(conn, &t.id, t.task_type, to, result, item.now_ms)?;
+        now(backups::settle(
+            &mut Lite::new(conn),
+            &t.id,
+            t.task_type,
+            to,
+            result,
+            item.now_ms,
+        ))?;
         moves.record(t.parent_id.as_deref(), t.status, to, item.now_ms);
         if let Some(instance_id) = &t.instance_id {
             // A phone moved to a new image runs it from now on; in the same transaction as
@@ -456,14 +446,6 @@ pub(super) fn sweep_expired(
     Ok(swept)
 }
 
-pub(super) fn expire_all_leases(conn: &Connection) -> Result<u64> {
-    sql(
-        "UPDATE tasks SET lease_ms = 0 WHERE run_state = 'leased'",
-        [],
-    )
-    .execute(conn)
-}
-
 /// Ends a task in terminal status `to` and records the move for its batch.
 fn end(
     conn: &Connection,
@@ -487,7 +469,14 @@ fn end(
         ],
     )
     .execute(conn)?;
-    super::backups::settle(conn, &t.id, t.task_type, to, result, now_ms)?;
+    now(backups::settle(
+        &mut Lite::new(conn),
+        &t.id,
+        t.task_type,
+        to,
+        result,
+        now_ms,
+    ))?;
     moves.record(t.parent_id.as_deref(), t.status, to, now_ms);
     Ok(())
 }
@@ -543,7 +532,14 @@ fn skip_waiting(conn: &Connection, parent_id: &str, now_ms: i64) -> Result<i64> 
     })?;
     for (id, task_type) in &skipped {
         let task_type: TaskType = parse("task type", task_type)?;
-        super::backups::settle(conn, id, task_type, TaskStatus::Skipped, None, now_ms)?;
+        now(backups::settle(
+            &mut Lite::new(conn),
+            id,
+            task_type,
+            TaskStatus::Skipped,
+            None,
+            now_ms,
+        ))?;
     }
     Ok(skipped.len() as i64)
 }

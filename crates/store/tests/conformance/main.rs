@@ -1,0 +1,106 @@
+//! The conformance suite of the [`Store`](cloudphone_store::Store): every check is an
+//! `async fn check_xxx(store: &dyn Store)` written against the area traits only, in the file
+//! of its area, so that each implementation runs the same checks. [`conformance!`] lists them
+//! once and runs each on both stores: `sqlite::check_xxx` on a fresh database file in a temp
+//! dir, `postgres::check_xxx` on a fresh database in a PostgreSQL cluster.
+//!
+//! The PostgreSQL tests need a cluster: `scripts/pg-cluster start DIR` starts a throwaway one
+//! and prints its admin URL, to export as `CLOUDPHONE_TEST_DATABASE_URL` (e.g.
+//! `postgres://postgres@127.0.0.1:PORT/postgres`; `scripts/test` does this). Without it they
+//! fail, saying so.
+
+mod accounts;
+mod apps;
+mod backups;
+mod engine;
+mod events;
+mod fleet;
+mod idempotency;
+mod postgres_only;
+mod sqlite_only;
+mod support;
+mod tasks;
+mod webhooks;
+
+/// Runs each `area::check` on both stores, as `sqlite::check` and `postgres::check`.
+macro_rules! conformance {
+    ($($area:ident::$check:ident),* $(,)?) => {
+        mod sqlite {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let (_dir, store) = crate::sqlite_only::store().await;
+                crate::$area::$check(&*store).await;
+            }
+        )*}
+
+        mod postgres {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let db = crate::postgres_only::TestDb::create().await;
+                let store = db.connect().await;
+                crate::$area::$check(&store).await;
+                store.close().await;
+                db.drop().await;
+            }
+        )*}
+    };
+}
+
+conformance!(
+    accounts::check_accounts_and_keys,
+    accounts::check_admin_accounts_keys_and_audit,
+    accounts::check_nonces,
+    accounts::check_settings,
+    accounts::check_buckets,
+    fleet::check_groups_and_instances,
+    fleet::check_watcher_marks,
+    fleet::check_instance_quota,
+    fleet::check_adopted_instances,
+    fleet::check_group_images,
+    tasks::check_create_batch,
+    tasks::check_describe_filters,
+    tasks::check_describe_order_and_pages,
+    tasks::check_task_counts,
+    tasks::check_broad_totals_follow_transitions,
+    tasks::check_purge,
+    tasks::check_cancel,
+    tasks::check_account_isolation,
+    engine::check_internal_task_lifecycle,
+    engine::check_claim_order,
+    engine::check_preconditions_and_batch_status,
+    engine::check_fencing,
+    engine::check_max_concurrency,
+    engine::check_max_errors,
+    engine::check_complete_many,
+    engine::check_sweep,
+    engine::check_expire_all_leases,
+    idempotency::check_idempotency,
+    events::check_task_events,
+    webhooks::check_webhooks,
+    backups::check_backups,
+    apps::check_apps,
+);
+
+/// Workers of four threads claim and complete at once (the check takes the store shared).
+mod concurrent {
+    use std::sync::Arc;
+
+    use cloudphone_store::Store;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_check_concurrent_workers() {
+        let (_dir, store) = crate::sqlite_only::store().await;
+        let shared: Arc<dyn Store> = store.clone();
+        crate::engine::check_concurrent_workers(shared).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_check_concurrent_workers() {
+        let db = crate::postgres_only::TestDb::create().await;
+        let store = Arc::new(db.connect().await);
+        let shared: Arc<dyn Store> = store.clone();
+        crate::engine::check_concurrent_workers(shared).await;
+        store.close().await;
+        db.drop().await;
+    }
+}
