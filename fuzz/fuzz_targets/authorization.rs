@@ -7,8 +7,8 @@
 
 #![no_main]
 
+use cloudphone_api::RawRequest;
 use cloudphone_api::auth::{SignedRequest, Target, parse_signed, parse_signed_for};
-use cloudphone_api::request::RawRequest;
 use cloudphone_api::signature::parse_acs3_authorization;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;

@@ -8,7 +8,7 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use cloudphone_api::token::TokenKey;
+use cloudphone_api::TokenKey;
 use cloudphone_store::Cursor;
 use libfuzzer_sys::fuzz_target;
 

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeSet;
 
-use cloudphone_api::params::Params;
-use cloudphone_api::request::RawRequest;
+use cloudphone_api::Params;
+use cloudphone_api::RawRequest;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;

@@ -319,7 +319,7 @@ impl KeyStore for StoreKeys<'_> {
         self.0
             .access_key(key_id)
             .await
-            .map_err(crate::actions::common::internal)
+            .map_err(crate::store_error::internal)
     }
 
     async fn remember_nonce(
@@ -331,7 +331,7 @@ impl KeyStore for StoreKeys<'_> {
         self.0
             .remember_nonce(key, nonce, expires_ms)
             .await
-            .map_err(crate::actions::common::internal)
+            .map_err(crate::store_error::internal)
     }
 }
 

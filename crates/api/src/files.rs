@@ -236,10 +236,7 @@ async fn receive_upload(
         state.limits.max_params,
     )?;
     let key = authenticate(state, &raw, &path, true).await?;
-    let source = parts
-        .extensions
-        .get::<crate::server::PeerAddr>()
-        .map_or_else(String::new, |p| p.0.to_string());
+    let source = crate::peer::source(&parts.extensions);
     let stored = store_upload(state, &raw, &path, &key.account_id, body).await;
     let outcome = match &stored {
         Ok(_) => "Success".to_string(),

@@ -9,9 +9,9 @@ use cloudphone_core::ApiError;
 use cloudphone_store::Idempotent;
 use tracing::{error, info};
 
-use crate::actions::common::internal;
 use crate::reply::{Body, success_bytes};
 use crate::state::AppState;
+use crate::store_error::internal;
 
 /// A reservation older than this belongs to a call whose node died before answering: the
 /// next call with its token runs again.

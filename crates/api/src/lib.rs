@@ -1,23 +1,38 @@
 //! The Alibaba Cloud RPC protocol of eds-aic 2023-09-30 over HTTP: requests are decoded
-//! ([`request`], [`params`]), authenticated ([`auth`], [`signature`]), routed to one module per
-//! action ([`actions`]) and answered as JSON, errors included ([`reply`]).
+//! (`request`, `params`), authenticated (`auth`, [`signature`]), routed to one module per
+//! action (`actions`) and answered as JSON, errors included (`reply`).
+//!
+//! The public surface is what the binary, the console, the command-line tools and the fuzz
+//! targets use: the re-exports below (the router, the shared state and its parts, a call made on
+//! a key's behalf, a decoded request and its parameters), [`signature`] (request signing),
+//! [`files`] (the signed object routes `cp` speaks), [`watch`] (the task stream, which the
+//! console serves too) and [`auth`] (the parsing of signed requests, which the fuzz targets
+//! drive). [`server`] is public only for `VERSION`, which the command-line tools still take from
+//! it. Every other module is the crate's own.
 
-pub mod actions;
-pub mod audit;
+mod actions;
+mod audit;
 pub mod auth;
-pub mod controls;
+mod controls;
 pub mod files;
-pub mod idempotency;
-pub mod params;
-pub mod reply;
-pub mod request;
+mod idempotency;
+mod params;
+mod peer;
+mod reply;
+mod request;
 pub mod server;
 pub mod signature;
-pub mod state;
-pub mod throttle;
-pub mod token;
+mod state;
+mod store_error;
+mod throttle;
+mod token;
 pub mod watch;
 
-pub use server::router;
+pub use params::Params;
+pub use peer::PeerAddr;
+/// For the fuzz targets, which drive the decoding of what a client sends.
+pub use request::RawRequest;
+pub use server::{call_as, router};
 pub use state::{AppState, Limits};
+pub use throttle::Throttle;
 pub use token::TokenKey;

@@ -89,7 +89,8 @@ impl Params {
         self.protocol("RegionId")
     }
 
-    /// One of [`PROTOCOL_PARAMS`] (e.g. `Action` of a legacy-signed request), if not empty.
+    /// One of the protocol parameters, `PROTOCOL_PARAMS` (e.g. `Action` of a legacy-signed
+    /// request), if not empty.
     pub fn protocol(&self, name: &str) -> Option<&str> {
         non_empty(self.protocol.get(name))
     }

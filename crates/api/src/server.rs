@@ -2,7 +2,6 @@
 //! authenticated, routed on `x-acs-action`/`x-acs-version` (or `Action`/`Version`), and answered
 //! in JSON. Panics become `InternalError`, never a dropped connection.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,11 +22,6 @@ use crate::params::Params;
 use crate::reply;
 use crate::request::RawRequest;
 use crate::state::{AppState, Ctx};
-
-/// The caller's address, put in a request's extensions by whoever accepted the connection
-/// (the binary, for plain TCP and TLS alike); the audit log records it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
 
 /// The one API version this server speaks.
 pub const VERSION: &str = "2023-09-30";
@@ -51,10 +45,7 @@ async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Respons
     let request_id = ids::request_id();
     let started = Instant::now();
     let label = action_label(&request);
-    let source = request
-        .extensions()
-        .get::<PeerAddr>()
-        .map_or_else(String::new, |p| p.0.to_string());
+    let source = crate::peer::source(request.extensions());
     let span = info_span!("request", request_id = %request_id, action = tracing::field::Empty);
     // The call runs to its end in a task of its own, even when its client goes away: a client
     // that timed out and retries with its ClientToken finds the first call's answer, never

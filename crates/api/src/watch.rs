@@ -22,13 +22,13 @@ use futures::{Stream, StreamExt};
 use serde_json::json;
 use tracing::warn;
 
-use crate::actions::common::internal;
 use crate::actions::describe_tasks::task_filter;
 use crate::auth::{Target, authenticate_for};
 use crate::params::Params;
 use crate::reply;
 use crate::request::RawRequest;
 use crate::state::AppState;
+use crate::store_error::internal;
 
 /// The path of the stream, which the signature covers.
 pub const PATH: &str = "/tasks/watch";

@@ -7,8 +7,8 @@ use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::{Component, Path};
 
+use cloudphone_backend::{BackendError, OpResult};
 use cloudphone_core::TaskErrorCode;
-use cloudphone_engine::{BackendError, OpResult};
 use tar::{Archive, EntryType};
 
 fn recover_failed(msg: impl Into<String>) -> BackendError {

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cloudphone_core::TaskErrorCode;
-use cloudphone_core::resources::Image;
-use cloudphone_engine::{
+use cloudphone_backend::{
     AppOp, Backend, BackendError, CommandOutput, Fault, InstanceRef, Liveness, OpResult,
 };
+use cloudphone_core::TaskErrorCode;
+use cloudphone_core::resources::Image;
 
 pub struct Fleet {
     members: Vec<Arc<dyn Backend>>,

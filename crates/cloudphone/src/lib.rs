@@ -6,7 +6,7 @@
 
 pub mod backends_file;
 pub mod config;
-mod discovery;
+mod device_sink;
 pub mod ops;
 mod root_key;
 mod tls;
@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cloudphone_api::{AppState, TokenKey};
+use cloudphone_backends::adb::Discovery;
 use cloudphone_backends::{AdbBackend, DockerBackend, Fleet, SimBackend, SimConfig};
 use cloudphone_engine::{Backend, Engine, Services, Sweeper, Watcher, WebhookSender};
 use cloudphone_objects::Objects;
@@ -38,7 +39,7 @@ pub struct Application {
     sweeper: Sweeper,
     watcher: Watcher,
     webhooks: WebhookSender,
-    discovery: Option<discovery::Discovery>,
+    discovery: Option<Discovery>,
     root_key: RootKey,
     /// The API's "shutting down" signal (open watch streams end on it).
     closing: CancellationToken,
@@ -151,8 +152,8 @@ impl Application {
         } = backends(&config).await?;
         let discovery = match adb {
             Some(adb) => {
-                let discovery = discovery::Discovery {
-                    store: store.clone(),
+                let discovery = Discovery {
+                    sink: Arc::new(device_sink::StoreSink(store.clone())),
                     adb,
                     account_id: root_key::ROOT_ACCOUNT.into(),
                     region: config.region.clone(),
@@ -237,7 +238,7 @@ impl Application {
             host_id: config.engine.node_id.clone(),
             limits: config.limits.clone(),
             keys: Default::default(),
-            throttle: cloudphone_api::throttle::Throttle::new(
+            throttle: cloudphone_api::Throttle::new(
                 config.throttle_per_second,
                 config.throttle_burst,
             ),

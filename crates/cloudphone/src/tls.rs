@@ -14,7 +14,7 @@ use anyhow::Context;
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request};
 use axum::serve::IncomingStream;
-use cloudphone_api::server::PeerAddr;
+use cloudphone_api::PeerAddr;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};

@@ -1,7 +1,7 @@
 //! The console's pages: the fleet (groups and their instances), the task center (DescribeTasks
 //! with its filters) and one task (a batch's progress and children, or an instance task's
 //! result). Every page gets its data through the API's own actions as the signed-in key
-//! ([`cloudphone_api::server::call_as`]), so it sees exactly what that key's SDK would.
+//! ([`cloudphone_api::call_as`]), so it sees exactly what that key's SDK would.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use cloudphone_api::AppState;
-use cloudphone_api::server::call_as;
+use cloudphone_api::call_as;
 use cloudphone_api::signature::pct;
 use cloudphone_core::ApiError;
 use cloudphone_core::resources::AccessKey;

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use cloudphone_api::AppState;
-use cloudphone_api::params::Params;
+use cloudphone_api::Params;
 use cloudphone_api::watch::{event_filter, resume_point, stream};
 
 use crate::auth::signed_in;

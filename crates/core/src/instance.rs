@@ -110,14 +110,17 @@ pub fn after_success(task: TaskType, previous: InstanceStatus) -> InstanceStatus
 }
 
 /// The instance status after `task` ended failed with `code`: as [`after_failure`], except that
-/// an operation the backend cannot do at all (`UnsupportedOperation`) never touched the phone,
-/// which keeps the status it had.
+/// an operation the backend cannot do at all (`UnsupportedOperation`) or whose parameters do not
+/// parse (`InvalidTaskParameters`) never touched the phone, which keeps the status it had.
 pub fn after_failed(
     task: TaskType,
     previous: InstanceStatus,
     code: TaskErrorCode,
 ) -> InstanceStatus {
-    if code == TaskErrorCode::UnsupportedOperation {
+    if matches!(
+        code,
+        TaskErrorCode::UnsupportedOperation | TaskErrorCode::InvalidTaskParameters
+    ) {
         previous
     } else {
         after_failure(task, previous)

@@ -11,6 +11,7 @@ mod props;
 pub mod resources;
 pub mod task;
 pub mod task_error;
+pub mod task_params;
 pub mod time;
 
 pub use error::ApiError;

@@ -363,7 +363,8 @@ fn any_instance_status() -> impl Strategy<Value = InstanceStatus> {
 proptest! {
     #![proptest_config(config())]
 
-    /// Failures other than `UnsupportedOperation`, which the property below covers.
+    /// Failures other than `UnsupportedOperation` and `InvalidTaskParameters`, which the
+    /// property below covers.
     #[test]
     fn instance_statuses_take_designed_edges(
         start in any_instance_status(),
@@ -374,7 +375,10 @@ proptest! {
                     TaskErrorCode::ALL
                         .iter()
                         .copied()
-                        .filter(|&c| c != TaskErrorCode::UnsupportedOperation)
+                        .filter(|&c| {
+                            c != TaskErrorCode::UnsupportedOperation
+                                && c != TaskErrorCode::InvalidTaskParameters
+                        })
                         .collect(),
                 ),
             ),
@@ -384,7 +388,8 @@ proptest! {
         check_instance_steps(start, steps, designed_edges)?;
     }
 
-    /// `UnsupportedOperation` takes the instance back to the status it had before the claim
+    /// `UnsupportedOperation` (as `InvalidTaskParameters`: neither touched the phone) takes the
+    /// instance back to the status it had before the claim
     /// ([`edges_when_unsupported`]); a refused reboot of a BACKUP_FAILED phone stays
     /// BACKUP_FAILED, where design.md §4 would say UNAVAILABLE.
     #[test]
@@ -393,7 +398,10 @@ proptest! {
         steps in prop::collection::vec(
             (
                 prop::sample::select(table_types()),
-                outcome(vec![TaskErrorCode::UnsupportedOperation]),
+                outcome(vec![
+                    TaskErrorCode::UnsupportedOperation,
+                    TaskErrorCode::InvalidTaskParameters,
+                ]),
             ),
             1..=40,
         ),

@@ -36,6 +36,10 @@ wire_enum! {
         UnsupportedOperation = "UnsupportedOperation",
         /// The backend failed in a way it could not name.
         InternalError = "InternalError",
+        /// The task's stored `Param` is not what its type takes (bad JSON, a missing key, a
+        /// value of the wrong type): it fails at once, never run with blanks. `ErrorMsg` says
+        /// what is wrong ([`crate::task_params`]).
+        InvalidTaskParameters = "InvalidTaskParameters",
         /// `CancelTasks` ended the task: before it started (Skipped), or while its command ran
         /// (Failed, the command stopped).
         Cancelled = "Cancelled",
@@ -70,6 +74,9 @@ impl TaskErrorCode {
                 "The phone's backend does not support this operation."
             }
             TaskErrorCode::InternalError => "An internal error occurred.",
+            TaskErrorCode::InvalidTaskParameters => {
+                "The task's parameters are not valid for its type."
+            }
             TaskErrorCode::Cancelled => "The task was cancelled.",
             TaskErrorCode::MaxErrorsExceeded => {
                 "The batch had more failures than its MaxErrors allows; this task never started."

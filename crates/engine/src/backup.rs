@@ -2,32 +2,17 @@
 //! data dir: the phone writes it and the object store takes it (backup), or the object store
 //! writes it and the phone extracts it (recovery). Memory stays bounded whatever its size.
 //!
-//! Child `Param` of a BackupFile task: `BackupFileId`, `Paths` (phone paths to archive, already
-//! including what `BackupAll` stands for), `ExcludeSourceFilePathList`, `Destination` (the
-//! archive's `oss://` path). Of a RecoverFile task: `BackupFileId` (may be empty) and `Source`
-//! (the archive's `oss://` path).
+//! What each task reads from its `Param`: [`BackupParam`] and [`RecoverParam`].
 
 use cloudphone_core::TaskErrorCode;
+use cloudphone_core::task_params::{BackupParam, RecoverParam};
 use cloudphone_objects::{ObjectError, OssPath};
 use cloudphone_store::Outcome;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::backend::{Backend, BackendError, InstanceRef};
 use crate::services::Services;
-use crate::transfer::{Scratch, TransferTask, outcome, text};
-
-fn strings(param: &Value, name: &str) -> Vec<String> {
-    param
-        .get(name)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use crate::transfer::{Scratch, TransferTask, outcome};
+use cloudphone_backend::{Backend, BackendError, InstanceRef};
 
 fn object_error(code: TaskErrorCode, e: ObjectError) -> BackendError {
     match e {
@@ -50,24 +35,30 @@ pub async fn backup(
     backend: &dyn Backend,
     services: &Services,
     task: TransferTask<'_>,
+    param: &BackupParam,
     phone: &InstanceRef,
 ) -> Outcome {
     let scratch = services.scratch_file(task.task_id, task.attempt, "backup.tar");
     let _cleanup = Scratch(&scratch);
     outcome(
         async {
-            let paths = strings(task.param, "Paths");
-            let exclude = strings(task.param, "ExcludeSourceFilePathList");
-            let dest = OssPath::parse(text(task.param, "Destination"))
+            let dest = OssPath::parse(&param.destination)
                 .map_err(|e| BackendError::new(TaskErrorCode::BackupFileFailed, e.to_string()))?;
-            let size = backend.backup(phone, &paths, &exclude, &scratch).await?;
+            let size = backend
+                .backup(
+                    phone,
+                    &param.paths,
+                    &param.exclude_source_file_path_list,
+                    &scratch,
+                )
+                .await?;
             let info = services
                 .objects
                 .put_file(task.account_id, &dest, &scratch)
                 .await
                 .map_err(|e| object_error(TaskErrorCode::BackupFileFailed, e))?;
             Ok(json!({
-                "BackupFileId": text(task.param, "BackupFileId"),
+                "BackupFileId": param.backup_file_id,
                 "OssPath": dest.to_string(),
                 "FileSize": size,
                 "Md5": info.md5_hex,
@@ -83,13 +74,14 @@ pub async fn recover(
     backend: &dyn Backend,
     services: &Services,
     task: TransferTask<'_>,
+    param: &RecoverParam,
     phone: &InstanceRef,
 ) -> Outcome {
     let scratch = services.scratch_file(task.task_id, task.attempt, "recover.tar");
     let _cleanup = Scratch(&scratch);
     outcome(
         async {
-            let source = OssPath::parse(text(task.param, "Source"))
+            let source = OssPath::parse(&param.source)
                 .map_err(|e| BackendError::new(TaskErrorCode::RecoverFileFailed, e.to_string()))?;
             services
                 .objects
@@ -99,7 +91,7 @@ pub async fn recover(
             let written = backend.restore(phone, &scratch).await?;
             Ok(json!({
                 "Success": true,
-                "BackupFileId": text(task.param, "BackupFileId"),
+                "BackupFileId": param.backup_file_id,
                 "BytesRestored": written,
             }))
         }

@@ -4,13 +4,14 @@
 use std::time::Duration;
 
 use cloudphone_core::TaskErrorCode;
+use cloudphone_core::task_params::CommandParam;
 use cloudphone_objects::OssPath;
 use cloudphone_store::Outcome;
-use serde_json::{Value, json};
+use serde_json::json;
 use tracing::error;
 
-use crate::backend::{Backend, InstanceRef};
 use crate::services::Services;
+use cloudphone_backend::{Backend, InstanceRef};
 
 /// Output kept inline in `Result`; the rest is reachable through `OutputUrl`.
 pub const INLINE_OUTPUT: usize = 24 * 1024;
@@ -18,7 +19,7 @@ pub const INLINE_OUTPUT: usize = 24 * 1024;
 pub struct CommandTask<'a> {
     pub account_id: &'a str,
     pub task_id: &'a str,
-    pub param: &'a Value,
+    pub param: &'a CommandParam,
 }
 
 pub async fn run(
@@ -27,18 +28,12 @@ pub async fn run(
     task: CommandTask<'_>,
     phone: &InstanceRef,
 ) -> Outcome {
-    let command = task
-        .param
-        .get("CommandContent")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let timeout = task
-        .param
-        .get("Timeout")
-        .and_then(Value::as_u64)
-        .unwrap_or(60);
     let out = match backend
-        .run_command(phone, command, Duration::from_secs(timeout))
+        .run_command(
+            phone,
+            &task.param.command_content,
+            Duration::from_secs(task.param.timeout),
+        )
         .await
     {
         Ok(out) => out,

@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::backend::{AttemptRef, Backend, InstanceRef};
 use crate::execute::{Run, execute};
 use crate::services::Services;
 use crate::stops::Stops;
+use cloudphone_backend::{AttemptRef, Backend, InstanceRef};
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {

@@ -1,15 +1,16 @@
 //! Maps a claimed task onto the backend method that carries it out, and the backend's answer onto
 //! the task's outcome.
 
-use cloudphone_core::TaskType;
+use cloudphone_core::TaskErrorCode;
+use cloudphone_core::task_params::TaskParam;
 use cloudphone_store::{Claim, Outcome};
-use serde_json::Value;
+use tracing::warn;
 
-use crate::backend::{AppOp, Backend, InstanceRef};
 use crate::backup;
 use crate::command::{self, CommandTask};
 use crate::services::Services;
 use crate::transfer::{self, TransferTask};
+use cloudphone_backend::{AppOp, Backend, InstanceRef};
 
 /// Who the task runs for and which attempt this is; file and command tasks need them.
 pub struct Run<'a> {
@@ -17,76 +18,77 @@ pub struct Run<'a> {
     pub account_id: &'a str,
 }
 
-fn package(param: &Value) -> &str {
-    param
-        .get("PackageName")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
-/// Runs one claimed task on `phone`.
+/// Runs one claimed task on `phone`. A `Param` that is not its type's fails the task with
+/// `InvalidTaskParameters` before the phone is touched.
 pub async fn execute(
     backend: &dyn Backend,
     services: &Services,
     run: Run<'_>,
     phone: &InstanceRef,
 ) -> Outcome {
-    let param: Value = serde_json::from_str(&run.claim.param).unwrap_or(Value::Null);
-    let flag = |name: &str| param.get(name).and_then(Value::as_bool).unwrap_or(false);
-    let transfer = || TransferTask {
+    let param = match TaskParam::parse(run.claim.task_type, &run.claim.param) {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(task_id = %run.claim.task_id, error = %e, "the task's Param does not parse");
+            return Outcome::Failed {
+                code: TaskErrorCode::InvalidTaskParameters,
+                message: e.to_string(),
+            };
+        }
+    };
+    let transfer = TransferTask {
         task_id: &run.claim.task_id,
         attempt: run.claim.attempt,
         account_id: run.account_id,
-        param: &param,
     };
-    let done = match run.claim.task_type {
-        TaskType::CreateInstance => backend.create(phone).await,
-        TaskType::DeleteInstance => backend.delete(phone).await,
-        TaskType::StartInstance => backend.start(phone).await,
-        TaskType::StopInstance => backend.stop(phone, flag("ForceStop")).await,
-        TaskType::RebootInstance => backend.reboot(phone, flag("ForceStop")).await,
-        TaskType::ResetInstance => backend.reset(phone, &phone.image_id).await,
-        TaskType::UpdateGroupImage => {
-            let image = param
-                .get("ImageId")
-                .and_then(Value::as_str)
-                .unwrap_or(&phone.image_id);
-            backend.reset(phone, image).await
-        }
-        TaskType::RunCommand => {
+    let done = match &param {
+        TaskParam::CreateInstance(_) => backend.create(phone).await,
+        TaskParam::DeleteInstance(_) => backend.delete(phone).await,
+        TaskParam::StartInstance(_) => backend.start(phone).await,
+        TaskParam::StopInstance(p) => backend.stop(phone, p.force_stop.unwrap_or(false)).await,
+        TaskParam::RebootInstance(p) => backend.reboot(phone, p.force_stop.unwrap_or(false)).await,
+        TaskParam::ResetInstance(_) => backend.reset(phone, &phone.image_id).await,
+        TaskParam::UpdateGroupImage(p) => backend.reset(phone, &p.image_id).await,
+        TaskParam::RunCommand(p) => {
             let task = CommandTask {
                 account_id: run.account_id,
                 task_id: &run.claim.task_id,
-                param: &param,
+                param: p,
             };
             return command::run(backend, services, task, phone).await;
         }
-        TaskType::SendFile => return transfer::send(backend, services, transfer(), phone).await,
-        TaskType::FetchFile => return transfer::fetch(backend, services, transfer(), phone).await,
-        TaskType::Screenshot => {
-            return transfer::screenshot(backend, services, transfer(), phone).await;
+        TaskParam::SendFile(p) => {
+            return transfer::send(backend, services, transfer, p, phone).await;
         }
-        TaskType::BackupFile => return backup::backup(backend, services, transfer(), phone).await,
-        TaskType::RecoverFile => {
-            return backup::recover(backend, services, transfer(), phone).await;
+        TaskParam::FetchFile(p) => {
+            return transfer::fetch(backend, services, transfer, p, phone).await;
         }
-        TaskType::InstallApp => {
-            return transfer::install_app(backend, services, transfer(), phone).await;
+        TaskParam::Screenshot(p) => {
+            return transfer::screenshot(backend, services, transfer, p, phone).await;
         }
-        TaskType::UninstallApp => backend.uninstall_app(phone, package(&param)).await,
-        TaskType::StartApp => {
+        TaskParam::BackupFile(p) => {
+            return backup::backup(backend, services, transfer, p, phone).await;
+        }
+        TaskParam::RecoverFile(p) => {
+            return backup::recover(backend, services, transfer, p, phone).await;
+        }
+        TaskParam::InstallApp(p) => {
+            return transfer::install_app(backend, services, transfer, p, phone).await;
+        }
+        TaskParam::UninstallApp(p) => backend.uninstall_app(phone, &p.package_name).await,
+        TaskParam::StartApp(p) => {
             backend
-                .operate_app(phone, package(&param), AppOp::Start)
+                .operate_app(phone, &p.package_name, AppOp::Start)
                 .await
         }
-        TaskType::StopApp => {
+        TaskParam::StopApp(p) => {
             backend
-                .operate_app(phone, package(&param), AppOp::Stop)
+                .operate_app(phone, &p.package_name, AppOp::Stop)
                 .await
         }
-        TaskType::RestartApp => {
+        TaskParam::RestartApp(p) => {
             backend
-                .operate_app(phone, package(&param), AppOp::Restart)
+                .operate_app(phone, &p.package_name, AppOp::Restart)
                 .await
         }
     };

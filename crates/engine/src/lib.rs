@@ -3,7 +3,6 @@
 //! fenced by the attempt number; a sweeper re-queues or fails tasks whose lease expired; a
 //! watcher marks phones that died outside any task UNAVAILABLE.
 
-mod backend;
 mod backup;
 mod command;
 mod engine;
@@ -15,7 +14,7 @@ mod transfer;
 mod watcher;
 mod webhooks;
 
-pub use backend::{
+pub use cloudphone_backend::{
     AppOp, AttemptRef, Backend, BackendError, CommandOutput, Fault, InstanceRef, Liveness, OpResult,
 };
 pub use command::INLINE_OUTPUT;

@@ -4,24 +4,21 @@
 use std::path::Path;
 
 use cloudphone_core::TaskErrorCode;
+use cloudphone_core::task_params::{FetchFileParam, InstallParam, ScreenshotParam, SendFileParam};
 use cloudphone_objects::{ObjectError, OssPath};
 use cloudphone_store::Outcome;
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::backend::{Backend, BackendError, InstanceRef};
 use crate::services::Services;
+use cloudphone_backend::{Backend, BackendError, InstanceRef};
 
+/// Which attempt of which task, for whom: where its scratch files and objects go.
 pub struct TransferTask<'a> {
     pub task_id: &'a str,
     pub attempt: i64,
     pub account_id: &'a str,
-    pub param: &'a Value,
-}
-
-pub(crate) fn text<'a>(param: &'a Value, name: &str) -> &'a str {
-    param.get(name).and_then(Value::as_str).unwrap_or_default()
 }
 
 fn failed(code: TaskErrorCode, message: impl Into<String>) -> BackendError {
@@ -56,25 +53,26 @@ pub async fn send(
     backend: &dyn Backend,
     services: &Services,
     task: TransferTask<'_>,
+    param: &SendFileParam,
     phone: &InstanceRef,
 ) -> Outcome {
     let scratch = services.scratch_file(task.task_id, task.attempt, "send");
     let _cleanup = Scratch(&scratch);
     outcome(
         async {
-            let source = text(task.param, "UploadUrl");
-            let md5 = match text(task.param, "UploadType") {
+            let source = param.upload_url.as_str();
+            let md5 = match param.upload_type.as_str() {
                 "OSS" => fetch_object(services, task.account_id, source, &scratch).await?,
                 _ => download(services, source, &scratch).await?,
             };
-            let expected = text(task.param, "FileMd5");
+            let expected = param.file_md5.as_deref().unwrap_or_default();
             if !expected.is_empty() && !expected.eq_ignore_ascii_case(&md5) {
                 return Err(failed(
                     TaskErrorCode::FileMd5Mismatch,
                     format!("The file's MD5 is {md5}, not {expected}."),
                 ));
             }
-            let dest = text(task.param, "Destination");
+            let dest = param.destination.as_str();
             let size = backend.push_file(phone, &scratch, dest).await?;
             Ok(json!({ "Success": true, "FilePath": dest, "FileSize": size, "Md5": md5 }))
         }
@@ -88,6 +86,7 @@ pub async fn fetch(
     backend: &dyn Backend,
     services: &Services,
     task: TransferTask<'_>,
+    param: &FetchFileParam,
     phone: &InstanceRef,
 ) -> Outcome {
     let scratch = services.scratch_file(task.task_id, task.attempt, "fetch");
@@ -95,9 +94,9 @@ pub async fn fetch(
     outcome(
         async {
             let size = backend
-                .pull_file(phone, text(task.param, "SourceFilePath"), &scratch)
+                .pull_file(phone, &param.source_file_path, &scratch)
                 .await?;
-            let dest = OssPath::parse(text(task.param, "Destination"))
+            let dest = OssPath::parse(&param.destination)
                 .map_err(|e| failed(TaskErrorCode::FetchFileFailed, e.to_string()))?;
             let info = services
                 .objects
@@ -188,6 +187,7 @@ pub async fn screenshot(
     backend: &dyn Backend,
     services: &Services,
     task: TransferTask<'_>,
+    param: &ScreenshotParam,
     phone: &InstanceRef,
 ) -> Outcome {
     let scratch = services.scratch_file(task.task_id, task.attempt, "screenshot.png");
@@ -195,7 +195,7 @@ pub async fn screenshot(
     outcome(
         async {
             let (width, height) = backend.screenshot(phone, &scratch).await?;
-            let dest = OssPath::parse(text(task.param, "Destination"))
+            let dest = OssPath::parse(&param.destination)
                 .map_err(|e| failed(TaskErrorCode::ScreenshotFailed, e.to_string()))?;
             let info = services
                 .objects
@@ -220,27 +220,28 @@ pub async fn install_app(
     backend: &dyn Backend,
     services: &Services,
     task: TransferTask<'_>,
+    param: &InstallParam,
     phone: &InstanceRef,
 ) -> Outcome {
     let scratch = services.scratch_file(task.task_id, task.attempt, "app.apk");
     let _cleanup = Scratch(&scratch);
     outcome(
         async {
-            let source = text(task.param, "Source");
+            let source = param.source.as_str();
             let md5 = if source.starts_with("oss://") {
                 fetch_object(services, task.account_id, source, &scratch).await
             } else {
                 download(services, source, &scratch).await
             }
             .map_err(|e| failed(TaskErrorCode::InstallAppFailed, e.message))?;
-            let expected = text(task.param, "Md5");
+            let expected = param.md5.as_str();
             if !expected.is_empty() && !expected.eq_ignore_ascii_case(&md5) {
                 return Err(failed(
                     TaskErrorCode::FileMd5Mismatch,
                     format!("The APK's MD5 is {md5}, not {expected}."),
                 ));
             }
-            let package = text(task.param, "PackageName");
+            let package = param.package_name.as_str();
             backend.install_app(phone, package, &scratch).await?;
             Ok(json!({ "Success": true, "PackageName": package }))
         }

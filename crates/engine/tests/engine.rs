@@ -14,7 +14,7 @@ use cloudphone_engine::{
     SweeperConfig,
 };
 use cloudphone_store::prelude::*;
-use cloudphone_store::{NewBatch, NewTask, SqliteStore};
+use cloudphone_store::{NewBatch, NewTask, Page, SqliteStore, TaskFilter};
 use tokio_util::sync::CancellationToken;
 
 /// A backend for engine tests: every call is counted; the first `slow_calls` calls take `slow`
@@ -88,6 +88,16 @@ async fn fleet_and_batches(
     n: usize,
     per_instance: usize,
 ) -> (Vec<String>, Vec<String>) {
+    fleet_and_batches_with(store, n, per_instance, |_| "{}".into()).await
+}
+
+/// As [`fleet_and_batches`], the child on the `i`th instance with `Param` `child_param(i)`.
+async fn fleet_and_batches_with(
+    store: &dyn Store,
+    n: usize,
+    per_instance: usize,
+    child_param: impl Fn(usize) -> String,
+) -> (Vec<String>, Vec<String>) {
     let now = now_ms();
     let group = Group {
         id: ids::new_id(ids::GROUP),
@@ -124,7 +134,7 @@ async fn fleet_and_batches(
         .create_groups(&[group], &instances, &[], None)
         .await
         .unwrap();
-    let task = |level, instance: Option<&Instance>, start_ms| NewTask {
+    let task = |level, instance: Option<&Instance>, start_ms, param| NewTask {
         id: ids::new_id(ids::TASK),
         account_id: "a".into(),
         invoke_id: ids::request_id(),
@@ -133,17 +143,18 @@ async fn fleet_and_batches(
         resource_id: instance.map(|i| i.id.clone()).unwrap_or_default(),
         instance_id: instance.map(|i| i.id.clone()),
         instance_name: instance.map(|i| i.name.clone()),
-        param: "{}".into(),
+        param,
         operator: "u".into(),
         start_ms,
     };
     let mut batches = Vec::new();
     for round in 0..per_instance {
         let batch = NewBatch {
-            batch: task(Level::Batch, None, now + round as i64),
+            batch: task(Level::Batch, None, now + round as i64, "{}".into()),
             children: instances
                 .iter()
-                .map(|i| task(Level::Instance, Some(i), now + round as i64))
+                .enumerate()
+                .map(|(n, i)| task(Level::Instance, Some(i), now + round as i64, child_param(n)))
                 .collect(),
             limits: Default::default(),
         };
@@ -332,4 +343,75 @@ async fn leases_left_by_a_dead_node_are_resumed_after_restart() {
     shutdown.cancel();
     running.await.unwrap();
     sweeping.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_task_whose_param_does_not_parse_fails_without_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let backend = Arc::new(ScriptedBackend {
+        calls: AtomicUsize::new(0),
+        slow_calls: 0,
+        slow: Duration::ZERO,
+    });
+    // Bad JSON, a value of the wrong type, and a good one.
+    let params = [
+        "not json",
+        r#"{"ForceStop":"yes"}"#,
+        r#"{"ForceStop":true}"#,
+    ];
+    let (instances, batches) =
+        fleet_and_batches_with(store.as_ref(), 3, 1, |i| params[i].to_string()).await;
+    let shutdown = CancellationToken::new();
+    let engine = Engine::new(
+        store.clone(),
+        backend.clone(),
+        services(&store, &dir).await,
+        fast_engine(),
+    );
+    let running = tokio::spawn(engine.run(shutdown.clone()));
+    let batch = wait_terminal(store.as_ref(), &batches[0]).await;
+    assert_eq!(batch.status, TaskStatus::PartFinished);
+    let counts = batch.counts.unwrap();
+    assert_eq!((counts.finished, counts.failed), (1, 2));
+    // Only the good one reached the backend.
+    assert_eq!(backend.calls.load(Ordering::SeqCst), 1);
+    let children = store
+        .describe_tasks(
+            &TaskFilter {
+                account_id: "a".into(),
+                parent_task_id: Some(batches[0].clone()),
+                ..TaskFilter::default()
+            },
+            &Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    let child = |i: usize| {
+        children
+            .iter()
+            .find(|t| t.instance_id.as_deref() == Some(instances[i].as_str()))
+            .unwrap()
+    };
+    for (i, reason) in [(0, "expected ident"), (1, "invalid type: string \"yes\"")] {
+        let t = child(i);
+        assert_eq!(t.status, TaskStatus::Failed);
+        assert_eq!(t.error_code.as_deref(), Some("InvalidTaskParameters"));
+        let message = t.error_msg.as_deref().unwrap();
+        assert!(
+            message.starts_with("The task's Param is not valid for RebootInstance: ")
+                && message.contains(reason),
+            "{message}"
+        );
+        // The phone was never touched: it keeps its status.
+        let phone = store.instance(&instances[i]).await.unwrap().unwrap();
+        assert_eq!(phone.status, InstanceStatus::Running);
+    }
+    assert_eq!(child(2).status, TaskStatus::Finished);
+    shutdown.cancel();
+    running.await.unwrap();
 }

@@ -14,7 +14,7 @@ use cloudphone_store::Store;
 use tracing::{info, warn};
 
 use crate::ObjectError;
-use crate::objects::{DATA, RECORDS, encoded};
+use crate::layout::{DATA, RECORDS, encoded};
 
 /// The old top directories and where their buckets go.
 const MOVES: [(&str, &str); 2] = [("data", DATA), ("meta", RECORDS)];

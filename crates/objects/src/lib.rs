@@ -8,6 +8,7 @@
 //! Storage goes through the `object_store` crate: a local directory today
 //! ([`Objects::local`]), an S3-compatible service later without changing callers.
 
+mod layout;
 mod legacy;
 mod link;
 mod objects;

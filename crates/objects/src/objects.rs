@@ -35,12 +35,9 @@ use object_store::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::warn;
 
+use crate::layout::{DATA, RECORDS, encoded};
 use crate::link::{LinkKey, encode_key, encode_segment};
 use crate::{ObjectError, ObjectInfo, OssPath};
-
-/// Top directories of the objects and of their records.
-pub(crate) const DATA: &str = "objects";
-pub(crate) const RECORDS: &str = "records";
 
 /// A stream of an object's bytes, in order.
 pub type ByteStream = BoxStream<'static, Result<Bytes, ObjectError>>;
@@ -486,11 +483,6 @@ impl Objects {
         };
         Ok((under(DATA), under(RECORDS)))
     }
-}
-
-/// A segment as stored on disk (the encoding of [`PathPart`]).
-pub(crate) fn encoded(segment: &str) -> String {
-    PathPart::from(segment).as_ref().to_string()
 }
 
 /// The bytes of a get, in [`CHUNK_BYTES`] chunks (a local file is read directly, with larger

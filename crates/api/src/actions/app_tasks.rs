@@ -1,6 +1,7 @@
 //! InstallApp, UninstallApp and OperateApp: batches of app tasks, one child per phone and app.
 
 use cloudphone_core::resources::Instance;
+use cloudphone_core::task_params::{AppParam, InstallParam, batch, to_json};
 use cloudphone_core::{ApiError, TaskType};
 use serde_json::{Value, json};
 
@@ -70,22 +71,33 @@ impl InstallOrUninstall {
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
         let apps = resolve_apps(ctx, "AppIdList", &self.app_ids).await?;
         let instances = self.targets.resolve(ctx).await?;
+        // (phone, child `Param`), with the app of each child for the answer.
         let mut children = Vec::new();
+        let mut app_of = Vec::new();
         for instance in &instances {
             for app in &apps {
                 let param = if self.install {
-                    json!({ "AppId": app.id, "PackageName": app.package, "Source": app.source, "Md5": app.md5 })
+                    to_json(&InstallParam {
+                        app_id: app.id,
+                        md5: app.md5.clone(),
+                        package_name: app.package.clone(),
+                        source: app.source.clone(),
+                    })
                 } else {
-                    json!({ "AppId": app.id, "PackageName": app.package })
+                    to_json(&AppParam {
+                        app_id: app.id,
+                        package_name: app.package.clone(),
+                    })
                 };
                 children.push((instance, param));
+                app_of.push(app.id);
             }
         }
-        let param = json!({
-            "AppIdList": self.app_ids.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
-            "InstanceIdList": self.targets.instance_ids,
-            "InstanceGroupIdList": self.targets.group_ids,
-        });
+        let param = batch::InstallOrUninstall {
+            app_id_list: self.app_ids.iter().map(|i| i.to_string()).collect(),
+            instance_group_id_list: self.targets.group_ids.clone(),
+            instance_id_list: self.targets.instance_ids.clone(),
+        };
         let task_type = if self.install {
             TaskType::InstallApp
         } else {
@@ -95,19 +107,15 @@ impl InstallOrUninstall {
             [one] => one.as_str(),
             _ => "",
         };
-        let batch = new_batch(ctx, task_type, resource, &children, &param);
-        unless_dry_run(ctx, &[&batch]).await?;
+        let new = new_batch(ctx, task_type, resource, &children, to_json(&param));
+        unless_dry_run(ctx, &[&new]).await?;
         ctx.state
             .store
-            .create_app_batch(&batch, &self.app_ids, self.install)
+            .create_app_batch(&new, &self.app_ids, self.install)
             .await
             .map_err(internal)?;
         ctx.state.wake.notify_one();
-        let app_of: Vec<i64> = children
-            .iter()
-            .map(|(_, p)| p["AppId"].as_i64().unwrap_or_default())
-            .collect();
-        let created = CreatedBatch::of(batch);
+        let created = CreatedBatch::of(new);
         Ok(json!({
             "TaskId": created.batch_id,
             "ChildTaskInfo": created.children.iter().zip(app_of).map(|((instance, task), app)| json!({
@@ -155,17 +163,20 @@ impl OperateApp {
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
         let app = resolve_apps(ctx, "AppId", &[self.app_id]).await?.remove(0);
         let instances = resolve_instances(ctx, "InstanceIdList", &self.instance_ids).await?;
-        let child = json!({ "AppId": app.id, "PackageName": app.package });
+        let child = to_json(&AppParam {
+            app_id: app.id,
+            package_name: app.package.clone(),
+        });
         let children: Vec<_> = instances.iter().map(|i| (i, child.clone())).collect();
-        let param = json!({ "AppId": app.id, "InstanceIdList": self.instance_ids, "OperateType": self.task_type.as_str() });
-        let batch = new_batch(ctx, self.task_type, "", &children, &param);
-        unless_dry_run(ctx, &[&batch]).await?;
-        ctx.state
-            .store
-            .create_batch(&batch)
-            .await
-            .map_err(internal)?;
+        let param = batch::OperateApp {
+            app_id: app.id,
+            instance_id_list: self.instance_ids.clone(),
+            operate_type: self.task_type.as_str().into(),
+        };
+        let new = new_batch(ctx, self.task_type, "", &children, to_json(&param));
+        unless_dry_run(ctx, &[&new]).await?;
+        ctx.state.store.create_batch(&new).await.map_err(internal)?;
         ctx.state.wake.notify_one();
-        Ok(json!({ "TaskId": batch.batch.id }))
+        Ok(json!({ "TaskId": new.batch.id }))
     }
 }

@@ -8,8 +8,9 @@
 //! this server.
 
 use cloudphone_core::resources::{Backup, Instance};
+use cloudphone_core::task_params::{BackupParam, batch, to_json};
 use cloudphone_core::{ApiError, TaskType, ids};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::common::{CreatedBatch, dedup, internal, new_batch, resolve_instances, unless_dry_run};
 use super::files::{self, MAX_INSTANCES};
@@ -31,7 +32,8 @@ pub struct BackupFile {
     name: Option<String>,
     description: String,
     endpoint: String,
-    given: Map<String, Value>,
+    /// The batch's `Param`: the call's parameters as checked.
+    given: batch::BackupFile,
 }
 
 fn paths(p: &Params, name: &str) -> Result<Vec<String>, ApiError> {
@@ -100,23 +102,18 @@ impl BackupFile {
         if description.chars().count() > 256 {
             return Err(ApiError::invalid("Description", "At most 256 characters."));
         }
-        let mut given = Map::new();
-        for name in [
-            "BackupFilePath",
-            "BackupFileName",
-            "Description",
-            "UploadType",
-            "UploadEndpoint",
-        ] {
-            if let Some(v) = p.string(name) {
-                given.insert(name.into(), json!(v));
-            }
-        }
-        given.insert("BackupAll".into(), json!(backup_all));
-        given.insert("SourceFilePathList".into(), json!(sources));
-        given.insert("ExcludeSourceFilePathList".into(), json!(exclude));
-        given.insert("SourceAppList".into(), json!(apps));
-        given.insert("AndroidInstanceIdList".into(), json!(instance_ids));
+        let given = batch::BackupFile {
+            android_instance_id_list: instance_ids.clone(),
+            backup_all,
+            backup_file_name: p.string("BackupFileName"),
+            backup_file_path: p.string("BackupFilePath"),
+            description: p.string("Description"),
+            exclude_source_file_path_list: exclude.clone(),
+            source_app_list: apps.clone(),
+            source_file_path_list: sources.clone(),
+            upload_endpoint: p.string("UploadEndpoint"),
+            upload_type: p.string("UploadType"),
+        };
         Ok(BackupFile {
             instance_ids,
             bucket,
@@ -155,27 +152,27 @@ impl BackupFile {
         let instances = resolve_instances(ctx, "AndroidInstanceIdList", &self.instance_ids).await?;
         let images = ctx.state.backend.images();
         let archived = self.archived();
-        let mut planned: Vec<(&Instance, String, Value)> = Vec::with_capacity(instances.len());
+        let mut planned: Vec<(&Instance, String, String)> = Vec::with_capacity(instances.len());
         for i in &instances {
             let id = ids::new_id(ids::BACKUP);
             let dest = self.destination(&id);
             files::oss_path("BackupFilePath", &dest)?;
-            let child = json!({
-                "BackupFileId": id,
-                "Paths": archived,
-                "ExcludeSourceFilePathList": self.exclude,
-                "Destination": dest,
+            let child = to_json(&BackupParam {
+                backup_file_id: id.clone(),
+                destination: dest,
+                exclude_source_file_path_list: self.exclude.clone(),
+                paths: archived.clone(),
             });
             planned.push((i, id, child));
         }
-        let children: Vec<(&Instance, Value)> =
+        let children: Vec<(&Instance, String)> =
             planned.iter().map(|(i, _, c)| (*i, c.clone())).collect();
         let batch = new_batch(
             ctx,
             TaskType::BackupFile,
             "",
             &children,
-            &Value::Object(self.given.clone()),
+            to_json(&self.given),
         );
         let backups: Vec<Backup> = planned
             .iter()

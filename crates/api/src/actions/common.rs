@@ -1,26 +1,17 @@
-//! Pieces several actions share: enum parameters, pagination, store errors, and the creation of
-//! a batch of instance tasks.
+//! Pieces several actions share: enum parameters, pagination, store errors ([`internal`]), and
+//! the creation of a batch of instance tasks.
 
 use cloudphone_core::instance::{self, Plan};
 use cloudphone_core::resources::Instance;
+use cloudphone_core::task_params::to_json;
 use cloudphone_core::{ApiError, BatchLimits, InstanceStatus, Level, TaskType, ids};
 use cloudphone_store::{Cursor, NewBatch, NewTask, Page, StoreError};
-use serde_json::{Value, json};
-use tracing::error;
+use serde::Serialize;
+use serde_json::json;
 
 use crate::params::Params;
 use crate::state::Ctx;
-
-/// A store failure as the client sees it: 503 `ServiceUnavailable` while the database cannot
-/// be reached (retry later), else 500 `InternalError`. The cause is logged, never sent.
-pub fn internal(e: StoreError) -> ApiError {
-    error!(error = %e, "store operation failed");
-    if e.is_unavailable() {
-        ApiError::Unavailable
-    } else {
-        ApiError::Internal
-    }
-}
+pub use crate::store_error::internal;
 
 /// Parses an optional enum parameter against the values `parse` accepts.
 pub fn enum_param<T>(
@@ -116,17 +107,20 @@ pub struct CreatedBatch {
 }
 
 /// Creates a batch of `task_type` over `instances` in one transaction and wakes the engine.
-/// `param` is the call's parameters (the batch's `Param`); `child_param` gives each child's part.
-pub async fn create_batch(
+/// `param` is the batch's `Param` (the call's parameters); `child_param` gives each child's.
+pub async fn create_batch<P: Serialize, C: Serialize>(
     ctx: &Ctx<'_>,
     task_type: TaskType,
     resource_id: &str,
     instances: &[Instance],
-    param: &Value,
-    child_param: impl Fn(&Instance) -> Value,
+    param: &P,
+    child_param: impl Fn(&Instance) -> C,
 ) -> Result<CreatedBatch, ApiError> {
-    let children: Vec<(&Instance, Value)> = instances.iter().map(|i| (i, child_param(i))).collect();
-    let batch = new_batch(ctx, task_type, resource_id, &children, param);
+    let children: Vec<(&Instance, String)> = instances
+        .iter()
+        .map(|i| (i, to_json(&child_param(i))))
+        .collect();
+    let batch = new_batch(ctx, task_type, resource_id, &children, to_json(param));
     unless_dry_run(ctx, &[&batch]).await?;
     ctx.state
         .store
@@ -151,14 +145,14 @@ impl CreatedBatch {
     }
 }
 
-/// A batch of `task_type` with one child per (instance, child param) pair, in that order; an
+/// A batch of `task_type` with one child per (instance, child `Param`) pair, in that order; an
 /// instance may appear more than once (one task per app, say). Not stored yet.
 pub fn new_batch(
     ctx: &Ctx<'_>,
     task_type: TaskType,
     resource_id: &str,
-    children: &[(&Instance, Value)],
-    param: &Value,
+    children: &[(&Instance, String)],
+    param: String,
 ) -> NewBatch {
     let task = |level, resource: &str, instance: Option<&Instance>, param: String| NewTask {
         id: ids::new_id(ids::TASK),
@@ -174,10 +168,10 @@ pub fn new_batch(
         start_ms: ctx.now_ms,
     };
     NewBatch {
-        batch: task(Level::Batch, resource_id, None, param.to_string()),
+        batch: task(Level::Batch, resource_id, None, param),
         children: children
             .iter()
-            .map(|(i, p)| task(Level::Instance, &i.id, Some(i), p.to_string()))
+            .map(|(i, p)| task(Level::Instance, &i.id, Some(i), p.clone()))
             .collect(),
         limits: limits(ctx, children.len()),
     }

@@ -2,6 +2,7 @@
 //! (CREATING) and the internal tasks that bring each phone up, in one transaction.
 
 use cloudphone_core::resources::{Group, Instance, spec};
+use cloudphone_core::task_params::{NoParam, to_json};
 use cloudphone_core::{ApiError, InstanceStatus, Level, TaskType, ids};
 use cloudphone_store::{NewTask, StoreError};
 use serde_json::{Value, json};
@@ -213,7 +214,7 @@ pub fn internal_task(ctx: &Ctx<'_>, task_type: TaskType, instance: &Instance) ->
         resource_id: instance.id.clone(),
         instance_id: Some(instance.id.clone()),
         instance_name: Some(instance.name.clone()),
-        param: "{}".into(),
+        param: to_json(&NoParam {}),
         operator: ctx.caller.user_name.clone(),
         start_ms: ctx.now_ms,
     }

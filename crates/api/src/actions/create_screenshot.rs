@@ -2,8 +2,9 @@
 //! the bucket named (or the account's default bucket); each task's `Result` links it.
 
 use cloudphone_core::resources::default_bucket;
+use cloudphone_core::task_params::{ScreenshotParam, batch};
 use cloudphone_core::{ApiError, TaskType, ids};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::common::{create_batch, dedup, resolve_instances};
 use super::files::{self, MAX_INSTANCES};
@@ -14,7 +15,8 @@ pub struct CreateScreenshot {
     instance_ids: Vec<String>,
     bucket: Option<String>,
     screenshot_id: String,
-    given: Map<String, Value>,
+    /// `SkipCheckPolicyConfig` as given.
+    skip_check: Option<String>,
 }
 
 /// The vendor's rule: 2-128 characters, a letter first, then letters, digits, `_` and `-`.
@@ -46,21 +48,21 @@ impl CreateScreenshot {
             }
             None => ids::new_id("s"),
         };
-        let mut given = Map::new();
-        if let Some(v) = p.string("SkipCheckPolicyConfig") {
-            if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
-                return Err(ApiError::invalid(
-                    "SkipCheckPolicyConfig",
-                    "It is true or false.",
-                ));
-            }
-            given.insert("SkipCheckPolicyConfig".into(), json!(v));
+        let skip_check = p.string("SkipCheckPolicyConfig");
+        if let Some(v) = &skip_check
+            && !v.eq_ignore_ascii_case("true")
+            && !v.eq_ignore_ascii_case("false")
+        {
+            return Err(ApiError::invalid(
+                "SkipCheckPolicyConfig",
+                "It is true or false.",
+            ));
         }
         Ok(CreateScreenshot {
             instance_ids,
             bucket,
             screenshot_id,
-            given,
+            skip_check,
         })
     }
 
@@ -70,20 +72,20 @@ impl CreateScreenshot {
             .bucket
             .clone()
             .unwrap_or_else(|| default_bucket(&ctx.state.region, ctx.account()));
-        let mut param = self.given.clone();
-        param.insert("AndroidInstanceIdList".into(), json!(self.instance_ids));
-        param.insert("OssBucketName".into(), json!(bucket));
-        param.insert("ScreenshotId".into(), json!(self.screenshot_id));
         let destination =
             |instance: &str| format!("oss://{bucket}/{}_{instance}.png", self.screenshot_id);
-        let created = create_batch(
-            ctx,
-            TaskType::Screenshot,
-            "",
-            &instances,
-            &Value::Object(param),
-            |i| json!({ "ScreenshotId": self.screenshot_id, "Destination": destination(&i.id) }),
-        )
+        let param = batch::Screenshot {
+            android_instance_id_list: self.instance_ids.clone(),
+            oss_bucket_name: bucket.clone(),
+            screenshot_id: self.screenshot_id.clone(),
+            skip_check_policy_config: self.skip_check.clone(),
+        };
+        let created = create_batch(ctx, TaskType::Screenshot, "", &instances, &param, |i| {
+            ScreenshotParam {
+                destination: destination(&i.id),
+                screenshot_id: self.screenshot_id.clone(),
+            }
+        })
         .await?;
         Ok(json!({
             "Tasks": created.children.iter().map(|(instance, task)| json!({

@@ -1,8 +1,9 @@
 //! FetchFile: pulls a file off phones into `oss://bucket/folder/<instance id>/<file name>`; each
 //! child's `Result` links its object.
 
+use cloudphone_core::task_params::{FetchFileParam, batch};
 use cloudphone_core::{ApiError, TaskType};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::common::{create_batch, dedup, resolve_instances};
 use super::files::{self, MAX_INSTANCES};
@@ -14,7 +15,8 @@ pub struct FetchFile {
     source: String,
     bucket: String,
     folder: String,
-    given: Map<String, Value>,
+    /// The batch's `Param`: the call's parameters as given.
+    given: batch::FetchFile,
 }
 
 impl FetchFile {
@@ -42,20 +44,14 @@ impl FetchFile {
         p.required("UploadEndpoint")?;
         let upload_url = p.required("UploadUrl")?;
         let (bucket, folder) = files::oss_folder("UploadUrl", &upload_url)?;
-        let mut given = Map::new();
-        for name in [
-            "SourceFilePath",
-            "UploadType",
-            "UploadUrl",
-            "UploadEndpoint",
-        ] {
-            if let Some(v) = p.string(name) {
-                given.insert(name.into(), json!(v));
-            }
-        }
-        if let Some(t) = files::client_token(p)? {
-            given.insert("ClientToken".into(), json!(t));
-        }
+        let given = batch::FetchFile {
+            android_instance_id_list: instance_ids.clone(),
+            source_file_path: p.string("SourceFilePath"),
+            upload_type: p.string("UploadType"),
+            upload_url: p.string("UploadUrl"),
+            upload_endpoint: p.string("UploadEndpoint"),
+            client_token: files::client_token(p)?,
+        };
         Ok(FetchFile {
             instance_ids,
             source,
@@ -79,16 +75,12 @@ impl FetchFile {
         for i in &instances {
             files::oss_path("SourceFilePath", &self.destination(&i.id))?;
         }
-        let mut param = self.given.clone();
-        param.insert("AndroidInstanceIdList".into(), json!(self.instance_ids));
-        let created = create_batch(
-            ctx,
-            TaskType::FetchFile,
-            "",
-            &instances,
-            &Value::Object(param),
-            |i| json!({ "SourceFilePath": self.source, "Destination": self.destination(&i.id) }),
-        )
+        let created = create_batch(ctx, TaskType::FetchFile, "", &instances, &self.given, |i| {
+            FetchFileParam {
+                destination: self.destination(&i.id),
+                source_file_path: self.source.clone(),
+            }
+        })
         .await?;
         Ok(json!({
             "TaskId": created.batch_id,

@@ -1,10 +1,13 @@
 //! StartAndroidInstance, StopAndroidInstance, RebootAndroidInstancesInGroup and
 //! ResetAndroidInstancesInGroup: one batch over the named instances, a task per instance.
 
+use cloudphone_core::resources::Instance;
+use cloudphone_core::task_params::{RebootParam, ResetParam, StartParam, StopParam, batch};
 use cloudphone_core::{ApiError, TaskType};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Value, json};
 
-use super::common::{create_batch, dedup, resolve_instances};
+use super::common::{CreatedBatch, create_batch, dedup, resolve_instances};
 use crate::params::Params;
 use crate::state::Ctx;
 
@@ -12,52 +15,60 @@ use crate::state::Ctx;
 pub const MAX_INSTANCES: usize = 1000;
 
 pub struct Lifecycle {
-    task_type: TaskType,
     instance_ids: Vec<String>,
     /// The optional flags of the call, as given (the tasks' `Param`).
-    options: Map<String, Value>,
+    options: Options,
+}
+
+/// The options each action takes, by task type.
+enum Options {
+    Start(StartParam),
+    Stop(StopParam),
+    Reboot(RebootParam),
+    Reset(ResetParam),
+}
+
+impl Options {
+    fn task_type(&self) -> TaskType {
+        match self {
+            Options::Start(_) => TaskType::StartInstance,
+            Options::Stop(_) => TaskType::StopInstance,
+            Options::Reboot(_) => TaskType::RebootInstance,
+            Options::Reset(_) => TaskType::ResetInstance,
+        }
+    }
 }
 
 impl Lifecycle {
     pub fn parse(action: &str, p: &Params) -> Result<Lifecycle, ApiError> {
-        let (task_type, bools, ints, strings): (_, &[&str], &[&str], &[&str]) = match action {
-            "StartAndroidInstance" => (TaskType::StartInstance, &[], &[], &["SaleMode"]),
-            "StopAndroidInstance" => (TaskType::StopInstance, &["ForceStop"], &[], &["SaleMode"]),
-            "RebootAndroidInstancesInGroup" => (
-                TaskType::RebootInstance,
-                &["ForceStop", "IgnoreParamValidation"],
-                &[],
-                &["SaleMode"],
-            ),
-            _ => (
-                TaskType::ResetInstance,
-                &["AutoPay", "IgnoreParamValidation"],
-                &["SettingResetType", "TargetDataDiskSize"],
-                &["PromotionId", "SaleMode"],
-            ),
-        };
         let instance_ids = dedup(p.list("AndroidInstanceIds", MAX_INSTANCES)?);
         if instance_ids.is_empty() {
             return Err(ApiError::missing("AndroidInstanceIds"));
         }
-        let mut options = Map::new();
-        for name in bools {
-            if let Some(v) = p.bool(name)? {
-                options.insert(name.to_string(), json!(v));
-            }
-        }
-        for name in ints {
-            if let Some(v) = p.int(name, 0, i64::from(i32::MAX))? {
-                options.insert(name.to_string(), json!(v));
-            }
-        }
-        for name in strings {
-            if let Some(v) = p.string(name) {
-                options.insert(name.to_string(), json!(v));
-            }
-        }
+        // Checked in the order booleans, integers, strings: the first bad one is the error.
+        let options = match action {
+            "StartAndroidInstance" => Options::Start(StartParam {
+                sale_mode: p.string("SaleMode"),
+            }),
+            "StopAndroidInstance" => Options::Stop(StopParam {
+                force_stop: p.bool("ForceStop")?,
+                sale_mode: p.string("SaleMode"),
+            }),
+            "RebootAndroidInstancesInGroup" => Options::Reboot(RebootParam {
+                force_stop: p.bool("ForceStop")?,
+                ignore_param_validation: p.bool("IgnoreParamValidation")?,
+                sale_mode: p.string("SaleMode"),
+            }),
+            _ => Options::Reset(ResetParam {
+                auto_pay: p.bool("AutoPay")?,
+                ignore_param_validation: p.bool("IgnoreParamValidation")?,
+                setting_reset_type: p.int("SettingResetType", 0, i64::from(i32::MAX))?,
+                target_data_disk_size: p.int("TargetDataDiskSize", 0, i64::from(i32::MAX))?,
+                promotion_id: p.string("PromotionId"),
+                sale_mode: p.string("SaleMode"),
+            }),
+        };
         Ok(Lifecycle {
-            task_type,
             instance_ids,
             options,
         })
@@ -65,19 +76,15 @@ impl Lifecycle {
 
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
         let instances = resolve_instances(ctx, "AndroidInstanceIds", &self.instance_ids).await?;
-        let mut param = self.options.clone();
-        param.insert("AndroidInstanceIds".into(), json!(self.instance_ids));
-        let child = Value::Object(self.options);
-        let created = create_batch(
-            ctx,
-            self.task_type,
-            "",
-            &instances,
-            &Value::Object(param),
-            |_| child.clone(),
-        )
-        .await?;
-        Ok(match self.task_type {
+        let task_type = self.options.task_type();
+        let ids = self.instance_ids;
+        let created = match self.options {
+            Options::Start(o) => start(ctx, task_type, &instances, ids, o).await?,
+            Options::Stop(o) => start(ctx, task_type, &instances, ids, o).await?,
+            Options::Reboot(o) => start(ctx, task_type, &instances, ids, o).await?,
+            Options::Reset(o) => start(ctx, task_type, &instances, ids, o).await?,
+        };
+        Ok(match task_type {
             TaskType::StartInstance | TaskType::StopInstance => json!({}),
             _ => json!({
                 "Tasks": {
@@ -90,4 +97,20 @@ impl Lifecycle {
             }),
         })
     }
+}
+
+/// Starts one batch of `task_type` over `instances`: each child takes `options`, the batch those
+/// and the instances named.
+async fn start<O: Serialize>(
+    ctx: &Ctx<'_>,
+    task_type: TaskType,
+    instances: &[Instance],
+    android_instance_ids: Vec<String>,
+    options: O,
+) -> Result<CreatedBatch, ApiError> {
+    let param = batch::Lifecycle {
+        android_instance_ids,
+        options,
+    };
+    create_batch(ctx, task_type, "", instances, &param, |_| &param.options).await
 }

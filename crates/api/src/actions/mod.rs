@@ -1,6 +1,7 @@
 //! One module per API action. Each action is a type with `parse` (from the request's parameters,
 //! validating everything before anything is written) and `apply` (against the store and
-//! engine); [`Action`] dispatches on the action name.
+//! engine); [`Action`] dispatches on the action name. Each action is declared once, in the table
+//! of `actions!`, with its kind (read-only, task-producing, ...).
 
 mod app_tasks;
 mod apps;
@@ -38,97 +39,145 @@ use crate::params::Params;
 use crate::reply::Body;
 use crate::state::Ctx;
 
-pub use common::Paging;
+/// What an action does, beyond its own work, as the server must know before running it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Changes nothing and starts no task: the answer may be worked out while the call's nonce
+    /// is being recorded.
+    Reads,
+    /// Changes something, synchronously as the vendor counts it: `ClientToken` and `DryRun` do
+    /// not apply (RunSyncCommand included, whose tasks are waited for within the call).
+    Writes,
+    /// Creates tasks (batches, or a group's instances): `ClientToken` makes it idempotent and
+    /// `DryRun` reports what it would do.
+    Tasks,
+    /// Creates tasks, but refuses `DryRun` (CreateAndroidInstanceGroup, whose instances are
+    /// not there to report on before it runs).
+    TasksNoDryRun,
+}
+
+/// The actions: one line each, `Name(its type): Kind` (and `= how to parse it from p` when that
+/// is not `Type::parse(p)`), generating the [`Action`] enum, [`Action::parse`],
+/// [`Action::apply`], [`NAMES`] and the kind of each ([`reads_only`], [`produces_tasks`],
+/// [`dry_runs`]). Adding an action is a line here and its module; its kind cannot be left out.
+macro_rules! actions {
+    ($p:ident; $($name:ident($ty:ty): $kind:ident $(= $parse:expr)?,)+) => {
+        /// Every action this server answers, by name.
+        pub enum Action {
+            $($name($ty),)+
+        }
+
+        /// The name of every action [`Action::parse`] knows, for labels that must stay bounded
+        /// (a metric's `action`): any other name is `"unknown"`.
+        pub const NAMES: &[&str] = &[$(stringify!($name),)+];
+
+        /// The kind of action `name`; `None` for an unknown one.
+        fn kind(name: &str) -> Option<Kind> {
+            match name {
+                $(stringify!($name) => Some(Kind::$kind),)+
+                _ => None,
+            }
+        }
+
+        impl Action {
+            /// Parses the parameters of action `name`; an unknown name is
+            /// `InvalidAction.NotFound`.
+            pub fn parse(name: &str, $p: &Params) -> Result<Action, ApiError> {
+                Ok(match name {
+                    $(stringify!($name) => Action::$name(parse_with!($ty, $p $(, $parse)?)?),)+
+                    other => return Err(ApiError::ActionNotFound(other.to_string())),
+                })
+            }
+
+            /// Carries the action out; the value is the response body without `RequestId`.
+            pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Body, ApiError> {
+                match self {
+                    $(Action::$name(a) => a.apply(ctx).await.map(Into::into),)+
+                }
+            }
+        }
+    };
+}
+
+/// How a table entry is parsed: `Type::parse(p)` unless the entry says otherwise.
+macro_rules! parse_with {
+    ($ty:ty, $p:ident) => {
+        <$ty>::parse($p)
+    };
+    ($ty:ty, $p:ident, $parse:expr) => {
+        parsed($parse)
+    };
+}
+
+/// Pins the error type of a table entry's own parse expression (`Ok(..)` alone does not).
+fn parsed<T>(result: Result<T, ApiError>) -> Result<T, ApiError> {
+    result
+}
+
+actions! { p;
+    DescribeRegions(describe_regions::DescribeRegions): Reads,
+    DescribeImageList(describe_images::DescribeImageList): Reads,
+    CreateAndroidInstanceGroup(create_group::CreateAndroidInstanceGroup): TasksNoDryRun,
+    DescribeAndroidInstanceGroups(describe_groups::DescribeAndroidInstanceGroups): Reads,
+    DeleteAndroidInstanceGroup(delete_group::DeleteAndroidInstanceGroup): Writes,
+    DescribeAndroidInstances(describe_instances::DescribeAndroidInstances): Reads,
+    ModifyAndroidInstance(modify_instance::ModifyAndroidInstance): Writes,
+    StartAndroidInstance(lifecycle::Lifecycle): Tasks =
+        lifecycle::Lifecycle::parse("StartAndroidInstance", p),
+    StopAndroidInstance(lifecycle::Lifecycle): Tasks =
+        lifecycle::Lifecycle::parse("StopAndroidInstance", p),
+    RebootAndroidInstancesInGroup(lifecycle::Lifecycle): Tasks =
+        lifecycle::Lifecycle::parse("RebootAndroidInstancesInGroup", p),
+    ResetAndroidInstancesInGroup(lifecycle::Lifecycle): Tasks =
+        lifecycle::Lifecycle::parse("ResetAndroidInstancesInGroup", p),
+    DescribeTasks(describe_tasks::DescribeTasks): Reads,
+    RunCommand(run_command::RunCommand): Tasks,
+    RunSyncCommand(run_sync_command::RunSyncCommand): Writes,
+    DescribeInvocations(describe_invocations::DescribeInvocations): Reads,
+    SendFile(send_file::SendFile): Tasks,
+    FetchFile(fetch_file::FetchFile): Tasks,
+    CreateApp(apps::CreateApp): Writes,
+    DescribeApps(apps::DescribeApps): Reads,
+    DeleteApps(apps::DeleteApps): Writes,
+    InstallApp(app_tasks::InstallOrUninstall): Tasks =
+        app_tasks::InstallOrUninstall::parse(true, p),
+    UninstallApp(app_tasks::InstallOrUninstall): Tasks =
+        app_tasks::InstallOrUninstall::parse(false, p),
+    OperateApp(app_tasks::OperateApp): Tasks,
+    CreateScreenshot(create_screenshot::CreateScreenshot): Tasks,
+    UpdateInstanceGroupImage(update_group_image::UpdateInstanceGroupImage): Tasks,
+    InjectSimulatedFault(sim_faults::InjectSimulatedFault): Writes,
+    ClearSimulatedFaults(sim_faults::ClearSimulatedFaults): Writes =
+        Ok(sim_faults::ClearSimulatedFaults),
+    BackupFile(backup_file::BackupFile): Tasks,
+    RecoveryFile(recovery_file::RecoveryFile): Tasks,
+    DescribeBackupFiles(describe_backup_files::DescribeBackupFiles): Reads,
+    DeleteBackupFile(delete_backup_file::DeleteBackupFile): Writes,
+    CancelTasks(cancel_tasks::CancelTasks): Writes,
+    RetryTasks(retry_tasks::RetryTasks): Tasks,
+    CreateWebhook(webhooks::CreateWebhook): Writes,
+    DescribeWebhooks(webhooks::DescribeWebhooks): Reads = Ok(webhooks::DescribeWebhooks),
+    DeleteWebhook(webhooks::DeleteWebhook): Writes,
+    DescribeWebhookDeliveries(webhooks::DescribeWebhookDeliveries): Reads,
+}
 
 /// Whether action `name` only reads (changes nothing, starts no task): the server may work out
 /// its answer while the call's nonce is being recorded.
 pub fn reads_only(name: &str) -> bool {
-    matches!(
-        name,
-        "DescribeRegions"
-            | "DescribeImageList"
-            | "DescribeAndroidInstanceGroups"
-            | "DescribeAndroidInstances"
-            | "DescribeTasks"
-            | "DescribeInvocations"
-            | "DescribeApps"
-            | "DescribeBackupFiles"
-            | "DescribeWebhooks"
-            | "DescribeWebhookDeliveries"
-    )
+    kind(name) == Some(Kind::Reads)
 }
 
 /// Whether action `name` creates tasks (batches, or a group's instances): the calls
 /// `ClientToken` makes idempotent.
 pub fn produces_tasks(name: &str) -> bool {
-    matches!(
-        name,
-        "CreateAndroidInstanceGroup"
-            | "StartAndroidInstance"
-            | "StopAndroidInstance"
-            | "RebootAndroidInstancesInGroup"
-            | "ResetAndroidInstancesInGroup"
-            | "RunCommand"
-            | "SendFile"
-            | "FetchFile"
-            | "InstallApp"
-            | "UninstallApp"
-            | "OperateApp"
-            | "CreateScreenshot"
-            | "UpdateInstanceGroupImage"
-            | "BackupFile"
-            | "RecoveryFile"
-            | "RetryTasks"
-    )
+    matches!(kind(name), Some(Kind::Tasks | Kind::TasksNoDryRun))
 }
 
 /// Whether action `name` honours `DryRun` (reports and creates nothing); any other action
 /// refuses it rather than do what it was asked not to.
 pub fn dry_runs(name: &str) -> bool {
-    produces_tasks(name) && name != "CreateAndroidInstanceGroup"
+    kind(name) == Some(Kind::Tasks)
 }
-
-/// The name of every action [`Action::parse`] knows, for labels that must stay bounded (a
-/// metric's `action`): any other name is `"unknown"`.
-pub const NAMES: &[&str] = &[
-    "DescribeRegions",
-    "DescribeImageList",
-    "CreateAndroidInstanceGroup",
-    "DescribeAndroidInstanceGroups",
-    "DeleteAndroidInstanceGroup",
-    "DescribeAndroidInstances",
-    "ModifyAndroidInstance",
-    "StartAndroidInstance",
-    "StopAndroidInstance",
-    "RebootAndroidInstancesInGroup",
-    "ResetAndroidInstancesInGroup",
-    "DescribeTasks",
-    "RunCommand",
-    "RunSyncCommand",
-    "DescribeInvocations",
-    "SendFile",
-    "FetchFile",
-    "CreateApp",
-    "DescribeApps",
-    "DeleteApps",
-    "InstallApp",
-    "UninstallApp",
-    "OperateApp",
-    "CreateScreenshot",
-    "UpdateInstanceGroupImage",
-    "InjectSimulatedFault",
-    "ClearSimulatedFaults",
-    "BackupFile",
-    "RecoveryFile",
-    "DescribeBackupFiles",
-    "DeleteBackupFile",
-    "CancelTasks",
-    "RetryTasks",
-    "CreateWebhook",
-    "DescribeWebhooks",
-    "DeleteWebhook",
-    "DescribeWebhookDeliveries",
-];
 
 /// `name` if it is an action of [`NAMES`], else `"unknown"`.
 pub fn label(name: &str) -> &'static str {
@@ -137,164 +186,6 @@ pub fn label(name: &str) -> &'static str {
         .find(|n| **n == name)
         .copied()
         .unwrap_or("unknown")
-}
-
-/// Every action this server answers.
-pub enum Action {
-    DescribeRegions(describe_regions::DescribeRegions),
-    DescribeImageList(describe_images::DescribeImageList),
-    CreateAndroidInstanceGroup(create_group::CreateAndroidInstanceGroup),
-    DescribeAndroidInstanceGroups(describe_groups::DescribeAndroidInstanceGroups),
-    DeleteAndroidInstanceGroup(delete_group::DeleteAndroidInstanceGroup),
-    DescribeAndroidInstances(describe_instances::DescribeAndroidInstances),
-    ModifyAndroidInstance(modify_instance::ModifyAndroidInstance),
-    Lifecycle(lifecycle::Lifecycle),
-    DescribeTasks(describe_tasks::DescribeTasks),
-    RunCommand(run_command::RunCommand),
-    RunSyncCommand(run_sync_command::RunSyncCommand),
-    DescribeInvocations(describe_invocations::DescribeInvocations),
-    SendFile(send_file::SendFile),
-    FetchFile(fetch_file::FetchFile),
-    UpdateInstanceGroupImage(update_group_image::UpdateInstanceGroupImage),
-    CreateScreenshot(create_screenshot::CreateScreenshot),
-    CreateApp(apps::CreateApp),
-    DescribeApps(apps::DescribeApps),
-    DeleteApps(apps::DeleteApps),
-    InstallOrUninstall(app_tasks::InstallOrUninstall),
-    OperateApp(app_tasks::OperateApp),
-    InjectSimulatedFault(sim_faults::InjectSimulatedFault),
-    ClearSimulatedFaults(sim_faults::ClearSimulatedFaults),
-    BackupFile(backup_file::BackupFile),
-    RecoveryFile(recovery_file::RecoveryFile),
-    DescribeBackupFiles(describe_backup_files::DescribeBackupFiles),
-    DeleteBackupFile(delete_backup_file::DeleteBackupFile),
-    CancelTasks(cancel_tasks::CancelTasks),
-    RetryTasks(retry_tasks::RetryTasks),
-    CreateWebhook(webhooks::CreateWebhook),
-    DescribeWebhooks(webhooks::DescribeWebhooks),
-    DeleteWebhook(webhooks::DeleteWebhook),
-    DescribeWebhookDeliveries(webhooks::DescribeWebhookDeliveries),
-}
-
-impl Action {
-    /// Parses the parameters of action `name`; an unknown name is `InvalidAction.NotFound`.
-    pub fn parse(name: &str, p: &Params) -> Result<Action, ApiError> {
-        Ok(match name {
-            "DescribeRegions" => {
-                Action::DescribeRegions(describe_regions::DescribeRegions::parse(p)?)
-            }
-            "DescribeImageList" => {
-                Action::DescribeImageList(describe_images::DescribeImageList::parse(p)?)
-            }
-            "CreateAndroidInstanceGroup" => Action::CreateAndroidInstanceGroup(
-                create_group::CreateAndroidInstanceGroup::parse(p)?,
-            ),
-            "DescribeAndroidInstanceGroups" => Action::DescribeAndroidInstanceGroups(
-                describe_groups::DescribeAndroidInstanceGroups::parse(p)?,
-            ),
-            "DeleteAndroidInstanceGroup" => Action::DeleteAndroidInstanceGroup(
-                delete_group::DeleteAndroidInstanceGroup::parse(p)?,
-            ),
-            "DescribeAndroidInstances" => Action::DescribeAndroidInstances(
-                describe_instances::DescribeAndroidInstances::parse(p)?,
-            ),
-            "ModifyAndroidInstance" => {
-                Action::ModifyAndroidInstance(modify_instance::ModifyAndroidInstance::parse(p)?)
-            }
-            "StartAndroidInstance"
-            | "StopAndroidInstance"
-            | "RebootAndroidInstancesInGroup"
-            | "ResetAndroidInstancesInGroup" => {
-                Action::Lifecycle(lifecycle::Lifecycle::parse(name, p)?)
-            }
-            "DescribeTasks" => Action::DescribeTasks(describe_tasks::DescribeTasks::parse(p)?),
-            "RunCommand" => Action::RunCommand(run_command::RunCommand::parse(p)?),
-            "RunSyncCommand" => Action::RunSyncCommand(run_sync_command::RunSyncCommand::parse(p)?),
-            "DescribeInvocations" => {
-                Action::DescribeInvocations(describe_invocations::DescribeInvocations::parse(p)?)
-            }
-            "SendFile" => Action::SendFile(send_file::SendFile::parse(p)?),
-            "FetchFile" => Action::FetchFile(fetch_file::FetchFile::parse(p)?),
-            "CreateApp" => Action::CreateApp(apps::CreateApp::parse(p)?),
-            "DescribeApps" => Action::DescribeApps(apps::DescribeApps::parse(p)?),
-            "DeleteApps" => Action::DeleteApps(apps::DeleteApps::parse(p)?),
-            "InstallApp" => {
-                Action::InstallOrUninstall(app_tasks::InstallOrUninstall::parse(true, p)?)
-            }
-            "UninstallApp" => {
-                Action::InstallOrUninstall(app_tasks::InstallOrUninstall::parse(false, p)?)
-            }
-            "OperateApp" => Action::OperateApp(app_tasks::OperateApp::parse(p)?),
-            "CreateScreenshot" => {
-                Action::CreateScreenshot(create_screenshot::CreateScreenshot::parse(p)?)
-            }
-            "UpdateInstanceGroupImage" => Action::UpdateInstanceGroupImage(
-                update_group_image::UpdateInstanceGroupImage::parse(p)?,
-            ),
-            "InjectSimulatedFault" => {
-                Action::InjectSimulatedFault(sim_faults::InjectSimulatedFault::parse(p)?)
-            }
-            "ClearSimulatedFaults" => {
-                Action::ClearSimulatedFaults(sim_faults::ClearSimulatedFaults)
-            }
-            "BackupFile" => Action::BackupFile(backup_file::BackupFile::parse(p)?),
-            "RecoveryFile" => Action::RecoveryFile(recovery_file::RecoveryFile::parse(p)?),
-            "DescribeBackupFiles" => {
-                Action::DescribeBackupFiles(describe_backup_files::DescribeBackupFiles::parse(p)?)
-            }
-            "DeleteBackupFile" => {
-                Action::DeleteBackupFile(delete_backup_file::DeleteBackupFile::parse(p)?)
-            }
-            "CancelTasks" => Action::CancelTasks(cancel_tasks::CancelTasks::parse(p)?),
-            "RetryTasks" => Action::RetryTasks(retry_tasks::RetryTasks::parse(p)?),
-            "CreateWebhook" => Action::CreateWebhook(webhooks::CreateWebhook::parse(p)?),
-            "DescribeWebhooks" => Action::DescribeWebhooks(webhooks::DescribeWebhooks),
-            "DeleteWebhook" => Action::DeleteWebhook(webhooks::DeleteWebhook::parse(p)?),
-            "DescribeWebhookDeliveries" => {
-                Action::DescribeWebhookDeliveries(webhooks::DescribeWebhookDeliveries::parse(p)?)
-            }
-            other => return Err(ApiError::ActionNotFound(other.to_string())),
-        })
-    }
-
-    /// Carries the action out; the value is the response body without `RequestId`.
-    pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Body, ApiError> {
-        match self {
-            Action::DescribeRegions(a) => a.apply(ctx).await.map(Into::into),
-            Action::DescribeImageList(a) => a.apply(ctx).await.map(Into::into),
-            Action::CreateAndroidInstanceGroup(a) => a.apply(ctx).await.map(Into::into),
-            Action::DescribeAndroidInstanceGroups(a) => a.apply(ctx).await.map(Into::into),
-            Action::DeleteAndroidInstanceGroup(a) => a.apply(ctx).await.map(Into::into),
-            Action::DescribeAndroidInstances(a) => a.apply(ctx).await.map(Into::into),
-            Action::ModifyAndroidInstance(a) => a.apply(ctx).await.map(Into::into),
-            Action::Lifecycle(a) => a.apply(ctx).await.map(Into::into),
-            Action::DescribeTasks(a) => a.apply(ctx).await,
-            Action::RunCommand(a) => a.apply(ctx).await.map(Into::into),
-            Action::RunSyncCommand(a) => a.apply(ctx).await.map(Into::into),
-            Action::DescribeInvocations(a) => a.apply(ctx).await.map(Into::into),
-            Action::SendFile(a) => a.apply(ctx).await.map(Into::into),
-            Action::FetchFile(a) => a.apply(ctx).await.map(Into::into),
-            Action::UpdateInstanceGroupImage(a) => a.apply(ctx).await.map(Into::into),
-            Action::CreateScreenshot(a) => a.apply(ctx).await.map(Into::into),
-            Action::CreateApp(a) => a.apply(ctx).await.map(Into::into),
-            Action::DescribeApps(a) => a.apply(ctx).await.map(Into::into),
-            Action::DeleteApps(a) => a.apply(ctx).await.map(Into::into),
-            Action::InstallOrUninstall(a) => a.apply(ctx).await.map(Into::into),
-            Action::OperateApp(a) => a.apply(ctx).await.map(Into::into),
-            Action::InjectSimulatedFault(a) => a.apply(ctx).await.map(Into::into),
-            Action::ClearSimulatedFaults(a) => a.apply(ctx).await.map(Into::into),
-            Action::BackupFile(a) => a.apply(ctx).await.map(Into::into),
-            Action::RecoveryFile(a) => a.apply(ctx).await.map(Into::into),
-            Action::DescribeBackupFiles(a) => a.apply(ctx).await.map(Into::into),
-            Action::DeleteBackupFile(a) => a.apply(ctx).await.map(Into::into),
-            Action::CancelTasks(a) => a.apply(ctx).await.map(Into::into),
-            Action::RetryTasks(a) => a.apply(ctx).await.map(Into::into),
-            Action::CreateWebhook(a) => a.apply(ctx).await.map(Into::into),
-            Action::DescribeWebhooks(a) => a.apply(ctx).await.map(Into::into),
-            Action::DeleteWebhook(a) => a.apply(ctx).await.map(Into::into),
-            Action::DescribeWebhookDeliveries(a) => a.apply(ctx).await.map(Into::into),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -314,5 +205,49 @@ mod tests {
             Err(ApiError::ActionNotFound(_))
         ));
         assert_eq!(label("DescribeNothing"), "unknown");
+    }
+
+    /// The kinds are those the server had listed by hand before the table.
+    #[test]
+    fn kinds_are_the_listed_ones() {
+        let reads = [
+            "DescribeRegions",
+            "DescribeImageList",
+            "DescribeAndroidInstanceGroups",
+            "DescribeAndroidInstances",
+            "DescribeTasks",
+            "DescribeInvocations",
+            "DescribeApps",
+            "DescribeBackupFiles",
+            "DescribeWebhooks",
+            "DescribeWebhookDeliveries",
+        ];
+        let tasks = [
+            "CreateAndroidInstanceGroup",
+            "StartAndroidInstance",
+            "StopAndroidInstance",
+            "RebootAndroidInstancesInGroup",
+            "ResetAndroidInstancesInGroup",
+            "RunCommand",
+            "SendFile",
+            "FetchFile",
+            "InstallApp",
+            "UninstallApp",
+            "OperateApp",
+            "CreateScreenshot",
+            "UpdateInstanceGroupImage",
+            "BackupFile",
+            "RecoveryFile",
+            "RetryTasks",
+        ];
+        for name in NAMES.iter().copied().chain(["DescribeNothing"]) {
+            assert_eq!(reads_only(name), reads.contains(&name), "{name}");
+            assert_eq!(produces_tasks(name), tasks.contains(&name), "{name}");
+            assert_eq!(
+                dry_runs(name),
+                tasks.contains(&name) && name != "CreateAndroidInstanceGroup",
+                "{name}"
+            );
+        }
     }
 }

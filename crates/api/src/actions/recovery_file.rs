@@ -4,8 +4,9 @@
 //! path of an archive the caller may read).
 
 use cloudphone_core::resources::Backup;
+use cloudphone_core::task_params::{RecoverParam, batch};
 use cloudphone_core::{ApiError, TaskType};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::common::{create_batch, dedup, internal, resolve_instances};
 use super::files::{self, MAX_INSTANCES};
@@ -16,7 +17,8 @@ pub struct RecoveryFile {
     instance_ids: Vec<String>,
     backup_id: Option<String>,
     path: Option<(String, cloudphone_objects::OssPath)>,
-    given: Map<String, Value>,
+    /// The batch's `Param`: the call's parameters as given.
+    given: batch::RecoveryFile,
 }
 
 impl RecoveryFile {
@@ -44,21 +46,14 @@ impl RecoveryFile {
                 format!("'{t}' is not OSS."),
             ));
         }
-        let mut given = Map::new();
-        for name in [
-            "BackupFileId",
-            "BackupFilePath",
-            "UploadType",
-            "UploadEndpoint",
-        ] {
-            if let Some(v) = p.string(name) {
-                given.insert(name.into(), json!(v));
-            }
-        }
-        if let Some(v) = p.bool("BackupAll")? {
-            given.insert("BackupAll".into(), json!(v));
-        }
-        given.insert("AndroidInstanceIdList".into(), json!(instance_ids));
+        let given = batch::RecoveryFile {
+            android_instance_id_list: instance_ids.clone(),
+            backup_file_id: p.string("BackupFileId"),
+            backup_file_path: p.string("BackupFilePath"),
+            upload_type: p.string("UploadType"),
+            upload_endpoint: p.string("UploadEndpoint"),
+            backup_all: p.bool("BackupAll")?,
+        };
         Ok(RecoveryFile {
             instance_ids,
             backup_id,
@@ -95,14 +90,17 @@ impl RecoveryFile {
             }
             (None, None) => return Err(ApiError::missing("BackupFileId")),
         };
-        let child = json!({ "BackupFileId": backup_id, "Source": source });
+        let child = RecoverParam {
+            backup_file_id: backup_id,
+            source,
+        };
         let created = create_batch(
             ctx,
             TaskType::RecoverFile,
             "",
             &instances,
-            &Value::Object(self.given),
-            |_| child.clone(),
+            &self.given,
+            |_| &child,
         )
         .await?;
         Ok(json!({

@@ -3,6 +3,7 @@
 //! parameters; its `Param` names the batch it retries in `RetryOf`.
 
 use cloudphone_core::resources::Task;
+use cloudphone_core::task_params::{self, TaskParam};
 use cloudphone_core::{ApiError, Level, TaskStatus, TaskType};
 use cloudphone_store::TaskFilter;
 use serde_json::{Value, json};
@@ -84,7 +85,9 @@ impl RetryTasks {
             match by_id.get(id) {
                 Some(i) => {
                     instances.push((*i).clone());
-                    params.push(serde_json::from_str(&c.param).unwrap_or(Value::Null));
+                    // As stored: one that does not parse fails its retry with
+                    // InvalidTaskParameters, as it did the first time.
+                    params.push(c.param.clone());
                 }
                 None => gone.push(id.to_string()),
             }
@@ -96,11 +99,6 @@ impl RetryTasks {
                 status: batch.status.as_str().into(),
             });
         }
-        let mut param = match serde_json::from_str::<Value>(&batch.param) {
-            Ok(Value::Object(map)) => map,
-            _ => serde_json::Map::new(),
-        };
-        param.insert("RetryOf".into(), json!(batch.id));
         // Each retried child keeps its own parameters.
         let pairs: Vec<_> = instances.iter().zip(params).collect();
         let new = new_batch(
@@ -108,7 +106,7 @@ impl RetryTasks {
             batch.task_type,
             &batch.resource_id,
             &pairs,
-            &Value::Object(param),
+            task_params::batch::retry_of(&batch.param, &batch.id),
         );
         unless_dry_run(ctx, &[&new]).await?;
         match batch.task_type {
@@ -116,7 +114,7 @@ impl RetryTasks {
             TaskType::InstallApp | TaskType::UninstallApp => {
                 let mut app_ids: Vec<i64> = pairs
                     .iter()
-                    .filter_map(|(_, p)| p["AppId"].as_i64())
+                    .filter_map(|(_, p)| TaskParam::parse(batch.task_type, p).ok()?.app_id())
                     .collect();
                 app_ids.sort_unstable();
                 app_ids.dedup();

@@ -3,8 +3,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use cloudphone_core::task_params::{CommandParam, batch};
 use cloudphone_core::{ApiError, TaskType};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::common::{CreatedBatch, create_batch, dedup, resolve_instances};
 use crate::params::Params;
@@ -20,8 +21,10 @@ pub struct Command {
     pub instance_ids: Vec<String>,
     /// The script, decoded from Base64 when `ContentEncoding` said so.
     pub content: String,
-    /// The parameters as given, for the batch's `Param`.
-    pub given: Map<String, Value>,
+    /// `CommandContent` as given (Base64 when so encoded), for the batch's `Param`.
+    raw: String,
+    /// `ContentEncoding` as given.
+    encoding: Option<String>,
 }
 
 impl Command {
@@ -60,46 +63,44 @@ impl Command {
                 "The command contains a NUL byte.",
             ));
         }
-        let mut given = Map::new();
-        given.insert("CommandContent".into(), json!(raw));
-        if let Some(e) = p.string("ContentEncoding") {
-            given.insert("ContentEncoding".into(), json!(e));
-        }
         Ok(Command {
             instance_ids,
             content,
-            given,
+            raw,
+            encoding: p.string("ContentEncoding"),
         })
     }
 
     /// Creates the batch; every child runs `content` with `timeout_secs`.
-    pub async fn start(&self, ctx: &Ctx<'_>, timeout_secs: i64) -> Result<CreatedBatch, ApiError> {
+    pub async fn start(&self, ctx: &Ctx<'_>, timeout_secs: u64) -> Result<CreatedBatch, ApiError> {
         let instances = resolve_instances(ctx, "InstanceIds", &self.instance_ids).await?;
-        let mut param = self.given.clone();
-        param.insert("InstanceIds".into(), json!(self.instance_ids));
-        param.insert("Timeout".into(), json!(timeout_secs));
-        let child = json!({ "CommandContent": self.content, "Timeout": timeout_secs });
-        create_batch(
-            ctx,
-            TaskType::RunCommand,
-            "",
-            &instances,
-            &Value::Object(param),
-            |_| child.clone(),
-        )
+        let param = batch::RunCommand {
+            command_content: self.raw.clone(),
+            content_encoding: self.encoding.clone(),
+            instance_ids: self.instance_ids.clone(),
+            timeout: timeout_secs,
+        };
+        let child = CommandParam {
+            command_content: self.content.clone(),
+            timeout: timeout_secs,
+        };
+        create_batch(ctx, TaskType::RunCommand, "", &instances, &param, |_| {
+            &child
+        })
         .await
     }
 }
 
 pub struct RunCommand {
     command: Command,
-    timeout: i64,
+    /// Seconds, 1 to 86,400.
+    timeout: u64,
 }
 
 impl RunCommand {
     pub fn parse(p: &Params) -> Result<RunCommand, ApiError> {
         let command = Command::parse(p)?;
-        let timeout = p.int("Timeout", 1, 86_400)?.unwrap_or(60);
+        let timeout = p.int("Timeout", 1, 86_400)?.unwrap_or(60).unsigned_abs();
         Ok(RunCommand { command, timeout })
     }
 

@@ -1,8 +1,9 @@
 //! SendFile: pushes a file from `oss://` or a URL onto phones. Mind the vendor's names:
 //! `UploadUrl` is the source and `SourceFilePath` the destination on the phone.
 
+use cloudphone_core::task_params::{SendFileParam, batch};
 use cloudphone_core::{ApiError, TaskType};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::common::{create_batch, dedup, resolve_instances};
 use super::files::{self, MAX_INSTANCES};
@@ -22,7 +23,8 @@ pub struct SendFile {
     /// The full path of the file on the phone.
     destination: String,
     md5: Option<String>,
-    given: Map<String, Value>,
+    /// The batch's `Param`: the call's parameters as given.
+    given: batch::SendFile,
 }
 
 impl SendFile {
@@ -93,25 +95,17 @@ impl SendFile {
                 "It must be 32 hexadecimal digits.",
             ));
         }
-        let mut given = Map::new();
-        for name in [
-            "UploadType",
-            "UploadUrl",
-            "UploadEndpoint",
-            "SourceFilePath",
-            "TargetFileName",
-            "FileMd5",
-        ] {
-            if let Some(v) = p.string(name) {
-                given.insert(name.into(), json!(v));
-            }
-        }
-        if let Some(v) = p.bool("AutoInstall")? {
-            given.insert("AutoInstall".into(), json!(v));
-        }
-        if let Some(t) = files::client_token(p)? {
-            given.insert("ClientToken".into(), json!(t));
-        }
+        let given = batch::SendFile {
+            android_instance_id_list: instance_ids.clone(),
+            upload_type: p.string("UploadType"),
+            upload_url: p.string("UploadUrl"),
+            upload_endpoint: p.string("UploadEndpoint"),
+            source_file_path: p.string("SourceFilePath"),
+            target_file_name: p.string("TargetFileName"),
+            file_md5: p.string("FileMd5"),
+            auto_install: p.bool("AutoInstall")?,
+            client_token: files::client_token(p)?,
+        };
         Ok(SendFile {
             instance_ids,
             upload_type,
@@ -128,22 +122,15 @@ impl SendFile {
         if let Source::Object(path) = &self.source {
             files::readable_object(ctx, "UploadUrl", &self.source_url, path).await?;
         }
-        let mut param = self.given.clone();
-        param.insert("AndroidInstanceIdList".into(), json!(self.instance_ids));
-        let child = json!({
-            "UploadType": self.upload_type,
-            "UploadUrl": self.source_url,
-            "Destination": self.destination,
-            "FileMd5": self.md5,
-        });
-        let created = create_batch(
-            ctx,
-            TaskType::SendFile,
-            "",
-            &instances,
-            &Value::Object(param),
-            |_| child.clone(),
-        )
+        let child = SendFileParam {
+            upload_type: self.upload_type,
+            upload_url: self.source_url,
+            destination: self.destination,
+            file_md5: self.md5,
+        };
+        let created = create_batch(ctx, TaskType::SendFile, "", &instances, &self.given, |_| {
+            &child
+        })
         .await?;
         Ok(json!({
             "TaskId": created.batch_id,

@@ -2,6 +2,7 @@
 //! (its `ResourceId` is the group), all under the call's `RequestId`; each phone resets onto the
 //! new image. The group shows UPDATING until its batch ends, then RUNNING or UPDATING_FAILED.
 
+use cloudphone_core::task_params::{UpdateImageParam, batch, to_json};
 use cloudphone_core::{ApiError, Level, TaskType, ids};
 use cloudphone_store::{GroupFilter, NewBatch, NewTask, Page};
 use serde_json::{Value, json};
@@ -79,8 +80,13 @@ impl UpdateInstanceGroupImage {
                 });
             }
         }
-        let param = json!({ "ImageId": self.image_id, "InstanceGroupIds": self.group_ids });
-        let child_param = json!({ "ImageId": self.image_id }).to_string();
+        let param = to_json(&batch::UpdateImage {
+            image_id: self.image_id.clone(),
+            instance_group_ids: self.group_ids.clone(),
+        });
+        let child_param = to_json(&UpdateImageParam {
+            image_id: self.image_id.clone(),
+        });
         let task = |level, resource: &str, name: Option<&str>, param: String| NewTask {
             id: ids::new_id(ids::TASK),
             account_id: ctx.account().to_string(),
@@ -102,7 +108,7 @@ impl UpdateInstanceGroupImage {
                 .map(|i| task(Level::Instance, &i.id, Some(&i.name), child_param.clone()))
                 .collect();
             batches.push(NewBatch {
-                batch: task(Level::Batch, group_id, None, param.to_string()),
+                batch: task(Level::Batch, group_id, None, param.clone()),
                 limits: limits(ctx, children.len()),
                 children,
             });

@@ -15,12 +15,12 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cloudphone_backend::{
+    AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult,
+};
 use cloudphone_core::TaskErrorCode;
 use cloudphone_core::ids;
 use cloudphone_core::resources::Image;
-use cloudphone_engine::{
-    AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult,
-};
 use tracing::warn;
 
 use super::{AdbPhone, AdbServer};

@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use cloudphone_backend::{AppOp, BackendError, CommandOutput, OpResult};
 use cloudphone_core::TaskErrorCode;
-use cloudphone_engine::{AppOp, BackendError, CommandOutput, OpResult};
 
 use super::client::{AdbError, AdbServer, Shell};
 

@@ -19,11 +19,11 @@ use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions,
     RemoveContainerOptions, RemoveVolumeOptions, RestartContainerOptions, StopContainerOptions,
 };
-use cloudphone_core::TaskErrorCode;
-use cloudphone_core::resources::Image;
-use cloudphone_engine::{
+use cloudphone_backend::{
     AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult,
 };
+use cloudphone_core::TaskErrorCode;
+use cloudphone_core::resources::Image;
 use tracing::{info, warn};
 
 pub use config::{DockerConfig, DockerImage, Network};

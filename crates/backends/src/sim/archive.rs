@@ -15,8 +15,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
+use cloudphone_backend::{BackendError, OpResult};
 use cloudphone_core::TaskErrorCode;
-use cloudphone_engine::{BackendError, OpResult};
 use tar::{Builder, EntryType, Header};
 
 use super::paths;

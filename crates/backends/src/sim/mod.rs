@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cloudphone_core::resources::Image;
-use cloudphone_core::{TaskErrorCode, TaskType};
-use cloudphone_engine::{
+use cloudphone_backend::{
     AppOp, Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult,
 };
+use cloudphone_core::resources::Image;
+use cloudphone_core::{TaskErrorCode, TaskType};
 use tokio::io::AsyncWriteExt;
 
 use phone::PhoneDir;

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cloudphone_backend::InstanceRef;
 use cloudphone_core::resources::Image;
-use cloudphone_engine::InstanceRef;
 use serde::{Deserialize, Serialize};
 
 pub const PROPS_FILE: &str = "props.json";

@@ -6,7 +6,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use super::*;
-use cloudphone_engine::AttemptRef;
+use cloudphone_backend::AttemptRef;
 
 fn phone(id: &str) -> InstanceRef {
     phone_on(id, ANDROID_14)

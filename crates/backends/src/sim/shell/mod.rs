@@ -19,7 +19,7 @@ mod parse;
 use std::io;
 use std::time::Duration;
 
-use cloudphone_engine::CommandOutput;
+use cloudphone_backend::CommandOutput;
 
 use super::paths;
 use super::phone::{PhoneDir, PhoneState};

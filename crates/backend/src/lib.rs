@@ -1,5 +1,7 @@
-//! The [`Backend`] trait: one method per operation on one phone. The engine decides when an
-//! operation runs; a backend only carries it out.
+//! The [`Backend`] trait: one method per operation on one phone, with the types it speaks in
+//! ([`InstanceRef`], [`BackendError`], [`Fault`], [`Liveness`], ...). The engine decides when an
+//! operation runs; a backend only carries it out. A crate of its own, beside core, so that a
+//! backend depends on neither the engine nor the store and its database drivers.
 
 use async_trait::async_trait;
 use cloudphone_core::resources::Image;
