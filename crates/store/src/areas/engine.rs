@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use cloudphone_core::TaskType;
+use cloudphone_core::task_params::TaskParam;
 use tokio::sync::Notify;
 
 use crate::sql::conn::Conn;
@@ -85,4 +87,26 @@ async fn heartbeat(
 async fn expire_all_leases(c: &mut impl Conn) -> Result<u64> {
     let q = c.sql("UPDATE tasks SET lease_ms = 0 WHERE run_state = 'leased'");
     c.execute(&q).await
+}
+
+/// A phone an UpdateGroupImage task reset onto a new image runs that image from now on: written
+/// in the transaction of the task's end, so the two never disagree. The image is the task's
+/// typed Param's (an unreadable Param never ran: its task failed before touching the phone).
+pub(crate) async fn move_to_new_image(
+    c: &mut impl Conn,
+    task_type: TaskType,
+    param: &str,
+    instance_id: &str,
+) -> Result<()> {
+    if task_type != TaskType::UpdateGroupImage {
+        return Ok(());
+    }
+    if let Ok(TaskParam::UpdateGroupImage(p)) = TaskParam::parse(task_type, param) {
+        let q = c.with(
+            "UPDATE instances SET image_id = ? WHERE id = ?",
+            [v(p.image_id), v(instance_id)],
+        );
+        c.execute(&q).await?;
+    }
+    Ok(())
 }

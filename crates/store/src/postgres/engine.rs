@@ -21,6 +21,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{Pg, PgStore, notify_work};
+use crate::areas::engine::move_to_new_image;
 use crate::areas::{backups, rows};
 use crate::moves::BatchMoves;
 use crate::sql::conn::parse;
@@ -412,17 +413,8 @@ pub(super) async fn complete(
         if instance::moves_status(t.task_type) {
             settle_instance(&mut tx, instance_id, after, now_ms).await?;
         }
-        // A phone moved to a new image runs it from now on; in the same transaction as the
-        // task's end, so the two never disagree.
-        if t.task_type == TaskType::UpdateGroupImage
-            && matches!(outcome, Outcome::Finished { .. })
-            && let Some(image_id) = param_image_id(&t.param)
-        {
-            sqlx::query("UPDATE instances SET image_id = $1 WHERE id = $2")
-                .bind(image_id)
-                .bind(instance_id)
-                .execute(&mut *tx)
-                .await?;
+        if matches!(outcome, Outcome::Finished { .. }) {
+            move_to_new_image(&mut Pg::Tx(&mut tx), t.task_type, &t.param, instance_id).await?;
         }
     }
     apply_moves(batches, &mut tx).await?;
@@ -430,12 +422,6 @@ pub(super) async fn complete(
     notify_work(&mut tx).await?;
     tx.commit().await?;
     Ok(true)
-}
-
-/// The `ImageId` of an UpdateGroupImage task's param, if it names one.
-fn param_image_id(param: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(param).ok()?;
-    v.get("ImageId")?.as_str().map(str::to_owned)
 }
 
 pub(super) async fn sweep_expired(

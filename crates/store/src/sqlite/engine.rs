@@ -9,6 +9,7 @@ use rusqlite::{Connection, Row};
 use super::conn::{Lite, Run, now, query, sql};
 use super::rows;
 use crate::areas::backups;
+use crate::areas::engine::move_to_new_image;
 use crate::moves::BatchMoves;
 use crate::sql::conn::parse;
 use crate::sql::v;
@@ -353,17 +354,13 @@ pub(super) fn complete_many(conn: &Connection, items: &[Completion]) -> Result<V
         ))?;
         moves.record(t.parent_id.as_deref(), t.status, to, item.now_ms);
         if let Some(instance_id) = &t.instance_id {
-            // A phone moved to a new image runs it from now on; in the same transaction as
-            // the task's end, so the two never disagree.
-            if let (TaskType::UpdateGroupImage, TaskStatus::Finished) = (t.task_type, to) {
-                sql(
-                    "UPDATE instances SET image_id = \
-                     (SELECT json_extract(param, '$.ImageId') FROM tasks WHERE id = ?) \
-                     WHERE id = ? AND (SELECT json_extract(param, '$.ImageId') FROM tasks \
-                     WHERE id = ?) IS NOT NULL",
-                    [v(&t.id), v(instance_id), v(&t.id)],
-                )
-                .execute(conn)?;
+            if to == TaskStatus::Finished {
+                now(move_to_new_image(
+                    &mut Lite::new(conn),
+                    t.task_type,
+                    &t.param,
+                    instance_id,
+                ))?;
             }
             if instance::moves_status(t.task_type) {
                 settle_instance(conn, instance_id, after, item.now_ms)?;
