@@ -183,4 +183,89 @@ mod tests {
             assert!(e.http_status() >= 400);
         }
     }
+
+    /// The status an SDK or a proxy sees for each error: a client that retries on 5xx, or
+    /// treats 404 as "gone", depends on it.
+    #[test]
+    fn each_error_has_its_http_status() {
+        let cases = [
+            (ApiError::missing("ImageId"), 400),
+            (ApiError::invalid("TaskType", "unknown value"), 400),
+            (ApiError::not_found("AndroidInstanceIds", "acp-x"), 404),
+            (ApiError::AccessKeyNotFound, 404),
+            (ApiError::ActionNotFound("Nope".into()), 404),
+            (
+                ApiError::IncorrectStatus {
+                    what: "instance".into(),
+                    status: "DELETED".into(),
+                },
+                409,
+            ),
+            (ApiError::IdempotentProcessing, 409),
+            (ApiError::IdempotentParameterMismatch, 400),
+            (ApiError::SignatureDoesNotMatch, 403),
+            (ApiError::IncompleteSignature("no date".into()), 400),
+            (ApiError::TimestampExpired, 400),
+            (ApiError::NonceUsed, 400),
+            (ApiError::RequestTooLarge(1 << 20), 413),
+            (ApiError::UriTooLong(8192), 414),
+            (ApiError::TooManyParameters(1000), 400),
+            (
+                ApiError::Throttled {
+                    retry_after_ms: 250,
+                },
+                400,
+            ),
+            (ApiError::DryRunOperation(serde_json::json!({})), 400),
+            (ApiError::Internal, 500),
+            (ApiError::Unavailable, 503),
+        ];
+        for (e, status) in cases {
+            assert_eq!(e.http_status(), status, "{}", e.code());
+        }
+    }
+
+    #[test]
+    fn a_throttled_caller_is_told_how_long_to_wait() {
+        let e = ApiError::Throttled {
+            retry_after_ms: 1500,
+        };
+        assert_eq!(e.code(), "Throttling.User");
+        assert_eq!(e.retry_after_ms(), Some(1500));
+        // Only throttling sends x-acs-retry-after: the SDK treats any error carrying it as a
+        // ThrottlingException.
+        for other in [
+            ApiError::Internal,
+            ApiError::Unavailable,
+            ApiError::IdempotentProcessing,
+        ] {
+            assert_eq!(other.retry_after_ms(), None, "{}", other.code());
+        }
+    }
+
+    #[test]
+    fn a_dry_run_carries_its_report_in_the_body() {
+        let report = serde_json::json!({ "RunCount": 2, "SkipCount": 1 });
+        let e = ApiError::DryRunOperation(report.clone());
+        assert_eq!(e.code(), "DryRunOperation");
+        assert_eq!(e.extra(), Some(("DryRunReport", &report)));
+        assert_eq!(ApiError::Internal.extra(), None);
+        assert_eq!(ApiError::missing("DryRun").extra(), None);
+    }
+
+    #[test]
+    fn a_quota_code_names_the_resource_capitalized() {
+        let quota = |what: &str| ApiError::QuotaExceeded {
+            what: what.into(),
+            limit: 10,
+            used: 9,
+            asked: 2,
+        };
+        assert_eq!(quota("instances").code(), "QuotaExceeded.Instances");
+        assert_eq!(quota("webhooks").code(), "QuotaExceeded.Webhooks");
+        assert_eq!(
+            quota("instances").to_string(),
+            "The account may have at most 10 instances: it has 9 and asked for 2 more."
+        );
+    }
 }

@@ -112,6 +112,29 @@ pub fn secret(len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::now_ms;
+
+    /// The tests that make ids or set the id clock ([`LAST`]) run one at a time: one of them
+    /// moves the clock into the future and back.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_clock(ms: u64, tail: u64) {
+        *LAST.lock().unwrap() = (ms, tail);
+    }
+
+    /// The time part of an id (milliseconds since 1970) and the part after it.
+    fn parts(id: &str, prefix: &str) -> (u64, u64) {
+        let rest = &id[prefix.len()..];
+        let (time, tail) = rest.split_at(TIME_DIGITS as usize);
+        (
+            u64::from_str_radix(time, 36).unwrap(),
+            u64::from_str_radix(tail, 36).unwrap(),
+        )
+    }
 
     #[test]
     fn stable_ids_depend_on_the_key_only() {
@@ -124,6 +147,7 @@ mod tests {
 
     #[test]
     fn ids_have_vendor_shape() {
+        let _serial = serial();
         let id = new_id(TASK);
         assert!(is_well_formed(&id, TASK), "{id}");
         assert!(!is_well_formed("t-ABC", TASK));
@@ -133,6 +157,7 @@ mod tests {
 
     #[test]
     fn ids_made_later_sort_later() {
+        let _serial = serial();
         let ids: Vec<String> = (0..10_000).map(|_| new_id(TASK)).collect();
         assert!(ids.iter().all(|id| is_well_formed(id, TASK)));
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "strictly increasing");
@@ -147,6 +172,88 @@ mod tests {
         push_base36(&mut s, 35, 2);
         push_base36(&mut s, 36, 2);
         assert_eq!(s, "000".to_string() + "0z" + "10");
+    }
+
+    /// Ids sort by the time they were made across processes and restarts too, not only within
+    /// one process: their first nine digits are the clock's milliseconds.
+    #[test]
+    fn an_id_carries_the_time_it_was_made() {
+        let _serial = serial();
+        let before = u64::try_from(now_ms()).unwrap();
+        let ids: Vec<String> = (0..10_000).map(|_| new_id(INSTANCE)).collect();
+        let after = u64::try_from(now_ms()).unwrap();
+        for id in &ids {
+            let (ms, _) = parts(id, INSTANCE);
+            assert!(
+                before <= ms && ms <= after,
+                "{id}: {ms} not in {before}..={after}"
+            );
+        }
+    }
+
+    /// The part after the time starts in the lower half of its 36^7 values in each new
+    /// millisecond, so that the millisecond holds at least about 600,000 ids (steps of at
+    /// most 2^16) before the ids borrow the next one and run ahead of the clock.
+    #[test]
+    fn a_new_millisecond_leaves_room_for_its_ids() {
+        let _serial = serial();
+        for _ in 0..20 {
+            set_clock(0, 0);
+            let id = new_id(TASK);
+            let (_, tail) = parts(&id, TASK);
+            assert!(tail < TAIL_SPACE / 2, "{id}");
+        }
+    }
+
+    /// A millisecond whose ids ran out goes on in the next one, still sorting after the last
+    /// id given out, and again with room for many ids.
+    #[test]
+    fn a_millisecond_that_ran_out_of_ids_goes_on_in_the_next() {
+        let _serial = serial();
+        let saved = *LAST.lock().unwrap();
+        // An hour ahead, so that the real clock does not catch up during the test.
+        let ahead = u64::try_from(now_ms()).unwrap() + 3_600_000;
+        for _ in 0..20 {
+            set_clock(ahead, TAIL_SPACE - 1);
+            let mut last = TASK.to_string();
+            push_base36(&mut last, ahead, TIME_DIGITS);
+            push_base36(&mut last, TAIL_SPACE - 1, TAIL_DIGITS);
+            let next = new_id(TASK);
+            assert!(next > last, "{next} after {last}");
+            let (ms, tail) = parts(&next, TASK);
+            assert_eq!(ms, ahead + 1, "{next}");
+            assert!(tail < TAIL_SPACE / 2, "{next}");
+            let more: Vec<String> = (0..1_000).map(|_| new_id(TASK)).collect();
+            assert!(more.iter().all(|id| parts(id, TASK).0 == ahead + 1));
+        }
+        *LAST.lock().unwrap() = saved;
+    }
+
+    #[test]
+    fn only_prefix_and_sixteen_base36_characters_are_well_formed() {
+        assert!(is_well_formed("acp-0123456789abcdef", INSTANCE));
+        // Sixteen characters, but not all base-36 lower case.
+        assert!(!is_well_formed("acp-0123456789ABCDEF", INSTANCE));
+        assert!(!is_well_formed("acp-0123456789abcde_", INSTANCE));
+        // Base-36, but fifteen or seventeen.
+        assert!(!is_well_formed("acp-0123456789abcde", INSTANCE));
+        assert!(!is_well_formed("acp-0123456789abcdefg", INSTANCE));
+        assert!(!is_well_formed("ag-0123456789abcdef", INSTANCE));
+    }
+
+    /// Generated access key secrets: as long as asked, alphanumeric, and never the same twice.
+    #[test]
+    fn secrets_are_random_alphanumeric_of_the_asked_length() {
+        let a = secret(30);
+        assert_eq!(a.len(), 30);
+        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric()), "{a}");
+        assert_ne!(a, secret(30));
+        assert_eq!(secret(0), "");
+        // Every character class shows up in a long secret (62 symbols, 2,000 draws).
+        let long = secret(2_000);
+        assert!(long.bytes().any(|b| b.is_ascii_uppercase()));
+        assert!(long.bytes().any(|b| b.is_ascii_lowercase()));
+        assert!(long.bytes().any(|b| b.is_ascii_digit()));
     }
 
     #[test]

@@ -208,6 +208,77 @@ mod tests {
         );
     }
 
+    /// The internal CreateInstance task runs only on a phone still being created; on a phone in
+    /// any other status it is skipped, so that a phone is never created over one that exists.
+    #[test]
+    fn a_create_task_runs_only_on_a_creating_phone() {
+        assert_eq!(
+            plan(TaskType::CreateInstance, S::Creating),
+            Plan::Run {
+                during: S::Creating
+            }
+        );
+        for &current in InstanceStatus::ALL {
+            if current != S::Creating {
+                assert_eq!(
+                    plan(TaskType::CreateInstance, current),
+                    Plan::Skip,
+                    "{current}"
+                );
+            }
+        }
+    }
+
+    /// The internal DeleteInstance task deletes a phone in any status, even one that is
+    /// failed, half-created or busy, and skips one already deleted.
+    #[test]
+    fn a_delete_task_runs_on_any_phone_not_yet_deleted() {
+        assert_eq!(plan(TaskType::DeleteInstance, S::Deleted), Plan::Skip);
+        for &current in InstanceStatus::ALL {
+            if current != S::Deleted {
+                assert_eq!(
+                    plan(TaskType::DeleteInstance, current),
+                    Plan::Run {
+                        during: S::Deleting
+                    },
+                    "{current}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_created_phone_runs_and_a_deleted_one_is_deleted() {
+        assert_eq!(
+            after_success(TaskType::CreateInstance, S::Creating),
+            S::Running
+        );
+        assert_eq!(
+            after_success(TaskType::DeleteInstance, S::Running),
+            S::Deleted
+        );
+        assert_eq!(
+            after_success(TaskType::DeleteInstance, S::Failed),
+            S::Deleted
+        );
+    }
+
+    /// A phone whose creation or deletion failed shows FAILED (whatever the backend said),
+    /// not the CREATING or DELETING it had while the task ran.
+    #[test]
+    fn a_failed_create_or_delete_shows_failed() {
+        for task in [TaskType::CreateInstance, TaskType::DeleteInstance] {
+            for previous in [S::Creating, S::Running, S::Stopped] {
+                assert_eq!(after_failure(task, previous), S::Failed, "{task}");
+                assert_eq!(
+                    after_failed(task, previous, TaskErrorCode::InternalError),
+                    S::Failed,
+                    "{task}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn only_lifecycle_backup_and_provisioning_tasks_move_the_status() {
         for t in TaskType::ALL {

@@ -83,6 +83,9 @@ mod tests {
             "10 %",
             "1234567890",
             "+1",
+            "+10%",
+            "-0%",
+            " 5%",
         ] {
             assert_eq!(Share::parse(bad, 0), None, "{bad:?}");
         }
@@ -101,5 +104,40 @@ mod tests {
         assert!(!BatchLimits::default().errors_exceeded(1000));
         let l = BatchLimits::resolve(Some(Share::Percent(25)), None, 10);
         assert_eq!(l.max_concurrency, Some(3));
+    }
+
+    /// `MaxErrors` as a percentage is that share of the batch's children, rounded down: 10% of
+    /// 7 children tolerates no failure, 50% of 10 tolerates five.
+    #[test]
+    fn max_errors_percentages_round_down() {
+        let errors = |p, total| BatchLimits::resolve(None, Some(Share::Percent(p)), total);
+        assert_eq!(errors(50, 10).max_errors, Some(5));
+        assert_eq!(errors(30, 7).max_errors, Some(2));
+        assert_eq!(errors(10, 7).max_errors, Some(0));
+        assert_eq!(errors(25, 200).max_errors, Some(50));
+        assert_eq!(errors(99, 200).max_errors, Some(198));
+        assert_eq!(errors(100, 37).max_errors, Some(37));
+        assert_eq!(errors(0, 37).max_errors, Some(0));
+        // 50% of 10: the sixth failure stops the batch, the fifth does not.
+        assert!(!errors(50, 10).errors_exceeded(5));
+        assert!(errors(50, 10).errors_exceeded(6));
+    }
+
+    /// `MaxConcurrency` as a percentage rounds up, and is at least 1, so that a batch always
+    /// makes progress; an exact share is not rounded further.
+    #[test]
+    fn max_concurrency_percentages_round_up() {
+        let concurrency =
+            |p, total| BatchLimits::resolve(Some(Share::Percent(p)), None, total).max_concurrency;
+        assert_eq!(concurrency(50, 10), Some(5));
+        assert_eq!(concurrency(30, 7), Some(3));
+        assert_eq!(concurrency(1, 250), Some(3));
+        assert_eq!(concurrency(25, 200), Some(50));
+        assert_eq!(concurrency(100, 37), Some(37));
+        assert_eq!(concurrency(1, 1), Some(1));
+        assert_eq!(concurrency(0, 37), Some(1));
+        // A count is taken as it is, whatever the batch's size.
+        let l = BatchLimits::resolve(Some(Share::Count(4)), Some(Share::Count(2)), 1_000);
+        assert_eq!((l.max_concurrency, l.max_errors), (Some(4), Some(2)));
     }
 }

@@ -333,3 +333,109 @@ impl Backup {
     pub const AVAILABLE: &'static str = "AVAILABLE";
     pub const FAILED: &'static str = "FAILED";
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_are_found_by_name() {
+        let large = spec("acp.std.large").expect("a sold spec");
+        assert_eq!((large.cpu, large.memory_mib), (4, 8192));
+        assert_eq!(spec("acp.basic.small").map(|s| s.cpu), Some(2));
+        assert_eq!(spec("acp.nope"), None);
+        assert_eq!(spec(""), None);
+    }
+
+    /// The vendor's name, `cloudphone-saved-bucket-{Region}-{AliUid}`, in the characters a
+    /// bucket name may hold: lower case, digits and `-`, at most 63, not ending in `-`.
+    #[test]
+    fn the_default_bucket_is_the_vendor_s_name_made_valid() {
+        assert_eq!(
+            default_bucket("cn-hangzhou", "1234567890"),
+            "cloudphone-saved-bucket-cn-hangzhou-1234567890"
+        );
+        assert_eq!(
+            default_bucket("cn-hangzhou", "Team_A.dev"),
+            "cloudphone-saved-bucket-cn-hangzhou-team-a-dev"
+        );
+        let long = default_bucket("cn-hangzhou", &"a".repeat(100));
+        assert_eq!(long.len(), 63);
+        assert_eq!(
+            default_bucket("cn-hangzhou", "x-"),
+            "cloudphone-saved-bucket-cn-hangzhou-x"
+        );
+        // Cut at 63 where a `-` was the last character kept.
+        let cut = default_bucket("cn-hangzhou", &format!("{}-tail", "a".repeat(26)));
+        assert_eq!(
+            cut,
+            format!("cloudphone-saved-bucket-cn-hangzhou-{}", "a".repeat(26))
+        );
+    }
+
+    fn group(deleting: bool, instances: i64, creating: i64, deleted: i64) -> GroupSummary {
+        GroupSummary {
+            group: Group {
+                id: "ag-0123456789abcdef".into(),
+                account_id: "1".into(),
+                name: "g".into(),
+                region_id: "cn-hangzhou".into(),
+                image_id: "imgc-0123456789abcdef".into(),
+                spec: "acp.basic.small".into(),
+                charge_type: "PostPaid".into(),
+                tags: Vec::new(),
+                created_ms: 0,
+                modified_ms: 0,
+                deleting,
+            },
+            instances,
+            creating,
+            deleted,
+            image_update: None,
+        }
+    }
+
+    #[test]
+    fn a_group_is_creating_while_any_phone_is() {
+        assert_eq!(group(false, 3, 0, 0).status(), "RUNNING");
+        assert_eq!(group(false, 3, 1, 0).status(), "CREATING");
+        assert_eq!(group(false, 3, 3, 0).status(), "CREATING");
+        // An empty group, or one whose phones are all made, is RUNNING.
+        assert_eq!(group(false, 0, 0, 0).status(), "RUNNING");
+    }
+
+    #[test]
+    fn a_deleted_group_is_deleting_until_its_last_phone_is_gone() {
+        assert_eq!(group(true, 3, 0, 2).status(), "DELETING");
+        assert_eq!(group(true, 3, 1, 0).status(), "DELETING");
+        assert_eq!(group(true, 3, 0, 3).status(), "DELETED");
+        assert_eq!(group(true, 0, 0, 0).status(), "DELETED");
+    }
+
+    /// UpdateInstanceGroupImage: UPDATING while its batch runs, UPDATING_FAILED once it failed on
+    /// some phone, RUNNING again when every phone took the image (or none was tried).
+    #[test]
+    fn a_group_shows_its_latest_image_update() {
+        let with = |update| GroupSummary {
+            image_update: Some(update),
+            ..group(false, 3, 0, 0)
+        };
+        assert_eq!(with(TaskStatus::Waiting).status(), "UPDATING");
+        assert_eq!(with(TaskStatus::Processing).status(), "UPDATING");
+        assert_eq!(with(TaskStatus::Failed).status(), "UPDATING_FAILED");
+        assert_eq!(with(TaskStatus::PartFinished).status(), "UPDATING_FAILED");
+        assert_eq!(with(TaskStatus::Finished).status(), "RUNNING");
+        assert_eq!(with(TaskStatus::Skipped).status(), "RUNNING");
+        // Creating and deleting come first.
+        let creating = GroupSummary {
+            image_update: Some(TaskStatus::Failed),
+            ..group(false, 3, 1, 0)
+        };
+        assert_eq!(creating.status(), "CREATING");
+        let deleting = GroupSummary {
+            image_update: Some(TaskStatus::Processing),
+            ..group(true, 3, 0, 1)
+        };
+        assert_eq!(deleting.status(), "DELETING");
+    }
+}

@@ -270,4 +270,32 @@ mod tests {
         assert_eq!(TaskType::parse_public("startinstance"), None);
         assert_eq!(TaskType::ALL.iter().filter(|t| t.is_public()).count(), 16);
     }
+
+    /// The `Level` DescribeTasks shows and filters on, and that the database stores: 1 for a
+    /// batch, 2 for an instance task, 0 for internal work that is never listed.
+    #[test]
+    fn levels_are_stored_as_the_vendor_numbers_them() {
+        assert_eq!(Level::Internal.as_i64(), 0);
+        assert_eq!(Level::Batch.as_i64(), 1);
+        assert_eq!(Level::Instance.as_i64(), 2);
+        for level in [Level::Internal, Level::Batch, Level::Instance] {
+            assert_eq!(Level::from_i64(level.as_i64()), Some(level));
+        }
+        assert_eq!(Level::from_i64(0), Some(Level::Internal));
+        assert_eq!(Level::from_i64(1), Some(Level::Batch));
+        assert_eq!(Level::from_i64(2), Some(Level::Instance));
+        assert_eq!(Level::from_i64(3), None);
+        assert_eq!(Level::from_i64(-1), None);
+    }
+
+    /// Only a command may have had its effect when its attempt was lost (so it is not run
+    /// again, design.md §5), and only a command is stopped half-way by CancelTasks.
+    #[test]
+    fn only_commands_are_unsafe_to_repeat_and_safe_to_interrupt() {
+        for &t in TaskType::ALL {
+            let command = t == TaskType::RunCommand;
+            assert_eq!(t.is_idempotent(), !command, "{t}");
+            assert_eq!(t.is_interruptible(), command, "{t}");
+        }
+    }
 }

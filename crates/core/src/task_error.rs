@@ -84,3 +84,32 @@ impl TaskErrorCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `ErrorMsg` a failed task shows when its backend gave none: a sentence of its own for
+    /// every code.
+    #[test]
+    fn every_code_has_its_own_message() {
+        let mut seen = std::collections::HashSet::new();
+        for &code in TaskErrorCode::ALL {
+            let message = code.default_message();
+            assert!(
+                message.len() > 10 && message.ends_with('.'),
+                "{code}: {message}"
+            );
+            assert!(seen.insert(message), "{code} shares {message:?}");
+        }
+        assert_eq!(
+            TaskErrorCode::Cancelled.default_message(),
+            "The task was cancelled."
+        );
+        assert!(
+            TaskErrorCode::MaxErrorsExceeded
+                .default_message()
+                .contains("MaxErrors")
+        );
+    }
+}

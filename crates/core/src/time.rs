@@ -42,4 +42,21 @@ mod tests {
         assert_eq!(iso(ms + 999), "2022-10-11T08:53:32Z");
         assert!(parse_iso("yesterday").is_none());
     }
+
+    #[test]
+    fn now_is_the_wall_clock_in_milliseconds() {
+        let since_epoch = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64
+        };
+        let before = since_epoch();
+        let now = now_ms();
+        let after = since_epoch();
+        assert!(
+            before <= now && now <= after,
+            "{before} <= {now} <= {after}"
+        );
+    }
 }

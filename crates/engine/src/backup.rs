@@ -98,3 +98,35 @@ pub async fn recover(
         .await,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A missing archive is `SourceFileNotFound` and says so; a storage failure keeps the
+    /// task's own code and does not show its cause to the caller.
+    #[test]
+    fn object_store_failures_map_to_task_codes() {
+        let e = object_error(
+            TaskErrorCode::RecoverFileFailed,
+            ObjectError::NotFound("oss://b/x.tar".into()),
+        );
+        assert_eq!(e.code, TaskErrorCode::SourceFileNotFound);
+        assert_eq!(
+            e.message,
+            "The backup archive oss://b/x.tar does not exist."
+        );
+        let e = object_error(
+            TaskErrorCode::BackupFileFailed,
+            ObjectError::Io("/var/lib/disk full".into()),
+        );
+        assert_eq!(e.code, TaskErrorCode::BackupFileFailed);
+        assert!(!e.message.contains("/var/lib"), "{}", e.message);
+        let e = object_error(
+            TaskErrorCode::BackupFileFailed,
+            ObjectError::InvalidPath("no bucket".into()),
+        );
+        assert_eq!(e.code, TaskErrorCode::BackupFileFailed);
+        assert!(e.message.contains("no bucket"));
+    }
+}

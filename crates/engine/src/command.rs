@@ -97,3 +97,38 @@ fn inline(output: &[u8]) -> String {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// README: output beyond 24 KiB is cut there inline (the full copy is linked).
+    const KIB_24: usize = 24 * 1024;
+
+    #[test]
+    fn output_up_to_24_kib_stays_inline_whole() {
+        assert_eq!(inline(b"hello\n"), "hello\n");
+        let full = vec![b'x'; KIB_24];
+        assert_eq!(inline(&full).len(), KIB_24);
+        let longer = vec![b'x'; KIB_24 + 1];
+        assert_eq!(inline(&longer), "x".repeat(KIB_24));
+        assert_eq!(inline(&vec![b'y'; 3 * KIB_24]).len(), KIB_24);
+    }
+
+    /// A character cut in half by the 24 KiB limit is dropped, not shown as U+FFFD.
+    #[test]
+    fn a_character_cut_at_the_limit_is_dropped() {
+        let mut output = vec![b'a'; KIB_24 - 1];
+        output.extend_from_slice("é and more".as_bytes());
+        assert_eq!(inline(&output), "a".repeat(KIB_24 - 1));
+    }
+
+    /// Output that is not cut is shown as it is, invalid bytes included (as U+FFFD).
+    #[test]
+    fn output_not_cut_keeps_its_invalid_bytes() {
+        assert_eq!(inline(b"ok\xff"), "ok\u{FFFD}");
+        let mut full = vec![b'a'; KIB_24 - 1];
+        full.push(0xff);
+        assert!(inline(&full).ends_with('\u{FFFD}'));
+    }
+}

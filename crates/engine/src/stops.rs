@@ -68,7 +68,10 @@ mod tests {
             tokio::time::timeout(std::time::Duration::from_millis(20), bell.notify.notified());
         assert!(quiet.await.is_err(), "another task's ring");
         stops.ring(&["t-1".to_string()]);
-        bell.notify.notified().await;
+        // Bounded, so that a ring that never arrives fails the test instead of hanging it.
+        tokio::time::timeout(std::time::Duration::from_secs(5), bell.notify.notified())
+            .await
+            .expect("the ring reached the running attempt");
         drop(bell);
         assert!(stops.running.lock().unwrap().is_empty());
     }

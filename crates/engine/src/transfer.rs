@@ -248,3 +248,49 @@ pub async fn install_app(
         .await,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The task's `Result` is the operation's JSON; a failure carries the backend's code and
+    /// message as `ErrorCode` and `ErrorMsg`.
+    #[test]
+    fn the_outcome_is_the_result_or_the_backend_s_error() {
+        assert_eq!(
+            outcome(Ok(json!({ "Success": true }))),
+            Outcome::Finished {
+                result: r#"{"Success":true}"#.into()
+            }
+        );
+        assert_eq!(
+            outcome(Err(failed(TaskErrorCode::FileMd5Mismatch, "bad md5"))),
+            Outcome::Failed {
+                code: TaskErrorCode::FileMd5Mismatch,
+                message: "bad md5".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_missing_source_is_source_file_not_found() {
+        let e = object_error(
+            TaskErrorCode::SendFileFailed,
+            ObjectError::NotFound("oss://b/in.txt".into()),
+        );
+        assert_eq!(e.code, TaskErrorCode::SourceFileNotFound);
+        assert_eq!(e.message, "oss://b/in.txt does not exist.");
+        let e = object_error(
+            TaskErrorCode::FetchFileFailed,
+            ObjectError::Io("disk at /var/lib full".into()),
+        );
+        assert_eq!(e.code, TaskErrorCode::FetchFileFailed);
+        assert_eq!(e.message, "The object store failed.");
+        let e = object_error(
+            TaskErrorCode::ScreenshotFailed,
+            ObjectError::InvalidPath("no key".into()),
+        );
+        assert_eq!(e.code, TaskErrorCode::ScreenshotFailed);
+        assert_eq!(e.message, "Invalid path: no key");
+    }
+}

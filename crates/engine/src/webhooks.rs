@@ -93,14 +93,19 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// Why `url` may not be posted to: its host resolves to an address that is not public.
-pub async fn refused_target(url: &str) -> Option<String> {
+/// The host to resolve for `url` (an IPv6 literal without its brackets) and the port.
+fn host_and_port(url: &str) -> Option<(String, u16)> {
     let parsed = reqwest::Url::parse(url).ok()?;
     let host = parsed
         .host_str()?
         .trim_matches(|c| c == '[' || c == ']')
         .to_string();
-    let port = parsed.port_or_known_default().unwrap_or(80);
+    Some((host, parsed.port_or_known_default().unwrap_or(80)))
+}
+
+/// Why `url` may not be posted to: its host resolves to an address that is not public.
+pub async fn refused_target(url: &str) -> Option<String> {
+    let (host, port) = host_and_port(url)?;
     let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), port)).await {
         Ok(found) => found.collect(),
         Err(e) => return Some(format!("the receiver's host could not be resolved: {e}")),
@@ -121,6 +126,22 @@ pub fn signature(secret: &str, unix_secs: i64, body: &str) -> String {
     format!(
         "t={unix_secs},v1={}",
         hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+/// How long to wait before trying again a delivery whose attempt `attempt` (from 1) failed:
+/// `first_retry`, doubled after each further failure, at most `max_retry`; `None` once its
+/// attempts are spent.
+fn retry_delay(config: &WebhookConfig, attempt: i64) -> Option<Duration> {
+    if attempt >= config.max_attempts {
+        return None;
+    }
+    let shift = u32::try_from(attempt - 1).unwrap_or(u32::MAX).min(20);
+    Some(
+        config
+            .first_retry
+            .saturating_mul(1 << shift)
+            .min(config.max_retry),
     )
 }
 
@@ -197,22 +218,14 @@ impl WebhookSender {
             .body(d.body.clone())
             .send()
             .await;
-        let failed = |status: Option<i64>, error: String| {
-            if d.attempt >= self.config.max_attempts {
-                DeliveryEnd::GaveUp { status, error }
-            } else {
-                let shift = u32::try_from(d.attempt - 1).unwrap_or(u32::MAX).min(20);
-                let wait = self
-                    .config
-                    .first_retry
-                    .saturating_mul(1 << shift)
-                    .min(self.config.max_retry);
-                DeliveryEnd::Retry {
-                    status,
-                    error,
-                    at_ms: now_ms() + wait.as_millis() as i64,
-                }
-            }
+        let retry = retry_delay(&self.config, d.attempt);
+        let failed = |status: Option<i64>, error: String| match retry {
+            None => DeliveryEnd::GaveUp { status, error },
+            Some(wait) => DeliveryEnd::Retry {
+                status,
+                error,
+                at_ms: now_ms() + wait.as_millis() as i64,
+            },
         };
         let end = match answer {
             Ok(r) if r.status().is_success() => DeliveryEnd::Delivered {
@@ -301,6 +314,79 @@ mod tests {
         );
         // A public address literal needs no lookup.
         assert!(refused_target("https://8.8.8.8/hook").await.is_none());
+    }
+
+    /// An IPv6 literal is looked up without its brackets (as an address, never by name).
+    #[test]
+    fn a_receiver_s_host_and_port_come_from_its_url() {
+        let hp = |url| host_and_port(url);
+        assert_eq!(hp("https://8.8.8.8/hook"), Some(("8.8.8.8".into(), 443)));
+        assert_eq!(
+            hp("http://[2606:4700::1111]:8080/x"),
+            Some(("2606:4700::1111".into(), 8080))
+        );
+        assert_eq!(hp("http://[::1]/x"), Some(("::1".into(), 80)));
+        assert_eq!(
+            hp("https://hooks.example.com/a"),
+            Some(("hooks.example.com".into(), 443))
+        );
+        assert_eq!(hp("not a url"), None);
+    }
+
+    #[tokio::test]
+    async fn a_public_ipv6_receiver_is_accepted() {
+        assert!(
+            refused_target("https://[2606:4700::1111]/hook")
+                .await
+                .is_none()
+        );
+    }
+
+    /// With the defaults: 2 s after the first failure, then 4, 8, ... s; the tenth attempt is
+    /// the last.
+    #[test]
+    fn a_failed_delivery_waits_twice_as_long_each_time() {
+        let config = WebhookConfig::default();
+        let waits: Vec<Option<u64>> = (1..=10)
+            .map(|attempt| retry_delay(&config, attempt).map(|d| d.as_secs()))
+            .collect();
+        assert_eq!(
+            waits,
+            [
+                Some(2),
+                Some(4),
+                Some(8),
+                Some(16),
+                Some(32),
+                Some(64),
+                Some(128),
+                Some(256),
+                Some(512),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn retries_wait_at_most_max_retry_and_stop_after_max_attempts() {
+        let config = WebhookConfig {
+            first_retry: Duration::from_secs(1),
+            max_retry: Duration::from_secs(60),
+            max_attempts: 40,
+            ..WebhookConfig::default()
+        };
+        let wait = |attempt| retry_delay(&config, attempt);
+        assert_eq!(wait(6), Some(Duration::from_secs(32)));
+        assert_eq!(wait(7), Some(Duration::from_secs(60)));
+        // Far past the doubling's end, still the cap, never an overflow.
+        assert_eq!(wait(39), Some(Duration::from_secs(60)));
+        assert_eq!(wait(40), None);
+        assert_eq!(wait(41), None);
+        let once = WebhookConfig {
+            max_attempts: 1,
+            ..WebhookConfig::default()
+        };
+        assert_eq!(retry_delay(&once, 1), None);
     }
 
     #[test]
