@@ -1,4 +1,4 @@
-"""The Celery side of `cloudphone bench`: N durable no-op tasks through a Redis broker.
+"""The Celery side of `cloudphone-bench`: N durable no-op tasks through a Redis broker.
 
 Run by the benchmark (which starts a private redis-server first):
 

@@ -23,8 +23,8 @@ use crate::reply;
 use crate::request::RawRequest;
 use crate::state::{AppState, Ctx};
 
-/// The one API version this server speaks.
-pub const VERSION: &str = "2023-09-30";
+/// The one API version this server speaks (the client's, so both name the same).
+pub use cloudphone_client::protocol::VERSION;
 
 /// The router of the API: the object routes under `/files/` ([`crate::files`]); every other path
 /// and method goes through [`handle`].

@@ -1,138 +1,27 @@
-//! The two request-signing schemes of the Alibaba Cloud RPC protocol, as pure functions:
-//! ACS3-HMAC-SHA256 (the SDK default, `Authorization` header) and the legacy HMAC-SHA1
-//! (`Signature=` parameter). Nothing here reads a request or a clock; [`crate::auth`] does that.
-//! Received signatures are compared in constant time through [`Mac::verify_slice`].
+//! The verifying side of the two request-signing schemes: the `Authorization` header parsed,
+//! and received signatures compared in constant time through [`Mac::verify_slice`]. The strings
+//! to sign and the signatures themselves are the client's ([`cloudphone_client::signature`]),
+//! so a server rebuilds exactly what a client signed. Nothing here reads a request or a clock;
+//! [`crate::auth`] does that.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cloudphone_core::error::ApiError;
-use hmac::{Hmac, KeyInit, Mac};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use hmac::Mac;
 
-/// The only `Authorization` algorithm accepted.
-pub const ACS3_HMAC_SHA256: &str = "ACS3-HMAC-SHA256";
-
-/// RFC 3986 unreserved characters stay; everything else is escaped (the vendor's `pct`).
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-/// RFC 3986 percent-encoding of the UTF-8 bytes with upper-case hex; space becomes `%20`.
-pub fn pct(s: &str) -> String {
-    utf8_percent_encode(s, UNRESERVED).to_string()
-}
-
-/// Lower-case hex SHA-256, the form of `x-acs-content-sha256` and of the hashed payload.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-/// Pairs sorted by key, then value, comparing bytes. UTF-8 byte order equals code-point order,
-/// so this matches Python's `sorted()` over the decoded tuples, which is what the SDKs do.
-fn sorted_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Vec<(&str, &str)> {
-    let mut sorted: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_ref(), v.as_ref()))
-        .collect();
-    sorted.sort_unstable();
-    sorted
-}
-
-/// The canonical query line of ACS3: `key=pct(value)` joined by `&`. The SDK leaves keys
-/// unencoded, so a server must too, or keys with reserved characters would never verify.
-pub fn canonical_query_v3<K: AsRef<str>, V: AsRef<str>>(query: &[(K, V)]) -> String {
-    sorted_pairs(query)
-        .into_iter()
-        .map(|(k, v)| format!("{k}={}", pct(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// The ACS3 canonical request for `method` on the path `/` (the path of every RPC action).
-///
-/// `headers` are the request's headers; for each of `signed_header_names`, in the given order,
-/// the first header with that name (case-insensitively) contributes `name:trim(value)`. A name
-/// with no header contributes an empty value: the caller rejects such requests before this.
-pub fn canonical_request_v3<K: AsRef<str>, V: AsRef<str>>(
-    method: &str,
-    query: &[(K, V)],
-    headers: &[(String, String)],
-    signed_header_names: &[&str],
-    body_sha256_hex: &str,
-) -> String {
-    canonical_request_v3_at(
-        method,
-        "/",
-        query,
-        headers,
-        signed_header_names,
-        body_sha256_hex,
-    )
-}
-
-/// The ACS3 canonical request for `method` on `canonical_path`: the path as signed, each segment
-/// percent-encoded with [`pct`] and the `/` between them kept (the object routes, `/files/...`).
-pub fn canonical_request_v3_at<K: AsRef<str>, V: AsRef<str>>(
-    method: &str,
-    canonical_path: &str,
-    query: &[(K, V)],
-    headers: &[(String, String)],
-    signed_header_names: &[&str],
-    body_sha256_hex: &str,
-) -> String {
-    let mut canonical_headers = String::new();
-    for name in signed_header_names {
-        let value = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map_or("", |(_, v)| v.trim());
-        canonical_headers.push_str(&name.to_ascii_lowercase());
-        canonical_headers.push(':');
-        canonical_headers.push_str(value);
-        canonical_headers.push('\n');
-    }
-    let signed_headers = signed_header_names
-        .iter()
-        .map(|n| n.to_ascii_lowercase())
-        .collect::<Vec<_>>()
-        .join(";");
-    format!(
-        "{method}\n{canonical_path}\n{}\n{canonical_headers}\n{signed_headers}\n{body_sha256_hex}",
-        canonical_query_v3(query)
-    )
-}
-
-/// `ACS3-HMAC-SHA256\n` + hex SHA-256 of the canonical request.
-pub fn string_to_sign_v3(canonical_request: &str) -> String {
-    format!(
-        "{ACS3_HMAC_SHA256}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
-}
-
-fn hmac_sha256(secret: &str, message: &str) -> Hmac<Sha256> {
-    // HMAC takes keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
-        .expect("HMAC accepts any key length");
-    mac.update(message.as_bytes());
-    mac
-}
-
-/// Lower-case hex HMAC-SHA256 keyed with the raw secret.
-pub fn sign_v3(secret: &str, string_to_sign: &str) -> String {
-    hex::encode(hmac_sha256(secret, string_to_sign).finalize().into_bytes())
-}
+pub use cloudphone_client::protocol::ACS3_HMAC_SHA256;
+pub use cloudphone_client::signature::{
+    canonical_query_v3, canonical_request_v3, canonical_request_v3_at, pct, sha256_hex, sign_v1,
+    sign_v3, string_to_sign_v1, string_to_sign_v3,
+};
+use cloudphone_client::signature::{mac_v1, mac_v3};
 
 /// Whether `signature_hex` (either case) is the ACS3 signature of `string_to_sign`.
 pub fn verify_v3(secret: &str, string_to_sign: &str, signature_hex: &str) -> bool {
     let Ok(received) = hex::decode(signature_hex) else {
         return false;
     };
-    hmac_sha256(secret, string_to_sign)
+    mac_v3(secret, string_to_sign)
         .verify_slice(&received)
         .is_ok()
 }
@@ -203,36 +92,12 @@ pub fn parse_acs3_authorization(header: &str) -> Result<Acs3Auth, ApiError> {
     })
 }
 
-/// The legacy string to sign: `METHOD&%2F&pct(CQS)` with `CQS` the sorted `pct(k)=pct(v)`
-/// joined by `&`. `params` are every query and form-body parameter except `Signature`.
-pub fn string_to_sign_v1<K: AsRef<str>, V: AsRef<str>>(method: &str, params: &[(K, V)]) -> String {
-    let cqs = sorted_pairs(params)
-        .into_iter()
-        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    format!("{method}&{}&{}", pct("/"), pct(&cqs))
-}
-
-fn hmac_sha1(secret: &str, message: &str) -> Hmac<Sha1> {
-    // The legacy scheme keys the HMAC with the secret followed by `&`.
-    let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(format!("{secret}&").as_bytes())
-        .expect("HMAC accepts any key length");
-    mac.update(message.as_bytes());
-    mac
-}
-
-/// Base64 HMAC-SHA1 keyed with `secret&`.
-pub fn sign_v1(secret: &str, string_to_sign: &str) -> String {
-    BASE64.encode(hmac_sha1(secret, string_to_sign).finalize().into_bytes())
-}
-
 /// Whether `signature_b64` is the legacy signature of `string_to_sign`.
 pub fn verify_v1(secret: &str, string_to_sign: &str, signature_b64: &str) -> bool {
     let Ok(received) = BASE64.decode(signature_b64) else {
         return false;
     };
-    hmac_sha1(secret, string_to_sign)
+    mac_v1(secret, string_to_sign)
         .verify_slice(&received)
         .is_ok()
 }
@@ -308,36 +173,6 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     const SIG_A: &str = "61d20b2eadda13f12231787e6cbbafbd596ab555914c6be3ec7f1018f39070b2";
     const SIG_B: &str = "96e5dac9a49733ccdb153a3387b39603b3ed399355690054ec154b99b19460e3";
     const SIG_C: &str = "2UVUbBxZAxSWrbDhg3VHaJL8o6I=";
-
-    #[test]
-    fn pct_is_rfc3986_with_upper_case_hex() {
-        assert_eq!(pct("a b*c~d/中"), "a%20b%2Ac~d%2F%E4%B8%AD");
-        assert_eq!(pct("AZaz09-_.~"), "AZaz09-_.~");
-        assert_eq!(pct("+=&%:"), "%2B%3D%26%25%3A");
-        assert_eq!(pct(""), "");
-    }
-
-    #[test]
-    fn sha256_of_nothing() {
-        assert_eq!(sha256_hex(b""), EMPTY_SHA256);
-    }
-
-    #[test]
-    fn canonical_query_sorts_bytes_and_keeps_keys() {
-        let q = [
-            ("b", "2"),
-            ("ResourceIds.2", "x"),
-            ("ResourceIds.10", "y"),
-            ("a k", "v w"),
-        ];
-        assert_eq!(
-            canonical_query_v3(&q),
-            "ResourceIds.10=y&ResourceIds.2=x&a k=v%20w&b=2"
-        );
-        assert_eq!(canonical_query_v3(&[("k", "b"), ("k", "a")]), "k=a&k=b");
-        assert_eq!(canonical_query_v3::<&str, &str>(&[]), "");
-        assert_eq!(canonical_query_v3(&[("Empty", "")]), "Empty=");
-    }
 
     #[test]
     fn vector_a_canonical_request_and_signature() {
@@ -518,6 +353,161 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
                 ),
                 "{bad:?}"
             );
+        }
+    }
+
+    /// The client's signers, verified by what the server runs on every request.
+    mod client_signers {
+        use axum::http::{HeaderMap, HeaderName, HeaderValue};
+        use cloudphone_client::signer::RPC;
+        use cloudphone_client::{
+            Credentials, Request, SignedCall, params, sign, sign_legacy, sign_request,
+        };
+
+        use crate::auth::{REQUIRED_SIGNED_HEADERS, Target, parse_signed, parse_signed_for};
+        use crate::request::RawRequest;
+
+        const SECRET: &str = "testsecret";
+
+        fn creds() -> Credentials {
+            Credentials {
+                key_id: "testid".into(),
+                secret: SECRET.into(),
+            }
+        }
+
+        /// The request a server decodes from `call` sent as `method` with `body`.
+        fn received(method: &str, call: &SignedCall, body: &[u8]) -> RawRequest {
+            let mut headers = HeaderMap::new();
+            for (name, value) in &call.headers {
+                headers.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            let query = call.target.split_once('?').map(|(_, q)| q);
+            RawRequest::from_parts(method, &headers, query, body.to_vec(), 1000).unwrap()
+        }
+
+        fn call_params() -> Vec<(String, String)> {
+            params(&[
+                ("InvokeId", "inv-1"),
+                ("Param", "a b*c~d/中+=&"),
+                ("ResourceIds.10", "acp-10"),
+                ("ResourceIds.2", "acp-2"),
+            ])
+        }
+
+        #[test]
+        fn an_acs3_call_verifies() {
+            let call = sign(
+                &creds(),
+                "127.0.0.1:9",
+                "DescribeTasks",
+                &call_params(),
+                "2025-01-01T00:00:00Z",
+                "0123456789abcdef0123456789abcdef",
+            );
+            let signed = parse_signed(&received("POST", &call, b"")).unwrap();
+            assert_eq!(signed.key_id, "testid");
+            assert_eq!(signed.nonce, "0123456789abcdef0123456789abcdef");
+            assert_eq!(signed.date_ms, 1_735_689_600_000);
+            signed.verify(SECRET).unwrap();
+            assert!(signed.verify("other").is_err());
+            let (_, authorization) = call.headers.last().unwrap();
+            let auth = super::parse_acs3_authorization(authorization).unwrap();
+            for required in REQUIRED_SIGNED_HEADERS {
+                assert!(
+                    auth.signed_headers.iter().any(|h| h == required),
+                    "{required}"
+                );
+            }
+            // A parameter changed on the way does not verify.
+            let mut tampered = call.clone();
+            tampered.target = tampered.target.replace("inv-1", "inv-2");
+            let signed = parse_signed(&received("POST", &tampered, b"")).unwrap();
+            assert!(signed.verify(SECRET).is_err());
+        }
+
+        #[test]
+        fn a_legacy_call_verifies() {
+            let call = sign_legacy(
+                &creds(),
+                "127.0.0.1:9",
+                "DescribeTasks",
+                &call_params(),
+                "2025-01-01T00:00:00Z",
+                "00112233445566778899aabbccddeeff",
+            );
+            let signed = parse_signed(&received("POST", &call, b"")).unwrap();
+            assert_eq!(signed.nonce, "00112233445566778899aabbccddeeff");
+            assert_eq!(signed.date_ms, 1_735_689_600_000);
+            assert!(matches!(signed.proof, crate::auth::Proof::Legacy { .. }));
+            signed.verify(SECRET).unwrap();
+            assert!(signed.verify("other").is_err());
+        }
+
+        #[test]
+        fn an_object_upload_and_the_watch_stream_verify() {
+            let body = b"the object";
+            let sha = super::sha256_hex(body);
+            let path = "/files/my-bucket/a%20b/c.txt";
+            let put = Request {
+                method: "PUT",
+                path,
+                accept: None,
+                body_sha256: &sha,
+            };
+            let call = sign_request(
+                &creds(),
+                "h:1",
+                &put,
+                "PutObject",
+                &[],
+                "2025-01-01T00:00:00Z",
+                "n1",
+            );
+            let target = Target {
+                path,
+                streamed_body: false,
+            };
+            let signed = parse_signed_for(&received("PUT", &call, body), target).unwrap();
+            signed.verify(SECRET).unwrap();
+            let other = parse_signed_for(&received("PUT", &call, b"another"), target).unwrap();
+            assert!(other.verify(SECRET).is_err());
+
+            let watch = Request {
+                method: "GET",
+                path: cloudphone_client::protocol::WATCH_PATH,
+                accept: Some("text/event-stream"),
+                ..RPC
+            };
+            let query = params(&[("TaskIds.1", "t-1")]);
+            let call = sign_request(
+                &creds(),
+                "h:1",
+                &watch,
+                cloudphone_client::protocol::WATCH_ACTION,
+                &query,
+                "2025-01-01T00:00:00Z",
+                "n2",
+            );
+            let target = Target {
+                path: cloudphone_client::protocol::WATCH_PATH,
+                streamed_body: false,
+            };
+            let signed = parse_signed_for(&received("GET", &call, b""), target).unwrap();
+            signed.verify(SECRET).unwrap();
+        }
+
+        #[test]
+        fn the_protocol_constants_are_the_servers() {
+            assert_eq!(cloudphone_client::protocol::WATCH_PATH, crate::watch::PATH);
+            assert_eq!(
+                cloudphone_client::protocol::WATCH_ACTION,
+                crate::watch::ACTION
+            );
+            assert_eq!(cloudphone_client::VERSION, crate::server::VERSION);
         }
     }
 }

@@ -1,11 +1,11 @@
 //! `cloudphone cp`: copies a file into or out of a server's object store, through the
 //! authenticated object routes (`PUT` / `GET /files/<bucket>/<key>`), signing each request with
-//! ACS3-HMAC-SHA256 exactly as the SDK signs API calls, over the real path.
+//! ACS3-HMAC-SHA256 exactly as the SDK signs API calls, over the real path (the signing and the
+//! HTTP or HTTPS connection are [`cloudphone_client`]'s).
 //!
 //! Files stream both ways: an upload is hashed first (the signature covers the SHA-256 of the
 //! body), then sent from disk; a download is written to a temporary file beside the destination,
-//! its MD5 checked against the server's, and renamed into place. Plain `http://` only: this
-//! build carries no TLS.
+//! its MD5 checked against the server's, and renamed into place.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -14,15 +14,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use cloudphone_api::files::{GET_OBJECT, PUT_OBJECT, signed_path};
-use cloudphone_api::server::VERSION;
-use cloudphone_api::signature::{canonical_request_v3_at, sha256_hex, sign_v3, string_to_sign_v3};
+use cloudphone_client::protocol::EMPTY_SHA256;
+use cloudphone_client::{Client, Options, Request};
 use cloudphone_objects::{OssPath, SCHEME};
-
-use crate::cli::Resolved;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use md5::Md5;
-use reqwest::header::{CONTENT_LENGTH, HOST};
+use reqwest::header::CONTENT_LENGTH;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -37,8 +35,8 @@ Examples:
   cloudphone cp ./app.apk oss://my-bucket/apps/          (keeps the file name)
   cloudphone cp oss://my-bucket/logs/out.txt ./out.txt
 
-The endpoint must be plain http:// (this build has no TLS). The bucket is created for your
-account by its first upload; another account's bucket is reported as not found.")]
+The endpoint may be http:// or https:// (--ca-file for a private CA). The bucket is created for
+your account by its first upload; another account's bucket is reported as not found.")]
 pub struct CpArgs {
     /// What to copy: a local file, or oss://bucket/key.
     source: String,
@@ -52,12 +50,12 @@ pub struct CpArgs {
     quiet: bool,
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: reqwest::Url,
-    host: String,
-    key_id: String,
-    secret: String,
+/// How long `cp` waits for a connection (longer than a call's: a busy server may be slow to
+/// accept a large upload).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Copier<'c> {
+    client: &'c Client,
     quiet: bool,
 }
 
@@ -72,7 +70,17 @@ pub async fn run(args: CpArgs) -> anyhow::Result<()> {
 }
 
 async fn copy(args: CpArgs) -> anyhow::Result<()> {
-    let client = Client::new(&args.profile.resolve()?, args.quiet)?;
+    let profile = args.profile.resolve()?;
+    let options = Options {
+        ca_file: profile.ca_file.clone(),
+        connect_timeout: CONNECT_TIMEOUT,
+        ..Options::default()
+    };
+    let client = Client::with_options(&profile.endpoint, profile.credentials, &options)?;
+    let client = Copier {
+        client: &client,
+        quiet: args.quiet,
+    };
     match (
         args.source.starts_with(SCHEME),
         args.destination.starts_with(SCHEME),
@@ -106,83 +114,57 @@ async fn copy(args: CpArgs) -> anyhow::Result<()> {
 
 /// Uploads `local` to `dest` as `cp` does (used by `apps create --file`).
 pub async fn upload(
-    profile: &Resolved,
+    client: &Client,
     local: &Path,
     dest: &OssPath,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    Client::new(profile, quiet)?.upload(local, dest).await
+    Copier { client, quiet }.upload(local, dest).await
 }
 
-impl Client {
-    fn new(profile: &Resolved, quiet: bool) -> anyhow::Result<Client> {
-        let endpoint = format!("http://{}", profile.address);
-        let base = reqwest::Url::parse(&endpoint)
-            .with_context(|| format!("the endpoint {endpoint:?} is not a URL"))?;
-        let host = match (base.host_str(), base.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            _ => bail!("the endpoint {endpoint:?} has no host"),
-        };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .context("creating the HTTP client")?;
-        Ok(Client {
-            http,
-            base,
-            host,
-            key_id: profile.credentials.key_id.clone(),
-            secret: profile.credentials.secret.clone(),
-            quiet,
-        })
-    }
-
+impl Copier<'_> {
     /// A request to the object route of `path`, signed over its method, path, headers and the
     /// SHA-256 of its body.
     fn request(
         &self,
-        method: reqwest::Method,
+        method: &str,
         path: &OssPath,
         action: &str,
         body_sha256: &str,
     ) -> anyhow::Result<reqwest::RequestBuilder> {
         let route = signed_path(path);
-        let mut url = self.base.clone();
-        url.set_path(&route);
-        let headers: Vec<(String, String)> = vec![
-            ("host".into(), self.host.clone()),
-            ("x-acs-action".into(), action.into()),
-            ("x-acs-content-sha256".into(), body_sha256.into()),
-            (
-                "x-acs-date".into(),
-                cloudphone_core::time::iso(cloudphone_core::time::now_ms()),
-            ),
-            ("x-acs-signature-nonce".into(), nonce()),
-            ("x-acs-version".into(), VERSION.into()),
-        ];
-        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
-        let canonical = canonical_request_v3_at::<&str, &str>(
-            method.as_str(),
-            &route,
-            &[],
-            &headers,
-            &names,
+        let request = Request {
+            method,
+            path: &route,
+            accept: None,
             body_sha256,
-        );
-        let signature = sign_v3(&self.secret, &string_to_sign_v3(&canonical));
-        let mut builder = self.http.request(method, url);
-        for (name, value) in &headers {
-            builder = builder.header(if name == "host" { HOST.as_str() } else { name }, value);
+        };
+        Ok(self.client.signed(&request, action, &[])?)
+    }
+
+    /// Sends a request; a refusal reads `Code: Message (HTTP status, RequestId id)`.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: impl FnOnce() -> String,
+    ) -> anyhow::Result<reqwest::Response> {
+        match self.client.execute(request).await {
+            Ok(response) => Ok(response),
+            Err(cloudphone_client::Error::Api {
+                status,
+                code,
+                message,
+                request_id,
+            }) => {
+                let id = if request_id.is_empty() {
+                    "-"
+                } else {
+                    &request_id
+                };
+                bail!("{code}: {message} (HTTP {status}, RequestId {id})")
+            }
+            Err(e) => Err(anyhow::Error::from(e).context(what())),
         }
-        Ok(builder.header(
-            "authorization",
-            format!(
-                "ACS3-HMAC-SHA256 Credential={},SignedHeaders={},Signature={signature}",
-                self.key_id,
-                names.join(";")
-            ),
-        ))
     }
 
     async fn upload(&self, local: &Path, dest: &OssPath) -> anyhow::Result<()> {
@@ -198,16 +180,17 @@ impl Client {
             .await
             .with_context(|| format!("opening {}", local.display()))?;
         let body = reqwest::Body::wrap_stream(file_stream(file, progress.clone()));
-        let response = self
-            .request(reqwest::Method::PUT, dest, PUT_OBJECT, &sha256)?
+        let request = self
+            .request("PUT", dest, PUT_OBJECT, &sha256)?
             .header(CONTENT_LENGTH, size)
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("sending {} to {}", local.display(), self.base))?;
+            .body(body);
+        let answer = self
+            .send(request, || {
+                format!("sending {} to {}", local.display(), self.client.endpoint())
+            })
+            .await;
         progress.finish_and_clear();
-        let answer = check(response).await?;
-        let answer = answer
+        let answer = answer?
             .bytes()
             .await
             .context("reading the server's answer")?;
@@ -223,12 +206,12 @@ impl Client {
     }
 
     async fn download(&self, source: &OssPath, local: &Path) -> anyhow::Result<()> {
+        let request = self.request("GET", source, GET_OBJECT, EMPTY_SHA256)?;
         let response = self
-            .request(reqwest::Method::GET, source, GET_OBJECT, &sha256_hex(b""))?
-            .send()
-            .await
-            .with_context(|| format!("fetching {source} from {}", self.base))?;
-        let response = check(response).await?;
+            .send(request, || {
+                format!("fetching {source} from {}", self.client.endpoint())
+            })
+            .await?;
         let expected_md5 = response
             .headers()
             .get("content-md5")
@@ -306,25 +289,6 @@ impl Client {
     }
 }
 
-/// Fails with the server's `Code` and `Message` on an error status.
-async fn check(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    let body = response.text().await.unwrap_or_default();
-    match serde_json::from_str::<serde_json::Value>(&body) {
-        Ok(error) if error["Code"].is_string() => bail!(
-            "{}: {} (HTTP {}, RequestId {})",
-            error["Code"].as_str().unwrap_or_default(),
-            error["Message"].as_str().unwrap_or_default(),
-            status.as_u16(),
-            error["RequestId"].as_str().unwrap_or("-"),
-        ),
-        _ => bail!("HTTP {status}: {body}"),
-    }
-}
-
 /// SHA-256 (signed) and MD5 (compared with what the server stored) of a file, streamed.
 async fn hash_file(path: &Path, progress: &ProgressBar) -> anyhow::Result<(String, String)> {
     let mut file = tokio::fs::File::open(path)
@@ -362,10 +326,4 @@ fn file_stream(
         progress.inc(n as u64);
         Ok(Some((buf.freeze(), (file, progress))))
     })
-}
-
-fn nonce() -> String {
-    use rand::Rng as _;
-    let bytes: [u8; 16] = rand::rng().random();
-    hex::encode(bytes)
 }

@@ -201,7 +201,11 @@ impl Application {
         let scratch = config.data_dir.join("tmp");
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("creating {}", scratch.display()))?;
-        let http = reqwest::Client::new();
+        // Every reqwest client of this binary is built through the client crate's TLS setup:
+        // reqwest with `rustls-no-provider` panics on a client built without one.
+        let http = cloudphone_client::tls::builder(None)?
+            .build()
+            .context("creating the HTTP client")?;
         let services = Services {
             objects: objects.clone(),
             http: http.clone(),
@@ -217,7 +221,7 @@ impl Application {
         );
         let sweeper = Sweeper::new(store.clone(), config.sweeper.clone(), engine.waker());
         // A receiver's redirect is its answer (a failure), never followed elsewhere.
-        let webhook_http = reqwest::Client::builder()
+        let webhook_http = cloudphone_client::tls::builder(None)?
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("creating the webhook HTTP client")?;

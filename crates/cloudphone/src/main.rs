@@ -1,10 +1,9 @@
 //! The `cloudphone` command: `serve` runs a node; `keys create` adds an access key to a data dir;
 //! the client commands (`instances`, `groups`, `images`, `tasks`, `exec`, `apps`, `screenshot`,
 //! `cp`) call a server as the SDK does; `configure` writes their profile; `completions` prints a
-//! shell's completion script; `bench` runs the benchmark.
+//! shell's completion script. (The benchmark is a binary of its own: `cloudphone-bench`.)
 
 mod admin;
-mod bench;
 mod cli;
 mod cp;
 
@@ -42,12 +41,8 @@ enum Command {
     /// --database-url).
     Admin(admin::AdminArgs),
     /// Copy a file to or from a server's object store: `cp LOCAL oss://bucket/key` or
-    /// `cp oss://bucket/key LOCAL` (http:// endpoints only: no TLS in this build).
+    /// `cp oss://bucket/key LOCAL`.
     Cp(cp::CpArgs),
-    /// Benchmark the read path, the write path, the SQLite limit and a Celery peer against a
-    /// real server started as a child process, and write one table (see bench/README.md; run it
-    /// through bench/run, which installs wrk, Redis and Celery).
-    Bench(bench::BenchArgs),
     /// The task center: list, show and watch tasks on a server.
     #[command(subcommand)]
     Tasks(cli::tasks::TasksCommand),
@@ -74,10 +69,12 @@ enum Command {
 Examples:
   cloudphone configure --endpoint http://10.0.0.5:9723 --access-key-id LTAI... --access-key-secret ...
   cloudphone configure --profile lab --region cn-shanghai
+  cloudphone configure --profile tls --endpoint https://10.0.0.5:9723 --ca-file ./ca.pem
   cloudphone --help                       (then: cloudphone instances list --profile lab)
 
 Precedence: flags, then environment variables (CLOUDPHONE_ENDPOINT, CLOUDPHONE_ACCESS_KEY_ID,
-CLOUDPHONE_ACCESS_KEY_SECRET, CLOUDPHONE_REGION, CLOUDPHONE_PROFILE), then the profile. The file is
+CLOUDPHONE_ACCESS_KEY_SECRET, CLOUDPHONE_REGION, CLOUDPHONE_CA_FILE, CLOUDPHONE_PROFILE), then the
+profile. The file is
 $CLOUDPHONE_CONFIG, else $XDG_CONFIG_HOME/cloudphone/config.toml, else ~/.config/cloudphone/config.toml.")]
     Configure(ConfigureArgs),
     /// Prints a completion script: `cloudphone completions bash > /etc/bash_completion.d/cloudphone`.
@@ -103,6 +100,9 @@ struct ConfigureArgs {
     access_key_secret: Option<String>,
     #[arg(long)]
     region: Option<String>,
+    /// PEM certificates of a CA to trust for an https:// endpoint (a private CA).
+    #[arg(long, value_name = "PATH")]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -242,22 +242,19 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                // The TLS verifier logs each refused certificate as an error of its own; the
+                // caller reports the failure itself, in its words.
+                tracing_subscriber::EnvFilter::new("info,rustls_platform_verifier=off")
+            }),
         )
         .with_writer(std::io::stderr)
         // Colours only on a terminal: a log file gets plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_) | Command::Bench(_)) {
-        // Rust ignores SIGPIPE, so `cloudphone tasks list --all | head` would end in a panic
-        // on a closed stdout; a client should end quietly instead, as Unix tools do.
-        // SAFETY: SIG_DFL is a valid disposition, and nothing in a client relies on SIGPIPE
-        // being ignored.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
+    if !matches!(cli.command, Command::Serve(_)) {
+        end_quietly_on_a_closed_stdout();
     }
     match cli.command {
         Command::Dev(DevCommand::MakeApk {
@@ -275,7 +272,6 @@ async fn run() -> anyhow::Result<()> {
             user,
         }) => create_key(data_dir, database_url, account, user).await,
         Command::Cp(args) => cp::run(args).await,
-        Command::Bench(args) => bench::run(args).await,
         Command::Tasks(command) => exit_with(cli::tasks::run(command).await),
         Command::Instances(command) => exit_with(cli::instances::run(command).await),
         Command::Groups(command) => exit_with(cli::groups::run(command).await),
@@ -298,6 +294,39 @@ async fn run() -> anyhow::Result<()> {
     }
 }
 
+/// Rust ignores SIGPIPE, so `cloudphone tasks list --all | head` would end in a panic on a
+/// closed stdout; a client should end quietly instead, as Unix tools do. SIGPIPE itself stays
+/// ignored: the HTTP and TLS stacks write to sockets with `writev`, which raises it when a
+/// server closed first (a plain-HTTP server answering a TLS hello, a refused upload), and that
+/// must be an error to report, not a silent death. So a panic while stdout or stderr has lost
+/// its reader (a print to it failed) ends the process by SIGPIPE, as the default disposition
+/// would have at that print.
+fn end_quietly_on_a_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if lost_reader(libc::STDOUT_FILENO) || lost_reader(libc::STDERR_FILENO) {
+            // SAFETY: SIG_DFL is a valid disposition; the process ends here by that signal.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+        }
+        default(info)
+    }));
+}
+
+/// Whether `fd` is a pipe or socket whose other end is closed (poll reports an error on it).
+fn lost_reader(fd: libc::c_int) -> bool {
+    let mut poll = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready == 1 && poll.revents & libc::POLLERR != 0
+}
+
 /// How a client command ends: the reason in one line (the vendor's Code: Message), never a
 /// backtrace, and an exit status that says whether everything asked for succeeded.
 fn exit_with(result: anyhow::Result<i32>) -> ! {
@@ -317,10 +346,21 @@ fn configure(args: ConfigureArgs) -> anyhow::Result<i32> {
         access_key_id: args.access_key_id,
         access_key_secret: args.access_key_secret,
         region: args.region,
+        ca_file: match args.ca_file {
+            // Kept absolute: later calls may run from another directory.
+            Some(p) => Some(
+                std::path::absolute(&p)
+                    .with_context(|| format!("the CA file {}", p.display()))?
+                    .display()
+                    .to_string(),
+            ),
+            None => None,
+        },
     };
     if change == cli::config::FileProfile::default() {
         anyhow::bail!(
-            "nothing to set: give --endpoint, --access-key-id, --access-key-secret or --region"
+            "nothing to set: give --endpoint, --access-key-id, --access-key-secret, --region or \
+             --ca-file"
         );
     }
     let path = cli::config::update(&args.profile, &change)?;

@@ -11,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use cloudphone_api::AppState;
-use cloudphone_api::signature::pct;
+use cloudphone_client::pct;
 use cloudphone_core::resources::AccessKey;
 use cloudphone_core::time::now_ms;
 use serde::Deserialize;

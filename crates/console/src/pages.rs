@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use cloudphone_api::AppState;
 use cloudphone_api::call_as;
-use cloudphone_api::signature::pct;
+use cloudphone_client::pct;
 use cloudphone_core::ApiError;
 use cloudphone_core::resources::AccessKey;
 use serde_json::Value;

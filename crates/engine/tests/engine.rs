@@ -189,7 +189,12 @@ async fn services(store: &Arc<dyn Store>, dir: &tempfile::TempDir) -> Services {
     std::fs::create_dir_all(&scratch).unwrap();
     Services {
         objects: Arc::new(objects),
-        http: reqwest::Client::new(),
+        // reqwest is built with `rustls-no-provider` in this workspace: a client built without
+        // the client crate's TLS setup would panic.
+        http: cloudphone_client::tls::builder(None)
+            .unwrap()
+            .build()
+            .unwrap(),
         scratch,
         link_ttl: Duration::from_secs(60),
         region: "r".into(),

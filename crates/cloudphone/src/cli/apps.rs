@@ -9,7 +9,7 @@ use cloudphone_objects::OssPath;
 use serde_json::Value;
 
 use super::{Format, Profile, Wait, call, started, text};
-use crate::bench::client::push_list;
+use cloudphone_client::push_list;
 
 #[derive(Subcommand)]
 pub enum AppsCommand {
@@ -157,7 +157,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<i32> {
                 .and_then(|n| n.to_str())
                 .with_context(|| format!("{} names no file", file.display()))?;
             let dest = OssPath::parse(&format!("oss://{bucket}/{name}"))?;
-            crate::cp::upload(&resolved, file, &dest, true).await?;
+            crate::cp::upload(&client, file, &dest, true).await?;
             dest.to_string()
         }
         _ => bail!("give --oss-url, or --file with --bucket"),

@@ -1,4 +1,4 @@
-//! The client's config file: named profiles (endpoint, access key, region) in TOML at
+//! The client's config file: named profiles (endpoint, access key, region, CA file) in TOML at
 //! `$CLOUDPHONE_CONFIG`, else `$XDG_CONFIG_HOME/cloudphone/config.toml`, else
 //! `~/.config/cloudphone/config.toml`. Flags and environment variables win over the file.
 //!
@@ -9,7 +9,8 @@
 //! access_key_secret = "..."
 //!
 //! [lab]
-//! endpoint = "http://10.0.0.5:9723"
+//! endpoint = "https://10.0.0.5:9723"
+//! ca_file = "/etc/cloudphone/lab-ca.pem"
 //! region = "cn-shanghai"
 //! ```
 //!
@@ -38,6 +39,9 @@ pub struct FileProfile {
     pub access_key_secret: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// PEM certificates of a CA trusted for an https:// endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 /// Where the config file is, whether or not it exists.
@@ -105,6 +109,7 @@ pub fn update(name: &str, change: &FileProfile) -> anyhow::Result<PathBuf> {
     set(&mut entry.access_key_id, &change.access_key_id);
     set(&mut entry.access_key_secret, &change.access_key_secret);
     set(&mut entry.region, &change.region);
+    set(&mut entry.ca_file, &change.ca_file);
     let dir = path.parent().context("the config path has no folder")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let text = toml::to_string(&all).context("writing the profiles as TOML")?;

@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::{Profile, call, text};
-use crate::bench::client::push_list;
+use cloudphone_client::push_list;
 
 #[derive(Args)]
 #[command(after_help = "\

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::{Format, Profile, Wait, call, started, text};
-use crate::bench::client::push_list;
+use cloudphone_client::push_list;
 
 #[derive(Subcommand)]
 pub enum InstancesCommand {

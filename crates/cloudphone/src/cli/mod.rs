@@ -1,7 +1,8 @@
 //! The command-line client: subcommands that call a server through the same signed API as the
-//! official SDK (ACS3-HMAC-SHA256), with the profile from flags, the environment or the config
-//! file ([`config`]). A refused call prints the vendor's `Code` and `Message`, never a stack
-//! trace; the exit status says whether everything asked for succeeded.
+//! official SDK (ACS3-HMAC-SHA256, by [`cloudphone_client`]), over HTTP or HTTPS, with the
+//! profile from flags, the environment or the config file ([`config`]). A refused call prints
+//! the vendor's `Code` and `Message`, never a stack trace; the exit status says whether
+//! everything asked for succeeded.
 
 pub mod apps;
 pub mod config;
@@ -11,15 +12,14 @@ pub mod images;
 pub mod instances;
 pub mod screenshot;
 pub mod tasks;
-pub mod watch_stream;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use clap::{Args, ValueEnum};
+use cloudphone_client::{Client, Credentials, Options, push_list};
 use serde_json::Value;
-
-use crate::bench::client::{Client, Credentials};
 
 /// Where a client goes when nothing says otherwise.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9723";
@@ -39,9 +39,13 @@ pub struct Profile {
     /// The config-file profile to use (default: [default]).
     #[arg(long, env = "CLOUDPHONE_PROFILE")]
     pub profile: Option<String>,
-    /// The server, http:// only in this build [default: http://127.0.0.1:9723].
+    /// The server: http://host:port or https://host:port [default: http://127.0.0.1:9723].
     #[arg(long, env = "CLOUDPHONE_ENDPOINT")]
     pub endpoint: Option<String>,
+    /// PEM certificates of a CA to trust for an https:// endpoint, besides the system's (a
+    /// private CA; see the README's HTTPS section for making one).
+    #[arg(long, env = "CLOUDPHONE_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
     #[arg(long, env = "CLOUDPHONE_ACCESS_KEY_ID", hide_env_values = true)]
     pub access_key_id: Option<String>,
     #[arg(long, env = "CLOUDPHONE_ACCESS_KEY_SECRET", hide_env_values = true)]
@@ -54,8 +58,9 @@ pub struct Profile {
 /// A profile with every field settled.
 #[derive(Clone, Debug)]
 pub struct Resolved {
-    /// `host:port`, without the scheme.
-    pub address: String,
+    /// `http://host:port` or `https://host:port` (checked when the client is made).
+    pub endpoint: String,
+    pub ca_file: Option<PathBuf>,
     pub credentials: Credentials,
     pub region: String,
 }
@@ -68,17 +73,6 @@ impl Profile {
             .clone()
             .or(file.endpoint)
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
-        let address = match endpoint.split_once("://") {
-            Some(("http", rest)) => rest,
-            Some(_) => {
-                return Err(anyhow!(
-                    "the endpoint must be an http:// URL (no TLS in this build): {endpoint}"
-                ));
-            }
-            None => endpoint.as_str(),
-        }
-        .trim_end_matches('/')
-        .to_string();
         let missing = || {
             let at = config::path().map_or("the config file".into(), |p| p.display().to_string());
             anyhow!(
@@ -98,7 +92,8 @@ impl Profile {
             .or(file.access_key_secret)
             .ok_or_else(missing)?;
         Ok(Resolved {
-            address,
+            endpoint,
+            ca_file: self.ca_file.clone().or(file.ca_file.map(PathBuf::from)),
             credentials: Credentials { key_id, secret },
             region: self
                 .region
@@ -109,8 +104,21 @@ impl Profile {
     }
 
     pub fn client(&self) -> anyhow::Result<Client> {
-        let r = self.resolve()?;
-        Client::new(&r.address, r.credentials)
+        self.resolve()?.client()
+    }
+}
+
+impl Resolved {
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let options = Options {
+            ca_file: self.ca_file.clone(),
+            ..Options::default()
+        };
+        Ok(Client::with_options(
+            &self.endpoint,
+            self.credentials.clone(),
+            &options,
+        )?)
     }
 }
 
@@ -164,20 +172,7 @@ pub async fn call(
     action: &str,
     params: &[(String, String)],
 ) -> anyhow::Result<Value> {
-    let answer = client.call(action, params).await?;
-    let body: Value = answer
-        .json()
-        .with_context(|| format!("{action}: HTTP {}", answer.status))?;
-    if !(200..300).contains(&answer.status) {
-        return Err(anyhow!(
-            "{}: {}",
-            body["Code"].as_str().unwrap_or("Error"),
-            body["Message"]
-                .as_str()
-                .unwrap_or("the server refused the call")
-        ));
-    }
-    Ok(body)
+    Ok(client.call(action, params).await?)
 }
 
 /// Pages of a Describe call: the first, or with `all` every one; the records under `field`
@@ -266,12 +261,23 @@ pub async fn delete(
 ) -> anyhow::Result<i32> {
     let client = profile.client()?;
     let mut params = Vec::new();
-    crate::bench::client::push_list(&mut params, list, &ids);
+    push_list(&mut params, list, &ids);
     call(&client, action, &params).await?;
     for id in ids {
         println!("deleted {id}");
     }
     Ok(0)
+}
+
+/// An error with its causes, `a: b: c`, as `{:#}` prints an anyhow error.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(&format!(": {cause}"));
+        next = cause.source();
+    }
+    out
 }
 
 /// A field as text: strings bare, null empty, anything else as JSON.

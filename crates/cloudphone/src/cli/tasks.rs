@@ -9,10 +9,9 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use super::watch_stream::Watch;
+use cloudphone_client::{Client, Watch, push_list};
+
 use super::{Format, Profile, text};
-use crate::bench::client::Client;
-use crate::bench::client::push_list;
 
 #[derive(Subcommand)]
 pub enum TasksCommand {
@@ -241,6 +240,12 @@ async fn follow_with(
     let task_id = text(&first, "TaskId");
     let mut watch = Watch::open(client, vec![("TaskIds.1".into(), task_id)], None).await?;
     watch.retry = every;
+    watch.on_retry(|e| {
+        eprintln!(
+            "the watch stream was cut; reconnecting: {}",
+            super::chain(e)
+        )
+    });
     let mut t = find(client, id).await?;
     let mut last = String::new();
     loop {

@@ -13,9 +13,9 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 use serde_json::Value;
 
-use super::client::{Client, params, push_list};
 use super::load::{ACCOUNT, Dataset, public_types};
 use super::report::Samples;
+use cloudphone_client::{Client, params, push_list};
 
 /// The query shapes of the issue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -445,9 +445,9 @@ pub async fn measure_shape(
             let mut token: Option<String> = None;
             for page in 0..PAGES {
                 let answer = client
-                    .call("DescribeTasks", &q.params(page_size, token.as_deref()))
+                    .call_raw("DescribeTasks", &q.params(page_size, token.as_deref()))
                     .await?;
-                let body = answer.ok_json().context("DescribeTasks (paging)")?;
+                let body: Value = answer.result().context("DescribeTasks (paging)")?;
                 if walk >= warm_walks {
                     http.push(answer.elapsed);
                 }
@@ -492,16 +492,16 @@ pub async fn measure_shape(
         .collect();
     for (i, q) in queries.iter().enumerate() {
         let answer = client
-            .call("DescribeTasks", &q.params(page_size, None))
+            .call_raw("DescribeTasks", &q.params(page_size, None))
             .await?;
         if answer.status != 200 {
             answer
-                .ok_json()
+                .result::<Value>()
                 .with_context(|| format!("DescribeTasks {q:?}"))?;
         }
         if i < warmup {
             // The warm-up also checks that the SQL here is the server's: same totals.
-            let body = answer.json()?;
+            let body: Value = answer.json()?;
             let total = body.get("TotalCount").and_then(Value::as_i64).unwrap_or(-1);
             let page = pool.page(q, None, page_size)?;
             if page.total != total {
@@ -534,14 +534,14 @@ pub async fn wait_ready(client: &Client) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match client
-            .call("DescribeTasks", &params(&[("MaxResults", "1")]))
+            .call_raw("DescribeTasks", &params(&[("MaxResults", "1")]))
             .await
         {
             Ok(a) if a.status == 200 => return Ok(()),
             Ok(a) if Instant::now() > deadline => {
-                a.ok_json()?;
+                a.result::<Value>()?;
             }
-            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(e) if Instant::now() > deadline => return Err(e.into()),
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }

@@ -15,9 +15,9 @@ use cloudphone_core::{BatchCounts, TaskStatus, ids};
 use cloudphone_store::SqliteStore;
 use serde_json::Value;
 
-use super::client::{Client, params, push_list};
 use super::report::Samples;
 use super::server::{Server, ServerSpec};
+use cloudphone_client::{Client, params, push_list};
 
 /// Sizes of the write measurements.
 #[derive(Clone, Debug)]
@@ -112,7 +112,7 @@ async fn measure(client: &Client, opts: &WriteOptions) -> anyhow::Result<WriteRe
         &["Waiting".into(), "Processing".into()],
     );
     loop {
-        let body = client.ok("DescribeTasks", &unfinished).await?;
+        let body = client.call::<Value>("DescribeTasks", &unfinished).await?;
         if body.get("TotalCount").and_then(Value::as_i64) == Some(0) {
             break;
         }
@@ -127,7 +127,7 @@ async fn measure(client: &Client, opts: &WriteOptions) -> anyhow::Result<WriteRe
     for ids in batches.chunks(100) {
         let mut p = params(&[("MaxResults", "100"), ("Level", "1")]);
         push_list(&mut p, "TaskIds", ids);
-        let body = client.ok("DescribeTasks", &p).await?;
+        let body = client.call::<Value>("DescribeTasks", &p).await?;
         for t in body
             .get("Data")
             .and_then(Value::as_array)
@@ -164,7 +164,7 @@ async fn provision(client: &Client, n: usize) -> anyhow::Result<Vec<String>> {
     while left > 0 {
         let k = left.min(100);
         let body = client
-            .ok(
+            .call::<Value>(
                 "CreateAndroidInstanceGroup",
                 &params(&[
                     ("BizRegionId", "cn-hangzhou"),
@@ -186,7 +186,7 @@ async fn provision(client: &Client, n: usize) -> anyhow::Result<Vec<String>> {
     let started = Instant::now();
     loop {
         let body = client
-            .ok(
+            .call::<Value>(
                 "DescribeAndroidInstanceGroups",
                 &params(&[("Status", "RUNNING"), ("MaxResults", "1")]),
             )
@@ -205,8 +205,8 @@ async fn provision(client: &Client, n: usize) -> anyhow::Result<Vec<String>> {
 async fn reboot(client: &Client, phones: &[String]) -> anyhow::Result<(String, Duration)> {
     let mut p = Vec::with_capacity(phones.len());
     push_list(&mut p, "AndroidInstanceIds", phones);
-    let answer = client.call("RebootAndroidInstancesInGroup", &p).await?;
-    let body = answer.ok_json().context("RebootAndroidInstancesInGroup")?;
+    let answer = client.call_raw("RebootAndroidInstancesInGroup", &p).await?;
+    let body: Value = answer.result().context("RebootAndroidInstancesInGroup")?;
     let batch = body
         .pointer("/Tasks/ParentTaskId")
         .and_then(Value::as_str)
@@ -220,7 +220,7 @@ async fn wait_terminal(client: &Client, batch: &str, every: Duration) -> anyhow:
     let mut p = params(&[("MaxResults", "1")]);
     push_list(&mut p, "TaskIds", &[batch.to_string()]);
     loop {
-        let body = client.ok("DescribeTasks", &p).await?;
+        let body = client.call::<Value>("DescribeTasks", &p).await?;
         let status = body
             .pointer("/Data/0/TaskStatus")
             .and_then(Value::as_str)

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::client::Credentials;
+use cloudphone_client::Credentials;
 
 /// How to start a server.
 #[derive(Clone, Debug)]

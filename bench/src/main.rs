@@ -1,14 +1,13 @@
-//! `cloudphone bench`: the benchmark of issue 6, in one run and one table. It measures the read
+//! `cloudphone-bench`: the benchmark of issue 6, in one run and one table. It measures the read
 //! path (DescribeTasks over HTTP against the same statements run directly in SQLite, at growing
 //! sizes, plus requests per second with wrk), the write path (one 1,000-phone call, end-to-end
 //! throughput on SQLite and PostgreSQL, the raw SQLite limit) and a Celery + Redis peer, and
 //! writes the results as Markdown. Every number comes from the real `cloudphone serve` binary,
 //! started as a child process and called through the signed API, as a user would.
 //!
-//! [`load`] makes the data, [`client`] signs calls, [`server`] runs the server, [`read`],
-//! [`write`], [`wrk`] and [`peer`] measure, [`report`] writes the table.
+//! [`load`] makes the data, [`server`] runs the server, [`read`], [`write`], [`wrk`] and [`peer`]
+//! measure, [`report`] writes the table; calls are signed by [`cloudphone_client`].
 
-pub(crate) mod client;
 mod load;
 mod peer;
 mod read;
@@ -21,18 +20,34 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-use client::{Client, Credentials};
+use cloudphone_client::{Client, Credentials};
 use load::Dataset;
 use read::{Query, Shape};
 use report::{Report, Table, Verdict, ms, rate, short_count, thousands};
 use server::{Server, ServerSpec, fresh_dir};
 
-#[derive(Args)]
-pub struct BenchArgs {
+/// Benchmark the read path, the write path, the SQLite limit and a Celery peer against a real
+/// server started as a child process, and write one table (see bench/README.md; run it through
+/// bench/run, which installs wrk, Redis and Celery).
+#[derive(Parser)]
+#[command(name = "cloudphone-bench", version)]
+struct BenchArgs {
     #[command(subcommand)]
     command: BenchCommand,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = BenchArgs::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // As `cloudphone` builds its runtime: the SQL columns' blocking work runs on the same
+        // kind of pool as before the benchmark had a binary of its own.
+        .max_blocking_threads(64)
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(args))
 }
 
 #[derive(Subcommand)]
@@ -121,7 +136,7 @@ struct Options {
     /// Where the Markdown report goes.
     #[arg(long, default_value = "bench/results/latest.md")]
     out: PathBuf,
-    /// The server binary (default: this one).
+    /// The server binary (default: `cloudphone` beside this one, as cargo builds them).
     #[arg(long)]
     binary: Option<PathBuf>,
     #[arg(long, default_value = "bench/.venv/bin/python")]
@@ -162,7 +177,7 @@ impl Options {
     }
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (mut opts, read, write) = match args.command {
         BenchCommand::All(o) => (o, true, true),
         BenchCommand::Read(o) => (o, true, false),
@@ -173,7 +188,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let load_at_start = load_average();
     let binary = match &opts.binary {
         Some(b) => b.clone(),
-        None => std::env::current_exe().context("finding this binary")?,
+        None => std::env::current_exe()
+            .context("finding this binary")?
+            .with_file_name("cloudphone"),
     };
     let work = fresh_dir(&opts.work_dir)?;
     let creds = Credentials {
@@ -216,7 +233,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     std::fs::write(&opts.out, &markdown)
         .with_context(|| format!("writing {}", opts.out.display()))?;
-    eprintln!("cloudphone bench: report written to {}", opts.out.display());
+    eprintln!("cloudphone-bench: report written to {}", opts.out.display());
     if !opts.keep {
         // The 1M-task database alone takes about 1 GB.
         let _ = std::fs::remove_dir_all(&opts.work_dir);
@@ -255,7 +272,7 @@ fn mb(bytes: u64) -> f64 {
 
 impl Bench {
     fn failed(&mut self, what: &str, e: &anyhow::Error) {
-        eprintln!("cloudphone bench: {what} failed: {e:#}");
+        eprintln!("cloudphone-bench: {what} failed: {e:#}");
         self.report.line(
             what,
             format!("failed: {}", format!("{e:#}").replace('|', "/")),
@@ -267,7 +284,7 @@ impl Bench {
     fn timed(&mut self, phase: &str, since: Instant) {
         let secs = since.elapsed().as_secs_f64();
         let load = load_average();
-        eprintln!("cloudphone bench: {phase}: {secs:.1} s (load average {load})");
+        eprintln!("cloudphone-bench: {phase}: {secs:.1} s (load average {load})");
         self.timings
             .row(vec![phase.to_string(), format!("{secs:.1}"), load]);
     }
@@ -492,20 +509,20 @@ impl Bench {
         for &page_size in &page_sizes {
             for (name, shapes) in mixes {
                 let file = self.work.join("presigned.txt");
-                let date = client::date_now();
+                let date = cloudphone_client::date_now();
                 let host = address.to_string();
                 let creds = self.creds.clone();
                 let queries: Vec<Query> = (0..opts.wrk_requests)
                     .map(|i| Query::pick(shapes[i as usize % shapes.len()], data))
                     .collect();
                 let calls = queries.iter().map(|q| {
-                    client::sign(
+                    cloudphone_client::sign(
                         &creds,
                         &host,
                         "DescribeTasks",
                         &q.params(page_size, None),
                         &date,
-                        &client::nonce(),
+                        &cloudphone_client::nonce(),
                     )
                 });
                 let last = wrk::write_file(&file, calls)?;
@@ -903,22 +920,15 @@ fn git(args: &[&str]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: BenchCommand,
-    }
 
     #[test]
     fn sizes_grow_to_the_total() {
-        let cli = Cli::parse_from(["x", "all"]);
+        let cli = BenchArgs::parse_from(["x", "all"]);
         let BenchCommand::All(o) = cli.command else {
             panic!()
         };
         assert_eq!(o.sizes(), vec![10_000, 100_000, 1_000_000]);
-        let cli = Cli::parse_from(["x", "read", "--tasks", "50000", "--quick"]);
+        let cli = BenchArgs::parse_from(["x", "read", "--tasks", "50000", "--quick"]);
         let BenchCommand::Read(mut o) = cli.command else {
             panic!()
         };
