@@ -9,13 +9,16 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 use serde_json::Value;
 
 use super::load::{ACCOUNT, Dataset, public_types};
 use super::report::Samples;
 use cloudphone_client::{Client, params, push_list};
+use cloudphone_core::Level;
+use cloudphone_store::sql::{Dialect, Sql};
+use cloudphone_store::statements::describe_statements;
+use cloudphone_store::{Cursor, Page, TaskFilter};
 
 /// The query shapes of the issue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,149 +127,41 @@ impl Query {
         p
     }
 
-    /// The WHERE clause the store builds for these filters (crates/store/src/sqlite/tasks.rs,
-    /// `push_filter`), condition for condition and in the same order.
-    pub fn push_where(&self, qb: &mut Stmt) {
-        qb.push(" WHERE t.account_id = ").bind(ACCOUNT);
-        match self.level {
-            None => qb.push(" AND t.level IN (1, 2)"),
-            Some(level) => qb.push(" AND t.level = ").bind(level),
-        };
-        if let Some(v) = &self.invoke_id {
-            qb.push(" AND t.invoke_id = ").bind(v.as_str());
-        }
-        if let Some(v) = &self.parent_id {
-            qb.push(" AND t.parent_id = ").bind(v.as_str());
-        }
-        if let Some(t) = self.task_type {
-            qb.push(" AND t.task_type IN (").bind(t).push(")");
-        }
-        if !self.statuses.is_empty() {
-            qb.push(" AND t.status IN (");
-            for (n, s) in self.statuses.iter().enumerate() {
-                if n > 0 {
-                    qb.push(", ");
-                }
-                qb.bind(*s);
-            }
-            qb.push(")");
-        }
-        if let Some(v) = &self.instance_id {
-            qb.push(" AND t.level = 2 AND t.instance_id = ")
-                .bind(v.as_str());
+    /// The store's filter for these parameters, as DescribeTasks builds it.
+    pub fn filter(&self) -> TaskFilter {
+        TaskFilter {
+            account_id: ACCOUNT.to_string(),
+            invoke_id: self.invoke_id.clone(),
+            parent_task_id: self.parent_id.clone(),
+            instance_id: self.instance_id.clone(),
+            statuses: self
+                .statuses
+                .iter()
+                .map(|s| s.parse().expect("a task status"))
+                .collect(),
+            task_types: self
+                .task_type
+                .iter()
+                .map(|t| t.parse().expect("a task type"))
+                .collect(),
+            level: self.level.map(|l| Level::from_i64(l).expect("a level")),
+            ..TaskFilter::default()
         }
     }
 }
 
-/// A statement being built: SQL with `?` placeholders and their values.
-#[derive(Debug, Default)]
-pub struct Stmt {
-    pub sql: String,
-    pub args: Vec<SqlValue>,
-}
-
-impl Stmt {
-    fn new(sql: &str) -> Stmt {
-        Stmt {
-            sql: sql.to_string(),
-            args: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, sql: &str) -> &mut Stmt {
-        self.sql.push_str(sql);
-        self
-    }
-
-    fn bind(&mut self, v: impl Into<Arg>) -> &mut Stmt {
-        self.sql.push('?');
-        self.args.push(v.into().0);
-        self
-    }
-}
-
-/// A value for [`Stmt::bind`]: text or an integer.
-pub struct Arg(SqlValue);
-
-impl From<&str> for Arg {
-    fn from(s: &str) -> Arg {
-        Arg(SqlValue::Text(s.to_string()))
-    }
-}
-
-impl From<i64> for Arg {
-    fn from(n: i64) -> Arg {
-        Arg(SqlValue::Integer(n))
-    }
-}
-
-/// The columns and join of a listed task (crates/store/src/sqlite/rows.rs, `TASK_COLUMNS` and
-/// `TASK_FROM`).
-const TASK_COLUMNS: &str = "SELECT t.id, t.account_id, t.invoke_id, t.parent_id, \
-     t.level, t.task_type, t.status, t.resource_id, t.instance_id, t.instance_name, \
-     i.status AS instance_status, t.param, t.result, t.error_code, t.error_msg, t.operator, \
-     t.start_ms, t.finish_ms, t.c_waiting, t.c_processing, t.c_finished, t.c_failed, \
-     t.c_skipped, t.attempt";
-const TASK_FROM: &str =
-    " FROM tasks t LEFT JOIN instances i ON t.level = 2 AND i.id = t.instance_id";
-
-/// The page statement: columns, filters, keyset after `after`, newest first, one row more
-/// than the page (as the store fetches, to know whether more follow). `prefix` goes first
-/// (`EXPLAIN QUERY PLAN `, or nothing).
-pub fn list_statement(
-    prefix: &str,
-    q: &Query,
-    after: Option<&(i64, String)>,
-    page_size: usize,
-) -> Stmt {
-    let mut list = Stmt::new(prefix);
-    list.push(TASK_COLUMNS).push(TASK_FROM);
-    q.push_where(&mut list);
-    if let Some((ms, id)) = after {
-        list.push(" AND (t.start_ms, t.id) < (")
-            .bind(*ms)
-            .push(", ")
-            .bind(id.as_str())
-            .push(")");
-    }
-    list.push(" ORDER BY t.start_ms DESC, t.id DESC LIMIT ")
-        .bind(page_size as i64 + 1);
-    list
-}
-
-/// The total's statement, as the store runs it (crates/store/src/sqlite/tasks.rs): a filter
-/// that narrows only by level, type and status sums the `task_counts` counters; any other
-/// counts its rows.
-pub fn count_statement(prefix: &str, q: &Query) -> Stmt {
-    let mut count = Stmt::new(prefix);
-    let broad = q.invoke_id.is_none() && q.parent_id.is_none() && q.instance_id.is_none();
-    if broad {
-        count.push(
-            "SELECT CAST(COALESCE(SUM(n), 0) AS INTEGER) FROM task_counts t WHERE t.account_id = ",
-        );
-        count.bind(ACCOUNT);
-        match q.level {
-            None => count.push(" AND t.level IN (1, 2)"),
-            Some(level) => count.push(" AND t.level = ").bind(level),
-        };
-        if let Some(t) = q.task_type {
-            count.push(" AND t.task_type IN (").bind(t).push(")");
-        }
-        if !q.statuses.is_empty() {
-            count.push(" AND t.status IN (");
-            for (n, s) in q.statuses.iter().enumerate() {
-                if n > 0 {
-                    count.push(", ");
-                }
-                count.bind(*s);
-            }
-            count.push(")");
-        }
-        return count;
-    }
-    count.push("SELECT COUNT(*) FROM tasks t");
-    q.push_where(&mut count);
-    count
+/// The store's own statements of one page of `q` (`cloudphone_store::statements`): its total
+/// (a `COUNT(*)`, or for a filter by level, type and status only, the sum of the `task_counts`
+/// counters) and its rows, one more than the page, after `after` when given.
+pub fn statements(q: &Query, after: Option<&(i64, String)>, page_size: usize) -> (Sql, Sql) {
+    let page = Page {
+        after: after.map(|(ms, id)| Cursor {
+            ms: *ms,
+            id: id.clone(),
+        }),
+        limit: page_size,
+    };
+    describe_statements(Dialect::Sqlite, &q.filter(), &page)
 }
 
 /// A read-only connection on the server's database file, with the store's page cache size.
@@ -301,16 +196,15 @@ impl SqlLimit {
         after: Option<&(i64, String)>,
         page_size: usize,
     ) -> anyhow::Result<SqlPage> {
-        let count = count_statement("", q);
-        let list = list_statement("", q, after, page_size);
+        let (count, list) = statements(q, after, page_size);
         let conn = self.conn();
         conn.execute_batch("BEGIN")?;
         let total: i64 = conn
-            .prepare_cached(&count.sql)?
-            .query_row(params_from_iter(count.args.iter()), |r| r.get(0))?;
-        let mut stmt = conn.prepare_cached(&list.sql)?;
+            .prepare_cached(count.text())?
+            .query_row(params_from_iter(count.args()), |r| r.get(0))?;
+        let mut stmt = conn.prepare_cached(list.text())?;
         let columns = stmt.column_count();
-        let mut rows = stmt.query(params_from_iter(list.args.iter()))?;
+        let mut rows = stmt.query(params_from_iter(list.args()))?;
         let mut fetched = 0usize;
         let mut bytes = 0usize;
         let mut last: Option<(i64, String)> = None;
@@ -340,18 +234,13 @@ impl SqlLimit {
         let after = (i64::MAX, "t-zzzzzzzzzzzzzzzz".to_string());
         let mut out = String::new();
         let conn = self.conn();
-        for (label, st) in [
-            ("count", count_statement(EXPLAIN, q)),
-            ("page", list_statement(EXPLAIN, q, None, page_size)),
-            (
-                "next page",
-                list_statement(EXPLAIN, q, Some(&after), page_size),
-            ),
-        ] {
+        let (count, first) = statements(q, None, page_size);
+        let (_, next) = statements(q, Some(&after), page_size);
+        for (label, st) in [("count", count), ("page", first), ("next page", next)] {
             out.push_str(label);
             out.push_str(":\n");
-            let mut stmt = conn.prepare(&st.sql)?;
-            let details = stmt.query_map(params_from_iter(st.args.iter()), |r| {
+            let mut stmt = conn.prepare(&format!("{EXPLAIN}{}", st.text()))?;
+            let details = stmt.query_map(params_from_iter(st.args()), |r| {
                 r.get::<_, String>("detail")
             })?;
             for detail in details {
@@ -550,6 +439,7 @@ pub async fn wait_ready(client: &Client) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cloudphone_store::statements::{TASK_COLUMNS, TASK_FROM};
 
     #[test]
     fn parameters_and_sql_name_the_same_filters() {
@@ -566,9 +456,9 @@ mod tests {
                 ("Level", "1")
             ])
         );
-        let list = list_statement("", &q, None, 100);
+        let (_, list) = statements(&q, None, 100);
         assert_eq!(
-            list.sql.as_str(),
+            list.text(),
             format!(
                 "{TASK_COLUMNS}{TASK_FROM} WHERE t.account_id = ? AND t.level = ? AND \
                  t.task_type IN (?) ORDER BY t.start_ms DESC, t.id DESC LIMIT ?"
@@ -580,17 +470,15 @@ mod tests {
             statuses: vec!["Processing"],
             ..Query::default()
         };
-        let list = list_statement("", &q, Some(&after), 10);
-        assert!(list.sql.as_str().ends_with(
+        let (count, list) = statements(&q, Some(&after), 10);
+        assert!(list.text().ends_with(
             " WHERE t.account_id = ? AND t.level IN (1, 2) AND t.status IN (?) AND t.level = 2 \
              AND t.instance_id = ? AND (t.start_ms, t.id) < (?, ?) \
              ORDER BY t.start_ms DESC, t.id DESC LIMIT ?"
         ));
-        let count = count_statement("", &q);
         assert!(
             count
-                .sql
-                .as_str()
+                .text()
                 .starts_with("SELECT COUNT(*) FROM tasks t WHERE")
         );
         let broad = Query {
@@ -598,7 +486,7 @@ mod tests {
             ..Query::default()
         };
         assert_eq!(
-            count_statement("", &broad).sql.as_str(),
+            statements(&broad, None, 10).0.text(),
             "SELECT CAST(COALESCE(SUM(n), 0) AS INTEGER) FROM task_counts t WHERE \
              t.account_id = ? AND t.level IN (1, 2) AND t.status IN (?)"
         );
