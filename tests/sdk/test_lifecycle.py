@@ -199,7 +199,7 @@ def test_every_child_failing_gives_failed_with_the_injected_error(client):
         assert counters(batch) == ("Failed", 2, 0, 2, 0)
         for i, t in children(client, batch).items():
             assert (t.error_code, t.error_msg) == ("OperationFailed", f"boom {i}")
-        # A reboot that failed on the phone leaves it UNAVAILABLE (design.md §4).
+        # A reboot that failed on the phone leaves it UNAVAILABLE (docs/design.md §4).
         assert statuses(client, ids) == ["UNAVAILABLE", "UNAVAILABLE"]
     finally:
         clear_faults(client)

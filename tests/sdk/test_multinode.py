@@ -1,4 +1,4 @@
-"""Several nodes over one PostgreSQL database (design.md §1, §5), through the official SDK:
+"""Several nodes over one PostgreSQL database (docs/design.md §1, §5), through the official SDK:
 
 - two `cloudphone serve` processes share a database and a data dir; a batch of 1,000 instance
   tasks is submitted to node A and followed through node B; A is SIGKILLed in the middle; every

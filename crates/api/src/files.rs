@@ -1,4 +1,4 @@
-//! The object routes under `/files/{bucket}/{key}` (design.md §7):
+//! The object routes under `/files/{bucket}/{key}` (docs/design.md §7):
 //!
 //! - `GET` with `?Account=<id>&Expires=<unix secs>&Signature=<hex>`: a signed, expiring link
 //!   (from a task's `Result`) to an object of that account's namespace; the link is the

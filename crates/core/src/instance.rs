@@ -1,4 +1,4 @@
-//! Instance statuses and the precondition table of design.md §4: which task may start from which
+//! Instance statuses and the precondition table of docs/design.md §4: which task may start from which
 //! status, what the instance shows while it runs, and where it ends up.
 
 use crate::TaskErrorCode;

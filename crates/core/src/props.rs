@@ -1,5 +1,5 @@
 //! Property tests of the task and instance state machines and of batch aggregation. The expected
-//! values come from tables written here from design.md (§3.2, §3.3, §4), never from the code
+//! values come from tables written here from docs/design.md (§3.2, §3.3, §4), never from the code
 //! under test, so that a change to either side that breaks their agreement fails here.
 
 use proptest::prelude::*;
@@ -22,11 +22,11 @@ fn config() -> ProptestConfig {
     }
 }
 
-// ---- Tasks (design.md §3.2) ----
+// ---- Tasks (docs/design.md §3.2) ----
 
 /// "`Waiting` -> `Processing` -> `Finished` | `Failed`, and `Waiting` -> `Skipped`", plus
 /// `Waiting` -> `Failed`: the store fails a task whose precondition does not hold as it claims
-/// it. design.md §3.2 lacks that edge; adding it is proposed in the issue note.
+/// it (docs/design.md §3.2).
 const TASK_EDGES: &[(TaskStatus, TaskStatus)] = &[
     (Waiting, Processing),
     (Processing, Finished),
@@ -63,9 +63,9 @@ fn terminal_task_statuses_never_move() {
     }
 }
 
-// ---- Batches (design.md §3.3) ----
+// ---- Batches (docs/design.md §3.3) ----
 
-/// The batch status of design.md §3.3, from the children alone.
+/// The batch status of docs/design.md §3.3, from the children alone.
 fn designed_batch_status(children: &[TaskStatus]) -> TaskStatus {
     let count = |s: TaskStatus| children.iter().filter(|&&c| c == s).count();
     let all = |s: TaskStatus| count(s) == children.len();
@@ -86,7 +86,7 @@ fn designed_batch_status(children: &[TaskStatus]) -> TaskStatus {
     } else if all(Skipped) {
         Skipped
     } else {
-        unreachable!("design.md §3.3 gives {children:?} no status")
+        unreachable!("docs/design.md §3.3 gives {children:?} no status")
     }
 }
 
@@ -155,7 +155,7 @@ proptest! {
     }
 }
 
-// ---- Instances (design.md §4) ----
+// ---- Instances (docs/design.md §4) ----
 
 /// Where a failed operation leaves the instance ("after failure").
 #[derive(Clone, Copy, Debug)]
@@ -165,7 +165,7 @@ enum AfterFailure {
     To(InstanceStatus),
 }
 
-/// One row of the table of design.md §4. `during: None` is the "unchanged" row: the task never
+/// One row of the table of docs/design.md §4. `during: None` is the "unchanged" row: the task never
 /// moves the instance.
 struct Row {
     from: &'static [InstanceStatus],
@@ -183,7 +183,7 @@ const RESETTABLE: &[InstanceStatus] = &[
     S::RecoverFailed,
 ];
 
-/// design.md §4, row by row. `None` for the internal types, which the table does not cover.
+/// docs/design.md §4, row by row. `None` for the internal types, which the table does not cover.
 fn designed_row(task: TaskType) -> Option<Row> {
     use AfterFailure::*;
     let row = match task {
@@ -273,7 +273,7 @@ fn designed_edges(task: TaskType) -> Vec<(InstanceStatus, InstanceStatus)> {
     edges
 }
 
-/// The sixteen vendor types; the internal ones have no row in design.md §4.
+/// The sixteen vendor types; the internal ones have no row in docs/design.md §4.
 fn table_types() -> Vec<TaskType> {
     TaskType::ALL
         .iter()
@@ -320,7 +320,7 @@ fn run(task: TaskType, current: InstanceStatus, outcome: Outcome) -> Vec<Instanc
 
 /// [`designed_edges`], plus the way back from the "during" status to where the task started:
 /// a backend that cannot do the operation (`UnsupportedOperation`) leaves the instance as it
-/// was. design.md §4 lacks these edges; adding them is proposed in the issue note.
+/// was (docs/design.md §4, the rule after the table).
 fn edges_when_unsupported(task: TaskType) -> Vec<(InstanceStatus, InstanceStatus)> {
     let mut edges = designed_edges(task);
     let row = designed_row(task).expect("a task of the table");
@@ -391,7 +391,8 @@ proptest! {
     /// `UnsupportedOperation` (as `InvalidTaskParameters`: neither touched the phone) takes the
     /// instance back to the status it had before the claim
     /// ([`edges_when_unsupported`]); a refused reboot of a BACKUP_FAILED phone stays
-    /// BACKUP_FAILED, where design.md §4 would say UNAVAILABLE.
+    /// BACKUP_FAILED, where the after-failure column of docs/design.md §4 (for an operation that
+    /// started) says UNAVAILABLE.
     #[test]
     fn instance_statuses_take_designed_edges_when_unsupported(
         start in any_instance_status(),

@@ -1,5 +1,5 @@
 //! Tasks: their types, statuses and levels, and how a batch's status and counters follow from
-//! its children (design.md §3).
+//! its children (docs/design.md §3).
 
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
@@ -100,7 +100,7 @@ impl TaskStatus {
         !matches!(self, TaskStatus::Waiting | TaskStatus::Processing)
     }
 
-    /// Whether an instance task may move from `self` to `to` (design.md §3.2).
+    /// Whether an instance task may move from `self` to `to` (docs/design.md §3.2).
     pub fn may_become(self, to: TaskStatus) -> bool {
         use TaskStatus::*;
         matches!(
@@ -194,7 +194,7 @@ impl BatchCounts {
         }
     }
 
-    /// The batch status these counts give (design.md §3.3).
+    /// The batch status these counts give (docs/design.md §3.3).
     pub fn status(&self) -> TaskStatus {
         if self.running() > 0 {
             if self.waiting == self.total() {
@@ -289,7 +289,7 @@ mod tests {
     }
 
     /// Only a command may have had its effect when its attempt was lost (so it is not run
-    /// again, design.md §5), and only a command is stopped half-way by CancelTasks.
+    /// again, docs/design.md §5), and only a command is stopped half-way by CancelTasks.
     #[test]
     fn only_commands_are_unsafe_to_repeat_and_safe_to_interrupt() {
         for &t in TaskType::ALL {

@@ -1,4 +1,4 @@
-//! The catalogue of error codes a failed task carries in `ErrorCode` (design.md §3.4). One place,
+//! The catalogue of error codes a failed task carries in `ErrorCode` (docs/design.md §3.4). One place,
 //! so that every backend and the engine speak the same codes.
 
 use crate::task::wire_enum;

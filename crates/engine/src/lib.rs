@@ -1,4 +1,4 @@
-//! The task engine (design.md §5): workers claim instance tasks from the store, run them on a
+//! The task engine (docs/design.md §5): workers claim instance tasks from the store, run them on a
 //! [`Backend`] outside any transaction while heartbeating their lease, and write the outcome
 //! fenced by the attempt number; a sweeper re-queues or fails tasks whose lease expired; a
 //! watcher marks phones that died outside any task UNAVAILABLE.

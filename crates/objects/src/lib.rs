@@ -1,4 +1,4 @@
-//! The object store behind `oss://bucket/key` paths (design.md §7).
+//! The object store behind `oss://bucket/key` paths (docs/design.md §7).
 //!
 //! - [`OssPath`]: parsing and validation (no `..`, no absolute paths, no NUL, vendor bucket names).
 //! - [`Objects`]: puts and gets that stream (never holding an object in memory), each within the

@@ -9,7 +9,7 @@
 //!   record rewritten.
 //!
 //! Every account has its own bucket names: `oss://media/x` of one account and of another are two
-//! objects, so no answer can tell an account whether another uses a name (design.md §7). The
+//! objects, so no answer can tell an account whether another uses a name (docs/design.md §7). The
 //! layout of earlier versions (one namespace, `data/` and `meta/`) is moved in place at start by
 //! [`crate::legacy`].
 //!
