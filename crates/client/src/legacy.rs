@@ -48,7 +48,7 @@ pub fn sign_legacy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signature::vectors::{SIG_C, vector_a_query};
+    use crate::vectors::{SIG_C, vector_a_query};
 
     #[test]
     fn the_contract_vector_c() {

@@ -17,6 +17,7 @@ pub mod signature;
 pub mod signer;
 pub mod sse;
 pub mod time;
+pub mod vectors;
 
 #[cfg(feature = "http")]
 mod endpoint;

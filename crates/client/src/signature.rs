@@ -155,66 +155,11 @@ pub fn sign_v1(secret: &str, string_to_sign: &str) -> String {
 
 /// The contract's test vectors (api-contract.md, 2.2 and 2.3), shared with the signer's tests.
 #[cfg(test)]
-pub(crate) mod vectors {
-    pub const UA: &str = "AlibabaCloud (Linux; x86_64) Python/3.11.7 Core/0.4.3 TeaDSL/2";
-
-    pub fn vector_a_query() -> Vec<(&'static str, &'static str)> {
-        vec![
-            ("InvokeId", "inv-1"),
-            ("MaxResults", "10"),
-            ("Param", "a b*c~d/中"),
-            ("ResourceIds.1", "acp-1"),
-            ("ResourceIds.2", "acp-2"),
-            ("TaskStatuses.1", "Finished"),
-            ("TaskStatuses.2", "Failed"),
-        ]
-    }
-
-    pub fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    pub const SIG_A: &str = "61d20b2eadda13f12231787e6cbbafbd596ab555914c6be3ec7f1018f39070b2";
-    pub const SIG_B: &str = "96e5dac9a49733ccdb153a3387b39603b3ed399355690054ec154b99b19460e3";
-    pub const SIG_C: &str = "2UVUbBxZAxSWrbDhg3VHaJL8o6I=";
-}
-
 #[cfg(test)]
 mod tests {
-    use super::vectors::*;
     use super::*;
     use crate::protocol::EMPTY_SHA256;
-
-    const SIGNED_A: &[&str] = &[
-        "accept",
-        "host",
-        "user-agent",
-        "x-acs-action",
-        "x-acs-content-sha256",
-        "x-acs-credentials-provider",
-        "x-acs-date",
-        "x-acs-signature-nonce",
-        "x-acs-version",
-    ];
-
-    const CANONICAL_A: &str = "POST
-/
-InvokeId=inv-1&MaxResults=10&Param=a%20b%2Ac~d%2F%E4%B8%AD&ResourceIds.1=acp-1&ResourceIds.2=acp-2&TaskStatuses.1=Finished&TaskStatuses.2=Failed
-accept:application/json
-host:127.0.0.1:18096
-user-agent:AlibabaCloud (Linux; x86_64) Python/3.11.7 Core/0.4.3 TeaDSL/2
-x-acs-action:DescribeTasks
-x-acs-content-sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
-x-acs-credentials-provider:static_ak
-x-acs-date:2025-01-01T00:00:00Z
-x-acs-signature-nonce:0123456789abcdef0123456789abcdef
-x-acs-version:2023-09-30
-
-accept;host;user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;x-acs-date;x-acs-signature-nonce;x-acs-version
-e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    use crate::vectors::*;
 
     #[test]
     fn pct_is_rfc3986_with_upper_case_hex() {
@@ -248,17 +193,7 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     #[test]
     fn vector_a_canonical_request_and_signature() {
-        let hdrs = headers(&[
-            ("host", "127.0.0.1:18096"),
-            ("x-acs-version", "2023-09-30"),
-            ("x-acs-action", "DescribeTasks"),
-            ("user-agent", UA),
-            ("x-acs-date", "2025-01-01T00:00:00Z"),
-            ("x-acs-signature-nonce", "0123456789abcdef0123456789abcdef"),
-            ("accept", "application/json"),
-            ("x-acs-content-sha256", EMPTY_SHA256),
-            ("x-acs-credentials-provider", "static_ak"),
-        ]);
+        let hdrs = vector_a_headers();
         let creq = canonical_request_v3("POST", &vector_a_query(), &hdrs, SIGNED_A, EMPTY_SHA256);
         assert_eq!(creq, CANONICAL_A);
         let sts = string_to_sign_v3(&creq);

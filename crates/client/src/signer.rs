@@ -146,7 +146,7 @@ pub fn push_list(params: &mut Vec<(String, String)>, name: &str, values: &[Strin
 mod tests {
     use super::*;
     use crate::signature::canonical_request_v3;
-    use crate::signature::vectors::vector_a_query;
+    use crate::vectors::vector_a_query;
 
     fn creds() -> Credentials {
         Credentials {
