@@ -154,24 +154,8 @@ mod tests {
 
     #[test]
     fn vector_b_form_body() {
-        let body = b"ImageId=imgc-1&InstanceGroupIds.1=ag-1&InstanceGroupIds.2=ag-2";
-        let hash = sha256_hex(body);
-        assert_eq!(
-            hash,
-            "0a0c8ba3df262312e7941ac1ede7062cda598e14d897731318652e7729afe904"
-        );
-        let hdrs = headers(&[
-            ("host", "127.0.0.1:18096"),
-            ("x-acs-version", "2023-09-30"),
-            ("x-acs-action", "UpdateInstanceGroupImage"),
-            ("user-agent", UA),
-            ("x-acs-date", "2025-01-01T00:00:00Z"),
-            ("x-acs-signature-nonce", "fedcba9876543210fedcba9876543210"),
-            ("accept", "application/json"),
-            ("content-type", "application/x-www-form-urlencoded"),
-            ("x-acs-content-sha256", &hash),
-            ("x-acs-credentials-provider", "static_ak"),
-        ]);
+        let hash = sha256_hex(BODY_B);
+        let hdrs = vector_b_headers(&hash);
         let auth = parse_acs3_authorization(&format!(
             "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=accept;content-type;host;\
              user-agent;x-acs-action;x-acs-content-sha256;x-acs-credentials-provider;\
@@ -188,21 +172,6 @@ mod tests {
         );
         assert_eq!(sign_v3("testsecret", &sts), SIG_B);
         assert!(verify_v3("testsecret", &sts, &auth.signature));
-    }
-
-    fn vector_c_params() -> Vec<(&'static str, &'static str)> {
-        let mut p = vector_a_query();
-        p.extend([
-            ("Action", "DescribeTasks"),
-            ("Format", "json"),
-            ("Version", "2023-09-30"),
-            ("Timestamp", "2025-01-01T00:00:00Z"),
-            ("SignatureNonce", "00112233445566778899aabbccddeeff"),
-            ("SignatureMethod", "HMAC-SHA1"),
-            ("SignatureVersion", "1.0"),
-            ("AccessKeyId", "testid"),
-        ]);
-        p
     }
 
     #[test]
