@@ -133,7 +133,9 @@ def workdir():
 
 @pytest.fixture(scope="session")
 def server(workdir):
-    s = Server(workdir / "shared").start()
+    # The tests' own web servers (file and APK sources) are on loopback, which downloads may
+    # reach only with --allow-private-fetch (tests/sdk/test_ssrf.py tests the default).
+    s = Server(workdir / "shared", extra_args=["--allow-private-fetch"]).start()
     yield s
     s.stop()
 

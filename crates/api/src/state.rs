@@ -20,8 +20,6 @@ pub struct Limits {
     pub instance_quota: Option<u64>,
     /// The largest object `PUT /files/...` accepts (streamed to disk, never held in memory).
     pub max_upload_bytes: u64,
-    /// Whether webhooks may point at loopback, private or link-local addresses.
-    pub webhook_allow_private: bool,
 }
 
 impl Default for Limits {
@@ -32,7 +30,6 @@ impl Default for Limits {
             max_uri_bytes: 60 << 10,
             instance_quota: None,
             max_upload_bytes: 5 << 30,
-            webhook_allow_private: false,
         }
     }
 }
@@ -46,8 +43,11 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// The attempts running on this node, which CancelTasks stops at once.
     pub stops: Arc<cloudphone_engine::Stops>,
-    /// For files the API itself fetches (CreateApp from an http(s) URL).
-    pub http: reqwest::Client,
+    /// For files the API itself fetches (CreateApp from an http(s) URL): the same outbound
+    /// client, filter and limits as the engine's downloads.
+    pub fetch: cloudphone_outbound::Outbound,
+    /// The webhook deliveries' client, whose filter CreateWebhook checks a URL against.
+    pub webhook_targets: cloudphone_outbound::Outbound,
     pub region: String,
     pub tokens: TokenKey,
     /// Names this node in error bodies.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use cloudphone_api::Limits;
 use cloudphone_engine::{EngineConfig, SweeperConfig, WatcherConfig, WebhookConfig};
+use cloudphone_outbound::OutboundConfig;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -34,6 +35,9 @@ pub struct Config {
     pub backends: Option<crate::backends_file::BackendsFile>,
     pub watcher: WatcherConfig,
     pub webhooks: WebhookConfig,
+    /// Downloads and app imports from URLs tenants give (SendFile, CreateApp, InstallApp):
+    /// which addresses, how long, how many bytes.
+    pub fetch: OutboundConfig,
     /// Calls a second per access key on this node (0: no throttling), and the burst allowed.
     pub throttle_per_second: u32,
     pub throttle_burst: u32,
@@ -60,6 +64,7 @@ impl Config {
             backends: None,
             watcher: WatcherConfig::default(),
             webhooks: WebhookConfig::default(),
+            fetch: OutboundConfig::default(),
             throttle_per_second: 1000,
             throttle_burst: 2000,
             tls: None,

@@ -22,6 +22,7 @@ use cloudphone_backends::adb::Discovery;
 use cloudphone_backends::{AdbBackend, DockerBackend, Fleet, SimBackend, SimConfig};
 use cloudphone_engine::{Backend, Engine, Services, Sweeper, Watcher, WebhookSender};
 use cloudphone_objects::Objects;
+use cloudphone_outbound::Outbound;
 use cloudphone_store::{PgStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -201,14 +202,14 @@ impl Application {
         let scratch = config.data_dir.join("tmp");
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("creating {}", scratch.display()))?;
+        // Every connection made on a tenant's behalf goes through the outbound client: its
+        // address filter, re-checked redirects, timeouts and byte cap (docs/design.md §8).
         // Every reqwest client of this binary is built through the client crate's TLS setup:
         // reqwest with `rustls-no-provider` panics on a client built without one.
-        let http = cloudphone_client::tls::builder(None)?
-            .build()
-            .context("creating the HTTP client")?;
+        let fetch = Outbound::new(config.fetch.clone(), cloudphone_client::tls::builder(None)?)?;
         let services = Services {
             objects: objects.clone(),
-            http: http.clone(),
+            fetch: fetch.clone(),
             scratch,
             link_ttl: config.link_ttl,
             region: config.region.clone(),
@@ -221,11 +222,15 @@ impl Application {
         );
         let sweeper = Sweeper::new(store.clone(), config.sweeper.clone(), engine.waker());
         // A receiver's redirect is its answer (a failure), never followed elsewhere.
-        let webhook_http = cloudphone_client::tls::builder(None)?
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .context("creating the webhook HTTP client")?;
-        let webhooks = WebhookSender::new(store.clone(), webhook_http, config.webhooks.clone());
+        let webhook_targets = Outbound::new(
+            config.webhooks.outbound(),
+            cloudphone_client::tls::builder(None)?,
+        )?;
+        let webhooks = WebhookSender::new(
+            store.clone(),
+            webhook_targets.clone(),
+            config.webhooks.clone(),
+        );
         let mut watcher_config = config.watcher.clone();
         watcher_config.images = watched;
         let watcher = Watcher::new(store.clone(), backend.clone(), watcher_config);
@@ -236,7 +241,8 @@ impl Application {
             objects,
             wake: engine.waker(),
             stops: engine.stops(),
-            http,
+            fetch,
+            webhook_targets,
             region: config.region.clone(),
             tokens: TokenKey::new(token_key.as_bytes()),
             host_id: config.engine.node_id.clone(),

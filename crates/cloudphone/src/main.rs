@@ -157,6 +157,32 @@ struct ServeArgs {
     /// network); by default only public addresses are posted to.
     #[arg(long)]
     webhook_allow_private: bool,
+    /// Let downloads and app imports (SendFile's DOWNLOAD_URL and OSS_BRIDGED, CreateApp's
+    /// OssAppUrl, InstallApp of a CustomAppInfo DownloadUrl) reach loopback, private,
+    /// link-local and every other non-public address (the server's own network); by default
+    /// only public addresses are fetched from. Webhooks keep their own --webhook-allow-private.
+    #[arg(long)]
+    allow_private_fetch: bool,
+    /// A non-public network that downloads and app imports may reach without
+    /// --allow-private-fetch (an artifact server on the LAN): 10.1.2.3, 10.1.0.0/16, fd00::/8.
+    /// Repeatable.
+    #[arg(long, value_name = "CIDR")]
+    allow_fetch_net: Vec<cloudphone_outbound::Net>,
+    /// The largest file a download or app import may bring in, in bytes, checked while it
+    /// streams: a larger one fails (FileTooLarge) and nothing of it is kept (default: the
+    /// value of --max-upload-bytes).
+    #[arg(long)]
+    max_download_bytes: Option<u64>,
+    /// How long a download or app import may take to connect, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    fetch_connect_timeout_ms: u64,
+    /// How long the server of a download or app import may send nothing (before its answer,
+    /// or in the middle of the file), in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    fetch_idle_timeout_ms: u64,
+    /// How long a whole download or app import may take, in seconds.
+    #[arg(long, default_value_t = 600)]
+    fetch_timeout_secs: u64,
     /// The root access key id (with CLOUDPHONE_ACCESS_KEY_SECRET); without them a key is
     /// created on first start, stored in the data dir and printed once.
     #[arg(long, env = "CLOUDPHONE_ACCESS_KEY_ID", hide_env_values = true)]
@@ -400,7 +426,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.sweeper.task_retention = Duration::from_secs(args.task_retention_days * 24 * 3600);
     config.webhooks.first_retry = Duration::from_millis(args.webhook_retry_ms.max(10));
     config.webhooks.allow_private = args.webhook_allow_private;
-    config.limits.webhook_allow_private = args.webhook_allow_private;
+    config.fetch = cloudphone_outbound::OutboundConfig {
+        policy: cloudphone_outbound::AddressPolicy {
+            allow_private: args.allow_private_fetch,
+            allowed: args.allow_fetch_net,
+        },
+        connect_timeout: Duration::from_millis(args.fetch_connect_timeout_ms.max(1)),
+        idle_timeout: Duration::from_millis(args.fetch_idle_timeout_ms.max(1)),
+        total_timeout: Duration::from_secs(args.fetch_timeout_secs.max(1)),
+        max_bytes: args.max_download_bytes.unwrap_or(args.max_upload_bytes),
+        ..config.fetch
+    };
     config.root_key = match (args.access_key_id, args.access_key_secret) {
         (Some(id), Some(secret)) => Some((id, secret)),
         (None, None) => None,

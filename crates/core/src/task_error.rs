@@ -22,6 +22,9 @@ wire_enum! {
         FileMd5Mismatch = "FileMd5Mismatch",
         /// The file could not be downloaded from its URL.
         DownloadFailed = "DownloadFailed",
+        /// The file at the URL is larger than the server's `--max-download-bytes`; nothing of
+        /// it was kept.
+        FileTooLarge = "FileTooLarge",
         FetchFileFailed = "FetchFileFailed",
         InstallAppFailed = "InstallAppFailed",
         UninstallAppFailed = "UninstallAppFailed",
@@ -62,6 +65,7 @@ impl TaskErrorCode {
             TaskErrorCode::SourceFileNotFound => "The source file does not exist.",
             TaskErrorCode::FileMd5Mismatch => "The MD5 of the file does not match FileMd5.",
             TaskErrorCode::DownloadFailed => "The file could not be downloaded.",
+            TaskErrorCode::FileTooLarge => "The file is larger than the server's download limit.",
             TaskErrorCode::FetchFileFailed => "The file could not be fetched.",
             TaskErrorCode::InstallAppFailed => "The app could not be installed.",
             TaskErrorCode::UninstallAppFailed => "The app could not be uninstalled.",

@@ -23,7 +23,4 @@ pub use services::Services;
 pub use stops::Stops;
 pub use sweeper::{Sweeper, SweeperConfig};
 pub use watcher::{Watcher, WatcherConfig};
-pub use webhooks::{
-    WebhookConfig, WebhookSender, is_public as is_public_address,
-    refused_target as refused_webhook_target, signature as webhook_signature,
-};
+pub use webhooks::{WebhookConfig, WebhookSender, signature as webhook_signature};

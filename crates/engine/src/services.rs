@@ -1,5 +1,5 @@
 //! What operations need besides a backend: the object store (sources and destinations of files,
-//! the full copy of long command output), an HTTP client for `DOWNLOAD_URL` sources, and a
+//! the full copy of long command output), the outbound client for sources given as URLs, and a
 //! scratch directory for files in transit.
 
 use std::path::PathBuf;
@@ -11,7 +11,9 @@ use cloudphone_objects::Objects;
 #[derive(Clone)]
 pub struct Services {
     pub objects: Arc<Objects>,
-    pub http: reqwest::Client,
+    /// Fetches `DOWNLOAD_URL` and `OSS_BRIDGED` sources and apps' URLs: address filter,
+    /// re-checked redirects, timeouts and the byte cap (`cloudphone_outbound`).
+    pub fetch: cloudphone_outbound::Outbound,
     /// Files in transit live here (under the data dir), never in memory.
     pub scratch: PathBuf,
     /// How long the links in task results stay valid.

@@ -6,10 +6,9 @@ use std::path::Path;
 use cloudphone_core::TaskErrorCode;
 use cloudphone_core::task_params::{FetchFileParam, InstallParam, ScreenshotParam, SendFileParam};
 use cloudphone_objects::{ObjectError, OssPath};
+use cloudphone_outbound::FetchError;
 use cloudphone_store::Outcome;
-use md5::{Digest, Md5};
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
 use crate::services::Services;
 use cloudphone_backend::{Backend, BackendError, InstanceRef};
@@ -144,41 +143,35 @@ async fn fetch_object(
     Ok(info.md5_hex)
 }
 
-/// Streams `url` into `scratch`, hashing as it goes; returns the MD5 in lower-case hex.
+/// Streams `url` into `scratch` through the outbound client (address filter, timeouts, byte
+/// cap); returns the MD5 in lower-case hex.
 async fn download(services: &Services, url: &str, scratch: &Path) -> Result<String, BackendError> {
-    let io =
-        |e: std::io::Error| failed(TaskErrorCode::SendFileFailed, format!("scratch file: {e}"));
-    let mut response = services
-        .http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| failed(TaskErrorCode::DownloadFailed, format!("{url}: {e}")))?;
-    let status = response.status();
-    if status == reqwest::StatusCode::NOT_FOUND {
-        return Err(failed(
+    match services.fetch.download(url, scratch).await {
+        Ok(got) => Ok(got.md5_hex),
+        Err(e) => Err(download_error(url, e)),
+    }
+}
+
+/// A failed download as the task reports it. Whatever kept it from being fetched at all (a
+/// refused address, a closed or silent port) reads the same ([`FetchError::Unreachable`]);
+/// the operator's log has the detail.
+fn download_error(url: &str, e: FetchError) -> BackendError {
+    match e {
+        FetchError::Status(status) if status.as_u16() == 404 => failed(
             TaskErrorCode::SourceFileNotFound,
             format!("{url} answered 404."),
-        ));
-    }
-    if !status.is_success() {
-        return Err(failed(
+        ),
+        FetchError::Status(status) => failed(
             TaskErrorCode::DownloadFailed,
             format!("{url} answered {status}."),
-        ));
+        ),
+        FetchError::TooLarge { .. } => failed(TaskErrorCode::FileTooLarge, format!("{url}: {e}.")),
+        FetchError::Local(e) => failed(TaskErrorCode::SendFileFailed, format!("scratch file: {e}")),
+        e => {
+            tracing::info!(url, detail = %e.detail(), "a download failed");
+            failed(TaskErrorCode::DownloadFailed, format!("{url}: {e}."))
+        }
     }
-    let mut file = tokio::fs::File::create(scratch).await.map_err(io)?;
-    let mut md5 = Md5::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| failed(TaskErrorCode::DownloadFailed, format!("{url}: {e}")))?
-    {
-        md5.update(&chunk);
-        file.write_all(&chunk).await.map_err(io)?;
-    }
-    file.flush().await.map_err(io)?;
-    Ok(hex::encode(md5.finalize()))
 }
 
 /// Screenshot: the phone draws its screen into a scratch PNG, stored as the object named by
@@ -233,7 +226,10 @@ pub async fn install_app(
             } else {
                 download(services, source, &scratch).await
             }
-            .map_err(|e| failed(TaskErrorCode::InstallAppFailed, e.message))?;
+            .map_err(|e| match e.code {
+                TaskErrorCode::FileTooLarge => e,
+                _ => failed(TaskErrorCode::InstallAppFailed, e.message),
+            })?;
             let expected = param.md5.as_str();
             if !expected.is_empty() && !expected.eq_ignore_ascii_case(&md5) {
                 return Err(failed(

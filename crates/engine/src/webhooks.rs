@@ -7,15 +7,17 @@
 //! HMAC-SHA256 over `<t>.<body>` with the secret, and may drop a repeat by
 //! `X-Cloudphone-Delivery` (a delivery is sent again only when its answer was lost).
 //!
-//! Receivers must be on public addresses (checked when the webhook is made and again before
-//! each POST, the host resolved), unless the operator allows private ones: a tenant cannot
-//! make the server post into its own network.
+//! Receivers must be on public addresses, unless the operator allows private ones: a tenant
+//! cannot make the server post into its own network. The POST goes through the outbound client
+//! ([`cloudphone_outbound`]), whose resolver hands the connection only addresses that pass the
+//! filter (checked when the webhook is made too, but the connection is what counts); a
+//! redirect is the receiver's answer, never followed.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cloudphone_core::time::now_ms;
+use cloudphone_outbound::{AddressPolicy, FetchError, OutboundConfig, Refused};
 use cloudphone_store::{Delivery, DeliveryEnd, Store};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -57,65 +59,41 @@ impl Default for WebhookConfig {
     }
 }
 
-pub struct WebhookSender {
-    store: Arc<dyn Store>,
-    http: reqwest::Client,
-    config: WebhookConfig,
-}
-
-/// Whether `ip` is an address on the public internet: not loopback, private, link-local,
-/// shared (carrier NAT), documentation, unspecified, broadcast or multicast, nor an IPv6 form of
-/// one. A webhook may point only at such addresses unless the operator allows private ones.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)))
+impl WebhookConfig {
+    /// The outbound client's settings for deliveries: the receiver filter, `timeout` for the
+    /// whole POST, no redirect followed.
+    pub fn outbound(&self) -> OutboundConfig {
+        OutboundConfig {
+            policy: if self.allow_private {
+                AddressPolicy::anything()
+            } else {
+                AddressPolicy::public_only()
+            },
+            connect_timeout: self.timeout,
+            idle_timeout: self.timeout,
+            total_timeout: self.timeout,
+            max_bytes: 0,
+            max_redirects: 0,
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || v6.is_unique_local()
-                    || v6.is_unicast_link_local())
-            }
-        },
     }
 }
 
-/// The host to resolve for `url` (an IPv6 literal without its brackets) and the port.
-fn host_and_port(url: &str) -> Option<(String, u16)> {
-    let parsed = reqwest::Url::parse(url).ok()?;
-    let host = parsed
-        .host_str()?
-        .trim_matches(|c| c == '[' || c == ']')
-        .to_string();
-    Some((host, parsed.port_or_known_default().unwrap_or(80)))
+pub struct WebhookSender {
+    store: Arc<dyn Store>,
+    http: cloudphone_outbound::Outbound,
+    config: WebhookConfig,
 }
 
-/// Why `url` may not be posted to: its host resolves to an address that is not public.
-pub async fn refused_target(url: &str) -> Option<String> {
-    let (host, port) = host_and_port(url)?;
-    let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), port)).await {
-        Ok(found) => found.collect(),
-        Err(e) => return Some(format!("the receiver's host could not be resolved: {e}")),
-    };
-    addrs.iter().find(|a| !is_public(a.ip())).map(|a| {
-        format!(
-            "the receiver's host resolves to {}, which is not a public address",
-            a.ip()
-        )
-    })
+/// A refused delivery's error, the same whatever the address (the tenant learns nothing of how
+/// a name resolves inside the server's network).
+pub const REFUSED: &str = "the receiver's address is not allowed (not a public address)";
+
+/// A failed attempt's error: the same for a closed port, a silent one and a broken connection.
+fn unreachable(e: &FetchError) -> String {
+    match e {
+        FetchError::Unreachable { .. } => "the receiver could not be reached".into(),
+        other => format!("the receiver could not be reached: {other}"),
+    }
 }
 
 /// The signature header's value for `body` sent at `unix_secs`.
@@ -146,7 +124,12 @@ fn retry_delay(config: &WebhookConfig, attempt: i64) -> Option<Duration> {
 }
 
 impl WebhookSender {
-    pub fn new(store: Arc<dyn Store>, http: reqwest::Client, config: WebhookConfig) -> Self {
+    /// `http`: built from [`WebhookConfig::outbound`].
+    pub fn new(
+        store: Arc<dyn Store>,
+        http: cloudphone_outbound::Outbound,
+        config: WebhookConfig,
+    ) -> Self {
         WebhookSender {
             store,
             http,
@@ -187,37 +170,17 @@ impl WebhookSender {
     }
 
     async fn deliver(&self, d: Delivery) {
-        if !self.config.allow_private
-            && let Some(why) = refused_target(&d.url).await
-        {
-            let end = DeliveryEnd::GaveUp {
-                status: None,
-                error: why,
-            };
-            if let Err(e) = self
-                .store
-                .end_delivery(d.seq, d.attempt, &end, now_ms())
-                .await
-            {
-                error!(error = %e, seq = d.seq, "recording a refused webhook delivery failed");
-            }
-            return;
-        }
         let sent_at = now_ms();
-        let answer = self
-            .http
-            .post(&d.url)
-            .header("content-type", "application/json")
-            .header(
+        let headers = [
+            ("content-type", "application/json".to_string()),
+            (
                 "x-cloudphone-signature",
                 signature(&d.secret, sent_at / 1000, &d.body),
-            )
-            .header("x-cloudphone-delivery", format!("whd-{}", d.seq))
-            .header("x-cloudphone-attempt", d.attempt.to_string())
-            .timeout(self.config.timeout)
-            .body(d.body.clone())
-            .send()
-            .await;
+            ),
+            ("x-cloudphone-delivery", format!("whd-{}", d.seq)),
+            ("x-cloudphone-attempt", d.attempt.to_string()),
+        ];
+        let answer = self.http.post(&d.url, &headers, d.body.clone()).await;
         let retry = retry_delay(&self.config, d.attempt);
         let failed = |status: Option<i64>, error: String| match retry {
             None => DeliveryEnd::GaveUp { status, error },
@@ -228,17 +191,25 @@ impl WebhookSender {
             },
         };
         let end = match answer {
-            Ok(r) if r.status().is_success() => DeliveryEnd::Delivered {
-                status: i64::from(r.status().as_u16()),
+            Ok(status) if status.is_success() => DeliveryEnd::Delivered {
+                status: i64::from(status.as_u16()),
             },
-            Ok(r) => {
-                let status = r.status();
-                failed(
-                    Some(i64::from(status.as_u16())),
-                    format!("the receiver answered HTTP {status}"),
-                )
+            Ok(status) => failed(
+                Some(i64::from(status.as_u16())),
+                format!("the receiver answered HTTP {status}"),
+            ),
+            Err(e) => {
+                debug!(seq = d.seq, detail = %e.detail(), "webhook not delivered");
+                match e.refused() {
+                    // The address will not change its kind: ended without being sent. A name
+                    // that did not resolve may resolve later.
+                    Some(r) if !matches!(r, Refused::Unresolved { .. }) => DeliveryEnd::GaveUp {
+                        status: None,
+                        error: REFUSED.into(),
+                    },
+                    _ => failed(None, unreachable(&e)),
+                }
             }
-            Err(e) => failed(None, format!("the receiver could not be reached: {e}")),
         };
         match &end {
             DeliveryEnd::Delivered { .. } => debug!(seq = d.seq, "webhook delivered"),
@@ -270,76 +241,41 @@ impl WebhookSender {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_public_addresses_are_public() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "255.255.255.255",
-            "224.0.0.1",
-            "::1",
-            "::",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
-        }
-        for public in [
-            "8.8.8.8",
-            "1.1.1.1",
-            "100.128.0.1",
-            "2606:4700::1111",
-            "::ffff:8.8.8.8",
-        ] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
-        }
-    }
-
+    /// The address filter itself is `cloudphone_outbound`'s, tested there; here, that
+    /// deliveries use it as configured.
     #[tokio::test]
-    async fn a_url_naming_the_server_s_own_network_is_refused() {
-        assert!(refused_target("http://127.0.0.1:8080/x").await.is_some());
-        assert!(refused_target("http://[::1]/x").await.is_some());
-        assert!(refused_target("http://localhost/x").await.is_some());
-        assert!(
-            refused_target("https://169.254.169.254/latest")
-                .await
-                .is_some()
-        );
+    async fn deliveries_go_only_to_public_addresses_unless_allowed() {
+        let config = WebhookConfig::default();
+        let out = cloudphone_outbound::Outbound::new(
+            config.outbound(),
+            cloudphone_client::tls::builder(None).unwrap(),
+        )
+        .unwrap();
+        for url in [
+            "http://127.0.0.1:8080/x",
+            "http://[::1]/x",
+            "http://localhost/x",
+            "https://169.254.169.254/latest",
+            "http://198.18.0.1/x",
+            "http://240.0.0.1/x",
+            "http://[::127.0.0.1]/x",
+            "http://[64:ff9b::7f00:1]/x",
+            "http://[2002:7f00:1::1]/x",
+            "http://[fec0::1]/x",
+        ] {
+            assert!(out.check(url).await.is_err(), "{url}");
+        }
         // A public address literal needs no lookup.
-        assert!(refused_target("https://8.8.8.8/hook").await.is_none());
-    }
-
-    /// An IPv6 literal is looked up without its brackets (as an address, never by name).
-    #[test]
-    fn a_receiver_s_host_and_port_come_from_its_url() {
-        let hp = |url| host_and_port(url);
-        assert_eq!(hp("https://8.8.8.8/hook"), Some(("8.8.8.8".into(), 443)));
-        assert_eq!(
-            hp("http://[2606:4700::1111]:8080/x"),
-            Some(("2606:4700::1111".into(), 8080))
-        );
-        assert_eq!(hp("http://[::1]/x"), Some(("::1".into(), 80)));
-        assert_eq!(
-            hp("https://hooks.example.com/a"),
-            Some(("hooks.example.com".into(), 443))
-        );
-        assert_eq!(hp("not a url"), None);
-    }
-
-    #[tokio::test]
-    async fn a_public_ipv6_receiver_is_accepted() {
-        assert!(
-            refused_target("https://[2606:4700::1111]/hook")
-                .await
-                .is_none()
-        );
+        assert!(out.check("https://8.8.8.8/hook").await.is_ok());
+        assert!(out.check("https://[2606:4700::1111]/hook").await.is_ok());
+        let open = WebhookConfig {
+            allow_private: true,
+            ..WebhookConfig::default()
+        }
+        .outbound();
+        assert!(open.policy.allow_private);
+        assert_eq!(open.max_redirects, 0, "a redirect is the receiver's answer");
+        assert_eq!(open.total_timeout, config.timeout);
     }
 
     /// With the defaults: 2 s after the first failure, then 4, 8, ... s; the tenth attempt is

@@ -191,10 +191,11 @@ async fn services(store: &Arc<dyn Store>, dir: &tempfile::TempDir) -> Services {
         objects: Arc::new(objects),
         // reqwest is built with `rustls-no-provider` in this workspace: a client built without
         // the client crate's TLS setup would panic.
-        http: cloudphone_client::tls::builder(None)
-            .unwrap()
-            .build()
-            .unwrap(),
+        fetch: cloudphone_outbound::Outbound::new(
+            Default::default(),
+            cloudphone_client::tls::builder(None).unwrap(),
+        )
+        .unwrap(),
         scratch,
         link_ttl: Duration::from_secs(60),
         region: "r".into(),

@@ -229,11 +229,8 @@ impl CreateApp {
                     .objects
                     .staging_dir()
                     .join(format!("createapp-{}.apk", ids::new_id("")));
-                let (size, md5) = download(&ctx.state.http, &url, &scratch)
-                    .await
-                    .inspect_err(|_| {
-                        let _ = std::fs::remove_file(&scratch);
-                    })?;
+                // A failed download leaves no file behind.
+                let (size, md5) = download(&ctx.state.fetch, &url, &scratch).await?;
                 app.md5 = md5;
                 app.size = size as i64;
                 app.source = url;
@@ -272,51 +269,33 @@ async fn read_manifest(
     Ok(apk.label)
 }
 
-/// Streams `url` into `scratch`; returns its size and MD5.
+/// Streams `url` into `scratch` through the outbound client (address filter, re-checked
+/// redirects, timeouts, the byte cap); returns its size and MD5. A URL that could not be
+/// fetched at all fails with one message, whatever the reason (a refused address, a closed
+/// port, a silent one): CreateApp answers at once, and must not be a port scanner.
 async fn download(
-    http: &reqwest::Client,
+    fetch: &cloudphone_outbound::Outbound,
     url: &str,
     scratch: &std::path::Path,
 ) -> Result<(u64, String), ApiError> {
-    use md5::{Digest, Md5};
-    use tokio::io::AsyncWriteExt;
-    let unreachable = |why: String| {
-        ApiError::invalid(
-            "OssAppUrl",
-            format!("The APK could not be downloaded: {why}"),
-        )
-    };
-    let mut response = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    if response.status() == reqwest::StatusCode::NOT_FOUND {
-        return Err(ApiError::not_found("OssAppUrl", url));
+    use cloudphone_outbound::FetchError;
+    match fetch.download(url, scratch).await {
+        Ok(got) => Ok((got.size, got.md5_hex)),
+        Err(FetchError::Status(status)) if status.as_u16() == 404 => {
+            Err(ApiError::not_found("OssAppUrl", url))
+        }
+        Err(FetchError::Local(e)) => {
+            tracing::error!(error = %e, "staging a downloaded APK failed");
+            Err(ApiError::Internal)
+        }
+        Err(e) => {
+            tracing::info!(url, detail = %e.detail(), "an APK could not be downloaded");
+            Err(ApiError::invalid(
+                "OssAppUrl",
+                format!("The APK could not be downloaded: {e}."),
+            ))
+        }
     }
-    if !response.status().is_success() {
-        return Err(unreachable(format!(
-            "the server answered {}",
-            response.status()
-        )));
-    }
-    let io = |e: std::io::Error| {
-        tracing::error!(error = %e, "staging a downloaded APK failed");
-        ApiError::Internal
-    };
-    let mut file = tokio::fs::File::create(scratch).await.map_err(io)?;
-    let (mut size, mut md5) = (0u64, Md5::new());
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?
-    {
-        size += chunk.len() as u64;
-        md5.update(&chunk);
-        file.write_all(&chunk).await.map_err(io)?;
-    }
-    file.flush().await.map_err(io)?;
-    Ok((size, hex::encode(md5.finalize())))
 }
 
 const INSTALLATION_STATUSES: &[&str] = &[

@@ -45,10 +45,15 @@ impl CreateWebhook {
     }
 
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
-        if !ctx.state.limits.webhook_allow_private
-            && let Some(why) = cloudphone_engine::refused_webhook_target(&self.url).await
-        {
-            return Err(ApiError::invalid("Url", format!("Refused: {why}.")));
+        // The delivery's connection is checked again; this refuses early what would never go.
+        // One message for every refusal: how a name resolves inside the server's network is
+        // none of the tenant's business.
+        if let Err(why) = ctx.state.webhook_targets.check(&self.url).await {
+            tracing::debug!(url = %self.url, %why, "webhook URL refused");
+            return Err(ApiError::invalid(
+                "Url",
+                "Refused: the host must be, and resolve only to, public addresses.",
+            ));
         }
         let webhook = Webhook {
             id: ids::new_id(ids::WEBHOOK),
