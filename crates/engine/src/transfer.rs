@@ -268,6 +268,45 @@ mod tests {
         );
     }
 
+    /// A URL that could not be fetched at all reads the same whatever stopped it; a 404 is a
+    /// missing source; a file over the cap has its own code.
+    #[test]
+    fn download_failures_map_to_task_errors() {
+        let url = "http://10.0.0.1:22/x";
+        let unreachable = |detail: &str, refused| {
+            download_error(
+                url,
+                FetchError::Unreachable {
+                    detail: detail.into(),
+                    refused,
+                },
+            )
+        };
+        let closed = unreachable("tcp connect error: Connection refused", None);
+        let refused = unreachable(
+            "10.0.0.1 is not a public address (private)",
+            Some(cloudphone_outbound::Refused::Address {
+                ip: "10.0.0.1".parse().unwrap(),
+                block: "private",
+            }),
+        );
+        assert_eq!(
+            (closed.code, &closed.message),
+            (refused.code, &refused.message)
+        );
+        assert_eq!(closed.code, TaskErrorCode::DownloadFailed);
+        assert!(!closed.message.contains("refused the connection (os"));
+        let gone = download_error(url, FetchError::Status(404u16.try_into().unwrap()));
+        assert_eq!(gone.code, TaskErrorCode::SourceFileNotFound);
+        let big = download_error(url, FetchError::TooLarge { limit: 10 });
+        assert_eq!(big.code, TaskErrorCode::FileTooLarge);
+        assert!(
+            big.message.contains("download limit of 10 bytes"),
+            "{}",
+            big.message
+        );
+    }
+
     #[test]
     fn a_missing_source_is_source_file_not_found() {
         let e = object_error(
