@@ -10,6 +10,13 @@ pub enum ApiError {
     MissingParameter(String),
     #[error("The parameter {name} is invalid: {reason}")]
     InvalidParameter { name: String, reason: String },
+    /// A parameter name outside `[A-Za-z0-9._-]` (shown escaped and cut short): no vendor name
+    /// needs another character, and refusing them keeps two parameter sets from ever sharing
+    /// the canonical query an ACS3 signature covers (its names are not encoded).
+    #[error(
+        "The parameter name {0} is invalid: a name may hold only A-Z, a-z, 0-9, '.', '_' and '-'."
+    )]
+    InvalidParameterName(String),
     #[error("The {name} {id} does not exist.")]
     NotFound { name: String, id: String },
     #[error("The {what} is in status {status}, which does not allow this operation.")]
@@ -89,6 +96,7 @@ impl ApiError {
         match self {
             ApiError::MissingParameter(name) => format!("MissingParameter.{name}"),
             ApiError::InvalidParameter { name, .. } => format!("InvalidParameter.{name}"),
+            ApiError::InvalidParameterName(_) => "InvalidParameter".into(),
             ApiError::NotFound { name, .. } => format!("Invalid{name}.NotFound"),
             ApiError::IncorrectStatus { .. } => "IncorrectStatus".into(),
             ApiError::IncompleteSignature(_) => "IncompleteSignature".into(),
@@ -191,6 +199,7 @@ mod tests {
         let cases = [
             (ApiError::missing("ImageId"), 400),
             (ApiError::invalid("TaskType", "unknown value"), 400),
+            (ApiError::InvalidParameterName("\"a=b\"".into()), 400),
             (ApiError::not_found("AndroidInstanceIds", "acp-x"), 404),
             (ApiError::AccessKeyNotFound, 404),
             (ApiError::ActionNotFound("Nope".into()), 404),
