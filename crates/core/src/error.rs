@@ -25,9 +25,11 @@ pub enum ApiError {
     IncompleteSignature(String),
     #[error("The signature method {0} is not supported.")]
     UnsupportedSignatureMethod(String),
-    #[error("The access key id does not exist.")]
-    AccessKeyNotFound,
-    #[error("The request signature does not match the signature computed by the server.")]
+    /// Also the answer for a key id that does not exist or is disabled: one answer for both,
+    /// so that nobody without a key's secret can tell whether the key exists.
+    #[error(
+        "The request signature does not match the signature computed by the server, or the access key id is unknown or disabled."
+    )]
     SignatureDoesNotMatch,
     #[error("The request time is not within 15 minutes of the server's time.")]
     TimestampExpired,
@@ -101,7 +103,6 @@ impl ApiError {
             ApiError::IncorrectStatus { .. } => "IncorrectStatus".into(),
             ApiError::IncompleteSignature(_) => "IncompleteSignature".into(),
             ApiError::UnsupportedSignatureMethod(_) => "InvalidSignatureMethod".into(),
-            ApiError::AccessKeyNotFound => "InvalidAccessKeyId.NotFound".into(),
             ApiError::SignatureDoesNotMatch => "SignatureDoesNotMatch".into(),
             ApiError::TimestampExpired => "InvalidTimeStamp.Expired".into(),
             ApiError::NonceUsed => "SignatureNonceUsed".into(),
@@ -139,9 +140,7 @@ impl ApiError {
     /// The HTTP status; always 400 or above, so that every SDK raises it as an error.
     pub fn http_status(&self) -> u16 {
         match self {
-            ApiError::NotFound { .. }
-            | ApiError::AccessKeyNotFound
-            | ApiError::ActionNotFound(_) => 404,
+            ApiError::NotFound { .. } | ApiError::ActionNotFound(_) => 404,
             ApiError::IncorrectStatus { .. } | ApiError::IdempotentProcessing => 409,
             ApiError::SignatureDoesNotMatch => 403,
             ApiError::RequestTooLarge(_) => 413,
@@ -201,7 +200,6 @@ mod tests {
             (ApiError::invalid("TaskType", "unknown value"), 400),
             (ApiError::InvalidParameterName("\"a=b\"".into()), 400),
             (ApiError::not_found("AndroidInstanceIds", "acp-x"), 404),
-            (ApiError::AccessKeyNotFound, 404),
             (ApiError::ActionNotFound("Nope".into()), 404),
             (
                 ApiError::IncorrectStatus {
