@@ -369,6 +369,8 @@ fn configure(args: ConfigureArgs) -> anyhow::Result<i32> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Before anything is written: every file of the node is owner-only (see owner_only.rs).
+    cloudphone::owner_only::restrict_new_files();
     let mut config = Config::new(args.data_dir);
     config.database_url = args.database_url;
     config.sim_record_executions = args.sim_record_executions;
