@@ -46,10 +46,10 @@ def test_the_user_is_the_operator_and_a_disabled_key_is_refused_at_once(server):
 
     admin(server, "keys", "disable", key[0])
     e = api_error(regions, client)
-    assert e.code == "InvalidAccessKeyId.NotFound"
+    assert e.code == "SignatureDoesNotMatch"
     e = api_error(client.reboot_android_instances_in_group,
                   models.RebootAndroidInstancesInGroupRequest(android_instance_ids=ids))
-    assert e.code == "InvalidAccessKeyId.NotFound"
+    assert e.code == "SignatureDoesNotMatch"
     listed = json.loads(admin(server, "keys", "list", "--account", "acct-ops", "--output", "json").stdout)
     assert [(k["AccessKeyId"], k["State"]) for k in listed] == [(key[0], "disabled")]
     assert key[1] not in json.dumps(listed), "a listing shows no secret"
@@ -59,7 +59,7 @@ def test_the_user_is_the_operator_and_a_disabled_key_is_refused_at_once(server):
     other = server.client(key=new_key(server, "acct-ops", "bob"))
     admin(server, "accounts", "disable", "acct-ops")
     for c in (client, other):
-        assert api_error(regions, c).code == "InvalidAccessKeyId.NotFound"
+        assert api_error(regions, c).code == "SignatureDoesNotMatch"
     assert "account disabled" in admin(server, "keys", "list", "--account", "acct-ops").stdout
     admin(server, "accounts", "enable", "acct-ops")
     regions(other)
@@ -79,7 +79,7 @@ def test_an_account_with_phones_is_not_deleted(server):
     client.delete_android_instance_group(models.DeleteAndroidInstanceGroupRequest(instance_group_ids=[group]))
     wait_for(lambda: admin(server, "accounts", "delete", "acct-gone", check=False).returncode == 0,
              what="the account deleted once its phones are")
-    assert api_error(regions, client).code == "InvalidAccessKeyId.NotFound"
+    assert api_error(regions, client).code == "SignatureDoesNotMatch"
     assert "acct-gone" not in admin(server, "accounts", "list").stdout
 
 

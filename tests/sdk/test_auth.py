@@ -117,8 +117,9 @@ def test_classic_common_request_errors(server):
     assert info.value.get_error_code() == "InvalidParameter.TaskType"
     with pytest.raises(ClassicServerException) as info:
         classic(server, ("nobody", "x")).do_action_with_exception(classic_request(server, "DescribeTasks", {}))
-    assert info.value.get_http_status() == 404
-    assert info.value.get_error_code() == "InvalidAccessKeyId.NotFound"
+    # An unknown key answers as a bad signature (nothing tells which key ids exist).
+    assert info.value.get_http_status() == 403
+    assert info.value.get_error_code() == "SignatureDoesNotMatch"
     with pytest.raises(ClassicServerException) as info:
         classic(server, (KEY_ID, "wrong")).do_action_with_exception(classic_request(server, "DescribeTasks", {}))
     assert info.value.get_error_code() == "SignatureDoesNotMatch"
@@ -167,13 +168,14 @@ def test_tampered_requests_are_refused(server):
 
 
 def test_unknown_key_is_refused(server):
+    # As a bad signature would be: nothing tells which key ids exist (test_tenancy.py).
     e = api_error(server.client(key=("no-such-key", "x")).describe_tasks, models.DescribeTasksRequest())
-    assert (e.status_code, e.code) == (404, "InvalidAccessKeyId.NotFound")
+    assert (e.status_code, e.code) == (403, "SignatureDoesNotMatch")
     e = api_error(server.client(key=("no-such-key", "x"), signature_algorithm="v2").describe_regions,
                   models.DescribeRegionsRequest())
-    assert (e.status_code, e.code) == (404, "InvalidAccessKeyId.NotFound")
-    assert error_code(signed_request(server, "DescribeTasks", key=("nobody", "x"))) == (404, "InvalidAccessKeyId.NotFound")
-    assert error_code(v1_request(server, "DescribeTasks", key=("nobody", "x"))) == (404, "InvalidAccessKeyId.NotFound")
+    assert (e.status_code, e.code) == (403, "SignatureDoesNotMatch")
+    assert error_code(signed_request(server, "DescribeTasks", key=("nobody", "x"))) == (403, "SignatureDoesNotMatch")
+    assert error_code(v1_request(server, "DescribeTasks", key=("nobody", "x"))) == (403, "SignatureDoesNotMatch")
 
 
 @pytest.mark.parametrize("offset", [-16 * 60, 16 * 60, -24 * 3600, 365 * 24 * 3600])

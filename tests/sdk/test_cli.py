@@ -62,7 +62,7 @@ def test_errors_carry_the_vendor_code(server):
     wrong_key = subprocess.run([str(BINARY), "tasks", "list", "--endpoint", f"http://{server.endpoint}",
                                 "--access-key-id", "nobody", "--access-key-secret", "x"],
                                capture_output=True, text=True, timeout=60, env={"PATH": os.environ["PATH"]})
-    assert wrong_key.returncode == 1 and "InvalidAccessKeyId.NotFound" in wrong_key.stderr, wrong_key.stderr
+    assert wrong_key.returncode == 1 and "SignatureDoesNotMatch" in wrong_key.stderr, wrong_key.stderr
 
 
 def bare(server, *args, config=None, extra_env=None):
@@ -89,7 +89,7 @@ def test_configure_writes_an_owner_only_profile_that_later_calls_use(server, tmp
     ok = bare(server, "groups", "list", config=config)
     assert ok.returncode == 0 and ok.stdout.startswith("GroupId"), ok.stderr
     named = bare(server, "groups", "list", "--profile", "wrong", config=config)
-    assert named.returncode == 1 and "InvalidAccessKeyId.NotFound" in named.stderr
+    assert named.returncode == 1 and "SignatureDoesNotMatch" in named.stderr
     # A flag wins over the profile.
     flagged = bare(server, "groups", "list", "--profile", "wrong", "--access-key-id", server.key[0],
                    "--access-key-secret", server.key[1], config=config)

@@ -24,6 +24,7 @@ from test_screens_and_images import decode_png
 
 ANDROID_12 = "imgc-testphone12"
 ANDROID_13 = "imgc-testphone13"
+ROOTED = "imgc-testphoneroot"
 BUCKET = "cloudphone-saved-bucket-docker"
 ENDPOINT = "oss-cn-hangzhou.aliyuncs.com"
 
@@ -62,6 +63,13 @@ android_version = "13"
 reference = "{phone_image}"
 env = ["ADBD_PORT={{adb_port}}"]
 args = ["--prop", "ro.build.version.release=13", "--prop", "ro.build.version.sdk=33"]
+
+[[docker.images]]
+id = "{ROOTED}"
+name = "Test phone whose commands may run as root"
+reference = "{phone_image}"
+env = ["ADBD_PORT={{adb_port}}"]
+run_as_root = true
 """)
     server = Server(workdir / "docker", sim_delay_ms=None,
                     extra_args=["--backends", str(config), "--watch-interval-ms", "300"]).start()
@@ -104,7 +112,7 @@ def finished(client, request_id):
 def test_images_are_listed_with_the_simulated_ones(fleet):
     images = fleet["client"].describe_image_list(models.DescribeImageListRequest(image_type="System")).body.data
     ids = {i.image_id for i in images}
-    assert {ANDROID_12, ANDROID_13} <= ids and "imgc-simandroid140000" in ids
+    assert {ANDROID_12, ANDROID_13, ROOTED} <= ids and "imgc-simandroid140000" in ids
 
 
 def test_a_group_of_containers_through_stop_start_reboot_and_reset(fleet):
@@ -229,6 +237,36 @@ def test_commands_files_backups_apps_and_screenshots_inside_the_container(fleet,
     (t,) = tasks_of(client, invoke_id=r.request_id, level=2)
     assert (t.task_status, t.error_code) == ("Failed", "BackupFileFailed")
     assert "/sdcard/nowhere: No such file or directory" in t.error_msg, t.error_msg
+
+
+def test_commands_run_as_the_shell_user_unless_the_image_allows_root(fleet, tmp_path):
+    """The test phone's adbd runs as root, as redroid's does: the server drops it to Android's
+    `shell` user (`adb unroot`) before any work, after every restart too; only an image with
+    `run_as_root = true` keeps root."""
+    client, server = fleet["client"], fleet["server"]
+    _, (phone,) = create(client, 1, name="uid")
+    out, code = sh(client, phone, "id")
+    assert code == 0 and out.startswith("uid=2000(shell) gid=2000(shell)"), out
+    # Files sent are the shell user's too (adb push runs as adbd does), and root's are closed.
+    local = tmp_path / "note.txt"
+    local.write_text("hi")
+    assert cp(server, local, f"oss://{BUCKET}/in/note.txt").returncode == 0
+    r = client.send_file(models.SendFileRequest(
+        android_instance_id_list=[phone], upload_url=f"oss://{BUCKET}/in/note.txt",
+        source_file_path="/sdcard/Download/", upload_type="OSS", upload_endpoint=ENDPOINT)).body
+    finished(client, r.request_id)
+    assert sh(client, phone, "stat -c %u /sdcard/Download/note.txt") == ("2000\n", 0)
+    out, code = sh(client, phone, "touch /system/owned")
+    assert code != 0 and "Permission denied" in out, out
+    # A reboot restarts the container, and its adbd as root: dropped again.
+    r = client.reboot_android_instances_in_group(
+        models.RebootAndroidInstancesInGroupRequest(android_instance_ids=[phone])).body
+    finished(client, r.request_id)
+    assert sh(client, phone, "id -u") == ("2000\n", 0)
+
+    _, (rooted,) = create(client, 1, image=ROOTED, name="rooted")
+    out, code = sh(client, rooted, "id")
+    assert code == 0 and out.startswith("uid=0(root) gid=0(root)"), out
 
 
 def test_an_install_failure_carries_androids_code(fleet, tmp_path):

@@ -7,6 +7,10 @@
 //! else. The order of checks is deliberate: shape first, then
 //! the key, the signature, the clock, and only then the nonce, so that nobody without the
 //! secret can use up another client's nonces.
+//!
+//! A key id that is unknown (never made, deleted, disabled, or of a disabled account) answers
+//! exactly as a bad signature does (`SignatureDoesNotMatch`, one message, 403), after the same
+//! work: a request that does not prove a key's secret learns nothing about the key.
 
 use cloudphone_core::error::ApiError;
 use cloudphone_core::resources::AccessKey;
@@ -348,6 +352,10 @@ pub struct KeyCache {
     recent: std::sync::Mutex<RecentNonces>,
 }
 
+/// What an unknown key's signature is checked against, only to spend the same time as for a
+/// known key: the outcome is ignored.
+const UNKNOWN_KEY_SECRET: &str = "no key has this secret; the outcome is ignored";
+
 /// Keys kept at most; past that the copies are dropped and read again as calls come.
 const KEY_CACHE_MAX: usize = 10_000;
 /// Nonces remembered at most, the oldest forgotten first.
@@ -516,10 +524,11 @@ async fn verify_with(
             from_cache: true,
         });
     }
-    let key = keys
-        .access_key(&signed.key_id)
-        .await?
-        .ok_or(ApiError::AccessKeyNotFound)?;
+    let Some(key) = keys.access_key(&signed.key_id).await? else {
+        // The same HMAC as for a known key, so the time taken does not tell them apart either.
+        let _ = signed.verify(UNKNOWN_KEY_SECRET);
+        return Err(ApiError::SignatureDoesNotMatch);
+    };
     signed.check(&key.secret, now_ms)?;
     Ok(Verified {
         key,
@@ -552,8 +561,9 @@ async fn record_with(
             if call.from_cache {
                 Ok(Recorded::Stale)
             } else {
-                // Changed between the read and the write just now: as good as gone.
-                Err(ApiError::AccessKeyNotFound)
+                // Changed between the read and the write just now: as good as gone, and
+                // answered as any key that is not there.
+                Err(ApiError::SignatureDoesNotMatch)
             }
         }
     }
@@ -1283,7 +1293,7 @@ mod tests {
 
         *keys.replaced.lock().unwrap() = Some(None);
         keys.nonces.lock().unwrap().clear();
-        assert_eq!(call(vector_a()).await, Err(ApiError::AccessKeyNotFound));
+        assert_eq!(call(vector_a()).await, Err(ApiError::SignatureDoesNotMatch));
         assert!(keys.nonces.lock().unwrap().is_empty(), "nothing recorded");
 
         // Back, then given another secret while a copy with the old one is kept.
@@ -1376,7 +1386,8 @@ mod tests {
                 now()
             )
             .await,
-            Err(ApiError::AccessKeyNotFound)
+            Err(ApiError::SignatureDoesNotMatch),
+            "an unknown key answers as a bad signature"
         );
         let failing = FakeKeys {
             fail: true,

@@ -2,6 +2,13 @@
 //! raw body bytes (whose hash ACS3 signs). Decoding follows what Python's `urlencode` produces
 //! (`+` is a space, `%XX` a byte, UTF-8 text); anything else is refused here, so that later
 //! stages only ever see clean strings.
+//!
+//! Parameter names must be made of `A-Z a-z 0-9 . _ -` once decoded, in the query and in a form
+//! body alike, and this is checked here, before any signature: the ACS3 canonical query joins
+//! names unencoded, so a name holding `=` or `&` (`ClientToken%3Dabc%26DryRun=true`) would sign
+//! exactly as another parameter set (`ClientToken=abc&DryRun=true`), and a captured request
+//! could be replayed with another meaning. No vendor name needs another character
+//! (docs/design.md §8).
 
 use axum::http::HeaderMap;
 use cloudphone_core::error::ApiError;
@@ -102,12 +109,34 @@ pub fn decode_form(raw: &[u8], max_params: usize) -> Result<Vec<(String, String)
                 "a parameter has an empty name",
             ));
         }
+        if !valid_name(&key) {
+            return Err(ApiError::InvalidParameterName(shown_name(&key)));
+        }
         let value = decode_component(raw_value).ok_or_else(|| {
             ApiError::invalid(&key, "the value is not valid percent-encoded UTF-8")
         })?;
         pairs.push((key, value));
     }
     Ok(pairs)
+}
+
+/// Whether `name` is a parameter name this server accepts: `A-Z a-z 0-9 . _ -`, the characters
+/// RFC 3986 leaves unencoded (but `~`), so that encoding a name or not never changes it.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// A refused name as the error shows it: quoted and escaped (no control character reaches a
+/// log or a terminal), and cut after 64 characters.
+fn shown_name(name: &str) -> String {
+    const SHOWN: usize = 64;
+    match name.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{:?}...", &name[..end]),
+        None => format!("{name:?}"),
+    }
 }
 
 /// `+` to space, then `%XX` to bytes, then UTF-8; `None` on a bad escape or bad UTF-8.
@@ -169,10 +198,17 @@ mod tests {
                 "a parameter has an empty name"
             ))
         );
-        let got = decode_form(b"a=1&&b&c=&d==x&e%2Ek=%7e&", 100).unwrap();
+        let got = decode_form(b"a=1&&b&c=&d==x&e%2Ek=%7e&-_.=&", 100).unwrap();
         assert_eq!(
             got,
-            pairs(&[("a", "1"), ("b", ""), ("c", ""), ("d", "=x"), ("e.k", "~")])
+            pairs(&[
+                ("a", "1"),
+                ("b", ""),
+                ("c", ""),
+                ("d", "=x"),
+                ("e.k", "~"),
+                ("-_.", "")
+            ])
         );
         assert_eq!(decode_form(b"", 0).unwrap(), vec![]);
         assert_eq!(
@@ -205,6 +241,50 @@ mod tests {
                 other => panic!("{raw:?}: {other:?}"),
             }
         }
+    }
+
+    /// A name that decodes to anything but `A-Z a-z 0-9 . _ -` is refused, whatever its value:
+    /// `ClientToken%3Dabc%26DryRun=true` would otherwise sign as `ClientToken=abc&DryRun=true`.
+    #[test]
+    fn refuses_names_outside_the_vendor_alphabet() {
+        for raw in [
+            &b"ClientToken%3Dabc%26DryRun=true"[..],
+            b"a+b=1",
+            b"a%20b=1",
+            b"a~b=1",
+            b"a%2Fb=1",
+            b"a*=1",
+            b"%E4%B8%AD=1",
+            "中=1".as_bytes(),
+            b"a%0Ab=1",
+            b"ok=1&Tag.1.K%40y=v",
+        ] {
+            match decode_form(raw, 100) {
+                Err(e @ ApiError::InvalidParameterName(_)) => {
+                    assert_eq!(e.code(), "InvalidParameter");
+                    assert_eq!(e.http_status(), 400);
+                }
+                other => panic!("{raw:?}: {other:?}"),
+            }
+        }
+        let e = decode_form(b"ClientToken%3Dabc%26DryRun=true", 100).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "The parameter name \"ClientToken=abc&DryRun\" is invalid: a name may hold only \
+             A-Z, a-z, 0-9, '.', '_' and '-'."
+        );
+        // Shown escaped and cut short.
+        let long = format!("{}%0A=1", "x".repeat(100));
+        match decode_form(long.as_bytes(), 100) {
+            Err(ApiError::InvalidParameterName(shown)) => {
+                assert_eq!(shown, format!("{:?}...", "x".repeat(64)))
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = decode_form(b"a%0Ab=1", 100).unwrap_err();
+        assert!(e.to_string().contains(r#""a\nb""#), "{e}");
+        // Every name the official SDK sends is of the alphabet, encoded or not.
+        assert!(decode_form(b"ResourceIds.1=a&Tag.1.Key=k&x-y_z=1&A%42C=2", 100).is_ok());
     }
 
     #[test]

@@ -11,6 +11,8 @@ use cloudphone_core::{TaskErrorCode, TaskType};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstanceRef {
     pub id: String,
+    /// The account that owns the phone (a simulated fault applies to its owner's phones only).
+    pub account_id: String,
     pub name: String,
     pub image_id: String,
     pub spec: String,
@@ -69,9 +71,12 @@ fn unsupported<T>(what: &str) -> OpResult<T> {
 }
 
 /// A failure to inject into a simulated fleet: the next `remaining` operations (every one when
-/// `None`) that match the type and instance fail with `code`.
+/// `None`) on phones of `account_id` that match the type and instance fail with `code`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fault {
+    /// The account that injected it: it only ever touches that account's phones, so one tenant
+    /// cannot fail another's tasks.
+    pub account_id: String,
     pub task_type: Option<TaskType>,
     pub instance_id: Option<String>,
     pub code: TaskErrorCode,
@@ -212,6 +217,8 @@ pub trait Backend: Send + Sync + 'static {
         let _ = fault;
         Err("this backend does not simulate faults".into())
     }
-    /// Drops every injected fault.
-    fn clear_faults(&self) {}
+    /// Drops every fault `account_id` injected (and none of another account's).
+    fn clear_faults(&self, account_id: &str) {
+        let _ = account_id;
+    }
 }

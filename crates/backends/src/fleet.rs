@@ -172,9 +172,9 @@ impl Backend for Fleet {
         last
     }
 
-    fn clear_faults(&self) {
+    fn clear_faults(&self, account_id: &str) {
         for m in &self.members {
-            m.clear_faults();
+            m.clear_faults(account_id);
         }
     }
 }

@@ -42,7 +42,8 @@ fn sorted_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Vec<(&str, &s
 }
 
 /// The canonical query line of ACS3: `key=pct(value)` joined by `&`. The SDK leaves keys
-/// unencoded, so a server must too, or keys with reserved characters would never verify.
+/// unencoded, so a server must too; a key holding `=` or `&` would then sign as several
+/// parameters, which is why the server refuses names outside `A-Z a-z 0-9 . _ -`.
 pub fn canonical_query_v3<K: AsRef<str>, V: AsRef<str>>(query: &[(K, V)]) -> String {
     sorted_pairs(query)
         .into_iter()

@@ -15,6 +15,7 @@
 //! reference = "redroid/redroid:12.0.0_64only-latest"
 //! privileged = true
 //! args = ["androidboot.redroid_width=720", "androidboot.redroid_height=1280"]
+//! # run_as_root = true      # let commands and file work run as root (default: Android's shell)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -132,6 +133,10 @@ pub struct ImageSection {
     pub data_path: String,
     #[serde(default = "adb_port")]
     pub adb_port: u16,
+    /// Let in-phone work run as root when the image's adbd does (redroid's); by default it is
+    /// made to run as Android's `shell` user (`adb unroot`).
+    #[serde(default)]
+    pub run_as_root: bool,
 }
 
 fn android_version() -> String {
@@ -266,6 +271,7 @@ impl BackendsFile {
                 env: i.env.clone(),
                 data_path: i.data_path.clone(),
                 adb_port: i.adb_port,
+                run_as_root: i.run_as_root,
             });
         }
         let mut config = DockerConfig::new(images);
@@ -342,6 +348,15 @@ mod tests {
         assert_eq!(d.images[0].data_path, "/data");
         assert_eq!(d.images[0].adb_port, 5555);
         assert_eq!(d.images[0].name, "redroid/redroid:12.0.0_64only-latest");
+        assert!(
+            !d.images[0].run_as_root,
+            "commands run as shell unless allowed"
+        );
+        let allowed = parse(
+            "[docker]\n[[docker.images]]\nid = \"imgc-r\"\nreference = \"r\"\nrun_as_root = true\n",
+        )
+        .unwrap();
+        assert!(allowed.docker_config().unwrap().unwrap().images[0].run_as_root);
     }
 
     #[test]

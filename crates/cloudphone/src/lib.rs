@@ -8,6 +8,7 @@ pub mod backends_file;
 pub mod config;
 mod device_sink;
 pub mod ops;
+pub mod owner_only;
 mod root_key;
 mod tls;
 
@@ -65,8 +66,7 @@ pub async fn open_store(
             .with_context(|| format!("connecting to {}", redact(url)))?;
         return Ok(Arc::new(store));
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    owner_only::dir(data_dir)?;
     let path: PathBuf = data_dir.join("cloudphone.db");
     // The database holds every access key's secret: nobody else may read it. SQLite gives its
     // journal files the database's own mode, so these two files settle it for all of them.
@@ -116,8 +116,7 @@ impl Application {
         let lock = match config.database_url {
             None => Some(lock_data_dir(&config.data_dir)?),
             Some(_) => {
-                std::fs::create_dir_all(&config.data_dir)
-                    .with_context(|| format!("creating {}", config.data_dir.display()))?;
+                owner_only::dir(&config.data_dir)?;
                 None
             }
         };
@@ -400,7 +399,7 @@ async fn backends(config: &Config) -> anyhow::Result<Backends> {
 
 fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
     use fs2::FileExt;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    owner_only::dir(dir)?;
     let path = dir.join("cloudphone.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)

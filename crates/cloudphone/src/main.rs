@@ -395,6 +395,8 @@ fn configure(args: ConfigureArgs) -> anyhow::Result<i32> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Before anything is written: every file of the node is owner-only (see owner_only.rs).
+    cloudphone::owner_only::restrict_new_files();
     let mut config = Config::new(args.data_dir);
     config.database_url = args.database_url;
     config.sim_record_executions = args.sim_record_executions;
@@ -412,12 +414,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.engine.concurrency = args.concurrency.max(1);
     config.engine.lease = Duration::from_millis(args.lease_ms.max(100));
     config.engine.heartbeat = config.engine.lease / 3;
-    // Lease owners must differ between nodes, also between hosts whose pids coincide.
-    config.engine.node_id = format!(
-        "node-{}-{}",
-        std::process::id(),
-        cloudphone_core::ids::secret(6)
-    );
+    // Lease owners must differ between nodes (72 random bits). It is also the HostId of error
+    // answers, so it says nothing about the host (no process id).
+    config.engine.node_id = format!("node-{}", cloudphone_core::ids::secret(12));
     config.backends = match &args.backends {
         Some(path) => Some(cloudphone::backends_file::BackendsFile::read(path)?),
         None => None,

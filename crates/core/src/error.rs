@@ -10,6 +10,13 @@ pub enum ApiError {
     MissingParameter(String),
     #[error("The parameter {name} is invalid: {reason}")]
     InvalidParameter { name: String, reason: String },
+    /// A parameter name outside `[A-Za-z0-9._-]` (shown escaped and cut short): no vendor name
+    /// needs another character, and refusing them keeps two parameter sets from ever sharing
+    /// the canonical query an ACS3 signature covers (its names are not encoded).
+    #[error(
+        "The parameter name {0} is invalid: a name may hold only A-Z, a-z, 0-9, '.', '_' and '-'."
+    )]
+    InvalidParameterName(String),
     #[error("The {name} {id} does not exist.")]
     NotFound { name: String, id: String },
     #[error("The {what} is in status {status}, which does not allow this operation.")]
@@ -18,9 +25,11 @@ pub enum ApiError {
     IncompleteSignature(String),
     #[error("The signature method {0} is not supported.")]
     UnsupportedSignatureMethod(String),
-    #[error("The access key id does not exist.")]
-    AccessKeyNotFound,
-    #[error("The request signature does not match the signature computed by the server.")]
+    /// Also the answer for a key id that does not exist or is disabled: one answer for both,
+    /// so that nobody without a key's secret can tell whether the key exists.
+    #[error(
+        "The request signature does not match the signature computed by the server, or the access key id is unknown or disabled."
+    )]
     SignatureDoesNotMatch,
     #[error("The request time is not within 15 minutes of the server's time.")]
     TimestampExpired,
@@ -89,11 +98,11 @@ impl ApiError {
         match self {
             ApiError::MissingParameter(name) => format!("MissingParameter.{name}"),
             ApiError::InvalidParameter { name, .. } => format!("InvalidParameter.{name}"),
+            ApiError::InvalidParameterName(_) => "InvalidParameter".into(),
             ApiError::NotFound { name, .. } => format!("Invalid{name}.NotFound"),
             ApiError::IncorrectStatus { .. } => "IncorrectStatus".into(),
             ApiError::IncompleteSignature(_) => "IncompleteSignature".into(),
             ApiError::UnsupportedSignatureMethod(_) => "InvalidSignatureMethod".into(),
-            ApiError::AccessKeyNotFound => "InvalidAccessKeyId.NotFound".into(),
             ApiError::SignatureDoesNotMatch => "SignatureDoesNotMatch".into(),
             ApiError::TimestampExpired => "InvalidTimeStamp.Expired".into(),
             ApiError::NonceUsed => "SignatureNonceUsed".into(),
@@ -131,9 +140,7 @@ impl ApiError {
     /// The HTTP status; always 400 or above, so that every SDK raises it as an error.
     pub fn http_status(&self) -> u16 {
         match self {
-            ApiError::NotFound { .. }
-            | ApiError::AccessKeyNotFound
-            | ApiError::ActionNotFound(_) => 404,
+            ApiError::NotFound { .. } | ApiError::ActionNotFound(_) => 404,
             ApiError::IncorrectStatus { .. } | ApiError::IdempotentProcessing => 409,
             ApiError::SignatureDoesNotMatch => 403,
             ApiError::RequestTooLarge(_) => 413,
@@ -191,8 +198,8 @@ mod tests {
         let cases = [
             (ApiError::missing("ImageId"), 400),
             (ApiError::invalid("TaskType", "unknown value"), 400),
+            (ApiError::InvalidParameterName("\"a=b\"".into()), 400),
             (ApiError::not_found("AndroidInstanceIds", "acp-x"), 404),
-            (ApiError::AccessKeyNotFound, 404),
             (ApiError::ActionNotFound("Nope".into()), 404),
             (
                 ApiError::IncorrectStatus {

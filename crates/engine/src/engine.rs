@@ -261,6 +261,7 @@ impl Worker {
             Some(p) => {
                 let phone = InstanceRef {
                     id: claim.instance_id.clone(),
+                    account_id: p.account_id.clone(),
                     name: p.name.clone(),
                     image_id: p.image_id.clone(),
                     spec: p.spec.clone(),

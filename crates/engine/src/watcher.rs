@@ -61,6 +61,7 @@ impl Watcher {
             .iter()
             .map(|i| InstanceRef {
                 id: i.id.clone(),
+                account_id: i.account_id.clone(),
                 name: i.name.clone(),
                 image_id: i.image_id.clone(),
                 spec: i.spec.clone(),

@@ -268,6 +268,11 @@ impl AdbServer {
             .map(drop)
     }
 
+    /// `adb unroot`: asks the device's adbd to restart as the `shell` user; adbd's answer.
+    pub async fn unroot(&self, serial: &str) -> Result<String, AdbError> {
+        self.run_ok(Some(serial), &["unroot"], QUICK).await
+    }
+
     pub async fn reboot(&self, serial: &str) -> Result<(), AdbError> {
         self.run_ok(Some(serial), &["reboot"], QUICK)
             .await

@@ -4,6 +4,10 @@
 //! android.intent.category.LAUNCHER 1` and stop with `am force-stop`; screenshots are
 //! `exec-out screencap -p`; backups are `tar` on the phone plus a pull, restores a push plus
 //! `tar -x`. Shared by the docker backend (a container's adbd) and the adb backend (devices).
+//!
+//! All of it runs as the user the phone's adbd runs as: Android's `shell` (uid 2000) on a
+//! production build, root on an image like redroid until [`AdbPhone::ensure_shell_user`]
+//! restarts adbd with `adb unroot`, which the docker backend does unless an image allows root.
 
 use std::path::Path;
 use std::time::Duration;
@@ -113,6 +117,73 @@ impl AdbPhone<'_> {
             }
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
+    }
+
+    /// The uid the phone's adbd runs commands as.
+    async fn uid(&self) -> Result<u32, String> {
+        match self
+            .server
+            .shell(&self.serial, "id -u", Duration::from_secs(10))
+            .await
+        {
+            Ok(out) if out.exit_code == 0 => out
+                .text()
+                .trim()
+                .parse()
+                .map_err(|_| format!("`id -u` printed {:?}", out.text())),
+            Ok(out) => Err(format!("`id -u` failed: {}", out.text())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Makes sure what follows runs as Android's `shell` user, not root: a phone whose adbd
+    /// runs as root is told `adb unroot` (adbd restarts, dropping to `shell`, as it does on
+    /// redroid and any debuggable build) and waited for, within `timeout`, reconnecting to
+    /// `reconnect` (a phone reached over TCP). Checked before every operation, since any
+    /// restart of the phone (or of its adbd) brings root back. Fails with `OperationFailed`,
+    /// the phone untouched, when adbd stays root.
+    pub async fn ensure_shell_user(
+        &self,
+        reconnect: Option<&str>,
+        timeout: Duration,
+    ) -> OpResult<()> {
+        let refused = |why: String| {
+            BackendError::new(
+                TaskErrorCode::OperationFailed,
+                format!(
+                    "The phone's adbd runs commands as root and did not drop to Android's shell \
+                     user ({why}); an image whose phones may run commands as root says \
+                     run_as_root = true."
+                ),
+            )
+        };
+        match self.uid().await {
+            Ok(0) => {}
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(BackendError::new(TaskErrorCode::InstanceUnreachable, e)),
+        }
+        let answer = self
+            .server
+            .unroot(&self.serial)
+            .await
+            .map_err(|e| refused(format!("adb unroot: {e}")))?;
+        tracing::info!(serial = %self.serial, answer = %answer.trim(), "adb unroot");
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = "adbd still runs as root".to_string();
+        while tokio::time::Instant::now() < deadline {
+            if let Some(address) = reconnect
+                && self.server.state(&self.serial).await.as_deref() != Some("device")
+            {
+                let _ = self.server.connect(address).await;
+            }
+            match self.uid().await {
+                Ok(0) => last = "adbd still runs as root".into(),
+                Ok(_) => return Ok(()),
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        Err(refused(last))
     }
 
     pub async fn run_command(&self, command: &str, timeout: Duration) -> OpResult<CommandOutput> {

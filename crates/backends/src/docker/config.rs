@@ -41,6 +41,10 @@ pub struct DockerImage {
     pub data_path: String,
     /// The port adbd listens on inside the container (5555 for redroid).
     pub adb_port: u16,
+    /// Whether in-phone work may run as root. When not (the default), a phone whose adbd runs
+    /// as root (redroid's does) is made to run it as Android's `shell` user first: a tenant's
+    /// command must not be root in a container that may be privileged.
+    pub run_as_root: bool,
 }
 
 impl DockerImage {

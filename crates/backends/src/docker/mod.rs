@@ -4,7 +4,9 @@
 //!
 //! Lifecycle maps onto the container: Start, Stop and Reboot are container start, stop and
 //! restart; Reset and a new group image recreate the container from the image with a fresh
-//! volume. Docker is the source of truth for where a phone listens (labels and published
+//! volume. In-phone work runs as Android's `shell` user unless the phone's image says
+//! `run_as_root` ([`AdbPhone::ensure_shell_user`] before each operation): tenants' commands
+//! must not be root in containers that may be privileged (docs/design.md §8). Docker is the source of truth for where a phone listens (labels and published
 //! ports), so the backend keeps no state of its own and a restarted server finds its phones.
 
 mod config;
@@ -70,7 +72,12 @@ fn docker_error(what: &str, e: bollard::errors::Error) -> BackendError {
 struct Reached {
     /// `127.0.0.1:PORT`: the address to `adb connect`, and the device's serial.
     address: String,
+    /// Whether the image the container was made from allows root (an unknown image does not).
+    run_as_root: bool,
 }
+
+/// How long adbd may take to restart as `shell` after `adb unroot`.
+const UNROOT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl DockerBackend {
     /// Connects to the engine and agrees on an API version (Debian's engine speaks 1.41).
@@ -308,12 +315,14 @@ impl DockerBackend {
             )));
         }
         let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
+        // The image the container was made from, which a reimage in progress may not have
+        // recorded on the instance yet.
+        let image = labels
+            .get(LABEL_IMAGE)
+            .and_then(|i| self.config.images.iter().find(|x| &x.id == i));
         let port = match &self.config.network {
             Network::Host { .. } => labels.get(LABEL_ADB_PORT).cloned(),
             Network::Bridge => {
-                let image = labels
-                    .get(LABEL_IMAGE)
-                    .and_then(|i| self.config.images.iter().find(|x| &x.id == i));
                 let key = format!("{}/tcp", image.map_or(5555, |i| i.adb_port));
                 c.network_settings
                     .and_then(|n| n.ports)
@@ -329,10 +338,11 @@ impl DockerBackend {
         })?;
         Ok(Reached {
             address: format!("127.0.0.1:{port}"),
+            run_as_root: image.is_some_and(|i| i.run_as_root),
         })
     }
 
-    /// The phone's adbd, connected.
+    /// The phone's adbd, connected, and running as `shell` unless the image allows root.
     async fn adb(&self, phone: &InstanceRef) -> OpResult<AdbPhone<'_>> {
         let reached = self.reach(phone).await?;
         let server = &self.config.adb;
@@ -344,10 +354,15 @@ impl DockerBackend {
                 ))
             })?;
         }
-        Ok(AdbPhone {
+        let adb = AdbPhone {
             server,
-            serial: reached.address,
-        })
+            serial: reached.address.clone(),
+        };
+        if !reached.run_as_root {
+            adb.ensure_shell_user(Some(&reached.address), UNROOT_TIMEOUT)
+                .await?;
+        }
+        Ok(adb)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The simulated fleet: each phone is a directory under the data dir holding its properties, its
 //! apps' state and its user data (see [`phone`]). Operations take realistic time (or
-//! `--sim-delay-ms`), and faults can be injected per task type, instance and error code.
+//! `--sim-delay-ms`), and faults can be injected per task type, instance and error code; a fault
+//! belongs to the account that injected it and touches only that account's phones.
 //! RunCommand runs the [`shell`]; SendFile and FetchFile stream files in and out of the phone's
 //! data dir, through the one path mapping in [`paths`].
 
@@ -109,12 +110,14 @@ impl SimBackend {
         })
     }
 
-    /// Takes the first matching fault, if any, using one of its repetitions.
-    fn take_fault(&self, op: TaskType, phone: &str) -> Option<BackendError> {
+    /// Takes the first matching fault of the phone's own account, if any, using one of its
+    /// repetitions.
+    fn take_fault(&self, op: TaskType, phone: &InstanceRef) -> Option<BackendError> {
         let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
         let i = faults.iter().position(|f| {
-            f.task_type.is_none_or(|t| t == op)
-                && f.instance_id.as_deref().is_none_or(|i| i == phone)
+            f.account_id == phone.account_id
+                && f.task_type.is_none_or(|t| t == op)
+                && f.instance_id.as_deref().is_none_or(|i| i == phone.id)
                 && f.percent.is_none_or(|p| rand::random_range(0..100u8) < p)
         })?;
         let fault = faults[i].clone();
@@ -132,7 +135,7 @@ impl SimBackend {
     /// at once, so this is where an execution is recorded.
     async fn work(&self, op: TaskType, phone: &InstanceRef) -> OpResult<()> {
         tokio::time::sleep(self.duration(op)).await;
-        let fault = self.take_fault(op, &phone.id);
+        let fault = self.take_fault(op, phone);
         if self.config.record_executions {
             let outcome = fault
                 .as_ref()
@@ -599,11 +602,11 @@ impl Backend for SimBackend {
         Ok(())
     }
 
-    fn clear_faults(&self) {
+    fn clear_faults(&self, account_id: &str) {
         self.faults
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clear();
+            .retain(|f| f.account_id != account_id);
     }
 }
 

@@ -15,6 +15,7 @@ fn phone(id: &str) -> InstanceRef {
 fn phone_on(id: &str, image: &str) -> InstanceRef {
     InstanceRef {
         id: id.into(),
+        account_id: "acct-a".into(),
         name: "p".into(),
         image_id: image.into(),
         spec: "acp.basic.small".into(),
@@ -85,6 +86,7 @@ async fn faults_match_type_and_instance_and_run_out() {
     let dir = tempfile::tempdir().unwrap();
     let sim = sim(dir.path());
     sim.inject_fault(Fault {
+        account_id: "acct-a".into(),
         task_type: Some(TaskType::RebootInstance),
         instance_id: Some("acp-b".into()),
         code: TaskErrorCode::OperationFailed,
@@ -100,6 +102,37 @@ async fn faults_match_type_and_instance_and_run_out() {
     assert!(sim.reboot(&phone("acp-b"), false).await.is_ok());
 }
 
+/// A fault belongs to the account that injected it: without an instance it fails that account's
+/// phones only, and clearing removes that account's faults only.
+#[tokio::test]
+async fn faults_touch_only_their_own_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim(dir.path());
+    let mine = phone("acp-a");
+    let theirs = InstanceRef {
+        account_id: "acct-b".into(),
+        ..phone("acp-b")
+    };
+    for account in ["acct-a", "acct-b"] {
+        sim.inject_fault(Fault {
+            account_id: account.into(),
+            task_type: Some(TaskType::RebootInstance),
+            instance_id: None,
+            code: TaskErrorCode::OperationFailed,
+            message: format!("by {account}"),
+            remaining: None,
+            percent: None,
+        })
+        .unwrap();
+    }
+    let e = sim.reboot(&theirs, false).await.unwrap_err();
+    assert_eq!(e.message, "by acct-b");
+    sim.clear_faults("acct-b");
+    assert!(sim.reboot(&theirs, false).await.is_ok());
+    let e = sim.reboot(&mine, false).await.unwrap_err();
+    assert_eq!(e.message, "by acct-a", "another account's clear left it");
+}
+
 #[tokio::test]
 async fn faults_apply_to_commands_and_file_transfers() {
     let (_dir, sim, p) = setup().await;
@@ -109,6 +142,7 @@ async fn faults_apply_to_commands_and_file_transfers() {
         (TaskType::FetchFile, TaskErrorCode::FetchFileFailed),
     ] {
         sim.inject_fault(Fault {
+            account_id: "acct-a".into(),
             task_type: Some(op),
             instance_id: Some(p.id.clone()),
             code,
@@ -882,6 +916,7 @@ async fn executions_are_recorded_per_attempt() {
     });
     sim.reboot(&p, false).await.unwrap();
     sim.inject_fault(Fault {
+        account_id: "acct-a".into(),
         task_type: Some(TaskType::StopInstance),
         instance_id: None,
         code: TaskErrorCode::OperationFailed,
