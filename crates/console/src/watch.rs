@@ -21,7 +21,7 @@ pub async fn watch(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let key = match signed_in(&state, &headers, &uri.to_string()).await {
-        Ok(k) => k,
+        Ok(session) => session.key,
         // An EventSource cannot follow a redirect to the login page: say it plainly.
         Err(_) => return (StatusCode::UNAUTHORIZED, "Sign in again.").into_response(),
     };
