@@ -2,10 +2,11 @@
 (chromedriver) against the spawned server. Log in, see the fleet, filter the task center, open a
 batch and its children, see a screenshot inline, watch a page update without a reload, and see
 nothing of another account. Sessions end for good (plain HTTP, no browser needed): a logout ends
-every copy of the cookie, and a cookie of a disabled key or account does not work again once it
-is enabled."""
+every copy of the cookie and the console's watch stream with it, and a cookie of a disabled key
+or account does not work again once it is enabled."""
 
 import json
+import threading
 import time
 
 import pytest
@@ -278,3 +279,21 @@ def test_a_cookie_of_a_disabled_key_or_account_stays_dead_once_enabled(server):
     assert not signed_in_with(server, cookie)
     _, cookie = console_login(server, key)
     assert signed_in_with(server, cookie)
+
+
+def test_the_console_stream_ends_with_its_session(server):
+    key = server.create_key("console-stream-logout")
+    session, cookie = console_login(server, key)
+    stream = requests.get(base(server) + "/watch", cookies={"cloudphone_console": cookie}, stream=True,
+                          timeout=30)
+    assert stream.status_code == 200
+    session.post(base(server) + "/logout", allow_redirects=False, timeout=10)
+    # The server closes the stream within its recheck (5 s), read on a thread so that a stream
+    # that stays open fails the test instead of hanging it.
+    reader = threading.Thread(target=lambda: [None for _ in stream.iter_lines()], daemon=True)
+    started = time.time()
+    reader.start()
+    reader.join(timeout=15)
+    assert not reader.is_alive(), "the console stream outlived its session"
+    assert time.time() - started < 15
+    stream.close()

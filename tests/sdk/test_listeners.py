@@ -330,6 +330,120 @@ def test_silent_connections_do_not_hold_up_tls_handshakes(tls_server, certificat
         close_all(flood)
 
 
+# --- watch streams ----------------------------------------------------------------------------
+
+def response_head(sock):
+    """The status line and headers of the response on `sock`, and what came after them."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head.decode(), rest
+
+
+def open_watch(server, key=None):
+    """A signed watch on a raw socket: (socket, status line and headers, what followed)."""
+    sock = signed_watch(server, key=key)
+    head, rest = response_head(sock)
+    return sock, head, rest
+
+
+def test_watch_streams_are_capped_per_key(server):
+    key = server.create_key("listeners-watch-cap")
+    streams = []
+    try:
+        # The default cap of one key is 32.
+        for _ in range(32):
+            sock, head, _ = open_watch(server, key)
+            streams.append(sock)
+            assert head.startswith("HTTP/1.1 200"), head
+        sock, head, body = open_watch(server, key)
+        sock.close()
+        assert head.startswith("HTTP/1.1 429"), head
+        assert b'"Code":"Throttling.WatchStreams"' in body, body
+        # Another key of the same account is not held back by it.
+        other = server.create_key("listeners-watch-cap")
+        sock, head, _ = open_watch(server, other)
+        streams.append(sock)
+        assert head.startswith("HTTP/1.1 200"), head
+        # A stream that ends gives its place back.
+        streams.pop(0).close()
+        deadline = time.time() + 5
+        while True:
+            sock, head, _ = open_watch(server, key)
+            if head.startswith("HTTP/1.1 200") or time.time() > deadline:
+                break
+            sock.close()
+            time.sleep(0.05)
+        streams.append(sock)
+        assert head.startswith("HTTP/1.1 200"), head
+    finally:
+        close_all(streams)
+
+
+def test_watch_streams_are_capped_in_all(workdir):
+    s = Server(workdir / "listeners-watch-caps", extra_args=["--max-watch-streams", "5"]).start()
+    streams = []
+    try:
+        for _ in range(5):
+            sock, head, _ = open_watch(s)
+            streams.append(sock)
+            assert head.startswith("HTTP/1.1 200"), head
+        sock, head, body = open_watch(s, s.create_key("listeners-all-other"))
+        sock.close()
+        assert head.startswith("HTTP/1.1 429") and b"This node serves 5" in body, (head, body)
+    finally:
+        close_all(streams)
+        s.stop()
+
+
+def scrape(server, token):
+    r = requests.get(f"http://{server.endpoint}/metrics", headers={"Authorization": f"Bearer {token}"},
+                     timeout=10)
+    assert r.status_code == 200
+    return r.text
+
+
+def sample(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_the_streams_of_an_account_share_one_poll_of_the_log(workdir):
+    from test_watch import events, until_batch_ends, watch
+
+    s = Server(workdir / "listeners-watch-poll", extra_args=["--metrics-token", "t"]).start()
+    opened = []
+    try:
+        client = s.client()
+        _, ids = create_group(client, 2, name="shared-poll")
+        opened = [watch(s) for _ in range(20)]
+        assert all(w.status_code == 200 for w in opened)
+        before = sample(scrape(s, "t"), "cloudphone_watch_polls_total") or 0
+        time.sleep(2)
+        polls = sample(scrape(s, "t"), "cloudphone_watch_polls_total") - before
+        # One account: about 10 reads in 2 s (one every 200 ms), not one per stream (200).
+        assert polls <= 20, polls
+        # And every stream gets every event.
+        r = client.reboot_android_instances_in_group(
+            models.RebootAndroidInstancesInGroupRequest(android_instance_ids=ids)).body
+        seen = []
+        for w in opened:
+            got = []
+            until_batch_ends(events(w), r.tasks.parent_task_id, got)
+            seen.append([i for i, d in got if d["InvokeId"] == r.request_id])
+        assert len(seen[0]) >= 1 + 2 * 3, "the batch's and both children's transitions"
+        assert all(x == seen[0] for x in seen), "every stream saw the same events"
+    finally:
+        for w in opened:
+            w.close()
+        s.stop()
+
+
 # --- /metrics ---------------------------------------------------------------------------------
 
 def test_metrics_are_not_served_to_anyone_by_default(server):

@@ -22,6 +22,9 @@ pub struct Limits {
     pub max_upload_bytes: u64,
     /// Whether webhooks may point at loopback, private or link-local addresses.
     pub webhook_allow_private: bool,
+    /// Watch streams open at once on this node, in all and per access key.
+    pub max_watch_streams: usize,
+    pub max_watch_streams_per_key: usize,
 }
 
 impl Default for Limits {
@@ -33,6 +36,8 @@ impl Default for Limits {
             instance_quota: None,
             max_upload_bytes: 5 << 30,
             webhook_allow_private: false,
+            max_watch_streams: 1024,
+            max_watch_streams_per_key: 32,
         }
     }
 }
@@ -62,6 +67,8 @@ pub struct AppState {
     /// Cancelled when the node shuts down: open watch streams end, so that the server's
     /// graceful shutdown does not wait for their clients.
     pub closing: tokio_util::sync::CancellationToken,
+    /// The open watch streams: their caps and their accounts' shared polls.
+    pub watches: crate::watch::Hub,
 }
 
 /// One authenticated request.

@@ -269,6 +269,7 @@ impl Application {
             ),
             https: tls.is_some(),
             closing: closing.clone(),
+            watches: Default::default(),
         });
         let metrics =
             metrics_listener.map(|l| (l, ops::metrics_routes(store.clone(), &config.metrics)));

@@ -225,6 +225,13 @@ struct ServeArgs {
     /// Without this nor --metrics-listen, /metrics is not served.
     #[arg(long, env = "CLOUDPHONE_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
+    /// Watch streams (GET /tasks/watch, /console/watch) open at once on this node; more are
+    /// refused with Throttling.WatchStreams.
+    #[arg(long, default_value_t = 1024)]
+    max_watch_streams: usize,
+    /// Watch streams one access key may have open at once on this node.
+    #[arg(long, default_value_t = 32)]
+    max_watch_streams_per_key: usize,
 }
 
 #[derive(Subcommand)]
@@ -434,6 +441,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.metrics_listen,
         token: args.metrics_token,
     };
+    config.limits.max_watch_streams = args.max_watch_streams.max(1);
+    config.limits.max_watch_streams_per_key = args.max_watch_streams_per_key.max(1);
     config.throttle_burst = args.throttle_burst;
     config.engine.concurrency = args.concurrency.max(1);
     config.engine.lease = Duration::from_millis(args.lease_ms.max(100));
