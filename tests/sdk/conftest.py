@@ -56,10 +56,11 @@ class Server:
     """One `cloudphone serve` process."""
 
     def __init__(self, data_dir, sim_delay_ms=50, extra_args=(), key=(KEY_ID, KEY_SECRET),
-                 database=None):
+                 database=None, preexec_fn=None):
         """`database`: a postgres:// URL to serve from (several servers may share one); by
         default SQLite in the data dir, or under CLOUDPHONE_TEST_STORE=postgres a database of
-        the test cluster named after the data dir (so a restarted server finds its data)."""
+        the test cluster named after the data dir (so a restarted server finds its data).
+        `preexec_fn`: run in the server's process before it starts (its resource limits)."""
         self.data_dir = Path(data_dir)
         if database is None and STORE == "postgres":
             name = "cp_" + hashlib.sha1(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
@@ -68,6 +69,7 @@ class Server:
         self.sim_delay_ms = sim_delay_ms
         self.extra_args = list(extra_args)
         self.key = key
+        self.preexec_fn = preexec_fn
         self.proc = None
         self.port = None
 
@@ -81,7 +83,8 @@ class Server:
         if self.sim_delay_ms is not None:
             args += ["--sim-delay-ms", str(self.sim_delay_ms)]
         self.log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")
-        self.proc = subprocess.Popen(args + self.extra_args, stdout=subprocess.PIPE, stderr=self.log, env=env)
+        self.proc = subprocess.Popen(args + self.extra_args, stdout=subprocess.PIPE, stderr=self.log, env=env,
+                                     preexec_fn=self.preexec_fn)
         deadline = time.time() + 30
         while time.time() < deadline:
             line = self.proc.stdout.readline().decode()

@@ -1,9 +1,12 @@
 """The web console in a real browser: Debian's headless Chromium driven through WebDriver
 (chromedriver) against the spawned server. Log in, see the fleet, filter the task center, open a
 batch and its children, see a screenshot inline, watch a page update without a reload, and see
-nothing of another account."""
+nothing of another account. Sessions end for good (plain HTTP, no browser needed): a logout ends
+every copy of the cookie and the console's watch stream with it, and a cookie of a disabled key
+or account does not work again once it is enabled."""
 
 import json
+import threading
 import time
 
 import pytest
@@ -226,3 +229,71 @@ def test_another_account_sees_nothing(browser, server, client):
     assert rows(browser, "tr.task") == []
     browser.get(base(server))
     assert ids[0] not in browser.page_source
+
+
+# --- sessions, over plain HTTP ---------------------------------------------------------------
+
+def console_login(server, key):
+    """A `requests` session signed in to the console with `key`, and its cookie's value."""
+    key_id, secret = key
+    session = requests.Session()
+    r = session.post(base(server) + "/login", data={"access_key_id": key_id, "access_key_secret": secret},
+                     allow_redirects=False, timeout=10)
+    assert r.status_code == 303, (r.status_code, r.text)
+    return session, session.cookies["cloudphone_console"]
+
+
+def signed_in_with(server, cookie):
+    """Whether a request carrying the session cookie `cookie` gets the fleet page."""
+    r = requests.get(base(server), cookies={"cloudphone_console": cookie}, allow_redirects=False, timeout=10)
+    assert r.status_code in (200, 303), r.status_code
+    return r.status_code == 200
+
+
+def test_a_logout_ends_the_session_and_every_copy_of_its_cookie(server):
+    key = server.create_key("console-logout")
+    session, cookie = console_login(server, key)
+    assert signed_in_with(server, cookie)
+    r = session.post(base(server) + "/logout", allow_redirects=False, timeout=10)
+    assert r.status_code == 303 and r.headers["location"] == "/console/login"
+    # The browser dropped its cookie; a copy kept elsewhere (stolen, or another tab's) is dead.
+    assert not signed_in_with(server, cookie)
+    _, again = console_login(server, key)
+    assert signed_in_with(server, again)
+
+
+def test_a_cookie_of_a_disabled_key_or_account_stays_dead_once_enabled(server):
+    from test_accounts import admin
+    key = server.create_key("console-disabled")
+    _, cookie = console_login(server, key)
+    admin(server, "keys", "disable", key[0])
+    assert not signed_in_with(server, cookie)
+    admin(server, "keys", "enable", key[0])
+    assert not signed_in_with(server, cookie)
+
+    _, cookie = console_login(server, key)
+    assert signed_in_with(server, cookie)
+    admin(server, "accounts", "disable", "console-disabled")
+    assert not signed_in_with(server, cookie)
+    admin(server, "accounts", "enable", "console-disabled")
+    assert not signed_in_with(server, cookie)
+    _, cookie = console_login(server, key)
+    assert signed_in_with(server, cookie)
+
+
+def test_the_console_stream_ends_with_its_session(server):
+    key = server.create_key("console-stream-logout")
+    session, cookie = console_login(server, key)
+    stream = requests.get(base(server) + "/watch", cookies={"cloudphone_console": cookie}, stream=True,
+                          timeout=30)
+    assert stream.status_code == 200
+    session.post(base(server) + "/logout", allow_redirects=False, timeout=10)
+    # The server closes the stream within its recheck (5 s), read on a thread so that a stream
+    # that stays open fails the test instead of hanging it.
+    reader = threading.Thread(target=lambda: [None for _ in stream.iter_lines()], daemon=True)
+    started = time.time()
+    reader.start()
+    reader.join(timeout=15)
+    assert not reader.is_alive(), "the console stream outlived its session"
+    assert time.time() - started < 15
+    stream.close()

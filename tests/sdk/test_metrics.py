@@ -1,16 +1,33 @@
 """/metrics, /healthz and /readyz on the API's port: what a Prometheus scrape sees after a
-batch, through the real server."""
+batch, through the real server. /metrics needs its bearer token (`--metrics-token`); where else
+it is served, and where not: test_listeners.py."""
 
 import re
 
+import pytest
 import requests
 from alibabacloud_eds_aic20230930 import models
 
-from conftest import api_error, create_group, wait_batch, wait_for
+from conftest import Server, api_error, create_group, wait_batch, wait_for
+
+TOKEN = "scrape-token-for-tests"
+
+
+@pytest.fixture(scope="module")
+def server(workdir):
+    s = Server(workdir / "metrics", extra_args=["--metrics-token", TOKEN]).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return server.client()
 
 
 def scrape(server):
-    r = requests.get(f"http://{server.endpoint}/metrics", timeout=10)
+    r = requests.get(f"http://{server.endpoint}/metrics", headers={"Authorization": f"Bearer {TOKEN}"},
+                     timeout=10)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     return r.text
 

@@ -20,6 +20,9 @@ pub struct Limits {
     pub instance_quota: Option<u64>,
     /// The largest object `PUT /files/...` accepts (streamed to disk, never held in memory).
     pub max_upload_bytes: u64,
+    /// Watch streams open at once on this node, in all and per access key.
+    pub max_watch_streams: usize,
+    pub max_watch_streams_per_key: usize,
 }
 
 impl Default for Limits {
@@ -30,6 +33,8 @@ impl Default for Limits {
             max_uri_bytes: 60 << 10,
             instance_quota: None,
             max_upload_bytes: 5 << 30,
+            max_watch_streams: 1024,
+            max_watch_streams_per_key: 32,
         }
     }
 }
@@ -62,6 +67,8 @@ pub struct AppState {
     /// Cancelled when the node shuts down: open watch streams end, so that the server's
     /// graceful shutdown does not wait for their clients.
     pub closing: tokio_util::sync::CancellationToken,
+    /// The open watch streams: their caps and their accounts' shared polls.
+    pub watches: crate::watch::Hub,
 }
 
 /// One authenticated request.

@@ -7,6 +7,9 @@ use cloudphone_api::Limits;
 use cloudphone_engine::{EngineConfig, SweeperConfig, WatcherConfig, WebhookConfig};
 use cloudphone_outbound::OutboundConfig;
 
+use crate::listen::ListenConfig;
+use crate::ops::MetricsAccess;
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: String,
@@ -43,6 +46,10 @@ pub struct Config {
     pub throttle_burst: u32,
     /// PEM files of the certificate chain and its key: serve HTTPS instead of HTTP.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The listeners' deadlines and connection caps.
+    pub connections: ListenConfig,
+    /// Where `/metrics` is served, and the token it requires.
+    pub metrics: MetricsAccess,
 }
 
 impl Config {
@@ -68,6 +75,8 @@ impl Config {
             throttle_per_second: 1000,
             throttle_burst: 2000,
             tls: None,
+            connections: ListenConfig::default(),
+            metrics: MetricsAccess::default(),
         }
     }
 }

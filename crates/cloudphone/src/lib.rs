@@ -7,6 +7,7 @@
 pub mod backends_file;
 pub mod config;
 mod device_sink;
+pub mod listen;
 pub mod ops;
 pub mod owner_only;
 mod root_key;
@@ -37,6 +38,9 @@ pub struct Application {
     tls: Option<Arc<rustls::ServerConfig>>,
     address: SocketAddr,
     router: axum::Router,
+    /// The `--metrics-listen` socket and its routes.
+    metrics: Option<(TcpListener, axum::Router)>,
+    connections: listen::ListenConfig,
     engine: Engine,
     sweeper: Sweeper,
     watcher: Watcher,
@@ -180,6 +184,23 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let address = listener.local_addr()?;
+        let metrics_listener = match &config.metrics.listen {
+            Some(at) => Some(
+                TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("binding --metrics-listen {at}"))?,
+            ),
+            None => None,
+        };
+        let open_files = listen::fds::raise_open_file_limit();
+        let mut connections = config.connections.clone();
+        connections.max_connections =
+            listen::fds::connection_cap(connections.max_connections, open_files);
+        info!(
+            open_files,
+            max_connections = connections.max_connections,
+            "connection limits"
+        );
         // Links in task results point here; behind a proxy, --public-url says where that is.
         let public_url = config
             .public_url
@@ -253,14 +274,19 @@ impl Application {
             ),
             https: tls.is_some(),
             closing: closing.clone(),
+            watches: Default::default(),
         });
+        let metrics =
+            metrics_listener.map(|l| (l, ops::metrics_routes(store.clone(), &config.metrics)));
         Ok(Application {
             listener,
             tls,
             address,
-            router: ops::routes(store.clone())
+            router: ops::routes(store.clone(), &config.metrics)
                 .merge(cloudphone_console::routes(state.clone()))
                 .merge(cloudphone_api::router(state)),
+            metrics,
+            connections,
             engine,
             sweeper,
             watcher,
@@ -285,6 +311,11 @@ impl Application {
         self.address.port()
     }
 
+    /// The `--metrics-listen` address, once bound.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     pub fn root_key(&self) -> &RootKey {
         &self.root_key
     }
@@ -306,23 +337,18 @@ impl Application {
             streams_end.cancelled().await;
             closing.cancel();
         });
-        // The caller's address reaches the handlers, for the audit log.
-        let app = self
-            .router
-            .layer(axum::middleware::map_request(tls::with_peer))
-            .into_make_service_with_connect_info::<tls::Peer>();
-        match self.tls {
-            None => axum::serve(self.listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-                .context("serving HTTP")?,
-            Some(config) => {
-                let listener = tls::listen(self.listener, config, shutdown.clone())?;
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-                    .context("serving HTTPS")?
-            }
+        let metrics = self.metrics.map(|(listener, router)| {
+            tokio::spawn(listen::serve(
+                listener,
+                None,
+                router,
+                self.connections.clone(),
+                stop.clone(),
+            ))
+        });
+        listen::serve(self.listener, self.tls, self.router, self.connections, stop).await;
+        if let Some(m) = metrics {
+            let _ = m.await;
         }
         shutdown.cancel();
         let _ = engine.await;

@@ -219,6 +219,45 @@ struct ServeArgs {
     /// QuotaExceeded.Instances (0: no limit).
     #[arg(long, default_value_t = 0)]
     instance_quota: u64,
+    /// A connection's first request head must arrive within this many seconds of its accept
+    /// (a later one within this of its first byte); else the connection is closed.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// The longest pause, in seconds, inside a request body (an upload) before the request
+    /// fails and its connection closes.
+    #[arg(long, default_value_t = 30)]
+    body_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request, and a response (a
+    /// download, a watch stream) may wait for a client that does not read.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout_secs: u64,
+    /// Seconds a TLS handshake may take.
+    #[arg(long, default_value_t = 5)]
+    handshake_timeout_secs: u64,
+    /// Connections open at once (lowered to fit the open-file limit); over it, the oldest
+    /// idle connection is closed to make room, or the new one when none is idle.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Connections open at once from one IP address (0: no cap); over it, that address's
+    /// oldest idle connection is closed, or the new one when none is idle. Behind a reverse
+    /// proxy every connection comes from the proxy: raise it or set 0.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_ip: usize,
+    /// Serve /metrics (and /healthz, /readyz) on this address too, in plain HTTP: an address
+    /// only the monitoring can reach.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
+    /// /metrics requires `Authorization: Bearer <token>`, and is served on the API's port too.
+    /// Without this nor --metrics-listen, /metrics is not served.
+    #[arg(long, env = "CLOUDPHONE_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// Watch streams (GET /tasks/watch, /console/watch) open at once on this node; more are
+    /// refused with Throttling.WatchStreams.
+    #[arg(long, default_value_t = 1024)]
+    max_watch_streams: usize,
+    /// Watch streams one access key may have open at once on this node.
+    #[arg(long, default_value_t = 32)]
+    max_watch_streams_per_key: usize,
 }
 
 #[derive(Subcommand)]
@@ -410,6 +449,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.limits.instance_quota = (args.instance_quota > 0).then_some(args.instance_quota);
     config.throttle_per_second = args.throttle_rps;
     config.tls = args.tls_cert.zip(args.tls_key);
+    let secs = |n: u64| Duration::from_secs(n.max(1));
+    config.connections = cloudphone::listen::ListenConfig {
+        handshake_timeout: secs(args.handshake_timeout_secs),
+        header_timeout: secs(args.header_timeout_secs),
+        body_timeout: secs(args.body_timeout_secs),
+        idle_timeout: secs(args.idle_timeout_secs),
+        max_connections: args.max_connections.max(1),
+        max_connections_per_ip: args.max_connections_per_ip,
+    };
+    if args
+        .metrics_token
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        anyhow::bail!("--metrics-token is empty");
+    }
+    config.metrics = cloudphone::ops::MetricsAccess {
+        listen: args.metrics_listen,
+        token: args.metrics_token,
+    };
+    config.limits.max_watch_streams = args.max_watch_streams.max(1);
+    config.limits.max_watch_streams_per_key = args.max_watch_streams_per_key.max(1);
     config.throttle_burst = args.throttle_burst;
     config.engine.concurrency = args.concurrency.max(1);
     config.engine.lease = Duration::from_millis(args.lease_ms.max(100));
@@ -455,6 +516,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("Created the root access key (stored in the data dir; shown only this once):");
         println!("  AccessKeyId:     {}", key.key_id);
         println!("  AccessKeySecret: {}", key.secret);
+    }
+    if let Some(at) = app.metrics_address() {
+        println!("cloudphone metrics on http://{at}/metrics");
     }
     println!(
         "cloudphone listening on {}://{}",

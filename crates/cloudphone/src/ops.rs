@@ -1,6 +1,11 @@
 //! What monitoring reads, beside the API: `/metrics` (Prometheus text, every name prefixed
 //! `cloudphone_`), `/healthz` (the process answers) and `/readyz` (its store answers too).
 //!
+//! `/healthz` and `/readyz` are on every listener. `/metrics` tells more than a stranger should
+//! see (accounts' task counts, the actions called): it is served on the `--metrics-listen`
+//! address, and on the API's port only with `--metrics-token`, whose bearer token it then
+//! requires (on both); without either option the API's port answers it 404.
+//!
 //! Counters and histograms (requests by action and code, latency, claims, task runs, backend
 //! errors) are recorded through the `metrics` facade where they happen; the tasks by type, level
 //! and status, and the queue depth, are the store's own counts, shared by every node of a
@@ -11,12 +16,13 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cloudphone_core::{Level, TaskStatus};
 use cloudphone_store::{Store, TaskCount};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 /// How long the store's task counts are reused (they read every task).
@@ -47,19 +53,75 @@ struct Ops {
     store: Arc<dyn Store>,
     handle: PrometheusHandle,
     counts: Mutex<Option<(Instant, Vec<TaskCount>)>>,
+    /// The bearer token `/metrics` requires (`--metrics-token`), if any.
+    token: Option<String>,
 }
 
-pub fn routes(store: Arc<dyn Store>) -> Router {
-    let ops = Arc::new(Ops {
+/// Who may read `/metrics` (`serve --metrics-listen`, `--metrics-token`).
+#[derive(Clone, Debug, Default)]
+pub struct MetricsAccess {
+    /// A listener of its own for `/metrics` (and the health routes).
+    pub listen: Option<String>,
+    /// The bearer token `/metrics` requires, wherever it is served; with it, the API's port
+    /// serves `/metrics` too.
+    pub token: Option<String>,
+}
+
+/// The routes of the API's port: the health routes, and `/metrics` if a token guards it.
+pub fn routes(store: Arc<dyn Store>, access: &MetricsAccess) -> Router {
+    let router = health(store.clone());
+    match &access.token {
+        Some(token) => router.merge(metrics_route(store, Some(token.clone()))),
+        None => router.route("/metrics", get(not_here)),
+    }
+}
+
+/// The routes of the `--metrics-listen` address: `/metrics` and the health routes.
+pub fn metrics_routes(store: Arc<dyn Store>, access: &MetricsAccess) -> Router {
+    health(store.clone()).merge(metrics_route(store, access.token.clone()))
+}
+
+fn ops(store: Arc<dyn Store>, token: Option<String>) -> Arc<Ops> {
+    Arc::new(Ops {
         store,
         handle: recorder(),
         counts: Mutex::new(None),
-    });
+        token,
+    })
+}
+
+fn health(store: Arc<dyn Store>) -> Router {
     Router::new()
-        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .with_state(ops)
+        .with_state(ops(store, None))
+}
+
+fn metrics_route(store: Arc<dyn Store>, token: Option<String>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(ops(store, token))
+}
+
+async fn not_here() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "/metrics is not served here: see serve --metrics-listen and --metrics-token\n",
+    )
+        .into_response()
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>` (digests compared, so the time
+/// taken says nothing about how much of the token matched).
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    Sha256::digest(given.trim().as_bytes()) == Sha256::digest(token.as_bytes())
 }
 
 async fn ready(State(ops): State<Arc<Ops>>) -> Response {
@@ -81,7 +143,17 @@ async fn ready(State(ops): State<Arc<Ops>>) -> Response {
     }
 }
 
-async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
+async fn metrics(State(ops): State<Arc<Ops>>, headers: HeaderMap) -> Response {
+    if let Some(token) = &ops.token
+        && !bearer_matches(&headers, token)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "/metrics needs the bearer token of --metrics-token\n",
+        )
+            .into_response();
+    }
     ops.handle.run_upkeep();
     let mut out = ops.handle.render();
     let counts = {
@@ -145,6 +217,17 @@ fn render_counts(counts: &[TaskCount]) -> String {
 mod tests {
     use super::*;
     use cloudphone_core::TaskType;
+
+    #[test]
+    fn only_the_exact_bearer_token_is_taken() {
+        let mut h = HeaderMap::new();
+        assert!(!bearer_matches(&h, "s3cret"));
+        h.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        assert!(bearer_matches(&h, "s3cret"));
+        assert!(!bearer_matches(&h, "s3cre"));
+        h.insert(header::AUTHORIZATION, "Basic s3cret".parse().unwrap());
+        assert!(!bearer_matches(&h, "s3cret"));
+    }
 
     #[test]
     fn counts_render_as_gauges_with_the_queue_depth() {

@@ -1,6 +1,7 @@
 //! Signing in and out of the console, and the check every page makes first: a valid session
-//! cookie ([`crate::session`]) for an access key that still exists, else a redirect to the login
-//! page.
+//! cookie ([`crate::session`]) for an access key that still exists and whose session generation
+//! is the cookie's, else a redirect to the login page. Signing out ends every session of the
+//! key (its generation moves on), so a copy of the cookie kept elsewhere stops working too.
 
 use std::sync::Arc;
 
@@ -112,10 +113,27 @@ pub async fn submit(
             "InvalidAccessKey: the AccessKey ID or secret is wrong.",
         );
     };
+    let generation = match state.store.session_generation(&key.key_id).await {
+        Ok(Some(g)) => g,
+        // Disabled between the two reads.
+        Ok(None) => {
+            return refused(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAccessKey: the AccessKey ID or secret is wrong.",
+            );
+        }
+        Err(e) => {
+            warn!(error = %e, "console login: the store did not answer");
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server's database is not answering; try again shortly.",
+            );
+        }
+    };
     let expires = now_ms() / 1000 + LIFETIME_SECS;
     let cookie = format!(
         "{COOKIE}={}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={LIFETIME_SECS}{}",
-        session::issue(&key.key_id, &key.secret, expires),
+        session::issue(&key.key_id, generation, &key.secret, expires),
         if state.https { "; Secure" } else { "" }
     );
     info!(account = %key.account_id, "console login");
@@ -126,9 +144,20 @@ pub async fn submit(
         .into_response()
 }
 
-pub async fn logout(headers: HeaderMap) -> Response {
+pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if !same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "sent from another site").into_response();
+    }
+    // Only a valid session ends the key's sessions: a stale cookie cannot log others out.
+    if let Ok(session) = session_of(&state, &headers).await
+        && let Err(e) = state.store.end_sessions(&session.key.key_id).await
+    {
+        warn!(error = %e, "console logout: the store did not answer");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server's database is not answering: you are still signed in; try again shortly.",
+        )
+            .into_response();
     }
     let cookie = format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0");
     (
@@ -138,33 +167,67 @@ pub async fn logout(headers: HeaderMap) -> Response {
         .into_response()
 }
 
-/// The access key of a signed-in request, or the redirect to the login page (coming back to
+/// A signed-in request's key and the session generation its cookie carries.
+pub struct Session {
+    pub key: AccessKey,
+    pub generation: i64,
+}
+
+/// Why a request has no session.
+enum NoSession {
+    /// No cookie, or one that is not (or no longer) valid.
+    SignedOut,
+    /// The store did not answer.
+    Unavailable,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> NoSession {
+    warn!(error = %e, "console: the store did not answer");
+    NoSession::Unavailable
+}
+
+async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<Session, NoSession> {
+    let claim = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| session::cookie(h, COOKIE))
+        .and_then(session::parse)
+        .ok_or(NoSession::SignedOut)?;
+    let key = state
+        .store
+        .access_key(&claim.key_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or(NoSession::SignedOut)?;
+    let generation = state
+        .store
+        .session_generation(&claim.key_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or(NoSession::SignedOut)?;
+    if !session::verify(&claim, &key.secret, generation, now_ms() / 1000) {
+        return Err(NoSession::SignedOut);
+    }
+    Ok(Session { key, generation })
+}
+
+/// The session of a signed-in request, or the redirect to the login page (coming back to
 /// `here` afterwards).
 pub async fn signed_in(
     state: &AppState,
     headers: &HeaderMap,
     here: &str,
-) -> Result<AccessKey, Response> {
-    let to_login = || Redirect::to(&format!("/console/login?next={}", pct(here))).into_response();
-    let Some(claim) = headers
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| session::cookie(h, COOKIE))
-        .and_then(session::parse)
-    else {
-        return Err(to_login());
-    };
-    match state.store.access_key(&claim.key_id).await {
-        Ok(Some(key)) if session::verify(&claim, &key.secret, now_ms() / 1000) => Ok(key),
-        Ok(_) => Err(to_login()),
-        Err(e) => {
-            warn!(error = %e, "console: the store did not answer");
-            Err((
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The server's database is not answering; try again shortly.",
-            )
-                .into_response())
+) -> Result<Session, Response> {
+    match session_of(state, headers).await {
+        Ok(session) => Ok(session),
+        Err(NoSession::SignedOut) => {
+            Err(Redirect::to(&format!("/console/login?next={}", pct(here))).into_response())
         }
+        Err(NoSession::Unavailable) => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server's database is not answering; try again shortly.",
+        )
+            .into_response()),
     }
 }
 

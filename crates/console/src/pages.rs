@@ -74,7 +74,7 @@ pub struct FleetPage {
 
 pub async fn fleet(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> Response {
     let key = match signed_in(&state, &headers, &uri.to_string()).await {
-        Ok(k) => k,
+        Ok(session) => session.key,
         Err(to_login) => return to_login,
     };
     let mut view = FleetPage {
@@ -216,7 +216,7 @@ pub async fn tasks(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let key = match signed_in(&state, &headers, &uri.to_string()).await {
-        Ok(k) => k,
+        Ok(session) => session.key,
         Err(to_login) => return to_login,
     };
     let f = Filters::from_query(&q);
@@ -288,7 +288,7 @@ pub async fn task(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let key = match signed_in(&state, &headers, &uri.to_string()).await {
-        Ok(k) => k,
+        Ok(session) => session.key,
         Err(to_login) => return to_login,
     };
     let missing = |status: StatusCode, message: String| {

@@ -47,6 +47,12 @@ pub enum ApiError {
     UriTooLong(usize),
     #[error("Request was denied due to user flow control: retry after {retry_after_ms} ms.")]
     Throttled { retry_after_ms: u64 },
+    /// A watch stream over the node's cap: of its access key (`per_key`), or of all.
+    #[error(
+        "{} {limit} watch streams open, the most allowed: close one or try again later.",
+        if *per_key { "This access key has" } else { "This node serves" }
+    )]
+    TooManyWatchStreams { limit: usize, per_key: bool },
     #[error(
         "The account may have at most {limit} {what}: it has {used} and asked for {asked} more."
     )]
@@ -112,6 +118,7 @@ impl ApiError {
             ApiError::TooManyParameters(_) => "InvalidParameter.TooMany".into(),
             ApiError::UriTooLong(_) => "RequestURITooLong".into(),
             ApiError::Throttled { .. } => "Throttling.User".into(),
+            ApiError::TooManyWatchStreams { .. } => "Throttling.WatchStreams".into(),
             ApiError::QuotaExceeded { what, .. } => format!("QuotaExceeded.{}", capitalized(what)),
             ApiError::IdempotentParameterMismatch => "IdempotentParameterMismatch".into(),
             ApiError::IdempotentProcessing => "IdempotentProcessing".into(),
@@ -145,6 +152,7 @@ impl ApiError {
             ApiError::SignatureDoesNotMatch => 403,
             ApiError::RequestTooLarge(_) => 413,
             ApiError::UriTooLong(_) => 414,
+            ApiError::TooManyWatchStreams { .. } => 429,
             ApiError::Internal => 500,
             ApiError::Unavailable => 503,
             _ => 400,
@@ -222,6 +230,13 @@ mod tests {
                     retry_after_ms: 250,
                 },
                 400,
+            ),
+            (
+                ApiError::TooManyWatchStreams {
+                    limit: 32,
+                    per_key: true,
+                },
+                429,
             ),
             (ApiError::DryRunOperation(serde_json::json!({})), 400),
             (ApiError::Internal, 500),

@@ -1,5 +1,8 @@
 //! Accounts, access keys, signature nonces, node-wide settings, the audit log, and the bucket
-//! owners of the old single-namespace object layout. Every insert-if-absent is an
+//! owners of the old single-namespace object layout. Each key has a session generation, which
+//! console session cookies carry: ending a key's sessions (a logout) and disabling the key or
+//! its account move it on, so that those cookies are refused for good (migrations
+//! sqlite/0013, postgres/0007). Every insert-if-absent is an
 //! `INSERT ... ON CONFLICT DO NOTHING` followed by a read in a statement of its own: of two
 //! nodes racing, the second waits for the first's commit and then does nothing, and its read
 //! (a new snapshot, at READ COMMITTED) sees the winner's row, so exactly one value wins.
@@ -27,17 +30,27 @@ area! {
         /// Every account, in id order, with its counts of keys and of instances not DELETED.
         fn list_accounts(&self) -> Vec<AccountRecord> = read (|c| list_accounts(c));
         /// Disables or enables an account (all its keys with it); false when there is none.
+        /// Disabling ends the console sessions of all its keys.
         fn set_account_disabled(&self, account_id: &str, disabled: bool) -> bool =
-            autocommit (|c| set_disabled(c, "accounts", "id", account_id, disabled));
+            write (|c| set_account_disabled(c, account_id, disabled));
         /// Deletes an account and its keys, unless it still has instances not DELETED.
         fn delete_account(&self, account_id: &str) -> AccountDeletion =
             write (|c| delete_account(c, account_id));
         /// Access keys (secrets included), of one account or all, in key id order.
         fn list_access_keys(&self, account_id: Option<&str>) -> Vec<KeyRecord> =
             read (|c| list_access_keys(c, account_id));
-        /// Disables or enables a key; false when there is none.
+        /// Disables or enables a key; false when there is none. Disabling ends its console
+        /// sessions.
         fn set_access_key_disabled(&self, key_id: &str, disabled: bool) -> bool =
-            autocommit (|c| set_disabled(c, "access_keys", "key_id", key_id, disabled));
+            write (|c| set_key_disabled(c, key_id, disabled));
+        /// The session generation of key `key_id` if the key may act (as
+        /// [`AccountStore::access_key`]); a console session is valid only while its cookie's
+        /// generation is this one.
+        fn session_generation(&self, key_id: &str) -> Option<i64> =
+            read (|c| session_generation(c, key_id));
+        /// Ends every console session of key `key_id` (moves its generation on); false when
+        /// there is no such key.
+        fn end_sessions(&self, key_id: &str) -> bool = autocommit (|c| end_sessions(c, key_id));
         /// Deletes a key; false when there is none.
         fn delete_access_key(&self, key_id: &str) -> bool =
             autocommit (|c| delete_access_key(c, key_id));
@@ -79,9 +92,10 @@ async fn ensure_account(c: &mut impl Conn, account_id: &str, name: &str) -> Resu
 }
 
 async fn put_access_key(c: &mut impl Conn, key: &AccessKey) -> Result<()> {
+    // A replaced key keeps its generation (its secret, which signs the cookies, may change).
     let mut q = c.with(
-        "INSERT INTO access_keys (key_id, secret, account_id, user_name, created_ms) \
-         VALUES (?, ?, ?, ?, ?) \
+        "INSERT INTO access_keys (key_id, secret, account_id, user_name, created_ms, \
+         session_generation) VALUES (?, ?, ?, ?, ?, ?) \
          ON CONFLICT (key_id) DO UPDATE SET secret = excluded.secret, \
          account_id = excluded.account_id, user_name = excluded.user_name, disabled = ",
         [
@@ -90,6 +104,7 @@ async fn put_access_key(c: &mut impl Conn, key: &AccessKey) -> Result<()> {
             v(&key.account_id),
             v(&key.user_name),
             v(now_ms()),
+            v(fresh_generation()),
         ],
     );
     q.truth(false);
@@ -134,6 +149,53 @@ async fn list_accounts(c: &mut impl Conn) -> Result<Vec<AccountRecord>> {
         })
     })
     .await
+}
+
+/// A random first generation for a new key: 48 bits, far from any a deleted key of the same id
+/// reached by its logouts.
+fn fresh_generation() -> i64 {
+    cloudphone_core::ids::secret(12)
+        .bytes()
+        .fold(0i64, |g, b| g.wrapping_mul(62).wrapping_add(i64::from(b)))
+        & ((1 << 48) - 1)
+}
+
+async fn set_key_disabled(c: &mut impl Conn, key_id: &str, disabled: bool) -> Result<bool> {
+    if disabled {
+        end_sessions(c, key_id).await?;
+    }
+    set_disabled(c, "access_keys", "key_id", key_id, disabled).await
+}
+
+async fn set_account_disabled(c: &mut impl Conn, account_id: &str, disabled: bool) -> Result<bool> {
+    if disabled {
+        let q = c.with(
+            "UPDATE access_keys SET session_generation = session_generation + 1 \
+             WHERE account_id = ?",
+            [v(account_id)],
+        );
+        c.execute(&q).await?;
+    }
+    set_disabled(c, "accounts", "id", account_id, disabled).await
+}
+
+async fn end_sessions(c: &mut impl Conn, key_id: &str) -> Result<bool> {
+    let q = c.with(
+        "UPDATE access_keys SET session_generation = session_generation + 1 WHERE key_id = ?",
+        [v(key_id)],
+    );
+    Ok(c.execute(&q).await? == 1)
+}
+
+/// The generation of the key, if it and its account are enabled.
+async fn session_generation(c: &mut impl Conn, key_id: &str) -> Result<Option<i64>> {
+    let mut q = c.sql(
+        "SELECT k.session_generation FROM access_keys k \
+         JOIN accounts a ON a.id = k.account_id WHERE k.key_id = ",
+    );
+    q.bind(key_id).push(" AND ").is("k.disabled", false);
+    q.push(" AND ").is("a.disabled", false);
+    c.row(&q, |r| r.int("session_generation")).await
 }
 
 /// Sets the `disabled` flag of the row of `table` whose `key` column is `id`.

@@ -192,6 +192,88 @@ pub(crate) async fn check_admin_accounts_keys_and_audit(store: &dyn Store) {
     assert_eq!(after.iter().map(|e| e.at_ms).collect::<Vec<_>>(), [1003]);
 }
 
+/// Console session generations: a logout and a disable (of the key or its account) move a
+/// key's generation on, for good: enabling it again does not bring the old one back, and
+/// neither does replacing the key, nor deleting it and making it again under the same id. A
+/// disabled key, or a key of a disabled account, has none.
+pub(crate) async fn check_session_generations(store: &dyn Store) {
+    store.ensure_account(A, "Alice").await.unwrap();
+    store.ensure_account(B, "Bob").await.unwrap();
+    let key = |id: &str, account: &str| AccessKey {
+        key_id: id.into(),
+        secret: format!("secret-{id}"),
+        account_id: account.into(),
+        user_name: format!("user-{id}"),
+    };
+    let (a1, a2, b1) = (key("LTAI-g1", A), key("LTAI-g2", A), key("LTAI-g3", B));
+    for k in [&a1, &a2, &b1] {
+        store.put_access_key(k).await.unwrap();
+    }
+    let generation = |id: &'static str| async move { store.session_generation(id).await.unwrap() };
+    let mut seen = HashSet::new();
+    let first = generation("LTAI-g1").await.expect("an enabled key has one");
+    seen.insert(first);
+    assert_eq!(generation("LTAI-none").await, None);
+
+    assert!(store.end_sessions("LTAI-g1").await.unwrap());
+    assert!(!store.end_sessions("LTAI-none").await.unwrap());
+    let after_logout = generation("LTAI-g1").await.unwrap();
+    assert!(seen.insert(after_logout), "a logout moves it on");
+
+    assert!(
+        store
+            .set_access_key_disabled("LTAI-g1", true)
+            .await
+            .unwrap()
+    );
+    assert_eq!(generation("LTAI-g1").await, None);
+    assert!(
+        store
+            .set_access_key_disabled("LTAI-g1", false)
+            .await
+            .unwrap()
+    );
+    let after_disable = generation("LTAI-g1").await.unwrap();
+    assert!(
+        seen.insert(after_disable),
+        "enabled again, not back where it was"
+    );
+
+    let (g2, g3) = (
+        generation("LTAI-g2").await.unwrap(),
+        generation("LTAI-g3").await.unwrap(),
+    );
+    assert!(store.set_account_disabled(A, true).await.unwrap());
+    assert_eq!(generation("LTAI-g1").await, None);
+    assert_eq!(generation("LTAI-g2").await, None);
+    assert!(store.set_account_disabled(A, false).await.unwrap());
+    let now_g1 = generation("LTAI-g1").await.unwrap();
+    assert!(seen.insert(now_g1));
+    assert_ne!(generation("LTAI-g2").await.unwrap(), g2);
+    assert_eq!(
+        generation("LTAI-g3").await.unwrap(),
+        g3,
+        "another account's keys keep theirs"
+    );
+
+    // Enabling what is enabled, and replacing a key (a new secret), change nothing.
+    assert!(
+        store
+            .set_access_key_disabled("LTAI-g1", false)
+            .await
+            .unwrap()
+    );
+    let mut rotated = a1.clone();
+    rotated.secret = "rotated".into();
+    store.put_access_key(&rotated).await.unwrap();
+    assert_eq!(generation("LTAI-g1").await.unwrap(), now_g1);
+
+    // Deleted and made again: not the generation any of the old key's cookies carry.
+    assert!(store.delete_access_key("LTAI-g1").await.unwrap());
+    store.put_access_key(&a1).await.unwrap();
+    assert!(!seen.contains(&generation("LTAI-g1").await.unwrap()));
+}
+
 pub(crate) fn nonce_key(key_id: &str) -> AccessKey {
     AccessKey {
         key_id: key_id.into(),

@@ -49,6 +49,7 @@ macro_rules! conformance {
 conformance!(
     accounts::check_accounts_and_keys,
     accounts::check_admin_accounts_keys_and_audit,
+    accounts::check_session_generations,
     accounts::check_nonces,
     accounts::check_settings,
     accounts::check_buckets,

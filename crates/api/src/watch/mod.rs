@@ -5,10 +5,21 @@
 //! resumes right after it, nothing missed and nothing twice. Without one the stream starts
 //! with what happens from now on; `Last-Event-ID: 0-0` replays what the log still holds. The
 //! first event (`ready`) carries the starting place as its id.
+//!
+//! Streams are capped per access key and in all ([`hub`]); the streams of one account share one
+//! poll of the log ([`poller`]), each applying its own filter ([`filter`]) on its way through
+//! the log ([`follow`]). A stream that falls behind its queue ends; its client resumes.
+
+mod filter;
+mod follow;
+pub mod hub;
+mod poller;
+
+pub use hub::{Holder, Hub};
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -20,7 +31,6 @@ use cloudphone_core::{ApiError, ids};
 use cloudphone_store::{EventFilter, EventPosition, TaskEvent};
 use futures::{Stream, StreamExt};
 use serde_json::json;
-use tracing::warn;
 
 use crate::actions::describe_tasks::task_filter;
 use crate::auth::{Target, authenticate_for};
@@ -36,7 +46,7 @@ pub const PATH: &str = "/tasks/watch";
 pub const ACTION: &str = "WatchTasks";
 /// Events read per query.
 const BATCH: usize = 500;
-/// How often the log is read again when it had nothing new.
+/// How often an account's log is read again when it had nothing new.
 const POLL: Duration = Duration::from_millis(200);
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -46,7 +56,13 @@ pub fn routes() -> Router<Arc<AppState>> {
 async fn watch(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let request_id = ids::request_id();
     let opened = match open(&state, request).await {
-        Ok((key_id, filter, from)) => stream(state.clone(), key_id, filter, from).await,
+        Ok((key_id, filter, from)) => {
+            let holder = Holder {
+                key_id,
+                session: None,
+            };
+            stream(state.clone(), holder, filter, from).await
+        }
         Err(e) => Err(e),
     };
     match opened {
@@ -168,99 +184,44 @@ pub fn event_json(e: &TaskEvent) -> serde_json::Value {
     v
 }
 
-/// How often an open stream checks that its key may still act.
+/// How often the keys (and console sessions) of open streams are checked again.
 pub const RECHECK: Duration = Duration::from_secs(5);
 
-/// An open stream's state between events.
-struct Watched {
-    state: Arc<AppState>,
-    key_id: String,
-    filter: EventFilter,
-    /// The last place sent.
-    at: EventPosition,
-    pending: std::vec::IntoIter<TaskEvent>,
-    checked: Instant,
-}
-
-impl Watched {
-    /// The next event to send; `None` when the stream ends (shutdown, or the key is gone).
-    async fn next(&mut self) -> Option<Event> {
-        loop {
-            if let Some(e) = self.pending.next() {
-                self.at = e.position;
-                return Some(
-                    Event::default()
-                        .id(event_id(e.position))
-                        .event("task")
-                        .data(event_json(&e).to_string()),
-                );
-            }
-            if self.state.closing.is_cancelled() || !self.key_still_valid().await {
-                return None;
-            }
-            let asked = Instant::now();
-            match self
-                .state
-                .store
-                .task_events(&self.filter, self.at, BATCH)
-                .await
-            {
-                Ok(found) if !found.is_empty() => {
-                    self.pending = found.into_iter();
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => warn!(error = %e, "reading task events failed; trying again"),
-            }
-            let rest = POLL.saturating_sub(asked.elapsed());
-            tokio::select! {
-                _ = self.state.closing.cancelled() => return None,
-                _ = tokio::time::sleep(rest) => {}
-            }
-        }
-    }
-
-    /// False once the key is gone or disabled; checked every [`RECHECK`] (a store that does
-    /// not answer leaves the stream open).
-    async fn key_still_valid(&mut self) -> bool {
-        if self.checked.elapsed() < RECHECK {
-            return true;
-        }
-        self.checked = Instant::now();
-        !matches!(self.state.store.access_key(&self.key_id).await, Ok(None))
-    }
-}
-
 /// The stream of `filter`'s events after `from` (or from now), until the client goes or the
-/// server shuts down.
+/// server shuts down; refused over the caps of watch streams.
 ///
-/// `key_id` is the key that opened it: the stream ends within [`RECHECK`] once that key is
-/// deleted or disabled (or its account is).
+/// `holder` is who opened it: the stream ends within [`RECHECK`] once that key is deleted or
+/// disabled (or its account is), or the console session it was opened with ended.
 pub async fn stream(
     state: Arc<AppState>,
-    key_id: String,
+    holder: Holder,
     filter: EventFilter,
     from: Option<EventPosition>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let start = match from {
-        Some(p) => p,
-        None => state
-            .store
-            .event_tail(&filter.account_id)
-            .await
-            .map_err(internal)?,
+    let slot = state.watches.open(
+        &holder.key_id,
+        state.limits.max_watch_streams,
+        state.limits.max_watch_streams_per_key,
+    )?;
+    let (start, caught_up) = match from {
+        Some(p) => (p, false),
+        None => (
+            state
+                .store
+                .event_tail(&filter.account_id)
+                .await
+                .map_err(internal)?,
+            true,
+        ),
     };
-    let watched = Watched {
-        state,
-        key_id,
-        filter,
-        at: start,
-        pending: Vec::new().into_iter(),
-        checked: Instant::now(),
-    };
-    let events = futures::stream::unfold(watched, |mut w| async move {
-        let next = w.next().await?;
-        Some((Ok(next), w))
+    let follower = follow::Follower::new(state, slot, holder, filter, start, caught_up);
+    let events = futures::stream::unfold(follower, |mut f| async move {
+        let e = f.next().await?;
+        let event = Event::default()
+            .id(event_id(e.position))
+            .event("task")
+            .data(event_json(&e).to_string());
+        Some((Ok(event), f))
     });
     // First, where the stream starts: a client cut before any task event still resumes from
     // here (an EventSource keeps the id), not from a later "now".
