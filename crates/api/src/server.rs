@@ -94,14 +94,15 @@ async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Respons
 /// The action a request names (signed header, or the query of a legacy request), as a bounded
 /// metric label: the check that the two agree comes later, in [`routed`].
 fn action_label(request: &Request) -> &'static str {
-    let header = request
-        .headers()
-        .get("x-acs-action")
-        .and_then(|v| v.to_str().ok());
+    label_of(request.headers(), request.uri())
+}
+
+/// [`action_label`] from a request's head: the action's name when it is one this server answers,
+/// else `"unknown"` (so a metric's labels stay bounded whatever clients send).
+pub fn label_of(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> &'static str {
+    let header = headers.get("x-acs-action").and_then(|v| v.to_str().ok());
     let query = || {
-        request
-            .uri()
-            .query()?
+        uri.query()?
             .split('&')
             .find_map(|pair| pair.strip_prefix("Action="))
     };
