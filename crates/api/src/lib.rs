@@ -7,8 +7,8 @@
 //! a key's behalf, a decoded request and its parameters), [`signature`] (request signing),
 //! [`files`] (the signed object routes `cp` speaks), [`watch`] (the task stream, which the
 //! console serves too) and [`auth`] (the parsing of signed requests, which the fuzz targets
-//! drive). [`server`] is public only for `VERSION`, which the command-line tools still take from
-//! it. Every other module is the crate's own.
+//! drive). [`server`] is public for `VERSION`, which the command-line tools still take from it,
+//! and `label_of`, which a fuzz target drives. Every other module is the crate's own.
 
 mod actions;
 mod audit;
