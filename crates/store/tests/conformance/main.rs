@@ -71,6 +71,7 @@ conformance!(
     engine::check_fencing,
     engine::check_max_concurrency,
     engine::check_max_errors,
+    engine::check_account_shares,
     engine::check_complete_many,
     engine::check_sweep,
     engine::check_expire_all_leases,
