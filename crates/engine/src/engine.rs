@@ -15,6 +15,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::execute::{Run, execute};
 use crate::services::Services;
+use crate::shares::{Shares, default_account_slots};
 use crate::stops::Stops;
 use cloudphone_backend::{AttemptRef, Backend, InstanceRef};
 
@@ -24,6 +25,9 @@ pub struct EngineConfig {
     pub node_id: String,
     /// How many tasks run at once on this node.
     pub concurrency: usize,
+    /// How many of those one account's tasks may hold (docs/design.md §5.10); `None`:
+    /// [`default_account_slots`] of `concurrency`.
+    pub account_slots: Option<usize>,
     pub lease: Duration,
     pub heartbeat: Duration,
     /// How often to look for work when nobody says there is some.
@@ -32,11 +36,23 @@ pub struct EngineConfig {
     pub shutdown_grace: Duration,
 }
 
+impl EngineConfig {
+    /// The slots one account's tasks may hold on this node: the configured share, at most
+    /// every slot.
+    pub fn account_share(&self) -> usize {
+        let concurrency = self.concurrency.max(1);
+        self.account_slots
+            .unwrap_or_else(|| default_account_slots(concurrency))
+            .clamp(1, concurrency)
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             node_id: "node".into(),
             concurrency: 64,
+            account_slots: None,
             lease: Duration::from_secs(15),
             heartbeat: Duration::from_secs(5),
             poll: Duration::from_millis(500),
@@ -86,8 +102,14 @@ impl Engine {
     /// Runs until `shutdown` is cancelled, then waits up to the grace period for running work.
     pub async fn run(self, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.config.concurrency));
+        let shares = Shares::new(self.config.account_share());
         let workers = TaskTracker::new();
-        info!(node = %self.config.node_id, concurrency = self.config.concurrency, "engine started");
+        info!(
+            node = %self.config.node_id,
+            concurrency = self.config.concurrency,
+            account_slots = self.config.account_share(),
+            "engine started"
+        );
         let signals = tokio::spawn(forward_signals(
             self.store.clone(),
             self.wake.clone(),
@@ -107,7 +129,13 @@ impl Engine {
                 let asked = std::time::Instant::now();
                 let claims = self
                     .store
-                    .claim(&self.config.node_id, now_ms(), lease_ms, free)
+                    .claim_fair(
+                        &self.config.node_id,
+                        now_ms(),
+                        lease_ms,
+                        free,
+                        &shares.now(),
+                    )
                     .await;
                 metrics::histogram!("cloudphone_claim_duration_seconds")
                     .record(asked.elapsed().as_secs_f64());
@@ -118,6 +146,9 @@ impl Engine {
                             let Ok(permit) = slots.clone().acquire_owned().await else {
                                 break;
                             };
+                            // Its account's share counts it until its outcome is written,
+                            // as the slot does. A task whose phone is gone ends at once.
+                            let held = claim.phone.as_ref().map(|p| shares.hold(&p.account_id));
                             let worker = Worker {
                                 store: self.store.clone(),
                                 backend: self.backend.clone(),
@@ -130,6 +161,7 @@ impl Engine {
                             workers.spawn(
                                 async move {
                                     worker.run(claim).await;
+                                    drop(held);
                                     drop(permit);
                                 }
                                 .instrument(span),

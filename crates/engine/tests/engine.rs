@@ -205,6 +205,7 @@ fn fast_engine() -> EngineConfig {
     EngineConfig {
         node_id: "test".into(),
         concurrency: 8,
+        account_slots: None,
         lease: Duration::from_secs(10),
         heartbeat: Duration::from_secs(3),
         poll: Duration::from_millis(20),
