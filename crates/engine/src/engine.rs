@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::cut::Cut;
 use crate::execute::{Run, execute};
 use crate::services::Services;
 use crate::shares::{Shares, default_account_slots};
@@ -301,12 +302,14 @@ impl Worker {
                         attempt: claim.attempt,
                     }),
                 };
+                let cut = Cut::default();
                 let run = Run {
                     claim: &claim,
                     account_id: &p.account_id,
+                    cut: &cut,
                 };
                 let op = execute(self.backend.as_ref(), &self.services, run, &phone);
-                match self.with_heartbeat(&claim, op).await {
+                match self.with_heartbeat(&claim, &cut, op).await {
                     Some(outcome) => outcome,
                     None => return,
                 }
@@ -349,10 +352,12 @@ impl Worker {
     }
 
     /// Drives `op` while renewing the lease; `None` if the lease was lost (another attempt owns
-    /// the task now, so this one must not write anything).
+    /// the task now, so this one must not write anything). A cancel of an interruptible task
+    /// cuts `op` (`cut`), which then ends as its phase allows (docs/design.md §5.7).
     async fn with_heartbeat<F: std::future::Future<Output = Outcome>>(
         &self,
         claim: &Claim,
+        cut: &Cut,
         op: F,
     ) -> Option<Outcome> {
         tokio::pin!(op);
@@ -376,19 +381,15 @@ impl Worker {
                 _ = beat.tick() => {
                     let until = now_ms() + self.config.lease.as_millis() as i64;
                     match self.store.heartbeat(&claim.task_id, claim.attempt, until).await {
-                        Ok(Lease::Held) => {}
-                        Ok(Lease::CancelRequested) => {
-                            // Dropping the operation stops it: its command is killed.
+                        Ok(Lease::CancelRequested)
+                            if claim.task_type.is_interruptible() && !cut.is_cut() =>
+                        {
+                            // The operation stops at once where it may be cut (a command is
+                            // killed, a download dropped) and otherwise ends its write.
                             info!("cancelled while running; stopping the operation");
-                            let code = cloudphone_core::TaskErrorCode::Cancelled;
-                            return Some(Outcome::Failed {
-                                code,
-                                message: format!(
-                                    "{} It was stopped while it ran.",
-                                    code.default_message()
-                                ),
-                            });
+                            cut.cut();
                         }
+                        Ok(Lease::Held | Lease::CancelRequested) => {}
                         Ok(Lease::Lost) => {
                             warn!("lease lost; abandoning this attempt");
                             return None;

@@ -5,6 +5,7 @@
 
 mod backup;
 mod command;
+mod cut;
 mod engine;
 mod execute;
 mod services;

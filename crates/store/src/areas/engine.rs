@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cloudphone_core::TaskType;
 use cloudphone_core::task_params::TaskParam;
+use cloudphone_core::{TaskErrorCode, TaskType};
 use tokio::sync::Notify;
 
 use crate::sql::conn::Conn;
@@ -123,6 +123,31 @@ pub(crate) async fn move_to_new_image(
         c.execute(&q).await?;
     }
     Ok(())
+}
+
+/// What the sweeper does with an attempt whose lease expired (docs/design.md §5.4): `None`
+/// re-queues it; otherwise the code and message it fails with. A task CancelTasks asked to stop
+/// is not tried again: it ends `Cancelled`, as its worker would have ended it.
+pub(crate) fn expired_end(
+    task_type: TaskType,
+    attempt: i64,
+    max_attempts: i64,
+    cancel_requested: bool,
+) -> Option<(TaskErrorCode, String)> {
+    let code = if cancel_requested {
+        let code = TaskErrorCode::Cancelled;
+        return Some((
+            code,
+            format!("{} It was stopped while it ran.", code.default_message()),
+        ));
+    } else if !task_type.is_idempotent() {
+        TaskErrorCode::InstanceUnreachable
+    } else if attempt >= max_attempts {
+        TaskErrorCode::AttemptsExhausted
+    } else {
+        return None;
+    };
+    Some((code, code.default_message().to_string()))
 }
 
 /// The accounts one claim has started tasks for, against their [`AccountShares`].

@@ -21,7 +21,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{Pg, PgStore, notify_work};
-use crate::areas::engine::{ShareCount, move_to_new_image};
+use crate::areas::engine::{ShareCount, expired_end, move_to_new_image};
 use crate::areas::{backups, rows};
 use crate::moves::BatchMoves;
 use crate::sql::conn::parse;
@@ -469,8 +469,8 @@ pub(super) async fn sweep_expired(
     // A lease another node's sweeper is handling, or whose worker is completing or
     // heartbeating it right now, is left to that transaction.
     let sql = format!(
-        "SELECT {WORK_COLUMNS} FROM tasks WHERE run_state = 'leased' AND lease_ms < $1 \
-         ORDER BY seq FOR UPDATE SKIP LOCKED"
+        "SELECT {WORK_COLUMNS}, cancel_requested FROM tasks WHERE run_state = 'leased' \
+         AND lease_ms < $1 ORDER BY seq FOR UPDATE SKIP LOCKED"
     );
     let expired = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(now_ms)
@@ -480,46 +480,45 @@ pub(super) async fn sweep_expired(
     let mut swept = Vec::with_capacity(expired.len());
     for row in &expired {
         let t = work(row)?;
-        if t.task_type.is_idempotent() && t.attempt < max_attempts {
-            sqlx::query(
-                "UPDATE tasks SET run_state = 'queued', not_before_ms = $1, owner = NULL, \
-                 lease_ms = NULL WHERE id = $2",
-            )
-            .bind(now_ms.saturating_add(retry_delay_ms))
-            .bind(&t.id)
-            .execute(&mut *tx)
-            .await?;
-            swept.push(Swept::Requeued {
-                task_id: t.id,
-                attempt: t.attempt,
-            });
-        } else {
-            let code = if t.task_type.is_idempotent() {
-                TaskErrorCode::AttemptsExhausted
-            } else {
-                TaskErrorCode::InstanceUnreachable
-            };
-            let error = Some((code, code.default_message()));
-            end(
-                &mut tx,
-                &mut batches,
-                &t,
-                TaskStatus::Failed,
-                None,
-                error,
-                now_ms,
-            )
-            .await?;
-            if let Some(instance_id) = &t.instance_id
-                && instance::moves_status(t.task_type)
-            {
-                let after = instance::after_failure(t.task_type, t.previous()?);
-                settle_instance(&mut tx, instance_id, after, now_ms).await?;
+        let cancel_requested: bool = row.try_get("cancel_requested")?;
+        match expired_end(t.task_type, t.attempt, max_attempts, cancel_requested) {
+            None => {
+                sqlx::query(
+                    "UPDATE tasks SET run_state = 'queued', not_before_ms = $1, owner = NULL, \
+                     lease_ms = NULL WHERE id = $2",
+                )
+                .bind(now_ms.saturating_add(retry_delay_ms))
+                .bind(&t.id)
+                .execute(&mut *tx)
+                .await?;
+                swept.push(Swept::Requeued {
+                    task_id: t.id,
+                    attempt: t.attempt,
+                });
             }
-            swept.push(Swept::Failed {
-                task_id: t.id,
-                code,
-            });
+            Some((code, message)) => {
+                let error = Some((code, message.as_str()));
+                end(
+                    &mut tx,
+                    &mut batches,
+                    &t,
+                    TaskStatus::Failed,
+                    None,
+                    error,
+                    now_ms,
+                )
+                .await?;
+                if let Some(instance_id) = &t.instance_id
+                    && instance::moves_status(t.task_type)
+                {
+                    let after = instance::after_failure(t.task_type, t.previous()?);
+                    settle_instance(&mut tx, instance_id, after, now_ms).await?;
+                }
+                swept.push(Swept::Failed {
+                    task_id: t.id,
+                    code,
+                });
+            }
         }
     }
     apply_moves(batches, &mut tx).await?;

@@ -9,7 +9,7 @@ use rusqlite::{Connection, Row};
 use super::conn::{Lite, Run, now, query, sql};
 use super::rows;
 use crate::areas::backups;
-use crate::areas::engine::{ShareCount, move_to_new_image};
+use crate::areas::engine::{ShareCount, expired_end, move_to_new_image};
 use crate::moves::BatchMoves;
 use crate::sql::conn::parse;
 use crate::sql::v;
@@ -439,44 +439,42 @@ pub(super) fn sweep_expired(
 ) -> Result<Vec<Swept>> {
     let expired = sql(
         &format!(
-            "SELECT {WORK_COLUMNS} FROM tasks WHERE seq IN \
+            "SELECT {WORK_COLUMNS}, cancel_requested FROM tasks WHERE seq IN \
              (SELECT seq FROM tasks WHERE run_state = 'leased' AND lease_ms < ?) ORDER BY seq"
         ),
         [v(now_ms)],
     )
-    .rows(conn, work)?;
+    .rows(conn, |r| Ok((work(r)?, r.get::<_, bool>(8)?)))?;
     let mut moves = BatchMoves::default();
     let mut swept = Vec::with_capacity(expired.len());
-    for t in expired {
-        if t.task_type.is_idempotent() && t.attempt < max_attempts {
-            sql(
-                "UPDATE tasks SET run_state = 'queued', not_before_ms = ?, owner = NULL, \
-                 lease_ms = NULL WHERE id = ?",
-                [v(now_ms.saturating_add(retry_delay_ms)), v(&t.id)],
-            )
-            .execute(conn)?;
-            swept.push(Swept::Requeued {
-                task_id: t.id,
-                attempt: t.attempt,
-            });
-        } else {
-            let code = if t.task_type.is_idempotent() {
-                TaskErrorCode::AttemptsExhausted
-            } else {
-                TaskErrorCode::InstanceUnreachable
-            };
-            let error = Some((code, code.default_message()));
-            fail(conn, &mut moves, &t, error, now_ms)?;
-            if let Some(instance_id) = &t.instance_id
-                && instance::moves_status(t.task_type)
-            {
-                let after = instance::after_failure(t.task_type, t.previous()?);
-                settle_instance(conn, instance_id, after, now_ms)?;
+    for (t, cancel_requested) in expired {
+        match expired_end(t.task_type, t.attempt, max_attempts, cancel_requested) {
+            None => {
+                sql(
+                    "UPDATE tasks SET run_state = 'queued', not_before_ms = ?, owner = NULL, \
+                     lease_ms = NULL WHERE id = ?",
+                    [v(now_ms.saturating_add(retry_delay_ms)), v(&t.id)],
+                )
+                .execute(conn)?;
+                swept.push(Swept::Requeued {
+                    task_id: t.id,
+                    attempt: t.attempt,
+                });
             }
-            swept.push(Swept::Failed {
-                task_id: t.id,
-                code,
-            });
+            Some((code, message)) => {
+                let error = Some((code, message.as_str()));
+                fail(conn, &mut moves, &t, error, now_ms)?;
+                if let Some(instance_id) = &t.instance_id
+                    && instance::moves_status(t.task_type)
+                {
+                    let after = instance::after_failure(t.task_type, t.previous()?);
+                    settle_instance(conn, instance_id, after, now_ms)?;
+                }
+                swept.push(Swept::Failed {
+                    task_id: t.id,
+                    code,
+                });
+            }
         }
     }
     apply_moves(conn, moves)?;

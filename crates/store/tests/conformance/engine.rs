@@ -715,6 +715,46 @@ pub(crate) async fn check_complete_many(store: &dyn Store) {
     );
 }
 
+/// A transfer CancelTasks asked to stop whose node then died is not tried again: the sweeper
+/// ends it `Cancelled` (docs/design.md §5.4, §5.7); one nobody cancelled is re-queued as ever.
+pub(crate) async fn check_sweep_of_a_cancelled_transfer(store: &dyn Store) {
+    fleet(store, A, "ag-1", &[("i1", S::Running), ("i2", S::Running)]).await;
+    store
+        .create_batch(&batch("t-send", A, TaskType::SendFile, 100, &["i1", "i2"]))
+        .await
+        .unwrap();
+    let (cancelled, kept) = (child("t-send", "i1"), child("t-send", "i2"));
+    let c = store.claim("w1", 1_000, 100, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [cancelled.clone(), kept.clone()]);
+    let out = store
+        .cancel_tasks(A, std::slice::from_ref(&cancelled), 1_050)
+        .await
+        .unwrap();
+    assert_eq!((out.interrupting, out.finishing), (1, 0));
+    assert_eq!(out.interrupted, std::slice::from_ref(&cancelled));
+    let swept = store.sweep_expired(2_000, 3, 500).await.unwrap();
+    assert_eq!(
+        swept,
+        [
+            Swept::Failed {
+                task_id: cancelled.clone(),
+                code: TaskErrorCode::Cancelled
+            },
+            Swept::Requeued {
+                task_id: kept.clone(),
+                attempt: 1
+            },
+        ]
+    );
+    let t = get(store, A, &cancelled).await;
+    assert_eq!(
+        (t.status, t.error_code.as_deref(), t.finish_ms),
+        (Failed, Some("Cancelled"), Some(2_000))
+    );
+    assert_eq!(status_of(store, "i1").await, S::Running);
+    assert_eq!(counts_of(&get(store, A, "t-send").await), (0, 1, 0, 1, 0));
+}
+
 pub(crate) async fn check_sweep(store: &dyn Store) {
     fleet(
         store,

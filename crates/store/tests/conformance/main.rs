@@ -74,6 +74,7 @@ conformance!(
     engine::check_account_shares,
     engine::check_complete_many,
     engine::check_sweep,
+    engine::check_sweep_of_a_cancelled_transfer,
     engine::check_expire_all_leases,
     idempotency::check_idempotency,
     events::check_task_events,
