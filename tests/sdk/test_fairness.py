@@ -15,7 +15,7 @@ from alibabacloud_eds_aic20230930 import models
 from conftest import BINARY, Server, call, create_group, tasks_of, wait_batch, wait_for
 
 CONCURRENCY = 8
-# The default share of a node of 8 slots: all but an eighth (docs/design.md §5.10).
+# The default share of a node of 8 slots: one slot is kept back (docs/design.md §5.10).
 SHARE = 7
 # Below any idle timeout a download may have: the tarpit keeps the connection busy.
 BYTE_EVERY_S = 1.0

@@ -144,8 +144,8 @@ struct ServeArgs {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// How many of those slots one account's tasks may hold at once, so that one account's slow
-    /// work (downloads from a slow server) leaves slots to the others (default: all but an
-    /// eighth of --concurrency, at least one kept back; --concurrency itself turns it off).
+    /// work (downloads from a slow server) leaves slots to the others (default: --concurrency
+    /// less an eighth of it, at least 1 and at most 8 kept back; --concurrency turns it off).
     #[arg(long, value_name = "N")]
     account_slots: Option<usize>,
     /// How long a claimed task's lease lasts without a heartbeat, in milliseconds.

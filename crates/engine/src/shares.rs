@@ -8,15 +8,15 @@ use std::sync::{Arc, Mutex};
 
 use cloudphone_store::AccountShares;
 
-/// The slots one account may hold on a node of `concurrency` slots unless configured:
-/// all but an eighth (at least one slot) kept for the other accounts, so a single tenant keeps
-/// nearly every slot and another tenant always finds some free. A node of one slot cannot keep
-/// one back.
+/// The slots one account may hold on a node of `concurrency` slots unless configured: an
+/// eighth of them, at least one and at most 8, are kept for the other accounts, so another
+/// tenant always finds some free while a single tenant keeps nearly every slot (a node of one
+/// slot cannot keep one back).
 pub fn default_account_slots(concurrency: usize) -> usize {
     if concurrency <= 1 {
-        return concurrency.max(1);
+        return 1;
     }
-    concurrency - (concurrency / 8).max(1)
+    concurrency - (concurrency / 8).clamp(1, 8)
 }
 
 /// The tasks each account runs on this node.
@@ -80,9 +80,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_share_keeps_an_eighth_for_the_others() {
+    fn the_default_share_keeps_an_eighth_at_most_8_for_the_others() {
         assert_eq!(default_account_slots(64), 56);
-        assert_eq!(default_account_slots(256), 224);
+        assert_eq!(default_account_slots(256), 248);
+        assert_eq!(default_account_slots(16), 14);
         assert_eq!(default_account_slots(8), 7);
         assert_eq!(default_account_slots(7), 6);
         assert_eq!(default_account_slots(2), 1);
