@@ -143,6 +143,11 @@ struct ServeArgs {
     /// How many tasks this node runs at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// How many of those slots one account's tasks may hold at once, so that one account's slow
+    /// work (downloads from a slow server) leaves slots to the others (default: --concurrency
+    /// less an eighth of it, at least 1 and at most 8 kept back; --concurrency turns it off).
+    #[arg(long, value_name = "N")]
+    account_slots: Option<usize>,
     /// How long a claimed task's lease lasts without a heartbeat, in milliseconds.
     #[arg(long, default_value_t = 15_000)]
     lease_ms: u64,
@@ -473,6 +478,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.limits.max_watch_streams_per_key = args.max_watch_streams_per_key.max(1);
     config.throttle_burst = args.throttle_burst;
     config.engine.concurrency = args.concurrency.max(1);
+    config.engine.account_slots = args.account_slots;
     config.engine.lease = Duration::from_millis(args.lease_ms.max(100));
     config.engine.heartbeat = config.engine.lease / 3;
     // Lease owners must differ between nodes (72 random bits). It is also the HostId of error

@@ -75,10 +75,16 @@ impl TaskType {
         !matches!(self, TaskType::RunCommand)
     }
 
-    /// Whether a running task of this type can be stopped half-way without harm: a command is
-    /// killed; the other operations change the phone in steps that must not be cut.
+    /// Whether CancelTasks may stop a running task of this type (docs/design.md §5.7): a command
+    /// is killed; a transfer (SendFile, FetchFile, InstallApp) is stopped while it reads its
+    /// source (a download, an object, the phone's file) into a scratch file, and then never
+    /// writes onto the phone or into the object store. The other operations change the phone or
+    /// the store in steps that must not be cut, and take a time no outsider controls.
     pub fn is_interruptible(self) -> bool {
-        matches!(self, TaskType::RunCommand)
+        matches!(
+            self,
+            TaskType::RunCommand | TaskType::SendFile | TaskType::FetchFile | TaskType::InstallApp
+        )
     }
 }
 
@@ -289,13 +295,16 @@ mod tests {
     }
 
     /// Only a command may have had its effect when its attempt was lost (so it is not run
-    /// again, docs/design.md §5), and only a command is stopped half-way by CancelTasks.
+    /// again, docs/design.md §5); only commands and transfers are stopped by CancelTasks while
+    /// they run (§5.7).
     #[test]
-    fn only_commands_are_unsafe_to_repeat_and_safe_to_interrupt() {
+    fn only_commands_are_unsafe_to_repeat_and_only_commands_and_transfers_are_interrupted() {
+        use TaskType::{FetchFile, InstallApp, RunCommand, SendFile};
         for &t in TaskType::ALL {
-            let command = t == TaskType::RunCommand;
+            let command = t == RunCommand;
             assert_eq!(t.is_idempotent(), !command, "{t}");
-            assert_eq!(t.is_interruptible(), command, "{t}");
+            let stoppable = matches!(t, RunCommand | SendFile | FetchFile | InstallApp);
+            assert_eq!(t.is_interruptible(), stoppable, "{t}");
         }
     }
 }

@@ -10,6 +10,7 @@ use cloudphone_store::Outcome;
 use serde_json::json;
 use tracing::error;
 
+use crate::cut::Cut;
 use crate::services::Services;
 use cloudphone_backend::{Backend, InstanceRef};
 
@@ -20,6 +21,8 @@ pub struct CommandTask<'a> {
     pub account_id: &'a str,
     pub task_id: &'a str,
     pub param: &'a CommandParam,
+    /// A cut drops the running command, which kills it (docs/design.md §5.7).
+    pub cut: &'a Cut,
 }
 
 pub async fn run(
@@ -28,14 +31,12 @@ pub async fn run(
     task: CommandTask<'_>,
     phone: &InstanceRef,
 ) -> Outcome {
-    let out = match backend
-        .run_command(
-            phone,
-            &task.param.command_content,
-            Duration::from_secs(task.param.timeout),
-        )
-        .await
-    {
+    let command = backend.run_command(
+        phone,
+        &task.param.command_content,
+        Duration::from_secs(task.param.timeout),
+    );
+    let out = match task.cut.droppable(command).await {
         Ok(out) => out,
         Err(e) => {
             return Outcome::Failed {

@@ -13,8 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::cut::Cut;
 use crate::execute::{Run, execute};
 use crate::services::Services;
+use crate::shares::{Shares, default_account_slots};
 use crate::stops::Stops;
 use cloudphone_backend::{AttemptRef, Backend, InstanceRef};
 
@@ -24,6 +26,9 @@ pub struct EngineConfig {
     pub node_id: String,
     /// How many tasks run at once on this node.
     pub concurrency: usize,
+    /// How many of those one account's tasks may hold (docs/design.md §5.10); `None`:
+    /// [`default_account_slots`] of `concurrency`.
+    pub account_slots: Option<usize>,
     pub lease: Duration,
     pub heartbeat: Duration,
     /// How often to look for work when nobody says there is some.
@@ -32,11 +37,23 @@ pub struct EngineConfig {
     pub shutdown_grace: Duration,
 }
 
+impl EngineConfig {
+    /// The slots one account's tasks may hold on this node: the configured share, at most
+    /// every slot.
+    pub fn account_share(&self) -> usize {
+        let concurrency = self.concurrency.max(1);
+        self.account_slots
+            .unwrap_or_else(|| default_account_slots(concurrency))
+            .clamp(1, concurrency)
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             node_id: "node".into(),
             concurrency: 64,
+            account_slots: None,
             lease: Duration::from_secs(15),
             heartbeat: Duration::from_secs(5),
             poll: Duration::from_millis(500),
@@ -86,8 +103,14 @@ impl Engine {
     /// Runs until `shutdown` is cancelled, then waits up to the grace period for running work.
     pub async fn run(self, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.config.concurrency));
+        let shares = Shares::new(self.config.account_share());
         let workers = TaskTracker::new();
-        info!(node = %self.config.node_id, concurrency = self.config.concurrency, "engine started");
+        info!(
+            node = %self.config.node_id,
+            concurrency = self.config.concurrency,
+            account_slots = self.config.account_share(),
+            "engine started"
+        );
         let signals = tokio::spawn(forward_signals(
             self.store.clone(),
             self.wake.clone(),
@@ -107,7 +130,13 @@ impl Engine {
                 let asked = std::time::Instant::now();
                 let claims = self
                     .store
-                    .claim(&self.config.node_id, now_ms(), lease_ms, free)
+                    .claim_fair(
+                        &self.config.node_id,
+                        now_ms(),
+                        lease_ms,
+                        free,
+                        &shares.now(),
+                    )
                     .await;
                 metrics::histogram!("cloudphone_claim_duration_seconds")
                     .record(asked.elapsed().as_secs_f64());
@@ -118,6 +147,9 @@ impl Engine {
                             let Ok(permit) = slots.clone().acquire_owned().await else {
                                 break;
                             };
+                            // Its account's share counts it until its outcome is written,
+                            // as the slot does. A task whose phone is gone ends at once.
+                            let held = claim.phone.as_ref().map(|p| shares.hold(&p.account_id));
                             let worker = Worker {
                                 store: self.store.clone(),
                                 backend: self.backend.clone(),
@@ -130,6 +162,7 @@ impl Engine {
                             workers.spawn(
                                 async move {
                                     worker.run(claim).await;
+                                    drop(held);
                                     drop(permit);
                                 }
                                 .instrument(span),
@@ -270,12 +303,14 @@ impl Worker {
                         attempt: claim.attempt,
                     }),
                 };
+                let cut = Cut::default();
                 let run = Run {
                     claim: &claim,
                     account_id: &p.account_id,
+                    cut: &cut,
                 };
                 let op = execute(self.backend.as_ref(), &self.services, run, &phone);
-                match self.with_heartbeat(&claim, op).await {
+                match self.with_heartbeat(&claim, &cut, op).await {
                     Some(outcome) => outcome,
                     None => return,
                 }
@@ -318,10 +353,12 @@ impl Worker {
     }
 
     /// Drives `op` while renewing the lease; `None` if the lease was lost (another attempt owns
-    /// the task now, so this one must not write anything).
+    /// the task now, so this one must not write anything). A cancel of an interruptible task
+    /// cuts `op` (`cut`), which then ends as its phase allows (docs/design.md §5.7).
     async fn with_heartbeat<F: std::future::Future<Output = Outcome>>(
         &self,
         claim: &Claim,
+        cut: &Cut,
         op: F,
     ) -> Option<Outcome> {
         tokio::pin!(op);
@@ -345,19 +382,15 @@ impl Worker {
                 _ = beat.tick() => {
                     let until = now_ms() + self.config.lease.as_millis() as i64;
                     match self.store.heartbeat(&claim.task_id, claim.attempt, until).await {
-                        Ok(Lease::Held) => {}
-                        Ok(Lease::CancelRequested) => {
-                            // Dropping the operation stops it: its command is killed.
+                        Ok(Lease::CancelRequested)
+                            if claim.task_type.is_interruptible() && !cut.is_cut() =>
+                        {
+                            // The operation stops at once where it may be cut (a command is
+                            // killed, a download dropped) and otherwise ends its write.
                             info!("cancelled while running; stopping the operation");
-                            let code = cloudphone_core::TaskErrorCode::Cancelled;
-                            return Some(Outcome::Failed {
-                                code,
-                                message: format!(
-                                    "{} It was stopped while it ran.",
-                                    code.default_message()
-                                ),
-                            });
+                            cut.cut();
                         }
+                        Ok(Lease::Held | Lease::CancelRequested) => {}
                         Ok(Lease::Lost) => {
                             warn!("lease lost; abandoning this attempt");
                             return None;

@@ -8,6 +8,7 @@ use tracing::warn;
 
 use crate::backup;
 use crate::command::{self, CommandTask};
+use crate::cut::Cut;
 use crate::services::Services;
 use crate::transfer::{self, TransferTask};
 use cloudphone_backend::{AppOp, Backend, InstanceRef};
@@ -16,6 +17,8 @@ use cloudphone_backend::{AppOp, Backend, InstanceRef};
 pub struct Run<'a> {
     pub claim: &'a Claim,
     pub account_id: &'a str,
+    /// Where CancelTasks stops the attempt (interruptible types only, docs/design.md §5.7).
+    pub cut: &'a Cut,
 }
 
 /// Runs one claimed task on `phone`. A `Param` that is not its type's fails the task with
@@ -40,6 +43,7 @@ pub async fn execute(
         task_id: &run.claim.task_id,
         attempt: run.claim.attempt,
         account_id: run.account_id,
+        cut: run.cut,
     };
     let done = match &param {
         TaskParam::CreateInstance(_) => backend.create(phone).await,
@@ -54,6 +58,7 @@ pub async fn execute(
                 account_id: run.account_id,
                 task_id: &run.claim.task_id,
                 param: p,
+                cut: run.cut,
             };
             return command::run(backend, services, task, phone).await;
         }

@@ -5,9 +5,11 @@
 
 mod backup;
 mod command;
+mod cut;
 mod engine;
 mod execute;
 mod services;
+mod shares;
 mod stops;
 mod sweeper;
 mod transfer;
@@ -20,6 +22,7 @@ pub use cloudphone_backend::{
 pub use command::INLINE_OUTPUT;
 pub use engine::{Engine, EngineConfig};
 pub use services::Services;
+pub use shares::default_account_slots;
 pub use stops::Stops;
 pub use sweeper::{Sweeper, SweeperConfig};
 pub use watcher::{Watcher, WatcherConfig};

@@ -1,5 +1,7 @@
 //! SendFile and FetchFile on one phone. Files travel through a scratch file under the data dir,
-//! streamed chunk by chunk, so a file of any size costs bounded memory.
+//! streamed chunk by chunk, so a file of any size costs bounded memory. CancelTasks stops a
+//! transfer while it reads its source into the scratch file (which is then removed), never
+//! while it writes onto the phone or into the object store ([`Cut`]).
 
 use std::path::Path;
 
@@ -10,6 +12,7 @@ use cloudphone_outbound::FetchError;
 use cloudphone_store::Outcome;
 use serde_json::{Value, json};
 
+use crate::cut::Cut;
 use crate::services::Services;
 use cloudphone_backend::{Backend, BackendError, InstanceRef};
 
@@ -18,6 +21,9 @@ pub struct TransferTask<'a> {
     pub task_id: &'a str,
     pub attempt: i64,
     pub account_id: &'a str,
+    /// Where CancelTasks stops it: while it reads its source, never while it writes
+    /// (docs/design.md §5.7).
+    pub cut: &'a Cut,
 }
 
 fn failed(code: TaskErrorCode, message: impl Into<String>) -> BackendError {
@@ -60,10 +66,15 @@ pub async fn send(
     outcome(
         async {
             let source = param.upload_url.as_str();
-            let md5 = match param.upload_type.as_str() {
-                "OSS" => fetch_object(services, task.account_id, source, &scratch).await?,
-                _ => download(services, source, &scratch).await?,
-            };
+            let md5 = task
+                .cut
+                .droppable(async {
+                    match param.upload_type.as_str() {
+                        "OSS" => fetch_object(services, task.account_id, source, &scratch).await,
+                        _ => download(services, source, &scratch).await,
+                    }
+                })
+                .await?;
             let expected = param.file_md5.as_deref().unwrap_or_default();
             if !expected.is_empty() && !expected.eq_ignore_ascii_case(&md5) {
                 return Err(failed(
@@ -72,6 +83,7 @@ pub async fn send(
                 ));
             }
             let dest = param.destination.as_str();
+            task.cut.before_writing()?;
             let size = backend.push_file(phone, &scratch, dest).await?;
             Ok(json!({ "Success": true, "FilePath": dest, "FileSize": size, "Md5": md5 }))
         }
@@ -92,11 +104,11 @@ pub async fn fetch(
     let _cleanup = Scratch(&scratch);
     outcome(
         async {
-            let size = backend
-                .pull_file(phone, &param.source_file_path, &scratch)
-                .await?;
+            let pulled = backend.pull_file(phone, &param.source_file_path, &scratch);
+            let size = task.cut.droppable(pulled).await?;
             let dest = OssPath::parse(&param.destination)
                 .map_err(|e| failed(TaskErrorCode::FetchFileFailed, e.to_string()))?;
+            task.cut.before_writing()?;
             let info = services
                 .objects
                 .put_file(task.account_id, &dest, &scratch)
@@ -221,15 +233,20 @@ pub async fn install_app(
     outcome(
         async {
             let source = param.source.as_str();
-            let md5 = if source.starts_with("oss://") {
-                fetch_object(services, task.account_id, source, &scratch).await
-            } else {
-                download(services, source, &scratch).await
-            }
-            .map_err(|e| match e.code {
-                TaskErrorCode::FileTooLarge => e,
-                _ => failed(TaskErrorCode::InstallAppFailed, e.message),
-            })?;
+            let md5 = task
+                .cut
+                .droppable(async {
+                    if source.starts_with("oss://") {
+                        fetch_object(services, task.account_id, source, &scratch).await
+                    } else {
+                        download(services, source, &scratch).await
+                    }
+                    .map_err(|e| match e.code {
+                        TaskErrorCode::FileTooLarge => e,
+                        _ => failed(TaskErrorCode::InstallAppFailed, e.message),
+                    })
+                })
+                .await?;
             let expected = param.md5.as_str();
             if !expected.is_empty() && !expected.eq_ignore_ascii_case(&md5) {
                 return Err(failed(
@@ -238,6 +255,7 @@ pub async fn install_app(
                 ));
             }
             let package = param.package_name.as_str();
+            task.cut.before_writing()?;
             backend.install_app(phone, package, &scratch).await?;
             Ok(json!({ "Success": true, "PackageName": package }))
         }

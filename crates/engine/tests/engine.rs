@@ -98,6 +98,24 @@ async fn fleet_and_batches_with(
     per_instance: usize,
     child_param: impl Fn(usize) -> String,
 ) -> (Vec<String>, Vec<String>) {
+    fleet_and_batches_of(
+        store,
+        TaskType::RebootInstance,
+        n,
+        per_instance,
+        child_param,
+    )
+    .await
+}
+
+/// As [`fleet_and_batches_with`], with batches of type `task_type`.
+async fn fleet_and_batches_of(
+    store: &dyn Store,
+    task_type: TaskType,
+    n: usize,
+    per_instance: usize,
+    child_param: impl Fn(usize) -> String,
+) -> (Vec<String>, Vec<String>) {
     let now = now_ms();
     let group = Group {
         id: ids::new_id(ids::GROUP),
@@ -139,7 +157,7 @@ async fn fleet_and_batches_with(
         account_id: "a".into(),
         invoke_id: ids::request_id(),
         level,
-        task_type: TaskType::RebootInstance,
+        task_type,
         resource_id: instance.map(|i| i.id.clone()).unwrap_or_default(),
         instance_id: instance.map(|i| i.id.clone()),
         instance_name: instance.map(|i| i.name.clone()),
@@ -206,6 +224,7 @@ fn fast_engine() -> EngineConfig {
     EngineConfig {
         node_id: "test".into(),
         concurrency: 8,
+        account_slots: None,
         lease: Duration::from_secs(10),
         heartbeat: Duration::from_secs(3),
         poll: Duration::from_millis(20),
@@ -418,6 +437,103 @@ async fn a_task_whose_param_does_not_parse_fails_without_running() {
         assert_eq!(phone.status, InstanceStatus::Running);
     }
     assert_eq!(child(2).status, TaskStatus::Finished);
+    shutdown.cancel();
+    running.await.unwrap();
+}
+
+/// A backend whose phones hand over the first bytes of a file and then never the rest.
+struct StuckPull;
+
+#[async_trait]
+impl Backend for StuckPull {
+    fn images(&self) -> Vec<Image> {
+        Vec::new()
+    }
+    async fn create(&self, _: &InstanceRef) -> OpResult<()> {
+        Ok(())
+    }
+    async fn delete(&self, _: &InstanceRef) -> OpResult<()> {
+        Ok(())
+    }
+    async fn start(&self, _: &InstanceRef) -> OpResult<()> {
+        Ok(())
+    }
+    async fn stop(&self, _: &InstanceRef, _: bool) -> OpResult<()> {
+        Ok(())
+    }
+    async fn reboot(&self, _: &InstanceRef, _: bool) -> OpResult<()> {
+        Ok(())
+    }
+    async fn reset(&self, _: &InstanceRef, _: &str) -> OpResult<()> {
+        Ok(())
+    }
+    async fn pull_file(&self, _: &InstanceRef, _: &str, local: &std::path::Path) -> OpResult<u64> {
+        tokio::fs::write(local, b"the first bytes").await.unwrap();
+        std::future::pending().await
+    }
+}
+
+/// CancelTasks stops a transfer that is reading its source (docs/design.md §5.7): the attempt
+/// ends Failed with `Cancelled` at once on its node (no heartbeat comes in the test's time), its
+/// scratch file is removed and nothing reaches the object store.
+#[tokio::test]
+async fn a_cancelled_transfer_stops_reading_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let param = |i: usize| {
+        format!(
+            r#"{{"Destination":"oss://out-bucket/f/p{i}/big.bin","SourceFilePath":"/sdcard/big.bin"}}"#
+        )
+    };
+    let (_, batches) = fleet_and_batches_of(store.as_ref(), TaskType::FetchFile, 2, 1, param).await;
+    let services = services(&store, &dir).await;
+    let (objects, scratch) = (services.objects.clone(), services.scratch.clone());
+    let shutdown = CancellationToken::new();
+    let config = EngineConfig {
+        heartbeat: Duration::from_secs(60),
+        lease: Duration::from_secs(180),
+        ..fast_engine()
+    };
+    let engine = Engine::new(store.clone(), Arc::new(StuckPull), services, config);
+    let stops = engine.stops();
+    let running = tokio::spawn(engine.run(shutdown.clone()));
+    for _ in 0..400 {
+        let b = store.task("a", &batches[0]).await.unwrap().unwrap();
+        if b.counts.unwrap().processing == 2 && std::fs::read_dir(&scratch).unwrap().count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cancelled = store
+        .cancel_tasks("a", &batches[..1], now_ms())
+        .await
+        .unwrap();
+    assert_eq!((cancelled.interrupting, cancelled.finishing), (2, 0));
+    stops.ring(&cancelled.interrupted);
+    let batch = tokio::time::timeout(
+        Duration::from_secs(5),
+        wait_terminal(store.as_ref(), &batches[0]),
+    )
+    .await
+    .expect("the transfers stopped at once");
+    assert_eq!(batch.status, TaskStatus::Failed);
+    for child in &cancelled.interrupted {
+        let t = store.task("a", child).await.unwrap().unwrap();
+        assert_eq!(t.error_code.as_deref(), Some("Cancelled"));
+    }
+    assert_eq!(
+        std::fs::read_dir(&scratch).unwrap().count(),
+        0,
+        "scratch left"
+    );
+    for i in 0..2 {
+        let path = cloudphone_objects::OssPath::parse(&format!("oss://out-bucket/f/p{i}/big.bin"))
+            .unwrap();
+        assert!(
+            objects.head("a", &path).await.is_err(),
+            "an object was stored"
+        );
+    }
     shutdown.cancel();
     running.await.unwrap();
 }

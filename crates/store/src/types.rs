@@ -155,6 +155,40 @@ pub struct Claim {
     pub phone: Option<Phone>,
 }
 
+/// How many tasks of each account a claim may start (docs/design.md §5.10): no account may
+/// hold more than `per_account` of the claiming node's slots, and `held` says how many each
+/// holds already. The default caps nothing (every claim before shares existed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountShares {
+    /// The most tasks of one account running on the node at once; `None`: no cap.
+    pub per_account: Option<usize>,
+    /// The tasks each account runs on the node now, by account id (an account not named runs
+    /// none).
+    pub held: std::collections::HashMap<String, usize>,
+}
+
+impl AccountShares {
+    /// How many more tasks of `account` the claim may start (`usize::MAX`: no cap).
+    pub fn left(&self, account: &str) -> usize {
+        match self.per_account {
+            None => usize::MAX,
+            Some(cap) => cap.saturating_sub(self.held.get(account).copied().unwrap_or(0)),
+        }
+    }
+
+    /// The accounts that may start nothing now, sorted: the claim passes over their tasks.
+    pub fn saturated(&self) -> Vec<String> {
+        let mut full: Vec<String> = self
+            .held
+            .keys()
+            .filter(|a| self.left(a) == 0)
+            .cloned()
+            .collect();
+        full.sort();
+        full
+    }
+}
+
 /// What a worker needs to know of the phone a claimed task runs on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Phone {

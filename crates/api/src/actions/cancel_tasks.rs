@@ -1,7 +1,7 @@
 //! CancelTasks (an extension, issue 10): stops batches or instance tasks. Waiting children are
-//! Skipped with `Cancelled` at once; a running command is stopped (its task Failed with
-//! `Cancelled`: at once on this node, at the worker's next heartbeat on another); other running
-//! operations finish.
+//! Skipped with `Cancelled` at once; a running command, or a transfer still reading its source,
+//! is stopped (its task Failed with `Cancelled`: at once on this node, at the worker's next
+//! heartbeat on another; docs/design.md §5.7); other running operations finish.
 
 use cloudphone_core::ApiError;
 use serde_json::{Value, json};
@@ -36,7 +36,7 @@ impl CancelTasks {
         if let Some(unknown) = done.unknown.first() {
             return Err(ApiError::not_found("TaskIds", unknown));
         }
-        // Commands running here stop now; elsewhere at their next heartbeat.
+        // Commands and transfers running here stop now; elsewhere at their next heartbeat.
         ctx.state.stops.ring(&done.interrupted);
         // A batch that ended here lets the instances' next tasks start.
         ctx.state.wake.notify_one();

@@ -4,15 +4,16 @@
 //! writer, set-based group commits; `postgres/engine.rs`: row locks in a fixed order and
 //! `SKIP LOCKED` for several nodes); heartbeats and the start-up lease reset are the same SQL.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use cloudphone_core::TaskType;
 use cloudphone_core::task_params::TaskParam;
+use cloudphone_core::{TaskErrorCode, TaskType};
 use tokio::sync::Notify;
 
 use crate::sql::conn::Conn;
 use crate::sql::v;
-use crate::{Claim, Completion, Lease, Outcome, Result, Swept};
+use crate::{AccountShares, Claim, Completion, Lease, Outcome, Result, Swept};
 
 area! {
     /// The engine's side of the task table.
@@ -29,6 +30,19 @@ area! {
         /// lease.
         fn claim(&self, owner: &str, now_ms: i64, lease_ms: i64, limit: usize) -> Vec<Claim> =
             by_store ();
+        /// [`EngineStore::claim`] within the accounts' shares of the node's slots
+        /// (docs/design.md §5.10): the tasks of an account that may start no more are passed
+        /// over (left queued, in their place), and no claim starts more tasks of an account
+        /// than [`AccountShares::left`] allows. Per-instance order, `MaxConcurrency` and
+        /// `MaxErrors` hold as in `claim`.
+        fn claim_fair(
+            &self,
+            owner: &str,
+            now_ms: i64,
+            lease_ms: i64,
+            limit: usize,
+            shares: &AccountShares,
+        ) -> Vec<Claim> = by_store ();
         /// Extends the lease of an attempt; [`Lease::Lost`] if the attempt is no longer the
         /// current one, [`Lease::CancelRequested`] (lease extended) once `CancelTasks` asked it
         /// to stop.
@@ -109,4 +123,60 @@ pub(crate) async fn move_to_new_image(
         c.execute(&q).await?;
     }
     Ok(())
+}
+
+/// What the sweeper does with an attempt whose lease expired (docs/design.md §5.4): `None`
+/// re-queues it; otherwise the code and message it fails with. A task CancelTasks asked to stop
+/// is not tried again: it ends `Cancelled`, as its worker would have ended it.
+pub(crate) fn expired_end(
+    task_type: TaskType,
+    attempt: i64,
+    max_attempts: i64,
+    cancel_requested: bool,
+) -> Option<(TaskErrorCode, String)> {
+    let code = if cancel_requested {
+        let code = TaskErrorCode::Cancelled;
+        return Some((
+            code,
+            format!("{} It was stopped while it ran.", code.default_message()),
+        ));
+    } else if !task_type.is_idempotent() {
+        TaskErrorCode::InstanceUnreachable
+    } else if attempt >= max_attempts {
+        TaskErrorCode::AttemptsExhausted
+    } else {
+        return None;
+    };
+    Some((code, code.default_message().to_string()))
+}
+
+/// The accounts one claim has started tasks for, against their [`AccountShares`].
+#[derive(Debug, Default)]
+pub(crate) struct ShareCount {
+    started: HashMap<String, usize>,
+}
+
+impl ShareCount {
+    /// Whether a task of `account` may still start in this claim.
+    pub(crate) fn allows(&self, shares: &AccountShares, account: &str) -> bool {
+        self.started.get(account).copied().unwrap_or(0) < shares.left(account)
+    }
+
+    /// Counts a task of `account` this claim started.
+    pub(crate) fn count(&mut self, account: &str) {
+        *self.started.entry(account.to_string()).or_insert(0) += 1;
+    }
+
+    /// The accounts whose tasks the claim's statement must pass over now: those saturated
+    /// before it began and those it filled itself; sorted, so the list is stable.
+    pub(crate) fn passed_over(&self, shares: &AccountShares) -> Vec<String> {
+        let mut full = shares.saturated();
+        for (account, started) in &self.started {
+            if *started >= shares.left(account) && !full.contains(account) {
+                full.push(account.clone());
+            }
+        }
+        full.sort();
+        full
+    }
 }

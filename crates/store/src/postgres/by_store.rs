@@ -13,8 +13,8 @@ use tokio::sync::Notify;
 use super::{Pg, PgStore, WORK_CHANNEL, engine};
 use crate::areas::{idempotency, webhooks};
 use crate::{
-    CancelOutcome, Claim, Completion, Delivery, Idempotent, Nonce, Outcome, Page, Rendered, Result,
-    Swept, TaskFilter, TaskRender, TaskStore,
+    AccountShares, CancelOutcome, Claim, Completion, Delivery, Idempotent, Nonce, Outcome, Page,
+    Rendered, Result, Swept, TaskFilter, TaskRender, TaskStore,
 };
 
 /// The page is read, then written: sqlx decodes every row into owned values anyway.
@@ -160,7 +160,18 @@ pub(crate) async fn claim(
     lease_ms: i64,
     limit: usize,
 ) -> Result<Vec<Claim>> {
-    engine::claim(s, owner, now_ms, lease_ms, limit).await
+    engine::claim(s, owner, now_ms, lease_ms, limit, &AccountShares::default()).await
+}
+
+pub(crate) async fn claim_fair(
+    s: &PgStore,
+    owner: &str,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: usize,
+    shares: &AccountShares,
+) -> Result<Vec<Claim>> {
+    engine::claim(s, owner, now_ms, lease_ms, limit, shares).await
 }
 
 pub(crate) async fn complete(

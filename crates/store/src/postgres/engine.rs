@@ -21,11 +21,31 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{Pg, PgStore, notify_work};
-use crate::areas::engine::move_to_new_image;
+use crate::areas::engine::{ShareCount, expired_end, move_to_new_image};
 use crate::areas::{backups, rows};
 use crate::moves::BatchMoves;
 use crate::sql::conn::parse;
-use crate::{CancelOutcome, Claim, Outcome, Phone, Result, StoreError, Swept};
+use crate::{AccountShares, CancelOutcome, Claim, Outcome, Phone, Result, StoreError, Swept};
+
+/// The candidate query with `$passing_over` inserted among its conditions (see [`CANDIDATES`]).
+macro_rules! candidates {
+    ($passing_over:literal) => {
+        concat!(
+            "SELECT t.seq, t.id, t.task_type, t.status, t.instance_id, t.param, \
+             t.attempt, t.prev_status, t.parent_id, p.max_concurrency, p.c_processing, \
+             t.account_id FROM tasks t \
+             LEFT JOIN tasks p ON p.id = t.parent_id \
+             WHERE t.run_state = 'queued' AND t.not_before_ms <= $1 AND t.id <> ALL($2) \
+             AND NOT EXISTS (SELECT 1 FROM tasks u WHERE u.instance_id = t.instance_id \
+                             AND u.run_state <> 'done' AND u.seq < t.seq) \
+             AND (p.max_concurrency IS NULL OR t.status <> 'Waiting' \
+                  OR (p.c_processing < p.max_concurrency AND p.id <> ALL($4))) \
+             AND (p.max_errors IS NULL OR t.status <> 'Waiting' OR p.c_failed <= p.max_errors) ",
+            $passing_over,
+            "ORDER BY t.seq LIMIT $3 FOR UPDATE OF t SKIP LOCKED"
+        )
+    };
+}
 
 /// Runnable tasks in acceptance order: queued, due, and first among the unfinished tasks of
 /// their instance; `$2` lists the candidates this claim already found blocked. Rows another
@@ -35,16 +55,12 @@ use crate::{CancelOutcome, Claim, Outcome, Phone, Result, StoreError, Swept};
 /// A Waiting child of a batch at its `MaxConcurrency` (by the counters of this statement's
 /// snapshot, or listed in `$4` as filled by this claim) is no candidate; the counters read under
 /// the batch's lock at the end ([`apply_moves`]) settle a race between nodes.
-const CANDIDATES: &str = "SELECT t.seq, t.id, t.task_type, t.status, t.instance_id, t.param, \
-     t.attempt, t.prev_status, t.parent_id, p.max_concurrency, p.c_processing FROM tasks t \
-     LEFT JOIN tasks p ON p.id = t.parent_id \
-     WHERE t.run_state = 'queued' AND t.not_before_ms <= $1 AND t.id <> ALL($2) \
-     AND NOT EXISTS (SELECT 1 FROM tasks u WHERE u.instance_id = t.instance_id \
-                     AND u.run_state <> 'done' AND u.seq < t.seq) \
-     AND (p.max_concurrency IS NULL OR t.status <> 'Waiting' \
-          OR (p.c_processing < p.max_concurrency AND p.id <> ALL($4))) \
-     AND (p.max_errors IS NULL OR t.status <> 'Waiting' OR p.c_failed <= p.max_errors) \
-     ORDER BY t.seq LIMIT $3 FOR UPDATE OF t SKIP LOCKED";
+const CANDIDATES: &str = candidates!("");
+
+/// [`CANDIDATES`] passing over the tasks of the accounts in `$5` (those at their share of the
+/// node's slots, docs/design.md §5.10). A statement of its own, so that the claim of a node
+/// where no account is at its share runs the very statement (and plan) it always did.
+const CANDIDATES_PASSING_OVER: &str = candidates!("AND t.account_id <> ALL($5) ");
 
 /// Whether another task of the instance runs or comes first. Run under the instance's lock, as a
 /// statement of its own: the candidate query's snapshot may predate another node's lease, or a
@@ -107,9 +123,10 @@ pub(super) async fn claim(
     now_ms: i64,
     lease_ms: i64,
     limit: usize,
+    shares: &AccountShares,
 ) -> Result<Vec<Claim>> {
     for _ in 0..CLAIM_TRIES {
-        match claim_once(s, owner, now_ms, lease_ms, limit).await {
+        match claim_once(s, owner, now_ms, lease_ms, limit, shares).await {
             Err(StoreError::Overbooked) => continue,
             other => return other,
         }
@@ -124,6 +141,7 @@ async fn claim_once(
     now_ms: i64,
     lease_ms: i64,
     limit: usize,
+    shares: &AccountShares,
 ) -> Result<Vec<Claim>> {
     let mut claimed = Vec::new();
     if limit == 0 {
@@ -139,15 +157,22 @@ async fn claim_once(
     let mut running: std::collections::HashMap<String, (i64, i64)> =
         std::collections::HashMap::new();
     let mut settled_any = false;
+    let mut started = ShareCount::default();
     loop {
         let want = i64::try_from(limit - claimed.len()).unwrap_or(i64::MAX);
-        let candidates = sqlx::query(CANDIDATES)
-            .bind(now_ms)
-            .bind(&blocked)
-            .bind(want)
-            .bind(&full)
-            .fetch_all(&mut *tx)
-            .await?;
+        let passing_over = started.passed_over(shares);
+        let statement = if passing_over.is_empty() {
+            sqlx::query(CANDIDATES)
+        } else {
+            sqlx::query(CANDIDATES_PASSING_OVER)
+        };
+        let statement = statement.bind(now_ms).bind(&blocked).bind(want).bind(&full);
+        let statement = if passing_over.is_empty() {
+            statement
+        } else {
+            statement.bind(&passing_over)
+        };
+        let candidates = statement.fetch_all(&mut *tx).await?;
         if candidates.is_empty() {
             break;
         }
@@ -155,8 +180,16 @@ async fn claim_once(
         // and a batch filled here leaves room to others: look again when either happened and
         // there is room left.
         let mut settled = false;
+        // Whether an account filled its share of the node's slots in this claim.
+        let mut filled = false;
         for row in &candidates {
             let t = work(row)?;
+            let account: String = row.try_get("account_id")?;
+            if !started.allows(shares, &account) {
+                // Its account filled its share in this claim: the next look passes over it.
+                filled = true;
+                continue;
+            }
             let max: Option<i64> = row.try_get("max_concurrency")?;
             let limited = match (&t.parent_id, max) {
                 (Some(parent), Some(max)) if t.status == TaskStatus::Waiting => {
@@ -255,6 +288,7 @@ async fn claim_once(
             if let Some(slot) = limited.and_then(|p| running.get_mut(&p)) {
                 slot.1 += 1;
             }
+            started.count(&account);
             claimed.push(Claim {
                 task_id: t.id,
                 task_type: t.task_type,
@@ -266,7 +300,8 @@ async fn claim_once(
             });
         }
         settled_any |= settled;
-        if !settled || claimed.len() >= limit {
+        let look_again = settled || (filled && started.passed_over(shares) != passing_over);
+        if !look_again || claimed.len() >= limit {
             break;
         }
     }
@@ -434,8 +469,8 @@ pub(super) async fn sweep_expired(
     // A lease another node's sweeper is handling, or whose worker is completing or
     // heartbeating it right now, is left to that transaction.
     let sql = format!(
-        "SELECT {WORK_COLUMNS} FROM tasks WHERE run_state = 'leased' AND lease_ms < $1 \
-         ORDER BY seq FOR UPDATE SKIP LOCKED"
+        "SELECT {WORK_COLUMNS}, cancel_requested FROM tasks WHERE run_state = 'leased' \
+         AND lease_ms < $1 ORDER BY seq FOR UPDATE SKIP LOCKED"
     );
     let expired = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(now_ms)
@@ -445,46 +480,45 @@ pub(super) async fn sweep_expired(
     let mut swept = Vec::with_capacity(expired.len());
     for row in &expired {
         let t = work(row)?;
-        if t.task_type.is_idempotent() && t.attempt < max_attempts {
-            sqlx::query(
-                "UPDATE tasks SET run_state = 'queued', not_before_ms = $1, owner = NULL, \
-                 lease_ms = NULL WHERE id = $2",
-            )
-            .bind(now_ms.saturating_add(retry_delay_ms))
-            .bind(&t.id)
-            .execute(&mut *tx)
-            .await?;
-            swept.push(Swept::Requeued {
-                task_id: t.id,
-                attempt: t.attempt,
-            });
-        } else {
-            let code = if t.task_type.is_idempotent() {
-                TaskErrorCode::AttemptsExhausted
-            } else {
-                TaskErrorCode::InstanceUnreachable
-            };
-            let error = Some((code, code.default_message()));
-            end(
-                &mut tx,
-                &mut batches,
-                &t,
-                TaskStatus::Failed,
-                None,
-                error,
-                now_ms,
-            )
-            .await?;
-            if let Some(instance_id) = &t.instance_id
-                && instance::moves_status(t.task_type)
-            {
-                let after = instance::after_failure(t.task_type, t.previous()?);
-                settle_instance(&mut tx, instance_id, after, now_ms).await?;
+        let cancel_requested: bool = row.try_get("cancel_requested")?;
+        match expired_end(t.task_type, t.attempt, max_attempts, cancel_requested) {
+            None => {
+                sqlx::query(
+                    "UPDATE tasks SET run_state = 'queued', not_before_ms = $1, owner = NULL, \
+                     lease_ms = NULL WHERE id = $2",
+                )
+                .bind(now_ms.saturating_add(retry_delay_ms))
+                .bind(&t.id)
+                .execute(&mut *tx)
+                .await?;
+                swept.push(Swept::Requeued {
+                    task_id: t.id,
+                    attempt: t.attempt,
+                });
             }
-            swept.push(Swept::Failed {
-                task_id: t.id,
-                code,
-            });
+            Some((code, message)) => {
+                let error = Some((code, message.as_str()));
+                end(
+                    &mut tx,
+                    &mut batches,
+                    &t,
+                    TaskStatus::Failed,
+                    None,
+                    error,
+                    now_ms,
+                )
+                .await?;
+                if let Some(instance_id) = &t.instance_id
+                    && instance::moves_status(t.task_type)
+                {
+                    let after = instance::after_failure(t.task_type, t.previous()?);
+                    settle_instance(&mut tx, instance_id, after, now_ms).await?;
+                }
+                swept.push(Swept::Failed {
+                    task_id: t.id,
+                    code,
+                });
+            }
         }
     }
     apply_moves(batches, &mut tx).await?;

@@ -14,8 +14,8 @@ use super::{SqliteStore, engine, rows};
 use crate::areas::{accounts, idempotency, tasks, webhooks};
 use crate::sql::{Dialect, page_size, v};
 use crate::{
-    CancelOutcome, Claim, Completion, Cursor, Delivery, Idempotent, Nonce, Outcome, Page, Rendered,
-    Result, Swept, TaskFilter, TaskRender,
+    AccountShares, CancelOutcome, Claim, Completion, Cursor, Delivery, Idempotent, Nonce, Outcome,
+    Page, Rendered, Result, Swept, TaskFilter, TaskRender,
 };
 
 /// DescribeTasks written by `render` row by row as SQLite steps, from the row's own buffers:
@@ -207,9 +207,20 @@ pub(crate) async fn claim(
     lease_ms: i64,
     limit: usize,
 ) -> Result<Vec<Claim>> {
-    let owner = owner.to_owned();
+    claim_fair(s, owner, now_ms, lease_ms, limit, &AccountShares::default()).await
+}
+
+pub(crate) async fn claim_fair(
+    s: &SqliteStore,
+    owner: &str,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: usize,
+    shares: &AccountShares,
+) -> Result<Vec<Claim>> {
+    let (owner, shares) = (owner.to_owned(), shares.clone());
     s.db()
-        .write(move |c| engine::claim(c, &owner, now_ms, lease_ms, limit))
+        .write(move |c| engine::claim(c, &owner, now_ms, lease_ms, limit, &shares))
         .await
 }
 

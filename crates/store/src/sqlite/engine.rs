@@ -9,28 +9,46 @@ use rusqlite::{Connection, Row};
 use super::conn::{Lite, Run, now, query, sql};
 use super::rows;
 use crate::areas::backups;
-use crate::areas::engine::move_to_new_image;
+use crate::areas::engine::{ShareCount, expired_end, move_to_new_image};
 use crate::moves::BatchMoves;
 use crate::sql::conn::parse;
 use crate::sql::v;
-use crate::{CancelOutcome, Claim, Completion, Outcome, Phone, Result, StoreError, Swept};
+use crate::{
+    AccountShares, CancelOutcome, Claim, Completion, Outcome, Phone, Result, StoreError, Swept,
+};
+
+/// The candidate query with `$passing_over` inserted among its conditions (see [`CANDIDATES`]).
+macro_rules! candidates {
+    ($passing_over:literal) => {
+        concat!(
+            "SELECT t.id, t.task_type, t.status, t.instance_id, t.param, \
+             t.attempt, t.prev_status, t.parent_id, i.status AS instance_status, \
+             i.account_id AS phone_account, i.name AS phone_name, i.image_id AS phone_image, \
+             i.spec AS phone_spec, p.max_concurrency, p.c_processing, t.account_id FROM tasks t \
+             LEFT JOIN instances i ON i.id = t.instance_id \
+             LEFT JOIN tasks p ON p.id = t.parent_id \
+             WHERE t.run_state = 'queued' AND t.not_before_ms <= ? \
+             AND NOT EXISTS (SELECT 1 FROM tasks u WHERE u.instance_id = t.instance_id \
+                             AND u.run_state != 'done' AND u.seq < t.seq) \
+             AND (p.max_concurrency IS NULL OR t.status != 'Waiting' \
+                  OR p.c_processing < p.max_concurrency) \
+             AND (p.max_errors IS NULL OR t.status != 'Waiting' OR p.c_failed <= p.max_errors) ",
+            $passing_over,
+            "ORDER BY t.seq LIMIT ?"
+        )
+    };
+}
 
 /// Runnable tasks in acceptance order: queued, due, and first among the unfinished tasks of
 /// their instance (so no two candidates share an instance), with their instance's status (NULL
 /// when the instance is gone or the task has none).
-const CANDIDATES: &str = "SELECT t.id, t.task_type, t.status, t.instance_id, t.param, \
-     t.attempt, t.prev_status, t.parent_id, i.status AS instance_status, \
-     i.account_id AS phone_account, i.name AS phone_name, i.image_id AS phone_image, \
-     i.spec AS phone_spec, p.max_concurrency, p.c_processing FROM tasks t \
-     LEFT JOIN instances i ON i.id = t.instance_id \
-     LEFT JOIN tasks p ON p.id = t.parent_id \
-     WHERE t.run_state = 'queued' AND t.not_before_ms <= ? \
-     AND NOT EXISTS (SELECT 1 FROM tasks u WHERE u.instance_id = t.instance_id \
-                     AND u.run_state != 'done' AND u.seq < t.seq) \
-     AND (p.max_concurrency IS NULL OR t.status != 'Waiting' \
-          OR p.c_processing < p.max_concurrency) \
-     AND (p.max_errors IS NULL OR t.status != 'Waiting' OR p.c_failed <= p.max_errors) \
-     ORDER BY t.seq LIMIT ?";
+const CANDIDATES: &str = candidates!("");
+
+/// [`CANDIDATES`] passing over the tasks of the accounts in a JSON array (those at their share
+/// of the node's slots, docs/design.md §5.10). A statement of its own, so that the claim of a
+/// node where no account is at its share runs the very statement (and plan) it always did.
+const CANDIDATES_PASSING_OVER: &str =
+    candidates!("AND t.account_id NOT IN (SELECT value FROM json_each(?)) ");
 
 /// The columns of a task the engine works with.
 struct Work {
@@ -76,10 +94,12 @@ impl Work {
     }
 }
 
-/// A candidate row: the task, its instance's status, the phone's columns, and its batch's
-/// `MaxConcurrency` with the batch's Processing count.
+/// A candidate row: the task, its instance's status, the phone's columns, its batch's
+/// `MaxConcurrency` with the batch's Processing count, and its account.
 struct Candidate {
     work: Work,
+    /// The account the task belongs to (as its phone does).
+    account: String,
     instance_status: Option<String>,
     phone: Option<Phone>,
     concurrency: Option<(i64, i64)>,
@@ -101,6 +121,7 @@ fn candidate(row: &Row<'_>) -> Result<Candidate> {
     };
     Ok(Candidate {
         work: work(row)?,
+        account: row.get(15)?,
         instance_status: row.get(8)?,
         phone,
         concurrency,
@@ -113,15 +134,24 @@ pub(super) fn claim(
     now_ms: i64,
     lease_ms: i64,
     limit: usize,
+    shares: &AccountShares,
 ) -> Result<Vec<Claim>> {
     let mut claimed = Vec::new();
     if limit == 0 {
         return Ok(claimed);
     }
     let lease_until = now_ms.saturating_add(lease_ms);
+    let mut started = ShareCount::default();
     loop {
         let want = i64::try_from(limit - claimed.len()).unwrap_or(i64::MAX);
-        let candidates = sql(CANDIDATES, [v(now_ms), v(want)]).rows(conn, candidate)?;
+        let passing_over = started.passed_over(shares);
+        let candidates = if passing_over.is_empty() {
+            sql(CANDIDATES, [v(now_ms), v(want)]).rows(conn, candidate)?
+        } else {
+            let accounts = serde_json::to_string(&passing_over)
+                .map_err(|e| StoreError::Corrupt(format!("account list: {e}")))?;
+            sql(CANDIDATES_PASSING_OVER, [v(now_ms), v(accounts), v(want)]).rows(conn, candidate)?
+        };
         if candidates.is_empty() {
             break;
         }
@@ -131,11 +161,19 @@ pub(super) fn claim(
         // when either happened and there is room left (the counters are written first, so the
         // next look sees them).
         let mut settled = false;
+        // Whether an account filled its share of the node's slots in this claim.
+        let mut filled = false;
         // Per batch with a MaxConcurrency: its limit and its children Processing so far.
         let mut running: std::collections::HashMap<String, (i64, i64)> =
             std::collections::HashMap::new();
         for c in candidates {
             let t = c.work;
+            let account = c.account;
+            if !started.allows(shares, &account) {
+                // Its account filled its share in this claim: the next look passes over it.
+                filled = true;
+                continue;
+            }
             let limited = match (&t.parent_id, c.concurrency) {
                 (Some(parent), Some(start)) if t.status == TaskStatus::Waiting => {
                     let (limit, now) = *running.entry(parent.clone()).or_insert(start);
@@ -207,6 +245,7 @@ pub(super) fn claim(
             if let Some(slot) = limited.and_then(|p| running.get_mut(&p)) {
                 slot.1 += 1;
             }
+            started.count(&account);
             claimed.push(Claim {
                 task_id: t.id,
                 task_type: t.task_type,
@@ -218,7 +257,8 @@ pub(super) fn claim(
             });
         }
         apply_moves(conn, moves)?;
-        if !settled || claimed.len() >= limit {
+        let look_again = settled || (filled && started.passed_over(shares) != passing_over);
+        if !look_again || claimed.len() >= limit {
             break;
         }
     }
@@ -399,44 +439,42 @@ pub(super) fn sweep_expired(
 ) -> Result<Vec<Swept>> {
     let expired = sql(
         &format!(
-            "SELECT {WORK_COLUMNS} FROM tasks WHERE seq IN \
+            "SELECT {WORK_COLUMNS}, cancel_requested FROM tasks WHERE seq IN \
              (SELECT seq FROM tasks WHERE run_state = 'leased' AND lease_ms < ?) ORDER BY seq"
         ),
         [v(now_ms)],
     )
-    .rows(conn, work)?;
+    .rows(conn, |r| Ok((work(r)?, r.get::<_, bool>(8)?)))?;
     let mut moves = BatchMoves::default();
     let mut swept = Vec::with_capacity(expired.len());
-    for t in expired {
-        if t.task_type.is_idempotent() && t.attempt < max_attempts {
-            sql(
-                "UPDATE tasks SET run_state = 'queued', not_before_ms = ?, owner = NULL, \
-                 lease_ms = NULL WHERE id = ?",
-                [v(now_ms.saturating_add(retry_delay_ms)), v(&t.id)],
-            )
-            .execute(conn)?;
-            swept.push(Swept::Requeued {
-                task_id: t.id,
-                attempt: t.attempt,
-            });
-        } else {
-            let code = if t.task_type.is_idempotent() {
-                TaskErrorCode::AttemptsExhausted
-            } else {
-                TaskErrorCode::InstanceUnreachable
-            };
-            let error = Some((code, code.default_message()));
-            fail(conn, &mut moves, &t, error, now_ms)?;
-            if let Some(instance_id) = &t.instance_id
-                && instance::moves_status(t.task_type)
-            {
-                let after = instance::after_failure(t.task_type, t.previous()?);
-                settle_instance(conn, instance_id, after, now_ms)?;
+    for (t, cancel_requested) in expired {
+        match expired_end(t.task_type, t.attempt, max_attempts, cancel_requested) {
+            None => {
+                sql(
+                    "UPDATE tasks SET run_state = 'queued', not_before_ms = ?, owner = NULL, \
+                     lease_ms = NULL WHERE id = ?",
+                    [v(now_ms.saturating_add(retry_delay_ms)), v(&t.id)],
+                )
+                .execute(conn)?;
+                swept.push(Swept::Requeued {
+                    task_id: t.id,
+                    attempt: t.attempt,
+                });
             }
-            swept.push(Swept::Failed {
-                task_id: t.id,
-                code,
-            });
+            Some((code, message)) => {
+                let error = Some((code, message.as_str()));
+                fail(conn, &mut moves, &t, error, now_ms)?;
+                if let Some(instance_id) = &t.instance_id
+                    && instance::moves_status(t.task_type)
+                {
+                    let after = instance::after_failure(t.task_type, t.previous()?);
+                    settle_instance(conn, instance_id, after, now_ms)?;
+                }
+                swept.push(Swept::Failed {
+                    task_id: t.id,
+                    code,
+                });
+            }
         }
     }
     apply_moves(conn, moves)?;

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use cloudphone_core::TaskStatus;
 use cloudphone_core::{InstanceStatus, TaskErrorCode, TaskType};
-use cloudphone_store::{Claim, Completion, Lease, Outcome, Store, Swept, TaskFilter};
+use cloudphone_store::{
+    AccountShares, Claim, Completion, Lease, Outcome, Store, Swept, TaskFilter,
+};
 
 use crate::support::{
-    A, LEASE, batch, child, claimed_ids, counts, counts_of, failed, filter, finished, fleet, get,
-    group, instance, internal, limited, listed, page, phone_of, sorted, status_of,
+    A, B, LEASE, batch, child, claimed_ids, counts, counts_of, failed, filter, finished, fleet,
+    get, group, instance, internal, limited, listed, page, phone_of, sorted, status_of,
 };
 use InstanceStatus as S;
 use TaskStatus::{Failed, Finished, PartFinished, Processing, Skipped, Waiting};
@@ -549,6 +551,101 @@ pub(crate) async fn check_max_errors(store: &dyn Store) {
     assert_eq!(t.finish_ms, Some(2_500));
 }
 
+/// Shares of the node's slots (docs/design.md §5.10): a claim passes over the tasks of an
+/// account at its share, leaving them queued in their place, and starts no more of an account
+/// than its share leaves; per-instance order and MaxConcurrency hold within the share.
+pub(crate) async fn check_account_shares(store: &dyn Store) {
+    let ty = TaskType::RunCommand;
+    fleet(
+        store,
+        A,
+        "ag-a",
+        &[("a1", S::Running), ("a2", S::Running), ("a3", S::Running)],
+    )
+    .await;
+    fleet(store, B, "ag-b", &[("b1", S::Running), ("b2", S::Running)]).await;
+    // A's work was accepted first: without shares it would take every slot.
+    store
+        .create_batch(&batch("t-a", A, ty, 1_000, &["a1", "a2", "a3"]))
+        .await
+        .unwrap();
+    store
+        .create_batch(&batch("t-a2", A, ty, 1_100, &["a1"]))
+        .await
+        .unwrap();
+    store
+        .create_batch(&limited(
+            batch("t-b", B, ty, 2_000, &["b1", "b2"]),
+            Some(1),
+            None,
+        ))
+        .await
+        .unwrap();
+    let two_each = |held: &[(&str, usize)]| AccountShares {
+        per_account: Some(2),
+        held: held.iter().map(|(a, n)| (a.to_string(), *n)).collect(),
+    };
+    // A fills its share of two; B's batch runs one at a time (its MaxConcurrency).
+    let c = store
+        .claim_fair("w", 3_000, LEASE, 4, &two_each(&[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed_ids(&c),
+        [child("t-a", "a1"), child("t-a", "a2"), child("t-b", "b1")]
+    );
+    assert_eq!(c[0].phone.as_ref().map(|p| p.account_id.as_str()), Some(A));
+    // A at its share: its next task is passed over and stays queued in its place.
+    assert!(
+        store
+            .claim_fair("w", 3_100, LEASE, 4, &two_each(&[(A, 2), (B, 1)]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(get(store, A, &child("t-a", "a3")).await.status, Waiting);
+    // B ends its first; A's share is still full, B's second child runs.
+    assert!(
+        store
+            .complete(&c[2].task_id, 1, &finished(), 3_200)
+            .await
+            .unwrap()
+    );
+    let c2 = store
+        .claim_fair("w", 3_300, LEASE, 4, &two_each(&[(A, 2)]))
+        .await
+        .unwrap();
+    assert_eq!(claimed_ids(&c2), [child("t-b", "b2")]);
+    // A ends its first task: one slot of its share is free again; its tasks start in
+    // acceptance order, a1's second only after a3 (accepted earlier) and its own first.
+    assert!(
+        store
+            .complete(&c[0].task_id, 1, &finished(), 3_400)
+            .await
+            .unwrap()
+    );
+    let c3 = store
+        .claim_fair("w", 3_500, LEASE, 4, &two_each(&[(A, 1), (B, 1)]))
+        .await
+        .unwrap();
+    assert_eq!(claimed_ids(&c3), [child("t-a", "a3")]);
+    assert!(
+        store
+            .claim_fair("w", 3_600, LEASE, 4, &two_each(&[(A, 2), (B, 1)]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A share larger than what is held lets the rest run; no shares at all caps nothing.
+    let c4 = store
+        .claim_fair("w", 3_700, LEASE, 4, &AccountShares::default())
+        .await
+        .unwrap();
+    assert_eq!(claimed_ids(&c4), [child("t-a2", "a1")]);
+    assert_eq!(counts_of(&get(store, A, "t-a").await), (0, 2, 1, 0, 0));
+    assert_eq!(counts_of(&get(store, B, "t-b").await), (0, 1, 1, 0, 0));
+}
+
 /// A group of outcomes in one call: each is fenced on its own, the answers come back in order,
 /// and the batch counters and finish time are what one-by-one completion would give.
 pub(crate) async fn check_complete_many(store: &dyn Store) {
@@ -616,6 +713,46 @@ pub(crate) async fn check_complete_many(store: &dyn Store) {
         (b.status, b.counts, b.finish_ms),
         (PartFinished, Some(counts(0, 0, 2, 1, 0)), Some(4_000))
     );
+}
+
+/// A transfer CancelTasks asked to stop whose node then died is not tried again: the sweeper
+/// ends it `Cancelled` (docs/design.md §5.4, §5.7); one nobody cancelled is re-queued as ever.
+pub(crate) async fn check_sweep_of_a_cancelled_transfer(store: &dyn Store) {
+    fleet(store, A, "ag-1", &[("i1", S::Running), ("i2", S::Running)]).await;
+    store
+        .create_batch(&batch("t-send", A, TaskType::SendFile, 100, &["i1", "i2"]))
+        .await
+        .unwrap();
+    let (cancelled, kept) = (child("t-send", "i1"), child("t-send", "i2"));
+    let c = store.claim("w1", 1_000, 100, 10).await.unwrap();
+    assert_eq!(claimed_ids(&c), [cancelled.clone(), kept.clone()]);
+    let out = store
+        .cancel_tasks(A, std::slice::from_ref(&cancelled), 1_050)
+        .await
+        .unwrap();
+    assert_eq!((out.interrupting, out.finishing), (1, 0));
+    assert_eq!(out.interrupted, std::slice::from_ref(&cancelled));
+    let swept = store.sweep_expired(2_000, 3, 500).await.unwrap();
+    assert_eq!(
+        swept,
+        [
+            Swept::Failed {
+                task_id: cancelled.clone(),
+                code: TaskErrorCode::Cancelled
+            },
+            Swept::Requeued {
+                task_id: kept.clone(),
+                attempt: 1
+            },
+        ]
+    );
+    let t = get(store, A, &cancelled).await;
+    assert_eq!(
+        (t.status, t.error_code.as_deref(), t.finish_ms),
+        (Failed, Some("Cancelled"), Some(2_000))
+    );
+    assert_eq!(status_of(store, "i1").await, S::Running);
+    assert_eq!(counts_of(&get(store, A, "t-send").await), (0, 1, 0, 1, 0));
 }
 
 pub(crate) async fn check_sweep(store: &dyn Store) {
