@@ -189,6 +189,16 @@ def adb_server():
     subprocess.run(["adb", "-P", str(port), "kill-server"], capture_output=True)
 
 
+def self_signed_certificate(directory):
+    """A fresh P-256 certificate for 127.0.0.1 and its key in `directory`: (cert path, key path)."""
+    directory.mkdir(exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
 def run_shell(client, instance, command, timeout=120):
     """(Output, ExitCode) of RunCommand on one phone, which must finish."""
     r = client.run_command(models.RunCommandRequest(instance_ids=[instance], command_content=command)).body

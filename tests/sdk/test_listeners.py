@@ -13,7 +13,6 @@ import hashlib
 import resource
 import select
 import socket
-import subprocess
 import threading
 import time
 
@@ -25,7 +24,7 @@ from alibabacloud_tea_openapi import models as open_api_models
 from alibabacloud_tea_util.models import RuntimeOptions
 
 from conftest import (API_VERSION, Server, acs3_signature, create_group, error_code, free_port, new_nonce,
-                      utc_now, wait_batch)
+                      self_signed_certificate, utc_now, wait_batch)
 
 
 def at_least_open_files(n):
@@ -292,13 +291,7 @@ def test_a_watch_stream_with_nothing_to_say_outlives_the_idle_timeout(quick):
 
 @pytest.fixture(scope="module")
 def certificate(workdir):
-    d = workdir / "listeners-tls"
-    d.mkdir(exist_ok=True)
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    return cert, key
+    return self_signed_certificate(workdir / "listeners-tls")
 
 
 @pytest.fixture(scope="module")

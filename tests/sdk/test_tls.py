@@ -14,18 +14,12 @@ from alibabacloud_eds_aic20230930.client import Client
 from alibabacloud_tea_openapi import models as open_api_models
 from alibabacloud_tea_util.models import RuntimeOptions
 
-from conftest import BINARY, Server, wait_for
+from conftest import BINARY, Server, self_signed_certificate, wait_for
 
 
 @pytest.fixture(scope="module")
 def certificate(workdir):
-    d = workdir / "tls"
-    d.mkdir(exist_ok=True)
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    return cert, key
+    return self_signed_certificate(workdir / "tls")
 
 
 @pytest.fixture(scope="module")
