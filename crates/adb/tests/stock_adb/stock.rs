@@ -49,6 +49,13 @@ async fn shell_exit_codes_and_stdin() {
         .await;
     assert_eq!(out.stdout, b"10\n");
 
+    // `exec:` (raw, no shell protocol): stdout alone, as it is.
+    let out = adb
+        .run(&["-s", &serial, "exec-out", "echo raw bytes"])
+        .await;
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"raw bytes\n");
+
     // stdin through shell v2, closed by the client at end of file.
     let mut child = adb
         .command(&["-s", &serial, "shell", "cat"])
