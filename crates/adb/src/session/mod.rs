@@ -28,7 +28,8 @@ use crate::proto::handshake::{
     Handshake, HandshakeConfig, HandshakeError, Negotiated, Step, TOKEN_SIZE,
 };
 use crate::proto::packet::{
-    Command, HEADER_LEN, Header, Packet, PacketError, verify_checksum, version_for,
+    Command, HEADER_LEN, Header, MAX_PAYLOAD, MAX_PAYLOAD_V1, Packet, PacketError, verify_checksum,
+    version_for,
 };
 use conn::{Conn, Entry, StreamShared};
 pub use stream::{AdbStream, StreamReader, StreamWriter};
@@ -37,8 +38,9 @@ pub use stream::{AdbStream, StreamReader, StreamWriter};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub banner: DeviceBanner,
-    /// The largest payload we accept and announce. adbd 29 announces 1 MiB; 256 KiB keeps what
-    /// a connection buffers per stream (two payloads in, one out) small with many streams.
+    /// The largest payload we accept and announce, kept within 4096 and 1 MiB. adbd 29
+    /// announces 1 MiB; 256 KiB keeps what a connection buffers per stream (two payloads in,
+    /// one out) small with many streams.
     pub max_payload: u32,
     /// From accept to our CNXN. A host that cannot sign stays unauthorized (stock adb's
     /// `unauthorized` state) until this runs out, then the connection is dropped.
@@ -236,7 +238,8 @@ where
     D: Device,
 {
     let (rd, wr) = tokio::io::split(io);
-    let (conn, outgoing) = Conn::new(config.max_payload);
+    let max_payload = config.max_payload.clamp(MAX_PAYLOAD_V1, MAX_PAYLOAD);
+    let (conn, outgoing) = Conn::new(max_payload);
     let mut tasks = JoinSet::new();
     let mut seen = Seen {
         identity: None,
@@ -248,6 +251,7 @@ where
             BufReader::with_capacity(64 * 1024, rd),
             config,
             authorizer,
+            max_payload,
             &device,
             &conn,
             &handle,
@@ -267,7 +271,8 @@ where
     tasks.abort_all();
     conn.shut();
     match &end {
-        End::Failed(e) => warn!(error = %e, "adb connection dropped"),
+        // Not a warning: anyone who can reach the port can cause it.
+        End::Failed(e) => info!(error = %e, "adb connection dropped"),
         _ => debug!(?end, "adb connection ended"),
     }
     Report {
@@ -358,6 +363,7 @@ async fn read_loop<R, A, D>(
     mut r: R,
     config: &Config,
     authorizer: &A,
+    max_payload: u32,
     device: &Arc<D>,
     conn: &Arc<Conn>,
     handle: &ConnectionHandle,
@@ -369,7 +375,9 @@ where
     A: Authorizer,
     D: Device,
 {
-    let Some(negotiated) = handshake(&mut r, config, authorizer, conn, handle, seen).await? else {
+    let Some(negotiated) =
+        handshake(&mut r, max_payload, config, authorizer, conn, handle, seen).await?
+    else {
         return Ok(End::HostClosed);
     };
     info!(
@@ -415,6 +423,7 @@ where
 /// Runs the handshake; `None` if the host left during it.
 async fn handshake<R, A>(
     r: &mut R,
+    max_payload: u32,
     config: &Config,
     authorizer: &A,
     conn: &Conn,
@@ -432,7 +441,7 @@ where
         .map_err(late)?;
     let mut hs = Handshake::new(HandshakeConfig {
         banner: config.banner.encode()?,
-        max_payload: config.max_payload,
+        max_payload,
         auth_required,
         max_auth_attempts: config.max_auth_attempts,
     });

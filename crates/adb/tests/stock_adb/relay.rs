@@ -117,7 +117,18 @@ async fn gateway_relays_stock_adb_to_a_device_behind_a_server() {
     assert!(out.status.success());
     assert!(std::fs::read(&back).unwrap() == data);
 
-    // A service the phone refuses is refused through the relay too.
+    // Any service reaches the phone; one it refuses is refused through the relay too.
     let out = adb.run(&["-s", &gw.serial(), "reboot"]).await;
+    assert!(out.status.success());
+    assert!(
+        phone
+            .log
+            .services
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s == "reboot:")
+    );
+    let out = adb.run(&["-s", &gw.serial(), "root"]).await;
     assert!(!out.status.success());
 }
