@@ -133,21 +133,25 @@ impl AdbServer {
             std::path::Path::new("/usr/bin/adb").exists(),
             "Debian's adb is needed: apt-get install -y adb"
         );
-        let home = tempfile::tempdir().unwrap();
-        let server = AdbServer {
-            port: free_port(),
-            home,
-        };
-        // The server outlives this command and keeps any pipe it inherits: no pipes.
-        let status = server
-            .command(&["start-server"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await
-            .unwrap();
-        assert!(status.success(), "adb start-server failed");
-        server
+        // A free port may be taken by another test's listener before adb binds it: retry.
+        for _ in 0..5 {
+            let server = AdbServer {
+                port: free_port(),
+                home: tempfile::tempdir().unwrap(),
+            };
+            // The server outlives this command and keeps any pipe it inherits: no pipes.
+            let status = server
+                .command(&["start-server"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await
+                .unwrap();
+            if status.success() {
+                return server;
+            }
+        }
+        panic!("adb start-server failed 5 times");
     }
 
     pub fn addr(&self) -> SocketAddr {
