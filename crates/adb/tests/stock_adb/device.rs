@@ -174,6 +174,9 @@ impl SyncFs for MemFs {
 
     async fn open_write(&self, path: &str, mode: u32) -> Result<Self::Writer, FsError> {
         let path = norm(path);
+        if path.starts_with("/system/") {
+            return Err(FsError::new(errno::EROFS, "Read-only file system"));
+        }
         if let Some(Node::Dir) = self.nodes.lock().unwrap().get(&path) {
             return Err(FsError::new(errno::EISDIR, "Is a directory"));
         }

@@ -162,6 +162,21 @@ async fn push_and_pull_20_mb() {
     // adb 29 prints this error on stdout.
     assert!(String::from_utf8_lossy(&out.stdout).contains("No such file or directory"));
 
+    // A push the file system refuses: FAIL while the client is still sending 20 MB, which
+    // is drained, and the next push works.
+    let out = adb
+        .run(&[
+            "-s",
+            &serial,
+            "push",
+            local.to_str().unwrap(),
+            "/system/big.bin",
+        ])
+        .await;
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("Read-only file system"), "{said}");
+
     // A push onto a directory puts the file in it (the client asks STA2 first).
     let out = adb
         .run(&[
