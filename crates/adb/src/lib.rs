@@ -4,3 +4,7 @@
 //! keys a connection may use and the services a phone offers.
 
 pub mod keys;
+pub mod proto;
+pub mod relay;
+pub mod services;
+pub mod session;

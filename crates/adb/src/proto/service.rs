@@ -1,0 +1,259 @@
+//! The service names a host OPENs (AOSP `adb/SERVICES.TXT`, `daemon/services.cpp`), parsed the
+//! way adbd 29 reads them, so that a device implementation matches on a type rather than on
+//! prefixes. Unknown names are kept whole: refusing them is the device's call.
+
+/// The shell argument spelling of the shell protocol (v2).
+const ARG_V2: &str = "v2";
+
+/// How a shell's bytes travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShellProtocol {
+    /// Raw bytes, stdout and stderr merged, no exit code (`shell:`, `exec:`).
+    Raw,
+    /// Shell protocol v2 packets (`shell,v2,...:`).
+    V2,
+}
+
+/// A command to run, from `shell[,arg...]:[command]` or `exec:command`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellRequest {
+    /// Empty for an interactive shell.
+    pub command: String,
+    pub protocol: ShellProtocol,
+    /// Whether the host asked for a terminal (`pty`, or the default of an empty command).
+    pub pty: bool,
+    /// `TERM=...`; adbd's default is `dumb`.
+    pub term: Option<String>,
+    /// `exec:`: no terminal ever and no shell protocol (what `adb exec-out` and streamed
+    /// installs use, for binary output).
+    pub exec: bool,
+}
+
+/// A parsed service name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceName {
+    Shell(ShellRequest),
+    /// `sync:`: the file sync protocol.
+    Sync,
+    /// `reboot:[target]`.
+    Reboot(String),
+    Root,
+    Unroot,
+    /// `remount:[args]`.
+    Remount(String),
+    /// `tcpip:PORT`.
+    Tcpip(u16),
+    Usb,
+    /// `reverse:...` (forwards from the phone to the host).
+    Reverse(String),
+    /// `abb:` or `abb_exec:` with the arguments it carries, NUL-separated on the wire.
+    Abb {
+        exec: bool,
+        args: Vec<String>,
+    },
+    /// `framebuffer:`.
+    Framebuffer,
+    /// `tcp:PORT`, `localabstract:NAME` and other socket specs (`adb forward`).
+    Socket(String),
+    Other(String),
+}
+
+impl ServiceName {
+    /// Parses an OPEN payload. Trailing NULs are dropped, as adbd does (hosts used to send C
+    /// strings); bytes that are not UTF-8 become U+FFFD.
+    pub fn parse(payload: &[u8]) -> ServiceName {
+        let end = payload
+            .iter()
+            .rposition(|b| *b != 0)
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        let name = String::from_utf8_lossy(&payload[..end]).into_owned();
+        parse_str(name)
+    }
+
+    /// The shell request, if this is one.
+    pub fn shell(&self) -> Option<&ShellRequest> {
+        match self {
+            ServiceName::Shell(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+fn parse_str(name: String) -> ServiceName {
+    if let Some(rest) = name.strip_prefix("shell") {
+        // adbd accepts "shell" followed by ',' or ':' only; "shellfoo:" is not a shell.
+        if (rest.starts_with(',') || rest.starts_with(':'))
+            && let Some(req) = parse_shell(rest)
+        {
+            return ServiceName::Shell(req);
+        }
+        return ServiceName::Other(name);
+    }
+    if let Some(cmd) = name.strip_prefix("exec:") {
+        return ServiceName::Shell(ShellRequest {
+            command: cmd.to_string(),
+            protocol: ShellProtocol::Raw,
+            pty: false,
+            term: None,
+            exec: true,
+        });
+    }
+    if name.starts_with("sync:") {
+        return ServiceName::Sync;
+    }
+    if let Some(target) = name.strip_prefix("reboot:") {
+        return ServiceName::Reboot(target.to_string());
+    }
+    if name.starts_with("root:") {
+        return ServiceName::Root;
+    }
+    if name.starts_with("unroot:") {
+        return ServiceName::Unroot;
+    }
+    if let Some(args) = name.strip_prefix("remount:") {
+        return ServiceName::Remount(args.to_string());
+    }
+    if let Some(port) = name.strip_prefix("tcpip:") {
+        return match port.trim().parse::<u16>() {
+            Ok(p) => ServiceName::Tcpip(p),
+            Err(_) => ServiceName::Other(name),
+        };
+    }
+    if name.starts_with("usb:") {
+        return ServiceName::Usb;
+    }
+    if let Some(rest) = name.strip_prefix("reverse:") {
+        return ServiceName::Reverse(rest.to_string());
+    }
+    if name.starts_with("framebuffer:") {
+        return ServiceName::Framebuffer;
+    }
+    for (prefix, exec) in [("abb_exec:", true), ("abb:", false)] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            return ServiceName::Abb {
+                exec,
+                args: rest.split('\0').map(str::to_string).collect(),
+            };
+        }
+    }
+    for prefix in [
+        "tcp:",
+        "localabstract:",
+        "localreserved:",
+        "localfilesystem:",
+        "local:",
+        "jdwp:",
+        "dev:",
+    ] {
+        if name.starts_with(prefix) {
+            return ServiceName::Socket(name);
+        }
+    }
+    ServiceName::Other(name)
+}
+
+/// `rest` is what follows "shell": `[,arg...]:command`.
+fn parse_shell(rest: &str) -> Option<ShellRequest> {
+    let colon = rest.find(':')?;
+    let (args, command) = (&rest[..colon], &rest[colon + 1..]);
+    let mut req = ShellRequest {
+        command: command.to_string(),
+        protocol: ShellProtocol::Raw,
+        // adbd: a terminal for an interactive shell, raw for a command, unless asked.
+        pty: command.is_empty(),
+        term: None,
+        exec: false,
+    };
+    for arg in args.split(',') {
+        match arg {
+            "raw" => req.pty = false,
+            "pty" => req.pty = true,
+            ARG_V2 => req.protocol = ShellProtocol::V2,
+            _ => {
+                if let Some(term) = arg.strip_prefix("TERM=") {
+                    req.term = Some(term.to_string());
+                }
+                // Anything else is ignored, as adbd does, to leave room for new arguments.
+            }
+        }
+    }
+    Some(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell(s: &str) -> ShellRequest {
+        match ServiceName::parse(s.as_bytes()) {
+            ServiceName::Shell(r) => r,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn shell_names_as_adb_29_sends_them() {
+        let r = shell("shell,v2,TERM=xterm-256color,raw:echo hi\0");
+        assert_eq!(r.command, "echo hi");
+        assert_eq!(r.protocol, ShellProtocol::V2);
+        assert!(!r.pty);
+        assert_eq!(r.term.as_deref(), Some("xterm-256color"));
+
+        let r = shell("shell,v2,TERM=xterm,pty:");
+        assert!(r.pty && r.command.is_empty());
+
+        let r = shell("shell:ls -l");
+        assert_eq!(r.protocol, ShellProtocol::Raw);
+        assert!(!r.pty);
+
+        // Interactive without arguments: a terminal.
+        assert!(shell("shell:").pty);
+        // The command keeps its colons.
+        assert_eq!(shell("shell,v2:a:b").command, "a:b");
+
+        let r = shell("exec:cmd package 'install' -S 1234");
+        assert!(r.exec && !r.pty);
+        assert_eq!(r.protocol, ShellProtocol::Raw);
+        assert_eq!(r.command, "cmd package 'install' -S 1234");
+    }
+
+    #[test]
+    fn other_services() {
+        assert_eq!(ServiceName::parse(b"sync:"), ServiceName::Sync);
+        assert_eq!(
+            ServiceName::parse(b"reboot:bootloader"),
+            ServiceName::Reboot("bootloader".into())
+        );
+        assert_eq!(
+            ServiceName::parse(b"reboot:"),
+            ServiceName::Reboot("".into())
+        );
+        assert_eq!(ServiceName::parse(b"root:"), ServiceName::Root);
+        assert_eq!(ServiceName::parse(b"tcpip:5555"), ServiceName::Tcpip(5555));
+        assert!(matches!(
+            ServiceName::parse(b"tcpip:x"),
+            ServiceName::Other(_)
+        ));
+        assert_eq!(
+            ServiceName::parse(b"abb_exec:package\0install\0-S\x0012"),
+            ServiceName::Abb {
+                exec: true,
+                args: vec!["package".into(), "install".into(), "-S".into(), "12".into()]
+            }
+        );
+        assert_eq!(
+            ServiceName::parse(b"tcp:8080"),
+            ServiceName::Socket("tcp:8080".into())
+        );
+        assert_eq!(
+            ServiceName::parse(b"shellfoo:x"),
+            ServiceName::Other("shellfoo:x".into())
+        );
+        assert_eq!(
+            ServiceName::parse(b"shell"),
+            ServiceName::Other("shell".into())
+        );
+        assert_eq!(ServiceName::parse(b""), ServiceName::Other(String::new()));
+    }
+}
