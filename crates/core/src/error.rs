@@ -21,6 +21,19 @@ pub enum ApiError {
     NotFound { name: String, id: String },
     #[error("The {what} is in status {status}, which does not allow this operation.")]
     IncorrectStatus { what: String, status: String },
+    /// A name that must be unique (in its account) is taken: `Invalid<Name>.Duplicate`.
+    #[error("The {name} {value} is already in use.")]
+    Duplicate { name: String, value: String },
+    /// StartInstanceAdb on a node started without an ADB gateway (`--adb-ports`).
+    #[error(
+        "This server has no ADB gateway: its operator starts it with --adb-ports (and --adb-listen, --adb-public-host) to open ADB endpoints."
+    )]
+    AdbGatewayNotConfigured,
+    /// Every port of the gateway's range is some phone's.
+    #[error(
+        "Every port of the ADB gateway ({low}-{high}) is taken: stop ADB on phones that do not need it, or ask the operator for a larger range."
+    )]
+    AdbPortsExhausted { low: u16, high: u16 },
     #[error("The request signature does not conform to the standard: {0}")]
     IncompleteSignature(String),
     #[error("The signature method {0} is not supported.")]
@@ -107,6 +120,9 @@ impl ApiError {
             ApiError::InvalidParameterName(_) => "InvalidParameter".into(),
             ApiError::NotFound { name, .. } => format!("Invalid{name}.NotFound"),
             ApiError::IncorrectStatus { .. } => "IncorrectStatus".into(),
+            ApiError::Duplicate { name, .. } => format!("Invalid{name}.Duplicate"),
+            ApiError::AdbGatewayNotConfigured => "OperationDenied.AdbGatewayNotConfigured".into(),
+            ApiError::AdbPortsExhausted { .. } => "InsufficientResource.AdbPorts".into(),
             ApiError::IncompleteSignature(_) => "IncompleteSignature".into(),
             ApiError::UnsupportedSignatureMethod(_) => "InvalidSignatureMethod".into(),
             ApiError::SignatureDoesNotMatch => "SignatureDoesNotMatch".into(),
@@ -148,8 +164,11 @@ impl ApiError {
     pub fn http_status(&self) -> u16 {
         match self {
             ApiError::NotFound { .. } | ApiError::ActionNotFound(_) => 404,
-            ApiError::IncorrectStatus { .. } | ApiError::IdempotentProcessing => 409,
-            ApiError::SignatureDoesNotMatch => 403,
+            ApiError::IncorrectStatus { .. }
+            | ApiError::IdempotentProcessing
+            | ApiError::Duplicate { .. }
+            | ApiError::AdbPortsExhausted { .. } => 409,
+            ApiError::SignatureDoesNotMatch | ApiError::AdbGatewayNotConfigured => 403,
             ApiError::RequestTooLarge(_) => 413,
             ApiError::UriTooLong(_) => 414,
             ApiError::TooManyWatchStreams { .. } => 429,
@@ -217,6 +236,21 @@ mod tests {
                 409,
             ),
             (ApiError::IdempotentProcessing, 409),
+            (
+                ApiError::Duplicate {
+                    name: "KeyPairName".into(),
+                    value: "ci".into(),
+                },
+                409,
+            ),
+            (ApiError::AdbGatewayNotConfigured, 403),
+            (
+                ApiError::AdbPortsExhausted {
+                    low: 20000,
+                    high: 20001,
+                },
+                409,
+            ),
             (ApiError::IdempotentParameterMismatch, 400),
             (ApiError::SignatureDoesNotMatch, 403),
             (ApiError::IncompleteSignature("no date".into()), 400),
@@ -245,6 +279,25 @@ mod tests {
         for (e, status) in cases {
             assert_eq!(e.http_status(), status, "{}", e.code());
         }
+    }
+
+    #[test]
+    fn adb_codes_are_vendor_shaped() {
+        let dup = ApiError::Duplicate {
+            name: "KeyPairName".into(),
+            value: "ci".into(),
+        };
+        assert_eq!(dup.code(), "InvalidKeyPairName.Duplicate");
+        assert_eq!(
+            ApiError::AdbGatewayNotConfigured.code(),
+            "OperationDenied.AdbGatewayNotConfigured"
+        );
+        let full = ApiError::AdbPortsExhausted {
+            low: 20000,
+            high: 20001,
+        };
+        assert_eq!(full.code(), "InsufficientResource.AdbPorts");
+        assert!(full.to_string().contains("20000-20001"));
     }
 
     #[test]

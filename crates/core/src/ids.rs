@@ -24,6 +24,8 @@ pub const IMAGE: &str = "imgc-";
 pub const BACKUP: &str = "bf-";
 /// A webhook.
 pub const WEBHOOK: &str = "wh-";
+/// An ADB key pair.
+pub const KEY_PAIR: &str = "kp-";
 
 /// Base-36 digits of the time part (milliseconds since 1970: nine digits last until the year
 /// 5188) and of the part after it.

@@ -98,6 +98,20 @@ pub struct App {
     pub installation_status: String,
 }
 
+/// An ADB key pair of an account: its public half only. The private key of a CreateKeyPair
+/// leaves the server in that call's answer and is never stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPair {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    /// `adbkey.pub`'s text: the base64 of Android's `RSAPublicKey` struct and a comment.
+    pub public_key: String,
+    /// adb's fingerprint of the key (upper-case hex SHA-256 of its DER SubjectPublicKeyInfo).
+    pub fingerprint: String,
+    pub created_ms: i64,
+}
+
 /// An image a backend can run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Image {

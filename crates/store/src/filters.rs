@@ -104,6 +104,8 @@ pub struct InstanceFilter {
     pub status: Option<InstanceStatus>,
     /// The group's charge type.
     pub charge_type: Option<String>,
+    /// Instances with this ADB key pair attached.
+    pub key_pair_id: Option<String>,
     /// Creation time ascending instead of descending.
     pub ascending: bool,
 }
@@ -125,6 +127,26 @@ pub struct GroupFilter {
     pub charge_type: Option<String>,
     /// Every (key, value) pair must be among the group's tags; a `None` value matches any value.
     pub tags: Vec<(String, Option<String>)>,
+    /// Groups with a live instance that has this ADB key pair attached (key pairs belong to
+    /// instances here; a group has the keys of its phones).
+    pub key_pair_id: Option<String>,
+}
+
+/// DescribeKeyPairs filters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KeyPairFilter {
+    pub account_id: String,
+    pub ids: Vec<String>,
+    /// Substring of the key pair's name.
+    pub name: Option<String>,
+}
+
+/// ListInstanceAdbAttributes filters: the account's instances whose ADB endpoint is started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AdbFilter {
+    pub account_id: String,
+    /// An empty list does not filter.
+    pub instance_ids: Vec<String>,
 }
 
 /// DescribeApps filters.

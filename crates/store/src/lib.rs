@@ -3,7 +3,7 @@
 //! one PostgreSQL database).
 //!
 //! `Store` is the sum of one trait per area (`areas`: accounts, fleet, tasks, engine, apps,
-//! backups, webhooks, idempotency, events). Each area declares its operations once and writes
+//! backups, webhooks, idempotency, events, adb). Each area declares its operations once and writes
 //! their SQL once, over [`sql::Sql`] (a builder that spells placeholders, booleans, `IN` lists
 //! and row locks for either database) and a connection of either store; only what is genuinely
 //! different per database (the engine's claim and completion, nonces, DescribeTasks written
@@ -22,10 +22,11 @@ pub mod sql;
 mod sqlite;
 mod types;
 
+pub use areas::adb::{AdbEndpoint, AdbPorts, InstanceAdb, KeyPairsDeleted, Rename, StartAdb};
 pub use areas::webhooks::{Delivery, DeliveryEnd, DeliveryRecord, Webhook};
 pub use areas::{
-    AccountStore, AppStore, BackupStore, EngineStore, EventStore, FleetStore, IdempotencyStore,
-    TaskStore, WebhookStore,
+    AccountStore, AdbStore, AppStore, BackupStore, EngineStore, EventStore, FleetStore,
+    IdempotencyStore, TaskStore, WebhookStore,
 };
 pub use error::{Result, StoreError};
 pub use filters::*;
@@ -36,8 +37,8 @@ pub use types::*;
 /// Everything a caller needs to call a store's operations: the [`Store`] and its area traits.
 pub mod prelude {
     pub use crate::{
-        AccountStore, AppStore, BackupStore, EngineStore, EventStore, FleetStore, IdempotencyStore,
-        Store, TaskStore, WebhookStore,
+        AccountStore, AdbStore, AppStore, BackupStore, EngineStore, EventStore, FleetStore,
+        IdempotencyStore, Store, TaskStore, WebhookStore,
     };
 }
 
@@ -58,6 +59,7 @@ pub trait Store:
     + WebhookStore
     + IdempotencyStore
     + EventStore
+    + AdbStore
 {
     /// True when several processes may share this store (PostgreSQL): leases of other
     /// processes may be alive, and work queued elsewhere arrives through

@@ -99,6 +99,7 @@ impl DescribeAndroidInstanceGroups {
                 status,
                 charge_type,
                 tags,
+                key_pair_id: None,
             },
             region: p.string("BizRegionId"),
             absent: p.get("KeyPairId").is_some()

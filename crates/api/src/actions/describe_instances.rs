@@ -67,6 +67,7 @@ impl DescribeAndroidInstances {
                 status: enum_param(p, "Status", |s| s.parse::<InstanceStatus>().ok(), STATUSES)?,
                 ascending: ascending(p)?,
                 charge_type,
+                key_pair_id: None,
             },
             region: p.string("BizRegionId"),
             absent,

@@ -85,7 +85,7 @@ area! {
 
 const DELETED: &str = "DELETED";
 
-async fn create_groups(
+pub(crate) async fn create_groups(
     c: &mut impl Conn,
     groups: &[Group],
     instances: &[Instance],
@@ -261,6 +261,15 @@ async fn list_groups(
             q.push(" AND g.charge_type = ").bind(charge);
         }
         push_tags(q, &filter.tags);
+        if let Some(key) = &filter.key_pair_id {
+            q.push(
+                " AND EXISTS (SELECT 1 FROM instances x JOIN instance_adb a \
+                 ON a.instance_id = x.id WHERE x.group_id = g.id AND x.status != 'DELETED' \
+                 AND a.key_pair_id = ",
+            )
+            .bind(key)
+            .push(")");
+        }
     };
 
     let mut count = c.sql("SELECT COUNT(*)");
@@ -315,6 +324,14 @@ async fn list_instances(
             .and_contains("g.name", &filter.group_name);
         if let Some(charge) = &filter.charge_type {
             q.push(" AND g.charge_type = ").bind(charge);
+        }
+        if let Some(key) = &filter.key_pair_id {
+            q.push(
+                " AND EXISTS (SELECT 1 FROM instance_adb a WHERE a.instance_id = i.id \
+                 AND a.key_pair_id = ",
+            )
+            .bind(key)
+            .push(")");
         }
         match filter.status {
             Some(status) => q.push(" AND i.status = ").bind(status.as_str()),

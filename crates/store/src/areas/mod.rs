@@ -1,5 +1,5 @@
 //! The store's operations, one trait per area (accounts, fleet, tasks, engine, apps, backups,
-//! webhooks, idempotency, events), each declared and implemented for both stores in its own
+//! webhooks, idempotency, events, adb), each declared and implemented for both stores in its own
 //! file by [`area!`]: the SQL of an operation is written once, as an `async fn` over a
 //! [`Conn`](crate::sql::conn::Conn), and runs on SQLite or PostgreSQL alike. An operation whose
 //! SQL genuinely differs per database (the engine's claim, the event log, nonces) is declared
@@ -138,6 +138,7 @@ macro_rules! on_postgres {
 }
 
 pub(crate) mod accounts;
+pub(crate) mod adb;
 pub(crate) mod apps;
 pub(crate) mod backups;
 pub(crate) mod engine;
@@ -149,6 +150,7 @@ pub(crate) mod tasks;
 pub(crate) mod webhooks;
 
 pub use accounts::AccountStore;
+pub use adb::AdbStore;
 pub use apps::AppStore;
 pub use backups::BackupStore;
 pub use engine::EngineStore;

@@ -100,6 +100,10 @@ impl Conn for Pg<'_> {
                 "SELECT pg_advisory_xact_lock(hashtext('webhooks:' || ?))",
                 id,
             ),
+            Lock::KeyPairs(id) => (
+                "SELECT pg_advisory_xact_lock(hashtext('key-pairs:' || ?))",
+                id,
+            ),
         };
         let q = Sql::with(Dialect::Postgres, text, [Arg::Text(key.into())]);
         self.execute(&q).await.map(drop)

@@ -62,6 +62,8 @@ pub(crate) enum Lock<'a> {
     Group(&'a str),
     /// Creations of an account's webhooks (so two cannot both pass the count).
     Webhooks(&'a str),
+    /// Creations and renames of an account's key pairs (so two cannot take one name).
+    KeyPairs(&'a str),
 }
 
 /// A row read from either store; columns by name. A value of another type than asked is an

@@ -4,11 +4,12 @@
 //! travel as they are.
 
 use cloudphone_core::InstanceStatus;
-use cloudphone_core::resources::{AccessKey, App, Backup, Group, Instance};
+use cloudphone_core::resources::{AccessKey, App, Backup, Group, Instance, KeyPair};
 
 use crate::{
-    AppFilter, AuditFilter, BackupFilter, Completion, DeliveryEnd, EventFilter, EventPosition,
-    GroupFilter, InstanceChange, InstanceFilter, NewBatch, Outcome, Page, TaskFilter, Webhook,
+    AdbFilter, AdbPorts, AppFilter, AuditFilter, BackupFilter, Completion, DeliveryEnd,
+    EventFilter, EventPosition, GroupFilter, InstanceChange, InstanceFilter, KeyPairFilter,
+    NewBatch, Outcome, Page, TaskFilter, Webhook,
 };
 
 pub(crate) trait Carry {
@@ -84,6 +85,9 @@ by_clone!(
     Instance,
     InstanceChange,
     InstanceFilter,
+    KeyPair,
+    KeyPairFilter,
+    AdbFilter,
     NewBatch,
     Outcome,
     Page,
@@ -109,10 +113,12 @@ macro_rules! by_copy {
 
 by_copy!(
     i64,
+    u16,
     u64,
     usize,
     bool,
     InstanceStatus,
     EventPosition,
+    AdbPorts,
     Option<u64>
 );

@@ -10,6 +10,7 @@
 //! fail, saying so.
 
 mod accounts;
+mod adb;
 mod apps;
 mod backups;
 mod engine;
@@ -82,6 +83,9 @@ conformance!(
     webhooks::check_webhooks,
     backups::check_backups,
     apps::check_apps,
+    adb::check_key_pairs,
+    adb::check_attach_and_secure,
+    adb::check_adb_ports,
 );
 
 /// Workers of four threads claim and complete at once (the check takes the store shared).
@@ -95,6 +99,25 @@ mod concurrent {
         let (_dir, store) = crate::sqlite_only::store().await;
         let shared: Arc<dyn Store> = store.clone();
         crate::engine::check_concurrent_workers(shared).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_check_concurrent_adb_ports() {
+        let (_dir, store) = crate::sqlite_only::store().await;
+        let shared: Arc<dyn Store> = store.clone();
+        crate::adb::check_concurrent_ports(shared.clone(), shared).await;
+    }
+
+    /// Two stores on one database: two nodes allocating ports at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_check_concurrent_adb_ports() {
+        let db = crate::postgres_only::TestDb::create().await;
+        let one = Arc::new(db.connect().await);
+        let two = Arc::new(db.connect().await);
+        crate::adb::check_concurrent_ports(one.clone(), two.clone()).await;
+        one.close().await;
+        two.close().await;
+        db.drop().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
