@@ -163,6 +163,11 @@ impl ConnectionHandle {
         self.0.cancel.is_cancelled()
     }
 
+    /// Waits until the connection is closed by [`ConnectionHandle::close`].
+    pub async fn closed(&self) {
+        self.0.cancel.cancelled().await
+    }
+
     /// Bytes received from the host.
     pub fn bytes_in(&self) -> u64 {
         self.0.bytes_in.load(Ordering::Relaxed)
