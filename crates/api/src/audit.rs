@@ -29,7 +29,7 @@ pub fn named_ids(params: &Params) -> Vec<String> {
     ids
 }
 
-/// The ids an answer reports as made: batches, groups, apps, backups.
+/// The ids an answer reports as made: batches, groups, apps, backups, key pairs.
 pub fn made_ids(body: &Value) -> Vec<String> {
     let mut ids = Vec::new();
     let mut add = |v: &Value| match v {
@@ -41,6 +41,8 @@ pub fn made_ids(body: &Value) -> Vec<String> {
         add(&body[field]);
     }
     add(&body["Tasks"]["ParentTaskId"]);
+    // CreateKeyPair, ImportKeyPair (never the private key: ids only).
+    add(&body["Data"]["KeyPairId"]);
     if let Some(groups) = body["InstanceGroupIds"].as_array() {
         groups.iter().for_each(&mut add);
     }
@@ -99,5 +101,7 @@ mod tests {
         let made = made_ids(&json!({"TaskId": "t-1", "InvokeId": "r-1", "AppId": 7,
             "InstanceGroupIds": ["ag-2"]}));
         assert_eq!(made, ["t-1", "7", "r-1", "ag-2"]);
+        let made = made_ids(&json!({"Data": {"KeyPairId": "kp-1", "PrivateKeyBody": "-----"}}));
+        assert_eq!(made, ["kp-1"]);
     }
 }

@@ -5,12 +5,14 @@
 //! The public surface is what the binary, the console, the command-line tools and the fuzz
 //! targets use: the re-exports below (the router, the shared state and its parts, a call made on
 //! a key's behalf, a decoded request and its parameters), [`signature`] (request signing),
-//! [`files`] (the signed object routes `cp` speaks), [`watch`] (the task stream, which the
+//! [`files`] (the signed object routes `cp` speaks), [`adb`] (the ADB gateway's settings and
+//! the signal that ends its connections), [`watch`] (the task stream, which the
 //! console serves too) and [`auth`] (the parsing of signed requests, which the fuzz targets
 //! drive). [`server`] is public for `VERSION`, which the command-line tools still take from it,
 //! and `label_of`, which a fuzz target drives. Every other module is the crate's own.
 
 mod actions;
+pub mod adb;
 mod audit;
 pub mod auth;
 mod controls;
@@ -28,6 +30,7 @@ mod throttle;
 mod token;
 pub mod watch;
 
+pub use adb::{AdbGateway, AdbRevocation, AdbRevocations, RevocationReason};
 pub use params::Params;
 pub use peer::PeerAddr;
 /// For the fuzz targets, which drive the decoding of what a client sends.

@@ -69,6 +69,11 @@ pub struct AppState {
     pub closing: tokio_util::sync::CancellationToken,
     /// The open watch streams: their caps and their accounts' shared polls.
     pub watches: crate::watch::Hub,
+    /// The ADB gateway's settings; `None`: this node opens no ADB endpoints (StartInstanceAdb
+    /// is refused).
+    pub adb: Option<crate::adb::AdbGateway>,
+    /// Rung with the phones whose live ADB connections must end (docs/design.md §12).
+    pub adb_revocations: crate::adb::AdbRevocations,
 }
 
 /// One authenticated request.

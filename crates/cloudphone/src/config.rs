@@ -50,6 +50,9 @@ pub struct Config {
     pub connections: ListenConfig,
     /// Where `/metrics` is served, and the token it requires.
     pub metrics: MetricsAccess,
+    /// The ADB gateway (`--adb-listen`, `--adb-ports`, `--adb-public-host`); `None`: no ADB
+    /// endpoints are opened on this node.
+    pub adb: Option<cloudphone_api::AdbGateway>,
 }
 
 impl Config {
@@ -77,6 +80,7 @@ impl Config {
             tls: None,
             connections: ListenConfig::default(),
             metrics: MetricsAccess::default(),
+            adb: None,
         }
     }
 }

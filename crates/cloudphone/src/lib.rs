@@ -275,6 +275,8 @@ impl Application {
             https: tls.is_some(),
             closing: closing.clone(),
             watches: Default::default(),
+            adb: config.adb.clone(),
+            adb_revocations: Default::default(),
         });
         let metrics =
             metrics_listener.map(|l| (l, ops::metrics_routes(store.clone(), &config.metrics)));

@@ -30,7 +30,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API, the task engine and the backend.
-    Serve(ServeArgs),
+    // Boxed: its many flags make it far larger than the other commands.
+    Serve(Box<ServeArgs>),
     /// Developer tools (hidden).
     #[command(subcommand, hide = true)]
     Dev(DevCommand),
@@ -263,6 +264,24 @@ struct ServeArgs {
     /// Watch streams one access key may have open at once on this node.
     #[arg(long, default_value_t = 32)]
     max_watch_streams_per_key: usize,
+    /// The ports of the ADB gateway, LOW-HIGH: StartInstanceAdb gives each phone one of them
+    /// (unique across the nodes of a shared database; give every node the same range). Without
+    /// it, no ADB endpoint is opened and StartInstanceAdb is refused.
+    #[arg(long, value_name = "LOW-HIGH", value_parser = cloudphone_api::AdbGateway::parse_ports)]
+    adb_ports: Option<cloudphone_store::AdbPorts>,
+    /// The address the ADB gateway's ports are opened on (with --adb-ports).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        requires = "adb_ports",
+        default_value = "127.0.0.1"
+    )]
+    adb_listen: std::net::IpAddr,
+    /// The host clients reach the ADB gateway at, which ListInstanceAdbAttributes reports as
+    /// ExternalIp (with --adb-ports; default: the --adb-listen address, which must then not be
+    /// 0.0.0.0 or ::).
+    #[arg(long, value_name = "HOST", requires = "adb_ports")]
+    adb_public_host: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -334,7 +353,7 @@ async fn run() -> anyhow::Result<()> {
             out,
         }) => cloudphone_apk::testing::apk(&out, &package, version_code, &version_name)
             .with_context(|| format!("writing {}", out.display())),
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Keys(KeysCommand::Create {
             data_dir,
             database_url,
@@ -502,6 +521,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         total_timeout: Duration::from_secs(args.fetch_timeout_secs.max(1)),
         max_bytes: args.max_download_bytes.unwrap_or(args.max_upload_bytes),
         ..config.fetch
+    };
+    config.adb = match args.adb_ports {
+        None => None,
+        Some(ports) => {
+            let public_host = match args.adb_public_host {
+                Some(host) => host,
+                None if args.adb_listen.is_unspecified() => anyhow::bail!(
+                    "--adb-listen {} is every address: say with --adb-public-host where clients \
+                     reach the gateway",
+                    args.adb_listen
+                ),
+                None => args.adb_listen.to_string(),
+            };
+            cloudphone_api::AdbGateway::check_public_host(&public_host)
+                .map_err(|e| anyhow::anyhow!("--adb-public-host: {e}"))?;
+            Some(cloudphone_api::AdbGateway {
+                listen: args.adb_listen,
+                ports,
+                public_host,
+            })
+        }
     };
     config.root_key = match (args.access_key_id, args.access_key_secret) {
         (Some(id), Some(secret)) => Some((id, secret)),

@@ -159,11 +159,16 @@ impl Engine {
                                 stops: self.stops.clone(),
                             };
                             let span = info_span!("task", task_id = %claim.task_id, instance_id = %claim.instance_id, attempt = claim.attempt);
+                            let freed = self.wake.clone();
                             workers.spawn(
                                 async move {
                                     worker.run(claim).await;
                                     drop(held);
                                     drop(permit);
+                                    // The completer's wake-up may come before this slot and
+                                    // share are given back; a claim then would find its
+                                    // account still at its share and wait for the next poll.
+                                    freed.notify_one();
                                 }
                                 .instrument(span),
                             );

@@ -276,6 +276,40 @@ async fn runs_every_task_once_in_order() {
     running.await.unwrap();
 }
 
+/// An account at its share starts its next task as soon as one of its own ends, not at the next
+/// poll: the slot and the share are given back after the completer's wake-up, so giving them
+/// back must wake the claim loop too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_at_its_share_goes_on_when_its_task_ends_without_a_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let backend = Arc::new(ScriptedBackend {
+        calls: AtomicUsize::new(0),
+        slow_calls: 0,
+        slow: Duration::ZERO,
+    });
+    let (_, batches) = fleet_and_batches(store.as_ref(), 12, 1).await;
+    let shutdown = CancellationToken::new();
+    let config = EngineConfig {
+        concurrency: 2,
+        account_slots: Some(1),
+        // Only wake-ups start tasks here.
+        poll: Duration::from_secs(3600),
+        ..fast_engine()
+    };
+    let engine = Engine::new(
+        store.clone(),
+        backend.clone(),
+        services(&store, &dir).await,
+        config,
+    );
+    let running = tokio::spawn(engine.run(shutdown.clone()));
+    let t = wait_terminal(store.as_ref(), &batches[0]).await;
+    assert_eq!(t.counts.unwrap().finished, 12);
+    shutdown.cancel();
+    running.await.unwrap();
+}
+
 #[tokio::test]
 async fn an_expired_lease_is_taken_over_and_the_stale_result_refused() {
     let dir = tempfile::tempdir().unwrap();

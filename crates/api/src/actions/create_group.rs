@@ -20,6 +20,8 @@ pub struct CreateAndroidInstanceGroup {
     per_group: i64,
     charge_type: String,
     tags: Vec<(String, String)>,
+    /// Attached to every new phone (issue 22).
+    key_pair_id: Option<String>,
 }
 
 /// The vendor's naming rule for groups and instances: at most 30 characters, starting with a
@@ -99,6 +101,7 @@ impl CreateAndroidInstanceGroup {
             per_group: p.int("NumberOfInstances", 1, 100)?.unwrap_or(1),
             charge_type,
             tags,
+            key_pair_id: p.string("KeyPairId"),
         })
     }
 
@@ -181,19 +184,32 @@ impl CreateAndroidInstanceGroup {
         }
         let asked = instances.len() as u64;
         let quota = ctx.state.limits.instance_quota;
-        ctx.state
-            .store
-            .create_groups(&groups, &instances, &tasks, quota)
-            .await
-            .map_err(|e| match (e, quota) {
-                (StoreError::QuotaExceeded { used }, Some(limit)) => ApiError::QuotaExceeded {
-                    what: "instances".into(),
-                    limit,
-                    used,
-                    asked,
-                },
-                (e, _) => internal(e),
-            })?;
+        let store = &ctx.state.store;
+        let created = match &self.key_pair_id {
+            None => store
+                .create_groups(&groups, &instances, &tasks, quota)
+                .await
+                .map(|()| true),
+            // In the same transaction, so that an unknown key pair creates nothing.
+            Some(key) => {
+                store
+                    .create_groups_with_key_pair(&groups, &instances, &tasks, quota, key)
+                    .await
+            }
+        };
+        let created = created.map_err(|e| match (e, quota) {
+            (StoreError::QuotaExceeded { used }, Some(limit)) => ApiError::QuotaExceeded {
+                what: "instances".into(),
+                limit,
+                used,
+                asked,
+            },
+            (e, _) => internal(e),
+        })?;
+        if !created {
+            let key = self.key_pair_id.unwrap_or_default();
+            return Err(ApiError::not_found("KeyPairId", key));
+        }
         ctx.state.wake.notify_one();
         Ok(json!({
             "InstanceGroupIds": groups.iter().map(|g| g.id.clone()).collect::<Vec<_>>(),

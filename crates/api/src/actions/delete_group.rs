@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::common::{dedup, group_members, internal};
 use super::create_group::internal_task;
+use crate::adb::RevocationReason;
 use crate::params::Params;
 use crate::state::Ctx;
 
@@ -52,8 +53,8 @@ impl DeleteAndroidInstanceGroup {
                 Some(_) => {}
             }
         }
-        let tasks: Vec<_> = group_members(ctx, &self.group_ids)
-            .await?
+        let members = group_members(ctx, &self.group_ids).await?;
+        let tasks: Vec<_> = members
             .iter()
             .map(|i| internal_task(ctx, TaskType::DeleteInstance, i))
             .collect();
@@ -62,6 +63,10 @@ impl DeleteAndroidInstanceGroup {
             .await
             .map_err(internal)?;
         ctx.state.wake.notify_one();
+        ctx.state.adb_revocations.ring(
+            members.into_iter().map(|i| i.id).collect(),
+            RevocationReason::PhoneDeleted,
+        );
         Ok(json!({}))
     }
 }

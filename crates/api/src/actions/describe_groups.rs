@@ -13,7 +13,7 @@ use crate::state::Ctx;
 pub struct DescribeAndroidInstanceGroups {
     filter: GroupFilter,
     region: Option<String>,
-    /// A filter on something no group here has (a key pair, a policy, a matrix, ...).
+    /// A filter on something no group here has (a policy, a matrix, ...).
     absent: bool,
     paging: Paging,
 }
@@ -99,11 +99,10 @@ impl DescribeAndroidInstanceGroups {
                 status,
                 charge_type,
                 tags,
-                key_pair_id: None,
+                key_pair_id: p.string("KeyPairId"),
             },
             region: p.string("BizRegionId"),
-            absent: p.get("KeyPairId").is_some()
-                || p.get("PolicyGroupId").is_some()
+            absent: p.get("PolicyGroupId").is_some()
                 || p.get("InstanceVersion").is_some_and(|v| v != "basic")
                 || p.get("SaleMode").is_some_and(|v| v != "Instance"),
             paging: Paging::parse(p, 100)?,

@@ -1,5 +1,10 @@
 //! DescribeAndroidInstances: the caller's phones with their filters, newest first by default,
-//! paginated.
+//! paginated. `KeyPairId` is answered for a phone with a key pair attached; `NetworkInterfaceIp`
+//! and `PublicIpAddress` never are: a simulated phone has no network of its own, and a docker
+//! phone's container address is private to its host and not reachable by clients, who reach a
+//! phone through its ADB endpoint (ListInstanceAdbAttributes) instead.
+
+use std::collections::HashMap;
 
 use cloudphone_core::resources::{Instance, spec};
 use cloudphone_core::time::iso;
@@ -24,7 +29,6 @@ const STATUSES: &str = "the instance statuses (RUNNING, STOPPED, ...)";
 
 /// Filters on features this server's phones never have: asking for one lists nothing.
 const ABSENT: &[&str] = &[
-    "KeyPairId",
     "AuthorizedUserId",
     "NodeId",
     "NodeName",
@@ -67,7 +71,7 @@ impl DescribeAndroidInstances {
                 status: enum_param(p, "Status", |s| s.parse::<InstanceStatus>().ok(), STATUSES)?,
                 ascending: ascending(p)?,
                 charge_type,
-                key_pair_id: None,
+                key_pair_id: p.string("KeyPairId"),
             },
             region: p.string("BizRegionId"),
             absent,
@@ -92,6 +96,17 @@ impl DescribeAndroidInstances {
             .await
             .map_err(internal)?;
         let images = ctx.state.backend.images();
+        let page_ids: Vec<String> = listing.items.iter().map(|i| i.id.clone()).collect();
+        // Read after the page: a key pair attached or detached in between shows as it is now.
+        let keys: HashMap<String, String> = ctx
+            .state
+            .store
+            .instances_adb(ctx.account(), &page_ids)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .filter_map(|a| Some((a.instance_id, a.key_pair_id?)))
+            .collect();
         let models: Vec<Value> = listing
             .items
             .iter()
@@ -101,7 +116,11 @@ impl DescribeAndroidInstances {
                     .find(|im| im.id == i.image_id)
                     .map(|im| im.android_version.clone())
                     .unwrap_or_default();
-                instance_json(i, &version)
+                let mut model = instance_json(i, &version);
+                if let Some(key) = keys.get(&i.id) {
+                    model["KeyPairId"] = json!(key);
+                }
+                model
             })
             .collect();
         let mut body = json!({ "TotalCount": listing.total, "InstanceModel": models });

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::common::{CreatedBatch, create_batch, dedup, resolve_instances};
+use crate::adb::RevocationReason;
 use crate::params::Params;
 use crate::state::Ctx;
 
@@ -78,12 +79,19 @@ impl Lifecycle {
         let instances = resolve_instances(ctx, "AndroidInstanceIds", &self.instance_ids).await?;
         let task_type = self.options.task_type();
         let ids = self.instance_ids;
+        let phones: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
         let created = match self.options {
             Options::Start(o) => start(ctx, task_type, &instances, ids, o).await?,
             Options::Stop(o) => start(ctx, task_type, &instances, ids, o).await?,
             Options::Reboot(o) => start(ctx, task_type, &instances, ids, o).await?,
             Options::Reset(o) => start(ctx, task_type, &instances, ids, o).await?,
         };
+        if task_type == TaskType::StopInstance {
+            // A phone being stopped keeps no ADB connection on this node's gateway.
+            ctx.state
+                .adb_revocations
+                .ring(phones, RevocationReason::PhoneStopped);
+        }
         Ok(match task_type {
             TaskType::StartInstance | TaskType::StopInstance => json!({}),
             _ => json!({

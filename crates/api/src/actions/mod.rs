@@ -3,8 +3,10 @@
 //! engine); [`Action`] dispatches on the action name. Each action is declared once, in the table
 //! of `actions!`, with its kind (read-only, task-producing, ...).
 
+mod adb_endpoints;
 mod app_tasks;
 mod apps;
+mod attach_key_pair;
 mod backup_file;
 mod cancel_tasks;
 pub(crate) mod common;
@@ -22,6 +24,7 @@ pub(crate) mod describe_tasks;
 mod fetch_file;
 mod files;
 mod invocations;
+mod key_pairs;
 mod lifecycle;
 mod modify_instance;
 mod recovery_file;
@@ -159,6 +162,17 @@ actions! { p;
     DescribeWebhooks(webhooks::DescribeWebhooks): Reads = Ok(webhooks::DescribeWebhooks),
     DeleteWebhook(webhooks::DeleteWebhook): Writes,
     DescribeWebhookDeliveries(webhooks::DescribeWebhookDeliveries): Reads,
+    ListInstanceAdbAttributes(adb_endpoints::ListInstanceAdbAttributes): Reads,
+    StartInstanceAdb(adb_endpoints::StartInstanceAdb): Writes,
+    StopInstanceAdb(adb_endpoints::StopInstanceAdb): Writes,
+    SetAdbSecure(adb_endpoints::SetAdbSecure): Writes,
+    CreateKeyPair(key_pairs::CreateKeyPair): Writes,
+    ImportKeyPair(key_pairs::ImportKeyPair): Writes,
+    DescribeKeyPairs(key_pairs::DescribeKeyPairs): Reads,
+    ModifyKeyPairName(key_pairs::ModifyKeyPairName): Writes,
+    DeleteKeyPairs(key_pairs::DeleteKeyPairs): Writes,
+    AttachKeyPair(attach_key_pair::AttachKeyPair): Writes,
+    DetachKeyPair(attach_key_pair::DetachKeyPair): Writes,
 }
 
 /// Whether action `name` only reads (changes nothing, starts no task): the server may work out
@@ -221,6 +235,8 @@ mod tests {
             "DescribeBackupFiles",
             "DescribeWebhooks",
             "DescribeWebhookDeliveries",
+            "ListInstanceAdbAttributes",
+            "DescribeKeyPairs",
         ];
         let tasks = [
             "CreateAndroidInstanceGroup",
