@@ -22,31 +22,9 @@ import adbutils
 import pytest
 from alibabacloud_eds_aic20230930 import models
 
-from conftest import BINARY, Server, create_group, run_shell, wait_batch, wait_for
+from conftest import BINARY, Server, create_group, free_port_range, run_shell, wait_batch, wait_for
 
 ADB = "/usr/bin/adb"
-
-
-def free_range(n):
-    """`n` consecutive ports free on 127.0.0.1, below Linux's ephemeral range."""
-    import random
-    for _ in range(100):
-        low = random.randrange(20000, 32000 - n, 10)
-        ports = range(low, low + n)
-        socks = []
-        try:
-            for p in ports:
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return low, low + n - 1
-    raise RuntimeError("no free port range")
 
 
 class StockAdb:
@@ -120,7 +98,7 @@ def stock():
 
 @pytest.fixture(scope="module")
 def gw(workdir):
-    low, high = free_range(20)
+    low, high = free_port_range(20)
     s = Server(workdir / "adb-gw", extra_args=["--adb-ports", f"{low}-{high}", "--adb-listen", "127.0.0.1"]).start()
     yield s
     s.stop()
@@ -281,7 +259,7 @@ def test_adbutils_shell_and_push(gw, api, stock, tmp_path):
 @pytest.fixture(scope="module")
 def docker_gw(workdir, phone_image, adb_server):
     from test_docker_backend import docker_fleet
-    low, high = free_range(10)
+    low, high = free_port_range(10)
     with docker_fleet(workdir / "docker-adb-gw", phone_image, adb_server,
                       extra_args=["--adb-ports", f"{low}-{high}", "--adb-listen", "127.0.0.1"]) as f:
         yield f
