@@ -8,7 +8,7 @@
 //!   connection), then one per phone (as many gateway connections), with the server's resident
 //!   memory before, while they are open, and after they closed;
 //! - `adb push` of a large file to one phone against a plain loopback copy of the same file in
-//!   the same run ([`push`]).
+//!   the same run ([`push`]), and against the same push to a plain adbd ([`super::refadbd`]).
 //!
 //! The sessions go first so that the peak memory they report is not the push's.
 
@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::adbhost::AdbHost;
 use super::push::{self, Round, Source, TempFile};
+use super::refadbd::RefAdbd;
 use super::report::{Report, Table, Verdict, ms, thousands};
 use super::server::{Server, ServerSpec, peak_rss_of, rss_of};
 use super::shells::{self, Layout, ShellResult};
@@ -30,6 +31,8 @@ use super::shells::{self, Layout, ShellResult};
 #[derive(Clone, Debug)]
 pub struct AdbOptions {
     pub adb: PathBuf,
+    /// test-adbd, the plain adbd the push is also compared with (none: left out).
+    pub reference: Option<PathBuf>,
     pub push_bytes: u64,
     pub rounds: usize,
     pub shells: usize,
@@ -77,6 +80,35 @@ impl AdbResult {
         let v: Vec<f64> = self.rounds.iter().map(Round::ratio).collect();
         push::median(&v)
     }
+
+    pub fn reference_mibs(&self) -> Option<f64> {
+        let v: Vec<f64> = self
+            .rounds
+            .iter()
+            .filter_map(|r| r.reference)
+            .map(|d| push::mib_per_s(self.push_bytes, d))
+            .collect();
+        (!v.is_empty()).then(|| push::median(&v))
+    }
+
+    /// The median of each round's gateway / plain adbd.
+    pub fn vs_reference(&self) -> Option<f64> {
+        let v: Vec<f64> = self.rounds.iter().filter_map(Round::vs_reference).collect();
+        (!v.is_empty()).then(|| push::median(&v))
+    }
+
+    /// The median of each round's plain adbd / loopback: what adb's own path leaves.
+    pub fn reference_ratio(&self) -> Option<f64> {
+        let v: Vec<f64> = self
+            .rounds
+            .iter()
+            .filter_map(|r| {
+                r.reference
+                    .map(|d| r.loopback.as_secs_f64() / d.as_secs_f64())
+            })
+            .collect();
+        (!v.is_empty()).then(|| push::median(&v))
+    }
 }
 
 /// Starts the server (with the gateway), measures, stops everything it started.
@@ -101,7 +133,21 @@ pub async fn run(spec: &ServerSpec, work: &Path, opts: &AdbOptions) -> anyhow::R
             return Err(e);
         }
     };
-    let outcome = measure(&server, &adb, &spec, work, opts, phones).await;
+    let reference = match &opts.reference {
+        Some(binary) => match RefAdbd::start(binary, &work.join("test-adbd")).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                adb.stop().await;
+                server.stop().await?;
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let outcome = measure(&server, &adb, reference.as_ref(), &spec, work, opts, phones).await;
+    if let Some(r) = reference {
+        r.stop().await;
+    }
     adb.stop().await;
     server.stop().await?;
     let mut r = outcome?;
@@ -112,6 +158,7 @@ pub async fn run(spec: &ServerSpec, work: &Path, opts: &AdbOptions) -> anyhow::R
 async fn measure(
     server: &Server,
     adb: &AdbHost,
+    reference: Option<&RefAdbd>,
     spec: &ServerSpec,
     work: &Path,
     opts: &AdbOptions,
@@ -160,6 +207,15 @@ async fn measure(
     let said = adb.run(&["connect", &first]).await?;
     ensure!(said.contains("connected to"), "adb connect {first}: {said}");
     super::smart::connect_device(adb.addr(), &first).await?;
+    if let Some(r) = reference {
+        let said = adb.run(&["connect", &r.serial]).await?;
+        ensure!(
+            said.contains("connected to"),
+            "adb connect {}: {said}",
+            r.serial
+        );
+        super::smart::connect_device(adb.addr(), &r.serial).await?;
+    }
     let source = Source::make(&work.join("source.bin"), opts.push_bytes)?;
     let on_host = TempFile(phone_file(&spec.data_dir, &ids[0], REMOTE));
     let target = push::Target {
@@ -168,6 +224,8 @@ async fn measure(
         remote: REMOTE,
         on_host: on_host.0.clone(),
         loopback_dest: work.join("loopback.bin"),
+        // Its own file in the work dir: test-adbd writes wherever the path points.
+        reference: reference.map(|r| (r.serial.clone(), work.join("test-adbd-push.bin"))),
     };
     let rounds = push::measure(&source, &target, opts.rounds).await?;
     let rss_after_push = rss_of(server.pid)?;
@@ -343,6 +401,19 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
         ">= 50%",
         Verdict::of(ratio >= RATIO_TARGET),
     );
+    if let (Some(vs), Some(base)) = (r.vs_reference(), r.reference_ratio()) {
+        report.line(
+            &format!("adb push {size} through the gateway / to a plain adbd (test-adbd)"),
+            format!(
+                "{:.0}% ({:.0} MiB/s to test-adbd, itself {:.0}% of loopback)",
+                100.0 * vs,
+                r.reference_mibs().unwrap_or(f64::NAN),
+                100.0 * base
+            ),
+            "",
+            Verdict::None,
+        );
+    }
     for s in &r.shells {
         report.line(
             &format!(
@@ -372,24 +443,25 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
             "plain loopback TCP",
             "adb push through the gateway",
             "adb's own figure",
+            "adb push to test-adbd",
             "gateway / loopback",
+            "gateway / test-adbd",
         ],
     );
+    let rate = |d: Duration| format!("{:.0} MiB/s", push::mib_per_s(r.push_bytes, d));
+    let pct = |x: Option<f64>| x.map_or("-".into(), |x| format!("{:.0}%", 100.0 * x));
     for (i, round) in r.rounds.iter().enumerate() {
         push.row(vec![
             (i + 1).to_string(),
-            if round.gateway_first {
-                "gateway"
-            } else {
-                "loopback"
-            }
-            .into(),
-            format!("{:.0} MiB/s", push::mib_per_s(r.push_bytes, round.loopback)),
-            format!("{:.0} MiB/s", push::mib_per_s(r.push_bytes, round.gateway)),
+            round.first.name().into(),
+            rate(round.loopback),
+            rate(round.gateway),
             round.adb_secs.map_or("-".into(), |s| {
                 format!("{:.0} MiB/s", r.push_bytes as f64 / (1024.0 * 1024.0) / s)
             }),
-            format!("{:.0}%", 100.0 * round.ratio()),
+            round.reference.map_or("-".into(), rate),
+            pct(Some(round.ratio())),
+            pct(round.vs_reference()),
         ]);
     }
     push.row(vec![
@@ -398,15 +470,20 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
         format!("{:.0} MiB/s", r.loopback_mibs()),
         format!("{:.0} MiB/s", r.gateway_mibs()),
         String::new(),
-        format!("{:.0}%", 100.0 * ratio),
+        r.reference_mibs()
+            .map_or("-".into(), |m| format!("{m:.0} MiB/s")),
+        pct(Some(ratio)),
+        pct(r.vs_reference()),
     ]);
     push.note = format!(
         "Stock adb {} (`adb -s HOST:PORT push`, a private server), timed from starting the adb \
          process to its exit (adb's own figure leaves out starting it). The baseline sends the \
          same file over one loopback TCP connection from a thread to a thread that writes it to \
-         a file on the same disk, {} KiB reads and writes, no fsync on either side. Every copy \
-         is checked by its MD5 (the push in the simulator's directory of the phone), and \
-         RunCommand `ls -l` shows the last one: `{}`. The server's RSS after the pushes: {} \
+         a file on the same disk, {} KiB reads and writes, no fsync on either side. test-adbd \
+         (tests/fixtures/test-adbd, threads and std::fs, the same 256 KiB payload) gets the \
+         same push through the same adb server: a plain adbd, to tell adb's own path from the \
+         gateway's cost. The copies take turns going first. Every copy is checked by its MD5 \
+         (the push in the simulator's directory of the phone), and RunCommand `ls -l` shows the last one: `{}`. The server's RSS after the pushes: {} \
          (VmHWM {}).",
         r.adb_version,
         push::LOOPBACK_BUFFER / 1024,
@@ -495,7 +572,8 @@ mod tests {
             loopback: Duration::from_millis(l),
             gateway: Duration::from_millis(g),
             adb_secs: None,
-            gateway_first: false,
+            reference: Some(Duration::from_millis(l * 2)),
+            first: push::Transfer::Loopback,
         };
         let r = AdbResult {
             adb_version: "29".into(),
@@ -509,11 +587,14 @@ mod tests {
         assert_eq!(r.ratio(), 0.5);
         assert_eq!(r.loopback_mibs(), 1000.0);
         assert_eq!(r.gateway_mibs(), 500.0);
+        assert_eq!(r.reference_ratio(), Some(0.5));
+        assert_eq!(r.vs_reference(), Some(1.0));
         let mut report = Report::default();
         write_report(
             &r,
             &AdbOptions {
                 adb: "/usr/bin/adb".into(),
+                reference: None,
                 push_bytes: r.push_bytes,
                 rounds: 3,
                 shells: 200,

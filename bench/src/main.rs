@@ -16,6 +16,7 @@ mod load;
 mod peer;
 mod push;
 mod read;
+mod refadbd;
 mod report;
 mod server;
 mod shells;
@@ -153,6 +154,10 @@ struct Options {
     /// The stock adb client (Debian's `adb` package).
     #[arg(long, default_value = "/usr/bin/adb")]
     adb: PathBuf,
+    /// The plain adbd the push is also compared with (default: `test-adbd` beside this binary,
+    /// if there: `cargo build --release -p test-adbd`).
+    #[arg(long)]
+    test_adbd: Option<PathBuf>,
     /// Keep the work dir (data dirs, databases, logs) instead of removing it at the end.
     #[arg(long)]
     keep: bool,
@@ -652,6 +657,7 @@ impl Bench {
     async fn adb_gateway(&mut self) -> anyhow::Result<()> {
         let opts = adb::AdbOptions {
             adb: self.opts.adb.clone(),
+            reference: self.opts.test_adbd.clone().or_else(refadbd::beside_us),
             push_bytes: self.opts.adb_push_mib << 20,
             rounds: self.opts.adb_push_rounds.max(1),
             shells: self.opts.adb_shells.max(1),

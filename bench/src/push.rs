@@ -10,9 +10,12 @@
 //!   through user space too) and no fsync (nor does the simulated phone). That is what a push
 //!   over loopback into a file costs when no protocol is in the way.
 //!
-//! The two alternate (baseline first on even rounds, the gateway first on odd ones) so that the
-//! load other work puts on the machine falls on both alike; each round writes a fresh file (the
-//! previous one is removed outside the timing) and is checked by its MD5.
+//! - **A plain adbd** ([`super::refadbd`], when its binary is there): the same `adb push` to
+//!   the project's test-adbd, to tell adb's own path from the gateway's cost.
+//!
+//! The copies take turns going first, round after round, so that the load other work puts on
+//! the machine falls on all alike; each writes a fresh file (the previous one is removed outside
+//! the timing) and is checked by its MD5.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -169,19 +172,58 @@ pub fn parse_adb_rate(text: &str) -> Option<(u64, f64)> {
     Some((bytes.trim().parse().ok()?, secs.parse().ok()?))
 }
 
-/// One round: the baseline and the gateway, each with its own time.
+/// The copies a round makes of the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transfer {
+    Loopback,
+    Gateway,
+    Reference,
+}
+
+impl Transfer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transfer::Loopback => "loopback",
+            Transfer::Gateway => "gateway",
+            Transfer::Reference => "test-adbd",
+        }
+    }
+}
+
+/// Round `i`'s order: the copies turn by one each round, so that each goes first as often as
+/// the others (and load from other work falls on all alike).
+pub fn order(i: usize, reference: bool) -> Vec<Transfer> {
+    let mut copies = vec![Transfer::Loopback, Transfer::Gateway];
+    if reference {
+        copies.push(Transfer::Reference);
+    }
+    let n = copies.len();
+    copies.rotate_left(i % n);
+    copies
+}
+
+/// One round: each copy with its own time.
 #[derive(Clone, Debug)]
 pub struct Round {
     pub loopback: Duration,
     pub gateway: Duration,
     /// adb's own seconds for the push (without starting adb and connecting to its server).
     pub adb_secs: Option<f64>,
-    pub gateway_first: bool,
+    /// The same push to the plain adbd, when there is one.
+    pub reference: Option<Duration>,
+    pub first: Transfer,
 }
 
 impl Round {
+    /// Gateway / loopback, in throughput.
     pub fn ratio(&self) -> f64 {
         self.loopback.as_secs_f64() / self.gateway.as_secs_f64()
+    }
+
+    /// Gateway / plain adbd, in throughput.
+    pub fn vs_reference(&self) -> Option<f64> {
+        self.reference
+            .map(|r| r.as_secs_f64() / self.gateway.as_secs_f64())
     }
 }
 
@@ -210,15 +252,16 @@ pub struct Target<'a> {
     pub serial: &'a str,
     /// The path on the phone (`/sdcard/...`).
     pub remote: &'a str,
-    /// The same file in the simulator's directory of the phone, for its MD5.
-    /// The last round's push stays there (for the API's look at it); each push removes the
-    /// previous one first.
+    /// The same file in the simulator's directory of the phone, for its MD5. The last round's
+    /// push stays there (for the API's look at it); each push removes the previous one first.
     pub on_host: PathBuf,
     /// The baseline's file, on the same disk.
     pub loopback_dest: PathBuf,
+    /// The plain adbd's serial and the path it writes to (its `/` is the host's).
+    pub reference: Option<(String, PathBuf)>,
 }
 
-/// Runs `rounds` rounds, alternating which copy goes first.
+/// Runs `rounds` rounds, turning the order of the copies.
 pub async fn measure(
     source: &Source,
     target: &Target<'_>,
@@ -226,13 +269,19 @@ pub async fn measure(
 ) -> anyhow::Result<Vec<Round>> {
     let mut out = Vec::with_capacity(rounds);
     for i in 0..rounds {
-        let gateway_first = i % 2 == 1;
-        let (mut loopback, mut gateway) = (None, None);
-        for step in 0..2 {
-            if (step == 0) == gateway_first {
-                gateway = Some(push_round(source, target).await?);
-            } else {
-                loopback = Some(loopback_round(source, &target.loopback_dest).await?);
+        let copies = order(i, target.reference.is_some());
+        let (mut loopback, mut gateway, mut reference) = (None, None, None);
+        for &copy in &copies {
+            match copy {
+                Transfer::Loopback => {
+                    loopback = Some(loopback_round(source, &target.loopback_dest).await?);
+                }
+                Transfer::Gateway => gateway = Some(push_round(source, target).await?),
+                Transfer::Reference => {
+                    if let Some((serial, dest)) = &target.reference {
+                        reference = Some(reference_round(source, target.adb, serial, dest).await?);
+                    }
+                }
             }
         }
         let (Some(loopback), Some(gateway)) = (loopback, gateway) else {
@@ -242,10 +291,27 @@ pub async fn measure(
             loopback,
             gateway: gateway.elapsed,
             adb_secs: gateway.adb_said.map(|(_, s)| s),
-            gateway_first,
+            reference,
+            first: copies[0],
         });
     }
     Ok(out)
+}
+
+async fn reference_round(
+    source: &Source,
+    adb: &AdbHost,
+    serial: &str,
+    dest: &Path,
+) -> anyhow::Result<Duration> {
+    let _ = std::fs::remove_file(dest);
+    let remote = dest.to_str().context("a work dir that is not UTF-8")?;
+    let pushed = adb_push(adb, serial, source.path(), remote).await?;
+    let copy = TempFile(dest.to_path_buf());
+    check_copy(source, &copy.0)
+        .await
+        .context("the push to test-adbd")?;
+    Ok(pushed.elapsed)
 }
 
 async fn loopback_round(source: &Source, dest: &Path) -> anyhow::Result<Duration> {
@@ -306,6 +372,17 @@ mod tests {
             "/tmp/x/source.bin: 1 file pushed, 0 skipped. 291.4 MB/s (209715200 bytes in 0.686s)\n";
         assert_eq!(parse_adb_rate(line), Some((209_715_200, 0.686)));
         assert_eq!(parse_adb_rate("adb: error: failed to copy"), None);
+    }
+
+    #[test]
+    fn every_copy_goes_first_in_turn() {
+        use Transfer::*;
+        assert_eq!(order(0, false), [Loopback, Gateway]);
+        assert_eq!(order(1, false), [Gateway, Loopback]);
+        assert_eq!(order(2, false), [Loopback, Gateway]);
+        assert_eq!(order(0, true), [Loopback, Gateway, Reference]);
+        assert_eq!(order(1, true), [Gateway, Reference, Loopback]);
+        assert_eq!(order(2, true), [Reference, Loopback, Gateway]);
     }
 
     #[test]
