@@ -142,8 +142,8 @@ struct Options {
     /// The file `adb push` sends through the gateway (and the loopback copy beside it), MiB.
     #[arg(long, default_value_t = 200)]
     adb_push_mib: u64,
-    /// Rounds of the two copies (alternating which goes first); the medians are reported.
-    #[arg(long, default_value_t = 5)]
+    /// Rounds of the copies (taking turns going first); the medians are reported.
+    #[arg(long, default_value_t = 7)]
     adb_push_rounds: usize,
     /// `adb shell` sessions held open, on one phone and then on as many phones.
     #[arg(long, default_value_t = 200)]
