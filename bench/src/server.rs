@@ -21,6 +21,8 @@ pub struct ServerSpec {
     pub sim_delay_ms: Option<u64>,
     pub concurrency: Option<usize>,
     pub creds: Credentials,
+    /// More `serve` flags (the ADB benchmark's `--adb-ports`).
+    pub extra_args: Vec<String>,
 }
 
 /// A running server; killed if dropped without [`Server::stop`].
@@ -60,6 +62,7 @@ impl Server {
         if let Some(c) = spec.concurrency {
             cmd.arg("--concurrency").arg(c.to_string());
         }
+        cmd.args(&spec.extra_args);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting {}", spec.binary.display()))?;
@@ -121,6 +124,10 @@ pub fn peak_rss_of(pid: u32) -> anyhow::Result<u64> {
     status_kib(pid, "VmHWM:").map(|k| k * 1024)
 }
 
+pub fn rss_of(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmRSS:").map(|k| k * 1024)
+}
+
 fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
@@ -163,5 +170,6 @@ mod tests {
         assert_eq!(parse_status_kib(status, "VmRSS:"), Some(40000));
         assert_eq!(parse_status_kib(status, "VmSwap:"), None);
         assert!(peak_rss_of(std::process::id()).unwrap() > 0);
+        assert!(rss_of(std::process::id()).unwrap() > 0);
     }
 }

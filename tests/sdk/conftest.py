@@ -167,6 +167,28 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_range(n):
+    """`n` consecutive ports free on 127.0.0.1 now, below Linux's ephemeral ports (32768-60999,
+    which outgoing connections take): for an ADB gateway, which opens every port of its range."""
+    import random
+    import socket
+    for _ in range(100):
+        low = random.randrange(20000, 32000 - n, 10)
+        socks = []
+        try:
+            for p in range(low, low + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return low, low + n - 1
+    raise RuntimeError("no free port range")
+
+
 @pytest.fixture(scope="session")
 def phone_image():
     """The test phone image (busybox + the test-adbd TEST FIXTURE), built on the test engine.

@@ -6,6 +6,7 @@ No Android can run on our machines: the phone image is a busybox root file syste
 FIXTURE tests/fixtures/test-adbd as its adbd (the device side of the ADB protocol, and stand-ins
 for pm, am, monkey, getprop and screencap). See tests/fixtures/phone-image/build."""
 
+import contextlib
 import json
 import os
 import random
@@ -33,11 +34,18 @@ ENDPOINT = "oss-cn-hangzhou.aliyuncs.com"
 def fleet(workdir, phone_image, adb_server):
     """A server whose backends file runs two test-phone images on the Docker engine, reached
     through a private ADB server; everything it made is removed at the end."""
-    adb_port = adb_server
+    with docker_fleet(workdir / "docker", phone_image, adb_server) as f:
+        yield f
+
+
+@contextlib.contextmanager
+def docker_fleet(data_dir, phone_image, adb_port, extra_args=()):
+    """The server of `fleet` in `data_dir`, with `extra_args` (test_adb_gateway.py adds the
+    ADB gateway's flags)."""
     prefix = f"cpt{uuid.uuid4().hex[:8]}-"
     # Below Linux's ephemeral ports (32768-60999), which outgoing connections take.
     base = random.randrange(20000, 32000, 100)
-    config = workdir / "docker-backends.toml"
+    config = data_dir.parent / f"{data_dir.name}-backends.toml"
     config.write_text(f"""
 [adb]
 port = {adb_port}
@@ -71,8 +79,8 @@ reference = "{phone_image}"
 env = ["ADBD_PORT={{adb_port}}"]
 run_as_root = true
 """)
-    server = Server(workdir / "docker", sim_delay_ms=None,
-                    extra_args=["--backends", str(config), "--watch-interval-ms", "300"]).start()
+    server = Server(data_dir, sim_delay_ms=None,
+                    extra_args=["--backends", str(config), "--watch-interval-ms", "300", *extra_args]).start()
     try:
         yield {"server": server, "client": server.client(), "prefix": prefix, "adb_port": adb_port}
     finally:

@@ -7,7 +7,7 @@ Every refusal is a vendor-style 4xx that changes nothing; another account's key 
 "not found". Keys are checked against independent makers: the PEM of CreateKeyPair is loaded by
 Python's `cryptography` and its adbkey.pub computed here from the RSA numbers (not by the
 server), and `adb keygen` (Debian's adb) makes keys ImportKeyPair must take. The gateway's ports
-are only allocated and reported here (its listener is later work): nothing connects anywhere."""
+are only allocated and reported here; test_adb_gateway.py connects to them."""
 
 import base64
 import re
@@ -22,12 +22,13 @@ from alibabacloud_eds_aic20230930 import models
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import (Server, api_error, call, create_group, describe_instances, inject_fault, wait_batch,
-                      wait_for)
+from conftest import (Server, api_error, call, create_group, describe_instances, free_port_range, inject_fault,
+                      wait_batch, wait_for)
 
 PLAIN_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 PUBLIC_HOST = "gw.cloudphone.test"
-LOW, HIGH = 41000, 41039
+# The gateway opens every port of its range.
+LOW, HIGH = free_port_range(40)
 ADB = "/usr/bin/adb"
 TOKEN = "keypairs-scrape-token"
 
@@ -453,7 +454,8 @@ def test_no_gateway_means_no_endpoints(client):
 
 
 def test_a_full_range_starts_nothing(workdir):
-    s = Server(workdir / "adb-small", extra_args=["--adb-ports", "41100-41101", "--adb-listen", "127.0.0.1"]).start()
+    low, high = free_port_range(2)
+    s = Server(workdir / "adb-small", extra_args=["--adb-ports", f"{low}-{high}", "--adb-listen", "127.0.0.1"]).start()
     try:
         c = s.client()
         _, phones = create_group(c, 3, name="full")
@@ -462,7 +464,7 @@ def test_a_full_range_starts_nothing(workdir):
         assert endpoints(c) == {}
         c.start_instance_adb(models.StartInstanceAdbRequest(instance_ids=phones[:2]))
         listed = endpoints(c)
-        assert sorted(int(d.external_port) for d in listed.values()) == [41100, 41101]
+        assert sorted(int(d.external_port) for d in listed.values()) == [low, high]
         # Without --adb-public-host the listen address is reported.
         assert {d.external_ip for d in listed.values()} == {"127.0.0.1"}
         # A deleted phone's port goes to the next phone that needs one.
@@ -471,7 +473,7 @@ def test_a_full_range_starts_nothing(workdir):
         wait_for(lambda: not describe_instances(c, phones), what="the phones deleted")
         _, later = create_group(c, 1, name="later")
         c.start_instance_adb(models.StartInstanceAdbRequest(instance_ids=later))
-        assert 41100 <= int(endpoints(c)[later[0]].external_port) <= 41101
+        assert low <= int(endpoints(c)[later[0]].external_port) <= high
     finally:
         s.stop()
 

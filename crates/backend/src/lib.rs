@@ -4,6 +4,8 @@
 //! backend depends on neither the engine nor the store and its database drivers.
 
 use async_trait::async_trait;
+use cloudphone_adb::proto::banner::DeviceBanner;
+use cloudphone_adb::session::SharedDevice;
 use cloudphone_core::resources::Image;
 use cloudphone_core::{TaskErrorCode, TaskType};
 
@@ -85,6 +87,27 @@ pub struct Fault {
     /// Fail only this percentage (1-100) of the matching operations, chosen at random; `None`
     /// fails every one.
     pub percent: Option<u8>,
+}
+
+/// How the ADB gateway reaches a phone (docs/design.md, "ADB gateway").
+#[derive(Clone, Debug)]
+pub enum AdbRoute {
+    /// The phone has an adbd of its own behind an ADB server: the gateway relays each stream to
+    /// the device `serial` through the server at `server` (its smart-socket protocol), so the
+    /// phone's adbd sees the server's key, never the user's.
+    Relay {
+        server: std::net::SocketAddr,
+        serial: String,
+        /// Whether the user may restart the phone's adbd as root (`adb root`); refused
+        /// unless the phone may run as root anyway.
+        allow_root: bool,
+    },
+    /// The backend answers ADB itself (a simulated phone): the gateway serves `device` under
+    /// `banner`.
+    Local {
+        banner: DeviceBanner,
+        device: SharedDevice,
+    },
 }
 
 /// Whether a phone is alive as its backend sees it, for the instance watcher.
@@ -204,6 +227,17 @@ pub trait Backend: Send + Sync + 'static {
     async fn restore(&self, phone: &InstanceRef, local: &std::path::Path) -> OpResult<u64> {
         let _ = (phone, local);
         unsupported("RecoverFile")
+    }
+    /// How the ADB gateway reaches the phone's adbd, asked on each connection to its
+    /// endpoint. The gateway knows the phone by its endpoint: `phone` carries its id, account
+    /// and image, with an empty name and spec. A phone that cannot be reached now is an
+    /// `InstanceUnreachable`; a backend without ADB, `UnsupportedOperation`.
+    async fn adb_route(&self, phone: &InstanceRef) -> OpResult<AdbRoute> {
+        let _ = phone;
+        Err(BackendError::new(
+            TaskErrorCode::UnsupportedOperation,
+            "This backend's phones have no ADB endpoint.",
+        ))
     }
     /// The liveness of each of `phones` that this backend can tell about now (a simulated
     /// phone never dies: none). Read by the instance watcher, which marks a RUNNING phone that

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudphone_backend::{
-    AppOp, Backend, BackendError, CommandOutput, Fault, InstanceRef, Liveness, OpResult,
+    AdbRoute, AppOp, Backend, BackendError, CommandOutput, Fault, InstanceRef, Liveness, OpResult,
 };
 use cloudphone_core::TaskErrorCode;
 use cloudphone_core::resources::Image;
@@ -145,6 +145,10 @@ impl Backend for Fleet {
 
     async fn restore(&self, phone: &InstanceRef, local: &Path) -> OpResult<u64> {
         self.of(phone)?.restore(phone, local).await
+    }
+
+    async fn adb_route(&self, phone: &InstanceRef) -> OpResult<AdbRoute> {
+        self.of(phone)?.adb_route(phone).await
     }
 
     async fn observe(&self, phones: &[InstanceRef]) -> HashMap<String, Liveness> {

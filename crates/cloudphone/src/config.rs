@@ -53,6 +53,29 @@ pub struct Config {
     /// The ADB gateway (`--adb-listen`, `--adb-ports`, `--adb-public-host`); `None`: no ADB
     /// endpoints are opened on this node.
     pub adb: Option<cloudphone_api::AdbGateway>,
+    /// The ADB gateway's caps and idle timeout (with `adb`).
+    pub adb_limits: AdbLimits,
+}
+
+/// What the ADB gateway lets clients hold (`--adb-max-connections`,
+/// `--adb-max-connections-per-ip`, `--adb-idle-timeout-secs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdbLimits {
+    pub max_connections: usize,
+    /// 0: no cap of its own.
+    pub max_connections_per_ip: usize,
+    /// Zero: never.
+    pub idle_timeout: Duration,
+}
+
+impl Default for AdbLimits {
+    fn default() -> Self {
+        AdbLimits {
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            idle_timeout: Duration::from_secs(3600),
+        }
+    }
 }
 
 impl Config {
@@ -81,6 +104,7 @@ impl Config {
             connections: ListenConfig::default(),
             metrics: MetricsAccess::default(),
             adb: None,
+            adb_limits: AdbLimits::default(),
         }
     }
 }

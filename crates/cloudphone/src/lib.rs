@@ -4,6 +4,7 @@
 //! and [`Application::run_until_stopped`] runs the API, the engine and the sweeper until one
 //! shutdown token is cancelled.
 
+mod adb_gateway;
 pub mod backends_file;
 pub mod config;
 mod device_sink;
@@ -46,6 +47,8 @@ pub struct Application {
     watcher: Watcher,
     webhooks: WebhookSender,
     discovery: Option<Discovery>,
+    /// The ADB gateway (`--adb-ports`), bound.
+    gateway: Option<adb_gateway::NodeGateway>,
     root_key: RootKey,
     /// The API's "shutting down" signal (open watch streams end on it).
     closing: CancellationToken,
@@ -255,6 +258,22 @@ impl Application {
         watcher_config.images = watched;
         let watcher = Watcher::new(store.clone(), backend.clone(), watcher_config);
         let closing = CancellationToken::new();
+        let adb_revocations = cloudphone_api::AdbRevocations::default();
+        let gateway = match &config.adb {
+            Some(settings) => Some(
+                adb_gateway::NodeGateway::bind(
+                    settings,
+                    &config.adb_limits,
+                    open_files,
+                    store.clone(),
+                    backend.clone(),
+                    &adb_revocations,
+                )
+                .await
+                .context("starting the ADB gateway")?,
+            ),
+            None => None,
+        };
         let state = Arc::new(AppState {
             store: store.clone(),
             backend,
@@ -276,7 +295,7 @@ impl Application {
             closing: closing.clone(),
             watches: Default::default(),
             adb: config.adb.clone(),
-            adb_revocations: Default::default(),
+            adb_revocations,
         });
         let metrics =
             metrics_listener.map(|l| (l, ops::metrics_routes(store.clone(), &config.metrics)));
@@ -294,6 +313,7 @@ impl Application {
             watcher,
             webhooks,
             discovery,
+            gateway,
             root_key,
             closing,
             _lock: lock,
@@ -332,6 +352,7 @@ impl Application {
         let discovery = self
             .discovery
             .map(|d| tokio::spawn(d.run(shutdown.clone())));
+        let gateway = self.gateway.map(|g| tokio::spawn(g.run(shutdown.clone())));
         let stop = shutdown.clone();
         let closing = self.closing.clone();
         let streams_end = shutdown.clone();
@@ -359,6 +380,9 @@ impl Application {
         let _ = webhooks.await;
         if let Some(d) = discovery {
             let _ = d.await;
+        }
+        if let Some(g) = gateway {
+            let _ = g.await;
         }
         Ok(())
     }

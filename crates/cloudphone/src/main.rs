@@ -282,6 +282,16 @@ struct ServeArgs {
     /// 0.0.0.0 or ::).
     #[arg(long, value_name = "HOST", requires = "adb_ports")]
     adb_public_host: Option<String>,
+    /// ADB connections open at once on this node (lowered to what the open-file limit allows);
+    /// one more is closed at once.
+    #[arg(long, default_value_t = 4096)]
+    adb_max_connections: usize,
+    /// ADB connections open at once from one address (0: no cap of its own).
+    #[arg(long, default_value_t = 256)]
+    adb_max_connections_per_ip: usize,
+    /// An ADB connection on which nothing moved for this long is closed (0: never).
+    #[arg(long, default_value_t = 3600)]
+    adb_idle_timeout_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -542,6 +552,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 public_host,
             })
         }
+    };
+    config.adb_limits = cloudphone::config::AdbLimits {
+        max_connections: args.adb_max_connections.max(1),
+        max_connections_per_ip: args.adb_max_connections_per_ip,
+        idle_timeout: Duration::from_secs(args.adb_idle_timeout_secs),
     };
     config.root_key = match (args.access_key_id, args.access_key_secret) {
         (Some(id), Some(secret)) => Some((id, secret)),

@@ -6,6 +6,7 @@
 //! the owner calls [`ConnectionHandle::close`]; each ends this connection only.
 
 mod conn;
+mod shared;
 mod stream;
 
 use std::future::Future;
@@ -32,6 +33,7 @@ use crate::proto::packet::{
     version_for,
 };
 use conn::{Conn, Entry, StreamShared};
+pub use shared::{DynDevice, SharedDevice};
 pub use stream::{AdbStream, StreamReader, StreamWriter};
 
 /// What a connection is allowed.
@@ -159,6 +161,11 @@ impl ConnectionHandle {
 
     pub fn is_closed(&self) -> bool {
         self.0.cancel.is_cancelled()
+    }
+
+    /// Waits until the connection is closed by [`ConnectionHandle::close`].
+    pub async fn closed(&self) {
+        self.0.cancel.cancelled().await
     }
 
     /// Bytes received from the host.

@@ -137,6 +137,27 @@ impl AdbServer {
         Ok(out.text())
     }
 
+    /// Where the server listens, for speaking its protocol directly (the ADB gateway's relay):
+    /// `host` (resolved) or 127.0.0.1, and `port`, else `ANDROID_ADB_SERVER_PORT`, else 5037,
+    /// as the `adb` program chooses them.
+    pub async fn socket_addr(&self) -> Result<std::net::SocketAddr, AdbError> {
+        let port = match self.port {
+            Some(p) => p,
+            None => std::env::var("ANDROID_ADB_SERVER_PORT")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(5037),
+        };
+        let host = self.host.as_deref().unwrap_or("127.0.0.1");
+        let failed = |why: String| AdbError::Failed(format!("the ADB server {host}:{port}: {why}"));
+        let mut addrs = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        addrs
+            .next()
+            .ok_or_else(|| failed("the name has no address".into()))
+    }
+
     /// Starts the server if it is not running.
     pub async fn start_server(&self) -> Result<(), AdbError> {
         self.run_ok(None, &["start-server"], QUICK).await.map(drop)

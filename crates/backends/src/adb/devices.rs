@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudphone_backend::{
-    AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult,
+    AdbRoute, AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult,
 };
 use cloudphone_core::TaskErrorCode;
 use cloudphone_core::ids;
@@ -259,6 +259,21 @@ impl Backend for AdbBackend {
 
     async fn restore(&self, phone: &InstanceRef, local: &Path) -> OpResult<u64> {
         self.phone(phone)?.restore(local).await
+    }
+
+    /// The device through its group's server; `adb root` is the device's own business (a
+    /// production build refuses it), as everything else on the operator's devices is.
+    async fn adb_route(&self, phone: &InstanceRef) -> OpResult<AdbRoute> {
+        let (group, serial) = self.device(phone)?;
+        let server =
+            self.groups[group].server.socket_addr().await.map_err(|e| {
+                BackendError::new(TaskErrorCode::InstanceUnreachable, e.to_string())
+            })?;
+        Ok(AdbRoute::Relay {
+            server,
+            serial,
+            allow_root: true,
+        })
     }
 
     async fn observe(&self, phones: &[InstanceRef]) -> HashMap<String, Liveness> {

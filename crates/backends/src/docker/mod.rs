@@ -22,7 +22,7 @@ use bollard::query_parameters::{
     RemoveContainerOptions, RemoveVolumeOptions, RestartContainerOptions, StopContainerOptions,
 };
 use cloudphone_backend::{
-    AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult,
+    AdbRoute, AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult,
 };
 use cloudphone_core::TaskErrorCode;
 use cloudphone_core::resources::Image;
@@ -344,6 +344,11 @@ impl DockerBackend {
 
     /// The phone's adbd, connected, and running as `shell` unless the image allows root.
     async fn adb(&self, phone: &InstanceRef) -> OpResult<AdbPhone<'_>> {
+        Ok(self.adb_reached(phone).await?.0)
+    }
+
+    /// [`DockerBackend::adb`], and where the phone was reached.
+    async fn adb_reached(&self, phone: &InstanceRef) -> OpResult<(AdbPhone<'_>, Reached)> {
         let reached = self.reach(phone).await?;
         let server = &self.config.adb;
         if server.state(&reached.address).await.as_deref() != Some("device") {
@@ -362,7 +367,7 @@ impl DockerBackend {
             adb.ensure_shell_user(Some(&reached.address), UNROOT_TIMEOUT)
                 .await?;
         }
-        Ok(adb)
+        Ok((adb, reached))
     }
 }
 
@@ -503,6 +508,30 @@ impl Backend for DockerBackend {
 
     async fn restore(&self, phone: &InstanceRef, local: &std::path::Path) -> OpResult<u64> {
         self.adb(phone).await?.restore(local).await
+    }
+
+    /// The container's adbd through the backend's ADB server, connected and running as
+    /// `shell` unless the image allows root (checked on every connection, as before every
+    /// operation: a restart of the container brings root back).
+    async fn adb_route(&self, phone: &InstanceRef) -> OpResult<AdbRoute> {
+        if self.config.network == Network::None {
+            return Err(BackendError::new(
+                TaskErrorCode::UnsupportedOperation,
+                "The phone has no network: nothing can reach its adbd.",
+            ));
+        }
+        let (adb, reached) = self.adb_reached(phone).await?;
+        let server = self
+            .config
+            .adb
+            .socket_addr()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(AdbRoute::Relay {
+            server,
+            serial: adb.serial,
+            allow_root: reached.run_as_root,
+        })
     }
 
     async fn observe(&self, phones: &[InstanceRef]) -> HashMap<String, Liveness> {

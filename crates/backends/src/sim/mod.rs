@@ -5,7 +5,9 @@
 //! RunCommand runs the [`shell`]; SendFile and FetchFile stream files in and out of the phone's
 //! data dir, through the one path mapping in [`paths`].
 
+mod adbd;
 pub mod archive;
+mod packages;
 pub mod paths;
 pub mod phone;
 pub mod screen;
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudphone_backend::{
-    AppOp, Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult,
+    AdbRoute, AppOp, Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult,
 };
 use cloudphone_core::resources::Image;
 use cloudphone_core::{TaskErrorCode, TaskType};
@@ -204,21 +206,14 @@ impl SimBackend {
     /// see it; a reset forgets it); returns its APK path on the phone. Takes no simulated time:
     /// the caller's operation does.
     pub async fn install_package(&self, phone: &InstanceRef, package: &str) -> OpResult<String> {
-        if !valid_package_name(package) {
+        if !packages::valid_package_name(package) {
             return Err(BackendError::new(
                 TaskErrorCode::InstallAppFailed,
                 format!("Invalid package name: {package:?}"),
             ));
         }
         let dir = self.existing(phone).await?;
-        let package = package.to_string();
-        let result = dir
-            .update(|s| match s.package(&package) {
-                Some(p) if p.system => None,
-                _ => Some(s.install(&package)),
-            })
-            .await;
-        fs(result)?.ok_or_else(|| {
+        fs(packages::install(&dir, package).await)?.map_err(|_| {
             BackendError::new(
                 TaskErrorCode::InstallAppFailed,
                 "A system package cannot be replaced.",
@@ -229,30 +224,13 @@ impl SimBackend {
     /// Removes a user-installed package (stopping it); false when it was not installed.
     pub async fn uninstall_package(&self, phone: &InstanceRef, package: &str) -> OpResult<bool> {
         let dir = self.existing(phone).await?;
-        let package = package.to_string();
-        let result = dir
-            .update(|s| match s.package(&package) {
-                Some(p) if p.system => None,
-                _ => Some(s.uninstall(&package)),
-            })
-            .await;
-        fs(result)?.ok_or_else(|| {
+        fs(packages::uninstall(&dir, package).await)?.ok_or_else(|| {
             BackendError::new(
                 TaskErrorCode::UninstallAppFailed,
                 "A system package cannot be uninstalled.",
             )
         })
     }
-}
-
-/// A Java-style package name: two or more dot-separated identifiers.
-fn valid_package_name(name: &str) -> bool {
-    name.len() <= 255
-        && name.split('.').count() >= 2
-        && name.split('.').all(|seg| {
-            seg.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        })
 }
 
 fn fs<T>(r: std::io::Result<T>) -> OpResult<T> {
@@ -592,6 +570,13 @@ impl Backend for SimBackend {
         let data = self.existing(phone).await?.data();
         let local = local.to_path_buf();
         blocking(move || archive::extract(&data, &local)).await
+    }
+
+    /// The gateway itself is the phone's adbd ([`adbd`]), over the phone's own state.
+    async fn adb_route(&self, phone: &InstanceRef) -> OpResult<AdbRoute> {
+        let dir = self.existing(phone).await?;
+        let (banner, device) = fs(adbd::SimAdbd::for_phone(dir).await)?;
+        Ok(AdbRoute::Local { banner, device })
     }
 
     fn inject_fault(&self, fault: Fault) -> Result<(), String> {

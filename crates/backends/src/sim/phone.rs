@@ -312,6 +312,12 @@ impl PhoneDir {
         self.dir.join(DATA_DIR)
     }
 
+    /// A fresh path in the phone's directory but outside its files (`data/`), for what the
+    /// phone receives before it is placed (an APK `adb install` streams); gone with the phone.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        temp_sibling(&self.dir.join(name))
+    }
+
     pub async fn exists(&self) -> bool {
         tokio::fs::metadata(&self.dir)
             .await

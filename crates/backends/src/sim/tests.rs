@@ -418,6 +418,105 @@ async fn pm_lists_and_locates_packages() {
     assert_eq!(sh(&sim, &p, "pm list packages -3").await.0, "");
 }
 
+/// `pm install PATH` reads the APK's package name, as Android's package manager does; what
+/// it installs is what InstallApp's packages are (`pm list packages -3`, UninstallApp).
+#[tokio::test]
+async fn pm_installs_and_uninstalls_apks_on_the_phone() {
+    let (dir, sim, p) = setup().await;
+    let apk = dir.path().join("app.apk");
+    cloudphone_apk::testing::apk(&apk, "com.example.shelled", 3, "1.0").unwrap();
+    push_bytes(
+        &sim,
+        &p,
+        "/data/local/tmp/app.apk",
+        &std::fs::read(&apk).unwrap(),
+    )
+    .await
+    .unwrap();
+    let (out, code) = sh(&sim, &p, "pm install -r /data/local/tmp/app.apk").await;
+    assert_eq!((out.as_str(), code), ("Success\n", 0));
+    let (out, _) = sh(&sim, &p, "cmd package list packages -3").await;
+    assert_eq!(out, "package:com.example.shelled\n");
+    assert!(
+        sim.phone_state(&p)
+            .await
+            .unwrap()
+            .package("com.example.shelled")
+            .is_some()
+    );
+
+    // Relative to the working directory, like any path of the shell.
+    let (out, code) = sh(&sim, &p, "cd /data/local/tmp && pm install app.apk").await;
+    assert_eq!((out.as_str(), code), ("Success\n", 0));
+
+    let (out, code) = sh(&sim, &p, "pm install /sdcard/none.apk").await;
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("Error: Unable to open file: /sdcard/none.apk"),
+        "{out}"
+    );
+    push_bytes(&sim, &p, "/sdcard/bad.apk", b"not a zip")
+        .await
+        .unwrap();
+    let (out, code) = sh(&sim, &p, "pm install /sdcard/bad.apk").await;
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("Failure [INSTALL_PARSE_FAILED_NOT_APK"),
+        "{out}"
+    );
+    let (out, code) = sh(&sim, &p, "pm install -S 10").await;
+    assert_eq!(code, 1, "{out}");
+
+    let (out, code) = sh(&sim, &p, "pm uninstall com.example.shelled").await;
+    assert_eq!((out.as_str(), code), ("Success\n", 0));
+    let (out, code) = sh(&sim, &p, "pm uninstall com.example.shelled").await;
+    assert_eq!(
+        (out.as_str(), code),
+        ("Failure [DELETE_FAILED_INTERNAL_ERROR]\n", 1)
+    );
+    let (_, code) = sh(&sim, &p, "pm uninstall com.android.settings").await;
+    assert_eq!(code, 1, "system packages stay");
+    let (out, code) = sh(&sim, &p, "cmd nosuch").await;
+    assert_eq!(
+        (out.as_str(), code),
+        ("cmd: Can't find service: nosuch\n", 20)
+    );
+}
+
+/// Which parts of a command's output were stderr is kept beside the merged output (what
+/// `adb shell` separates under shell protocol v2).
+#[tokio::test]
+async fn stderr_is_marked_in_the_merged_output() {
+    let (_dir, sim, p) = setup().await;
+    let dir = sim.phone(&p.id);
+    let ran = shell::Session::new(&dir)
+        .run("echo out; nosuch; ls /none; echo end", 1 << 20)
+        .await
+        .unwrap();
+    let pieces: Vec<(bool, String)> = ran
+        .pieces()
+        .into_iter()
+        .map(|(e, b)| (e, String::from_utf8_lossy(b).into_owned()))
+        .collect();
+    assert_eq!(
+        pieces,
+        [
+            (false, "out\n".to_string()),
+            (
+                true,
+                "sh: nosuch: not found\nls: /none: No such file or directory\n".to_string()
+            ),
+            (false, "end\n".to_string()),
+        ]
+    );
+    // A session keeps its directory and `$?` from one script to the next.
+    let mut session = shell::Session::new(&dir);
+    session.run("cd /sdcard; false", 1024).await.unwrap();
+    let ran = session.run("echo $?; pwd", 1024).await.unwrap();
+    assert_eq!(ran.output, b"1\n/sdcard\n");
+    assert!(session.run("exit 4", 1024).await.unwrap().exited);
+}
+
 #[tokio::test]
 async fn am_starts_and_stops_apps() {
     let (_dir, sim, p) = setup().await;

@@ -93,6 +93,11 @@ area! {
         /// What the gateway needs to know, on each incoming connection, about the phone behind
         /// gateway port `port`: `None` when no instance has it.
         fn adb_endpoint(&self, port: u16) -> Option<AdbEndpoint> = read (|c| adb_endpoint(c, port));
+        /// [`AdbStore::adb_endpoint`] of several ports in one statement (the gateway's
+        /// periodic check of its live connections): those that some instance has, in port
+        /// order.
+        fn adb_endpoints(&self, ports: &[u16]) -> Vec<AdbEndpoint> =
+            read (|c| adb_endpoints(c, ports));
         /// [`FleetStore::create_groups`](crate::FleetStore::create_groups) with a key pair of
         /// the account attached to every new instance (`secure` 1), in one transaction: `false`
         /// (nothing created) when the key pair is not the account's.
@@ -668,28 +673,41 @@ async fn instances_adb(
     c.rows(&q, instance_adb).await
 }
 
-async fn adb_endpoint(c: &mut impl Conn, port_number: u16) -> Result<Option<AdbEndpoint>> {
-    let q = c.with(
-        "SELECT a.instance_id, a.account_id, i.status, i.image_id, a.started, a.secure, \
-         a.key_pair_id, k.public_key FROM instance_adb a \
-         JOIN instances i ON i.id = a.instance_id \
-         LEFT JOIN key_pairs k ON k.id = a.key_pair_id WHERE a.port = ?",
-        [v(i64::from(port_number))],
-    );
-    c.row(&q, |r| {
-        Ok(AdbEndpoint {
-            port: port_number,
-            instance_id: r.text("instance_id")?,
-            account_id: r.text("account_id")?,
-            status: parse("instance status", &r.text("status")?)?,
-            image_id: r.text("image_id")?,
-            started: r.flag("started")?,
-            secure: r.int("secure")? != 0,
-            key_pair_id: r.text_opt("key_pair_id")?,
-            public_keys: r.text_opt("public_key")?.into_iter().collect(),
-        })
+const ENDPOINT_SELECT: &str = "SELECT a.port, a.instance_id, a.account_id, i.status, \
+     i.image_id, a.started, a.secure, a.key_pair_id, k.public_key FROM instance_adb a \
+     JOIN instances i ON i.id = a.instance_id \
+     LEFT JOIN key_pairs k ON k.id = a.key_pair_id WHERE ";
+
+fn endpoint(r: &dyn Row) -> Result<AdbEndpoint> {
+    Ok(AdbEndpoint {
+        port: port(r.int("port")?)?,
+        instance_id: r.text("instance_id")?,
+        account_id: r.text("account_id")?,
+        status: parse("instance status", &r.text("status")?)?,
+        image_id: r.text("image_id")?,
+        started: r.flag("started")?,
+        secure: r.int("secure")? != 0,
+        key_pair_id: r.text_opt("key_pair_id")?,
+        public_keys: r.text_opt("public_key")?.into_iter().collect(),
     })
-    .await
+}
+
+async fn adb_endpoint(c: &mut impl Conn, port_number: u16) -> Result<Option<AdbEndpoint>> {
+    let mut q = c.sql(ENDPOINT_SELECT);
+    q.push("a.port = ").bind(i64::from(port_number));
+    c.row(&q, endpoint).await
+}
+
+async fn adb_endpoints(c: &mut impl Conn, ports: &[u16]) -> Result<Vec<AdbEndpoint>> {
+    if ports.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ports: Vec<i64> = ports.iter().map(|p| i64::from(*p)).collect();
+    let mut q = c.sql(ENDPOINT_SELECT);
+    q.push("1 = 1")
+        .and_in_ints("a.port", &ports)
+        .push(" ORDER BY a.port");
+    c.rows(&q, endpoint).await
 }
 
 async fn create_groups_with_key_pair(

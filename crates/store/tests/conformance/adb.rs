@@ -448,6 +448,13 @@ pub(crate) async fn check_adb_ports(store: &dyn Store) {
     let e2 = store.adb_endpoint(20_000).await.unwrap().unwrap();
     assert!(!e2.secure && e2.public_keys.is_empty());
     assert!(store.adb_endpoint(20_002).await.unwrap().is_none());
+    // Several at once, in port order; a port nobody has is left out.
+    let both = store
+        .adb_endpoints(&[20_002, 20_001, 20_000])
+        .await
+        .unwrap();
+    assert_eq!(both, [e2.clone(), e.clone()]);
+    assert!(store.adb_endpoints(&[]).await.unwrap().is_empty());
 
     // Stop keeps the port; the listing shows open endpoints only; the gateway sees it closed.
     assert_eq!(

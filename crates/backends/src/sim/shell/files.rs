@@ -20,11 +20,11 @@ impl FsCtx {
         match paths::resolve(&self.data, &self.cwd, path) {
             Ok(Ok(r)) => Some(r),
             Ok(Err(e)) => {
-                out.line(&format!("{tool}: {path}: {}", path_error_text(&e)));
+                out.err_line(&format!("{tool}: {path}: {}", path_error_text(&e)));
                 None
             }
             Err(e) => {
-                out.line(&format!("{tool}: {path}: {}", errno_text(&e)));
+                out.err_line(&format!("{tool}: {path}: {}", errno_text(&e)));
                 None
             }
         }
@@ -72,7 +72,7 @@ fn flags(
         } else if !options_done && a.len() > 1 && a.starts_with('-') {
             for c in a[1..].chars() {
                 if !known.contains(c) {
-                    out.line(&format!("{tool}: Unknown option '{c}'"));
+                    out.err_line(&format!("{tool}: Unknown option '{c}'"));
                     return None;
                 }
                 set.push(c);
@@ -105,7 +105,7 @@ pub(super) fn ls(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
             Ok(m) if m.is_dir() => dirs.push((p.clone(), r)),
             Ok(m) => files.push((p.clone(), r, m)),
             Err(e) => {
-                out.line(&format!("ls: {p}: {}", errno_text(&e)));
+                out.err_line(&format!("ls: {p}: {}", errno_text(&e)));
                 status = 1;
             }
         }
@@ -129,7 +129,7 @@ pub(super) fn ls(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
         match list_dir(&r.host, all) {
             Ok(entries) => print_entries(&entries, long, true, out),
             Err(e) => {
-                out.line(&format!("ls: {name}: {}", errno_text(&e)));
+                out.err_line(&format!("ls: {name}: {}", errno_text(&e)));
                 status = 1;
             }
         }
@@ -326,7 +326,7 @@ pub(super) fn cat(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
             }
         });
         if let Err(e) = result {
-            out.line(&format!("cat: {p}: {}", errno_text(&e)));
+            out.err_line(&format!("cat: {p}: {}", errno_text(&e)));
             status = 1;
         }
     }
@@ -338,7 +338,7 @@ pub(super) fn mkdir(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
         return 1;
     };
     if operands.is_empty() {
-        out.line("mkdir: Needs 1 argument");
+        out.err_line("mkdir: Needs 1 argument");
         return 1;
     }
     let parents = set.contains('p');
@@ -354,7 +354,7 @@ pub(super) fn mkdir(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
             std::fs::create_dir(&r.host)
         };
         if let Err(e) = result {
-            out.line(&format!("mkdir: {p}: {}", errno_text(&e)));
+            out.err_line(&format!("mkdir: {p}: {}", errno_text(&e)));
             status = 1;
         }
     }
@@ -366,7 +366,7 @@ pub(super) fn touch(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
         return 1;
     };
     if operands.is_empty() {
-        out.line("touch: Needs 1 argument");
+        out.err_line("touch: Needs 1 argument");
         return 1;
     }
     let mut status = 0;
@@ -384,7 +384,7 @@ pub(super) fn touch(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
         }
         .and_then(|f| f.set_modified(SystemTime::now()));
         if let Err(e) = result {
-            out.line(&format!("touch: {p}: {}", errno_text(&e)));
+            out.err_line(&format!("touch: {p}: {}", errno_text(&e)));
             status = 1;
         }
     }
@@ -398,7 +398,7 @@ pub(super) fn rm(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
     let recursive = set.contains('r') || set.contains('R');
     let force = set.contains('f');
     if operands.is_empty() && !force {
-        out.line("rm: Needs 1 argument");
+        out.err_line("rm: Needs 1 argument");
         return 1;
     }
     let mut status = 0;
@@ -408,7 +408,7 @@ pub(super) fn rm(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
             continue;
         };
         if r.phone == "/" {
-            out.line(&format!("rm: {p}: refusing to remove the root directory"));
+            out.err_line(&format!("rm: {p}: refusing to remove the root directory"));
             status = 1;
             continue;
         }
@@ -421,7 +421,7 @@ pub(super) fn rm(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
             Err(e) => Err(e),
         };
         if let Err(e) = result {
-            out.line(&format!("rm: {p}: {}", errno_text(&e)));
+            out.err_line(&format!("rm: {p}: {}", errno_text(&e)));
             status = 1;
         }
     }

@@ -8,10 +8,13 @@
 //! background jobs, subshells and command substitution are refused as syntax errors rather than
 //! misread. There is no globbing.
 //!
-//! Builtins: `echo`, `getprop`, `pm list packages`, `pm path`, `am start`, `am force-stop`, `ls`,
-//! `cat`, `id`, `sleep`, `exit`, `true`, `false`, `:`, `pwd`, `cd`, `mkdir`, `touch`, `rm`. Any
-//! other name prints `sh: NAME: not found` and exits 127. Output is stdout and stderr together,
-//! kept up to a cap.
+//! Builtins: `echo`, `getprop`, `pm list packages`, `pm path`, `pm install`, `pm uninstall`,
+//! `cmd package ...` and `cmd activity ...` (as `pm` and `am`), `am start`, `am force-stop`,
+//! `ls`, `cat`, `id`, `sleep`, `exit`, `true`, `false`, `:`, `pwd`, `cd`, `mkdir`, `touch`, `rm`.
+//! Any other name prints `sh: NAME: not found` and exits 127. Output is stdout and stderr
+//! together in the order written (RunCommand's), with the stderr parts marked (`adb shell`
+//! separates them), kept up to a cap. A [`Session`] keeps the working directory and `$?` from
+//! one script to the next (an interactive `adb shell`).
 
 mod files;
 mod parse;
@@ -21,6 +24,7 @@ use std::time::Duration;
 
 use cloudphone_backend::CommandOutput;
 
+use super::packages;
 use super::paths;
 use super::phone::{PhoneDir, PhoneState};
 use files::{FsCtx, cat, errno_text, ls, mkdir, path_error_text, rm, touch};
@@ -41,33 +45,16 @@ const SYNTAX_ERROR: i32 = 2;
 const NOT_FOUND: i32 = 127;
 /// What Android's `cmd`-style tools (`pm`, `am`) exit with on a usage error (-1).
 const USAGE: i32 = 255;
+/// What `cmd` exits with when there is no such service.
+const CMD_NO_SERVICE: i32 = 20;
 
 /// Runs `script` on `phone`, keeping at most `cap` bytes of output. Err only when the phone's
 /// own state cannot be read or written; everything a script can get wrong is in the output.
 pub(crate) async fn run(phone: &PhoneDir, script: &str, cap: usize) -> io::Result<CommandOutput> {
-    let mut shell = Shell {
-        phone,
-        out: Output::new(cap),
-        cwd: "/".into(),
-        status: 0,
-    };
-    let status = match parse(script) {
-        Ok(commands) => shell.run_all(&commands).await?,
-        Err(msg) => {
-            shell.out.line(&format!("sh: syntax error: {msg}"));
-            SYNTAX_ERROR
-        }
-    };
-    let mut output = shell.out.buf;
-    if shell.out.truncated {
-        output.extend_from_slice(
-            format!("\n[output truncated: the simulated shell keeps at most {cap} bytes]\n")
-                .as_bytes(),
-        );
-    }
+    let ran = Session::new(phone).run(script, cap).await?;
     Ok(CommandOutput {
-        output,
-        exit_code: status,
+        output: ran.output,
+        exit_code: ran.status,
     })
 }
 
@@ -78,9 +65,125 @@ pub fn fuzz_parse(src: &str) -> bool {
     parse(src).is_ok()
 }
 
-/// Output with a cap; what goes past it is dropped and remembered as truncation.
+/// The words of the first command of `script` after expansion of quotes and escapes (not of
+/// variables), or `None` when it does not parse: for the ADB gateway, which answers a few
+/// commands itself (a streamed install reads the phone's stdin, which scripts do not have).
+pub(crate) fn first_command_words(script: &str) -> Option<Vec<String>> {
+    let commands = parse(script).ok()?;
+    let first = commands.first()?;
+    let mut argv = Vec::new();
+    for w in &first.words {
+        let mut s = String::new();
+        for part in &w.parts {
+            match part {
+                Part::Lit(l) => s.push_str(l),
+                Part::Var(_) => return None,
+            }
+        }
+        argv.push(s);
+    }
+    (commands.len() == 1).then_some(argv)
+}
+
+/// What one script did. `output` is stdout and stderr in the order they were written (what
+/// RunCommand reports); `stderr` says which byte ranges of it were stderr (what `adb shell`
+/// separates under shell protocol v2).
+pub(crate) struct Ran {
+    pub output: Vec<u8>,
+    pub stderr: Vec<(usize, usize)>,
+    pub status: i32,
+    /// The script ran `exit`: an interactive shell ends.
+    pub exited: bool,
+}
+
+impl Ran {
+    /// The output as (is stderr, bytes) pieces, in order.
+    pub fn pieces(&self) -> Vec<(bool, &[u8])> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &(start, end) in &self.stderr {
+            if start > at {
+                out.push((false, &self.output[at..start]));
+            }
+            if end > start {
+                out.push((true, &self.output[start..end]));
+            }
+            at = end;
+        }
+        if at < self.output.len() {
+            out.push((false, &self.output[at..]));
+        }
+        out
+    }
+}
+
+/// A shell that lives across scripts: its working directory and `$?` carry from one to the
+/// next (an interactive `adb shell`, one line at a time).
+pub(crate) struct Session<'a> {
+    phone: &'a PhoneDir,
+    cwd: String,
+    status: i32,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(phone: &'a PhoneDir) -> Session<'a> {
+        Session {
+            phone,
+            cwd: "/".into(),
+            status: 0,
+        }
+    }
+
+    pub fn cwd(&self) -> &str {
+        &self.cwd
+    }
+
+    /// Runs `script`, keeping at most `cap` bytes of its output.
+    pub async fn run(&mut self, script: &str, cap: usize) -> io::Result<Ran> {
+        let mut shell = Shell {
+            phone: self.phone,
+            out: Output::new(cap),
+            cwd: std::mem::take(&mut self.cwd),
+            status: self.status,
+        };
+        let ran = match parse(script) {
+            Ok(commands) => shell.run_all(&commands).await,
+            Err(msg) => {
+                shell.out.err_line(&format!("sh: syntax error: {msg}"));
+                Ok(Flow::Next(SYNTAX_ERROR))
+            }
+        };
+        self.cwd = shell.cwd;
+        let flow = ran?;
+        let (status, exited) = match flow {
+            Flow::Next(s) => (s, false),
+            Flow::Exit(s) => (s, true),
+        };
+        self.status = status;
+        let mut out = shell.out;
+        if out.truncated {
+            // Past the cap, on stderr.
+            let note =
+                format!("\n[output truncated: the simulated shell keeps at most {cap} bytes]\n");
+            let start = out.buf.len();
+            out.buf.extend_from_slice(note.as_bytes());
+            out.mark_stderr(start, out.buf.len());
+        }
+        Ok(Ran {
+            output: out.buf,
+            stderr: out.stderr,
+            status,
+            exited,
+        })
+    }
+}
+
+/// Output with a cap; what goes past it is dropped and remembered as truncation. Which bytes
+/// were written to stderr is kept beside them.
 struct Output {
     buf: Vec<u8>,
+    /// Byte ranges of `buf` written to stderr, in order, not overlapping.
+    stderr: Vec<(usize, usize)>,
     cap: usize,
     truncated: bool,
 }
@@ -89,6 +192,7 @@ impl Output {
     fn new(cap: usize) -> Output {
         Output {
             buf: Vec::new(),
+            stderr: Vec::new(),
             cap,
             truncated: false,
         }
@@ -111,8 +215,30 @@ impl Output {
         self.write(b"\n");
     }
 
+    /// A line on stderr.
+    fn err_line(&mut self, s: &str) {
+        let start = self.buf.len();
+        self.line(s);
+        self.mark_stderr(start, self.buf.len());
+    }
+
+    fn mark_stderr(&mut self, start: usize, end: usize) {
+        if end <= start {
+            return;
+        }
+        match self.stderr.last_mut() {
+            Some(last) if last.1 == start => last.1 = end,
+            _ => self.stderr.push((start, end)),
+        }
+    }
+
     fn append(&mut self, other: Output) {
+        let base = self.buf.len();
         self.write(&other.buf);
+        let end = self.buf.len();
+        for (s, e) in other.stderr {
+            self.mark_stderr((base + s).min(end), (base + e).min(end));
+        }
         self.truncated |= other.truncated;
     }
 }
@@ -148,7 +274,7 @@ fn env(name: &str) -> Option<&'static str> {
 }
 
 impl Shell<'_> {
-    async fn run_all(&mut self, commands: &[Command]) -> io::Result<i32> {
+    async fn run_all(&mut self, commands: &[Command]) -> io::Result<Flow> {
         for command in commands {
             let skip = match command.conn {
                 Conn::Always => false,
@@ -161,10 +287,10 @@ impl Shell<'_> {
             let argv = self.expand(&command.words);
             match self.exec(&argv).await? {
                 Flow::Next(status) => self.status = status,
-                Flow::Exit(status) => return Ok(status),
+                Flow::Exit(status) => return Ok(Flow::Exit(status)),
             }
         }
-        Ok(self.status)
+        Ok(Flow::Next(self.status))
     }
 
     fn expand(&self, words: &[Word]) -> Vec<String> {
@@ -210,6 +336,7 @@ impl Shell<'_> {
             "id" => self.id(args),
             "getprop" => self.getprop(args).await?,
             "pm" => self.pm(args).await?,
+            "cmd" => self.cmd(args).await?,
             "am" => self.am(args).await?,
             "sleep" => self.sleep(args).await,
             "cd" => self.cd(args).await?,
@@ -219,7 +346,7 @@ impl Shell<'_> {
             "touch" => self.fs(args, touch).await?,
             "rm" => self.fs(args, rm).await?,
             _ => {
-                self.out.line(&format!("sh: {name}: not found"));
+                self.out.err_line(&format!("sh: {name}: not found"));
                 NOT_FOUND
             }
         };
@@ -232,7 +359,7 @@ impl Shell<'_> {
             Some(n) => match n.parse::<i64>() {
                 Ok(n) => (n & 0xff) as i32,
                 Err(_) => {
-                    self.out.line(&format!("sh: exit: {n}: bad number"));
+                    self.out.err_line(&format!("sh: exit: {n}: bad number"));
                     SYNTAX_ERROR
                 }
             },
@@ -284,7 +411,7 @@ impl Shell<'_> {
                             'u' | 'g' | 'G' => field = Some(c),
                             'n' => name = true,
                             _ => {
-                                self.out.line(&format!("id: Unknown option '{c}'"));
+                                self.out.err_line(&format!("id: Unknown option '{c}'"));
                                 return 1;
                             }
                         }
@@ -292,7 +419,7 @@ impl Shell<'_> {
                 }
                 _ if a == "shell" || a == "2000" => {}
                 _ => {
-                    self.out.line(&format!("id: {a}: no such user"));
+                    self.out.err_line(&format!("id: {a}: no such user"));
                     return 1;
                 }
             }
@@ -316,7 +443,7 @@ impl Shell<'_> {
             [key] => self.out.line(props.get(key).map_or("", String::as_str)),
             [key, default] => self.out.line(props.get(key).unwrap_or(default)),
             _ => {
-                self.out.line("usage: getprop [NAME [DEFAULT]]");
+                self.out.err_line("usage: getprop [NAME [DEFAULT]]");
                 return Ok(1);
             }
         }
@@ -326,7 +453,7 @@ impl Shell<'_> {
     async fn pm(&mut self, args: &[String]) -> io::Result<i32> {
         let Some(cmd) = args.first() else {
             self.out.line(
-                "Package manager (package) commands (simulated):\n  list packages [-3] [-s] [-f] [FILTER]\n  path PACKAGE",
+                "Package manager (package) commands (simulated):\n  list packages [-3] [-s] [-f] [FILTER]\n  path PACKAGE\n  install [-r] [-t] [-d] [-g] PATH\n  uninstall [-k] PACKAGE",
             );
             return Ok(0);
         };
@@ -334,17 +461,19 @@ impl Shell<'_> {
             "list" => match args.get(1).map(String::as_str) {
                 Some("packages" | "package") => self.pm_list(&args[2..]).await,
                 Some(what) => {
-                    self.out.line(&format!("Error: unknown list type '{what}'"));
+                    self.out
+                        .err_line(&format!("Error: unknown list type '{what}'"));
                     Ok(USAGE)
                 }
                 None => {
-                    self.out.line("Error: didn't specify type of data to list");
+                    self.out
+                        .err_line("Error: didn't specify type of data to list");
                     Ok(USAGE)
                 }
             },
             "path" => {
                 let Some(name) = args.get(1) else {
-                    self.out.line("Error: package name not specified");
+                    self.out.err_line("Error: package name not specified");
                     return Ok(USAGE);
                 };
                 let state = self.phone.state().await?;
@@ -356,10 +485,129 @@ impl Shell<'_> {
                     None => Ok(1),
                 }
             }
+            "install" => self.pm_install(&args[1..]).await,
+            "uninstall" => self.pm_uninstall(&args[1..]).await,
             other => {
-                self.out.line(&format!("Unknown command: {other}"));
+                self.out.err_line(&format!("Unknown command: {other}"));
                 Ok(USAGE)
             }
+        }
+    }
+
+    /// `cmd SERVICE ARGS`: the package and activity services are `pm` and `am`.
+    async fn cmd(&mut self, args: &[String]) -> io::Result<i32> {
+        match args.first().map(String::as_str) {
+            Some("package") => self.pm(&args[1..]).await,
+            Some("activity") => self.am(&args[1..]).await,
+            Some(other) => {
+                self.out
+                    .err_line(&format!("cmd: Can't find service: {other}"));
+                Ok(CMD_NO_SERVICE)
+            }
+            None => {
+                self.out
+                    .err_line("cmd: No service specified; use -l to list all services");
+                Ok(CMD_NO_SERVICE)
+            }
+        }
+    }
+
+    /// `pm install [OPTIONS] PATH`: the APK at PATH on the phone. (`-S SIZE`, the APK on
+    /// stdin, is how `adb install` streams; the ADB gateway answers it, since a script has no
+    /// stdin.)
+    async fn pm_install(&mut self, args: &[String]) -> io::Result<i32> {
+        let mut path: Option<&String> = None;
+        let mut streamed = false;
+        let mut i = 0;
+        while i < args.len() {
+            match args[i].as_str() {
+                "-r"
+                | "-t"
+                | "-d"
+                | "-g"
+                | "-f"
+                | "-l"
+                | "-s"
+                | "-R"
+                | "--dont-kill"
+                | "--force-queryable"
+                | "--instant"
+                | "--full"
+                | "--staged"
+                | "--restrict-permissions"
+                | "--bypass-low-target-sdk-block" => {}
+                "-S" => {
+                    streamed = true;
+                    i += 1;
+                }
+                "--user" | "-i" | "--install-reason" | "-p" | "--pkg" | "--abi"
+                | "--originating-uri" | "--referrer" | "--install-location" => i += 1,
+                opt if opt.starts_with('-') => {
+                    self.out.err_line(&format!("Error: Unknown option: {opt}"));
+                    return Ok(1);
+                }
+                _ => path = Some(&args[i]),
+            }
+            i += 1;
+        }
+        let Some(path) = path else {
+            self.out.err_line(if streamed {
+                "Error: the APK must arrive on stdin (adb install), which this shell does not have"
+            } else {
+                "Error: must either specify a package size or an APK file"
+            });
+            return Ok(1);
+        };
+        let data = self.phone.data();
+        let (cwd, p) = (self.cwd.clone(), path.clone());
+        let host = blocking(move || {
+            Ok(match paths::resolve(&data, &cwd, &p)? {
+                Ok(r) if std::fs::metadata(&r.host).is_ok_and(|m| m.is_file()) => Some(r.host),
+                _ => None,
+            })
+        })
+        .await?;
+        let Some(host) = host else {
+            self.out
+                .err_line(&format!("Error: Unable to open file: {path}"));
+            self.out
+                .err_line("Consider using a file under /data/local/tmp/");
+            return Ok(1);
+        };
+        match packages::install_apk(self.phone, &host).await? {
+            Ok(_) => {
+                self.out.line("Success");
+                Ok(0)
+            }
+            Err(refused) => {
+                self.out.err_line(&refused.failure());
+                Ok(1)
+            }
+        }
+    }
+
+    /// `pm uninstall [-k] [--user N] PACKAGE`.
+    async fn pm_uninstall(&mut self, args: &[String]) -> io::Result<i32> {
+        let mut name = None;
+        let mut i = 0;
+        while i < args.len() {
+            match args[i].as_str() {
+                "-k" => {}
+                "--user" | "--versionCode" => i += 1,
+                _ => name = Some(args[i].clone()),
+            }
+            i += 1;
+        }
+        let Some(name) = name else {
+            self.out.err_line("Error: package name not specified");
+            return Ok(USAGE);
+        };
+        if packages::uninstall(self.phone, &name).await? == Some(true) {
+            self.out.line("Success");
+            Ok(0)
+        } else {
+            self.out.err_line("Failure [DELETE_FAILED_INTERNAL_ERROR]");
+            Ok(1)
         }
     }
 
@@ -377,7 +625,7 @@ impl Shell<'_> {
                 "-e" | "-u" => {}
                 "--user" => i += 1,
                 opt if opt.starts_with('-') => {
-                    self.out.line(&format!("Error: Unknown option: {opt}"));
+                    self.out.err_line(&format!("Error: Unknown option: {opt}"));
                     return Ok(USAGE);
                 }
                 f => filter = Some(f.to_string()),
@@ -426,7 +674,7 @@ impl Shell<'_> {
                     rest = rest.get(2..).unwrap_or_default();
                 }
                 let Some(name) = rest.first() else {
-                    self.out.line(&format!(
+                    self.out.err_line(&format!(
                         "Exception occurred while executing '{cmd}':\njava.lang.IllegalArgumentException: Argument expected after \"{cmd}\""
                     ));
                     return Ok(USAGE);
@@ -436,7 +684,7 @@ impl Shell<'_> {
                 Ok(0)
             }
             other => {
-                self.out.line(&format!("Unknown command: {other}"));
+                self.out.err_line(&format!("Unknown command: {other}"));
                 Ok(USAGE)
             }
         }
@@ -454,7 +702,7 @@ impl Shell<'_> {
                 "-S" | "-D" | "-R" => {}
                 "-n" | "-a" | "-c" | "-f" | "--user" | "-d" | "-t" => {
                     let Some(value) = args.get(i + 1) else {
-                        self.out.line(&format!(
+                        self.out.err_line(&format!(
                             "Exception occurred while executing 'start':\njava.lang.IllegalArgumentException: No value specified for {a}"
                         ));
                         return Ok(USAGE);
@@ -465,7 +713,7 @@ impl Shell<'_> {
                     i += 1;
                 }
                 opt if opt.starts_with('-') => {
-                    self.out.line(&format!("Error: Unknown option: {opt}"));
+                    self.out.err_line(&format!("Error: Unknown option: {opt}"));
                     return Ok(USAGE);
                 }
                 _ => target = Some(a.to_string()),
@@ -491,7 +739,7 @@ impl Shell<'_> {
             },
             (None, Some(p)) => (format!("{main} pkg={p}"), p, String::new(), true),
             (None, None) => {
-                self.out.line(
+                self.out.err_line(
                     "Exception occurred while executing 'start':\njava.lang.IllegalArgumentException: No intent supplied",
                 );
                 return Ok(USAGE);
@@ -513,12 +761,12 @@ impl Shell<'_> {
             .await?;
         if !started {
             if resolve_by_package {
-                self.out.line(&format!(
+                self.out.err_line(&format!(
                     "Error: Activity not started, unable to resolve Intent {{ {main} flg=0x10000000 pkg={package} }}"
                 ));
             } else {
-                self.out.line("Error type 3");
-                self.out.line(&format!(
+                self.out.err_line("Error type 3");
+                self.out.err_line(&format!(
                     "Error: Activity class {{{package}/{class}}} does not exist."
                 ));
             }
@@ -541,7 +789,7 @@ impl Shell<'_> {
     }
 
     fn bad_component(&mut self, c: &str) -> i32 {
-        self.out.line(&format!(
+        self.out.err_line(&format!(
             "Exception occurred while executing 'start':\njava.lang.IllegalArgumentException: Bad component name: {c}"
         ));
         USAGE
@@ -549,7 +797,7 @@ impl Shell<'_> {
 
     async fn sleep(&mut self, args: &[String]) -> i32 {
         if args.is_empty() {
-            self.out.line("sleep: Needs 1 argument");
+            self.out.err_line("sleep: Needs 1 argument");
             return 1;
         }
         let mut total = 0f64;
@@ -594,7 +842,7 @@ impl Shell<'_> {
                 Ok(0)
             }
             Err(why) => {
-                self.out.line(&format!("sh: cd: {target}: {why}"));
+                self.out.err_line(&format!("sh: cd: {target}: {why}"));
                 Ok(1)
             }
         }

@@ -1,0 +1,50 @@
+//! What a gateway is told: where it listens, which ports, and its limits.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use cloudphone_store::AdbPorts;
+
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// The address every port of `ports` is opened on.
+    pub listen: IpAddr,
+    /// The endpoints' ports: all of them are opened, whichever phones have them now, since a
+    /// phone's port is given by the store (on any node) and every node serves every phone.
+    pub ports: AdbPorts,
+    /// Connections open at once on this node; one more is closed at once.
+    pub max_connections: usize,
+    /// Connections open at once from one address (0: no cap of its own).
+    pub max_connections_per_ip: usize,
+    /// From accept to online (cloudphone-adb's handshake deadline): a client that cannot sign
+    /// stays `unauthorized` this long, then is dropped.
+    pub handshake_timeout: Duration,
+    /// A connection on which no byte moved either way for this long is closed (zero: never).
+    pub idle_timeout: Duration,
+    /// How often the live connections are checked against the store (the endpoint stopped,
+    /// the key detached, authentication turned on, the phone no longer RUNNING), which is how
+    /// a change made through another node reaches this one.
+    pub recheck_interval: Duration,
+    /// How long a store read may take on a connection's way in; the connection is refused
+    /// past it.
+    pub store_timeout: Duration,
+    /// How long the backend may take to say how to reach a phone (a docker phone's adbd is
+    /// connected and made to run as `shell` first).
+    pub route_timeout: Duration,
+}
+
+impl GatewayConfig {
+    pub fn new(listen: IpAddr, ports: AdbPorts) -> GatewayConfig {
+        GatewayConfig {
+            listen,
+            ports,
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            handshake_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(3600),
+            recheck_interval: Duration::from_secs(1),
+            store_timeout: Duration::from_secs(5),
+            route_timeout: Duration::from_secs(60),
+        }
+    }
+}

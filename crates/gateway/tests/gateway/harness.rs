@@ -1,0 +1,422 @@
+//! What every test builds on: a real SQLite store in a temporary directory, the simulated
+//! fleet over that directory, phones in both (RUNNING, endpoint started), a gateway on a range
+//! of loopback ports, and Debian's stock `adb` with a private server and a temporary HOME (its
+//! own key, or one we give it as `~/.android/adbkey`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cloudphone_adb::keys::GeneratedKey;
+use cloudphone_backend::{Backend, InstanceRef};
+use cloudphone_backends::{SimBackend, SimConfig};
+use cloudphone_core::InstanceStatus;
+use cloudphone_core::resources::{Group, Instance, KeyPair};
+use cloudphone_gateway::{Gateway, GatewayConfig, GatewayHandle};
+use cloudphone_store::prelude::*;
+use cloudphone_store::{AdbPorts, AuditEntry, AuditFilter, SqliteStore, StartAdb};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+pub const ACCOUNT: &str = "acct-gw";
+pub const IMAGE: &str = cloudphone_backends::sim::ANDROID_14;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A node's store and fleet.
+pub struct World {
+    /// Holds the store's and the sim's files.
+    _dir: tempfile::TempDir,
+    pub store: Arc<SqliteStore>,
+    pub sim: Arc<SimBackend>,
+    pub ports: AdbPorts,
+}
+
+impl World {
+    /// A fresh store and sim, with a range of `n` ports free on both 127.0.0.1 and 127.0.0.2.
+    pub async fn new(n: u16) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            SqliteStore::open(&dir.path().join("db.sqlite"))
+                .await
+                .unwrap(),
+        );
+        let sim = Arc::new(SimBackend::new(SimConfig {
+            root: dir.path().join("sim"),
+            delay: Some(Duration::from_millis(1)),
+            record_executions: false,
+        }));
+        World {
+            _dir: dir,
+            store,
+            sim,
+            ports: free_range(n),
+        }
+    }
+
+    pub fn phone(&self, id: &str) -> InstanceRef {
+        InstanceRef {
+            id: id.into(),
+            account_id: ACCOUNT.into(),
+            name: id.into(),
+            image_id: IMAGE.into(),
+            spec: "acp.basic.small".into(),
+            attempt: None,
+        }
+    }
+
+    /// Phones `ids`, RUNNING in the store and created on the sim, their endpoints started;
+    /// returns their ports.
+    pub async fn phones(&self, ids: &[&str]) -> Vec<u16> {
+        self.phones_on(ids, IMAGE).await
+    }
+
+    pub async fn phones_on(&self, ids: &[&str], image: &str) -> Vec<u16> {
+        let gid = format!("ag-{}", ids[0]);
+        let t = now_ms();
+        let group = Group {
+            id: gid.clone(),
+            account_id: ACCOUNT.into(),
+            name: gid.clone(),
+            region_id: "cn-hangzhou".into(),
+            image_id: image.into(),
+            spec: "acp.basic.small".into(),
+            charge_type: "PostPaid".into(),
+            tags: vec![],
+            created_ms: t,
+            modified_ms: t,
+            deleting: false,
+        };
+        let instances: Vec<Instance> = ids
+            .iter()
+            .map(|id| Instance {
+                id: id.to_string(),
+                account_id: ACCOUNT.into(),
+                group_id: gid.clone(),
+                group_name: gid.clone(),
+                name: id.to_string(),
+                status: InstanceStatus::Running,
+                image_id: image.into(),
+                spec: "acp.basic.small".into(),
+                region_id: "cn-hangzhou".into(),
+                up_bandwidth_limit: None,
+                down_bandwidth_limit: None,
+                charge_type: "PostPaid".into(),
+                created_ms: t,
+                modified_ms: t,
+            })
+            .collect();
+        self.store
+            .create_groups(&[group], &instances, &[], None)
+            .await
+            .unwrap();
+        if image == IMAGE {
+            for id in ids {
+                self.sim.create(&self.phone(id)).await.unwrap();
+            }
+        }
+        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        match self
+            .store
+            .start_adb(ACCOUNT, &ids, self.ports, now_ms())
+            .await
+            .unwrap()
+        {
+            StartAdb::Started { ports, .. } => ports.into_iter().map(|(_, p)| p).collect(),
+            StartAdb::NoFreePort => panic!("no free port"),
+        }
+    }
+
+    /// Moves a phone to `to` (as a task would).
+    pub async fn set_status(&self, id: &str, to: InstanceStatus) {
+        let i = self.store.instance(id).await.unwrap().unwrap();
+        assert!(
+            self.store
+                .mark_instance(id, i.status, to, i.modified_ms, now_ms())
+                .await
+                .unwrap()
+        );
+    }
+
+    /// Stores `key` as key pair `id` of the account and attaches it to `instance`.
+    pub async fn attach(&self, id: &str, key: &GeneratedKey, instance: &str) {
+        let kp = KeyPair {
+            id: id.into(),
+            account_id: ACCOUNT.into(),
+            name: id.into(),
+            public_key: key.public.to_string(),
+            fingerprint: key.public.fingerprint(),
+            created_ms: now_ms(),
+        };
+        let _ = self.store.create_key_pair(&kp).await.unwrap();
+        self.store
+            .attach_key_pair(ACCOUNT, id, &[instance.to_string()], now_ms())
+            .await
+            .unwrap()
+            .expect("the key pair is the account's");
+    }
+
+    /// The account's `AdbConnection` entries.
+    pub async fn audit(&self) -> Vec<AuditEntry> {
+        self.store
+            .audit(&AuditFilter {
+                account_id: Some(ACCOUNT.into()),
+                action: Some("AdbConnection".into()),
+                after_id: 0,
+                limit: 1000,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Waits until `n` connections were audited.
+    pub async fn audited(&self, n: usize) -> Vec<AuditEntry> {
+        for _ in 0..200 {
+            let a = self.audit().await;
+            if a.len() >= n {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "fewer than {n} connections audited: {:?}",
+            self.audit().await
+        );
+    }
+
+    /// A gateway of this world on `ip`, serving `backend`.
+    pub async fn gateway_on(
+        &self,
+        ip: IpAddr,
+        backend: Arc<dyn Backend>,
+        tune: impl FnOnce(&mut GatewayConfig),
+    ) -> Node {
+        let mut config = GatewayConfig::new(ip, self.ports);
+        tune(&mut config);
+        let gw = Gateway::bind(config, self.store.clone(), backend)
+            .await
+            .expect("the range is free");
+        let handle = gw.handle();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(gw.run(shutdown.clone()));
+        Node {
+            ip,
+            handle,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// The usual gateway: 127.0.0.1, the sim.
+    pub async fn gateway(&self) -> Node {
+        self.gateway_on([127, 0, 0, 1].into(), self.sim.clone(), |_| {})
+            .await
+    }
+}
+
+/// A range of `n` ports free on 127.0.0.1 and 127.0.0.2 (each test has its own).
+fn free_range(n: u16) -> AdbPorts {
+    for _ in 0..50 {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let low = probe.local_addr().unwrap().port();
+        drop(probe);
+        let Some(high) = low.checked_add(n - 1) else {
+            continue;
+        };
+        let free = (low..=high).all(|p| {
+            ["127.0.0.1", "127.0.0.2"]
+                .iter()
+                .all(|ip| std::net::TcpListener::bind((*ip, p)).is_ok())
+        });
+        if free {
+            return AdbPorts { low, high };
+        }
+    }
+    panic!("no free port range");
+}
+
+/// A running gateway.
+pub struct Node {
+    pub ip: IpAddr,
+    pub handle: GatewayHandle,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Node {
+    pub fn serial(&self, port: u16) -> String {
+        SocketAddr::new(self.ip, port).to_string()
+    }
+
+    /// Shuts the gateway down and waits for it (its connections audited).
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .expect("the gateway stops")
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A private stock ADB server (`/usr/bin/adb`, its own port and HOME), killed when dropped.
+pub struct StockAdb {
+    pub port: u16,
+    pub home: tempfile::TempDir,
+}
+
+impl StockAdb {
+    /// With a key of its own (adb makes one in the new HOME).
+    pub async fn start() -> StockAdb {
+        StockAdb::start_with(None).await
+    }
+
+    /// With `key` as `~/.android/adbkey` (and `.pub`).
+    pub async fn with_key(key: &GeneratedKey) -> StockAdb {
+        StockAdb::start_with(Some(key)).await
+    }
+
+    async fn start_with(key: Option<&GeneratedKey>) -> StockAdb {
+        assert!(
+            std::path::Path::new("/usr/bin/adb").exists(),
+            "Debian's adb is needed: apt-get install -y adb"
+        );
+        for _ in 0..5 {
+            let home = tempfile::tempdir().unwrap();
+            if let Some(k) = key {
+                let android = home.path().join(".android");
+                std::fs::create_dir_all(&android).unwrap();
+                std::fs::write(android.join("adbkey"), &k.private_pem).unwrap();
+                std::fs::write(android.join("adbkey.pub"), format!("{}\n", k.public)).unwrap();
+            }
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let adb = StockAdb { port, home };
+            // The server outlives this command and keeps the pipes it inherits: none.
+            let status = adb
+                .command(&["start-server"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await
+                .unwrap();
+            if status.success() {
+                return adb;
+            }
+        }
+        panic!("adb start-server failed 5 times");
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("/usr/bin/adb");
+        c.arg("-P")
+            .arg(self.port.to_string())
+            .args(args)
+            .env("HOME", self.home.path())
+            .env("ANDROID_ADB_SERVER_PORT", self.port.to_string())
+            .env_remove("ANDROID_SDK_HOME")
+            .env_remove("ADB_VENDOR_KEYS")
+            .env_remove("ANDROID_SERIAL")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+
+    /// `adb ARGS` to its end (60 s at most).
+    pub async fn run(&self, args: &[&str]) -> Output {
+        let out = tokio::time::timeout(Duration::from_secs(60), self.command(args).output())
+            .await
+            .unwrap_or_else(|_| panic!("adb {args:?} took over 60 s"))
+            .unwrap();
+        eprintln!(
+            "adb {args:?}: {:?}\n  stdout: {}\n  stderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim_end(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+        out
+    }
+
+    /// `adb connect` and the device's state then, as `adb devices` lists it.
+    pub async fn connect(&self, serial: &str) -> (String, Option<String>) {
+        let out = self.run(&["connect", serial]).await;
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (said, self.state(serial).await)
+    }
+
+    pub async fn state(&self, serial: &str) -> Option<String> {
+        let out = self.run(&["devices"]).await;
+        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let (s, state) = l.split_once('\t')?;
+            (s == serial).then(|| state.trim().to_string())
+        })
+    }
+
+    /// Connected and usable (`device`), or panics with what adb said.
+    pub async fn connected(&self, serial: &str) {
+        let (said, state) = self.connect(serial).await;
+        assert_eq!(state.as_deref(), Some("device"), "adb connect said: {said}");
+    }
+
+    /// `adb -s SERIAL shell ARGS`: (stdout, stderr, exit code).
+    pub async fn shell(&self, serial: &str, args: &[&str]) -> (String, String, Option<i32>) {
+        let mut all = vec!["-s", serial, "shell"];
+        all.extend_from_slice(args);
+        let out = self.run(&all).await;
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.status.code(),
+        )
+    }
+}
+
+impl Drop for StockAdb {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("/usr/bin/adb")
+            .args(["-P", &self.port.to_string(), "kill-server"])
+            .env("HOME", self.home.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A new adb key (made off the async threads: it takes a good fraction of a second).
+pub async fn new_key() -> GeneratedKey {
+    tokio::task::spawn_blocking(|| cloudphone_adb::keys::generate("tester@gateway-test"))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// `n` bytes that are not a repetition of a short pattern.
+pub fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
