@@ -159,15 +159,19 @@ async fn read_hex_string(sock: &mut TcpStream) -> Result<String, RelayError> {
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
+/// What a relayed stream reads from the server at once.
+const RELAY_READ: usize = 16 * 1024;
+
 /// Copies bytes both ways between the host's stream and the service's socket until either
 /// side closes: the phone's end of file closes the host's stream (CLSE after the last OKAY),
 /// the host's CLSE drops the socket, which makes the server close the phone's stream.
 pub async fn relay(stream: AdbStream, upstream: TcpStream) -> io::Result<()> {
-    let max = stream.max_payload();
     let (mut from_host, mut to_host) = stream.into_split();
     let (up_read, mut up_write) = upstream.into_split();
-    // Reads as large as one WRTE, so each WRTE (and its round trip) carries as much as it can.
-    let mut up_read = BufReader::with_capacity(max, up_read);
+    // A small buffer: the stream gathers what is read while a WRTE is in flight into the next
+    // one (under the connection's budget), so WRTEs still fill up without each relayed stream
+    // holding a payload of its own.
+    let mut up_read = BufReader::with_capacity(RELAY_READ, up_read);
     let host_to_phone = tokio::io::copy_buf(&mut from_host, &mut up_write);
     let phone_to_host = async {
         tokio::io::copy_buf(&mut up_read, &mut to_host).await?;
