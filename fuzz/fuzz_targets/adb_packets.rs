@@ -1,20 +1,24 @@
 //! Fuzz target `adb_packets`: what an ADB gateway reads from a client before and just after it
 //! has authenticated. The first input byte configures the device (bit 0: authentication
-//! required; bits 4-7: attempts allowed); the rest is the byte stream a host sends, cut into
-//! messages by `packet::decode` under the limits the handshake state machine sets
-//! (`Handshake::max_incoming`, 4096 bytes until online) and fed to it, as the session does. A
+//! required; bits 1-3: n, for at most 64 >> n messages before online; bits 4-7: attempts
+//! allowed); the rest is the byte stream a host sends, cut into messages by `packet::decode`
+//! under the limits the handshake state machine sets (`Handshake::max_incoming`, 4096 bytes
+//! until online) and fed to it, as the session does. A
 //! signature is accepted only when it is the token it answers, reversed (so the fuzzer can
 //! find an accepted one). Once online, OPEN payloads go to `ServiceName::parse` and WRTE
 //! payloads to the shell v2 and sync frame parsers. Checks besides "never panics": a decoded
 //! message re-encodes to the bytes it came from; the machine is online with authentication on
 //! only right after an accepted signature (never on an offered public key); before that it
 //! sends only AUTH TOKENs of 20 bytes; the CNXN it sends fits 4096 bytes and states a
-//! negotiated payload within our limit and at least 4096.
+//! negotiated payload within our limit and at least 4096; no more messages are taken before
+//! online than the cap and no more keys offered than attempts allowed.
 
 #![no_main]
 
 use cloudphone_adb::proto::banner::{DeviceBanner, parse_banner};
-use cloudphone_adb::proto::handshake::{AUTH_TOKEN, Handshake, HandshakeConfig, Step, TOKEN_SIZE};
+use cloudphone_adb::proto::handshake::{
+    AUTH_TOKEN, DEFAULT_MAX_MESSAGES, Handshake, HandshakeConfig, Step, TOKEN_SIZE,
+};
 use cloudphone_adb::proto::packet::{
     Command, HEADER_LEN, MAX_PAYLOAD_V1, VERSION, VERSION_MIN, decode,
 };
@@ -31,12 +35,18 @@ fuzz_target!(|data: &[u8]| {
     };
     let auth_required = flags & 1 != 0;
     let banner = DeviceBanner::new("fuzz", "Fuzz", "fuzz").encode().unwrap();
+    let max_attempts = u32::from(flags >> 4) + 1;
+    // The default (64) unless the bits ask for fewer.
+    let max_messages = (DEFAULT_MAX_MESSAGES >> ((flags >> 1) & 7)).max(1);
     let mut hs = Handshake::new(HandshakeConfig {
         banner,
         max_payload: MAX_PAYLOAD,
         auth_required,
-        max_auth_attempts: u32::from(flags >> 4) + 1,
-    });
+        max_auth_attempts: max_attempts,
+    })
+    .with_max_messages(max_messages);
+    // Messages before online, and keys offered.
+    let (mut before_online, mut offered) = (0u32, 0u32);
     let mut n = 0u8;
     let mut tokens = move || {
         n = n.wrapping_add(1);
@@ -68,6 +78,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = parse_banner(&p.payload);
         }
         let was_online = hs.is_online();
+        if !was_online {
+            before_online += 1;
+        }
         let mut accepted = false;
         let step = match hs.on_packet(&p, &mut tokens) {
             Ok(Some(Step::Verify { token, signature })) => {
@@ -87,11 +100,17 @@ fuzz_target!(|data: &[u8]| {
             }
             Ok(Some(Step::PublicKey(_))) => {
                 assert!(!hs.is_online(), "a public key is never enough");
+                offered += 1;
+                assert!(offered < max_attempts, "each offered key is an attempt");
                 None
             }
             Ok(step) => step,
             Err(_) => return,
         };
+        assert!(
+            before_online <= max_messages,
+            "{before_online} messages before online"
+        );
         match step {
             Some(Step::Send(out)) => {
                 assert!(auth_required && !hs.is_online());

@@ -169,6 +169,12 @@ impl Service {
     {
         Service(Box::new(move |s| Box::pin(run(s))))
     }
+
+    /// Runs the service on `stream`: for a device that wraps another's services (to count
+    /// or time them, say).
+    pub fn run(self, stream: AdbStream) -> impl Future<Output = ()> + Send + 'static {
+        (self.0)(stream)
+    }
 }
 
 /// Why a device refused to open a service. The host only sees the stream closed (adb has no
