@@ -22,7 +22,7 @@ import adbutils
 import pytest
 from alibabacloud_eds_aic20230930 import models
 
-from conftest import BINARY, Server, create_group, free_port_range, run_shell, wait_batch, wait_for
+from conftest import BINARY, STORE, Server, create_group, free_port_range, run_shell, wait_batch, wait_for
 
 ADB = "/usr/bin/adb"
 
@@ -265,6 +265,9 @@ def docker_gw(workdir, phone_image, adb_server):
         yield f
 
 
+# A node refuses real backends over a shared database until several nodes can drive them
+# (issue 24), so the relay is tested on SQLite, as tests/sdk/test_docker_backend.py is.
+@pytest.mark.skipif(STORE == "postgres", reason="docker phones run on SQLite nodes only (issue 24)")
 def test_a_docker_phone_through_the_relay(docker_gw, stock, tmp_path):
     from test_docker_backend import create
     api = docker_gw["client"]

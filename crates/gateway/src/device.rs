@@ -5,13 +5,17 @@
 //! phone for `adb forward`, `abb`) except what would reach past the phone or take it from the
 //! backend: `reverse:` (the phone's adbd would open connections on the host of the ADB server,
 //! inside the control plane's network, not on the user's machine), `tcpip:` and `usb:` (adbd
-//! would restart elsewhere, cutting the backend's own connection), and `root:` unless the
-//! phone may run as root (the docker backend keeps tenants' work as `shell`, §6.3).
+//! would restart elsewhere, cutting the backend's own connection), `root:`, `unroot:` and
+//! `remount:` unless the phone may run as root (the docker backend keeps tenants' work as
+//! `shell`, §6.3), `reboot:` (a reboot is the API's RebootAndroidInstances, which moves the
+//! phone's status; one behind the API's back would leave it RUNNING while the phone is down),
+//! and every `host...` request (the ADB server would answer it itself: other phones, `kill`).
+//! The allowlist is the protocol crate's ([`ServicePolicy`]).
 
 use std::time::Duration;
 
 use cloudphone_adb::proto::banner::DeviceBanner;
-use cloudphone_adb::proto::service::ServiceName;
+use cloudphone_adb::proto::service::{ServiceName, ServicePolicy};
 use cloudphone_adb::relay::{AdbServer, RelayDevice, RelayError, relayable_features};
 use cloudphone_adb::session::{Device, OpenError, Service, SharedDevice};
 use cloudphone_backend::AdbRoute;
@@ -53,7 +57,12 @@ impl Device for PhoneDevice {
                     }
                     _ => {}
                 }
-                r.relay.open(service).await
+                let policy = ServicePolicy {
+                    root: r.allow_root,
+                    remount: r.allow_root,
+                    reboot: false,
+                };
+                r.relay.open_with(service, &policy).await
             }
         }
     }
