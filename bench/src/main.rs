@@ -5,9 +5,12 @@
 //! writes the results as Markdown. Every number comes from the real `cloudphone serve` binary,
 //! started as a child process and called through the signed API, as a user would.
 //!
+//! `adb` measures the ADB gateway in a report of its own ([`adb`]).
+//!
 //! [`load`] makes the data, [`server`] runs the server, [`read`], [`write`], [`wrk`] and [`peer`]
 //! measure, [`report`] writes the table; calls are signed by [`cloudphone_client`].
 
+mod adb;
 mod load;
 mod peer;
 mod read;
@@ -58,6 +61,9 @@ enum BenchCommand {
     Read(Options),
     /// The write path only: SQLite and PostgreSQL servers, the SQLite limit, the Celery peer.
     Write(Options),
+    /// The ADB gateway: 200 MB push and pull through it against plain loopback TCP, and 200
+    /// concurrent `adb shell` sessions with the server's memory (its own report).
+    Adb(adb::AdbOptions),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -182,6 +188,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::All(o) => (o, true, true),
         BenchCommand::Read(o) => (o, true, false),
         BenchCommand::Write(o) => (o, false, true),
+        BenchCommand::Adb(o) => return adb::run(o).await,
     };
     opts.apply_quick();
     let started = Instant::now();
@@ -297,6 +304,7 @@ impl Bench {
             sim_delay_ms: None,
             concurrency: None,
             creds: self.creds.clone(),
+            extra_args: Vec::new(),
         }
     }
 

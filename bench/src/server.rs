@@ -21,6 +21,8 @@ pub struct ServerSpec {
     pub sim_delay_ms: Option<u64>,
     pub concurrency: Option<usize>,
     pub creds: Credentials,
+    /// More `serve` flags (the ADB benchmark's `--adb-ports`).
+    pub extra_args: Vec<String>,
 }
 
 /// A running server; killed if dropped without [`Server::stop`].
@@ -60,6 +62,7 @@ impl Server {
         if let Some(c) = spec.concurrency {
             cmd.arg("--concurrency").arg(c.to_string());
         }
+        cmd.args(&spec.extra_args);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting {}", spec.binary.display()))?;
