@@ -1,575 +1,611 @@
-//! `cloudphone-bench adb`: the ADB gateway (issue 22) against Debian's stock `adb`, on the real
-//! `cloudphone serve` binary with `--adb-ports`, one simulated phone opened through the signed
-//! API (CreateAndroidInstanceGroup, StartInstanceAdb, ListInstanceAdbAttributes).
+//! The ADB gateway's benchmark (issue 22): the real server with its gateway on loopback ports
+//! (`serve --adb-ports LOW-HIGH --adb-listen 127.0.0.1`, SQLite, simulated phones), phones
+//! created through the API, their endpoints opened with StartInstanceAdb and read back from
+//! ListInstanceAdbAttributes, and Debian's stock `adb` as the client, through a private ADB
+//! server. Two measurements:
 //!
-//! - **Push and pull of 200 MB** through the gateway (`adb push`/`adb pull`, timed from the
-//!   client's start to its exit), beside the same bytes copied from a file to a file over one
-//!   plain loopback TCP connection in the same run: the ratio is what the gateway keeps of what
-//!   the machine can move (the issue's goal: at least 50%). Each is run `--repeats` times; the
-//!   median counts. The pushed file is checked byte for byte where the simulated phone keeps it.
-//! - **200 concurrent `adb shell` sessions** held open on the phone (interactive shells, each
-//!   asked `echo` once to prove it is served), with the server's resident memory before and while
-//!   they are held, and the round trip of one more `adb shell` meanwhile.
+//! - many `adb shell` sessions held open ([`shells`]): all on one phone (streams of one gateway
+//!   connection), then one per phone (as many gateway connections), with the server's resident
+//!   memory before, while they are open, and after they closed;
+//! - `adb push` of a large file to one phone against a plain loopback copy of the same file in
+//!   the same run ([`push`]), and against the same push to a plain adbd ([`super::refadbd`]).
+//!
+//! The sessions go first so that the peak memory they report is not the push's.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use clap::Args;
-use cloudphone_client::signer::params;
-use cloudphone_client::{Client, Credentials};
+use anyhow::{Context, bail, ensure};
+use cloudphone_client::{Client, params, push_list};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
 
-use crate::report::{Report, Table, Verdict};
-use crate::server::{Server, ServerSpec, free_port, fresh_dir, parse_status_kib};
+use super::adbhost::AdbHost;
+use super::push::{self, Round, Source, TempFile};
+use super::refadbd::RefAdbd;
+use super::report::{Report, Table, Verdict, ms, thousands};
+use super::server::{Server, ServerSpec, peak_rss_of, rss_of};
+use super::shells::{self, Layout, ShellResult};
 
-#[derive(Args, Clone, Debug)]
+/// Sizes of the ADB measurements.
+#[derive(Clone, Debug)]
 pub struct AdbOptions {
-    /// Megabytes (MiB) pushed and pulled.
-    #[arg(long, default_value_t = 200)]
-    pub push_mb: u64,
-    /// Each transfer is measured this many times; the median is reported.
-    #[arg(long, default_value_t = 3)]
-    pub repeats: usize,
-    /// `adb shell` sessions held open at once.
-    #[arg(long, default_value_t = 200)]
-    pub sessions: usize,
-    /// Scratch space (emptied first, removed at the end unless --keep).
-    #[arg(long, default_value = "/tmp/cloudphone-bench-adb")]
-    pub work_dir: PathBuf,
-    #[arg(long)]
-    pub keep: bool,
-    /// Where the Markdown report goes.
-    #[arg(long, default_value = "bench/results/adb-latest.md")]
-    pub out: PathBuf,
-    /// The server binary (default: `cloudphone` beside this one).
-    #[arg(long)]
-    pub binary: Option<PathBuf>,
-    /// The stock adb client.
-    #[arg(long, default_value = "/usr/bin/adb")]
     pub adb: PathBuf,
+    /// test-adbd, the plain adbd the push is also compared with (none: left out).
+    pub reference: Option<PathBuf>,
+    pub push_bytes: u64,
+    pub rounds: usize,
+    pub shells: usize,
+    pub hold: Duration,
 }
 
-const RATIO_TARGET: f64 = 0.5;
+/// Where a pushed file goes on the phone.
+const REMOTE: &str = "/sdcard/bench/push.bin";
+/// The issue's goal: the push through the gateway at half the plain loopback copy or better.
+pub const RATIO_TARGET: f64 = 0.5;
 
-/// A private stock adb server: its own port and HOME.
-struct StockAdb {
-    program: PathBuf,
-    port: u16,
-    home: PathBuf,
+/// What one run measured.
+pub struct AdbResult {
+    pub adb_version: String,
+    pub push_bytes: u64,
+    pub rounds: Vec<Round>,
+    /// `ls -l` of the last pushed file through RunCommand: the API sees the push.
+    pub api_listing: String,
+    pub shells: Vec<ShellResult>,
+    pub rss_after_push: u64,
+    pub hwm_after_push: u64,
 }
 
-impl StockAdb {
-    async fn start(program: &Path, home: PathBuf) -> anyhow::Result<StockAdb> {
-        std::fs::create_dir_all(&home)?;
-        for _ in 0..5 {
-            let adb = StockAdb {
-                program: program.to_path_buf(),
-                port: free_port()?,
-                home: home.clone(),
-            };
-            let status = adb
-                .command(&["start-server"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .await?;
-            if status.success() {
-                return Ok(adb);
-            }
-        }
-        bail!("adb start-server failed 5 times")
+impl AdbResult {
+    pub fn loopback_mibs(&self) -> f64 {
+        let v: Vec<f64> = self
+            .rounds
+            .iter()
+            .map(|r| push::mib_per_s(self.push_bytes, r.loopback))
+            .collect();
+        push::median(&v)
     }
 
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.program);
-        c.arg("-P")
-            .arg(self.port.to_string())
-            .args(args)
-            .env("HOME", &self.home)
-            .env("ANDROID_ADB_SERVER_PORT", self.port.to_string())
-            .env_remove("ANDROID_SERIAL")
-            .env_remove("ADB_VENDOR_KEYS")
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        c
+    pub fn gateway_mibs(&self) -> f64 {
+        let v: Vec<f64> = self
+            .rounds
+            .iter()
+            .map(|r| push::mib_per_s(self.push_bytes, r.gateway))
+            .collect();
+        push::median(&v)
     }
 
-    async fn ok(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = self.command(args).output().await?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() {
-            bail!("adb {args:?} failed: {text}");
-        }
-        Ok(text)
+    /// The median of each round's gateway / loopback (each round's two copies ran side by side).
+    pub fn ratio(&self) -> f64 {
+        let v: Vec<f64> = self.rounds.iter().map(Round::ratio).collect();
+        push::median(&v)
     }
 
-    fn kill(&self) {
-        let _ = std::process::Command::new(&self.program)
-            .args(["-P", &self.port.to_string(), "kill-server"])
-            .env("HOME", &self.home)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+    pub fn reference_mibs(&self) -> Option<f64> {
+        let v: Vec<f64> = self
+            .rounds
+            .iter()
+            .filter_map(|r| r.reference)
+            .map(|d| push::mib_per_s(self.push_bytes, d))
+            .collect();
+        (!v.is_empty()).then(|| push::median(&v))
     }
-}
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn mib_per_s(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0) / d.as_secs_f64()
-}
-
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    parse_status_kib(&text, "VmRSS:").context("no VmRSS")
-}
-
-/// `n` pseudo-random bytes written to `path` a mebibyte at a time.
-fn write_data(path: &Path, n: u64) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut chunk = vec![0u8; 1 << 20];
-    let mut left = n;
-    while left > 0 {
-        for b in chunk.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = (x >> 24) as u8;
-        }
-        let k = left.min(chunk.len() as u64) as usize;
-        f.write_all(&chunk[..k])?;
-        left -= k as u64;
+    /// The median of each round's gateway / plain adbd.
+    pub fn vs_reference(&self) -> Option<f64> {
+        let v: Vec<f64> = self.rounds.iter().filter_map(Round::vs_reference).collect();
+        (!v.is_empty()).then(|| push::median(&v))
     }
-    f.flush()?;
-    Ok(())
-}
 
-/// Whether two files hold the same bytes.
-fn same_file(a: &Path, b: &Path) -> anyhow::Result<bool> {
-    use std::io::Read;
-    let (mut fa, mut fb) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
-    if fa.metadata()?.len() != fb.metadata()?.len() {
-        return Ok(false);
-    }
-    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
-    loop {
-        let n = fa.read(&mut ba)?;
-        if n == 0 {
-            return Ok(true);
-        }
-        fb.read_exact(&mut bb[..n])?;
-        if ba[..n] != bb[..n] {
-            return Ok(false);
-        }
+    /// The median of each round's plain adbd / loopback: what adb's own path leaves.
+    pub fn reference_ratio(&self) -> Option<f64> {
+        let v: Vec<f64> = self
+            .rounds
+            .iter()
+            .filter_map(|r| {
+                r.reference
+                    .map(|d| r.loopback.as_secs_f64() / d.as_secs_f64())
+            })
+            .collect();
+        (!v.is_empty()).then(|| push::median(&v))
     }
 }
 
-/// The same bytes from a file to a file over one plain loopback TCP connection: a thread
-/// reading the file into the socket and one writing the socket into a file, 256 KiB at a time
-/// (plain reads and writes, no zero-copy).
-async fn plain_tcp_copy(src: &Path, dst: &Path) -> anyhow::Result<Duration> {
-    let (src, dst) = (src.to_path_buf(), dst.to_path_buf());
-    tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let receiver = std::thread::spawn(move || {
-            let (mut sock, _) = listener.accept()?;
-            let mut file = std::fs::File::create(&dst)?;
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = sock.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                file.write_all(&buf[..n])?;
-            }
-            file.flush()?;
-            anyhow::Ok(())
-        });
-        let started = Instant::now();
-        let mut sock = std::net::TcpStream::connect(addr)?;
-        let mut file = std::fs::File::open(&src)?;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            sock.write_all(&buf[..n])?;
-        }
-        sock.shutdown(std::net::Shutdown::Write)?;
-        receiver
-            .join()
-            .map_err(|_| anyhow::anyhow!("the receiver panicked"))??;
-        Ok(started.elapsed())
-    })
-    .await?
-}
-
-async fn call(client: &Client, action: &str, p: &[(&str, &str)]) -> anyhow::Result<Value> {
-    client
-        .call::<Value>(action, &params(p))
-        .await
-        .with_context(|| action.to_string())
-}
-
-/// One simulated phone with its endpoint open: (instance id, HOST:PORT).
-async fn phone_with_endpoint(client: &Client) -> anyhow::Result<(String, String)> {
-    let body = call(
-        client,
-        "CreateAndroidInstanceGroup",
-        &[
-            ("BizRegionId", "cn-hangzhou"),
-            ("ImageId", "imgc-simandroid140000"),
-            ("InstanceGroupSpec", "acp.basic.small"),
-            ("InstanceGroupName", "bench-adb"),
-            ("NumberOfInstances", "1"),
-        ],
-    )
-    .await?;
-    let id = body
-        .pointer("/InstanceGroupInfos/0/InstanceIds/0")
-        .and_then(Value::as_str)
-        .context("no InstanceIds")?
-        .to_string();
-    let started = Instant::now();
-    loop {
-        let body = call(
-            client,
-            "DescribeAndroidInstances",
-            &[("AndroidInstanceIds.1", &id)],
-        )
-        .await?;
-        let status = body
-            .pointer("/InstanceModel/0/AndroidInstanceStatus")
-            .and_then(Value::as_str);
-        if status == Some("RUNNING") {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("the phone was not RUNNING after a minute");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    call(client, "StartInstanceAdb", &[("InstanceIds.1", &id)]).await?;
-    let body = call(
-        client,
-        "ListInstanceAdbAttributes",
-        &[("InstanceIds.1", &id)],
-    )
-    .await?;
-    let e = body.pointer("/Data/0").context("no endpoint listed")?;
-    let host = e["ExternalIp"].as_str().context("no ExternalIp")?;
-    let port = match &e["ExternalPort"] {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    Ok((id, format!("{host}:{port}")))
-}
-
-/// Interactive `adb shell` sessions, each answered once.
-struct Sessions {
-    children: Vec<Child>,
-}
-
-impl Sessions {
-    async fn open(adb: &StockAdb, serial: &str, n: usize) -> anyhow::Result<Sessions> {
-        let mut children = Vec::with_capacity(n);
-        for _ in 0..n {
-            let child = adb
-                .command(&["-s", serial, "shell"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()?;
-            children.push(child);
-        }
-        // Each is asked once and must answer: it is open and served.
-        let mut answers = Vec::with_capacity(n);
-        for (i, c) in children.iter_mut().enumerate() {
-            let mut stdin = c.stdin.take().context("stdin")?;
-            let stdout = c.stdout.take().context("stdout")?;
-            stdin
-                .write_all(format!("echo session-{i}\n").as_bytes())
-                .await?;
-            // Kept: closing stdin would end the session.
-            answers.push((i, stdin, BufReader::new(stdout)));
-        }
-        for (i, stdin, mut stdout) in answers {
-            let mut line = String::new();
-            tokio::time::timeout(Duration::from_secs(60), stdout.read_line(&mut line))
-                .await
-                .with_context(|| format!("session {i} did not answer within 60 s"))??;
-            if line.trim() != format!("session-{i}") {
-                bail!("session {i} answered {line:?}");
-            }
-            // Hand the pipes back to the child so they live as long as it does.
-            let c = &mut children[i];
-            c.stdin = Some(stdin);
-            c.stdout = Some(stdout.into_inner());
-        }
-        Ok(Sessions { children })
-    }
-
-    /// How many are still running.
-    fn alive(&mut self) -> usize {
-        let mut n = 0;
-        for c in &mut self.children {
-            n += usize::from(matches!(c.try_wait(), Ok(None)));
-        }
-        n
-    }
-
-    /// Ends every session (end of input) and returns how many exited with 0.
-    async fn close(mut self) -> anyhow::Result<usize> {
-        for c in &mut self.children {
-            drop(c.stdin.take());
-        }
-        let mut ok = 0;
-        for mut c in self.children {
-            let status = tokio::time::timeout(Duration::from_secs(60), c.wait()).await??;
-            ok += usize::from(status.success());
-        }
-        Ok(ok)
-    }
-}
-
-pub async fn run(opts: AdbOptions) -> anyhow::Result<()> {
-    let binary = match &opts.binary {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()?.with_file_name("cloudphone"),
-    };
-    let work = fresh_dir(&opts.work_dir)?;
-    let creds = Credentials {
-        key_id: format!("LTAIbench{}", cloudphone_core::ids::secret(12)),
-        secret: cloudphone_core::ids::secret(30),
-    };
-    let low = free_port()?;
-    let ports = format!("{low}-{low}");
-    let spec = ServerSpec {
-        binary,
-        data_dir: work.join("server"),
-        database_url: None,
-        sim_delay_ms: Some(1),
-        concurrency: None,
-        creds: creds.clone(),
-        extra_args: vec![
-            "--adb-ports".into(),
-            ports,
-            "--adb-listen".into(),
-            "127.0.0.1".into(),
-        ],
-    };
+/// Starts the server (with the gateway), measures, stops everything it started.
+pub async fn run(spec: &ServerSpec, work: &Path, opts: &AdbOptions) -> anyhow::Result<AdbResult> {
+    let version = adb_version(&opts.adb).await?;
+    // One phone for the push and the one-phone sessions, one per session for the other layout.
+    let phones = 1 + opts.shells;
+    let (low, high) = free_range(phones + 8)?;
+    let mut spec = spec.clone();
+    spec.sim_delay_ms = Some(0);
+    spec.extra_args.extend([
+        "--adb-ports".to_string(),
+        format!("{low}-{high}"),
+        "--adb-listen".to_string(),
+        "127.0.0.1".to_string(),
+    ]);
     let server = Server::start(&spec).await?;
-    let result = measure(&opts, &work, &server, creds).await;
-    let rss_peak = server.peak_rss().unwrap_or(0);
+    let adb = match AdbHost::start(&opts.adb, &work.join("adb-home")).await {
+        Ok(a) => a,
+        Err(e) => {
+            server.stop().await?;
+            return Err(e);
+        }
+    };
+    let reference = match &opts.reference {
+        Some(binary) => match RefAdbd::start(binary, &work.join("test-adbd")).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                adb.stop().await;
+                server.stop().await?;
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let outcome = measure(&server, &adb, reference.as_ref(), &spec, work, opts, phones).await;
+    if let Some(r) = reference {
+        r.stop().await;
+    }
+    adb.stop().await;
     server.stop().await?;
-    let (mut report, notes) = result?;
-    report.line(
-        "server peak RSS over the whole run (VmHWM)",
-        format!("{:.1} MiB", rss_peak as f64 / 1048576.0),
-        "",
-        Verdict::None,
-    );
-    let preamble = format!(
-        "Measured by `{}` on {} cores, {}; the server is the real `cloudphone serve --adb-ports` \
-         (a child process on 127.0.0.1), the client Debian's stock adb (a private server), the \
-         phone a simulated one opened through the signed API.\n\n{notes}",
-        std::env::args().collect::<Vec<_>>().join(" "),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        cloudphone_core::time::iso(cloudphone_core::time::now_ms()),
-    );
-    let markdown = report.markdown("cloudphone ADB gateway benchmark (issue 22)", &preamble);
-    println!("{markdown}");
-    if let Some(dir) = opts.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&opts.out, &markdown)?;
-    eprintln!("cloudphone-bench: report written to {}", opts.out.display());
-    if !opts.keep {
-        let _ = std::fs::remove_dir_all(&opts.work_dir);
-    }
-    Ok(())
+    let mut r = outcome?;
+    r.adb_version = version;
+    Ok(r)
 }
 
 async fn measure(
-    opts: &AdbOptions,
-    work: &Path,
     server: &Server,
-    creds: Credentials,
-) -> anyhow::Result<(Report, String)> {
-    let client = Client::new(&server.address, creds)?;
-    let (phone, serial) = phone_with_endpoint(&client).await?;
-    let adb = StockAdb::start(&opts.adb, work.join("adb-home")).await?;
-    let result = transfers_and_sessions(opts, work, server, &adb, &phone, &serial).await;
-    adb.kill();
-    result
+    adb: &AdbHost,
+    reference: Option<&RefAdbd>,
+    spec: &ServerSpec,
+    work: &Path,
+    opts: &AdbOptions,
+    phones: usize,
+) -> anyhow::Result<AdbResult> {
+    let client = Client::new(&server.address, spec.creds.clone())?;
+    super::read::wait_ready(&client).await?;
+    let ids = super::write::provision(&client, phones).await?;
+    let endpoints = open_endpoints(&client, &ids).await?;
+    let serial = |id: &String| endpoints[id].clone();
+    let first = serial(&ids[0]);
+
+    let mut results = Vec::new();
+    let one = [first.clone()];
+    results.push(
+        shells::run(
+            adb.addr(),
+            server.pid,
+            &Layout {
+                name: "all on one phone".into(),
+                serials: &one,
+                sessions: opts.shells,
+            },
+            opts.hold,
+        )
+        .await
+        .context("the sessions on one phone")?,
+    );
+    let many: Vec<String> = ids[1..].iter().map(serial).collect();
+    results.push(
+        shells::run(
+            adb.addr(),
+            server.pid,
+            &Layout {
+                name: "one per phone".into(),
+                serials: &many,
+                sessions: many.len(),
+            },
+            opts.hold,
+        )
+        .await
+        .context("the sessions on one phone each")?,
+    );
+
+    // The push, as a user types it: `adb connect`, then `adb -s SERIAL push`.
+    let said = adb.run(&["connect", &first]).await?;
+    ensure!(said.contains("connected to"), "adb connect {first}: {said}");
+    super::smart::connect_device(adb.addr(), &first).await?;
+    if let Some(r) = reference {
+        let said = adb.run(&["connect", &r.serial]).await?;
+        ensure!(
+            said.contains("connected to"),
+            "adb connect {}: {said}",
+            r.serial
+        );
+        super::smart::connect_device(adb.addr(), &r.serial).await?;
+    }
+    let source = Source::make(&work.join("source.bin"), opts.push_bytes)?;
+    let on_host = TempFile(phone_file(&spec.data_dir, &ids[0], REMOTE));
+    let target = push::Target {
+        adb,
+        serial: &first,
+        remote: REMOTE,
+        on_host: on_host.0.clone(),
+        loopback_dest: work.join("loopback.bin"),
+        // Its own file in the work dir: test-adbd writes wherever the path points.
+        reference: reference.map(|r| (r.serial.clone(), work.join("test-adbd-push.bin"))),
+    };
+    let rounds = push::measure(&source, &target, opts.rounds).await?;
+    let rss_after_push = rss_of(server.pid)?;
+    let hwm_after_push = peak_rss_of(server.pid)?;
+    let api_listing = run_command(&client, &ids[0], &format!("ls -l {REMOTE}")).await?;
+    ensure!(
+        api_listing.contains(&opts.push_bytes.to_string()),
+        "RunCommand's ls -l does not show {} bytes: {api_listing}",
+        opts.push_bytes
+    );
+    drop(on_host);
+    drop(source);
+    adb.run(&["disconnect", &first]).await?;
+    Ok(AdbResult {
+        adb_version: String::new(),
+        push_bytes: opts.push_bytes,
+        rounds,
+        api_listing: api_listing.trim().to_string(),
+        shells: results,
+        rss_after_push,
+        hwm_after_push,
+    })
 }
 
-async fn transfers_and_sessions(
-    opts: &AdbOptions,
-    work: &Path,
-    server: &Server,
-    adb: &StockAdb,
-    phone: &str,
-    serial: &str,
-) -> anyhow::Result<(Report, String)> {
-    let said = adb.ok(&["connect", serial]).await?;
-    if !said.contains("connected to") {
-        bail!("adb connect {serial}: {said}");
-    }
-    let bytes = opts.push_mb << 20;
-    let src = work.join("push.bin");
-    write_data(&src, bytes)?;
-    let on_phone = work
-        .join("server/sim")
-        .join(phone)
-        .join("data/sdcard/bench.bin");
-    let src_s = src.to_str().context("path")?;
-    let back = work.join("pulled.bin");
-    let back_s = back.to_str().context("path")?;
-
-    let (mut tcp, mut push, mut pull) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..opts.repeats.max(1) {
-        let t = plain_tcp_copy(&src, &work.join("tcp.bin")).await?;
-        tcp.push(t);
-        let _ = std::fs::remove_file(work.join("tcp.bin"));
-
-        let started = Instant::now();
-        adb.ok(&["-s", serial, "push", src_s, "/sdcard/bench.bin"])
+/// StartInstanceAdb on every phone (100 a call, the API's most), then each one's `HOST:PORT`
+/// as ListInstanceAdbAttributes reports it.
+async fn open_endpoints(
+    client: &Client,
+    ids: &[String],
+) -> anyhow::Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(100) {
+        let mut p = Vec::new();
+        push_list(&mut p, "InstanceIds", chunk);
+        client.call::<Value>("StartInstanceAdb", &p).await?;
+        let mut p = params(&[("MaxResults", "100")]);
+        push_list(&mut p, "InstanceIds", chunk);
+        let body = client
+            .call::<Value>("ListInstanceAdbAttributes", &p)
             .await?;
-        push.push(started.elapsed());
-        if round == 0 && !same_file(&src, &on_phone)? {
-            bail!("the pushed file differs from what was sent");
+        for d in body
+            .get("Data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let field = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let (id, ip, port) = (
+                field("InstanceId"),
+                field("ExternalIp"),
+                field("ExternalPort"),
+            );
+            ensure!(
+                !ip.is_empty() && port.parse::<u16>().is_ok(),
+                "ListInstanceAdbAttributes gave {id} no endpoint: {d}"
+            );
+            out.insert(id, format!("{ip}:{port}"));
         }
-        let started = Instant::now();
-        adb.ok(&["-s", serial, "pull", "/sdcard/bench.bin", back_s])
-            .await?;
-        pull.push(started.elapsed());
-        if round == 0 && !same_file(&src, &back)? {
-            bail!("the pulled file differs from what was sent");
-        }
-        let _ = std::fs::remove_file(&back);
     }
-    let (tcp_m, push_m, pull_m) = (
-        median(tcp.clone()),
-        median(push.clone()),
-        median(pull.clone()),
-    );
-    let (tcp_r, push_r, pull_r) = (
-        mib_per_s(bytes, tcp_m),
-        mib_per_s(bytes, push_m),
-        mib_per_s(bytes, pull_m),
-    );
-    let mut report = Report::default();
+    for id in ids {
+        ensure!(
+            out.contains_key(id),
+            "ListInstanceAdbAttributes left out {id}"
+        );
+    }
+    Ok(out)
+}
+
+/// RunCommand on one phone, waited for; its output.
+async fn run_command(client: &Client, phone: &str, command: &str) -> anyhow::Result<String> {
+    let mut p = params(&[("CommandContent", command)]);
+    push_list(&mut p, "InstanceIds", &[phone.to_string()]);
+    let body = client.call::<Value>("RunCommand", &p).await?;
+    let invoke = body
+        .get("InvokeId")
+        .and_then(Value::as_str)
+        .context("RunCommand returned no InvokeId")?
+        .to_string();
+    let started = Instant::now();
+    loop {
+        let q = params(&[("InvokeId", &invoke), ("Level", "2"), ("MaxResults", "1")]);
+        let body = client.call::<Value>("DescribeTasks", &q).await?;
+        let task = body.pointer("/Data/0");
+        let status = task
+            .and_then(|t| t.get("TaskStatus"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        match status {
+            "Finished" => {
+                let result = task
+                    .and_then(|t| t.get("Result"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("{}");
+                let v: Value = serde_json::from_str(result)?;
+                return Ok(v
+                    .get("Output")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string());
+            }
+            "Failed" | "Skipped" | "PartFinished" => bail!("RunCommand {command:?}: {task:?}"),
+            _ if started.elapsed() > Duration::from_secs(60) => {
+                bail!("RunCommand {command:?} not done after 60 s")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// The simulator keeps a phone's files under `DATA_DIR/sim/ID/data` (crates/backends, sim).
+pub fn phone_file(data_dir: &Path, id: &str, remote: &str) -> PathBuf {
+    let mut p = data_dir.join("sim").join(id).join("data");
+    p.extend(remote.split('/').filter(|s| !s.is_empty()));
+    p
+}
+
+/// `n` consecutive ports free on 127.0.0.1, below Linux's ephemeral range (so that no outgoing
+/// connection takes one meanwhile): each bound, then all released for the server.
+pub fn free_range(n: usize) -> anyhow::Result<(u16, u16)> {
+    use rand::Rng;
+    let n = n.max(1) as u16;
+    let mut rng = rand::rng();
+    for _ in 0..100 {
+        let low = rng.random_range(20_000..32_000 - n);
+        let held: Result<Vec<_>, _> = (low..low + n)
+            .map(|p| std::net::TcpListener::bind(("127.0.0.1", p)))
+            .collect();
+        if held.is_ok() {
+            return Ok((low, low + n - 1));
+        }
+    }
+    bail!("no {n} consecutive free ports between 20000 and 32000")
+}
+
+async fn adb_version(adb: &Path) -> anyhow::Result<String> {
+    let out = tokio::process::Command::new(adb)
+        .arg("version")
+        .output()
+        .await
+        .with_context(|| format!("{} not found (Debian package `adb`)", adb.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("Version "))
+        .unwrap_or("unknown")
+        .trim()
+        .to_string())
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn kib(bytes: f64) -> String {
+    format!("{:.0} KiB", bytes / 1024.0)
+}
+
+/// The summary lines and tables of a run.
+pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
+    let size = format!("{} MiB", r.push_bytes >> 20);
+    let ratio = r.ratio();
     report.line(
-        &format!("adb push of {} MiB through the gateway", opts.push_mb),
-        format!("{push_r:.0} MiB/s ({:.2} s)", push_m.as_secs_f64()),
-        "",
-        Verdict::None,
-    );
-    report.line(
-        "the same bytes over plain loopback TCP, file to file",
-        format!("{tcp_r:.0} MiB/s ({:.2} s)", tcp_m.as_secs_f64()),
-        "",
-        Verdict::None,
-    );
-    let ratio = push_r / tcp_r;
-    report.line(
-        "push through the gateway / plain TCP",
-        format!("{:.0}%", ratio * 100.0),
+        &format!(
+            "adb push {size} through the gateway / plain loopback TCP (median of {} rounds)",
+            r.rounds.len()
+        ),
+        format!(
+            "{:.0}% ({:.0} MiB/s vs {:.0} MiB/s)",
+            100.0 * ratio,
+            r.gateway_mibs(),
+            r.loopback_mibs()
+        ),
         ">= 50%",
         Verdict::of(ratio >= RATIO_TARGET),
     );
-    report.line(
-        &format!("adb pull of {} MiB through the gateway", opts.push_mb),
-        format!("{pull_r:.0} MiB/s ({:.2} s)", pull_m.as_secs_f64()),
-        "",
-        Verdict::None,
+    if let (Some(vs), Some(base)) = (r.vs_reference(), r.reference_ratio()) {
+        report.line(
+            &format!("adb push {size} through the gateway / to a plain adbd (test-adbd)"),
+            format!(
+                "{:.0}% ({:.0} MiB/s to test-adbd, itself {:.0}% of loopback)",
+                100.0 * vs,
+                r.reference_mibs().unwrap_or(f64::NAN),
+                100.0 * base
+            ),
+            "",
+            Verdict::None,
+        );
+    }
+    for s in &r.shells {
+        report.line(
+            &format!(
+                "{} adb shell sessions held open, {}: server RSS",
+                s.sessions, s.layout
+            ),
+            format!(
+                "{} before, {} open, {} after ({} a session)",
+                mib(s.rss_before),
+                mib(s.rss_open),
+                mib(s.rss_closed),
+                kib(s.per_session())
+            ),
+            "",
+            Verdict::None,
+        );
+    }
+
+    let mut push = Table::new(
+        &format!(
+            "ADB gateway: adb push of {size} (random bytes) to a simulated phone vs the same file over plain loopback TCP, {} rounds",
+            r.rounds.len()
+        ),
+        &[
+            "round",
+            "first",
+            "plain loopback TCP",
+            "adb push through the gateway",
+            "adb's own figure",
+            "adb push to test-adbd",
+            "gateway / loopback",
+            "gateway / test-adbd",
+        ],
     );
-    let mut runs = Table::new(
-        "Every transfer (seconds)",
-        &["round", "plain TCP", "adb push", "adb pull"],
-    );
-    for i in 0..tcp.len() {
-        runs.row(vec![
+    let rate = |d: Duration| format!("{:.0} MiB/s", push::mib_per_s(r.push_bytes, d));
+    let pct = |x: Option<f64>| x.map_or("-".into(), |x| format!("{:.0}%", 100.0 * x));
+    for (i, round) in r.rounds.iter().enumerate() {
+        push.row(vec![
             (i + 1).to_string(),
-            format!("{:.3}", tcp[i].as_secs_f64()),
-            format!("{:.3}", push[i].as_secs_f64()),
-            format!("{:.3}", pull[i].as_secs_f64()),
+            round.first.name().into(),
+            rate(round.loopback),
+            rate(round.gateway),
+            round.adb_secs.map_or("-".into(), |s| {
+                format!("{:.0} MiB/s", r.push_bytes as f64 / (1024.0 * 1024.0) / s)
+            }),
+            round.reference.map_or("-".into(), rate),
+            pct(Some(round.ratio())),
+            pct(round.vs_reference()),
         ]);
     }
-    report.tables.push(runs);
-    let _ = std::fs::remove_file(&src);
+    push.row(vec![
+        "median".into(),
+        String::new(),
+        format!("{:.0} MiB/s", r.loopback_mibs()),
+        format!("{:.0} MiB/s", r.gateway_mibs()),
+        String::new(),
+        r.reference_mibs()
+            .map_or("-".into(), |m| format!("{m:.0} MiB/s")),
+        pct(Some(ratio)),
+        pct(r.vs_reference()),
+    ]);
+    push.note = format!(
+        "Stock adb {} (`adb -s HOST:PORT push`, a private server), timed from starting the adb \
+         process to its exit (adb's own figure leaves out starting it). The baseline sends the \
+         same file over one loopback TCP connection from a thread to a thread that writes it to \
+         a file on the same disk, {} KiB reads and writes, no fsync on either side. test-adbd \
+         (tests/fixtures/test-adbd, threads and std::fs, the same 256 KiB payload) gets the \
+         same push through the same adb server: a plain adbd, to tell adb's own path from the \
+         gateway's cost. The copies take turns going first. Every copy is checked by its MD5 \
+         (the push in the simulator's directory of the phone), and RunCommand `ls -l` shows the last one: `{}`. The server's RSS after the pushes: {} \
+         (VmHWM {}).",
+        r.adb_version,
+        push::LOOPBACK_BUFFER / 1024,
+        r.api_listing.replace('|', "/"),
+        mib(r.rss_after_push),
+        mib(r.hwm_after_push),
+    );
+    report.tables.push(push);
 
-    // Sessions.
-    let rss_before = rss_kib(server.pid)?;
-    let started = Instant::now();
-    let mut sessions = Sessions::open(adb, serial, opts.sessions).await?;
-    let opened_in = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let alive = sessions.alive();
-    let rss_with = rss_kib(server.pid)?;
-    let t = Instant::now();
-    let echo = adb.ok(&["-s", serial, "shell", "echo", "still"]).await?;
-    let one_more = t.elapsed();
-    if echo.trim() != "still" {
-        bail!("a shell beside the sessions answered {echo:?}");
-    }
-    let closed_ok = sessions.close().await?;
-    report.line(
+    let mut shells = Table::new(
         &format!(
-            "`adb shell` sessions held open at once (of {})",
-            opts.sessions
+            "ADB gateway: {} adb shell sessions held open (shell v2, interactive), the server's memory",
+            opts.shells
         ),
-        format!(
-            "{alive} (opened and answered in {:.1} s)",
-            opened_in.as_secs_f64()
-        ),
-        &opts.sessions.to_string(),
-        Verdict::of(alive == opts.sessions),
+        &[
+            "layout",
+            "sessions",
+            "gateway connections",
+            "VmRSS before",
+            "phones connected",
+            "all open",
+            "VmHWM then",
+            "after close",
+            "per session",
+            "open + first echo p50 / max",
+            "all open in",
+            "echo after hold p50 / max",
+        ],
     );
-    report.line(
-        "server RSS before / with the sessions held",
-        format!(
-            "{:.1} / {:.1} MiB ({:.0} KiB a session)",
-            rss_before as f64 / 1024.0,
-            rss_with as f64 / 1024.0,
-            rss_with.saturating_sub(rss_before) as f64 / opts.sessions.max(1) as f64
-        ),
-        "",
-        Verdict::None,
+    for s in &r.shells {
+        shells.row(vec![
+            s.layout.clone(),
+            thousands(s.sessions as u64),
+            thousands(s.phones as u64),
+            mib(s.rss_before),
+            mib(s.rss_connected),
+            mib(s.rss_open),
+            mib(s.hwm_open),
+            mib(s.rss_closed),
+            kib(s.per_session()),
+            format!("{} / {}", ms(s.open_each.p50()), ms(s.open_each.max_ms())),
+            format!("{:.2} s", s.open_all.as_secs_f64()),
+            format!("{} / {}", ms(s.echo_again.p50()), ms(s.echo_again.max_ms())),
+        ]);
+    }
+    shells.note = format!(
+        "Each session is `shell,v2,raw:` (what `adb -s SERIAL shell` opens with its stdin \
+         piped) opened through the private stock adb server's smart-socket protocol, {} at a \
+         time; it counts once an `echo` came back, and every one answers a second `echo` after \
+         being held {} s, when VmRSS and VmHWM are read. \"Per session\" is (all open - before) \
+         / sessions, the phones' gateway connections included. After close: every shell's \
+         stdin closed (each exits 0), every phone disconnected, one second later. The \
+         one-per-phone layout runs after the other, on the same server.",
+        shells::OPENING,
+        opts.hold.as_secs()
     );
-    report.line(
-        "one more `adb shell echo` while they are held (client process included)",
-        format!("{:.0} ms", one_more.as_secs_f64() * 1000.0),
-        "",
-        Verdict::None,
-    );
-    report.line(
-        "sessions that ended cleanly at end of input",
-        closed_ok.to_string(),
-        &opts.sessions.to_string(),
-        Verdict::of(closed_ok == opts.sessions),
-    );
-    let notes = format!(
-        "The transfers are timed from the adb client's start to its exit (the plain TCP copy \
-         from connect to the receiver's flush); each ran {} times and the median counts. The \
-         pushed file was compared byte for byte with the one the simulated phone keeps, the \
-         pulled one with the original.",
-        opts.repeats.max(1)
-    );
-    Ok((report, notes))
+    report.tables.push(shells);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_phones_file_in_the_simulator() {
+        assert_eq!(
+            phone_file(Path::new("/d"), "acp-1", "/sdcard/bench/push.bin"),
+            Path::new("/d/sim/acp-1/data/sdcard/bench/push.bin")
+        );
+    }
+
+    #[test]
+    fn free_ranges_are_free_and_low() {
+        let (low, high) = free_range(20).unwrap();
+        assert_eq!(high - low, 19);
+        assert!((20_000..32_000).contains(&low) && high < 32_000);
+        let held: Vec<_> = (low..=high)
+            .map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).unwrap())
+            .collect();
+        assert_eq!(held.len(), 20);
+    }
+
+    #[test]
+    fn ratios_are_per_round_medians() {
+        let round = |l: u64, g: u64| Round {
+            loopback: Duration::from_millis(l),
+            gateway: Duration::from_millis(g),
+            adb_secs: None,
+            reference: Some(Duration::from_millis(l * 2)),
+            first: push::Transfer::Loopback,
+        };
+        let r = AdbResult {
+            adb_version: "29".into(),
+            push_bytes: 200 << 20,
+            rounds: vec![round(200, 400), round(100, 400), round(200, 300)],
+            api_listing: String::new(),
+            shells: Vec::new(),
+            rss_after_push: 0,
+            hwm_after_push: 0,
+        };
+        assert_eq!(r.ratio(), 0.5);
+        assert_eq!(r.loopback_mibs(), 1000.0);
+        assert_eq!(r.gateway_mibs(), 500.0);
+        assert_eq!(r.reference_ratio(), Some(0.5));
+        assert_eq!(r.vs_reference(), Some(1.0));
+        let mut report = Report::default();
+        write_report(
+            &r,
+            &AdbOptions {
+                adb: "/usr/bin/adb".into(),
+                reference: None,
+                push_bytes: r.push_bytes,
+                rounds: 3,
+                shells: 200,
+                hold: Duration::from_secs(2),
+            },
+            &mut report,
+        );
+        let md = report.markdown("t", "");
+        assert!(
+            md.contains("| 50% (500 MiB/s vs 1000 MiB/s) | >= 50% | PASS |"),
+            "{md}"
+        );
+    }
 }

@@ -1,25 +1,31 @@
 //! `cloudphone-bench`: the benchmark of issue 6, in one run and one table. It measures the read
 //! path (DescribeTasks over HTTP against the same statements run directly in SQLite, at growing
 //! sizes, plus requests per second with wrk), the write path (one 1,000-phone call, end-to-end
-//! throughput on SQLite and PostgreSQL, the raw SQLite limit) and a Celery + Redis peer, and
-//! writes the results as Markdown. Every number comes from the real `cloudphone serve` binary,
-//! started as a child process and called through the signed API, as a user would.
+//! throughput on SQLite and PostgreSQL, the raw SQLite limit), a Celery + Redis peer, and the
+//! ADB gateway of issue 22 (stock `adb push` against a plain loopback copy, many `adb shell`
+//! sessions and the server's memory), and writes the results as Markdown. Every number comes
+//! from the real `cloudphone serve` binary, started as a child process and called through the
+//! signed API (and, for the gateway, Debian's stock `adb`), as a user would.
 //!
-//! `adb` measures the ADB gateway in a report of its own ([`adb`]).
-//!
-//! [`load`] makes the data, [`server`] runs the server, [`read`], [`write`], [`wrk`] and [`peer`]
-//! measure, [`report`] writes the table; calls are signed by [`cloudphone_client`].
+//! [`load`] makes the data, [`server`] runs the server, [`read`], [`write`], [`wrk`], [`peer`]
+//! and [`adb`] measure, [`report`] writes the table; calls are signed by [`cloudphone_client`].
 
 mod adb;
+mod adbhost;
 mod load;
 mod peer;
+mod push;
 mod read;
+mod refadbd;
 mod report;
 mod server;
+mod shells;
+mod shellv2;
+mod smart;
 mod write;
 mod wrk;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -55,15 +61,17 @@ fn main() -> anyhow::Result<()> {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Everything: read path, write path, the SQLite limit and the Celery peer; one table.
+    /// Everything: read path, write path, the SQLite limit, the Celery peer and the ADB
+    /// gateway; one table.
     All(Options),
     /// The read path only: load, DescribeTasks over HTTP and in SQL at each size, wrk.
     Read(Options),
     /// The write path only: SQLite and PostgreSQL servers, the SQLite limit, the Celery peer.
     Write(Options),
-    /// The ADB gateway: 200 MB push and pull through it against plain loopback TCP, and 200
-    /// concurrent `adb shell` sessions with the server's memory (its own report).
-    Adb(adb::AdbOptions),
+    /// The ADB gateway only: `adb push` through it against a plain loopback copy, and many
+    /// `adb shell` sessions held open with the server's memory (report: bench/results/adb.md
+    /// unless --out says otherwise).
+    Adb(Options),
 }
 
 #[derive(Args, Clone, Debug)]
@@ -128,11 +136,33 @@ struct Options {
     skip_peer: bool,
     #[arg(long)]
     skip_wrk: bool,
+    /// Leave the ADB gateway out of `all`.
+    #[arg(long)]
+    skip_adb: bool,
+    /// The file `adb push` sends through the gateway (and the loopback copy beside it), MiB.
+    #[arg(long, default_value_t = 200)]
+    adb_push_mib: u64,
+    /// Rounds of the copies (taking turns going first); the medians are reported.
+    #[arg(long, default_value_t = 7)]
+    adb_push_rounds: usize,
+    /// `adb shell` sessions held open, on one phone and then on as many phones.
+    #[arg(long, default_value_t = 200)]
+    adb_shells: usize,
+    /// How long the sessions are held open before they answer again and memory is read.
+    #[arg(long, default_value_t = 2)]
+    adb_hold_secs: u64,
+    /// The stock adb client (Debian's `adb` package).
+    #[arg(long, default_value = "/usr/bin/adb")]
+    adb: PathBuf,
+    /// The plain adbd the push is also compared with (default: `test-adbd` beside this binary,
+    /// if there: `cargo build --release -p test-adbd`).
+    #[arg(long)]
+    test_adbd: Option<PathBuf>,
     /// Keep the work dir (data dirs, databases, logs) instead of removing it at the end.
     #[arg(long)]
     keep: bool,
     /// A small run for a smoke test: 20k tasks (10k, 20k), 200 calls per shape, 1,000 write
-    /// tasks, short wrk runs.
+    /// tasks, short wrk runs, a 32 MiB push in 3 rounds and 50 shells.
     #[arg(long)]
     quick: bool,
     /// Scratch space: data dirs, the PostgreSQL cluster, Redis, request files (emptied first,
@@ -140,7 +170,7 @@ struct Options {
     #[arg(long, default_value = "/tmp/cloudphone-bench")]
     work_dir: PathBuf,
     /// Where the Markdown report goes.
-    #[arg(long, default_value = "bench/results/latest.md")]
+    #[arg(long, default_value = DEFAULT_OUT)]
     out: PathBuf,
     /// The server binary (default: `cloudphone` beside this one, as cargo builds them).
     #[arg(long)]
@@ -152,6 +182,9 @@ struct Options {
     #[arg(long, default_value = "scripts/pg-cluster")]
     pg_cluster: PathBuf,
 }
+
+const DEFAULT_OUT: &str = "bench/results/latest.md";
+const ADB_OUT: &str = "bench/results/adb.md";
 
 impl Options {
     fn apply_quick(&mut self) {
@@ -167,6 +200,9 @@ impl Options {
         self.write_phones = self.write_phones.min(1000);
         self.big_repeats = self.big_repeats.min(3);
         self.calls = self.calls.min(10);
+        self.adb_push_mib = self.adb_push_mib.min(32);
+        self.adb_push_rounds = self.adb_push_rounds.min(3);
+        self.adb_shells = self.adb_shells.min(50);
     }
 
     fn sizes(&self) -> Vec<u64> {
@@ -184,12 +220,17 @@ impl Options {
 }
 
 async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let (mut opts, read, write) = match args.command {
-        BenchCommand::All(o) => (o, true, true),
-        BenchCommand::Read(o) => (o, true, false),
-        BenchCommand::Write(o) => (o, false, true),
-        BenchCommand::Adb(o) => return adb::run(o).await,
+    let (mut opts, read, write, adb_only) = match args.command {
+        BenchCommand::All(o) => (o, true, true, false),
+        BenchCommand::Read(o) => (o, true, false, false),
+        BenchCommand::Write(o) => (o, false, true, false),
+        BenchCommand::Adb(o) => (o, false, false, true),
     };
+    let adb = adb_only || (read && write && !opts.skip_adb);
+    if adb_only && opts.out == Path::new(DEFAULT_OUT) {
+        // `adb` alone must not replace the full run's report.
+        opts.out = PathBuf::from(ADB_OUT);
+    }
     opts.apply_quick();
     let started = Instant::now();
     let load_at_start = load_average();
@@ -225,13 +266,24 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if write {
         bench.write_path().await;
     }
+    if adb {
+        let t = Instant::now();
+        if let Err(e) = bench.adb_gateway().await {
+            bench.failed("ADB gateway", &e);
+        }
+        bench.timed("ADB gateway", t);
+    }
     bench.timed("whole run", started);
     let Bench {
         report, timings, ..
     } = &mut bench;
     report.tables.push(timings.clone());
     let markdown = report.markdown(
-        "cloudphone benchmark (issue 6)",
+        if adb_only {
+            "cloudphone benchmark: the ADB gateway (issue 22)"
+        } else {
+            "cloudphone benchmark (issue 6)"
+        },
         &preamble(&opts, started.elapsed().as_secs_f64(), &load_at_start),
     );
     println!("{markdown}");
@@ -601,6 +653,27 @@ impl Bench {
         Ok(())
     }
 
+    /// The ADB gateway on a server of its own (see [`adb`]).
+    async fn adb_gateway(&mut self) -> anyhow::Result<()> {
+        let opts = adb::AdbOptions {
+            adb: self.opts.adb.clone(),
+            reference: self.opts.test_adbd.clone().or_else(refadbd::beside_us),
+            push_bytes: self.opts.adb_push_mib << 20,
+            rounds: self.opts.adb_push_rounds.max(1),
+            shells: self.opts.adb_shells.max(1),
+            hold: std::time::Duration::from_secs(self.opts.adb_hold_secs),
+        };
+        let work = fresh_dir(&self.work.join("adb"))?;
+        let spec = self.spec(work.join("server"));
+        let result = adb::run(&spec, &work, &opts).await;
+        // 200 MiB files: gone whatever happened (unless --keep, for the logs).
+        if !self.opts.keep {
+            let _ = std::fs::remove_dir_all(&work);
+        }
+        adb::write_report(&result?, &opts, &mut self.report);
+        Ok(())
+    }
+
     async fn write_path(&mut self) {
         let opts = self.opts.clone();
         let wopts = write::WriteOptions {
@@ -942,6 +1015,7 @@ mod tests {
         };
         o.apply_quick();
         assert_eq!(o.tasks, 20_000);
+        assert_eq!((o.adb_push_mib, o.adb_shells), (32, 50));
         assert_eq!(o.sizes(), vec![10_000, 20_000]);
         assert_eq!(o.calls * o.per_call, 1000);
     }

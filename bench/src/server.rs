@@ -124,6 +124,10 @@ pub fn peak_rss_of(pid: u32) -> anyhow::Result<u64> {
     status_kib(pid, "VmHWM:").map(|k| k * 1024)
 }
 
+pub fn rss_of(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmRSS:").map(|k| k * 1024)
+}
+
 fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
@@ -166,5 +170,6 @@ mod tests {
         assert_eq!(parse_status_kib(status, "VmRSS:"), Some(40000));
         assert_eq!(parse_status_kib(status, "VmSwap:"), None);
         assert!(peak_rss_of(std::process::id()).unwrap() > 0);
+        assert!(rss_of(std::process::id()).unwrap() > 0);
     }
 }

@@ -157,7 +157,7 @@ async fn measure(client: &Client, opts: &WriteOptions) -> anyhow::Result<WriteRe
 
 /// Creates `n` phones in groups of 100 (the most one call creates) and waits until every group
 /// is RUNNING; returns their ids, group after group.
-async fn provision(client: &Client, n: usize) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn provision(client: &Client, n: usize) -> anyhow::Result<Vec<String>> {
     let mut phones = Vec::with_capacity(n);
     let mut groups = 0;
     let mut left = n;
