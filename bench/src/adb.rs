@@ -21,7 +21,7 @@ use cloudphone_client::{Client, params, push_list};
 use serde_json::Value;
 
 use super::adbhost::AdbHost;
-use super::push::{self, Round, Source, TempFile};
+use super::push::{self, Copied, Round, Source, TempFile};
 use super::refadbd::RefAdbd;
 use super::report::{Report, Table, Verdict, ms, thousands};
 use super::server::{Server, ServerSpec, peak_rss_of, rss_of};
@@ -61,7 +61,7 @@ impl AdbResult {
         let v: Vec<f64> = self
             .rounds
             .iter()
-            .map(|r| push::mib_per_s(self.push_bytes, r.loopback))
+            .map(|r| push::mib_per_s(self.push_bytes, r.loopback.wall))
             .collect();
         push::median(&v)
     }
@@ -70,7 +70,7 @@ impl AdbResult {
         let v: Vec<f64> = self
             .rounds
             .iter()
-            .map(|r| push::mib_per_s(self.push_bytes, r.gateway))
+            .map(|r| push::mib_per_s(self.push_bytes, r.gateway.wall))
             .collect();
         push::median(&v)
     }
@@ -86,7 +86,7 @@ impl AdbResult {
             .rounds
             .iter()
             .filter_map(|r| r.reference)
-            .map(|d| push::mib_per_s(self.push_bytes, d))
+            .map(|c| push::mib_per_s(self.push_bytes, c.wall))
             .collect();
         (!v.is_empty()).then(|| push::median(&v))
     }
@@ -102,10 +102,7 @@ impl AdbResult {
         let v: Vec<f64> = self
             .rounds
             .iter()
-            .filter_map(|r| {
-                r.reference
-                    .map(|d| r.loopback.as_secs_f64() / d.as_secs_f64())
-            })
+            .filter_map(Round::reference_ratio)
             .collect();
         (!v.is_empty()).then(|| push::median(&v))
     }
@@ -224,8 +221,9 @@ async fn measure(
         remote: REMOTE,
         on_host: on_host.0.clone(),
         loopback_dest: work.join("loopback.bin"),
+        gateway_pid: server.pid,
         // Its own file in the work dir: test-adbd writes wherever the path points.
-        reference: reference.map(|r| (r.serial.clone(), work.join("test-adbd-push.bin"))),
+        reference: reference.map(|r| (r.serial.clone(), work.join("test-adbd-push.bin"), r.pid)),
     };
     let rounds = push::measure(&source, &target, opts.rounds).await?;
     let rss_after_push = rss_of(server.pid)?;
@@ -448,7 +446,7 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
             "gateway / test-adbd",
         ],
     );
-    let rate = |d: Duration| format!("{:.0} MiB/s", push::mib_per_s(r.push_bytes, d));
+    let rate = |c: Copied| format!("{:.0} MiB/s", push::mib_per_s(r.push_bytes, c.wall));
     let pct = |x: Option<f64>| x.map_or("-".into(), |x| format!("{:.0}%", 100.0 * x));
     for (i, round) in r.rounds.iter().enumerate() {
         push.row(vec![
@@ -492,6 +490,7 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
         mib(r.hwm_after_push),
     );
     report.tables.push(push);
+    report.tables.push(cpu_table(r));
 
     let mut shells = Table::new(
         &format!(
@@ -543,6 +542,76 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
     report.tables.push(shells);
 }
 
+/// CPU time of each kind of copy by who spent it, medians over the rounds: robust to other
+/// work on the machine, and CPU / wall tells copies held up by work from copies held up by
+/// waiting.
+fn cpu_table(r: &AdbResult) -> Table {
+    let mut t = Table::new(
+        &format!(
+            "ADB push: CPU time per copy of {} MiB, medians over the rounds",
+            r.push_bytes >> 20
+        ),
+        &[
+            "copy",
+            "sending side",
+            "adb server",
+            "receiving side",
+            "total CPU",
+            "wall",
+            "cores busy (CPU / wall)",
+        ],
+    );
+    type Pick = fn(&Round) -> Option<Copied>;
+    let kinds: [(&str, &str, Pick); 3] = [
+        (
+            "plain loopback TCP",
+            "sender thread / receiver thread",
+            |r| Some(r.loopback),
+        ),
+        (
+            "adb push through the gateway",
+            "adb client / the cloudphone server",
+            |r| Some(r.gateway),
+        ),
+        ("adb push to test-adbd", "adb client / test-adbd", |r| {
+            r.reference
+        }),
+    ];
+    for (name, who, pick) in kinds {
+        let copies: Vec<Copied> = r.rounds.iter().filter_map(pick).collect();
+        if copies.is_empty() {
+            continue;
+        }
+        let med =
+            |f: &dyn Fn(&Copied) -> f64| push::median(&copies.iter().map(f).collect::<Vec<_>>());
+        let ms_of = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
+        let med_ms = |f: &dyn Fn(&Copied) -> Duration| {
+            ms_of(Duration::from_secs_f64(med(&|c| f(c).as_secs_f64())))
+        };
+        t.row(vec![
+            format!("{name} ({who})"),
+            med_ms(&|c| c.cpu.sender),
+            if copies.iter().any(|c| c.cpu.relay.is_some()) {
+                med_ms(&|c| c.cpu.relay.unwrap_or_default())
+            } else {
+                "-".into()
+            },
+            med_ms(&|c| c.cpu.receiver),
+            med_ms(&|c| c.cpu.total()),
+            med_ms(&|c| c.wall),
+            format!("{:.2}", med(&|c| c.cores())),
+        ]);
+    }
+    t.note = "utime + stime from /proc (10 ms ticks): the adb client as a child waited for, \
+              the adb server and the device side as processes (the cloudphone server's figure \
+              is the whole process during the push), the loopback copy's two threads on their \
+              own. A copy that keeps fewer cores busy than the machine has is held up by \
+              waiting (adb 29 has one WRTE in flight per stream: each payload waits for the \
+              device's OKAY) rather than by work."
+        .into();
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,11 +637,19 @@ mod tests {
 
     #[test]
     fn ratios_are_per_round_medians() {
+        let copied = |ms: u64| Copied {
+            wall: Duration::from_millis(ms),
+            cpu: push::Cpu {
+                sender: Duration::from_millis(ms / 4),
+                relay: None,
+                receiver: Duration::from_millis(ms / 4),
+            },
+        };
         let round = |l: u64, g: u64| Round {
-            loopback: Duration::from_millis(l),
-            gateway: Duration::from_millis(g),
+            loopback: copied(l),
+            gateway: copied(g),
             adb_secs: None,
-            reference: Some(Duration::from_millis(l * 2)),
+            reference: Some(copied(l * 2)),
             first: push::Transfer::Loopback,
         };
         let r = AdbResult {
@@ -605,6 +682,15 @@ mod tests {
         let md = report.markdown("t", "");
         assert!(
             md.contains("| 50% (500 MiB/s vs 1000 MiB/s) | >= 50% | PASS |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 100% (500 MiB/s to test-adbd, itself 50% of loopback) |"),
+            "{md}"
+        );
+        // Loopback walls of 200, 100 and 200 ms, half of each spent as CPU.
+        assert!(
+            md.contains("| 50 ms | - | 50 ms | 100 ms | 200 ms | 0.50 |"),
             "{md}"
         );
     }

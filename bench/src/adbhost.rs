@@ -19,6 +19,8 @@ pub struct AdbHost {
     binary: PathBuf,
     home: PathBuf,
     pub port: u16,
+    /// For its CPU time.
+    pub pid: u32,
 }
 
 impl AdbHost {
@@ -43,11 +45,13 @@ impl AdbHost {
             let child = cmd
                 .spawn()
                 .with_context(|| format!("starting {}", binary.display()))?;
+            let pid = child.id().context("adb exited at once")?;
             let mut host = AdbHost {
                 child,
                 binary: binary.to_path_buf(),
                 home: home.to_path_buf(),
                 port,
+                pid,
             };
             match host.wait_answering().await {
                 Ok(()) => return Ok(host),

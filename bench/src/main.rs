@@ -12,6 +12,7 @@
 
 mod adb;
 mod adbhost;
+mod cpu;
 mod load;
 mod peer;
 mod push;

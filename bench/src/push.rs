@@ -27,6 +27,7 @@ use md5::{Digest, Md5};
 use rand::RngCore;
 
 use super::adbhost::AdbHost;
+use super::cpu;
 
 /// The baseline's buffer on both ends.
 pub const LOOPBACK_BUFFER: usize = 128 * 1024;
@@ -91,14 +92,46 @@ pub fn md5_file(path: &Path) -> anyhow::Result<[u8; 16]> {
     }
 }
 
+/// CPU time a copy took, by who spent it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu {
+    /// The sender thread, or the `adb` client process.
+    pub sender: Duration,
+    /// The adb server, for pushes.
+    pub relay: Option<Duration>,
+    /// The receiver thread, or the process behind the device (the gateway's server, test-adbd).
+    pub receiver: Duration,
+}
+
+impl Cpu {
+    pub fn total(&self) -> Duration {
+        self.sender + self.relay.unwrap_or_default() + self.receiver
+    }
+}
+
+/// One copy: how long it took and the CPU it cost.
+#[derive(Clone, Copy, Debug)]
+pub struct Copied {
+    pub wall: Duration,
+    pub cpu: Cpu,
+}
+
+impl Copied {
+    /// CPU time over wall time: how many cores the copy kept busy on average.
+    pub fn cores(&self) -> f64 {
+        self.cpu.total().as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
 /// Copies `source` over a fresh loopback TCP connection into `dest`; the time from connecting
 /// to the receiver having written the last byte and closed the file.
-pub fn loopback_copy(source: &Path, dest: &Path) -> anyhow::Result<Duration> {
+pub fn loopback_copy(source: &Path, dest: &Path) -> anyhow::Result<Copied> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let dest = dest.to_path_buf();
     let started = Instant::now();
-    let receiver = std::thread::spawn(move || -> anyhow::Result<u64> {
+    let receiver = std::thread::spawn(move || -> anyhow::Result<(u64, Duration)> {
+        let cpu_before = cpu::of_this_thread();
         let (mut sock, _) = listener.accept()?;
         let mut out = std::fs::File::create(&dest)?;
         let mut buf = vec![0u8; LOOPBACK_BUFFER];
@@ -112,8 +145,9 @@ pub fn loopback_copy(source: &Path, dest: &Path) -> anyhow::Result<Duration> {
             total += n as u64;
         }
         drop(out);
-        Ok(total)
+        Ok((total, cpu::of_this_thread().saturating_sub(cpu_before)))
     });
+    let cpu_before = cpu::of_this_thread();
     let sent = (|| -> anyhow::Result<u64> {
         let mut sock = TcpStream::connect(addr)?;
         let mut input = std::fs::File::open(source)?;
@@ -130,34 +164,54 @@ pub fn loopback_copy(source: &Path, dest: &Path) -> anyhow::Result<Duration> {
         sock.shutdown(std::net::Shutdown::Write)?;
         Ok(total)
     })();
-    let received = receiver
+    let sender_cpu = cpu::of_this_thread().saturating_sub(cpu_before);
+    let (received, receiver_cpu) = receiver
         .join()
         .map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
-    let elapsed = started.elapsed();
+    let wall = started.elapsed();
     let sent = sent?;
     ensure!(sent == received, "sent {sent} bytes, received {received}");
-    Ok(elapsed)
+    Ok(Copied {
+        wall,
+        cpu: Cpu {
+            sender: sender_cpu,
+            relay: None,
+            receiver: receiver_cpu,
+        },
+    })
 }
 
 /// What one `adb push` took, and adb's own figure (its bytes and seconds) when it printed one.
 pub struct Pushed {
-    pub elapsed: Duration,
+    pub copied: Copied,
     pub adb_said: Option<(u64, f64)>,
 }
 
-/// `adb -s SERIAL push SOURCE REMOTE`, timed from spawning adb to its exit.
+/// `adb -s SERIAL push SOURCE REMOTE`, timed from spawning adb to its exit; the CPU of the adb
+/// client (this process's only child waited for meanwhile), the adb server and `device_pid`.
 pub async fn adb_push(
     adb: &AdbHost,
     serial: &str,
     source: &Path,
     remote: &str,
+    device_pid: u32,
 ) -> anyhow::Result<Pushed> {
     let source = source.to_str().context("a source path that is not UTF-8")?;
+    let before = (
+        cpu::of_waited_children(),
+        cpu::of_process(adb.pid),
+        cpu::of_process(device_pid),
+    );
     let started = Instant::now();
     let out = adb.run(&["-s", serial, "push", source, remote]).await?;
-    let elapsed = started.elapsed();
+    let wall = started.elapsed();
+    let cpu = Cpu {
+        sender: cpu::of_waited_children().saturating_sub(before.0),
+        relay: Some(cpu::of_process(adb.pid).saturating_sub(before.1)),
+        receiver: cpu::of_process(device_pid).saturating_sub(before.2),
+    };
     Ok(Pushed {
-        elapsed,
+        copied: Copied { wall, cpu },
         adb_said: parse_adb_rate(&out),
     })
 }
@@ -202,28 +256,34 @@ pub fn order(i: usize, reference: bool) -> Vec<Transfer> {
     copies
 }
 
-/// One round: each copy with its own time.
+/// One round: each copy with its own time and CPU.
 #[derive(Clone, Debug)]
 pub struct Round {
-    pub loopback: Duration,
-    pub gateway: Duration,
+    pub loopback: Copied,
+    pub gateway: Copied,
     /// adb's own seconds for the push (without starting adb and connecting to its server).
     pub adb_secs: Option<f64>,
     /// The same push to the plain adbd, when there is one.
-    pub reference: Option<Duration>,
+    pub reference: Option<Copied>,
     pub first: Transfer,
 }
 
 impl Round {
     /// Gateway / loopback, in throughput.
     pub fn ratio(&self) -> f64 {
-        self.loopback.as_secs_f64() / self.gateway.as_secs_f64()
+        self.loopback.wall.as_secs_f64() / self.gateway.wall.as_secs_f64()
     }
 
     /// Gateway / plain adbd, in throughput.
     pub fn vs_reference(&self) -> Option<f64> {
         self.reference
-            .map(|r| r.as_secs_f64() / self.gateway.as_secs_f64())
+            .map(|r| r.wall.as_secs_f64() / self.gateway.wall.as_secs_f64())
+    }
+
+    /// Plain adbd / loopback, in throughput: what adb's own path leaves.
+    pub fn reference_ratio(&self) -> Option<f64> {
+        self.reference
+            .map(|r| self.loopback.wall.as_secs_f64() / r.wall.as_secs_f64())
     }
 }
 
@@ -257,8 +317,10 @@ pub struct Target<'a> {
     pub on_host: PathBuf,
     /// The baseline's file, on the same disk.
     pub loopback_dest: PathBuf,
-    /// The plain adbd's serial and the path it writes to (its `/` is the host's).
-    pub reference: Option<(String, PathBuf)>,
+    /// The server behind the gateway, for its CPU time.
+    pub gateway_pid: u32,
+    /// The plain adbd: its serial, the path it writes to (its `/` is the host's), its pid.
+    pub reference: Option<(String, PathBuf, u32)>,
 }
 
 /// Runs `rounds` rounds, turning the order of the copies.
@@ -278,8 +340,9 @@ pub async fn measure(
                 }
                 Transfer::Gateway => gateway = Some(push_round(source, target).await?),
                 Transfer::Reference => {
-                    if let Some((serial, dest)) = &target.reference {
-                        reference = Some(reference_round(source, target.adb, serial, dest).await?);
+                    if let Some((serial, dest, pid)) = &target.reference {
+                        reference =
+                            Some(reference_round(source, target.adb, serial, dest, *pid).await?);
                     }
                 }
             }
@@ -289,7 +352,7 @@ pub async fn measure(
         };
         out.push(Round {
             loopback,
-            gateway: gateway.elapsed,
+            gateway: gateway.copied,
             adb_secs: gateway.adb_said.map(|(_, s)| s),
             reference,
             first: copies[0],
@@ -303,31 +366,39 @@ async fn reference_round(
     adb: &AdbHost,
     serial: &str,
     dest: &Path,
-) -> anyhow::Result<Duration> {
+    pid: u32,
+) -> anyhow::Result<Copied> {
     let _ = std::fs::remove_file(dest);
     let remote = dest.to_str().context("a work dir that is not UTF-8")?;
-    let pushed = adb_push(adb, serial, source.path(), remote).await?;
+    let pushed = adb_push(adb, serial, source.path(), remote, pid).await?;
     let copy = TempFile(dest.to_path_buf());
     check_copy(source, &copy.0)
         .await
         .context("the push to test-adbd")?;
-    Ok(pushed.elapsed)
+    Ok(pushed.copied)
 }
 
-async fn loopback_round(source: &Source, dest: &Path) -> anyhow::Result<Duration> {
+async fn loopback_round(source: &Source, dest: &Path) -> anyhow::Result<Copied> {
     let _ = std::fs::remove_file(dest);
     let (src, dst) = (source.path().to_path_buf(), dest.to_path_buf());
-    let elapsed = tokio::task::spawn_blocking(move || loopback_copy(&src, &dst)).await??;
+    let copied = tokio::task::spawn_blocking(move || loopback_copy(&src, &dst)).await??;
     let copy = TempFile(dest.to_path_buf());
     check_copy(source, &copy.0)
         .await
         .context("the loopback copy")?;
-    Ok(elapsed)
+    Ok(copied)
 }
 
 async fn push_round(source: &Source, target: &Target<'_>) -> anyhow::Result<Pushed> {
     let _ = std::fs::remove_file(&target.on_host);
-    let pushed = adb_push(target.adb, target.serial, source.path(), target.remote).await?;
+    let pushed = adb_push(
+        target.adb,
+        target.serial,
+        source.path(),
+        target.remote,
+        target.gateway_pid,
+    )
+    .await?;
     if let Some((bytes, _)) = pushed.adb_said {
         ensure!(
             bytes == source.bytes,

@@ -20,6 +20,7 @@ pub struct RefAdbd {
     child: Child,
     /// `127.0.0.1:PORT`, as `adb connect` takes it.
     pub serial: String,
+    pub pid: u32,
 }
 
 impl RefAdbd {
@@ -45,6 +46,7 @@ impl RefAdbd {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
+        let pid = child.id().context("test-adbd exited at once")?;
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait()? {
@@ -57,6 +59,7 @@ impl RefAdbd {
                 return Ok(RefAdbd {
                     child,
                     serial: format!("127.0.0.1:{port}"),
+                    pid,
                 });
             }
             if started.elapsed() > Duration::from_secs(10) {
