@@ -70,7 +70,7 @@ enum BenchCommand {
     /// The write path only: SQLite and PostgreSQL servers, the SQLite limit, the Celery peer.
     Write(Options),
     /// The ADB gateway only: `adb push` through it against a plain loopback copy, and many
-    /// `adb shell` sessions held open with the server's memory (report: bench/results/adb.md
+    /// `adb shell` sessions held open with the server's memory (report: bench/results/adb-latest.md
     /// unless --out says otherwise).
     Adb(Options),
 }
@@ -185,7 +185,7 @@ struct Options {
 }
 
 const DEFAULT_OUT: &str = "bench/results/latest.md";
-const ADB_OUT: &str = "bench/results/adb.md";
+const ADB_OUT: &str = "bench/results/adb-latest.md";
 
 impl Options {
     fn apply_quick(&mut self) {

@@ -28,6 +28,12 @@ pub struct GatewayConfig {
     /// How long a store read may take on a connection's way in; the connection is refused
     /// past it.
     pub store_timeout: Duration,
+    /// The largest ADB payload announced to clients (cloudphone-adb keeps it within 4 KiB and
+    /// 1 MiB). adb 29 has one WRTE in flight per stream and direction, so a stream moves one
+    /// payload per round trip: 1 MiB, what adbd 29 announces, moves a pull of 200 MB in half
+    /// the round trips of cloudphone-adb's 256 KiB default, for at most 2 MiB buffered per
+    /// stream that is sending (docs/design.md §13, bench/README.md).
+    pub max_payload: u32,
     /// How long the backend may take to say how to reach a phone (a docker phone's adbd is
     /// connected and made to run as `shell` first).
     pub route_timeout: Duration,
@@ -45,6 +51,10 @@ impl GatewayConfig {
             recheck_interval: Duration::from_secs(1),
             store_timeout: Duration::from_secs(5),
             route_timeout: Duration::from_secs(60),
+            max_payload: std::env::var("CP_GW_PAYLOAD")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(256 * 1024),
         }
     }
 }

@@ -202,6 +202,7 @@ async fn run_session(
         };
     let mut config = Config::new(banner);
     config.handshake_timeout = inner.config.handshake_timeout;
+    config.max_payload = inner.config.max_payload;
     let authorizer = KeyAuthorizer {
         inner: inner.clone(),
         live: live.clone(),
