@@ -75,6 +75,25 @@ impl AdbResult {
         push::median(&v)
     }
 
+    pub fn pull_mibs(&self) -> f64 {
+        let v: Vec<f64> = self
+            .rounds
+            .iter()
+            .map(|r| push::mib_per_s(self.push_bytes, r.pull.wall))
+            .collect();
+        push::median(&v)
+    }
+
+    /// The median of each round's pull / loopback.
+    pub fn pull_ratio(&self) -> f64 {
+        let v: Vec<f64> = self
+            .rounds
+            .iter()
+            .map(|r| r.loopback.wall.as_secs_f64() / r.pull.wall.as_secs_f64())
+            .collect();
+        push::median(&v)
+    }
+
     /// The median of each round's gateway / loopback (each round's two copies ran side by side).
     pub fn ratio(&self) -> f64 {
         let v: Vec<f64> = self.rounds.iter().map(Round::ratio).collect();
@@ -172,7 +191,7 @@ async fn measure(
     let one = [first.clone()];
     results.push(
         shells::run(
-            adb.addr(),
+            adb,
             server.pid,
             &Layout {
                 name: "all on one phone".into(),
@@ -187,7 +206,7 @@ async fn measure(
     let many: Vec<String> = ids[1..].iter().map(serial).collect();
     results.push(
         shells::run(
-            adb.addr(),
+            adb,
             server.pid,
             &Layout {
                 name: "one per phone".into(),
@@ -221,6 +240,7 @@ async fn measure(
         remote: REMOTE,
         on_host: on_host.0.clone(),
         loopback_dest: work.join("loopback.bin"),
+        pull_dest: work.join("pulled.bin"),
         gateway_pid: server.pid,
         // Its own file in the work dir: test-adbd writes wherever the path points.
         reference: reference.map(|r| (r.serial.clone(), work.join("test-adbd-push.bin"), r.pid)),
@@ -412,6 +432,16 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
             Verdict::None,
         );
     }
+    report.line(
+        &format!("adb pull {size} through the gateway / plain loopback TCP"),
+        format!(
+            "{:.0}% ({:.0} MiB/s)",
+            100.0 * r.pull_ratio(),
+            r.pull_mibs()
+        ),
+        "",
+        Verdict::None,
+    );
     for s in &r.shells {
         report.line(
             &format!(
@@ -444,6 +474,8 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
             "adb push to test-adbd",
             "gateway / loopback",
             "gateway / test-adbd",
+            "adb pull through the gateway",
+            "pull / loopback",
         ],
     );
     let rate = |c: Copied| format!("{:.0} MiB/s", push::mib_per_s(r.push_bytes, c.wall));
@@ -460,6 +492,10 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
             round.reference.map_or("-".into(), rate),
             pct(Some(round.ratio())),
             pct(round.vs_reference()),
+            rate(round.pull),
+            pct(Some(
+                round.loopback.wall.as_secs_f64() / round.pull.wall.as_secs_f64(),
+            )),
         ]);
     }
     push.row(vec![
@@ -472,17 +508,20 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
             .map_or("-".into(), |m| format!("{m:.0} MiB/s")),
         pct(Some(ratio)),
         pct(r.vs_reference()),
+        format!("{:.0} MiB/s", r.pull_mibs()),
+        pct(Some(r.pull_ratio())),
     ]);
     push.note = format!(
         "Stock adb {} (`adb -s HOST:PORT push`, a private server), timed from starting the adb \
          process to its exit (adb's own figure leaves out starting it). The baseline sends the \
          same file over one loopback TCP connection from a thread to a thread that writes it to \
          a file on the same disk, {} KiB reads and writes, no fsync on either side. test-adbd \
-         (tests/fixtures/test-adbd, threads and std::fs, the same 256 KiB payload) gets the \
+         (tests/fixtures/test-adbd, threads and std::fs, 256 KiB payloads) gets the \
          same push through the same adb server: a plain adbd, to tell adb's own path from the \
-         gateway's cost. The copies take turns going first. Every copy is checked by its MD5 \
-         (the push in the simulator's directory of the phone), and RunCommand `ls -l` shows the last one: `{}`. The server's RSS after the pushes: {} \
-         (VmHWM {}).",
+         gateway's cost. The copies take turns going first; each push through the gateway is \
+         followed by `adb pull` of the same file back. Every copy is checked by its MD5 (the \
+         push in the simulator's directory of the phone), and RunCommand `ls -l` shows the last \
+         one: `{}`. The server's RSS after the pushes: {} (VmHWM {}).",
         r.adb_version,
         push::LOOPBACK_BUFFER / 1024,
         r.api_listing.replace('|', "/"),
@@ -510,6 +549,7 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
             "open + first echo p50 / max",
             "all open in",
             "echo after hold p50 / max",
+            "one more `adb shell echo` meanwhile",
         ],
     );
     for s in &r.shells {
@@ -526,16 +566,19 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
             format!("{} / {}", ms(s.open_each.p50()), ms(s.open_each.max_ms())),
             format!("{:.2} s", s.open_all.as_secs_f64()),
             format!("{} / {}", ms(s.echo_again.p50()), ms(s.echo_again.max_ms())),
+            ms(s.one_more.as_secs_f64() * 1000.0),
         ]);
     }
     shells.note = format!(
         "Each session is `shell,v2,raw:` (what `adb -s SERIAL shell` opens with its stdin \
          piped) opened through the private stock adb server's smart-socket protocol, {} at a \
          time; it counts once an `echo` came back, and every one answers a second `echo` after \
-         being held {} s, when VmRSS and VmHWM are read. \"Per session\" is (all open - before) \
-         / sessions, the phones' gateway connections included. After close: every shell's \
-         stdin closed (each exits 0), every phone disconnected, one second later. The \
-         one-per-phone layout runs after the other, on the same server.",
+         being held {} s, when VmRSS and VmHWM are read; then one more `adb -s SERIAL shell \
+         echo` runs as a stock adb process of its own (its whole run, the process's start \
+         included). \"Per session\" is (all open - before) / sessions, the phones' gateway \
+         connections included. After close: every shell's stdin closed (each exits 0), every \
+         phone disconnected, one second later. The one-per-phone layout runs after the other, \
+         on the same server.",
         shells::OPENING,
         opts.hold.as_secs()
     );
@@ -562,7 +605,7 @@ fn cpu_table(r: &AdbResult) -> Table {
         ],
     );
     type Pick = fn(&Round) -> Option<Copied>;
-    let kinds: [(&str, &str, Pick); 3] = [
+    let kinds: [(&str, &str, Pick); 4] = [
         (
             "plain loopback TCP",
             "sender thread / receiver thread",
@@ -576,6 +619,11 @@ fn cpu_table(r: &AdbResult) -> Table {
         ("adb push to test-adbd", "adb client / test-adbd", |r| {
             r.reference
         }),
+        (
+            "adb pull through the gateway",
+            "the cloudphone server / adb client",
+            |r| Some(r.pull),
+        ),
     ];
     for (name, who, pick) in kinds {
         let copies: Vec<Copied> = r.rounds.iter().filter_map(pick).collect();
@@ -648,6 +696,7 @@ mod tests {
         let round = |l: u64, g: u64| Round {
             loopback: copied(l),
             gateway: copied(g),
+            pull: copied(g / 2),
             adb_secs: None,
             reference: Some(copied(l * 2)),
             first: push::Transfer::Loopback,

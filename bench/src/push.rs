@@ -10,6 +10,9 @@
 //!   through user space too) and no fsync (nor does the simulated phone). That is what a push
 //!   over loopback into a file costs when no protocol is in the way.
 //!
+//! - **The pull**: right after each push, `adb pull` of the pushed file back through the
+//!   gateway, timed and checked the same way (the gateway's side sends; beside the same
+//!   baseline).
 //! - **A plain adbd** ([`super::refadbd`], when its binary is there): the same `adb push` to
 //!   the project's test-adbd, to tell adb's own path from the gateway's cost.
 //!
@@ -197,23 +200,49 @@ pub async fn adb_push(
     device_pid: u32,
 ) -> anyhow::Result<Pushed> {
     let source = source.to_str().context("a source path that is not UTF-8")?;
+    let (copied, out) =
+        adb_transfer(adb, &["-s", serial, "push", source, remote], device_pid).await?;
+    Ok(Pushed {
+        copied,
+        adb_said: parse_adb_rate(&out),
+    })
+}
+
+/// `adb -s SERIAL pull REMOTE DEST`, as [`adb_push`] the other way: the device side sends.
+pub async fn adb_pull(
+    adb: &AdbHost,
+    serial: &str,
+    remote: &str,
+    dest: &Path,
+    device_pid: u32,
+) -> anyhow::Result<Copied> {
+    let dest = dest.to_str().context("a work dir that is not UTF-8")?;
+    let (mut copied, _) =
+        adb_transfer(adb, &["-s", serial, "pull", remote, dest], device_pid).await?;
+    std::mem::swap(&mut copied.cpu.sender, &mut copied.cpu.receiver);
+    Ok(copied)
+}
+
+/// Runs one adb transfer: its wall time, and CPU as (adb client, adb server, device side).
+async fn adb_transfer(
+    adb: &AdbHost,
+    args: &[&str],
+    device_pid: u32,
+) -> anyhow::Result<(Copied, String)> {
     let before = (
         cpu::of_waited_children(),
         cpu::of_process(adb.pid),
         cpu::of_process(device_pid),
     );
     let started = Instant::now();
-    let out = adb.run(&["-s", serial, "push", source, remote]).await?;
+    let out = adb.run(args).await?;
     let wall = started.elapsed();
     let cpu = Cpu {
         sender: cpu::of_waited_children().saturating_sub(before.0),
         relay: Some(cpu::of_process(adb.pid).saturating_sub(before.1)),
         receiver: cpu::of_process(device_pid).saturating_sub(before.2),
     };
-    Ok(Pushed {
-        copied: Copied { wall, cpu },
-        adb_said: parse_adb_rate(&out),
-    })
+    Ok((Copied { wall, cpu }, out))
 }
 
 /// adb 29 ends a push with `NAME: 1 file pushed. 123.4 MB/s (209715200 bytes in 1.621s)`:
@@ -261,6 +290,8 @@ pub fn order(i: usize, reference: bool) -> Vec<Transfer> {
 pub struct Round {
     pub loopback: Copied,
     pub gateway: Copied,
+    /// The pushed file pulled back through the gateway.
+    pub pull: Copied,
     /// adb's own seconds for the push (without starting adb and connecting to its server).
     pub adb_secs: Option<f64>,
     /// The same push to the plain adbd, when there is one.
@@ -317,6 +348,8 @@ pub struct Target<'a> {
     pub on_host: PathBuf,
     /// The baseline's file, on the same disk.
     pub loopback_dest: PathBuf,
+    /// Where the pushed file is pulled back to.
+    pub pull_dest: PathBuf,
     /// The server behind the gateway, for its CPU time.
     pub gateway_pid: u32,
     /// The plain adbd: its serial, the path it writes to (its `/` is the host's), its pid.
@@ -338,7 +371,11 @@ pub async fn measure(
                 Transfer::Loopback => {
                     loopback = Some(loopback_round(source, &target.loopback_dest).await?);
                 }
-                Transfer::Gateway => gateway = Some(push_round(source, target).await?),
+                Transfer::Gateway => {
+                    // The push, then the pushed file back: both ways through the gateway.
+                    let pushed = push_round(source, target).await?;
+                    gateway = Some((pushed, pull_round(source, target).await?));
+                }
                 Transfer::Reference => {
                     if let Some((serial, dest, pid)) = &target.reference {
                         reference =
@@ -350,9 +387,11 @@ pub async fn measure(
         let (Some(loopback), Some(gateway)) = (loopback, gateway) else {
             bail!("a round without both copies");
         };
+        let (gateway, pull) = gateway;
         out.push(Round {
             loopback,
             gateway: gateway.copied,
+            pull,
             adb_secs: gateway.adb_said.map(|(_, s)| s),
             reference,
             first: copies[0],
@@ -410,6 +449,23 @@ async fn push_round(source: &Source, target: &Target<'_>) -> anyhow::Result<Push
         .await
         .context("the file adb pushed, in the simulator's directory")?;
     Ok(pushed)
+}
+
+async fn pull_round(source: &Source, target: &Target<'_>) -> anyhow::Result<Copied> {
+    let dest = TempFile(target.pull_dest.clone());
+    let _ = std::fs::remove_file(&dest.0);
+    let pulled = adb_pull(
+        target.adb,
+        target.serial,
+        target.remote,
+        &dest.0,
+        target.gateway_pid,
+    )
+    .await?;
+    check_copy(source, &dest.0)
+        .await
+        .context("the file adb pulled")?;
+    Ok(pulled)
 }
 
 /// The copy's size and MD5 are the source's.

@@ -1,8 +1,8 @@
 //! The push's second reference: the same `adb push` to a plain adbd, the project's test
-//! fixture `test-adbd` (tests/fixtures/test-adbd: threads, std::fs, the same 256 KiB payload as
-//! the gateway), on a loopback port of its own. Stock adb's path to it (client, server, one
-//! WRTE in flight) is the same as to the gateway, so "gateway / plain adbd" is what the
-//! gateway itself costs, and "plain adbd / loopback" what adb 29's path costs on this machine.
+//! fixture `test-adbd` (tests/fixtures/test-adbd: threads, std::fs, 256 KiB payloads), on a
+//! loopback port of its own. Stock adb's path to it (client, server, one WRTE in flight) is the
+//! same as to the gateway, so "gateway / plain adbd" is what the gateway itself costs, and
+//! "plain adbd / loopback" what adb 29's path costs on this machine.
 //!
 //! test-adbd is a phone's stand-in that runs as `/`'s owner: it writes a push wherever the path
 //! says, so the benchmark only ever names a path in its own work dir, and it runs no command.
