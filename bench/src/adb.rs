@@ -160,7 +160,13 @@ pub async fn run(spec: &ServerSpec, work: &Path, opts: &AdbOptions) -> anyhow::R
         },
         None => None,
     };
-    let outcome = measure(&server, &adb, reference.as_ref(), &spec, work, opts, phones).await;
+    let mut outcome = measure(&server, &adb, reference.as_ref(), &spec, work, opts, phones).await;
+    if outcome.is_err() && !adb.alive() {
+        outcome = outcome.context(
+            "the stock adb server died during the run (a crash of adb 29's server: see dmesg); \
+             run again",
+        );
+    }
     if let Some(r) = reference {
         r.stop().await;
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 
-use super::server::free_port;
+use super::server::{free_port, process_alive};
 use super::smart;
 
 pub struct AdbHost {
@@ -80,6 +80,12 @@ impl AdbHost {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Whether the server still runs (not gone, not a zombie): adb 29's server crashes now
+    /// and then, which a failure should say rather than leave to "connection refused".
+    pub fn alive(&self) -> bool {
+        process_alive(self.pid)
     }
 
     pub fn addr(&self) -> SocketAddr {

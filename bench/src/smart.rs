@@ -103,6 +103,7 @@ pub async fn connect_device(server: SocketAddr, serial: &str) -> anyhow::Result<
             Ok(s) if s == "device" => return Ok(()),
             Ok(s) if s == "unauthorized" => bail!("{serial} is unauthorized"),
             _ if started.elapsed() > Duration::from_secs(30) => {
+                let state = state.map_err(|e| format!("{e:#}"));
                 bail!("{serial} not online 30 s after adb connect: {state:?}")
             }
             _ => tokio::time::sleep(Duration::from_millis(10)).await,
