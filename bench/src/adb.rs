@@ -226,17 +226,9 @@ async fn measure(
     );
 
     // The push, as a user types it: `adb connect`, then `adb -s SERIAL push`.
-    let said = adb.run(&["connect", &first]).await?;
-    ensure!(said.contains("connected to"), "adb connect {first}: {said}");
-    super::smart::connect_device(adb.addr(), &first).await?;
+    adb_connect(adb, &first).await?;
     if let Some(r) = reference {
-        let said = adb.run(&["connect", &r.serial]).await?;
-        ensure!(
-            said.contains("connected to"),
-            "adb connect {}: {said}",
-            r.serial
-        );
-        super::smart::connect_device(adb.addr(), &r.serial).await?;
+        adb_connect(adb, &r.serial).await?;
     }
     let source = Source::make(&work.join("source.bin"), opts.push_bytes)?;
     let on_host = TempFile(phone_file(&spec.data_dir, &ids[0], REMOTE));
@@ -272,6 +264,20 @@ async fn measure(
         rss_after_push,
         hwm_after_push,
     })
+}
+
+/// `adb connect SERIAL` as a user types it (again, up to 5 times, if adb 29's server answers a
+/// bare "failed to connect", as it now and then does on a loaded machine), then until online.
+async fn adb_connect(adb: &AdbHost, serial: &str) -> anyhow::Result<()> {
+    let mut said = String::new();
+    for _ in 0..5 {
+        said = adb.run(&["connect", serial]).await?;
+        if said.contains("connected to") {
+            return super::smart::connect_device(adb.addr(), serial).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("adb connect {serial}, 5 times: {said}")
 }
 
 /// StartInstanceAdb on every phone (100 a call, the API's most), then each one's `HOST:PORT`
