@@ -260,9 +260,14 @@ def test_adbutils_shell_and_push(gw, api, stock, tmp_path):
 def docker_gw(workdir, phone_image, adb_server):
     from test_docker_backend import docker_fleet
     low, high = free_port_range(10)
-    with docker_fleet(workdir / "docker-adb-gw", phone_image, adb_server,
-                      extra_args=["--adb-ports", f"{low}-{high}", "--adb-listen", "127.0.0.1"]) as f:
-        yield f
+    try:
+        with docker_fleet(workdir / "docker-adb-gw", phone_image, adb_server,
+                          extra_args=["--adb-ports", f"{low}-{high}", "--adb-listen", "127.0.0.1"]) as f:
+            yield f
+    finally:
+        # The session's ADB server outlives this module: leave it no device of ours (the adb
+        # backend's tests take every device it lists for theirs).
+        subprocess.run([ADB, "-P", str(adb_server), "disconnect"], capture_output=True)
 
 
 def test_a_docker_phone_through_the_relay(docker_gw, stock, tmp_path):

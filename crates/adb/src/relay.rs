@@ -3,6 +3,13 @@
 //! name, each request a 4-hex-digit length and the text, each answered OKAY or FAIL (then a
 //! 4-hex-digit length and the reason); after the second OKAY the socket carries the service's
 //! raw bytes both ways. The phone's adbd sees the server's key, never the user's.
+//!
+//! The server is shared by every phone behind it, and it answers any request whose name
+//! starts with `host` itself, even after the transport was chosen: passed on, a user's
+//! `host:devices-l` would list the other tenants' phones, `host:transport:OTHER` reach one,
+//! `host:kill` stop the server. So a name is checked against an allowlist before it is sent
+//! ([`ServicePolicy`]: device services only, unless the caller allows more), on its raw bytes
+//! for the `host` prefix and on its parse for the rest.
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,6 +22,7 @@ use tokio::time::timeout;
 use tracing::debug;
 
 use crate::proto::banner::TRANSPORT_FEATURES;
+use crate::proto::service::ServicePolicy;
 use crate::session::{AdbStream, Device, OpenError, Service};
 
 #[derive(Debug, Error)]
@@ -30,6 +38,10 @@ pub enum RelayError {
     Protocol(String),
     #[error("request of {0} bytes is too long for the adb server")]
     TooLong(usize),
+    /// The service is not one a user may open through the relay ([`ServicePolicy`]); nothing
+    /// was sent to the server.
+    #[error("service {0:?} is not relayed")]
+    NotAllowed(String),
 }
 
 /// Where an ADB server listens and how long its answers may take.
@@ -49,7 +61,24 @@ impl AdbServer {
     }
 
     /// Opens `service` on device `serial`: the returned socket carries the service's bytes.
+    /// Only device services ([`ServicePolicy::DEVICE_ONLY`]); anything else, `host...` names
+    /// above all, is refused before the server is contacted.
     pub async fn open_service(&self, serial: &str, service: &str) -> Result<TcpStream, RelayError> {
+        self.open_service_with(serial, service, &ServicePolicy::DEVICE_ONLY)
+            .await
+    }
+
+    /// [`AdbServer::open_service`] with the services `policy` allows besides device services
+    /// (`root:`, `remount:`, `reboot:`, as the caller decides for this phone).
+    pub async fn open_service_with(
+        &self,
+        serial: &str,
+        service: &str,
+        policy: &ServicePolicy,
+    ) -> Result<TcpStream, RelayError> {
+        if !policy.allows_raw(service.as_bytes()) {
+            return Err(RelayError::NotAllowed(service.to_string()));
+        }
         let t = self.timeout;
         let mut sock = self.connect().await?;
         let setup = async {
@@ -130,15 +159,19 @@ async fn read_hex_string(sock: &mut TcpStream) -> Result<String, RelayError> {
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
+/// What a relayed stream reads from the server at once.
+const RELAY_READ: usize = 16 * 1024;
+
 /// Copies bytes both ways between the host's stream and the service's socket until either
 /// side closes: the phone's end of file closes the host's stream (CLSE after the last OKAY),
 /// the host's CLSE drops the socket, which makes the server close the phone's stream.
 pub async fn relay(stream: AdbStream, upstream: TcpStream) -> io::Result<()> {
-    let max = stream.max_payload();
     let (mut from_host, mut to_host) = stream.into_split();
     let (up_read, mut up_write) = upstream.into_split();
-    // Reads as large as one WRTE, so each WRTE (and its round trip) carries as much as it can.
-    let mut up_read = BufReader::with_capacity(max, up_read);
+    // A small buffer: the stream gathers what is read while a WRTE is in flight into the next
+    // one (under the connection's budget), so WRTEs still fill up without each relayed stream
+    // holding a payload of its own.
+    let mut up_read = BufReader::with_capacity(RELAY_READ, up_read);
     let host_to_phone = tokio::io::copy_buf(&mut from_host, &mut up_write);
     let phone_to_host = async {
         tokio::io::copy_buf(&mut up_read, &mut to_host).await?;
@@ -150,16 +183,27 @@ pub async fn relay(stream: AdbStream, upstream: TcpStream) -> io::Result<()> {
     }
 }
 
-/// A device whose every service is the same service of a phone behind an ADB server.
+/// A device whose every device service is the same service of a phone behind an ADB server
+/// ([`Device::open`]: [`ServicePolicy::DEVICE_ONLY`]; [`RelayDevice::open_with`] for more).
 #[derive(Debug, Clone)]
 pub struct RelayDevice {
     pub server: AdbServer,
     pub serial: String,
 }
 
-impl Device for RelayDevice {
-    async fn open(&self, service: &str) -> Result<Service, OpenError> {
-        match self.server.open_service(&self.serial, service).await {
+impl RelayDevice {
+    /// Opens `service` on the phone if `policy` allows it: for a caller that lets some phones'
+    /// users run `adb root` or `adb reboot`.
+    pub async fn open_with(
+        &self,
+        service: &str,
+        policy: &ServicePolicy,
+    ) -> Result<Service, OpenError> {
+        match self
+            .server
+            .open_service_with(&self.serial, service, policy)
+            .await
+        {
             Ok(upstream) => Ok(Service::new(move |s| async move {
                 if let Err(e) = relay(s, upstream).await {
                     debug!(error = %e, "relay ended");
@@ -167,5 +211,11 @@ impl Device for RelayDevice {
             })),
             Err(e) => Err(OpenError(e.to_string())),
         }
+    }
+}
+
+impl Device for RelayDevice {
+    async fn open(&self, service: &str) -> Result<Service, OpenError> {
+        self.open_with(service, &ServicePolicy::DEVICE_ONLY).await
     }
 }

@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use cloudphone_adb::proto::banner::DeviceBanner;
+use cloudphone_adb::proto::service::ServicePolicy;
 use cloudphone_adb::session::SharedDevice;
 use cloudphone_core::resources::Image;
 use cloudphone_core::{TaskErrorCode, TaskType};
@@ -98,9 +99,9 @@ pub enum AdbRoute {
     Relay {
         server: std::net::SocketAddr,
         serial: String,
-        /// Whether the user may restart the phone's adbd as root (`adb root`); refused
-        /// unless the phone may run as root anyway.
-        allow_root: bool,
+        /// What the user may do to the phone's adbd besides its device services (`adb root`,
+        /// `remount`, `reboot`): none unless the backend says so.
+        policy: ServicePolicy,
     },
     /// The backend answers ADB itself (a simulated phone): the gateway serves `device` under
     /// `banner`.

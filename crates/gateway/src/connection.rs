@@ -1,13 +1,17 @@
 //! One accepted connection, from its port to its audit entry: the phone behind the port (the
 //! store's endpoint: refused at once when there is none, it is stopped, or the phone is not
-//! RUNNING), registration among the live connections, the phone's device from its backend,
-//! the ADB session under the handshake deadline and the idle timeout, and the entry.
+//! RUNNING), registration among the live connections, the ADB session under the handshake
+//! deadline and the idle timeout, the phone's device from its backend once the client is in,
+//! and the entry.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cloudphone_adb::session::{Config, End, SessionError, serve_connection};
+use cloudphone_adb::proto::banner::DeviceBanner;
+use cloudphone_adb::session::{
+    Config, End, OpenError, ResolvedDevice, SessionError, serve_connection_with,
+};
 use cloudphone_backend::InstanceRef;
 use cloudphone_core::InstanceStatus;
 use cloudphone_store::AdbEndpoint;
@@ -169,51 +173,28 @@ async fn run_session(
         spec: String::new(),
         attempt: None,
     };
-    let unreachable = Stats {
-        outcome: outcome::PHONE_UNREACHABLE,
-        ..Stats::default()
-    };
-    let route = {
+    // The phone is reached only once the client is in (authenticated, when it must be): a
+    // client that cannot sign never makes the backend connect a docker phone's adbd.
+    let resolve = || async {
         let route =
-            tokio::time::timeout(inner.config.route_timeout, inner.backend.adb_route(&phone));
-        tokio::select! {
-            r = route => r,
-            () = live.handle.closed() => return Stats::default(),
-        }
+            tokio::time::timeout(inner.config.route_timeout, inner.backend.adb_route(&phone))
+                .await
+                .map_err(|_| OpenError("the backend did not say how to reach the phone".into()))?
+                .map_err(|e| OpenError(format!("the phone cannot be reached: {e}")))?;
+        let (banner, device) = device_for(route, &endpoint.instance_id, inner.config.store_timeout)
+            .await
+            .map_err(|e| OpenError(format!("the phone's adbd is not there: {e}")))?;
+        Ok(ResolvedDevice::with_banner(Arc::new(device), banner))
     };
-    let route = match route {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            info!(error = %e, "adb connection dropped: the phone cannot be reached");
-            return unreachable;
-        }
-        Err(_) => {
-            info!("adb connection dropped: the backend did not say how to reach the phone");
-            return unreachable;
-        }
-    };
-    let (banner, device) =
-        match device_for(route, &endpoint.instance_id, inner.config.store_timeout).await {
-            Ok(d) => d,
-            Err(e) => {
-                info!(error = %e, "adb connection dropped: the phone's adbd is not there");
-                return unreachable;
-            }
-        };
-    let mut config = Config::new(banner);
+    // The banner is the resolved device's; this one is never sent.
+    let mut config = Config::new(DeviceBanner::new("cloudphone", "Cloud_Phone", &phone.id));
     config.handshake_timeout = inner.config.handshake_timeout;
     config.max_payload = inner.config.max_payload;
     let authorizer = KeyAuthorizer {
         inner: inner.clone(),
         live: live.clone(),
     };
-    let session = serve_connection(
-        sock,
-        &config,
-        &authorizer,
-        Arc::new(device),
-        live.handle.clone(),
-    );
+    let session = serve_connection_with(sock, &config, &authorizer, resolve, live.handle.clone());
     let report = tokio::select! {
         r = session => r,
         () = watch_idle(live, inner.config.idle_timeout) => unreachable!("watch_idle never returns"),
@@ -221,6 +202,10 @@ async fn run_session(
     let outcome = match &report.end {
         End::HostClosed | End::Closed => outcome::HOST_CLOSED,
         End::Failed(SessionError::HandshakeTimeout(_)) => outcome::HANDSHAKE_TIMEOUT,
+        End::Failed(SessionError::Unavailable(e)) => {
+            info!(error = %e, "adb connection dropped");
+            outcome::PHONE_UNREACHABLE
+        }
         End::Failed(_) => outcome::PROTOCOL_ERROR,
     };
     Stats {

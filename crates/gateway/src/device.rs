@@ -1,26 +1,27 @@
 //! The device a connection is served by, from the phone's [`AdbRoute`]: a simulated phone's
 //! own adbd as its backend made it, or a relay to a real adbd through an ADB server.
 //!
-//! A relayed phone is served everything its adbd offers (shells, sync, `exec:`, sockets on the
-//! phone for `adb forward`, `abb`) except what would reach past the phone or take it from the
-//! backend: `reverse:` (the phone's adbd would open connections on the host of the ADB server,
-//! inside the control plane's network, not on the user's machine), `tcpip:` and `usb:` (adbd
-//! would restart elsewhere, cutting the backend's own connection), and `root:` unless the
-//! phone may run as root (the docker backend keeps tenants' work as `shell`, §6.3).
+//! A relayed phone is served its adbd's device services (shells, sync, `exec:`, sockets on the
+//! phone for `adb forward`, `abb`) and what the backend's [`ServicePolicy`] allows besides
+//! (`root:`, `remount:`, `reboot:`); cloudphone-adb's relay refuses everything else before it
+//! reaches the ADB server: `host...` requests (other devices, the server itself), `reverse:`
+//! (the phone's adbd would open connections on the server's host, inside the control plane's
+//! network), `tcpip:` and `usb:` (adbd would restart away from the server). `root:` where the
+//! policy refuses it is answered as a production build's adbd answers it.
 
 use std::time::Duration;
 
 use cloudphone_adb::proto::banner::DeviceBanner;
-use cloudphone_adb::proto::service::ServiceName;
+use cloudphone_adb::proto::service::{ServiceName, ServicePolicy};
 use cloudphone_adb::relay::{AdbServer, RelayDevice, RelayError, relayable_features};
 use cloudphone_adb::session::{Device, OpenError, Service, SharedDevice};
 use cloudphone_backend::AdbRoute;
 use tokio::io::AsyncWriteExt;
 
-/// A phone behind an ADB server, with the services the gateway refuses taken out.
+/// A phone behind an ADB server, with what its users may do besides its device services.
 pub(crate) struct RelayPhone {
     relay: RelayDevice,
-    allow_root: bool,
+    policy: ServicePolicy,
 }
 
 /// How a connection's streams are served.
@@ -42,18 +43,10 @@ impl Device for PhoneDevice {
         match self {
             PhoneDevice::Local(d) => d.open(service).await,
             PhoneDevice::Relay(r) => {
-                match ServiceName::parse(service.as_bytes()) {
-                    ServiceName::Root if !r.allow_root => {
-                        return Ok(say("adbd cannot run as root in production builds\n"));
-                    }
-                    ServiceName::Reverse(_) | ServiceName::Tcpip(_) | ServiceName::Usb => {
-                        return Err(OpenError(format!(
-                            "{service:?} is not relayed by the gateway"
-                        )));
-                    }
-                    _ => {}
+                if ServiceName::parse(service.as_bytes()) == ServiceName::Root && !r.policy.root {
+                    return Ok(say("adbd cannot run as root in production builds\n"));
                 }
-                r.relay.open(service).await
+                r.relay.open_with(service, &r.policy).await
             }
         }
     }
@@ -72,7 +65,7 @@ pub(crate) async fn device_for(
         AdbRoute::Relay {
             server,
             serial,
-            allow_root,
+            policy,
         } => {
             let mut server = AdbServer::new(server);
             server.timeout = server_timeout;
@@ -83,7 +76,7 @@ pub(crate) async fn device_for(
                 banner,
                 PhoneDevice::Relay(RelayPhone {
                     relay: RelayDevice { server, serial },
-                    allow_root,
+                    policy,
                 }),
             ))
         }

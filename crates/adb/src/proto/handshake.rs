@@ -4,6 +4,12 @@
 //! machine asks for it with [`Step::Verify`] and is told the verdict, so a public key the host
 //! offers (RSAPUBLICKEY) is reported and never trusted. Randomness comes from the caller too,
 //! which keeps the machine deterministic under a fuzzer.
+//!
+//! What an unauthenticated host can make us do is bounded twice: every refused signature,
+//! offered key and restarted handshake is an attempt (at most `max_auth_attempts`), and every
+//! message before we are online counts (at most [`Handshake::with_max_messages`], by default
+//! [`DEFAULT_MAX_MESSAGES`]), whatever it is, so a host cannot keep us parsing until the
+//! deadline.
 
 use thiserror::Error;
 
@@ -18,6 +24,9 @@ pub const AUTH_TOKEN: u32 = 1;
 pub const AUTH_SIGNATURE: u32 = 2;
 /// AUTH arg0: the host's public key, sent once it has no key left to sign with.
 pub const AUTH_RSAPUBLICKEY: u32 = 3;
+/// Messages a host may send before it is online: adb sends a CNXN, a signature per key it
+/// has and one public key; it may start over once or twice.
+pub const DEFAULT_MAX_MESSAGES: u32 = 64;
 
 /// What the handshake needs to know of the device.
 #[derive(Debug, Clone)]
@@ -28,8 +37,9 @@ pub struct HandshakeConfig {
     pub max_payload: u32,
     /// When false the host's CNXN is answered at once.
     pub auth_required: bool,
-    /// Refused signatures (and restarted handshakes) before the connection is dropped; adb
-    /// hosts try each of their keys once, so a few suffice.
+    /// Refused signatures, offered public keys and restarted handshakes before the
+    /// connection is dropped; adb hosts try each of their keys once, then offer one, so a few
+    /// suffice.
     pub max_auth_attempts: u32,
 }
 
@@ -71,6 +81,8 @@ pub enum HandshakeError {
     AuthType(u32),
     #[error("{0} authentication attempts failed")]
     TooManyAttempts(u32),
+    #[error("more than {0} messages before the handshake ended")]
+    TooManyMessages(u32),
     #[error("{0} out of order")]
     OutOfOrder(&'static str),
 }
@@ -90,6 +102,8 @@ pub struct Handshake {
     state: State,
     negotiated: Option<Negotiated>,
     attempts: u32,
+    messages: u32,
+    max_messages: u32,
 }
 
 impl Handshake {
@@ -99,7 +113,15 @@ impl Handshake {
             state: State::AwaitCnxn,
             negotiated: None,
             attempts: 0,
+            messages: 0,
+            max_messages: DEFAULT_MAX_MESSAGES,
         }
+    }
+
+    /// At most `max` messages before online (at least 1); more fail the handshake.
+    pub fn with_max_messages(mut self, max: u32) -> Handshake {
+        self.max_messages = max.max(1);
+        self
     }
 
     /// The protocol version in effect for what we send: the first one until the host's CNXN.
@@ -134,6 +156,12 @@ impl Handshake {
         packet: &Packet,
         fresh_token: &mut dyn FnMut() -> [u8; TOKEN_SIZE],
     ) -> Result<Option<Step>, HandshakeError> {
+        if self.state != State::Online {
+            self.messages += 1;
+            if self.messages > self.max_messages {
+                return Err(HandshakeError::TooManyMessages(self.max_messages));
+            }
+        }
         match (&self.state, packet.command) {
             (State::Verifying, _) => Err(HandshakeError::OutOfOrder("a message during a check")),
             (State::Online, Command::Cnxn) => {
@@ -151,6 +179,8 @@ impl Handshake {
                     }))
                 }
                 AUTH_RSAPUBLICKEY => {
+                    // Each offer is reported (and a gateway parses it): an attempt like any.
+                    self.count_attempt()?;
                     let end = packet
                         .payload
                         .iter()
@@ -177,11 +207,16 @@ impl Handshake {
         if accepted {
             return Ok(self.online());
         }
+        self.count_attempt()?;
+        Ok(self.ask(fresh_token()))
+    }
+
+    fn count_attempt(&mut self) -> Result<(), HandshakeError> {
         self.attempts += 1;
         if self.attempts >= self.config.max_auth_attempts {
             return Err(HandshakeError::TooManyAttempts(self.attempts));
         }
-        Ok(self.ask(fresh_token()))
+        Ok(())
     }
 
     fn on_cnxn(
@@ -197,10 +232,7 @@ impl Handshake {
         }
         if self.negotiated.is_some() {
             // A host starting over: adbd allows it, but it must not be a free retry.
-            self.attempts += 1;
-            if self.attempts >= self.config.max_auth_attempts {
-                return Err(HandshakeError::TooManyAttempts(self.attempts));
-            }
+            self.count_attempt()?;
         }
         self.negotiated = Some(Negotiated {
             version: packet.arg0.min(VERSION),
@@ -367,6 +399,54 @@ mod tests {
             hs.on_verdict(false, &mut tokens),
             Err(HandshakeError::TooManyAttempts(3))
         );
+    }
+
+    /// Each offered key is an attempt: a host cannot have us parse keys until the deadline.
+    #[test]
+    fn public_keys_count_as_attempts() {
+        let mut hs = Handshake::new(config(true));
+        let mut tokens = counter();
+        hs.on_packet(&host_cnxn(), &mut tokens).unwrap();
+        let key = Packet::new(Command::Auth, AUTH_RSAPUBLICKEY, 0, b"QAAA x\0".to_vec());
+        assert!(matches!(
+            hs.on_packet(&key, &mut tokens),
+            Ok(Some(Step::PublicKey(_)))
+        ));
+        assert!(matches!(
+            hs.on_packet(&key, &mut tokens),
+            Ok(Some(Step::PublicKey(_)))
+        ));
+        assert_eq!(
+            hs.on_packet(&key, &mut tokens),
+            Err(HandshakeError::TooManyAttempts(3))
+        );
+    }
+
+    /// Every message before online counts, ignored ones included; none once online.
+    #[test]
+    fn handshake_messages_are_bounded() {
+        let mut tokens = counter();
+        let mut hs = Handshake::new(config(true)).with_max_messages(5);
+        let stray = Packet::new(Command::Okay, 1, 1, vec![]);
+        for _ in 0..5 {
+            assert_eq!(hs.on_packet(&stray, &mut tokens), Ok(None));
+        }
+        assert_eq!(
+            hs.on_packet(&stray, &mut tokens),
+            Err(HandshakeError::TooManyMessages(5))
+        );
+        // The default is generous enough for adb and small enough to matter.
+        let mut hs = Handshake::new(config(true));
+        for _ in 0..DEFAULT_MAX_MESSAGES {
+            assert_eq!(hs.on_packet(&stray, &mut tokens), Ok(None));
+        }
+        assert!(hs.on_packet(&stray, &mut tokens).is_err());
+        // Online: no count.
+        let mut hs = Handshake::new(config(false)).with_max_messages(1);
+        hs.on_packet(&host_cnxn(), &mut tokens).unwrap();
+        for _ in 0..10 {
+            assert_eq!(hs.on_packet(&stray, &mut tokens), Ok(None));
+        }
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The service names a host OPENs (AOSP `adb/SERVICES.TXT`, `daemon/services.cpp`), parsed the
 //! way adbd 29 reads them, so that a device implementation matches on a type rather than on
-//! prefixes. Unknown names are kept whole: refusing them is the device's call.
+//! prefixes. Unknown names are kept whole. Which names a client may open at all is an
+//! allowlist, [`ServicePolicy`] over [`ServiceName::is_device_service`], one for every device
+//! (the relay applies it before a name reaches an ADB server, which would answer `host...`
+//! names itself).
 
 /// The shell argument spelling of the shell protocol (v2).
 const ARG_V2: &str = "v2";
@@ -77,6 +80,87 @@ impl ServiceName {
             ServiceName::Shell(r) => Some(r),
             _ => None,
         }
+    }
+
+    /// Whether this is one of the services that act only inside the phone, with no more
+    /// power than its shell has: shells and `exec:`, `sync:`, `abb:`/`abb_exec:`,
+    /// `framebuffer:`, sockets on the phone (`tcp:`, `localabstract:`, `jdwp:`... for `adb
+    /// forward`) and `track-jdwp`/`track-app`. Anything else is not: `root:`, `unroot:`,
+    /// `remount:` and `reboot:` change the phone itself (see [`ServicePolicy`]); `reverse:`
+    /// makes the phone's adbd open connections on whatever host carries the transport (a
+    /// relay's ADB server, inside the control plane); `tcpip:` and `usb:` restart adbd
+    /// elsewhere; and every other name, `host:...` above all (an ADB server answers those
+    /// itself), is unknown.
+    pub fn is_device_service(&self) -> bool {
+        match self {
+            ServiceName::Shell(_)
+            | ServiceName::Sync
+            | ServiceName::Abb { .. }
+            | ServiceName::Framebuffer
+            | ServiceName::Socket(_) => true,
+            ServiceName::Other(name) => TRACKERS.contains(&name.as_str()),
+            ServiceName::Reboot(_)
+            | ServiceName::Root
+            | ServiceName::Unroot
+            | ServiceName::Remount(_)
+            | ServiceName::Tcpip(_)
+            | ServiceName::Usb
+            | ServiceName::Reverse(_) => false,
+        }
+    }
+}
+
+/// Device services without arguments that [`ServiceName::parse`] keeps as `Other`: the lists
+/// of debuggable processes Android Studio watches.
+const TRACKERS: &[&str] = &["track-jdwp", "track-app"];
+
+/// Whether an ADB server would answer `service` itself instead of passing it to the device it
+/// is connected to: every name starting with `host` (`host:`, `host-serial:`,
+/// `host-transport-id:`, `host-usb:`, `host-local:`; adb 29's `smart_socket_enqueue`). Such a
+/// name must never reach a shared server: it lists and reaches other devices (`host:devices`,
+/// `host:transport:OTHER`), kills the server (`host:kill`) or makes it connect out
+/// (`host:connect:`). Checked on the raw name, before any parsing, so that no spelling can
+/// slip past a parser that reads it otherwise.
+pub fn is_host_service(service: &[u8]) -> bool {
+    service.starts_with(b"host")
+}
+
+/// Which services a client may open on a phone. Device services
+/// ([`ServiceName::is_device_service`]) always; the ones that change the phone itself only as
+/// the owner allows. [`ServicePolicy::default`] allows none of them. `reverse:`, `tcpip:`,
+/// `usb:`, `host...` and unknown names are never allowed (see `is_device_service` for why).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServicePolicy {
+    /// `root:` and `unroot:` (adbd restarts as root, or back as `shell`).
+    pub root: bool,
+    /// `remount:` (system partitions writable; needs root on the phone).
+    pub remount: bool,
+    /// `reboot:[target]`.
+    pub reboot: bool,
+}
+
+impl ServicePolicy {
+    /// Device services only.
+    pub const DEVICE_ONLY: ServicePolicy = ServicePolicy {
+        root: false,
+        remount: false,
+        reboot: false,
+    };
+
+    /// Whether `name` may be opened.
+    pub fn allows(&self, name: &ServiceName) -> bool {
+        match name {
+            ServiceName::Root | ServiceName::Unroot => self.root,
+            ServiceName::Remount(_) => self.remount,
+            ServiceName::Reboot(_) => self.reboot,
+            other => other.is_device_service(),
+        }
+    }
+
+    /// Whether the OPEN payload `service` may be opened: never a `host` name (checked on the
+    /// bytes), otherwise as [`ServicePolicy::allows`] says of its parse.
+    pub fn allows_raw(&self, service: &[u8]) -> bool {
+        !is_host_service(service) && self.allows(&ServiceName::parse(service))
     }
 }
 
@@ -255,5 +339,101 @@ mod tests {
             ServiceName::Other("shell".into())
         );
         assert_eq!(ServiceName::parse(b""), ServiceName::Other(String::new()));
+    }
+
+    /// What a phone's user may open, and what an ADB server would answer itself.
+    #[test]
+    fn the_allowlist() {
+        let device_only = ServicePolicy::default();
+        assert_eq!(device_only, ServicePolicy::DEVICE_ONLY);
+        for ok in [
+            "shell:",
+            "shell:ls -l",
+            "shell,v2,TERM=xterm,raw:echo hi",
+            "shell,v2,pty:",
+            "exec:cat /x",
+            "sync:",
+            "abb:package\0list",
+            "abb_exec:package\0install\0-S\x0012",
+            "framebuffer:",
+            "tcp:8080",
+            "tcp:10.0.0.1:80",
+            "localabstract:chrome_devtools_remote",
+            "localreserved:x",
+            "localfilesystem:/dev/socket/x",
+            "local:x",
+            "jdwp:1234",
+            "dev:/dev/null",
+            "track-jdwp",
+            "track-app",
+        ] {
+            assert!(device_only.allows_raw(ok.as_bytes()), "{ok}");
+            assert!(
+                ServiceName::parse(ok.as_bytes()).is_device_service(),
+                "{ok}"
+            );
+        }
+        for refused in [
+            // What an ADB server answers itself, in every spelling it reads.
+            "host:devices-l",
+            "host:devices",
+            "host:transport:127.0.0.1:5555",
+            "host:transport-any",
+            "host:kill",
+            "host:connect:10.0.0.1:5555",
+            "host:version",
+            "host-serial:127.0.0.1:5555:shell:id",
+            "host-transport-id:3:shell:id",
+            "host-usb:shell:id",
+            "host-local:shell:id",
+            "hostfoo",
+            "host",
+            // The phone itself, unless the owner allows it.
+            "root:",
+            "unroot:",
+            "remount:",
+            "reboot:",
+            "reboot:bootloader",
+            // Never.
+            "reverse:forward:tcp:1:tcp:2",
+            "tcpip:5555",
+            "usb:",
+            "nosuch:",
+            "",
+            "shell",
+            "shellfoo:x",
+            "track-jdwp-more",
+            // A device service's name after a host prefix is still a host request.
+            "host:shell:id",
+        ] {
+            assert!(!device_only.allows_raw(refused.as_bytes()), "{refused}");
+        }
+        assert!(is_host_service(b"host-serial:x:features"));
+        assert!(!is_host_service(b"shell:host"));
+
+        let owner = ServicePolicy {
+            root: true,
+            remount: true,
+            reboot: true,
+        };
+        for ok in ["root:", "unroot:", "remount:", "reboot:", "reboot:recovery"] {
+            assert!(owner.allows_raw(ok.as_bytes()), "{ok}");
+        }
+        for refused in [
+            "host:kill",
+            "reverse:list-forward",
+            "tcpip:5555",
+            "usb:",
+            "x:",
+        ] {
+            assert!(!owner.allows_raw(refused.as_bytes()), "{refused}");
+        }
+        let only_reboot = ServicePolicy {
+            reboot: true,
+            ..ServicePolicy::default()
+        };
+        assert!(only_reboot.allows_raw(b"reboot:"));
+        assert!(!only_reboot.allows_raw(b"root:"));
+        assert!(!only_reboot.allows_raw(b"remount:"));
     }
 }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{
-    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf, duplex,
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf,
+    duplex,
 };
 use tokio::sync::watch;
 
@@ -22,6 +23,10 @@ use crate::session::{AdbStream, StreamReader, StreamWriter};
 
 /// What each of a command's pipes buffers.
 pub const PIPE_BYTES: usize = 64 * 1024;
+/// What the adapter reads from stdout or stderr at once.
+const OUTPUT_READ: usize = 16 * 1024;
+/// The longest window size packet read (adb sends `ROWSxCOLS,XPIXxYPIX`).
+const WINDOW_SIZE_MAX: usize = 64;
 
 /// Runs commands. `run` returns the exit status (only its low 8 bits travel, as on Unix).
 /// The output ends when `run` returns and drops its [`ShellIo`].
@@ -109,8 +114,9 @@ pub async fn serve_shell<S: Shell>(stream: AdbStream, request: ShellRequest, she
     }
 }
 
-/// Feeds the host's bytes to the command's stdin until the host closes the stream. Once the
-/// command stops reading, what the host sends is dropped rather than left to block the host.
+/// Feeds the host's bytes to the command's stdin until the host closes the stream, straight
+/// from the WRTEs they came in. Once the command stops reading, what the host sends is dropped
+/// rather than left to block the host.
 async fn pump_input(
     mut reader: StreamReader,
     stdin: DuplexStream,
@@ -118,13 +124,16 @@ async fn pump_input(
     v2: bool,
 ) {
     let mut stdin = Some(stdin);
-    let mut buf = vec![0u8; 16 * 1024];
     if !v2 {
         loop {
-            match reader.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => feed(&mut stdin, &buf[..n]).await,
-            }
+            let n = match reader.fill_buf().await {
+                Ok([]) | Err(_) => return,
+                Ok(chunk) => {
+                    feed(&mut stdin, chunk).await;
+                    chunk.len()
+                }
+            };
+            reader.consume(n);
         }
     }
     loop {
@@ -133,43 +142,40 @@ async fn pump_input(
             return;
         }
         let h = ShellHeader::parse(&head);
+        let mut left = h.len as usize;
         match h.id {
-            ShellId::Stdin => {
-                let mut left = h.len as usize;
-                while left > 0 {
-                    let want = left.min(buf.len());
-                    if reader.read_exact(&mut buf[..want]).await.is_err() {
-                        return;
-                    }
-                    feed(&mut stdin, &buf[..want]).await;
-                    left -= want;
-                }
-            }
-            ShellId::WindowSizeChange if h.len as usize <= buf.len() => {
-                let n = h.len as usize;
-                if reader.read_exact(&mut buf[..n]).await.is_err() {
+            ShellId::WindowSizeChange if left <= WINDOW_SIZE_MAX => {
+                let mut buf = [0u8; WINDOW_SIZE_MAX];
+                if reader.read_exact(&mut buf[..left]).await.is_err() {
                     return;
                 }
-                if let Some(size) = WindowSize::parse(&buf[..n]) {
+                if let Some(size) = WindowSize::parse(&buf[..left]) {
                     let _ = window.send(Some(size));
                 }
+                continue;
             }
-            other => {
-                if other == ShellId::CloseStdin
-                    && let Some(mut s) = stdin.take()
-                {
+            ShellId::CloseStdin => {
+                if let Some(mut s) = stdin.take() {
                     let _ = s.shutdown().await;
                 }
-                // Skip whatever this packet carries (adbd ignores ids it does not know).
-                let mut left = h.len as usize;
-                while left > 0 {
-                    let want = left.min(buf.len());
-                    if reader.read_exact(&mut buf[..want]).await.is_err() {
-                        return;
-                    }
-                    left -= want;
-                }
             }
+            _ => {}
+        }
+        // Stdin's data goes to the command; anything else is skipped (adbd ignores ids it
+        // does not know).
+        while left > 0 {
+            let n = match reader.fill_buf().await {
+                Ok([]) | Err(_) => return,
+                Ok(chunk) => {
+                    let n = chunk.len().min(left);
+                    if h.id == ShellId::Stdin {
+                        feed(&mut stdin, &chunk[..n]).await;
+                    }
+                    n
+                }
+            };
+            reader.consume(n);
+            left -= n;
         }
     }
 }
@@ -192,6 +198,9 @@ async fn pump_output(
     chunk: usize,
 ) -> io::Result<()> {
     let head = if v2 { SHELL_HEADER_LEN } else { 0 };
+    // A pipe holds PIPE_BYTES at most, and the stream gathers reads into full WRTEs: small
+    // buffers cost nothing in throughput.
+    let chunk = chunk.min(OUTPUT_READ);
     let mut out_buf = vec![0u8; head + chunk];
     let mut err_buf = vec![0u8; head + chunk];
     let (mut out_open, mut err_open) = (true, true);

@@ -1,14 +1,16 @@
 //! The device side of the file sync protocol (`sync:`) over a [`SyncFs`]: STAT and STA2/LST2,
 //! LIST and LIS2, SEND (push: the file streamed in DATA chunks of at most 64 KiB, then DONE
 //! with its mtime) and RECV (pull: the same chunks the other way), as adbd 29 answers them.
-//! At most one chunk is held at a time, so a push or pull of any size uses bounded memory.
+//! A push is copied from the host's WRTEs as they come and a pull is read into the WRTEs it
+//! sends, so a push or pull of any size uses bounded memory (a pull's counted in the
+//! connection's budget), and an idle session none.
 
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
 use thiserror::Error;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
 use crate::proto::sync::{
@@ -132,12 +134,13 @@ pub enum SyncError {
 }
 
 /// Serves `sync:` until the client sends QUIT or closes the stream.
+///
+/// An idle session holds no buffer: replies are written straight into the stream, which
+/// gathers them into WRTEs under the connection's byte budget; a push is copied to the file
+/// from the host's WRTEs as they arrive; a pull reads the file into WRTEs taken from the
+/// budget ([`AdbStream::buffer`]).
 pub async fn serve_sync<F: SyncFs>(stream: AdbStream, fs: Arc<F>) -> Result<(), SyncError> {
-    // Responses are built in a buffer of one WRTE and leave when a reply is complete, so a
-    // STAT costs one message and a pull fills every WRTE.
-    let capacity = stream.max_payload();
-    let mut s = BufWriter::with_capacity(capacity, stream);
-    let mut data = vec![0u8; REQUEST_LEN + SYNC_DATA_MAX as usize];
+    let mut s = stream;
     loop {
         let Some(req) = read_frame(&mut s).await? else {
             return Ok(());
@@ -175,8 +178,8 @@ pub async fn serve_sync<F: SyncFs>(stream: AdbStream, fs: Arc<F>) -> Result<(), 
                 }
                 s.write_all(&list_done(v2)).await?;
             }
-            ID_SEND => receive_file(&mut s, &*fs, &path, &mut data).await?,
-            ID_RECV => send_file(&mut s, &*fs, &path, &mut data).await?,
+            ID_SEND => receive_file(&mut s, &*fs, &path).await?,
+            ID_RECV => send_file(&mut s, &*fs, &path).await?,
             _ => {
                 let msg = format!("unknown command {:08x}", req.id);
                 return refuse(&mut s, &msg).await;
@@ -186,7 +189,7 @@ pub async fn serve_sync<F: SyncFs>(stream: AdbStream, fs: Arc<F>) -> Result<(), 
     }
 }
 
-type Wire = BufWriter<AdbStream>;
+type Wire = AdbStream;
 
 async fn read_frame(s: &mut Wire) -> io::Result<Option<Frame>> {
     let mut head = [0u8; REQUEST_LEN];
@@ -205,24 +208,62 @@ async fn refuse(s: &mut Wire, message: &str) -> Result<(), SyncError> {
     Err(SyncError::Refused(message.to_string()))
 }
 
-/// SEND: `spec` is `path,mode`.
-async fn receive_file<F: SyncFs>(
+/// Skips `left` bytes of the host's data.
+async fn skip(s: &mut Wire, mut left: usize) -> io::Result<()> {
+    while left > 0 {
+        let n = s.fill_buf().await?.len().min(left);
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        s.consume(n);
+        left -= n;
+    }
+    Ok(())
+}
+
+/// How copying one DATA message to the file ended badly.
+enum CopyError {
+    /// The stream: the session is over.
+    Stream(io::Error),
+    /// The file, with what is left of the message.
+    File(io::Error, usize),
+}
+
+/// Copies the next `left` bytes of the host's data to `file`, straight from the WRTEs they
+/// came in.
+async fn copy_data<W: AsyncWrite + Unpin>(
     s: &mut Wire,
-    fs: &F,
-    spec: &str,
-    buf: &mut [u8],
-) -> Result<(), SyncError> {
+    mut left: usize,
+    file: &mut W,
+) -> Result<(), CopyError> {
+    while left > 0 {
+        let chunk = s.fill_buf().await.map_err(CopyError::Stream)?;
+        if chunk.is_empty() {
+            return Err(CopyError::Stream(io::ErrorKind::UnexpectedEof.into()));
+        }
+        let n = chunk.len().min(left);
+        if let Err(e) = file.write_all(&chunk[..n]).await {
+            return Err(CopyError::File(e, left));
+        }
+        s.consume(n);
+        left -= n;
+    }
+    Ok(())
+}
+
+/// SEND: `spec` is `path,mode`.
+async fn receive_file<F: SyncFs>(s: &mut Wire, fs: &F, spec: &str) -> Result<(), SyncError> {
     let Some((path, mode)) = parse_send_spec(spec) else {
         return refuse(s, "missing , in ID_SEND or bad mode").await;
     };
     if mode & S_IFMT == S_IFLNK {
-        return receive_link(s, fs, path, buf).await;
+        return receive_link(s, fs, path).await;
     }
     let mut file = match fs.open_write(path, mode).await {
         Ok(f) => f,
         Err(e) => {
             let msg = format!("couldn't create file: {e}");
-            return fail_and_drain(s, &msg, buf).await;
+            return fail_and_drain(s, &msg).await;
         }
     };
     loop {
@@ -232,12 +273,18 @@ async fn receive_file<F: SyncFs>(
         };
         match frame.id {
             ID_DATA if frame.arg <= SYNC_DATA_MAX => {
-                let chunk = &mut buf[..frame.arg as usize];
-                s.read_exact(chunk).await?;
-                if let Err(e) = file.write_all(chunk).await {
-                    fs.abort_write(path, file).await;
-                    let msg = format!("write failed: {}", FsError::from(e));
-                    return fail_and_drain(s, &msg, buf).await;
+                match copy_data(s, frame.arg as usize, &mut file).await {
+                    Ok(()) => {}
+                    Err(CopyError::Stream(e)) => {
+                        fs.abort_write(path, file).await;
+                        return Err(e.into());
+                    }
+                    Err(CopyError::File(e, left)) => {
+                        fs.abort_write(path, file).await;
+                        skip(s, left).await?;
+                        let msg = format!("write failed: {}", FsError::from(e));
+                        return fail_and_drain(s, &msg).await;
+                    }
                 }
             }
             ID_DATA => {
@@ -274,33 +321,28 @@ async fn receive_file<F: SyncFs>(
 
 /// After a failure adbd keeps reading the client's DATA until DONE, so that the client, which
 /// writes without reading, is not cut off before it has seen the FAIL; then it ends.
-async fn fail_and_drain(s: &mut Wire, message: &str, buf: &mut [u8]) -> Result<(), SyncError> {
+async fn fail_and_drain(s: &mut Wire, message: &str) -> Result<(), SyncError> {
     s.write_all(&fail(message)).await?;
     s.flush().await?;
     while let Some(frame) = read_frame(s).await? {
         if frame.id != ID_DATA || frame.arg > SYNC_DATA_MAX {
             break;
         }
-        s.read_exact(&mut buf[..frame.arg as usize]).await?;
+        skip(s, frame.arg as usize).await?;
     }
     Err(SyncError::Refused(message.to_string()))
 }
 
-async fn receive_link<F: SyncFs>(
-    s: &mut Wire,
-    fs: &F,
-    path: &str,
-    buf: &mut [u8],
-) -> Result<(), SyncError> {
+async fn receive_link<F: SyncFs>(s: &mut Wire, fs: &F, path: &str) -> Result<(), SyncError> {
     let Some(frame) = read_frame(s).await? else {
         return Ok(());
     };
     if frame.id != ID_DATA || frame.arg > MAX_PATH_LEN {
         return refuse(s, "invalid data message: expected ID_DATA").await;
     }
-    let target = &mut buf[..frame.arg as usize];
-    s.read_exact(target).await?;
-    let target = String::from_utf8_lossy(target)
+    let mut target = vec![0u8; frame.arg as usize];
+    s.read_exact(&mut target).await?;
+    let target = String::from_utf8_lossy(&target)
         .trim_end_matches('\0')
         .to_string();
     let Some(done) = read_frame(s).await? else {
@@ -325,39 +367,50 @@ async fn receive_link<F: SyncFs>(
     }
 }
 
-/// RECV.
-async fn send_file<F: SyncFs>(
-    s: &mut Wire,
-    fs: &F,
-    path: &str,
-    buf: &mut [u8],
-) -> Result<(), SyncError> {
+/// RECV: the file read straight into WRTE-sized buffers of the connection's budget, DATA
+/// message after DATA message, each buffer sent when full.
+async fn send_file<F: SyncFs>(s: &mut Wire, fs: &F, path: &str) -> Result<(), SyncError> {
     let mut file = match fs.open_read(path).await {
         Ok(f) => f,
         Err(e) => return refuse(s, &format!("open failed: {e}")).await,
     };
-    // Header and data in one buffer: one write into the WRTE being filled.
-    let max = buf.len().min(REQUEST_LEN + SYNC_DATA_MAX as usize);
+    let max = s.max_payload();
+    let mut out = s.buffer(max).await?;
     loop {
-        let n = match file.read(&mut buf[REQUEST_LEN..max]).await {
+        if out.remaining() <= REQUEST_LEN {
+            s.send(out).await?;
+            out = s.buffer(max).await?;
+        }
+        let room = (out.remaining() - REQUEST_LEN).min(SYNC_DATA_MAX as usize);
+        let n = match file
+            .read(&mut out.unfilled()[REQUEST_LEN..REQUEST_LEN + room])
+            .await
+        {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) => return refuse(s, &format!("read failed: {}", FsError::from(e))).await,
+            Err(e) => {
+                // What was read so far goes first, then the FAIL.
+                s.send(out).await?;
+                return refuse(s, &format!("read failed: {}", FsError::from(e))).await;
+            }
         };
         let frame = Frame {
             id: ID_DATA,
             arg: n as u32,
         };
-        buf[..REQUEST_LEN].copy_from_slice(&frame.encode());
-        s.write_all(&buf[..REQUEST_LEN + n]).await?;
+        out.unfilled()[..REQUEST_LEN].copy_from_slice(&frame.encode());
+        out.advance(REQUEST_LEN + n);
     }
-    s.write_all(
-        &Frame {
-            id: ID_DONE,
-            arg: 0,
-        }
-        .encode(),
-    )
-    .await?;
+    let done = Frame {
+        id: ID_DONE,
+        arg: 0,
+    }
+    .encode();
+    if out.remaining() < done.len() {
+        s.send(out).await?;
+        out = s.buffer(done.len()).await?;
+    }
+    out.put(&done);
+    s.send(out).await?;
     Ok(())
 }

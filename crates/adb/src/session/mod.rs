@@ -2,8 +2,16 @@
 //! the host's streams, each OPEN handed to a [`Device`] and run as a task of its own, so that
 //! a slow service (or a slow relay behind it) never holds up another stream. The connection
 //! ends when the host leaves, when it breaks the protocol (bad magic, a length over the limit,
-//! a second WRTE before our OKAY), when the handshake overruns its deadline, or at once when
-//! the owner calls [`ConnectionHandle::close`]; each ends this connection only.
+//! a second WRTE before our OKAY, an OKAY for no WRTE of ours), when the handshake overruns
+//! its deadline or its message and attempt caps, when the host stops taking what we send, or
+//! at once when the owner calls [`ConnectionHandle::close`]; each ends this connection only.
+//!
+//! What a host can make a connection hold is bounded by [`Config`]: streams (`max_streams`,
+//! counting a stream until its service task has ended), device opens running at once
+//! (`max_concurrent_opens`), payload bytes waiting for the host (`max_buffered_bytes`, a
+//! budget every stream takes from before it queues), and time without progress
+//! (`handshake_timeout`, `write_stall_timeout`). The owner reads the counters from its
+//! [`ConnectionHandle`].
 
 mod conn;
 mod shared;
@@ -17,40 +25,58 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
 use tokio::task::JoinSet;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
+use crate::keys::AdbPublicKey;
 use crate::proto::banner::{Banner, BannerError, DeviceBanner};
-use crate::proto::handshake::{
-    Handshake, HandshakeConfig, HandshakeError, Negotiated, Step, TOKEN_SIZE,
-};
-use crate::proto::packet::{
-    Command, HEADER_LEN, Header, MAX_PAYLOAD, MAX_PAYLOAD_V1, Packet, PacketError, verify_checksum,
-    version_for,
-};
-use conn::{Conn, Entry, StreamShared};
+use crate::proto::handshake::{DEFAULT_MAX_MESSAGES, HandshakeError, TOKEN_SIZE};
+use crate::proto::packet::{Command, HEADER_LEN, MAX_PAYLOAD, MAX_PAYLOAD_V1, PacketError};
+use conn::Conn;
 pub use shared::{DynDevice, SharedDevice};
 pub use stream::{AdbStream, StreamReader, StreamWriter};
+
+mod buffer;
+mod handshake;
+mod meters;
+mod reader;
+mod writer;
+
+pub use buffer::WriteBuffer;
 
 /// What a connection is allowed.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub banner: DeviceBanner,
     /// The largest payload we accept and announce, kept within 4096 and 1 MiB. adbd 29
-    /// announces 1 MiB; 256 KiB keeps what a connection buffers per stream (two payloads in,
-    /// one out) small with many streams.
+    /// announces 1 MiB; 256 KiB keeps what a connection buffers per stream small with many
+    /// streams.
     pub max_payload: u32,
-    /// From accept to our CNXN. A host that cannot sign stays unauthorized (stock adb's
-    /// `unauthorized` state) until this runs out, then the connection is dropped.
+    /// From the call to [`serve_connection`] to our CNXN. A host that cannot sign stays
+    /// unauthorized (stock adb's `unauthorized` state) until this runs out, then the
+    /// connection is dropped.
     pub handshake_timeout: Duration,
-    /// Streams open at once; an OPEN beyond it is refused (CLSE), the connection lives on.
+    /// Streams at once; an OPEN beyond it is refused (CLSE), the connection lives on. A
+    /// stream counts from its OPEN until its service task has ended, whoever closed it.
     pub max_streams: usize,
-    /// Refused signatures before the connection is dropped (adb tries each of its keys once).
+    /// Refused signatures and offered public keys before the connection is dropped (adb
+    /// tries each of its keys once, then offers one).
     pub max_auth_attempts: u32,
+    /// Messages before the host is online, whatever they are; more drop the connection.
+    pub max_handshake_messages: u32,
+    /// Payload bytes the connection holds for the host at once, all streams together (WRTEs
+    /// queued for the socket and what streams gather while a WRTE awaits its OKAY). A stream
+    /// that would go over waits, as it waits for an OKAY. Raised to `max_payload` if below.
+    pub max_buffered_bytes: usize,
+    /// A host that takes no byte from the socket for this long while messages wait for it is
+    /// dropped.
+    pub write_stall_timeout: Duration,
+    /// The device's `open` running at once for one connection (a relay's opens a connection
+    /// to the ADB server each); further OPENs wait their turn, counted in `max_streams`.
+    pub max_concurrent_opens: usize,
 }
 
 impl Config {
@@ -61,6 +87,10 @@ impl Config {
             handshake_timeout: Duration::from_secs(20),
             max_streams: 256,
             max_auth_attempts: 16,
+            max_handshake_messages: DEFAULT_MAX_MESSAGES,
+            max_buffered_bytes: 4 * 1024 * 1024,
+            write_stall_timeout: Duration::from_secs(30),
+            max_concurrent_opens: 16,
         }
     }
 }
@@ -76,7 +106,10 @@ pub trait Authorizer: Send + Sync {
 
     /// Whether `signature` is a valid signature of `token` by a key allowed in (adbd: RSA
     /// PKCS#1 v1.5 over the token as a SHA-1 digest). A key the host merely offers is never
-    /// enough: see [`Authorizer::public_key_offered`].
+    /// enough: see [`Authorizer::public_key_offered`]. Called for each signature, at most
+    /// `max_auth_attempts` per connection, unless [`Authorizer::keys_for_connection`] lists
+    /// the keys; an implementation that reads keys from somewhere slow should list them there
+    /// or keep what it read for the connection.
     fn verify(
         &self,
         token: &[u8; TOKEN_SIZE],
@@ -84,10 +117,25 @@ pub trait Authorizer: Send + Sync {
     ) -> impl Future<Output = Option<Self::Identity>> + Send;
 
     /// The host has no key we accepted and offers this `adbkey.pub` text. Informational
-    /// (audit): the connection stays unauthorized whatever this does.
+    /// (audit): the connection stays unauthorized whatever this does. Called at most
+    /// `max_auth_attempts` times per connection.
     fn public_key_offered(&self, key: &[u8]) -> impl Future<Output = ()> + Send {
         let _ = key;
         async {}
+    }
+
+    /// The keys allowed in, each with the identity it proves, for an authorizer that would
+    /// rather load them once per connection than on every signature (a store read, say).
+    /// Asked at most once per connection, when the host's first signature arrives (a host
+    /// that never signs costs nothing); the session then checks that signature and the
+    /// connection's later ones against the keys itself ([`AdbPublicKey::verify_auth`]) and
+    /// never calls [`Authorizer::verify`]. `None`, the default, leaves every signature to
+    /// `verify`. A key taken away after this is not seen by the connection's later attempts:
+    /// the owner closes the connection ([`ConnectionHandle::close`]) if that matters.
+    fn keys_for_connection(
+        &self,
+    ) -> impl Future<Output = Option<Vec<(AdbPublicKey, Self::Identity)>>> + Send {
+        async { None }
     }
 }
 
@@ -142,6 +190,7 @@ struct HandleInner {
     cancel: CancellationToken,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    meters: meters::Meters,
 }
 
 /// The owner's hold on a live connection: close it, read its byte counters (every byte on the
@@ -205,6 +254,16 @@ pub enum SessionError {
     Unexpected(Command),
     #[error("no randomness for the AUTH token: {0}")]
     Random(String),
+    /// The host acknowledged a stream on which no WRTE of ours was waiting: accepting it would
+    /// let the stream queue more than one WRTE while the host reads nothing.
+    #[error("the host sent OKAY for stream {0}, which had no WRTE in flight")]
+    UnexpectedOkay(u32),
+    /// Messages waited for the host, which took no byte of them for this long.
+    #[error("the host took nothing from the connection for {0:?}")]
+    Stalled(Duration),
+    /// [`serve_connection_with`]: the device could not be had once the host was in.
+    #[error("no device: {0}")]
+    Unavailable(OpenError),
 }
 
 /// How a connection ended.
@@ -230,8 +289,40 @@ pub struct Report<I> {
     pub end: End,
 }
 
+/// A device found once the host is in ([`serve_connection_with`]): its services and, when it
+/// has a banner of its own, the banner our CNXN carries (otherwise `Config::banner`).
+pub struct ResolvedDevice<D> {
+    pub device: Arc<D>,
+    pub banner: Option<DeviceBanner>,
+}
+
+impl<D> ResolvedDevice<D> {
+    /// `device`, announced with `Config::banner`.
+    pub fn new(device: Arc<D>) -> ResolvedDevice<D> {
+        ResolvedDevice {
+            device,
+            banner: None,
+        }
+    }
+
+    /// `device`, announced with `banner`.
+    pub fn with_banner(device: Arc<D>, banner: DeviceBanner) -> ResolvedDevice<D> {
+        ResolvedDevice {
+            device,
+            banner: Some(banner),
+        }
+    }
+}
+
 /// Serves one host connection until it ends; never fails as a whole (the [`Report`] says how
 /// it ended). `io` is usually an accepted `TcpStream`.
+///
+/// The handshake deadline (`Config::handshake_timeout`) starts when this is called, not when
+/// the connection was accepted: call it at once after accepting, with nothing slow before it
+/// (no store read, no backend lookup), or an unauthenticated client can hold the caller's
+/// resources for longer than the deadline says. When the device takes work to find (a
+/// backend's route to the phone, the phone's features from its ADB server), use
+/// [`serve_connection_with`], which looks it up only once the host is in.
 pub async fn serve_connection<S, A, D>(
     io: S,
     config: &Config,
@@ -244,9 +335,39 @@ where
     A: Authorizer,
     D: Device,
 {
+    let resolve = move || async move { Ok(ResolvedDevice::new(device)) };
+    serve_connection_with(io, config, authorizer, resolve, handle).await
+}
+
+/// [`serve_connection`] with the device found only after the host is in: `resolve` is called
+/// once the host has authenticated (or, without authentication, once its CNXN is read), and
+/// before our CNXN, which carries the banner it returns; a host that never gets in never
+/// causes a lookup. Its time does not count against the handshake deadline: bound it
+/// yourself (the host waits for our CNXN meanwhile), and [`ConnectionHandle::close`] ends it
+/// at once. When it fails, the connection ends with [`SessionError::Unavailable`].
+pub async fn serve_connection_with<S, A, F, Fut, D>(
+    io: S,
+    config: &Config,
+    authorizer: &A,
+    resolve: F,
+    handle: ConnectionHandle,
+) -> Report<A::Identity>
+where
+    S: AsyncRead + AsyncWrite + Send,
+    A: Authorizer,
+    F: FnOnce() -> Fut + Send,
+    Fut: Future<Output = Result<ResolvedDevice<D>, OpenError>> + Send,
+    D: Device,
+{
+    let deadline = Instant::now() + config.handshake_timeout;
     let (rd, wr) = tokio::io::split(io);
     let max_payload = config.max_payload.clamp(MAX_PAYLOAD_V1, MAX_PAYLOAD);
-    let (conn, outgoing) = Conn::new(max_payload);
+    let (conn, outgoing) = Conn::new(
+        max_payload,
+        config.max_buffered_bytes,
+        config.max_concurrent_opens,
+        handle.clone(),
+    );
     let mut tasks = JoinSet::new();
     let mut seen = Seen {
         identity: None,
@@ -254,24 +375,22 @@ where
         streams_opened: 0,
     };
     let end = {
-        let reader = read_loop(
-            BufReader::with_capacity(64 * 1024, rd),
+        let side = ReadSide {
             config,
             authorizer,
+            conn: &conn,
+            handle: &handle,
             max_payload,
-            &device,
-            &conn,
-            &handle,
-            &mut tasks,
-            &mut seen,
-        );
-        let writer = write_loop(wr, outgoing, &conn, &handle);
+            deadline,
+        };
+        let reader = side.run(rd, resolve, &mut tasks, &mut seen);
+        let writer = writer::write_loop(wr, outgoing, &conn, &handle, config.write_stall_timeout);
         tokio::select! {
             _ = handle.0.cancel.cancelled() => End::Closed,
             r = reader => r.unwrap_or_else(ended),
             r = writer => match r {
                 Ok(()) => End::HostClosed,
-                Err(e) => ended(e.into()),
+                Err(e) => ended(e),
             },
         }
     };
@@ -315,312 +434,82 @@ struct Seen<I> {
     streams_opened: u64,
 }
 
-async fn write_loop<W: AsyncWrite>(
-    wr: W,
-    mut outgoing: mpsc::UnboundedReceiver<Packet>,
-    conn: &Conn,
-    handle: &ConnectionHandle,
-) -> io::Result<()> {
-    let w = BufWriter::with_capacity(64 * 1024, wr);
-    tokio::pin!(w);
-    while let Some(p) = outgoing.recv().await {
-        let header = p.header(conn.version.load(Ordering::Relaxed)).encode();
-        w.write_all(&header).await?;
-        w.write_all(&p.payload).await?;
-        handle.add_out(HEADER_LEN + p.payload.len());
-        conn.outbox.written();
-        // Messages queued together leave in one write; the last one is not held back.
-        if outgoing.is_empty() {
-            w.flush().await?;
-        }
-    }
-    Ok(())
+/// What reads from the host: the handshake, the device, then the streams.
+struct ReadSide<'a, A> {
+    config: &'a Config,
+    authorizer: &'a A,
+    conn: &'a Arc<Conn>,
+    handle: &'a ConnectionHandle,
+    max_payload: u32,
+    deadline: Instant,
 }
 
-/// Reads one message; `None` when the host closed the connection between messages. The
-/// length is checked against `max_payload` before the payload is read or allocated.
-async fn read_packet<R: AsyncRead + Unpin>(
-    r: &mut R,
-    max_payload: u32,
-    negotiated: Option<u32>,
-    handle: &ConnectionHandle,
-) -> Result<Option<Packet>, SessionError> {
-    let mut head = [0u8; HEADER_LEN];
-    let first = r.read(&mut head).await?;
-    if first == 0 {
-        return Ok(None);
-    }
-    r.read_exact(&mut head[first..]).await?;
-    handle.add_in(HEADER_LEN);
-    let header = Header::parse(&head, max_payload)?;
-    let mut payload = vec![0u8; header.data_length as usize];
-    r.read_exact(&mut payload).await?;
-    handle.add_in(payload.len());
-    verify_checksum(&header, &payload, version_for(&header, negotiated))?;
-    Ok(Some(Packet::new(
-        header.command,
-        header.arg0,
-        header.arg1,
-        payload,
-    )))
-}
+/// What the reader buffers before the host is in: a handshake message is at most 4096 bytes,
+/// so a connection that never authenticates costs little.
+const HANDSHAKE_READ: usize = HEADER_LEN + MAX_PAYLOAD_V1 as usize;
+/// What it buffers once online.
+const ONLINE_READ: usize = 64 * 1024;
 
-#[allow(clippy::too_many_arguments)]
-async fn read_loop<R, A, D>(
-    mut r: R,
-    config: &Config,
-    authorizer: &A,
-    max_payload: u32,
-    device: &Arc<D>,
-    conn: &Arc<Conn>,
-    handle: &ConnectionHandle,
-    tasks: &mut JoinSet<()>,
-    seen: &mut Seen<A::Identity>,
-) -> Result<End, SessionError>
-where
-    R: AsyncRead + Unpin,
-    A: Authorizer,
-    D: Device,
-{
-    let Some(negotiated) =
-        handshake(&mut r, max_payload, config, authorizer, conn, handle, seen).await?
-    else {
-        return Ok(End::HostClosed);
-    };
-    info!(
-        host_features = ?negotiated.host.features,
-        max_payload = negotiated.max_payload,
-        "adb host online"
-    );
-    seen.host = Some(negotiated.host);
-    conn.max_payload
-        .store(negotiated.max_payload, Ordering::Relaxed);
-    loop {
-        while tasks.try_join_next().is_some() {}
-        conn.outbox.wait_for_room().await;
-        let Some(p) = read_packet(
+impl<A: Authorizer> ReadSide<'_, A> {
+    async fn run<R, F, Fut, D>(
+        self,
+        rd: R,
+        resolve: F,
+        tasks: &mut JoinSet<()>,
+        seen: &mut Seen<A::Identity>,
+    ) -> Result<End, SessionError>
+    where
+        R: AsyncRead + Unpin,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<ResolvedDevice<D>, OpenError>>,
+        D: Device,
+    {
+        let mut r = BufReader::with_capacity(HANDSHAKE_READ, rd);
+        let Some(admitted) = handshake::handshake(
             &mut r,
-            negotiated.max_payload,
-            Some(negotiated.version),
-            handle,
+            self.max_payload,
+            self.config,
+            self.authorizer,
+            self.conn,
+            self.handle,
+            &mut seen.identity,
+            self.deadline,
         )
         .await?
         else {
             return Ok(End::HostClosed);
         };
-        match p.command {
-            Command::Open => {
-                if on_open(p, config, device, conn, tasks) {
-                    seen.streams_opened += 1;
-                }
-            }
-            Command::Okay => on_okay(&p, conn),
-            Command::Wrte => on_write(p, conn)?,
-            Command::Clse => on_close(&p, conn),
-            Command::Cnxn => {
-                return Err(HandshakeError::OutOfOrder("CNXN after the handshake").into());
-            }
-            Command::Stls => return Err(SessionError::Unexpected(Command::Stls)),
-            // Late AUTH answers and the obsolete SYNC carry nothing for an online connection.
-            Command::Auth | Command::Sync => {}
+        let negotiated = admitted.negotiated;
+        let mut cnxn = admitted.cnxn;
+        let resolved = resolve().await.map_err(SessionError::Unavailable)?;
+        if let Some(banner) = &resolved.banner {
+            cnxn.payload = banner.encode()?.into_bytes();
         }
-    }
-}
-
-/// Runs the handshake; `None` if the host left during it.
-async fn handshake<R, A>(
-    r: &mut R,
-    max_payload: u32,
-    config: &Config,
-    authorizer: &A,
-    conn: &Conn,
-    handle: &ConnectionHandle,
-    seen: &mut Seen<A::Identity>,
-) -> Result<Option<Negotiated>, SessionError>
-where
-    R: AsyncRead + Unpin,
-    A: Authorizer,
-{
-    let deadline = Instant::now() + config.handshake_timeout;
-    let late = |_| SessionError::HandshakeTimeout(config.handshake_timeout);
-    let auth_required = timeout_at(deadline, authorizer.auth_required())
-        .await
-        .map_err(late)?;
-    let mut hs = Handshake::new(HandshakeConfig {
-        banner: config.banner.encode()?,
-        max_payload,
-        auth_required,
-        max_auth_attempts: config.max_auth_attempts,
-    });
-    // A token is drawn inside the state machine; a failure is reported after it returns and
-    // before anything is sent, so a zero token never leaves.
-    let rng_error = std::sync::Mutex::new(None);
-    let mut fresh = || {
-        let mut token = [0u8; TOKEN_SIZE];
-        if let Err(e) = getrandom::fill(&mut token) {
-            *rng_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-        }
-        token
-    };
-    loop {
-        let read = read_packet(r, hs.max_incoming(), hs.negotiated_version(), handle);
-        let Some(packet) = timeout_at(deadline, read).await.map_err(late)?? else {
-            return Ok(None);
-        };
-        let step = match hs.on_packet(&packet, &mut fresh)? {
-            None => continue,
-            Some(Step::PublicKey(key)) => {
-                debug!("adb host offered a public key we do not know");
-                timeout_at(deadline, authorizer.public_key_offered(&key))
-                    .await
-                    .map_err(late)?;
-                continue;
-            }
-            Some(Step::Verify { token, signature }) => {
-                let verdict = timeout_at(deadline, authorizer.verify(&token, &signature))
-                    .await
-                    .map_err(late)?;
-                let accepted = verdict.is_some();
-                if accepted {
-                    seen.identity = verdict;
-                } else {
-                    debug!("adb host signature refused");
-                }
-                hs.on_verdict(accepted, &mut fresh)?
-            }
-            Some(step) => step,
-        };
-        if let Some(e) = rng_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Err(SessionError::Random(e));
-        }
-        conn.version.store(hs.version(), Ordering::Relaxed);
-        match step {
-            Step::Send(p) => conn.outbox.send(p),
-            Step::Online { cnxn, negotiated } => {
-                conn.outbox.send(cnxn);
-                return Ok(Some(negotiated));
-            }
-            // on_packet's other steps were handled above; on_verdict returns no others.
-            Step::Verify { .. } | Step::PublicKey(_) => {}
-        }
-    }
-}
-
-/// Returns whether a stream was opened (or is being opened).
-fn on_open<D: Device>(
-    p: Packet,
-    config: &Config,
-    device: &Arc<D>,
-    conn: &Arc<Conn>,
-    tasks: &mut JoinSet<()>,
-) -> bool {
-    let remote = p.arg0;
-    if remote == 0 || p.arg1 != 0 {
-        return false;
-    }
-    let end = p
-        .payload
-        .iter()
-        .rposition(|b| *b != 0)
-        .map(|i| i + 1)
-        .unwrap_or(0);
-    let name = String::from_utf8_lossy(&p.payload[..end]).into_owned();
-    let (shared, incoming) = {
-        let mut table = conn.table();
-        if table.map.len() >= config.max_streams {
-            drop(table);
-            warn!(service = %name, limit = config.max_streams, "adb stream refused: too many open");
-            conn.outbox
-                .send(Packet::new(Command::Clse, 0, remote, Vec::new()));
-            return false;
-        }
-        let local = table.allocate();
-        let shared = Arc::new(StreamShared::new(local, remote));
-        let (tx, rx) = mpsc::channel(1);
-        table.map.insert(
-            local,
-            Entry {
-                shared: shared.clone(),
-                incoming: tx,
-            },
+        info!(
+            host_features = ?negotiated.host.features,
+            max_payload = negotiated.max_payload,
+            "adb host online"
         );
-        (shared, rx)
-    };
-    let device = device.clone();
-    let conn = conn.clone();
-    tasks.spawn(async move {
-        match device.open(&name).await {
-            Ok(service) => {
-                debug!(service = %name, local = shared.local, remote, "adb stream open");
-                conn.outbox
-                    .send(Packet::new(Command::Okay, shared.local, remote, Vec::new()));
-                (service.0)(AdbStream::new(conn, shared, incoming)).await;
-            }
-            Err(e) => {
-                debug!(service = %name, error = %e, "adb service refused");
-                conn.table().map.remove(&shared.local);
-                conn.outbox
-                    .send(Packet::new(Command::Clse, 0, remote, Vec::new()));
-            }
-        }
-    });
-    true
-}
-
-fn on_okay(p: &Packet, conn: &Conn) {
-    if p.arg0 == 0 || p.arg1 == 0 {
-        return;
-    }
-    let table = conn.table();
-    if let Some(e) = table.map.get(&p.arg1)
-        && e.shared.remote == p.arg0
-    {
-        e.shared.on_okay();
-    }
-}
-
-fn on_write(p: Packet, conn: &Conn) -> Result<(), SessionError> {
-    if p.arg0 == 0 || p.arg1 == 0 {
-        return Ok(());
-    }
-    let (local, remote) = (p.arg1, p.arg0);
-    let ack = Packet::new(Command::Okay, local, remote, Vec::new());
-    let table = conn.table();
-    let Some(e) = table.map.get(&local).filter(|e| e.shared.remote == remote) else {
-        return Ok(());
-    };
-    if p.payload.is_empty() {
-        drop(table);
-        conn.outbox.send(ack);
-        return Ok(());
-    }
-    match e.incoming.try_send(p.payload) {
-        Ok(()) => Ok(()),
-        Err(mpsc::error::TrySendError::Full(_)) => Err(SessionError::FlowControl(local)),
-        // The service stopped reading but still writes: the data goes nowhere, and the host
-        // must not wait for it.
-        Err(mpsc::error::TrySendError::Closed(_)) => {
-            drop(table);
-            conn.outbox.send(ack);
-            Ok(())
-        }
-    }
-}
-
-fn on_close(p: &Packet, conn: &Conn) {
-    if p.arg1 == 0 {
-        return;
-    }
-    let removed = {
-        let mut table = conn.table();
-        match table.map.get(&p.arg1) {
-            Some(e) if p.arg0 == 0 || e.shared.remote == p.arg0 => table.map.remove(&p.arg1),
-            _ => None,
-        }
-    };
-    if let Some(e) = removed {
-        debug!(local = e.shared.local, "adb stream closed by the host");
-        e.shared.on_host_close();
+        seen.host = Some(negotiated.host);
+        self.conn
+            .max_payload
+            .store(negotiated.max_payload, Ordering::Relaxed);
+        self.conn.outbox.send(cnxn);
+        // A larger buffer from now on, keeping what the small one had read ahead.
+        let ahead = r.buffer().to_vec();
+        let mut r = BufReader::with_capacity(
+            ONLINE_READ,
+            std::io::Cursor::new(ahead).chain(r.into_inner()),
+        );
+        let online = reader::Online {
+            config: self.config,
+            device: &resolved.device,
+            conn: self.conn,
+            handle: self.handle,
+            max_payload: negotiated.max_payload,
+            version: negotiated.version,
+        };
+        reader::streams(&mut r, online, tasks, &mut seen.streams_opened).await
     }
 }
 
@@ -633,4 +522,18 @@ fn serve_connection_is_send<A: Authorizer, D: Device>(
     device: Arc<D>,
 ) -> impl Send {
     serve_connection(io, config, authorizer, device, ConnectionHandle::new())
+}
+
+#[allow(dead_code)]
+fn serve_connection_with_is_send<A: Authorizer, D: Device>(
+    io: tokio::net::TcpStream,
+    config: &Config,
+    authorizer: &A,
+    device: Arc<D>,
+) -> impl Send {
+    let resolve = || async move {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        Ok(ResolvedDevice::new(device))
+    };
+    serve_connection_with(io, config, authorizer, resolve, ConnectionHandle::new())
 }

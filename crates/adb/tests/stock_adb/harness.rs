@@ -1,8 +1,9 @@
 //! The parts every test drives: a gateway (an accept loop on 127.0.0.1 port 0 running
-//! `serve_connection` per connection) and a private stock ADB server (Debian's `/usr/bin/adb`
+//! `serve_connection_with` per connection) and a private stock ADB server (Debian's `/usr/bin/adb`
 //! on its own port, with a temporary HOME so that its `~/.android/adbkey` is a fresh key),
 //! killed when dropped.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,8 @@ use std::time::Duration;
 
 use cloudphone_adb::proto::banner::Banner;
 use cloudphone_adb::session::{
-    Authorizer, Config, ConnectionHandle, Device, End, serve_connection,
+    Authorizer, Config, ConnectionHandle, Device, End, OpenError, ResolvedDevice,
+    serve_connection_with,
 };
 use tokio::net::TcpListener;
 use tokio::process::Command;
@@ -39,6 +41,23 @@ impl Gateway {
         A::Identity: std::fmt::Debug,
         D: Device,
     {
+        let resolve = move || {
+            let device = device.clone();
+            async move { Ok(ResolvedDevice::new(device)) }
+        };
+        Gateway::start_with(config, authorizer, resolve).await
+    }
+
+    /// A gateway that finds its device only once a host is in (`serve_connection_with`).
+    pub async fn start_with<A, D, F, Fut>(config: Config, authorizer: A, resolve: F) -> Gateway
+    where
+        A: Authorizer + 'static,
+        A::Identity: std::fmt::Debug,
+        D: Device,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ResolvedDevice<D>, OpenError>> + Send + 'static,
+    {
+        let resolve = Arc::new(resolve);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let handles = Arc::new(Mutex::new(Vec::new()));
@@ -53,14 +72,16 @@ impl Gateway {
                 sock.set_nodelay(true).unwrap();
                 let handle = ConnectionHandle::new();
                 h.lock().unwrap().push(handle.clone());
-                let (config, authorizer, device, e) = (
+                let (config, authorizer, resolve, e) = (
                     config.clone(),
                     authorizer.clone(),
-                    device.clone(),
+                    resolve.clone(),
                     e.clone(),
                 );
                 tokio::spawn(async move {
-                    let r = serve_connection(sock, &config, &*authorizer, device, handle).await;
+                    let r =
+                        serve_connection_with(sock, &config, &*authorizer, || resolve(), handle)
+                            .await;
                     let end = match &r.end {
                         End::Failed(err) => format!("failed: {err}"),
                         other => format!("{other:?}"),
@@ -156,6 +177,11 @@ impl AdbServer {
 
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The server's own key, `adbkey.pub` (made when the server first started).
+    pub fn public_key(&self) -> String {
+        std::fs::read_to_string(self.home.path().join(".android/adbkey.pub")).unwrap()
     }
 
     pub fn command(&self, args: &[&str]) -> Command {

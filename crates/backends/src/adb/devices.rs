@@ -15,6 +15,7 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use cloudphone_adb::proto::service::ServicePolicy;
 use cloudphone_backend::{
     AdbRoute, AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult,
 };
@@ -261,8 +262,9 @@ impl Backend for AdbBackend {
         self.phone(phone)?.restore(local).await
     }
 
-    /// The device through its group's server; `adb root` is the device's own business (a
-    /// production build refuses it), as everything else on the operator's devices is.
+    /// The device through its group's server; `adb root`, `remount` and `reboot` are the
+    /// device's own business (a production build refuses root), as everything else on the
+    /// operator's devices is.
     async fn adb_route(&self, phone: &InstanceRef) -> OpResult<AdbRoute> {
         let (group, serial) = self.device(phone)?;
         let server =
@@ -272,7 +274,11 @@ impl Backend for AdbBackend {
         Ok(AdbRoute::Relay {
             server,
             serial,
-            allow_root: true,
+            policy: ServicePolicy {
+                root: true,
+                remount: true,
+                reboot: true,
+            },
         })
     }
 
