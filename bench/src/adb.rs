@@ -21,7 +21,7 @@ use cloudphone_client::{Client, params, push_list};
 use serde_json::Value;
 
 use super::adbhost::AdbHost;
-use super::push::{self, Round, Source, TempFile};
+use super::push::{self, Copied, Round, Source, TempFile};
 use super::refadbd::RefAdbd;
 use super::report::{Report, Table, Verdict, ms, thousands};
 use super::server::{Server, ServerSpec, peak_rss_of, rss_of};
@@ -61,7 +61,7 @@ impl AdbResult {
         let v: Vec<f64> = self
             .rounds
             .iter()
-            .map(|r| push::mib_per_s(self.push_bytes, r.loopback))
+            .map(|r| push::mib_per_s(self.push_bytes, r.loopback.wall))
             .collect();
         push::median(&v)
     }
@@ -70,7 +70,26 @@ impl AdbResult {
         let v: Vec<f64> = self
             .rounds
             .iter()
-            .map(|r| push::mib_per_s(self.push_bytes, r.gateway))
+            .map(|r| push::mib_per_s(self.push_bytes, r.gateway.wall))
+            .collect();
+        push::median(&v)
+    }
+
+    pub fn pull_mibs(&self) -> f64 {
+        let v: Vec<f64> = self
+            .rounds
+            .iter()
+            .map(|r| push::mib_per_s(self.push_bytes, r.pull.wall))
+            .collect();
+        push::median(&v)
+    }
+
+    /// The median of each round's pull / loopback.
+    pub fn pull_ratio(&self) -> f64 {
+        let v: Vec<f64> = self
+            .rounds
+            .iter()
+            .map(|r| r.loopback.wall.as_secs_f64() / r.pull.wall.as_secs_f64())
             .collect();
         push::median(&v)
     }
@@ -86,7 +105,7 @@ impl AdbResult {
             .rounds
             .iter()
             .filter_map(|r| r.reference)
-            .map(|d| push::mib_per_s(self.push_bytes, d))
+            .map(|c| push::mib_per_s(self.push_bytes, c.wall))
             .collect();
         (!v.is_empty()).then(|| push::median(&v))
     }
@@ -102,10 +121,7 @@ impl AdbResult {
         let v: Vec<f64> = self
             .rounds
             .iter()
-            .filter_map(|r| {
-                r.reference
-                    .map(|d| r.loopback.as_secs_f64() / d.as_secs_f64())
-            })
+            .filter_map(Round::reference_ratio)
             .collect();
         (!v.is_empty()).then(|| push::median(&v))
     }
@@ -144,7 +160,13 @@ pub async fn run(spec: &ServerSpec, work: &Path, opts: &AdbOptions) -> anyhow::R
         },
         None => None,
     };
-    let outcome = measure(&server, &adb, reference.as_ref(), &spec, work, opts, phones).await;
+    let mut outcome = measure(&server, &adb, reference.as_ref(), &spec, work, opts, phones).await;
+    if outcome.is_err() && !adb.alive() {
+        outcome = outcome.context(
+            "the stock adb server died during the run (a crash of adb 29's server: see dmesg); \
+             run again",
+        );
+    }
     if let Some(r) = reference {
         r.stop().await;
     }
@@ -175,7 +197,7 @@ async fn measure(
     let one = [first.clone()];
     results.push(
         shells::run(
-            adb.addr(),
+            adb,
             server.pid,
             &Layout {
                 name: "all on one phone".into(),
@@ -190,7 +212,7 @@ async fn measure(
     let many: Vec<String> = ids[1..].iter().map(serial).collect();
     results.push(
         shells::run(
-            adb.addr(),
+            adb,
             server.pid,
             &Layout {
                 name: "one per phone".into(),
@@ -204,17 +226,9 @@ async fn measure(
     );
 
     // The push, as a user types it: `adb connect`, then `adb -s SERIAL push`.
-    let said = adb.run(&["connect", &first]).await?;
-    ensure!(said.contains("connected to"), "adb connect {first}: {said}");
-    super::smart::connect_device(adb.addr(), &first).await?;
+    adb_connect(adb, &first).await?;
     if let Some(r) = reference {
-        let said = adb.run(&["connect", &r.serial]).await?;
-        ensure!(
-            said.contains("connected to"),
-            "adb connect {}: {said}",
-            r.serial
-        );
-        super::smart::connect_device(adb.addr(), &r.serial).await?;
+        adb_connect(adb, &r.serial).await?;
     }
     let source = Source::make(&work.join("source.bin"), opts.push_bytes)?;
     let on_host = TempFile(phone_file(&spec.data_dir, &ids[0], REMOTE));
@@ -224,8 +238,10 @@ async fn measure(
         remote: REMOTE,
         on_host: on_host.0.clone(),
         loopback_dest: work.join("loopback.bin"),
+        pull_dest: work.join("pulled.bin"),
+        gateway_pid: server.pid,
         // Its own file in the work dir: test-adbd writes wherever the path points.
-        reference: reference.map(|r| (r.serial.clone(), work.join("test-adbd-push.bin"))),
+        reference: reference.map(|r| (r.serial.clone(), work.join("test-adbd-push.bin"), r.pid)),
     };
     let rounds = push::measure(&source, &target, opts.rounds).await?;
     let rss_after_push = rss_of(server.pid)?;
@@ -248,6 +264,20 @@ async fn measure(
         rss_after_push,
         hwm_after_push,
     })
+}
+
+/// `adb connect SERIAL` as a user types it (again, up to 5 times, if adb 29's server answers a
+/// bare "failed to connect", as it now and then does on a loaded machine), then until online.
+async fn adb_connect(adb: &AdbHost, serial: &str) -> anyhow::Result<()> {
+    let mut said = String::new();
+    for _ in 0..5 {
+        said = adb.run(&["connect", serial]).await?;
+        if said.contains("connected to") {
+            return super::smart::connect_device(adb.addr(), serial).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("adb connect {serial}, 5 times: {said}")
 }
 
 /// StartInstanceAdb on every phone (100 a call, the API's most), then each one's `HOST:PORT`
@@ -414,6 +444,16 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
             Verdict::None,
         );
     }
+    report.line(
+        &format!("adb pull {size} through the gateway / plain loopback TCP"),
+        format!(
+            "{:.0}% ({:.0} MiB/s)",
+            100.0 * r.pull_ratio(),
+            r.pull_mibs()
+        ),
+        "",
+        Verdict::None,
+    );
     for s in &r.shells {
         report.line(
             &format!(
@@ -446,9 +486,11 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
             "adb push to test-adbd",
             "gateway / loopback",
             "gateway / test-adbd",
+            "adb pull through the gateway",
+            "pull / loopback",
         ],
     );
-    let rate = |d: Duration| format!("{:.0} MiB/s", push::mib_per_s(r.push_bytes, d));
+    let rate = |c: Copied| format!("{:.0} MiB/s", push::mib_per_s(r.push_bytes, c.wall));
     let pct = |x: Option<f64>| x.map_or("-".into(), |x| format!("{:.0}%", 100.0 * x));
     for (i, round) in r.rounds.iter().enumerate() {
         push.row(vec![
@@ -462,6 +504,10 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
             round.reference.map_or("-".into(), rate),
             pct(Some(round.ratio())),
             pct(round.vs_reference()),
+            rate(round.pull),
+            pct(Some(
+                round.loopback.wall.as_secs_f64() / round.pull.wall.as_secs_f64(),
+            )),
         ]);
     }
     push.row(vec![
@@ -474,17 +520,20 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
             .map_or("-".into(), |m| format!("{m:.0} MiB/s")),
         pct(Some(ratio)),
         pct(r.vs_reference()),
+        format!("{:.0} MiB/s", r.pull_mibs()),
+        pct(Some(r.pull_ratio())),
     ]);
     push.note = format!(
         "Stock adb {} (`adb -s HOST:PORT push`, a private server), timed from starting the adb \
          process to its exit (adb's own figure leaves out starting it). The baseline sends the \
          same file over one loopback TCP connection from a thread to a thread that writes it to \
          a file on the same disk, {} KiB reads and writes, no fsync on either side. test-adbd \
-         (tests/fixtures/test-adbd, threads and std::fs, the same 256 KiB payload) gets the \
+         (tests/fixtures/test-adbd, threads and std::fs, 256 KiB payloads) gets the \
          same push through the same adb server: a plain adbd, to tell adb's own path from the \
-         gateway's cost. The copies take turns going first. Every copy is checked by its MD5 \
-         (the push in the simulator's directory of the phone), and RunCommand `ls -l` shows the last one: `{}`. The server's RSS after the pushes: {} \
-         (VmHWM {}).",
+         gateway's cost. The copies take turns going first; each push through the gateway is \
+         followed by `adb pull` of the same file back. Every copy is checked by its MD5 (the \
+         push in the simulator's directory of the phone), and RunCommand `ls -l` shows the last \
+         one: `{}`. The server's RSS after the pushes: {} (VmHWM {}).",
         r.adb_version,
         push::LOOPBACK_BUFFER / 1024,
         r.api_listing.replace('|', "/"),
@@ -492,6 +541,7 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
         mib(r.hwm_after_push),
     );
     report.tables.push(push);
+    report.tables.push(cpu_table(r));
 
     let mut shells = Table::new(
         &format!(
@@ -511,6 +561,7 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
             "open + first echo p50 / max",
             "all open in",
             "echo after hold p50 / max",
+            "one more `adb shell echo` meanwhile",
         ],
     );
     for s in &r.shells {
@@ -527,20 +578,98 @@ pub fn write_report(r: &AdbResult, opts: &AdbOptions, report: &mut Report) {
             format!("{} / {}", ms(s.open_each.p50()), ms(s.open_each.max_ms())),
             format!("{:.2} s", s.open_all.as_secs_f64()),
             format!("{} / {}", ms(s.echo_again.p50()), ms(s.echo_again.max_ms())),
+            ms(s.one_more.as_secs_f64() * 1000.0),
         ]);
     }
     shells.note = format!(
         "Each session is `shell,v2,raw:` (what `adb -s SERIAL shell` opens with its stdin \
          piped) opened through the private stock adb server's smart-socket protocol, {} at a \
          time; it counts once an `echo` came back, and every one answers a second `echo` after \
-         being held {} s, when VmRSS and VmHWM are read. \"Per session\" is (all open - before) \
-         / sessions, the phones' gateway connections included. After close: every shell's \
-         stdin closed (each exits 0), every phone disconnected, one second later. The \
-         one-per-phone layout runs after the other, on the same server.",
+         being held {} s, when VmRSS and VmHWM are read; then one more `adb -s SERIAL shell \
+         echo` runs as a stock adb process of its own (its whole run, the process's start \
+         included). \"Per session\" is (all open - before) / sessions, the phones' gateway \
+         connections included. After close: every shell's stdin closed (each exits 0), every \
+         phone disconnected, one second later. The one-per-phone layout runs after the other, \
+         on the same server.",
         shells::OPENING,
         opts.hold.as_secs()
     );
     report.tables.push(shells);
+}
+
+/// CPU time of each kind of copy by who spent it, medians over the rounds: robust to other
+/// work on the machine, and CPU / wall tells copies held up by work from copies held up by
+/// waiting.
+fn cpu_table(r: &AdbResult) -> Table {
+    let mut t = Table::new(
+        &format!(
+            "ADB push: CPU time per copy of {} MiB, medians over the rounds",
+            r.push_bytes >> 20
+        ),
+        &[
+            "copy",
+            "sending side",
+            "adb server",
+            "receiving side",
+            "total CPU",
+            "wall",
+            "cores busy (CPU / wall)",
+        ],
+    );
+    type Pick = fn(&Round) -> Option<Copied>;
+    let kinds: [(&str, &str, Pick); 4] = [
+        (
+            "plain loopback TCP",
+            "sender thread / receiver thread",
+            |r| Some(r.loopback),
+        ),
+        (
+            "adb push through the gateway",
+            "adb client / the cloudphone server",
+            |r| Some(r.gateway),
+        ),
+        ("adb push to test-adbd", "adb client / test-adbd", |r| {
+            r.reference
+        }),
+        (
+            "adb pull through the gateway",
+            "the cloudphone server / adb client",
+            |r| Some(r.pull),
+        ),
+    ];
+    for (name, who, pick) in kinds {
+        let copies: Vec<Copied> = r.rounds.iter().filter_map(pick).collect();
+        if copies.is_empty() {
+            continue;
+        }
+        let med =
+            |f: &dyn Fn(&Copied) -> f64| push::median(&copies.iter().map(f).collect::<Vec<_>>());
+        let ms_of = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
+        let med_ms = |f: &dyn Fn(&Copied) -> Duration| {
+            ms_of(Duration::from_secs_f64(med(&|c| f(c).as_secs_f64())))
+        };
+        t.row(vec![
+            format!("{name} ({who})"),
+            med_ms(&|c| c.cpu.sender),
+            if copies.iter().any(|c| c.cpu.relay.is_some()) {
+                med_ms(&|c| c.cpu.relay.unwrap_or_default())
+            } else {
+                "-".into()
+            },
+            med_ms(&|c| c.cpu.receiver),
+            med_ms(&|c| c.cpu.total()),
+            med_ms(&|c| c.wall),
+            format!("{:.2}", med(&|c| c.cores())),
+        ]);
+    }
+    t.note = "utime + stime from /proc (10 ms ticks): the adb client as a child waited for, \
+              the adb server and the device side as processes (the cloudphone server's figure \
+              is the whole process during the push), the loopback copy's two threads on their \
+              own. A copy that keeps fewer cores busy than the machine has is held up by \
+              waiting (adb 29 has one WRTE in flight per stream: each payload waits for the \
+              device's OKAY) rather than by work."
+        .into();
+    t
 }
 
 #[cfg(test)]
@@ -568,11 +697,20 @@ mod tests {
 
     #[test]
     fn ratios_are_per_round_medians() {
+        let copied = |ms: u64| Copied {
+            wall: Duration::from_millis(ms),
+            cpu: push::Cpu {
+                sender: Duration::from_millis(ms / 4),
+                relay: None,
+                receiver: Duration::from_millis(ms / 4),
+            },
+        };
         let round = |l: u64, g: u64| Round {
-            loopback: Duration::from_millis(l),
-            gateway: Duration::from_millis(g),
+            loopback: copied(l),
+            gateway: copied(g),
+            pull: copied(g / 2),
             adb_secs: None,
-            reference: Some(Duration::from_millis(l * 2)),
+            reference: Some(copied(l * 2)),
             first: push::Transfer::Loopback,
         };
         let r = AdbResult {
@@ -605,6 +743,15 @@ mod tests {
         let md = report.markdown("t", "");
         assert!(
             md.contains("| 50% (500 MiB/s vs 1000 MiB/s) | >= 50% | PASS |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 100% (500 MiB/s to test-adbd, itself 50% of loopback) |"),
+            "{md}"
+        );
+        // Loopback walls of 200, 100 and 200 ms, half of each spent as CPU.
+        assert!(
+            md.contains("| 50 ms | - | 50 ms | 100 ms | 200 ms | 0.50 |"),
             "{md}"
         );
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 
-use super::server::free_port;
+use super::server::{free_port, process_alive};
 use super::smart;
 
 pub struct AdbHost {
@@ -19,6 +19,8 @@ pub struct AdbHost {
     binary: PathBuf,
     home: PathBuf,
     pub port: u16,
+    /// For its CPU time.
+    pub pid: u32,
 }
 
 impl AdbHost {
@@ -43,11 +45,13 @@ impl AdbHost {
             let child = cmd
                 .spawn()
                 .with_context(|| format!("starting {}", binary.display()))?;
+            let pid = child.id().context("adb exited at once")?;
             let mut host = AdbHost {
                 child,
                 binary: binary.to_path_buf(),
                 home: home.to_path_buf(),
                 port,
+                pid,
             };
             match host.wait_answering().await {
                 Ok(()) => return Ok(host),
@@ -76,6 +80,12 @@ impl AdbHost {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Whether the server still runs (not gone, not a zombie): adb 29's server crashes now
+    /// and then, which a failure should say rather than leave to "connection refused".
+    pub fn alive(&self) -> bool {
+        process_alive(self.pid)
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -12,6 +12,7 @@
 
 mod adb;
 mod adbhost;
+mod cpu;
 mod load;
 mod peer;
 mod push;
@@ -69,7 +70,7 @@ enum BenchCommand {
     /// The write path only: SQLite and PostgreSQL servers, the SQLite limit, the Celery peer.
     Write(Options),
     /// The ADB gateway only: `adb push` through it against a plain loopback copy, and many
-    /// `adb shell` sessions held open with the server's memory (report: bench/results/adb.md
+    /// `adb shell` sessions held open with the server's memory (report: bench/results/adb-latest.md
     /// unless --out says otherwise).
     Adb(Options),
 }
@@ -184,7 +185,7 @@ struct Options {
 }
 
 const DEFAULT_OUT: &str = "bench/results/latest.md";
-const ADB_OUT: &str = "bench/results/adb.md";
+const ADB_OUT: &str = "bench/results/adb-latest.md";
 
 impl Options {
     fn apply_quick(&mut self) {
@@ -284,7 +285,12 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
         } else {
             "cloudphone benchmark (issue 6)"
         },
-        &preamble(&opts, started.elapsed().as_secs_f64(), &load_at_start),
+        &preamble(
+            &opts,
+            Parts { read, adb },
+            started.elapsed().as_secs_f64(),
+            &load_at_start,
+        ),
     );
     println!("{markdown}");
     if let Some(dir) = opts.out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -946,7 +952,13 @@ fn load_average() -> String {
 }
 
 /// What, where and how: printed above the summary.
-fn preamble(opts: &Options, seconds: f64, load_at_start: &str) -> String {
+/// Which parts a run measured.
+struct Parts {
+    read: bool,
+    adb: bool,
+}
+
+fn preamble(opts: &Options, parts: Parts, seconds: f64, load_at_start: &str) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -969,9 +981,8 @@ fn preamble(opts: &Options, seconds: f64, load_at_start: &str) -> String {
         "Measured by `{}` on {} ({cores} cores, {mem} RAM), commit {commit}{}, \
          on {}; the run took {:.0} s. Load average (1, 5, 15 min) {load_at_start} at the start, \
          {} at the end (2 cores: above 2, other work competed with the benchmark).\n\nEvery number comes from the real server binary \
-         (`cloudphone serve`, a child process on 127.0.0.1) called through the signed API; \
-         the SQL columns run the store's own statements on the same file. See bench/README.md \
-         for what each number means.",
+         (`cloudphone serve`, a child process on 127.0.0.1) called through the signed API{}. \
+         See bench/README.md for what each number means.",
         std::env::args().collect::<Vec<_>>().join(" "),
         cpu,
         if dirty {
@@ -982,6 +993,15 @@ fn preamble(opts: &Options, seconds: f64, load_at_start: &str) -> String {
         cloudphone_core::time::iso(cloudphone_core::time::now_ms()),
         seconds,
         load_average(),
+        match (parts.read, parts.adb) {
+            (true, true) => {
+                "; the SQL columns run the store's own statements on the same file, and the ADB \
+                 gateway is driven by Debian's stock adb"
+            }
+            (true, false) => "; the SQL columns run the store's own statements on the same file",
+            (false, true) => " and Debian's stock adb",
+            (false, false) => "",
+        },
     )
     .replace("--quick", "--quick (a smoke-test run: small sizes)")
         + if opts.quick {

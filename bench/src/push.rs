@@ -10,6 +10,9 @@
 //!   through user space too) and no fsync (nor does the simulated phone). That is what a push
 //!   over loopback into a file costs when no protocol is in the way.
 //!
+//! - **The pull**: right after each push, `adb pull` of the pushed file back through the
+//!   gateway, timed and checked the same way (the gateway's side sends; beside the same
+//!   baseline).
 //! - **A plain adbd** ([`super::refadbd`], when its binary is there): the same `adb push` to
 //!   the project's test-adbd, to tell adb's own path from the gateway's cost.
 //!
@@ -27,6 +30,7 @@ use md5::{Digest, Md5};
 use rand::RngCore;
 
 use super::adbhost::AdbHost;
+use super::cpu;
 
 /// The baseline's buffer on both ends.
 pub const LOOPBACK_BUFFER: usize = 128 * 1024;
@@ -91,14 +95,46 @@ pub fn md5_file(path: &Path) -> anyhow::Result<[u8; 16]> {
     }
 }
 
+/// CPU time a copy took, by who spent it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu {
+    /// The sender thread, or the `adb` client process.
+    pub sender: Duration,
+    /// The adb server, for pushes.
+    pub relay: Option<Duration>,
+    /// The receiver thread, or the process behind the device (the gateway's server, test-adbd).
+    pub receiver: Duration,
+}
+
+impl Cpu {
+    pub fn total(&self) -> Duration {
+        self.sender + self.relay.unwrap_or_default() + self.receiver
+    }
+}
+
+/// One copy: how long it took and the CPU it cost.
+#[derive(Clone, Copy, Debug)]
+pub struct Copied {
+    pub wall: Duration,
+    pub cpu: Cpu,
+}
+
+impl Copied {
+    /// CPU time over wall time: how many cores the copy kept busy on average.
+    pub fn cores(&self) -> f64 {
+        self.cpu.total().as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
 /// Copies `source` over a fresh loopback TCP connection into `dest`; the time from connecting
 /// to the receiver having written the last byte and closed the file.
-pub fn loopback_copy(source: &Path, dest: &Path) -> anyhow::Result<Duration> {
+pub fn loopback_copy(source: &Path, dest: &Path) -> anyhow::Result<Copied> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let dest = dest.to_path_buf();
     let started = Instant::now();
-    let receiver = std::thread::spawn(move || -> anyhow::Result<u64> {
+    let receiver = std::thread::spawn(move || -> anyhow::Result<(u64, Duration)> {
+        let cpu_before = cpu::of_this_thread();
         let (mut sock, _) = listener.accept()?;
         let mut out = std::fs::File::create(&dest)?;
         let mut buf = vec![0u8; LOOPBACK_BUFFER];
@@ -112,8 +148,9 @@ pub fn loopback_copy(source: &Path, dest: &Path) -> anyhow::Result<Duration> {
             total += n as u64;
         }
         drop(out);
-        Ok(total)
+        Ok((total, cpu::of_this_thread().saturating_sub(cpu_before)))
     });
+    let cpu_before = cpu::of_this_thread();
     let sent = (|| -> anyhow::Result<u64> {
         let mut sock = TcpStream::connect(addr)?;
         let mut input = std::fs::File::open(source)?;
@@ -130,36 +167,82 @@ pub fn loopback_copy(source: &Path, dest: &Path) -> anyhow::Result<Duration> {
         sock.shutdown(std::net::Shutdown::Write)?;
         Ok(total)
     })();
-    let received = receiver
+    let sender_cpu = cpu::of_this_thread().saturating_sub(cpu_before);
+    let (received, receiver_cpu) = receiver
         .join()
         .map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
-    let elapsed = started.elapsed();
+    let wall = started.elapsed();
     let sent = sent?;
     ensure!(sent == received, "sent {sent} bytes, received {received}");
-    Ok(elapsed)
+    Ok(Copied {
+        wall,
+        cpu: Cpu {
+            sender: sender_cpu,
+            relay: None,
+            receiver: receiver_cpu,
+        },
+    })
 }
 
 /// What one `adb push` took, and adb's own figure (its bytes and seconds) when it printed one.
 pub struct Pushed {
-    pub elapsed: Duration,
+    pub copied: Copied,
     pub adb_said: Option<(u64, f64)>,
 }
 
-/// `adb -s SERIAL push SOURCE REMOTE`, timed from spawning adb to its exit.
+/// `adb -s SERIAL push SOURCE REMOTE`, timed from spawning adb to its exit; the CPU of the adb
+/// client (this process's only child waited for meanwhile), the adb server and `device_pid`.
 pub async fn adb_push(
     adb: &AdbHost,
     serial: &str,
     source: &Path,
     remote: &str,
+    device_pid: u32,
 ) -> anyhow::Result<Pushed> {
     let source = source.to_str().context("a source path that is not UTF-8")?;
-    let started = Instant::now();
-    let out = adb.run(&["-s", serial, "push", source, remote]).await?;
-    let elapsed = started.elapsed();
+    let (copied, out) =
+        adb_transfer(adb, &["-s", serial, "push", source, remote], device_pid).await?;
     Ok(Pushed {
-        elapsed,
+        copied,
         adb_said: parse_adb_rate(&out),
     })
+}
+
+/// `adb -s SERIAL pull REMOTE DEST`, as [`adb_push`] the other way: the device side sends.
+pub async fn adb_pull(
+    adb: &AdbHost,
+    serial: &str,
+    remote: &str,
+    dest: &Path,
+    device_pid: u32,
+) -> anyhow::Result<Copied> {
+    let dest = dest.to_str().context("a work dir that is not UTF-8")?;
+    let (mut copied, _) =
+        adb_transfer(adb, &["-s", serial, "pull", remote, dest], device_pid).await?;
+    std::mem::swap(&mut copied.cpu.sender, &mut copied.cpu.receiver);
+    Ok(copied)
+}
+
+/// Runs one adb transfer: its wall time, and CPU as (adb client, adb server, device side).
+async fn adb_transfer(
+    adb: &AdbHost,
+    args: &[&str],
+    device_pid: u32,
+) -> anyhow::Result<(Copied, String)> {
+    let before = (
+        cpu::of_waited_children(),
+        cpu::of_process(adb.pid),
+        cpu::of_process(device_pid),
+    );
+    let started = Instant::now();
+    let out = adb.run(args).await?;
+    let wall = started.elapsed();
+    let cpu = Cpu {
+        sender: cpu::of_waited_children().saturating_sub(before.0),
+        relay: Some(cpu::of_process(adb.pid).saturating_sub(before.1)),
+        receiver: cpu::of_process(device_pid).saturating_sub(before.2),
+    };
+    Ok((Copied { wall, cpu }, out))
 }
 
 /// adb 29 ends a push with `NAME: 1 file pushed. 123.4 MB/s (209715200 bytes in 1.621s)`:
@@ -202,28 +285,36 @@ pub fn order(i: usize, reference: bool) -> Vec<Transfer> {
     copies
 }
 
-/// One round: each copy with its own time.
+/// One round: each copy with its own time and CPU.
 #[derive(Clone, Debug)]
 pub struct Round {
-    pub loopback: Duration,
-    pub gateway: Duration,
+    pub loopback: Copied,
+    pub gateway: Copied,
+    /// The pushed file pulled back through the gateway.
+    pub pull: Copied,
     /// adb's own seconds for the push (without starting adb and connecting to its server).
     pub adb_secs: Option<f64>,
     /// The same push to the plain adbd, when there is one.
-    pub reference: Option<Duration>,
+    pub reference: Option<Copied>,
     pub first: Transfer,
 }
 
 impl Round {
     /// Gateway / loopback, in throughput.
     pub fn ratio(&self) -> f64 {
-        self.loopback.as_secs_f64() / self.gateway.as_secs_f64()
+        self.loopback.wall.as_secs_f64() / self.gateway.wall.as_secs_f64()
     }
 
     /// Gateway / plain adbd, in throughput.
     pub fn vs_reference(&self) -> Option<f64> {
         self.reference
-            .map(|r| r.as_secs_f64() / self.gateway.as_secs_f64())
+            .map(|r| r.wall.as_secs_f64() / self.gateway.wall.as_secs_f64())
+    }
+
+    /// Plain adbd / loopback, in throughput: what adb's own path leaves.
+    pub fn reference_ratio(&self) -> Option<f64> {
+        self.reference
+            .map(|r| self.loopback.wall.as_secs_f64() / r.wall.as_secs_f64())
     }
 }
 
@@ -257,8 +348,12 @@ pub struct Target<'a> {
     pub on_host: PathBuf,
     /// The baseline's file, on the same disk.
     pub loopback_dest: PathBuf,
-    /// The plain adbd's serial and the path it writes to (its `/` is the host's).
-    pub reference: Option<(String, PathBuf)>,
+    /// Where the pushed file is pulled back to.
+    pub pull_dest: PathBuf,
+    /// The server behind the gateway, for its CPU time.
+    pub gateway_pid: u32,
+    /// The plain adbd: its serial, the path it writes to (its `/` is the host's), its pid.
+    pub reference: Option<(String, PathBuf, u32)>,
 }
 
 /// Runs `rounds` rounds, turning the order of the copies.
@@ -276,10 +371,15 @@ pub async fn measure(
                 Transfer::Loopback => {
                     loopback = Some(loopback_round(source, &target.loopback_dest).await?);
                 }
-                Transfer::Gateway => gateway = Some(push_round(source, target).await?),
+                Transfer::Gateway => {
+                    // The push, then the pushed file back: both ways through the gateway.
+                    let pushed = push_round(source, target).await?;
+                    gateway = Some((pushed, pull_round(source, target).await?));
+                }
                 Transfer::Reference => {
-                    if let Some((serial, dest)) = &target.reference {
-                        reference = Some(reference_round(source, target.adb, serial, dest).await?);
+                    if let Some((serial, dest, pid)) = &target.reference {
+                        reference =
+                            Some(reference_round(source, target.adb, serial, dest, *pid).await?);
                     }
                 }
             }
@@ -287,9 +387,11 @@ pub async fn measure(
         let (Some(loopback), Some(gateway)) = (loopback, gateway) else {
             bail!("a round without both copies");
         };
+        let (gateway, pull) = gateway;
         out.push(Round {
             loopback,
-            gateway: gateway.elapsed,
+            gateway: gateway.copied,
+            pull,
             adb_secs: gateway.adb_said.map(|(_, s)| s),
             reference,
             first: copies[0],
@@ -303,31 +405,39 @@ async fn reference_round(
     adb: &AdbHost,
     serial: &str,
     dest: &Path,
-) -> anyhow::Result<Duration> {
+    pid: u32,
+) -> anyhow::Result<Copied> {
     let _ = std::fs::remove_file(dest);
     let remote = dest.to_str().context("a work dir that is not UTF-8")?;
-    let pushed = adb_push(adb, serial, source.path(), remote).await?;
+    let pushed = adb_push(adb, serial, source.path(), remote, pid).await?;
     let copy = TempFile(dest.to_path_buf());
     check_copy(source, &copy.0)
         .await
         .context("the push to test-adbd")?;
-    Ok(pushed.elapsed)
+    Ok(pushed.copied)
 }
 
-async fn loopback_round(source: &Source, dest: &Path) -> anyhow::Result<Duration> {
+async fn loopback_round(source: &Source, dest: &Path) -> anyhow::Result<Copied> {
     let _ = std::fs::remove_file(dest);
     let (src, dst) = (source.path().to_path_buf(), dest.to_path_buf());
-    let elapsed = tokio::task::spawn_blocking(move || loopback_copy(&src, &dst)).await??;
+    let copied = tokio::task::spawn_blocking(move || loopback_copy(&src, &dst)).await??;
     let copy = TempFile(dest.to_path_buf());
     check_copy(source, &copy.0)
         .await
         .context("the loopback copy")?;
-    Ok(elapsed)
+    Ok(copied)
 }
 
 async fn push_round(source: &Source, target: &Target<'_>) -> anyhow::Result<Pushed> {
     let _ = std::fs::remove_file(&target.on_host);
-    let pushed = adb_push(target.adb, target.serial, source.path(), target.remote).await?;
+    let pushed = adb_push(
+        target.adb,
+        target.serial,
+        source.path(),
+        target.remote,
+        target.gateway_pid,
+    )
+    .await?;
     if let Some((bytes, _)) = pushed.adb_said {
         ensure!(
             bytes == source.bytes,
@@ -339,6 +449,23 @@ async fn push_round(source: &Source, target: &Target<'_>) -> anyhow::Result<Push
         .await
         .context("the file adb pushed, in the simulator's directory")?;
     Ok(pushed)
+}
+
+async fn pull_round(source: &Source, target: &Target<'_>) -> anyhow::Result<Copied> {
+    let dest = TempFile(target.pull_dest.clone());
+    let _ = std::fs::remove_file(&dest.0);
+    let pulled = adb_pull(
+        target.adb,
+        target.serial,
+        target.remote,
+        &dest.0,
+        target.gateway_pid,
+    )
+    .await?;
+    check_copy(source, &dest.0)
+        .await
+        .context("the file adb pulled")?;
+    Ok(pulled)
 }
 
 /// The copy's size and MD5 are the source's.

@@ -1,8 +1,8 @@
 //! The push's second reference: the same `adb push` to a plain adbd, the project's test
-//! fixture `test-adbd` (tests/fixtures/test-adbd: threads, std::fs, the same 256 KiB payload as
-//! the gateway), on a loopback port of its own. Stock adb's path to it (client, server, one
-//! WRTE in flight) is the same as to the gateway, so "gateway / plain adbd" is what the
-//! gateway itself costs, and "plain adbd / loopback" what adb 29's path costs on this machine.
+//! fixture `test-adbd` (tests/fixtures/test-adbd: threads, std::fs, 256 KiB payloads), on a
+//! loopback port of its own. Stock adb's path to it (client, server, one WRTE in flight) is the
+//! same as to the gateway, so "gateway / plain adbd" is what the gateway itself costs, and
+//! "plain adbd / loopback" what adb 29's path costs on this machine.
 //!
 //! test-adbd is a phone's stand-in that runs as `/`'s owner: it writes a push wherever the path
 //! says, so the benchmark only ever names a path in its own work dir, and it runs no command.
@@ -20,6 +20,7 @@ pub struct RefAdbd {
     child: Child,
     /// `127.0.0.1:PORT`, as `adb connect` takes it.
     pub serial: String,
+    pub pid: u32,
 }
 
 impl RefAdbd {
@@ -45,6 +46,7 @@ impl RefAdbd {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
+        let pid = child.id().context("test-adbd exited at once")?;
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait()? {
@@ -57,6 +59,7 @@ impl RefAdbd {
                 return Ok(RefAdbd {
                     child,
                     serial: format!("127.0.0.1:{port}"),
+                    pid,
                 });
             }
             if started.elapsed() > Duration::from_secs(10) {

@@ -143,6 +143,17 @@ pub fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
+/// Whether process `pid` runs: it exists and is not a zombie (dead, not yet waited for).
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let state = s[s.rfind(')')? + 1..].split_whitespace().next()?;
+            Some(state != "Z")
+        })
+        .unwrap_or(false)
+}
+
 /// A free loopback port (bound and released; good enough for a private child process).
 pub fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -171,5 +182,12 @@ mod tests {
         assert_eq!(parse_status_kib(status, "VmSwap:"), None);
         assert!(peak_rss_of(std::process::id()).unwrap() > 0);
         assert!(rss_of(std::process::id()).unwrap() > 0);
+        assert!(process_alive(std::process::id()));
+        assert!(!process_alive(u32::MAX));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!process_alive(pid), "exited, not waited for: a zombie");
+        child.wait().unwrap();
     }
 }

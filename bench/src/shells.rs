@@ -21,6 +21,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
+use super::adbhost::AdbHost;
 use super::report::Samples;
 use super::server::{peak_rss_of, rss_of};
 use super::shellv2::{self, CLOSE_STDIN, EXIT, STDERR, STDIN, STDOUT};
@@ -116,6 +117,9 @@ pub struct ShellResult {
     pub open_each: Samples,
     /// Each session's echo after the hold.
     pub echo_again: Samples,
+    /// `adb -s SERIAL shell echo` run as a process of its own while all of them are held: a
+    /// stock client's whole round trip beside them.
+    pub one_more: Duration,
 }
 
 impl ShellResult {
@@ -137,26 +141,21 @@ pub struct Layout<'a> {
 pub const OPENING: usize = 32;
 
 pub async fn run(
-    adb: SocketAddr,
+    host: &AdbHost,
     server_pid: u32,
     layout: &Layout<'_>,
     hold: Duration,
 ) -> anyhow::Result<ShellResult> {
     ensure!(!layout.serials.is_empty(), "no phone to open shells on");
+    let adb: SocketAddr = host.addr();
     let settle = Duration::from_millis(500);
     let rss_before = rss_of(server_pid)?;
-    let gate = Arc::new(Semaphore::new(OPENING));
-    let mut connects = tokio::task::JoinSet::new();
+    // One after another: the stock adb server 29 has been seen to crash (SIGSEGV) when
+    // dozens of `adb connect` handshakes ran at once, and this is not what is measured.
     for serial in layout.serials {
-        let (serial, gate) = (serial.clone(), gate.clone());
-        connects.spawn(async move {
-            let _permit = gate.acquire_owned().await?;
-            smart::connect_device(adb, &serial).await
-        });
+        smart::connect_device(adb, serial).await?;
     }
-    while let Some(r) = connects.join_next().await {
-        r??;
-    }
+    let gate = Arc::new(Semaphore::new(OPENING));
     tokio::time::sleep(settle).await;
     let rss_connected = rss_of(server_pid)?;
 
@@ -208,6 +207,15 @@ pub async fn run(
     tokio::time::sleep(settle).await;
     let rss_open = rss_of(server_pid)?;
     let hwm_open = peak_rss_of(server_pid)?;
+    let t = Instant::now();
+    let said = host
+        .run(&["-s", &layout.serials[0], "shell", "echo", "one-more"])
+        .await?;
+    let one_more = t.elapsed();
+    ensure!(
+        said == "one-more\n",
+        "adb shell echo beside the sessions said {said:?}"
+    );
 
     let mut closing = tokio::task::JoinSet::new();
     for s in sessions {
@@ -234,6 +242,7 @@ pub async fn run(
         open_all,
         open_each,
         echo_again,
+        one_more,
     })
 }
 
@@ -255,6 +264,7 @@ mod tests {
             open_all: Duration::from_secs(1),
             open_each: Samples::new(),
             echo_again: Samples::new(),
+            one_more: Duration::ZERO,
         };
         assert_eq!(r.per_session(), (10 << 20) as f64 / 200.0);
     }

@@ -92,9 +92,19 @@ pub async fn open(server: SocketAddr, serial: &str, service: &str) -> anyhow::Re
 /// `adb connect SERIAL`, then waits until the server lists the device as `device` (the
 /// handshake done): the server answers the connect before the device is online.
 pub async fn connect_device(server: SocketAddr, serial: &str) -> anyhow::Result<()> {
-    let said = query(server, &format!("host:connect:{serial}")).await?;
-    if !said.starts_with("connected to") && !said.starts_with("already connected") {
-        bail!("adb connect {serial}: {said}");
+    // adb 29's server now and then answers a bare "failed to connect to SERIAL" (no reason, so
+    // not from the socket) on a loaded machine; a user would try again, and so do we.
+    let mut attempt = 0;
+    loop {
+        let said = query(server, &format!("host:connect:{serial}")).await?;
+        if said.starts_with("connected to") || said.starts_with("already connected") {
+            break;
+        }
+        attempt += 1;
+        if attempt == 5 {
+            bail!("adb connect {serial}, 5 times: {said}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let started = Instant::now();
     loop {
@@ -103,6 +113,7 @@ pub async fn connect_device(server: SocketAddr, serial: &str) -> anyhow::Result<
             Ok(s) if s == "device" => return Ok(()),
             Ok(s) if s == "unauthorized" => bail!("{serial} is unauthorized"),
             _ if started.elapsed() > Duration::from_secs(30) => {
+                let state = state.map_err(|e| format!("{e:#}"));
                 bail!("{serial} not online 30 s after adb connect: {state:?}")
             }
             _ => tokio::time::sleep(Duration::from_millis(10)).await,
