@@ -51,10 +51,7 @@ impl GatewayConfig {
             recheck_interval: Duration::from_secs(1),
             store_timeout: Duration::from_secs(5),
             route_timeout: Duration::from_secs(60),
-            max_payload: std::env::var("CP_GW_PAYLOAD")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(256 * 1024),
+            max_payload: 1024 * 1024,
         }
     }
 }
