@@ -391,16 +391,34 @@ async fn attach_key_pair(
         Ok(r.text_opt("key_pair_id")?.as_deref() != Some(key_pair_id) || r.int("secure")? != 1)
     })
     .await?;
-    if !changed.is_empty() {
-        let mut q = c.sql("UPDATE instance_adb SET key_pair_id = ");
-        q.bind(key_pair_id)
-            .push(", secure = 1, modified_ms = ")
-            .bind(now_ms)
-            .push(" WHERE 1 = 1")
-            .and_in("instance_id", changed.iter().cloned());
-        c.execute(&q).await?;
-    }
+    update_rows(c, &changed, now_ms, |q| {
+        q.push("key_pair_id = ")
+            .bind(key_pair_id)
+            .push(", secure = 1");
+    })
+    .await?;
     Ok(Some(changed))
+}
+
+/// Sets what `assign` writes (`column = value, ...`) and `modified_ms` on the `instance_adb`
+/// rows of `ids`, in one statement; nothing when `ids` is empty.
+async fn update_rows(
+    c: &mut impl Conn,
+    ids: &[String],
+    now_ms: i64,
+    assign: impl FnOnce(&mut Sql),
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut q = c.sql("UPDATE instance_adb SET ");
+    assign(&mut q);
+    q.push(", modified_ms = ")
+        .bind(now_ms)
+        .push(" WHERE 1 = 1")
+        .and_in("instance_id", ids.iter().cloned());
+    c.execute(&q).await?;
+    Ok(())
 }
 
 /// Those of `ids` (which have `instance_adb` rows) whose row `differs` says would change, in
@@ -446,13 +464,10 @@ async fn detach_key_pair(
         .and_in("instance_id", instance_ids.iter().cloned())
         .push(" ORDER BY instance_id");
     let detached = c.rows(&q, |r| r.text("instance_id")).await?;
-    if !detached.is_empty() {
-        let mut q = c.sql("UPDATE instance_adb SET key_pair_id = NULL, modified_ms = ");
-        q.bind(now_ms)
-            .push(" WHERE 1 = 1")
-            .and_in("instance_id", detached.iter().cloned());
-        c.execute(&q).await?;
-    }
+    update_rows(c, &detached, now_ms, |q| {
+        q.push("key_pair_id = NULL");
+    })
+    .await?;
     Ok(Some(detached))
 }
 
@@ -467,15 +482,10 @@ async fn set_adb_secure(
     ensure_rows(c, account_id, &ids, now_ms).await?;
     let want = i64::from(secure);
     let changed = changed_rows(c, &ids, |r| Ok(r.int("secure")? != want)).await?;
-    if !changed.is_empty() {
-        let mut q = c.sql("UPDATE instance_adb SET secure = ");
-        q.bind(want)
-            .push(", modified_ms = ")
-            .bind(now_ms)
-            .push(" WHERE 1 = 1")
-            .and_in("instance_id", changed.iter().cloned());
-        c.execute(&q).await?;
-    }
+    update_rows(c, &changed, now_ms, |q| {
+        q.push("secure = ").bind(want);
+    })
+    .await?;
     Ok(changed)
 }
 
@@ -612,15 +622,10 @@ async fn stop_adb(
         .and_in("instance_id", instance_ids.iter().cloned())
         .push(" ORDER BY instance_id");
     let stopped = c.rows(&q, |r| r.text("instance_id")).await?;
-    if !stopped.is_empty() {
-        let mut q = c.sql("UPDATE instance_adb SET started = ");
-        q.truth(false)
-            .push(", modified_ms = ")
-            .bind(now_ms)
-            .push(" WHERE 1 = 1")
-            .and_in("instance_id", stopped.iter().cloned());
-        c.execute(&q).await?;
-    }
+    update_rows(c, &stopped, now_ms, |q| {
+        q.push("started = ").truth(false);
+    })
+    .await?;
     Ok(stopped)
 }
 
