@@ -38,6 +38,12 @@ impl RawHost {
         self.sock.write_all(&p.encode(VERSION)).await.unwrap();
     }
 
+    /// Sends `p` unless the device has already closed the connection (a host flooding a
+    /// device that drops it past a cap sees its writes fail; that is the expected end).
+    pub async fn try_send(&mut self, p: Packet) -> bool {
+        self.sock.write_all(&p.encode(VERSION)).await.is_ok()
+    }
+
     /// The next message, `None` when the device closed the connection.
     pub async fn recv(&mut self) -> Option<Packet> {
         let mut head = [0u8; HEADER_LEN];
