@@ -478,6 +478,28 @@ def test_a_full_range_starts_nothing(workdir):
         s.stop()
 
 
+def test_an_account_has_at_most_max_key_pairs(workdir):
+    s = Server(workdir / "adb-few-keys", extra_args=["--max-key-pairs", "2"]).start()
+    try:
+        c = s.client()
+        other = s.client(key=s.create_key("acct-few-keys-b"))
+        first = import_key(c)
+        c.create_key_pair(models.CreateKeyPairRequest(key_pair_name=name()))
+        for make in (lambda: import_key(c),
+                     lambda: c.create_key_pair(models.CreateKeyPairRequest(key_pair_name=name()))):
+            e = api_error(make)
+            assert (e.status_code, e.code) == (400, "QuotaExceeded.KeyPairs"), (e.status_code, e.code)
+            assert "at most 2 key pairs" in e.message
+        assert len(key_pairs(c)) == 2
+        # Another account has its own count; a deletion makes room.
+        import_key(other)
+        c.delete_key_pairs(models.DeleteKeyPairsRequest(key_pair_ids=[first]))
+        import_key(c)
+        assert len(key_pairs(c)) == 2
+    finally:
+        s.stop()
+
+
 # --- the signal that ends live connections -----------------------------------------------------
 
 def rung(server, reason):

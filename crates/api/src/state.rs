@@ -18,6 +18,9 @@ pub struct Limits {
     pub max_uri_bytes: usize,
     /// How many instances (not DELETED) one account may have; `None`: no limit.
     pub instance_quota: Option<u64>,
+    /// How many key pairs one account may have (they cost a row each and are checked on
+    /// every signed ADB connection of the phones they are attached to).
+    pub max_key_pairs: u64,
     /// The largest object `PUT /files/...` accepts (streamed to disk, never held in memory).
     pub max_upload_bytes: u64,
     /// Watch streams open at once on this node, in all and per access key.
@@ -32,6 +35,7 @@ impl Default for Limits {
             max_params: 5000,
             max_uri_bytes: 60 << 10,
             instance_quota: None,
+            max_key_pairs: 500,
             max_upload_bytes: 5 << 30,
             max_watch_streams: 1024,
             max_watch_streams_per_key: 32,

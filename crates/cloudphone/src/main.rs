@@ -225,6 +225,10 @@ struct ServeArgs {
     /// QuotaExceeded.Instances (0: no limit).
     #[arg(long, default_value_t = 0)]
     instance_quota: u64,
+    /// How many ADB key pairs each account may have; more are refused with
+    /// QuotaExceeded.KeyPairs.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    max_key_pairs: u64,
     /// A connection's first request head must arrive within this many seconds of its accept
     /// (a later one within this of its first byte); else the connection is closed.
     #[arg(long, default_value_t = 10)]
@@ -481,6 +485,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.limits.max_upload_bytes = args.max_upload_bytes;
     config.limits.max_uri_bytes = args.max_uri_bytes.max(1024);
     config.limits.instance_quota = (args.instance_quota > 0).then_some(args.instance_quota);
+    config.limits.max_key_pairs = args.max_key_pairs;
     config.throttle_per_second = args.throttle_rps;
     config.tls = args.tls_cert.zip(args.tls_key);
     let secs = |n: u64| Duration::from_secs(n.max(1));

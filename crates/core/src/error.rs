@@ -179,12 +179,16 @@ impl ApiError {
     }
 }
 
+/// `what` as a code's last part: each word capitalized, spaces dropped ("key pairs":
+/// "KeyPairs").
 fn capitalized(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) => c.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
+    s.split_whitespace()
+        .flat_map(|word| {
+            let mut chars = word.chars();
+            let first = chars.next().into_iter().flat_map(char::to_uppercase);
+            first.chain(chars)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -338,6 +342,7 @@ mod tests {
         };
         assert_eq!(quota("instances").code(), "QuotaExceeded.Instances");
         assert_eq!(quota("webhooks").code(), "QuotaExceeded.Webhooks");
+        assert_eq!(quota("key pairs").code(), "QuotaExceeded.KeyPairs");
         assert_eq!(
             quota("instances").to_string(),
             "The account may have at most 10 instances: it has 9 and asked for 2 more."

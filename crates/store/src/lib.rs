@@ -22,7 +22,9 @@ pub mod sql;
 mod sqlite;
 mod types;
 
-pub use areas::adb::{AdbEndpoint, AdbPorts, InstanceAdb, KeyPairsDeleted, Rename, StartAdb};
+pub use areas::adb::{
+    AdbEndpoint, AdbPorts, InstanceAdb, KeyPairCreated, KeyPairsDeleted, Rename, StartAdb,
+};
 pub use areas::webhooks::{Delivery, DeliveryEnd, DeliveryRecord, Webhook};
 pub use areas::{
     AccountStore, AdbStore, AppStore, BackupStore, EngineStore, EventStore, FleetStore,

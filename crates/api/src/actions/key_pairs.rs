@@ -7,7 +7,7 @@ use cloudphone_adb::keys::{self, AdbPublicKey};
 use cloudphone_core::resources::KeyPair;
 use cloudphone_core::time::plain;
 use cloudphone_core::{ApiError, ids};
-use cloudphone_store::{KeyPairFilter, KeyPairsDeleted, Rename};
+use cloudphone_store::{KeyPairCreated, KeyPairFilter, KeyPairsDeleted, Page, Rename};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -50,7 +50,38 @@ fn name_param(p: &Params, param: &str) -> Result<String, ApiError> {
     Ok(name)
 }
 
-/// Stores `key` for the caller under `name`; a name the account already has is refused.
+/// Refuses an account that has all the key pairs it may have, before a key is made for it
+/// (the store checks again when it stores one: this only spares the generation).
+async fn check_room(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    let limit = ctx.state.limits.max_key_pairs;
+    let filter = KeyPairFilter {
+        account_id: ctx.account().to_string(),
+        ..KeyPairFilter::default()
+    };
+    let page = Page {
+        after: None,
+        limit: 1,
+    };
+    let listed = ctx
+        .state
+        .store
+        .list_key_pairs(&filter, &page)
+        .await
+        .map_err(internal)?;
+    let used = u64::try_from(listed.total).unwrap_or(0);
+    if used >= limit {
+        return Err(ApiError::QuotaExceeded {
+            what: "key pairs".into(),
+            limit,
+            used,
+            asked: 1,
+        });
+    }
+    Ok(())
+}
+
+/// Stores `key` for the caller under `name`; a name the account already has is refused, and
+/// so is an account with all the key pairs it may have.
 async fn store_key_pair(
     ctx: &Ctx<'_>,
     id: String,
@@ -65,19 +96,26 @@ async fn store_key_pair(
         fingerprint: key.fingerprint(),
         created_ms: ctx.now_ms,
     };
-    let stored = ctx
+    let limit = ctx.state.limits.max_key_pairs;
+    let created = ctx
         .state
         .store
-        .create_key_pair(&pair)
+        .create_key_pair(&pair, limit)
         .await
         .map_err(internal)?;
-    if !stored {
-        return Err(ApiError::Duplicate {
+    match created {
+        KeyPairCreated::Created => Ok(pair),
+        KeyPairCreated::NameTaken => Err(ApiError::Duplicate {
             name: "KeyPairName".into(),
             value: pair.name,
-        });
+        }),
+        KeyPairCreated::Full { used } => Err(ApiError::QuotaExceeded {
+            what: "key pairs".into(),
+            limit,
+            used,
+            asked: 1,
+        }),
     }
-    Ok(pair)
 }
 
 pub struct CreateKeyPair {
@@ -92,6 +130,7 @@ impl CreateKeyPair {
     }
 
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+        check_room(ctx).await?;
         let id = ids::new_id(ids::KEY_PAIR);
         // adb writes `user@host` after the key; ours names the key pair, which stays true
         // through renames.

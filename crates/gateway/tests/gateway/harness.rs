@@ -154,7 +154,7 @@ impl World {
             fingerprint: key.public.fingerprint(),
             created_ms: now_ms(),
         };
-        let _ = self.store.create_key_pair(&kp).await.unwrap();
+        let _ = self.store.create_key_pair(&kp, 1_000).await.unwrap();
         self.store
             .attach_key_pair(ACCOUNT, id, &[instance.to_string()], now_ms())
             .await

@@ -23,9 +23,10 @@ use crate::{AdbFilter, Cursor, KeyPairFilter, Listing, NewTask, Page, Result, St
 area! {
     /// ADB endpoints and key pairs.
     pub trait AdbStore {
-        /// Stores a key pair unless its account has one of that name (then `false`, nothing
-        /// stored).
-        fn create_key_pair(&self, key: &KeyPair) -> bool = write (|c| create_key_pair(c, key));
+        /// Stores a key pair unless its account has one of that name or already `max` key
+        /// pairs (then nothing is stored, and the answer says which).
+        fn create_key_pair(&self, key: &KeyPair, max: u64) -> KeyPairCreated =
+            write (|c| create_key_pair(c, key, max));
         /// Key pairs of an account, newest first; keyset-paginated.
         fn list_key_pairs(&self, filter: &KeyPairFilter, page: &Page) -> Listing<KeyPair> =
             snapshot (|c| list_key_pairs(c, filter, page));
@@ -124,6 +125,18 @@ impl AdbPorts {
     pub fn contains(&self, port: u16) -> bool {
         (self.low..=self.high).contains(&port)
     }
+}
+
+/// What [`AdbStore::create_key_pair`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyPairCreated {
+    Created,
+    /// Another key pair of the account has the name.
+    NameTaken,
+    /// The account has this many key pairs, the most it may have.
+    Full {
+        used: u64,
+    },
 }
 
 /// What [`AdbStore::rename_key_pair`] did.
@@ -225,8 +238,17 @@ fn key_pair(r: &dyn Row) -> Result<KeyPair> {
     })
 }
 
-async fn create_key_pair(c: &mut impl Conn, k: &KeyPair) -> Result<bool> {
+async fn create_key_pair(c: &mut impl Conn, k: &KeyPair, max: u64) -> Result<KeyPairCreated> {
+    // The account's lock makes the count and the insert one step on every node.
     c.lock(Lock::KeyPairs(&k.account_id)).await?;
+    let q = c.with(
+        "SELECT COUNT(*) FROM key_pairs WHERE account_id = ?",
+        [v(&k.account_id)],
+    );
+    let used = u64::try_from(c.int(&q).await?).unwrap_or(0);
+    if used >= max {
+        return Ok(KeyPairCreated::Full { used });
+    }
     let q = c.with(
         "INSERT INTO key_pairs (id, account_id, name, public_key, fingerprint, created_ms) \
          VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -239,7 +261,11 @@ async fn create_key_pair(c: &mut impl Conn, k: &KeyPair) -> Result<bool> {
             v(k.created_ms),
         ],
     );
-    Ok(c.execute(&q).await? == 1)
+    Ok(if c.execute(&q).await? == 1 {
+        KeyPairCreated::Created
+    } else {
+        KeyPairCreated::NameTaken
+    })
 }
 
 async fn list_key_pairs(

@@ -9,9 +9,12 @@ use std::sync::Arc;
 use cloudphone_core::resources::KeyPair;
 use cloudphone_core::{InstanceStatus as S, TaskType};
 use cloudphone_store::{
-    AdbFilter, AdbPorts, GroupFilter, InstanceFilter, KeyPairFilter, KeyPairsDeleted, Page, Rename,
-    StartAdb, Store,
+    AdbFilter, AdbPorts, GroupFilter, InstanceFilter, KeyPairCreated, KeyPairFilter,
+    KeyPairsDeleted, Page, Rename, StartAdb, Store,
 };
+
+/// Key pairs an account may have, where a test does not exercise the limit.
+const MAX: u64 = 1_000;
 
 use crate::support::{A, B, fleet, group, instance, internal, page};
 
@@ -61,20 +64,48 @@ async fn attached(store: &dyn Store, account: &str, instance: &str) -> (Option<S
 pub(crate) async fn check_key_pairs(store: &dyn Store) {
     for (n, name) in ["alpha", "beta", "gamma"].iter().enumerate() {
         let k = key(&format!("kp-{n}"), A, name, 1_000 + n as i64);
-        assert!(store.create_key_pair(&k).await.unwrap());
+        assert_eq!(
+            store.create_key_pair(&k, MAX).await.unwrap(),
+            KeyPairCreated::Created
+        );
     }
     // Names are unique within an account, not across accounts.
-    assert!(
-        !store
-            .create_key_pair(&key("kp-x", A, "beta", 9))
-            .await
-            .unwrap()
-    );
-    assert!(
+    assert_eq!(
         store
-            .create_key_pair(&key("kp-b", B, "beta", 9))
+            .create_key_pair(&key("kp-x", A, "beta", 9), MAX)
             .await
-            .unwrap()
+            .unwrap(),
+        KeyPairCreated::NameTaken
+    );
+    assert_eq!(
+        store
+            .create_key_pair(&key("kp-b", B, "beta", 9), MAX)
+            .await
+            .unwrap(),
+        KeyPairCreated::Created
+    );
+    // An account at its most: nothing stored, whatever the name; another account unaffected.
+    assert_eq!(
+        store
+            .create_key_pair(&key("kp-y", A, "omega", 9), 3)
+            .await
+            .unwrap(),
+        KeyPairCreated::Full { used: 3 }
+    );
+    assert_eq!(
+        store
+            .create_key_pair(&key("kp-y", A, "beta", 9), 3)
+            .await
+            .unwrap(),
+        KeyPairCreated::Full { used: 3 }
+    );
+    assert_eq!(
+        store
+            .create_key_pair(&key("kp-b2", B, "omega", 9), 1)
+            .await
+            .unwrap(),
+        KeyPairCreated::Full { used: 1 },
+        "B's count is B's own"
     );
 
     let of_a = KeyPairFilter {
@@ -150,11 +181,12 @@ pub(crate) async fn check_key_pairs(store: &dyn Store) {
     assert_eq!(attached(store, A, "i1").await, (None, true));
     assert_eq!(key_names(store, &of_a, 10).await, ["gamma"]);
     // The name of a deleted key pair is free again.
-    assert!(
+    assert_eq!(
         store
-            .create_key_pair(&key("kp-5", A, "delta", 9))
+            .create_key_pair(&key("kp-5", A, "delta", 9), MAX)
             .await
-            .unwrap()
+            .unwrap(),
+        KeyPairCreated::Created
     );
     let of_b = KeyPairFilter {
         account_id: B.into(),
@@ -165,15 +197,15 @@ pub(crate) async fn check_key_pairs(store: &dyn Store) {
 
 pub(crate) async fn check_attach_and_secure(store: &dyn Store) {
     store
-        .create_key_pair(&key("kp-1", A, "one", 1))
+        .create_key_pair(&key("kp-1", A, "one", 1), MAX)
         .await
         .unwrap();
     store
-        .create_key_pair(&key("kp-2", A, "two", 2))
+        .create_key_pair(&key("kp-2", A, "two", 2), MAX)
         .await
         .unwrap();
     store
-        .create_key_pair(&key("kp-b", B, "bee", 3))
+        .create_key_pair(&key("kp-b", B, "bee", 3), MAX)
         .await
         .unwrap();
     fleet(
@@ -384,7 +416,7 @@ pub(crate) async fn check_adb_ports(store: &dyn Store) {
     .await;
     fleet(store, B, "ag-b", &[("ib", S::Running)]).await;
     store
-        .create_key_pair(&key("kp-1", A, "one", 1))
+        .create_key_pair(&key("kp-1", A, "one", 1), MAX)
         .await
         .unwrap();
 
