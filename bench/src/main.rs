@@ -167,9 +167,10 @@ struct Options {
     #[arg(long)]
     quick: bool,
     /// Scratch space: data dirs, the PostgreSQL cluster, Redis, request files (emptied first,
-    /// removed at the end unless --keep).
-    #[arg(long, default_value = "/tmp/cloudphone-bench")]
-    work_dir: PathBuf,
+    /// removed at the end unless --keep). Default: a new directory of its own under the
+    /// system's temporary directory for each run, so two runs never share one.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
     /// Where the Markdown report goes.
     #[arg(long, default_value = DEFAULT_OUT)]
     out: PathBuf,
@@ -241,7 +242,15 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .context("finding this binary")?
             .with_file_name("cloudphone"),
     };
-    let work = fresh_dir(&opts.work_dir)?;
+    let work = match &opts.work_dir {
+        Some(dir) => fresh_dir(dir)?,
+        None => tempfile::Builder::new()
+            .prefix("cloudphone-bench.")
+            .tempdir()
+            .context("creating the work dir")?
+            .keep(),
+    };
+    eprintln!("cloudphone-bench: work dir {}", work.display());
     let creds = Credentials {
         key_id: format!("LTAIbench{}", cloudphone_core::ids::secret(12)),
         secret: cloudphone_core::ids::secret(30),
@@ -249,7 +258,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut bench = Bench {
         opts: opts.clone(),
         binary,
-        work,
+        work: work.clone(),
         creds,
         report: Report::default(),
         timings: Table::new(
@@ -301,7 +310,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     eprintln!("cloudphone-bench: report written to {}", opts.out.display());
     if !opts.keep {
         // The 1M-task database alone takes about 1 GB.
-        let _ = std::fs::remove_dir_all(&opts.work_dir);
+        let _ = std::fs::remove_dir_all(&work);
     }
     Ok(())
 }
