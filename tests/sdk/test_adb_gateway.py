@@ -155,6 +155,9 @@ def test_stock_adb_shell_files_and_installs_on_a_simulated_phone(gw, api, stock,
     assert code == 0 and str(len(data)) in out, out
     assert adb.run("-s", serial, "pull", "/sdcard/big.bin", str(tmp_path / "back.bin")).returncode == 0
     assert (tmp_path / "back.bin").read_bytes() == data
+    # A command's output streams as it is made, past what RunCommand keeps (16 MiB).
+    r = adb.run("-s", serial, "exec-out", "cat", "/sdcard/big.bin")
+    assert r.returncode == 0 and len(r.stdout) == len(data) and r.stdout == data
 
     # adb install of a real APK; RunCommand's `pm list packages` shows it.
     apk = tmp_path / "app.apk"

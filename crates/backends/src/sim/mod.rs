@@ -12,6 +12,7 @@ pub mod paths;
 pub mod phone;
 pub mod screen;
 pub mod shell;
+mod work;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,8 +27,8 @@ use cloudphone_core::resources::Image;
 use cloudphone_core::{TaskErrorCode, TaskType};
 use tokio::io::AsyncWriteExt;
 
-use phone::PhoneDir;
 pub use phone::{Package, PhoneState};
+use phone::{PhoneDir, PhoneShared};
 
 /// Images of the simulated fleet.
 pub const ANDROID_12: &str = "imgc-simandroid120000";
@@ -52,8 +53,9 @@ pub const EXECUTIONS_LEDGER: &str = "executions.log";
 pub struct SimBackend {
     config: SimConfig,
     faults: Mutex<Vec<Fault>>,
-    /// One lock per phone orders changes to its state (`am start` against a reset, say).
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// What each phone's users share in this process: the lock that orders changes to its
+    /// state (`am start` against a reset, say) and the bounds on its shells' work.
+    phones: Mutex<HashMap<String, Arc<PhoneShared>>>,
 }
 
 impl SimBackend {
@@ -61,7 +63,7 @@ impl SimBackend {
         SimBackend {
             config,
             faults: Mutex::new(Vec::new()),
-            locks: Mutex::new(HashMap::new()),
+            phones: Mutex::new(HashMap::new()),
         }
     }
 
@@ -70,14 +72,14 @@ impl SimBackend {
     }
 
     fn phone(&self, id: &str) -> PhoneDir {
-        let lock = self
-            .locks
+        let shared = self
+            .phones
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(id.to_string())
             .or_default()
             .clone();
-        PhoneDir::new(self.phone_dir(id), lock)
+        PhoneDir::new(self.phone_dir(id), shared)
     }
 
     /// The phone, which must have been created and not deleted.
@@ -350,7 +352,7 @@ impl Backend for SimBackend {
     async fn delete(&self, phone: &InstanceRef) -> OpResult<()> {
         self.work(TaskType::DeleteInstance, phone).await?;
         remove_dir(&self.phone_dir(&phone.id)).await?;
-        self.locks
+        self.phones
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&phone.id);

@@ -15,6 +15,8 @@ use cloudphone_backend::InstanceRef;
 use cloudphone_core::resources::Image;
 use serde::{Deserialize, Serialize};
 
+use super::work::ShellWork;
+
 pub const PROPS_FILE: &str = "props.json";
 pub const STATE_FILE: &str = "state.json";
 pub const DATA_DIR: &str = "data";
@@ -296,16 +298,30 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}-{n}.part", std::process::id()))
 }
 
-/// One phone's directory, with the lock that orders changes to its state.
+/// What a phone's users share within this process, whichever way they reach it (RunCommand,
+/// `adb shell`, SendFile, `adb push`): the lock that orders changes to its state, and the
+/// bounds on its shells' work.
+#[derive(Debug, Default)]
+pub(crate) struct PhoneShared {
+    lock: tokio::sync::Mutex<()>,
+    work: Arc<ShellWork>,
+}
+
+/// One phone's directory, with what its users share.
 #[derive(Clone)]
 pub(crate) struct PhoneDir {
     dir: PathBuf,
-    lock: Arc<tokio::sync::Mutex<()>>,
+    shared: Arc<PhoneShared>,
 }
 
 impl PhoneDir {
-    pub fn new(dir: PathBuf, lock: Arc<tokio::sync::Mutex<()>>) -> PhoneDir {
-        PhoneDir { dir, lock }
+    pub fn new(dir: PathBuf, shared: Arc<PhoneShared>) -> PhoneDir {
+        PhoneDir { dir, shared }
+    }
+
+    /// The bounds and counters of the phone's shells.
+    pub fn work(&self) -> &Arc<ShellWork> {
+        &self.shared.work
     }
 
     pub fn data(&self) -> PathBuf {
@@ -359,7 +375,7 @@ impl PhoneDir {
     /// Changes the state under the phone's lock; writes it only if it changed (rebooting a phone
     /// that runs no app changes nothing).
     pub async fn update<R>(&self, change: impl FnOnce(&mut PhoneState) -> R) -> io::Result<R> {
-        let _guard = self.lock.lock().await;
+        let _guard = self.shared.lock.lock().await;
         let before = self.state().await?;
         let mut state = before.clone();
         let out = change(&mut state);
@@ -372,7 +388,7 @@ impl PhoneDir {
     /// Makes the phone as its image ships it: no user files, the image's properties, the
     /// system packages only, booted to the home screen.
     pub async fn write_fresh(&self, props: &BTreeMap<String, String>) -> io::Result<()> {
-        let _guard = self.lock.lock().await;
+        let _guard = self.shared.lock.lock().await;
         match tokio::fs::remove_dir_all(self.data()).await {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}

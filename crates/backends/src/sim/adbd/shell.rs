@@ -2,7 +2,11 @@
 //! RunCommand runs) behind cloudphone-adb's shell adapter.
 //!
 //! - A command runs as one script; its stdout and stderr leave apart under shell protocol v2
-//!   (with the exit code), merged on a raw stream (`shell:`, `exec:`) or a terminal.
+//!   (with the exit code), merged on a raw stream (`shell:`, `exec:`) or a terminal. Output
+//!   goes to the stream as it is made ([`Session::stream`]): the shell holds a chunk at a time
+//!   and waits while the host is behind (the adapter's pipes are bounded), and when the host
+//!   closes the stream the command's future is dropped, which stops it between two blocking
+//!   trips.
 //! - No command: an interactive shell reading lines from stdin, keeping its working directory
 //!   and `$?` from line to line. With a terminal (`adb shell` from a terminal) it prints a
 //!   prompt and does what a terminal's line discipline would: echo, backspace, `^C`, `^D`,
@@ -17,13 +21,16 @@
 //!   than refused as the shell's syntax error.
 
 use cloudphone_adb::proto::service::{ShellProtocol, ShellRequest};
+use std::future::Future;
+use std::pin::Pin;
+
 use cloudphone_adb::services::shell::{Shell, ShellInput, ShellIo, ShellOutput};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::fs::Scratch;
 use crate::sim::packages;
 use crate::sim::phone::PhoneDir;
-use crate::sim::shell::{MAX_OUTPUT, Ran, Session, first_command_words};
+use crate::sim::shell::{OutputSink, Session, first_command_words};
 
 /// The largest APK `adb install` may stream (Android's own limit on an APK is 4 GiB).
 pub const MAX_APK_BYTES: u64 = 4 << 30;
@@ -79,19 +86,21 @@ impl Sink {
         }
         out
     }
+}
 
-    async fn ran(&mut self, ran: &Ran) -> bool {
-        for (is_err, piece) in ran.pieces() {
-            let ok = if is_err {
-                self.err(piece).await
+impl OutputSink for Sink {
+    fn write<'a>(
+        &'a mut self,
+        stderr: bool,
+        bytes: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            if stderr {
+                self.err(bytes).await
             } else {
-                self.out(piece).await
-            };
-            if !ok {
-                return false;
+                self.out(bytes).await
             }
-        }
-        true
+        })
     }
 }
 
@@ -161,11 +170,8 @@ impl Shell for SimShell {
         if let Some(size) = streamed_install(command) {
             return self.install_from(stdin, size, &mut sink).await;
         }
-        match Session::new(&self.phone).run(command, MAX_OUTPUT).await {
-            Ok(ran) => {
-                sink.ran(&ran).await;
-                ran.status
-            }
+        match Session::new(&self.phone).stream(command, &mut sink).await {
+            Ok(done) => done.status,
             Err(e) => {
                 sink.err(format!("sh: the phone's state: {e}\n").as_bytes())
                     .await;
@@ -329,8 +335,10 @@ impl SimShell {
         if line.trim().is_empty() {
             return Some((0, false));
         }
-        match session.run(without_null_stdin(line), MAX_OUTPUT).await {
-            Ok(ran) => sink.ran(&ran).await.then_some((ran.status, ran.exited)),
+        match session.stream(without_null_stdin(line), sink).await {
+            // The host went away: the shell ends.
+            Ok(done) if done.gone => None,
+            Ok(done) => Some((done.status, done.exited)),
             Err(e) => {
                 let msg = format!("sh: the phone's state: {e}\n");
                 sink.err(msg.as_bytes()).await.then_some((1, false))

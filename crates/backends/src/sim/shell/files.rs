@@ -1,8 +1,8 @@
-//! The shell's file builtins (`ls`, `cat`, `mkdir`, `touch`, `rm`). They run on a blocking
-//! thread and reach files only through [`paths::resolve`], so they stay inside the phone's data dir
-//! and never follow a symlink.
+//! The shell's file builtins (`ls`, `mkdir`, `touch`, `rm`, and what `cat` opens). They run on
+//! a blocking thread and reach files only through [`paths::resolve`], so they stay inside the
+//! phone's data dir and never follow a symlink.
 
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -57,7 +57,7 @@ pub(super) fn errno_text(e: &io::Error) -> &'static str {
 }
 
 /// Splits `-abc` flags (all of which must be in `known`) from operands; `--` ends flags.
-fn flags(
+pub(super) fn flags(
     tool: &str,
     args: &[String],
     known: &str,
@@ -293,44 +293,19 @@ fn date(t: Option<SystemTime>) -> String {
     )
 }
 
-pub(super) fn cat(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
-    let Some((_, operands)) = flags("cat", args, "u", out) else {
-        return 1;
+/// `path` opened for reading by `tool`, or the line saying why not. Blocking.
+pub(super) fn open_file(tool: &str, ctx: &FsCtx, path: &str) -> Result<std::fs::File, String> {
+    let mut why = Output::new(1024);
+    let Some(r) = ctx.resolve(tool, path, &mut why) else {
+        let (line, _) = why.into_parts();
+        return Err(String::from_utf8_lossy(&line).trim_end().to_string());
     };
-    let mut status = 0;
-    for p in &operands {
-        // No stdin to read: the shell has no pipes.
-        if p == "-" {
-            continue;
-        }
-        let Some(r) = ctx.resolve("cat", p, out) else {
-            status = 1;
-            continue;
-        };
-        let file = match std::fs::symlink_metadata(&r.host) {
-            Ok(m) if m.is_dir() => Err(io::Error::from(io::ErrorKind::IsADirectory)),
-            Ok(_) => std::fs::File::open(&r.host),
-            Err(e) => Err(e),
-        };
-        let result = file.and_then(|mut f| {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                out.write(&buf[..n]);
-                if out.truncated {
-                    return Ok(());
-                }
-            }
-        });
-        if let Err(e) = result {
-            out.err_line(&format!("cat: {p}: {}", errno_text(&e)));
-            status = 1;
-        }
-    }
-    status
+    let file = match std::fs::symlink_metadata(&r.host) {
+        Ok(m) if m.is_dir() => Err(io::Error::from(io::ErrorKind::IsADirectory)),
+        Ok(_) => std::fs::File::open(&r.host),
+        Err(e) => Err(e),
+    };
+    file.map_err(|e| format!("{tool}: {path}: {}", errno_text(&e)))
 }
 
 pub(super) fn mkdir(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
