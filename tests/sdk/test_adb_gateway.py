@@ -257,6 +257,38 @@ def test_adbutils_shell_and_push(gw, api, stock, tmp_path):
     assert "package:com.android.settings" in d.shell("pm list packages -s")
 
 
+def test_a_push_past_the_phones_storage_fails_cleanly(workdir, stock, tmp_path):
+    """Each simulated phone's files may take `--sim-storage-bytes`: a push past it fails as on
+    a phone ("No space left on device") and leaves nothing; a smaller one fits; a removal
+    frees space."""
+    low, high = free_port_range(2)
+    s = Server(workdir / "adb-gw-small", extra_args=[
+        "--adb-ports", f"{low}-{high}", "--adb-listen", "127.0.0.1", "--sim-storage-bytes", str(8 << 20)]).start()
+    try:
+        api = s.client()
+        _, (phone,) = create_group(api, 1, name="adb-full")
+        serial = endpoint(api, phone)
+        adb = stock()
+        assert adb.connect(serial)[1] == "device"
+        big, small = tmp_path / "big.bin", tmp_path / "small.bin"
+        big.write_bytes(os.urandom(9 << 20))
+        small.write_bytes(os.urandom(3 << 20))
+        r = adb.run("-s", serial, "push", str(big), "/sdcard/big.bin")
+        assert r.returncode != 0 and b"No space left on device" in r.stderr + r.stdout, r
+        assert adb.shell(serial, "ls /sdcard/big.bin")[2] == 1, "nothing half-written"
+        for name in ("a.bin", "b.bin"):
+            assert adb.run("-s", serial, "push", str(small), f"/sdcard/{name}").returncode == 0
+        r = adb.run("-s", serial, "push", str(small), "/sdcard/c.bin")
+        assert r.returncode != 0 and b"No space left on device" in r.stderr + r.stdout, r
+        out, code = run_shell(api, phone, "touch /sdcard/new.txt; rm /sdcard/a.bin")
+        assert code == 0, out
+        assert adb.run("-s", serial, "push", str(small), "/sdcard/c.bin").returncode == 0
+        out, code = run_shell(api, phone, "ls /sdcard")
+        assert "c.bin" in out and "a.bin" not in out, out
+    finally:
+        s.stop()
+
+
 # --- a docker phone, relayed to its own adbd ---------------------------------------------------
 
 @pytest.fixture(scope="module")

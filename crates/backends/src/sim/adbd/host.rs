@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use cloudphone_adb::proto::packet::{Command, HEADER_LEN, Header, MAX_PAYLOAD, Packet, VERSION};
+use cloudphone_adb::proto::sync::{Frame, ID_DATA, ID_DONE, ID_SEND};
 use cloudphone_adb::session::{Config, ConnectionHandle, NoAuth, serve_connection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -14,6 +15,8 @@ use crate::sim::phone::PhoneDir;
 
 pub(crate) struct Host {
     sock: TcpStream,
+    /// WRTEs that came while we waited for an OKAY, acknowledged, not yet read.
+    pending: std::collections::VecDeque<Packet>,
 }
 
 /// What came back on a stream read to its end.
@@ -38,7 +41,10 @@ impl Host {
         });
         let sock = TcpStream::connect(addr).await.unwrap();
         sock.set_nodelay(true).unwrap();
-        let mut host = Host { sock };
+        let mut host = Host {
+            sock,
+            pending: Default::default(),
+        };
         host.send(Packet::new(
             Command::Cnxn,
             VERSION,
@@ -73,7 +79,13 @@ impl Host {
         let mut name = service.as_bytes().to_vec();
         name.push(0);
         self.send(Packet::new(Command::Open, id, 0, name)).await;
-        let p = self.recv().await.expect("an answer to OPEN");
+        // Other streams' last words (a CLSE after a push) may come first.
+        let p = loop {
+            let p = self.recv().await.expect("an answer to OPEN");
+            if p.arg1 == id {
+                break p;
+            }
+        };
         assert_eq!((p.command, p.arg1), (Command::Okay, id), "{service}: {p:?}");
         p.arg0
     }
@@ -81,6 +93,9 @@ impl Host {
     /// The next WRTE's payload on our stream `id` (not acknowledged); `None` once the device
     /// closed the stream.
     pub async fn next_write(&mut self, id: u32) -> Option<Vec<u8>> {
+        if let Some(i) = self.pending.iter().position(|p| p.arg1 == id) {
+            return self.pending.remove(i).map(|p| p.payload);
+        }
         loop {
             let p = self.recv().await?;
             if p.arg1 != id {
@@ -130,5 +145,70 @@ impl Host {
         let read = self.read_to_end(id, remote).await;
         assert!(read.closed);
         read.bytes
+    }
+
+    /// Writes `data` on our stream `id`, waiting for the device's OKAY after each WRTE.
+    pub async fn write(&mut self, id: u32, remote: u32, data: &[u8]) {
+        for chunk in data.chunks(MAX_PAYLOAD as usize) {
+            self.send(Packet::new(Command::Wrte, id, remote, chunk.to_vec()))
+                .await;
+            loop {
+                let p = self.recv().await.expect("an OKAY");
+                match p.command {
+                    Command::Okay if p.arg1 == id => break,
+                    Command::Wrte if p.arg1 == id => {
+                        self.okay(id, remote).await;
+                        self.pending.push_back(p);
+                    }
+                    Command::Clse if p.arg1 == id => panic!("the device closed the stream"),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// `adb push` as the sync protocol carries it: SEND, DATA chunks, DONE; the device's
+    /// answer, `Ok(())` for OKAY or the text of its FAIL.
+    pub async fn push(&mut self, id: u32, path: &str, data: &[u8]) -> Result<(), String> {
+        let remote = self.open(id, "sync:").await;
+        let spec = format!("{path},33188");
+        let mut req = Frame {
+            id: ID_SEND,
+            arg: spec.len() as u32,
+        }
+        .encode()
+        .to_vec();
+        req.extend_from_slice(spec.as_bytes());
+        for chunk in data.chunks(64 * 1024) {
+            req.extend_from_slice(
+                &Frame {
+                    id: ID_DATA,
+                    arg: chunk.len() as u32,
+                }
+                .encode(),
+            );
+            req.extend_from_slice(chunk);
+        }
+        req.extend_from_slice(
+            &Frame {
+                id: ID_DONE,
+                arg: 1_700_000_000,
+            }
+            .encode(),
+        );
+        // The device answers once, after DONE (or at the first failure, and then reads on to
+        // DONE): writing it all before reading is what adb does.
+        self.write(id, remote, &req).await;
+        let acknowledged = self.pending.iter().any(|p| p.arg1 == id);
+        let answer = self.next_write(id).await.expect("an answer to the push");
+        if !acknowledged {
+            self.okay(id, remote).await;
+        }
+        self.close(id, remote).await;
+        match &answer[..4] {
+            b"OKAY" => Ok(()),
+            b"FAIL" => Err(String::from_utf8_lossy(&answer[8..]).into_owned()),
+            other => panic!("{other:?} in answer to a push"),
+        }
     }
 }

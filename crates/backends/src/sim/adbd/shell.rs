@@ -15,7 +15,8 @@
 //! - `cmd package install ... -S SIZE` and `pm install ... -S SIZE` (what `adb install` sends
 //!   when the phone has `cmd`) read the APK from stdin into a scratch file outside the phone's
 //!   files and install it as `pm install` does; scripts have no stdin, so this one is answered
-//!   here rather than by the shell.
+//!   here rather than by the shell. The APK's size is reserved in the phone's storage while it
+//!   is received: one that does not fit is refused before a byte is read.
 //! - adb 29 ends the `rm` of its push install with `</dev/null`: a trailing redirection of
 //!   stdin from `/dev/null` changes nothing here (commands read no stdin) and is dropped rather
 //!   than refused as the shell's syntax error.
@@ -27,10 +28,10 @@ use std::pin::Pin;
 use cloudphone_adb::services::shell::{Shell, ShellInput, ShellIo, ShellOutput};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::fs::Scratch;
 use crate::sim::packages;
-use crate::sim::phone::PhoneDir;
+use crate::sim::phone::{PhoneDir, Scratch};
 use crate::sim::shell::{OutputSink, Session, first_command_words};
+use crate::sim::storage::file_blocks;
 
 /// The largest APK `adb install` may stream (Android's own limit on an APK is 4 GiB).
 pub const MAX_APK_BYTES: u64 = 4 << 30;
@@ -184,11 +185,25 @@ impl Shell for SimShell {
 impl SimShell {
     /// Reads exactly `size` bytes of APK from `stdin` into a scratch file and installs it.
     async fn install_from(&self, stdin: ShellInput, size: u64, sink: &mut Sink) -> i32 {
-        if size > MAX_APK_BYTES {
-            sink.out(b"Failure [INSTALL_FAILED_INSUFFICIENT_STORAGE]\n")
-                .await;
-            return 1;
-        }
+        // The APK takes the phone's storage while it is received (Android's package manager
+        // checks the free space first, and says so in these words).
+        let storage = self.phone.storage().clone();
+        let (data, wanted) = (self.phone.data(), size);
+        let reserved = tokio::task::spawn_blocking(move || {
+            storage.refresh(&data)?;
+            storage.reserve(file_blocks(wanted))
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        let _reserved = match reserved {
+            Ok(r) if size <= MAX_APK_BYTES => r,
+            _ => {
+                sink.out(b"Failure [INSTALL_FAILED_INSUFFICIENT_STORAGE]\n")
+                    .await;
+                return 1;
+            }
+        };
         let scratch = Scratch::new(self.phone.scratch("install.apk"));
         let received = async {
             let mut file = tokio::fs::File::create(scratch.path()).await?;

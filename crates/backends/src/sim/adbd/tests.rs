@@ -1,6 +1,6 @@
 //! The simulated phone's adbd through the ADB transport (a host speaking it by hand, [`host`]):
-//! a command's output is passed on as it is made, the work stops with its stream, and a
-//! phone's blocking work is bounded.
+//! a command's output is passed on as it is made, the work stops with its stream, a phone's
+//! blocking work is bounded, and pushes and installs stay within the phone's storage.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,12 +19,18 @@ const MIB: usize = 1024 * 1024;
 const HELD_BOUND: usize = 128 * 1024;
 
 async fn setup() -> (tempfile::TempDir, SimBackend, PhoneDir) {
+    setup_with(crate::sim::DEFAULT_STORAGE_BYTES).await
+}
+
+/// A created phone whose files may take `capacity` bytes.
+async fn setup_with(capacity: u64) -> (tempfile::TempDir, SimBackend, PhoneDir) {
     let dir = tempfile::tempdir().unwrap();
     let sim = SimBackend::new(SimConfig {
         root: dir.path().join("sim"),
         delay: Some(Duration::from_millis(1)),
         record_executions: false,
-    });
+    })
+    .with_storage_capacity(capacity);
     let p = InstanceRef {
         id: "acp-adbd".into(),
         account_id: "acct-a".into(),
@@ -158,4 +164,66 @@ async fn commands_beyond_the_phones_bound_wait_their_turn() {
     );
     assert!(work.peak_running() <= SHELL_WORK_PER_PHONE);
     assert_eq!(work.free_permits(), SHELL_WORK_PER_PHONE);
+}
+
+/// The files of a phone's directory that are not its own (scratch files of writes).
+fn leftovers(phone: &PhoneDir) -> Vec<String> {
+    let dir = phone.data().parent().unwrap().to_path_buf();
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part"))
+        .collect()
+}
+
+/// A push that would pass the phone's storage fails as adbd fails it ("No space left on
+/// device"), leaves no file and holds no space; smaller ones fit, and a removal frees space.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_stay_within_the_phones_storage() {
+    let (_dir, _sim, phone) = setup_with(8 * MIB as u64).await;
+    let storage = phone.storage().clone();
+    let mut host = Host::connect(phone.clone()).await;
+    // The fresh phone's directories.
+    host.run(1, "exec:true").await;
+    let base = storage.used();
+    assert!(base > 0 && base < 64 * 1024, "{base}");
+
+    let err = host
+        .push(2, "/sdcard/big.bin", &vec![7u8; 9 * MIB])
+        .await
+        .unwrap_err();
+    assert_eq!(err, "write failed: No space left on device");
+    assert!(!phone.data().join("sdcard/big.bin").exists());
+    assert_eq!(
+        storage.used(),
+        base,
+        "nothing of the failed push is counted"
+    );
+    assert!(leftovers(&phone).is_empty(), "{:?}", leftovers(&phone));
+
+    let three = vec![1u8; 3 * MIB];
+    host.push(3, "/sdcard/a.bin", &three).await.unwrap();
+    host.push(4, "/sdcard/b.bin", &three).await.unwrap();
+    assert_eq!(storage.used(), base + 6 * MIB as u64);
+    let err = host.push(5, "/sdcard/c.bin", &three).await.unwrap_err();
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(!phone.data().join("sdcard/c.bin").exists());
+    // A push over a file replaces its blocks.
+    host.push(6, "/sdcard/a.bin", &three).await.unwrap();
+    assert_eq!(storage.used(), base + 6 * MIB as u64);
+
+    // `adb install` streams an APK that does not fit: refused before a byte is read.
+    let said = host.run(7, "exec:cmd package 'install' -S 5000000").await;
+    assert_eq!(said, b"Failure [INSTALL_FAILED_INSUFFICIENT_STORAGE]\n");
+    assert_eq!(storage.used(), base + 6 * MIB as u64);
+
+    // A removal frees its space.
+    host.run(8, "shell,v2,raw:rm /sdcard/a.bin").await;
+    assert_eq!(storage.used(), base + 3 * MIB as u64);
+    host.push(9, "/sdcard/c.bin", &three).await.unwrap();
+    assert_eq!(
+        std::fs::read(phone.data().join("sdcard/c.bin")).unwrap(),
+        three
+    );
+    assert!(leftovers(&phone).is_empty());
 }

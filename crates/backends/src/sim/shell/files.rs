@@ -8,10 +8,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Output;
 use crate::sim::paths::{self, PathError, Resolved};
+use crate::sim::storage::{BLOCK, Storage};
 
 pub(super) struct FsCtx {
     pub(super) data: std::path::PathBuf,
     pub(super) cwd: String,
+    /// New files and directories take a block of it; a removal counts the files again.
+    pub(super) storage: std::sync::Arc<Storage>,
 }
 
 impl FsCtx {
@@ -323,11 +326,23 @@ pub(super) fn mkdir(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
             status = 1;
             continue;
         };
-        let result = if parents {
-            std::fs::create_dir_all(&r.host)
+        // Each directory made takes a block of the phone's storage.
+        let missing = if parents {
+            missing_dirs(&ctx.data, &r.host)
         } else {
-            std::fs::create_dir(&r.host)
+            u64::from(std::fs::symlink_metadata(&r.host).is_err())
         };
+        let result = ctx.storage.take_entries(missing).and_then(|()| {
+            let made = if parents {
+                std::fs::create_dir_all(&r.host)
+            } else {
+                std::fs::create_dir(&r.host)
+            };
+            if made.is_err() {
+                ctx.storage.give_back(missing * BLOCK);
+            }
+            made
+        });
         if let Err(e) = result {
             out.err_line(&format!("mkdir: {p}: {}", errno_text(&e)));
             status = 1;
@@ -350,12 +365,20 @@ pub(super) fn touch(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
             status = 1;
             continue;
         };
-        let result = match std::fs::metadata(&r.host) {
+        let result = match std::fs::symlink_metadata(&r.host) {
             Ok(m) if m.is_dir() => std::fs::File::open(&r.host),
-            _ => std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(&r.host),
+            Ok(_) => std::fs::OpenOptions::new().append(true).open(&r.host),
+            // A new file takes a block of the phone's storage.
+            Err(_) => ctx.storage.take_entries(1).and_then(|()| {
+                let made = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&r.host);
+                if made.is_err() {
+                    ctx.storage.give_back(BLOCK);
+                }
+                made
+            }),
         }
         .and_then(|f| f.set_modified(SystemTime::now()));
         if let Err(e) = result {
@@ -400,7 +423,26 @@ pub(super) fn rm(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
             status = 1;
         }
     }
+    // What was removed is free again.
+    if let Err(e) = ctx.storage.rescan(&ctx.data) {
+        out.err_line(&format!("rm: {}", errno_text(&e)));
+        status = 1;
+    }
     status
+}
+
+/// How many directories `create_dir_all(dir)` would make under `data`.
+fn missing_dirs(data: &Path, dir: &Path) -> u64 {
+    let mut n = 0;
+    let mut at = Some(dir);
+    while let Some(d) = at {
+        if d == data || !d.starts_with(data) || std::fs::symlink_metadata(d).is_ok() {
+            break;
+        }
+        n += 1;
+        at = d.parent();
+    }
+    n
 }
 
 #[cfg(test)]

@@ -854,6 +854,7 @@ impl Shell<'_> {
         FsCtx {
             data: self.phone.data(),
             cwd: self.cwd.clone(),
+            storage: self.phone.storage().clone(),
         }
     }
 
