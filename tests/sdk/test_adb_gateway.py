@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -335,3 +336,69 @@ def test_a_docker_phone_through_the_relay(docker_gw, stock, tmp_path):
     time.sleep(1)
     api.stop_instance_adb(models.StopInstanceAdbRequest(instance_ids=[phone]))
     assert ended_within(shell, 1), "adb shell still open a second after StopInstanceAdb"
+
+
+@pytest.mark.skipif(STORE == "postgres", reason="docker phones run on SQLite nodes only (issue 24)")
+def test_a_docker_phone_on_the_hosts_network_forwards_nothing_into_it(docker_gw, stock):
+    """The test fleet's phones share the host's network (the test engine has no bridge), where
+    `adb forward` to `tcp:PORT` would connect, from inside the phone, to the host's loopback:
+    the control plane's own services (its database, this API). Refused; a phone on a bridge
+    keeps its forwards, which reach its own loopback (unit-tested in the docker backend: this
+    engine has no bridge to try it on)."""
+    from test_docker_backend import create
+    api = docker_gw["client"]
+    _, (phone,) = create(api, 1, name="adb-fwd")
+    serial = endpoint(api, phone)
+    user = stock()
+    assert user.connect(serial)[1] == "device"
+
+    # A service of the control plane's host, on loopback only.
+    secret = socket.socket()
+    secret.bind(("127.0.0.1", 0))
+    secret.listen(4)
+    secret.settimeout(0.5)
+    reached = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = secret.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            reached.append(True)
+            c.sendall(b"the control plane's secret\n")
+            c.close()
+    threading.Thread(target=serve, daemon=True).start()
+
+    def through_forward(port, request=b""):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            local = s.getsockname()[1]
+        r = user.run("-s", serial, "forward", f"tcp:{local}", f"tcp:{port}")
+        assert r.returncode == 0, r
+        got = b""
+        with socket.create_connection(("127.0.0.1", local), timeout=10) as c:
+            c.settimeout(10)
+            c.sendall(request)
+            while True:
+                try:
+                    chunk = c.recv(4096)
+                except (ConnectionResetError, socket.timeout):
+                    break
+                if not chunk:
+                    break
+                got += chunk
+        user.run("-s", serial, "forward", "--remove", f"tcp:{local}")
+        return got
+
+    try:
+        assert through_forward(secret.getsockname()[1]) == b"", "the phone reached the host's loopback"
+        api_port = docker_gw["server"].port
+        assert through_forward(api_port, b"GET /healthz HTTP/1.0\r\n\r\n") == b"", "the phone reached the API"
+        assert not reached
+        # The phone's own services are still there.
+        assert user.shell(serial, "echo", "still") == ("still\n", "", 0)
+    finally:
+        secret.close()
