@@ -402,3 +402,45 @@ def test_a_docker_phone_on_the_hosts_network_forwards_nothing_into_it(docker_gw,
         assert user.shell(serial, "echo", "still") == ("still\n", "", 0)
     finally:
         secret.close()
+
+
+@pytest.mark.skipif(STORE == "postgres", reason="docker phones run on SQLite nodes only (issue 24)")
+def test_adb_root_through_the_relay_on_an_image_that_allows_it(docker_gw, stock):
+    """An image with `run_as_root = true` lets its users `adb root` and `adb unroot` through the
+    gateway (the relay's policy allows them): the phone's adbd restarts as asked, and the next
+    shell runs as root or as `shell`."""
+    from test_docker_backend import ROOTED, create
+    api = docker_gw["client"]
+    _, (phone,) = create(api, 1, image=ROOTED, name="adb-root")
+    serial = endpoint(api, phone)
+    user = stock()
+    assert user.connect(serial)[1] == "device"
+    # The image's adbd runs as root, and the backend leaves it so.
+    r = user.run("-s", serial, "root")
+    assert r.returncode == 0 and b"adbd is already running as root" in r.stdout, r
+    assert user.shell(serial, "id -u") == ("0\n", "", 0)
+
+    def uid():
+        out, _, code = user.shell(serial, "id -u")
+        if code != 0 and user.state(serial) != "device":
+            user.connect(serial)
+        return out.strip() if code == 0 else None
+
+    def restart(command, answer):
+        """`adb root`/`adb unroot` that restarts adbd. adb 29 then waits for the device to
+        disconnect, which a device behind the gateway never does (the client's transport is the
+        gateway's, which lives on): the client is stopped once adbd has answered."""
+        p = user.spawn("-s", serial, command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            assert p.stdout.readline() == answer
+        finally:
+            p.kill()
+            p.wait()
+
+    # adbd restarts as `shell` (the phone's init starts it again), and back as root.
+    restart("unroot", b"restarting adbd as non root\n")
+    wait_for(lambda: uid() == "2000", timeout=60, what="adbd back as shell")
+    restart("root", b"restarting adbd as root\n")
+    wait_for(lambda: uid() == "0", timeout=60, what="adbd back as root")
+    out, code = run_shell(api, phone, "id -u")
+    assert (out, code) == ("0\n", 0), "RunCommand sees the same phone"
