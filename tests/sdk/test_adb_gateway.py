@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -155,6 +156,9 @@ def test_stock_adb_shell_files_and_installs_on_a_simulated_phone(gw, api, stock,
     assert code == 0 and str(len(data)) in out, out
     assert adb.run("-s", serial, "pull", "/sdcard/big.bin", str(tmp_path / "back.bin")).returncode == 0
     assert (tmp_path / "back.bin").read_bytes() == data
+    # A command's output streams as it is made, past what RunCommand keeps (16 MiB).
+    r = adb.run("-s", serial, "exec-out", "cat", "/sdcard/big.bin")
+    assert r.returncode == 0 and len(r.stdout) == len(data) and r.stdout == data
 
     # adb install of a real APK; RunCommand's `pm list packages` shows it.
     apk = tmp_path / "app.apk"
@@ -254,6 +258,38 @@ def test_adbutils_shell_and_push(gw, api, stock, tmp_path):
     assert "package:com.android.settings" in d.shell("pm list packages -s")
 
 
+def test_a_push_past_the_phones_storage_fails_cleanly(workdir, stock, tmp_path):
+    """Each simulated phone's files may take `--sim-storage-bytes`: a push past it fails as on
+    a phone ("No space left on device") and leaves nothing; a smaller one fits; a removal
+    frees space."""
+    low, high = free_port_range(2)
+    s = Server(workdir / "adb-gw-small", extra_args=[
+        "--adb-ports", f"{low}-{high}", "--adb-listen", "127.0.0.1", "--sim-storage-bytes", str(8 << 20)]).start()
+    try:
+        api = s.client()
+        _, (phone,) = create_group(api, 1, name="adb-full")
+        serial = endpoint(api, phone)
+        adb = stock()
+        assert adb.connect(serial)[1] == "device"
+        big, small = tmp_path / "big.bin", tmp_path / "small.bin"
+        big.write_bytes(os.urandom(9 << 20))
+        small.write_bytes(os.urandom(3 << 20))
+        r = adb.run("-s", serial, "push", str(big), "/sdcard/big.bin")
+        assert r.returncode != 0 and b"No space left on device" in r.stderr + r.stdout, r
+        assert adb.shell(serial, "ls /sdcard/big.bin")[2] == 1, "nothing half-written"
+        for name in ("a.bin", "b.bin"):
+            assert adb.run("-s", serial, "push", str(small), f"/sdcard/{name}").returncode == 0
+        r = adb.run("-s", serial, "push", str(small), "/sdcard/c.bin")
+        assert r.returncode != 0 and b"No space left on device" in r.stderr + r.stdout, r
+        out, code = run_shell(api, phone, "touch /sdcard/new.txt; rm /sdcard/a.bin")
+        assert code == 0, out
+        assert adb.run("-s", serial, "push", str(small), "/sdcard/c.bin").returncode == 0
+        out, code = run_shell(api, phone, "ls /sdcard")
+        assert "c.bin" in out and "a.bin" not in out, out
+    finally:
+        s.stop()
+
+
 # --- a docker phone, relayed to its own adbd ---------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -300,3 +336,111 @@ def test_a_docker_phone_through_the_relay(docker_gw, stock, tmp_path):
     time.sleep(1)
     api.stop_instance_adb(models.StopInstanceAdbRequest(instance_ids=[phone]))
     assert ended_within(shell, 1), "adb shell still open a second after StopInstanceAdb"
+
+
+@pytest.mark.skipif(STORE == "postgres", reason="docker phones run on SQLite nodes only (issue 24)")
+def test_a_docker_phone_on_the_hosts_network_forwards_nothing_into_it(docker_gw, stock):
+    """The test fleet's phones share the host's network (the test engine has no bridge), where
+    `adb forward` to `tcp:PORT` would connect, from inside the phone, to the host's loopback:
+    the control plane's own services (its database, this API). Refused; a phone on a bridge
+    keeps its forwards, which reach its own loopback (unit-tested in the docker backend: this
+    engine has no bridge to try it on)."""
+    from test_docker_backend import create
+    api = docker_gw["client"]
+    _, (phone,) = create(api, 1, name="adb-fwd")
+    serial = endpoint(api, phone)
+    user = stock()
+    assert user.connect(serial)[1] == "device"
+
+    # A service of the control plane's host, on loopback only.
+    secret = socket.socket()
+    secret.bind(("127.0.0.1", 0))
+    secret.listen(4)
+    secret.settimeout(0.5)
+    reached = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = secret.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            reached.append(True)
+            c.sendall(b"the control plane's secret\n")
+            c.close()
+    threading.Thread(target=serve, daemon=True).start()
+
+    def through_forward(port, request=b""):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            local = s.getsockname()[1]
+        r = user.run("-s", serial, "forward", f"tcp:{local}", f"tcp:{port}")
+        assert r.returncode == 0, r
+        got = b""
+        with socket.create_connection(("127.0.0.1", local), timeout=10) as c:
+            c.settimeout(10)
+            c.sendall(request)
+            while True:
+                try:
+                    chunk = c.recv(4096)
+                except (ConnectionResetError, socket.timeout):
+                    break
+                if not chunk:
+                    break
+                got += chunk
+        user.run("-s", serial, "forward", "--remove", f"tcp:{local}")
+        return got
+
+    try:
+        assert through_forward(secret.getsockname()[1]) == b"", "the phone reached the host's loopback"
+        api_port = docker_gw["server"].port
+        assert through_forward(api_port, b"GET /healthz HTTP/1.0\r\n\r\n") == b"", "the phone reached the API"
+        assert not reached
+        # The phone's own services are still there.
+        assert user.shell(serial, "echo", "still") == ("still\n", "", 0)
+    finally:
+        secret.close()
+
+
+@pytest.mark.skipif(STORE == "postgres", reason="docker phones run on SQLite nodes only (issue 24)")
+def test_adb_root_through_the_relay_on_an_image_that_allows_it(docker_gw, stock):
+    """An image with `run_as_root = true` lets its users `adb root` and `adb unroot` through the
+    gateway (the relay's policy allows them): the phone's adbd restarts as asked, and the next
+    shell runs as root or as `shell`."""
+    from test_docker_backend import ROOTED, create
+    api = docker_gw["client"]
+    _, (phone,) = create(api, 1, image=ROOTED, name="adb-root")
+    serial = endpoint(api, phone)
+    user = stock()
+    assert user.connect(serial)[1] == "device"
+    # The image's adbd runs as root, and the backend leaves it so.
+    r = user.run("-s", serial, "root")
+    assert r.returncode == 0 and b"adbd is already running as root" in r.stdout, r
+    assert user.shell(serial, "id -u") == ("0\n", "", 0)
+
+    def uid():
+        out, _, code = user.shell(serial, "id -u")
+        if code != 0 and user.state(serial) != "device":
+            user.connect(serial)
+        return out.strip() if code == 0 else None
+
+    def restart(command, answer):
+        """`adb root`/`adb unroot` that restarts adbd. adb 29 then waits for the device to
+        disconnect, which a device behind the gateway never does (the client's transport is the
+        gateway's, which lives on): the client is stopped once adbd has answered."""
+        p = user.spawn("-s", serial, command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            assert p.stdout.readline() == answer
+        finally:
+            p.kill()
+            p.wait()
+
+    # adbd restarts as `shell` (the phone's init starts it again), and back as root.
+    restart("unroot", b"restarting adbd as non root\n")
+    wait_for(lambda: uid() == "2000", timeout=60, what="adbd back as shell")
+    restart("root", b"restarting adbd as root\n")
+    wait_for(lambda: uid() == "0", timeout=60, what="adbd back as root")
+    out, code = run_shell(api, phone, "id -u")
+    assert (out, code) == ("0\n", 0), "RunCommand sees the same phone"

@@ -12,4 +12,6 @@ pub mod sim;
 pub use adb::{AdbBackend, AdbGroupConfig};
 pub use docker::{DockerBackend, DockerConfig, DockerImage, Network};
 pub use fleet::Fleet;
-pub use sim::{EXECUTIONS_LEDGER, Package, PhoneState, SimBackend, SimConfig};
+pub use sim::{
+    DEFAULT_STORAGE_BYTES, EXECUTIONS_LEDGER, Package, PhoneState, SimBackend, SimConfig,
+};

@@ -24,6 +24,8 @@ pub struct Config {
     pub region: String,
     /// Every simulated operation takes this long; `None`: realistic durations.
     pub sim_delay: Option<Duration>,
+    /// What each simulated phone's files may take.
+    pub sim_storage_bytes: u64,
     /// The root access key (id, secret) from the environment, if given.
     pub root_key: Option<(String, String)>,
     /// The address clients reach this node at, for links in task results (default: the
@@ -88,6 +90,7 @@ impl Config {
             sim_record_executions: false,
             region: "cn-hangzhou".into(),
             sim_delay: None,
+            sim_storage_bytes: cloudphone_backends::DEFAULT_STORAGE_BYTES,
             root_key: None,
             public_url: None,
             link_ttl: Duration::from_secs(7 * 24 * 3600),

@@ -399,11 +399,14 @@ struct Backends {
 /// The node's backend: the simulated fleet, and the docker and adb backends when the backends
 /// file has them, behind one router.
 async fn backends(config: &Config) -> anyhow::Result<Backends> {
-    let sim = Arc::new(SimBackend::new(SimConfig {
-        root: config.data_dir.join("sim"),
-        delay: config.sim_delay,
-        record_executions: config.sim_record_executions,
-    }));
+    let sim = Arc::new(
+        SimBackend::new(SimConfig {
+            root: config.data_dir.join("sim"),
+            delay: config.sim_delay,
+            record_executions: config.sim_record_executions,
+        })
+        .with_storage_capacity(config.sim_storage_bytes),
+    );
     let Some(file) = &config.backends else {
         return Ok(Backends {
             backend: sim,

@@ -130,6 +130,10 @@ struct ServeArgs {
     /// Every simulated operation takes this many milliseconds (default: realistic durations).
     #[arg(long)]
     sim_delay_ms: Option<u64>,
+    /// What each simulated phone's files may take on the server's disk, in bytes (`adb push`,
+    /// SendFile, installs and restores past it fail with "No space left on device").
+    #[arg(long, default_value_t = cloudphone_backends::DEFAULT_STORAGE_BYTES)]
+    sim_storage_bytes: u64,
     /// The URL clients reach this server at, used in the download links of task results
     /// (default: http://<listen address>).
     #[arg(long)]
@@ -480,6 +484,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.listen = args.listen;
     config.region = args.region;
     config.sim_delay = args.sim_delay_ms.map(Duration::from_millis);
+    config.sim_storage_bytes = args.sim_storage_bytes;
     config.public_url = args.public_url;
     config.link_ttl = Duration::from_secs(args.link_ttl_secs.max(1));
     config.limits.max_upload_bytes = args.max_upload_bytes;

@@ -126,9 +126,11 @@ pub fn is_host_service(service: &[u8]) -> bool {
 }
 
 /// Which services a client may open on a phone. Device services
-/// ([`ServiceName::is_device_service`]) always; the ones that change the phone itself only as
-/// the owner allows. [`ServicePolicy::default`] allows none of them. `reverse:`, `tcpip:`,
-/// `usb:`, `host...` and unknown names are never allowed (see `is_device_service` for why).
+/// ([`ServiceName::is_device_service`]) always, except sockets in the phone's network namespace
+/// when that namespace is the host's ([`ServicePolicy::host_network`]); the ones that change the
+/// phone itself only as the owner allows. [`ServicePolicy::default`] allows none of them.
+/// `reverse:`, `tcpip:`, `usb:`, `host...` and unknown names are never allowed (see
+/// `is_device_service` for why).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServicePolicy {
     /// `root:` and `unroot:` (adbd restarts as root, or back as `shell`).
@@ -137,6 +139,13 @@ pub struct ServicePolicy {
     pub remount: bool,
     /// `reboot:[target]`.
     pub reboot: bool,
+    /// The phone shares the network namespace of the host it runs on (a container on the
+    /// host's network): `adb forward` to `tcp:PORT` (adbd connects to loopback) or
+    /// `localabstract:NAME` (abstract Unix sockets belong to the network namespace) would reach
+    /// the host's own services, the control plane's, so they are refused. Sockets named by a
+    /// path (`localfilesystem:`, `localreserved:`, `local:`) are in the phone's own mount
+    /// namespace and stay allowed, as do `jdwp:` and `dev:`.
+    pub host_network: bool,
 }
 
 impl ServicePolicy {
@@ -145,6 +154,7 @@ impl ServicePolicy {
         root: false,
         remount: false,
         reboot: false,
+        host_network: false,
     };
 
     /// Whether `name` may be opened.
@@ -153,6 +163,7 @@ impl ServicePolicy {
             ServiceName::Root | ServiceName::Unroot => self.root,
             ServiceName::Remount(_) => self.remount,
             ServiceName::Reboot(_) => self.reboot,
+            ServiceName::Socket(spec) if self.host_network && in_network_namespace(spec) => false,
             other => other.is_device_service(),
         }
     }
@@ -162,6 +173,12 @@ impl ServicePolicy {
     pub fn allows_raw(&self, service: &[u8]) -> bool {
         !is_host_service(service) && self.allows(&ServiceName::parse(service))
     }
+}
+
+/// Whether the socket `spec` (`tcp:8080`, `localabstract:x`) is reached through the device's
+/// network namespace.
+fn in_network_namespace(spec: &str) -> bool {
+    spec.starts_with("tcp:") || spec.starts_with("localabstract:")
 }
 
 fn parse_str(name: String) -> ServiceName {
@@ -415,6 +432,7 @@ mod tests {
             root: true,
             remount: true,
             reboot: true,
+            host_network: false,
         };
         for ok in ["root:", "unroot:", "remount:", "reboot:", "reboot:recovery"] {
             assert!(owner.allows_raw(ok.as_bytes()), "{ok}");
@@ -435,5 +453,49 @@ mod tests {
         assert!(only_reboot.allows_raw(b"reboot:"));
         assert!(!only_reboot.allows_raw(b"root:"));
         assert!(!only_reboot.allows_raw(b"remount:"));
+    }
+
+    /// A phone on its host's network: forwards into that network are refused (they would reach
+    /// the control plane's loopback services and abstract sockets); everything else is as for
+    /// any phone. A phone with a network of its own keeps them.
+    #[test]
+    fn forwards_into_the_hosts_network_are_refused() {
+        let host = ServicePolicy {
+            host_network: true,
+            root: true,
+            ..ServicePolicy::default()
+        };
+        for refused in [
+            "tcp:5432",
+            "tcp:9723",
+            "tcp:127.0.0.1:5432",
+            "localabstract:chrome_devtools_remote",
+            "localabstract:/tmp/.X11-unix/X0",
+        ] {
+            assert!(!host.allows_raw(refused.as_bytes()), "{refused}");
+            assert!(
+                ServicePolicy::default().allows_raw(refused.as_bytes()),
+                "{refused}"
+            );
+        }
+        for ok in [
+            "shell:id",
+            "sync:",
+            "exec:cat /x",
+            "root:",
+            "localfilesystem:/dev/socket/x",
+            "localreserved:x",
+            "local:x",
+            "jdwp:1234",
+            "dev:/dev/null",
+            "track-jdwp",
+            // Not a socket spec: a shell command that mentions one.
+            "shell:echo tcp:5432",
+        ] {
+            assert!(host.allows_raw(ok.as_bytes()), "{ok}");
+        }
+        for refused in ["host:kill", "reverse:forward:tcp:1:tcp:2", "tcpip:5555"] {
+            assert!(!host.allows_raw(refused.as_bytes()), "{refused}");
+        }
     }
 }

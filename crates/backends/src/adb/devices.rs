@@ -274,10 +274,12 @@ impl Backend for AdbBackend {
         Ok(AdbRoute::Relay {
             server,
             serial,
+            // The operator's own devices, each with a network of its own.
             policy: ServicePolicy {
                 root: true,
                 remount: true,
                 reboot: true,
+                host_network: false,
             },
         })
     }

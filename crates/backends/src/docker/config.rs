@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use cloudphone_adb::proto::service::ServicePolicy;
 use cloudphone_core::resources::Image;
 
 use crate::adb::AdbServer;
@@ -47,6 +48,19 @@ pub struct DockerImage {
     pub run_as_root: bool,
 }
 
+/// What a tenant may do through the ADB gateway to the adbd of a phone of `image` on
+/// `network`, besides its device services: root and remount where the image allows root (§6.3
+/// of docs/design.md); never a reboot (the API's, which waits for the container to boot
+/// again); and no forward into the host's network when the phone shares it.
+pub fn relay_policy(image_allows_root: bool, network: &Network) -> ServicePolicy {
+    ServicePolicy {
+        root: image_allows_root,
+        remount: image_allows_root,
+        reboot: false,
+        host_network: matches!(network, Network::Host { .. }),
+    }
+}
+
 impl DockerImage {
     pub fn image(&self) -> Image {
         Image {
@@ -88,6 +102,34 @@ impl DockerConfig {
             boot_timeout: Duration::from_secs(180),
             stop_timeout: Duration::from_secs(10),
             name_prefix: "cloudphone-".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A phone on the host's network may not forward into it (the control plane's loopback:
+    /// the database, the API); one on a bridge keeps its forwards, which reach its own
+    /// loopback.
+    #[test]
+    fn forwards_into_the_hosts_network_are_refused_to_its_phones() {
+        let host = Network::Host {
+            adb_ports: (20000, 20099),
+        };
+        for root in [false, true] {
+            let p = relay_policy(root, &host);
+            assert!(!p.allows_raw(b"tcp:5432"));
+            assert!(!p.allows_raw(b"localabstract:x"));
+            assert!(p.allows_raw(b"localfilesystem:/dev/socket/x"));
+            assert!(p.allows_raw(b"shell:id"));
+            assert_eq!(p.allows_raw(b"root:"), root);
+            assert!(!p.allows_raw(b"reboot:"));
+            let bridge = relay_policy(root, &Network::Bridge);
+            assert!(bridge.allows_raw(b"tcp:5432"));
+            assert!(bridge.allows_raw(b"localabstract:x"));
+            assert_eq!(bridge.allows_raw(b"root:"), root);
         }
     }
 }

@@ -21,7 +21,6 @@ use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions,
     RemoveContainerOptions, RemoveVolumeOptions, RestartContainerOptions, StopContainerOptions,
 };
-use cloudphone_adb::proto::service::ServicePolicy;
 use cloudphone_backend::{
     AdbRoute, AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult,
 };
@@ -531,13 +530,7 @@ impl Backend for DockerBackend {
         Ok(AdbRoute::Relay {
             server,
             serial: adb.serial,
-            // Root only where the image allows it (§6.3); a reboot is the API's, which waits
-            // for the container to boot again.
-            policy: ServicePolicy {
-                root: reached.run_as_root,
-                remount: reached.run_as_root,
-                reboot: false,
-            },
+            policy: config::relay_policy(reached.run_as_root, &self.config.network),
         })
     }
 

@@ -21,6 +21,7 @@ use tar::{Builder, EntryType, Header};
 
 use super::paths;
 use super::phone::temp_sibling;
+use super::storage;
 use crate::archive_check::{check, entry_phone_path, open};
 
 fn backup_failed(msg: impl Into<String>) -> BackendError {
@@ -187,10 +188,51 @@ pub fn write(data: &Path, sources: &[String], exclude: &[String], out: &Path) ->
     Ok(size)
 }
 
+/// What extracting `archive` (already [`checked`]) onto the files under `data` adds to the
+/// phone's storage, in blocks (`storage::file_blocks`): its files and new directories, less
+/// the files they replace.
+pub fn growth(data: &Path, archive: &Path) -> OpResult<u64> {
+    let mut tar = open(archive)?;
+    let bad = |e: io::Error| recover_failed(format!("The backup archive is corrupt: {e}."));
+    let (mut added, mut replaced) = (0u64, 0u64);
+    for entry in tar.entries().map_err(bad)? {
+        let entry = entry.map_err(bad)?;
+        let raw = entry.path().map_err(bad)?.into_owned();
+        let Some(phone) = entry_phone_path(&raw) else {
+            continue;
+        };
+        let existing = match paths::resolve(data, "/", &phone) {
+            Ok(Ok(r)) => std::fs::symlink_metadata(&r.host).ok(),
+            _ => None,
+        };
+        if entry.header().entry_type() == EntryType::Directory {
+            if existing.is_none() {
+                added += storage::BLOCK;
+            }
+            continue;
+        }
+        added += storage::file_blocks(entry.size());
+        if let Some(m) = existing.filter(|m| m.is_file()) {
+            replaced += storage::file_blocks(m.len());
+        }
+    }
+    Ok(added.saturating_sub(replaced))
+}
+
 /// Extracts `archive` onto the phone whose files are under `data`; returns the bytes of file
 /// data written.
 pub fn extract(data: &Path, archive: &Path) -> OpResult<u64> {
     check(archive)?;
+    extract_checked(data, archive)
+}
+
+/// Whether `archive` may be extracted at all (see the module's doc).
+pub fn checked(archive: &Path) -> OpResult<()> {
+    check(archive).map(|_| ())
+}
+
+/// [`extract`] of an archive [`checked`] already.
+pub fn extract_checked(data: &Path, archive: &Path) -> OpResult<u64> {
     let mut tar = open(archive)?;
     let bad = |e: io::Error| recover_failed(format!("The backup archive is corrupt: {e}."));
     let mut written = 0u64;

@@ -3,7 +3,8 @@
 //! `--sim-delay-ms`), and faults can be injected per task type, instance and error code; a fault
 //! belongs to the account that injected it and touches only that account's phones.
 //! RunCommand runs the [`shell`]; SendFile and FetchFile stream files in and out of the phone's
-//! data dir, through the one path mapping in [`paths`].
+//! data dir, through the one path mapping in [`paths`]. A phone's files stay within its storage
+//! capacity (`storage.rs`), whatever writes them.
 
 mod adbd;
 pub mod archive;
@@ -12,6 +13,8 @@ pub mod paths;
 pub mod phone;
 pub mod screen;
 pub mod shell;
+mod storage;
+mod work;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,10 +27,12 @@ use cloudphone_backend::{
 };
 use cloudphone_core::resources::Image;
 use cloudphone_core::{TaskErrorCode, TaskType};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use phone::PhoneDir;
 pub use phone::{Package, PhoneState};
+use phone::{PhoneDir, PhoneShared};
+
+pub use storage::DEFAULT_CAPACITY as DEFAULT_STORAGE_BYTES;
 
 /// Images of the simulated fleet.
 pub const ANDROID_12: &str = "imgc-simandroid120000";
@@ -51,18 +56,29 @@ pub const EXECUTIONS_LEDGER: &str = "executions.log";
 
 pub struct SimBackend {
     config: SimConfig,
+    /// What each phone's files may take ([`storage`]).
+    storage_capacity: u64,
     faults: Mutex<Vec<Fault>>,
-    /// One lock per phone orders changes to its state (`am start` against a reset, say).
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// What each phone's users share in this process: the lock that orders changes to its
+    /// state (`am start` against a reset, say) and the bounds on its shells' work.
+    phones: Mutex<HashMap<String, Arc<PhoneShared>>>,
 }
 
 impl SimBackend {
     pub fn new(config: SimConfig) -> SimBackend {
         SimBackend {
             config,
+            storage_capacity: storage::DEFAULT_CAPACITY,
             faults: Mutex::new(Vec::new()),
-            locks: Mutex::new(HashMap::new()),
+            phones: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Each phone's files may take at most `bytes` (default [`DEFAULT_STORAGE_BYTES`]); a write
+    /// past it fails with "No space left on device".
+    pub fn with_storage_capacity(mut self, bytes: u64) -> SimBackend {
+        self.storage_capacity = bytes;
+        self
     }
 
     fn phone_dir(&self, id: &str) -> PathBuf {
@@ -70,14 +86,14 @@ impl SimBackend {
     }
 
     fn phone(&self, id: &str) -> PhoneDir {
-        let lock = self
-            .locks
+        let shared = self
+            .phones
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(id.to_string())
-            .or_default()
+            .or_insert_with(|| Arc::new(PhoneShared::new(self.storage_capacity)))
             .clone();
-        PhoneDir::new(self.phone_dir(id), lock)
+        PhoneDir::new(self.phone_dir(id), shared)
     }
 
     /// The phone, which must have been created and not deleted.
@@ -350,7 +366,7 @@ impl Backend for SimBackend {
     async fn delete(&self, phone: &InstanceRef) -> OpResult<()> {
         self.work(TaskType::DeleteInstance, phone).await?;
         remove_dir(&self.phone_dir(&phone.id)).await?;
-        self.locks
+        self.phones
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&phone.id);
@@ -405,36 +421,62 @@ impl Backend for SimBackend {
 
     async fn push_file(&self, phone: &InstanceRef, local: &Path, dest: &str) -> OpResult<u64> {
         self.work(TaskType::SendFile, phone).await?;
-        let data = self.existing(phone).await?.data();
+        let dir = self.existing(phone).await?;
+        let data = dir.data();
         let dest_owned = dest.to_string();
         let target = blocking(move || prepare_push(&data, &dest_owned)).await?;
-        let mut source = tokio::fs::File::open(local).await.map_err(|e| {
+        let source = tokio::fs::File::open(local).await;
+        let size = match &source {
+            Ok(f) => f.metadata().await.map(|m| m.len()),
+            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+        };
+        let (mut source, size) = match (source, size) {
+            (Ok(f), Ok(n)) => (f, n),
+            (Err(e), _) | (_, Err(e)) => {
+                return Err(BackendError::new(
+                    TaskErrorCode::InternalError,
+                    format!("Cannot read the file to send: {e}"),
+                ));
+            }
+        };
+        let failed = |e: std::io::Error| {
             BackendError::new(
-                TaskErrorCode::InternalError,
-                format!("Cannot read the file to send: {e}"),
+                TaskErrorCode::SendFileFailed,
+                format!("Writing {dest} failed: {}.", io_text(&e)),
             )
-        })?;
-        // Written beside the target and renamed over it, so the phone never shows half a file.
-        let tmp = phone::temp_sibling(&target);
+        };
+        // The phone's storage holds the file's blocks before a byte is written.
+        let (storage, data, t) = (dir.storage().clone(), dir.data(), target.clone());
+        let reserved = blocking(move || {
+            fs(storage.refresh(&data))?;
+            Ok(storage.reserve(0).and_then(|r| {
+                let mut r = r.replacing(storage::replaced_blocks(&t));
+                r.cover(size)?;
+                Ok(r)
+            }))
+        })
+        .await?
+        .map_err(failed)?;
+        // Written to a scratch file outside the phone's files and renamed over the target, so
+        // the phone never shows half a file; a copy cut short leaves nothing.
+        let tmp = phone::Scratch::new(dir.scratch("push"));
+        let storage = dir.storage().clone();
         let copied = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
-            let n = tokio::io::copy(&mut source, &mut file).await?;
+            let mut file = tokio::fs::File::create(tmp.path()).await?;
+            let n = tokio::io::copy(&mut (&mut source).take(size), &mut file).await?;
             file.flush().await?;
             drop(file);
-            tokio::fs::rename(&tmp, &target).await?;
+            tokio::task::spawn_blocking(move || {
+                storage.commit(reserved, tmp.path(), &target)?;
+                tmp.keep();
+                Ok::<(), std::io::Error>(())
+            })
+            .await
+            .map_err(std::io::Error::other)??;
             Ok::<u64, std::io::Error>(n)
         }
         .await;
-        match copied {
-            Ok(n) => Ok(n),
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                Err(BackendError::new(
-                    TaskErrorCode::SendFileFailed,
-                    format!("Writing {dest} failed: {}.", io_text(&e)),
-                ))
-            }
-        }
+        copied.map_err(failed)
     }
 
     async fn pull_file(&self, phone: &InstanceRef, src: &str, local: &Path) -> OpResult<u64> {
@@ -567,9 +609,25 @@ impl Backend for SimBackend {
 
     async fn restore(&self, phone: &InstanceRef, local: &Path) -> OpResult<u64> {
         self.work(TaskType::RecoverFile, phone).await?;
-        let data = self.existing(phone).await?.data();
+        let dir = self.existing(phone).await?;
+        let (data, storage) = (dir.data(), dir.storage().clone());
         let local = local.to_path_buf();
-        blocking(move || archive::extract(&data, &local)).await
+        blocking(move || {
+            archive::checked(&local)?;
+            // What the archive adds must fit, as a push's bytes must.
+            fs(storage.rescan(&data))?;
+            let growth = archive::growth(&data, &local)?;
+            let _reserved = storage.reserve(growth).map_err(|e| {
+                BackendError::new(
+                    TaskErrorCode::RecoverFileFailed,
+                    format!("Restoring the backup failed: {}.", io_text(&e)),
+                )
+            })?;
+            let restored = archive::extract_checked(&data, &local);
+            fs(storage.rescan(&data))?;
+            restored
+        })
+        .await
     }
 
     /// The gateway itself is the phone's adbd ([`adbd`]), over the phone's own state.

@@ -15,6 +15,9 @@ use cloudphone_backend::InstanceRef;
 use cloudphone_core::resources::Image;
 use serde::{Deserialize, Serialize};
 
+use super::storage::{DEFAULT_CAPACITY, Storage};
+use super::work::ShellWork;
+
 pub const PROPS_FILE: &str = "props.json";
 pub const STATE_FILE: &str = "state.json";
 pub const DATA_DIR: &str = "data";
@@ -296,16 +299,79 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}-{n}.part", std::process::id()))
 }
 
-/// One phone's directory, with the lock that orders changes to its state.
+/// A file removed when dropped unless kept: a push cut short (the connection dropped, the
+/// gateway closed it) leaves nothing on the phone.
+pub(crate) struct Scratch(Option<PathBuf>);
+
+impl Scratch {
+    pub(crate) fn new(path: PathBuf) -> Scratch {
+        Scratch(Some(path))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.0.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// The file stays (it was renamed into place).
+    pub(crate) fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// What a phone's users share within this process, whichever way they reach it (RunCommand,
+/// `adb shell`, SendFile, `adb push`): the lock that orders changes to its state, the bounds on
+/// its shells' work, and its storage.
+#[derive(Debug)]
+pub(crate) struct PhoneShared {
+    lock: tokio::sync::Mutex<()>,
+    work: Arc<ShellWork>,
+    storage: Arc<Storage>,
+}
+
+impl PhoneShared {
+    pub fn new(capacity: u64) -> PhoneShared {
+        PhoneShared {
+            lock: Default::default(),
+            work: Default::default(),
+            storage: Arc::new(Storage::new(capacity)),
+        }
+    }
+}
+
+impl Default for PhoneShared {
+    fn default() -> PhoneShared {
+        PhoneShared::new(DEFAULT_CAPACITY)
+    }
+}
+
+/// One phone's directory, with what its users share.
 #[derive(Clone)]
 pub(crate) struct PhoneDir {
     dir: PathBuf,
-    lock: Arc<tokio::sync::Mutex<()>>,
+    shared: Arc<PhoneShared>,
 }
 
 impl PhoneDir {
-    pub fn new(dir: PathBuf, lock: Arc<tokio::sync::Mutex<()>>) -> PhoneDir {
-        PhoneDir { dir, lock }
+    pub fn new(dir: PathBuf, shared: Arc<PhoneShared>) -> PhoneDir {
+        PhoneDir { dir, shared }
+    }
+
+    /// The bounds and counters of the phone's shells.
+    pub fn work(&self) -> &Arc<ShellWork> {
+        &self.shared.work
+    }
+
+    /// What the phone's files may take, and take.
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.shared.storage
     }
 
     pub fn data(&self) -> PathBuf {
@@ -359,7 +425,7 @@ impl PhoneDir {
     /// Changes the state under the phone's lock; writes it only if it changed (rebooting a phone
     /// that runs no app changes nothing).
     pub async fn update<R>(&self, change: impl FnOnce(&mut PhoneState) -> R) -> io::Result<R> {
-        let _guard = self.lock.lock().await;
+        let _guard = self.shared.lock.lock().await;
         let before = self.state().await?;
         let mut state = before.clone();
         let out = change(&mut state);
@@ -372,7 +438,7 @@ impl PhoneDir {
     /// Makes the phone as its image ships it: no user files, the image's properties, the
     /// system packages only, booted to the home screen.
     pub async fn write_fresh(&self, props: &BTreeMap<String, String>) -> io::Result<()> {
-        let _guard = self.lock.lock().await;
+        let _guard = self.shared.lock.lock().await;
         match tokio::fs::remove_dir_all(self.data()).await {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -382,7 +448,17 @@ impl PhoneDir {
         }
         let bytes = serde_json::to_vec(props).map_err(io::Error::other)?;
         write_atomic(&self.dir.join(PROPS_FILE), &bytes).await?;
-        self.save_state(&PhoneState::fresh()).await
+        self.save_state(&PhoneState::fresh()).await?;
+        self.rescan_storage().await
+    }
+
+    /// Counts the phone's files again after a change made outside [`Storage`]'s writes (a
+    /// reset, a restore).
+    pub async fn rescan_storage(&self) -> io::Result<()> {
+        let (storage, data) = (self.storage().clone(), self.data());
+        tokio::task::spawn_blocking(move || storage.rescan(&data))
+            .await
+            .map_err(io::Error::other)?
     }
 }
 

@@ -1040,3 +1040,75 @@ async fn executions_are_recorded_per_attempt() {
         ]
     );
 }
+
+/// A phone's files stay within its storage whatever writes them: SendFile, a restore, `touch`
+/// and `mkdir` fail with "No space left on device" past it, a failed write holds nothing, and
+/// a removal or a reset frees the space.
+#[tokio::test]
+async fn writes_past_the_phones_storage_fail_with_enospc() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim(&dir.path().join("sim")).with_storage_capacity(1 << 20);
+    let p = phone("acp-a");
+    sim.create(&p).await.unwrap();
+    let storage = sim.phone(&p.id).storage().clone();
+    let base = storage.used();
+
+    let e = push_bytes(&sim, &p, "/sdcard/big", &vec![1u8; 2 << 20])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, TaskErrorCode::SendFileFailed);
+    assert_eq!(
+        e.message,
+        "Writing /sdcard/big failed: No space left on device."
+    );
+    assert_eq!(storage.used(), base);
+    assert_eq!(sh(&sim, &p, "ls /sdcard/big").await.1, 1);
+
+    // Almost full: what is left is less than a block.
+    let left = (1u64 << 20) - base - storage::BLOCK;
+    push_bytes(&sim, &p, "/sdcard/fill", &vec![2u8; left as usize + 1])
+        .await
+        .unwrap();
+    push_bytes(&sim, &p, "/sdcard/note", b"x")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        sh(&sim, &p, "touch /sdcard/new; mkdir -p /sdcard/a/b").await,
+        (
+            "touch: /sdcard/new: No space left on device\n\
+             mkdir: /sdcard/a/b: No space left on device\n"
+                .into(),
+            1
+        )
+    );
+    assert_eq!(sh(&sim, &p, "ls /sdcard/new /sdcard/a").await.1, 1);
+    // Touching a file that exists takes nothing.
+    assert_eq!(sh(&sim, &p, "touch /sdcard/fill").await.1, 0);
+
+    // A restore that would not fit writes nothing.
+    let archive = dir.path().join("backup.tar");
+    {
+        let other = sim.phone(&p.id).data();
+        std::fs::write(other.join("sdcard/Download/r.bin"), vec![3u8; 200_000]).unwrap();
+        archive::write(&other, &["/sdcard/Download".into()], &[], &archive).unwrap();
+        std::fs::remove_file(other.join("sdcard/Download/r.bin")).unwrap();
+    }
+    let e = sim.restore(&p, &archive).await.unwrap_err();
+    assert_eq!(e.code, TaskErrorCode::RecoverFileFailed);
+    assert!(
+        e.message.contains("No space left on device"),
+        "{}",
+        e.message
+    );
+    assert_eq!(sh(&sim, &p, "ls /sdcard/Download").await, ("".into(), 0));
+
+    // Removing frees: the restore and the small push fit now.
+    assert_eq!(sh(&sim, &p, "rm /sdcard/fill").await.1, 0);
+    sim.restore(&p, &archive).await.unwrap();
+    push_bytes(&sim, &p, "/sdcard/note", b"x").await.unwrap();
+    assert_eq!(storage.used(), base + 49 * storage::BLOCK + storage::BLOCK);
+
+    // A reset leaves the fresh phone's files only.
+    sim.reset(&p, ANDROID_14).await.unwrap();
+    assert_eq!(storage.used(), base);
+}

@@ -1,7 +1,10 @@
 //! The simulated phone's files as adb's sync protocol sees them (`adb push`, `pull`, `ls`):
 //! the phone's data dir, every path resolved through [`paths::resolve`] (no escape from the
-//! data dir, no symlink followed), a push written beside its target and renamed over it at the
-//! end as SendFile does (the phone never shows half a file; a failed push leaves nothing).
+//! data dir, no symlink followed), a push written to a scratch file outside the phone's files
+//! and renamed over its target at the end as SendFile does (the phone never shows half a file;
+//! a failed push leaves nothing). A push reserves the phone's storage as its bytes arrive
+//! ([`crate::sim::storage`]): past the capacity it fails with "No space left on device", and
+//! what it had reserved is given back.
 //! Files stream through the sync server one chunk at a time, whatever their size, with 1 MiB of
 //! file buffered each way (one trip to the blocking pool per MiB rather than per 64 KiB chunk).
 //!
@@ -19,7 +22,8 @@ use cloudphone_adb::services::sync::{DirEntry, FsError, SyncFs};
 use tokio::io::AsyncWrite;
 
 use crate::sim::paths::{self, PathError};
-use crate::sim::phone::{PhoneDir, temp_sibling};
+use crate::sim::phone::{PhoneDir, Scratch};
+use crate::sim::storage::{Reservation, replaced_blocks};
 
 const SHELL_UID: u32 = 2000;
 const DIR_MODE: u32 = S_IFDIR | 0o771;
@@ -91,38 +95,14 @@ async fn blocking<T: Send + 'static>(
         .map_err(FsError::from)
 }
 
-/// A file being pushed: written to `tmp`, renamed to `target` when the push completes.
+/// A file being pushed: written to `tmp`, renamed to `target` when the push completes; the
+/// phone's storage reserved for what was written.
 pub(crate) struct Upload {
     file: tokio::io::BufWriter<tokio::fs::File>,
     tmp: Scratch,
     target: PathBuf,
-}
-
-/// A file removed when dropped unless kept: a push cut short (the connection dropped, the
-/// gateway closed it) leaves nothing on the phone.
-pub(crate) struct Scratch(Option<PathBuf>);
-
-impl Scratch {
-    pub(crate) fn new(path: PathBuf) -> Scratch {
-        Scratch(Some(path))
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        self.0.as_deref().unwrap_or(Path::new(""))
-    }
-
-    /// The file stays (it was renamed into place).
-    fn keep(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
+    reserved: Reservation,
+    written: u64,
 }
 
 impl AsyncWrite for Upload {
@@ -131,7 +111,14 @@ impl AsyncWrite for Upload {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().file).poll_write(cx, buf)
+        let me = self.get_mut();
+        // Reserved before a byte is written: what the storage cannot hold is never written.
+        if let Err(e) = me.reserved.cover(me.written + buf.len() as u64) {
+            return Poll::Ready(Err(e));
+        }
+        let n = std::task::ready!(Pin::new(&mut me.file).poll_write(cx, buf))?;
+        me.written += n as u64;
+        Poll::Ready(Ok(n))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -199,25 +186,49 @@ impl SyncFs for SimFs {
     async fn open_write(&self, path: &str, _mode: u32) -> Result<Self::Writer, FsError> {
         let target = self.host(path).await?;
         let (data, t) = (self.phone.data(), target.clone());
-        blocking(move || prepare_write(&data, &t)).await?;
-        let tmp = Scratch::new(temp_sibling(&target));
+        let storage = self.phone.storage().clone();
+        // The files counted afresh (another node may have written to the phone), and a new
+        // file's first block held, before anything is written.
+        let reserved = blocking(move || {
+            prepare_write(&data, &t)?;
+            storage.refresh(&data)?;
+            Ok(storage.reserve(0)?.replacing(replaced_blocks(&t)))
+        })
+        .await?;
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned());
+        let tmp = Scratch::new(self.phone.scratch(name.as_deref().unwrap_or("push")));
         let file = tokio::io::BufWriter::with_capacity(
             FILE_BUF,
             tokio::fs::File::create(tmp.path()).await?,
         );
-        Ok(Upload { file, tmp, target })
+        let mut upload = Upload {
+            file,
+            tmp,
+            target,
+            reserved,
+            written: 0,
+        };
+        upload.reserved.cover(0)?;
+        Ok(upload)
     }
 
     async fn finish_write(&self, _path: &str, file: Upload, mtime: u32) -> Result<(), FsError> {
-        let Upload { file, tmp, target } = file;
+        let Upload {
+            file,
+            tmp,
+            target,
+            reserved,
+            ..
+        } = file;
         // The sync server flushed it.
         let file = file.into_inner().into_std().await;
-        // On failure the scratch file goes with `tmp`.
+        let storage = self.phone.storage().clone();
+        // On failure the scratch file goes with `tmp`, the reservation with `reserved`.
         blocking(move || {
             let when = UNIX_EPOCH + Duration::from_secs(u64::from(mtime));
             file.set_modified(when)?;
             drop(file);
-            std::fs::rename(tmp.path(), &target)?;
+            storage.commit(reserved, tmp.path(), &target)?;
             tmp.keep();
             Ok(())
         })

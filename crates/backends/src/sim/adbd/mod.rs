@@ -12,7 +12,11 @@
 //! lifecycle belongs to the API, and it has no network.
 
 mod fs;
+#[cfg(test)]
+mod host;
 mod shell;
+#[cfg(test)]
+mod tests;
 
 use cloudphone_adb::proto::banner::DeviceBanner;
 use cloudphone_adb::proto::service::ServiceName;

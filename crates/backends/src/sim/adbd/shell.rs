@@ -2,7 +2,11 @@
 //! RunCommand runs) behind cloudphone-adb's shell adapter.
 //!
 //! - A command runs as one script; its stdout and stderr leave apart under shell protocol v2
-//!   (with the exit code), merged on a raw stream (`shell:`, `exec:`) or a terminal.
+//!   (with the exit code), merged on a raw stream (`shell:`, `exec:`) or a terminal. Output
+//!   goes to the stream as it is made ([`Session::stream`]): the shell holds a chunk at a time
+//!   and waits while the host is behind (the adapter's pipes are bounded), and when the host
+//!   closes the stream the command's future is dropped, which stops it between two blocking
+//!   trips.
 //! - No command: an interactive shell reading lines from stdin, keeping its working directory
 //!   and `$?` from line to line. With a terminal (`adb shell` from a terminal) it prints a
 //!   prompt and does what a terminal's line discipline would: echo, backspace, `^C`, `^D`,
@@ -11,19 +15,23 @@
 //! - `cmd package install ... -S SIZE` and `pm install ... -S SIZE` (what `adb install` sends
 //!   when the phone has `cmd`) read the APK from stdin into a scratch file outside the phone's
 //!   files and install it as `pm install` does; scripts have no stdin, so this one is answered
-//!   here rather than by the shell.
+//!   here rather than by the shell. The APK's size is reserved in the phone's storage while it
+//!   is received: one that does not fit is refused before a byte is read.
 //! - adb 29 ends the `rm` of its push install with `</dev/null`: a trailing redirection of
 //!   stdin from `/dev/null` changes nothing here (commands read no stdin) and is dropped rather
 //!   than refused as the shell's syntax error.
 
 use cloudphone_adb::proto::service::{ShellProtocol, ShellRequest};
+use std::future::Future;
+use std::pin::Pin;
+
 use cloudphone_adb::services::shell::{Shell, ShellInput, ShellIo, ShellOutput};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::fs::Scratch;
 use crate::sim::packages;
-use crate::sim::phone::PhoneDir;
-use crate::sim::shell::{MAX_OUTPUT, Ran, Session, first_command_words};
+use crate::sim::phone::{PhoneDir, Scratch};
+use crate::sim::shell::{OutputSink, Session, first_command_words};
+use crate::sim::storage::file_blocks;
 
 /// The largest APK `adb install` may stream (Android's own limit on an APK is 4 GiB).
 pub const MAX_APK_BYTES: u64 = 4 << 30;
@@ -79,19 +87,21 @@ impl Sink {
         }
         out
     }
+}
 
-    async fn ran(&mut self, ran: &Ran) -> bool {
-        for (is_err, piece) in ran.pieces() {
-            let ok = if is_err {
-                self.err(piece).await
+impl OutputSink for Sink {
+    fn write<'a>(
+        &'a mut self,
+        stderr: bool,
+        bytes: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            if stderr {
+                self.err(bytes).await
             } else {
-                self.out(piece).await
-            };
-            if !ok {
-                return false;
+                self.out(bytes).await
             }
-        }
-        true
+        })
     }
 }
 
@@ -161,11 +171,8 @@ impl Shell for SimShell {
         if let Some(size) = streamed_install(command) {
             return self.install_from(stdin, size, &mut sink).await;
         }
-        match Session::new(&self.phone).run(command, MAX_OUTPUT).await {
-            Ok(ran) => {
-                sink.ran(&ran).await;
-                ran.status
-            }
+        match Session::new(&self.phone).stream(command, &mut sink).await {
+            Ok(done) => done.status,
             Err(e) => {
                 sink.err(format!("sh: the phone's state: {e}\n").as_bytes())
                     .await;
@@ -178,11 +185,25 @@ impl Shell for SimShell {
 impl SimShell {
     /// Reads exactly `size` bytes of APK from `stdin` into a scratch file and installs it.
     async fn install_from(&self, stdin: ShellInput, size: u64, sink: &mut Sink) -> i32 {
-        if size > MAX_APK_BYTES {
-            sink.out(b"Failure [INSTALL_FAILED_INSUFFICIENT_STORAGE]\n")
-                .await;
-            return 1;
-        }
+        // The APK takes the phone's storage while it is received (Android's package manager
+        // checks the free space first, and says so in these words).
+        let storage = self.phone.storage().clone();
+        let (data, wanted) = (self.phone.data(), size);
+        let reserved = tokio::task::spawn_blocking(move || {
+            storage.refresh(&data)?;
+            storage.reserve(file_blocks(wanted))
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        let _reserved = match reserved {
+            Ok(r) if size <= MAX_APK_BYTES => r,
+            _ => {
+                sink.out(b"Failure [INSTALL_FAILED_INSUFFICIENT_STORAGE]\n")
+                    .await;
+                return 1;
+            }
+        };
         let scratch = Scratch::new(self.phone.scratch("install.apk"));
         let received = async {
             let mut file = tokio::fs::File::create(scratch.path()).await?;
@@ -329,8 +350,10 @@ impl SimShell {
         if line.trim().is_empty() {
             return Some((0, false));
         }
-        match session.run(without_null_stdin(line), MAX_OUTPUT).await {
-            Ok(ran) => sink.ran(&ran).await.then_some((ran.status, ran.exited)),
+        match session.stream(without_null_stdin(line), sink).await {
+            // The host went away: the shell ends.
+            Ok(done) if done.gone => None,
+            Ok(done) => Some((done.status, done.exited)),
             Err(e) => {
                 let msg = format!("sh: the phone's state: {e}\n");
                 sink.err(msg.as_bytes()).await.then_some((1, false))

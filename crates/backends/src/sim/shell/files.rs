@@ -1,17 +1,20 @@
-//! The shell's file builtins (`ls`, `cat`, `mkdir`, `touch`, `rm`). They run on a blocking
-//! thread and reach files only through [`paths::resolve`], so they stay inside the phone's data dir
-//! and never follow a symlink.
+//! The shell's file builtins (`ls`, `mkdir`, `touch`, `rm`, and what `cat` opens). They run on
+//! a blocking thread and reach files only through [`paths::resolve`], so they stay inside the
+//! phone's data dir and never follow a symlink.
 
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Output;
 use crate::sim::paths::{self, PathError, Resolved};
+use crate::sim::storage::{BLOCK, Storage};
 
 pub(super) struct FsCtx {
     pub(super) data: std::path::PathBuf,
     pub(super) cwd: String,
+    /// New files and directories take a block of it; a removal counts the files again.
+    pub(super) storage: std::sync::Arc<Storage>,
 }
 
 impl FsCtx {
@@ -57,7 +60,7 @@ pub(super) fn errno_text(e: &io::Error) -> &'static str {
 }
 
 /// Splits `-abc` flags (all of which must be in `known`) from operands; `--` ends flags.
-fn flags(
+pub(super) fn flags(
     tool: &str,
     args: &[String],
     known: &str,
@@ -293,44 +296,19 @@ fn date(t: Option<SystemTime>) -> String {
     )
 }
 
-pub(super) fn cat(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
-    let Some((_, operands)) = flags("cat", args, "u", out) else {
-        return 1;
+/// `path` opened for reading by `tool`, or the line saying why not. Blocking.
+pub(super) fn open_file(tool: &str, ctx: &FsCtx, path: &str) -> Result<std::fs::File, String> {
+    let mut why = Output::new(1024);
+    let Some(r) = ctx.resolve(tool, path, &mut why) else {
+        let (line, _) = why.into_parts();
+        return Err(String::from_utf8_lossy(&line).trim_end().to_string());
     };
-    let mut status = 0;
-    for p in &operands {
-        // No stdin to read: the shell has no pipes.
-        if p == "-" {
-            continue;
-        }
-        let Some(r) = ctx.resolve("cat", p, out) else {
-            status = 1;
-            continue;
-        };
-        let file = match std::fs::symlink_metadata(&r.host) {
-            Ok(m) if m.is_dir() => Err(io::Error::from(io::ErrorKind::IsADirectory)),
-            Ok(_) => std::fs::File::open(&r.host),
-            Err(e) => Err(e),
-        };
-        let result = file.and_then(|mut f| {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                out.write(&buf[..n]);
-                if out.truncated {
-                    return Ok(());
-                }
-            }
-        });
-        if let Err(e) = result {
-            out.err_line(&format!("cat: {p}: {}", errno_text(&e)));
-            status = 1;
-        }
-    }
-    status
+    let file = match std::fs::symlink_metadata(&r.host) {
+        Ok(m) if m.is_dir() => Err(io::Error::from(io::ErrorKind::IsADirectory)),
+        Ok(_) => std::fs::File::open(&r.host),
+        Err(e) => Err(e),
+    };
+    file.map_err(|e| format!("{tool}: {path}: {}", errno_text(&e)))
 }
 
 pub(super) fn mkdir(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
@@ -348,11 +326,23 @@ pub(super) fn mkdir(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
             status = 1;
             continue;
         };
-        let result = if parents {
-            std::fs::create_dir_all(&r.host)
+        // Each directory made takes a block of the phone's storage.
+        let missing = if parents {
+            missing_dirs(&ctx.data, &r.host)
         } else {
-            std::fs::create_dir(&r.host)
+            u64::from(std::fs::symlink_metadata(&r.host).is_err())
         };
+        let result = ctx.storage.take_entries(missing).and_then(|()| {
+            let made = if parents {
+                std::fs::create_dir_all(&r.host)
+            } else {
+                std::fs::create_dir(&r.host)
+            };
+            if made.is_err() {
+                ctx.storage.give_back(missing * BLOCK);
+            }
+            made
+        });
         if let Err(e) = result {
             out.err_line(&format!("mkdir: {p}: {}", errno_text(&e)));
             status = 1;
@@ -375,12 +365,20 @@ pub(super) fn touch(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
             status = 1;
             continue;
         };
-        let result = match std::fs::metadata(&r.host) {
+        let result = match std::fs::symlink_metadata(&r.host) {
             Ok(m) if m.is_dir() => std::fs::File::open(&r.host),
-            _ => std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(&r.host),
+            Ok(_) => std::fs::OpenOptions::new().append(true).open(&r.host),
+            // A new file takes a block of the phone's storage.
+            Err(_) => ctx.storage.take_entries(1).and_then(|()| {
+                let made = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&r.host);
+                if made.is_err() {
+                    ctx.storage.give_back(BLOCK);
+                }
+                made
+            }),
         }
         .and_then(|f| f.set_modified(SystemTime::now()));
         if let Err(e) = result {
@@ -425,7 +423,26 @@ pub(super) fn rm(ctx: &FsCtx, args: &[String], out: &mut Output) -> i32 {
             status = 1;
         }
     }
+    // What was removed is free again.
+    if let Err(e) = ctx.storage.rescan(&ctx.data) {
+        out.err_line(&format!("rm: {}", errno_text(&e)));
+        status = 1;
+    }
     status
+}
+
+/// How many directories `create_dir_all(dir)` would make under `data`.
+fn missing_dirs(data: &Path, dir: &Path) -> u64 {
+    let mut n = 0;
+    let mut at = Some(dir);
+    while let Some(d) = at {
+        if d == data || !d.starts_with(data) || std::fs::symlink_metadata(d).is_ok() {
+            break;
+        }
+        n += 1;
+        at = d.parent();
+    }
+    n
 }
 
 #[cfg(test)]

@@ -13,10 +13,14 @@
 //! `ls`, `cat`, `id`, `sleep`, `exit`, `true`, `false`, `:`, `pwd`, `cd`, `mkdir`, `touch`, `rm`.
 //! Any other name prints `sh: NAME: not found` and exits 127. Output is stdout and stderr
 //! together in the order written (RunCommand's), with the stderr parts marked (`adb shell`
-//! separates them), kept up to a cap. A [`Session`] keeps the working directory and `$?` from
-//! one script to the next (an interactive `adb shell`).
+//! separates them), kept up to a cap (`Session::run`) or passed on as it is made
+//! (`Session::stream`, `adb shell`: `output.rs`). File work runs on blocking trips bounded per
+//! phone (`sim/work.rs`). A [`Session`] keeps the working directory and `$?` from one
+//! script to the next (an interactive `adb shell`).
 
+mod cat;
 mod files;
+mod output;
 mod parse;
 
 use std::io;
@@ -27,11 +31,14 @@ use cloudphone_backend::CommandOutput;
 use super::packages;
 use super::paths;
 use super::phone::{PhoneDir, PhoneState};
-use files::{FsCtx, cat, errno_text, ls, mkdir, path_error_text, rm, touch};
+use files::{FsCtx, errno_text, ls, mkdir, path_error_text, rm, touch};
+use output::Output;
+pub(crate) use output::OutputSink;
 use parse::{Command, Conn, Part, Word, parse};
 
 /// Output kept per command: generous for any real use, bounded so `cat` of a huge file cannot
-/// take the server's memory.
+/// take the server's memory. A streamed script (`adb shell`) is not cut: it holds a chunk at a
+/// time, and this bounds only what one builtin that lists at once (`ls`) may hold.
 pub const MAX_OUTPUT: usize = 16 << 20;
 
 /// What `id` prints in `adb shell` on a recent Android.
@@ -85,36 +92,35 @@ pub(crate) fn first_command_words(script: &str) -> Option<Vec<String>> {
     (commands.len() == 1).then_some(argv)
 }
 
-/// What one script did. `output` is stdout and stderr in the order they were written (what
-/// RunCommand reports); `stderr` says which byte ranges of it were stderr (what `adb shell`
-/// separates under shell protocol v2).
+/// What one script did, its output kept. `output` is stdout and stderr in the order they were
+/// written (what RunCommand reports); `stderr` says which byte ranges of it were stderr (the
+/// marks a streamed script's sink separates them by, under shell protocol v2).
 pub(crate) struct Ran {
     pub output: Vec<u8>,
+    // RunCommand merges the two and runs one script: only the tests read these.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub stderr: Vec<(usize, usize)>,
     pub status: i32,
-    /// The script ran `exit`: an interactive shell ends.
+    /// The script ran `exit`.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub exited: bool,
 }
 
 impl Ran {
     /// The output as (is stderr, bytes) pieces, in order.
+    #[cfg(test)]
     pub fn pieces(&self) -> Vec<(bool, &[u8])> {
-        let mut out = Vec::new();
-        let mut at = 0;
-        for &(start, end) in &self.stderr {
-            if start > at {
-                out.push((false, &self.output[at..start]));
-            }
-            if end > start {
-                out.push((true, &self.output[start..end]));
-            }
-            at = end;
-        }
-        if at < self.output.len() {
-            out.push((false, &self.output[at..]));
-        }
-        out
+        output::pieces(&self.output, &self.stderr)
     }
+}
+
+/// How a streamed script ended (its output went to the sink as it was made).
+pub(crate) struct Streamed {
+    pub status: i32,
+    /// The script ran `exit`: an interactive shell ends.
+    pub exited: bool,
+    /// The sink took no more (the host closed the stream); nothing ran after.
+    pub gone: bool,
 }
 
 /// A shell that lives across scripts: its working directory and `$?` carry from one to the
@@ -140,9 +146,54 @@ impl<'a> Session<'a> {
 
     /// Runs `script`, keeping at most `cap` bytes of its output.
     pub async fn run(&mut self, script: &str, cap: usize) -> io::Result<Ran> {
+        let (flow, out) = self.script(script, Output::new(cap), None).await?;
+        let (output, stderr) = out.into_parts();
+        let (status, exited) = match flow {
+            Flow::Next(s) => (s, false),
+            Flow::Exit(s) => (s, true),
+            Flow::Gone => (self.status, true),
+        };
+        Ok(Ran {
+            output,
+            stderr,
+            status,
+            exited,
+        })
+    }
+
+    /// Runs `script`, its output passed to `sink` as it is made (after every command, and
+    /// every chunk of a file `cat` reads), so the shell holds little whatever the output's
+    /// size, and the sink's pace is the script's.
+    pub async fn stream(
+        &mut self,
+        script: &str,
+        sink: &mut dyn OutputSink,
+    ) -> io::Result<Streamed> {
+        let out = Output::metered(MAX_OUTPUT, self.phone.work().clone());
+        let (flow, _) = self.script(script, out, Some(sink)).await?;
+        let (status, exited, gone) = match flow {
+            Flow::Next(s) => (s, false, false),
+            Flow::Exit(s) => (s, true, false),
+            Flow::Gone => (self.status, true, true),
+        };
+        Ok(Streamed {
+            status,
+            exited,
+            gone,
+        })
+    }
+
+    async fn script<'s>(
+        &'s mut self,
+        script: &str,
+        out: Output,
+        sink: Option<&'s mut (dyn OutputSink + 's)>,
+    ) -> io::Result<(Flow, Output)> {
+        let cap = out.room();
         let mut shell = Shell {
             phone: self.phone,
-            out: Output::new(cap),
+            out,
+            sink,
             cwd: std::mem::take(&mut self.cwd),
             status: self.status,
         };
@@ -153,104 +204,36 @@ impl<'a> Session<'a> {
                 Ok(Flow::Next(SYNTAX_ERROR))
             }
         };
-        self.cwd = shell.cwd;
-        let flow = ran?;
-        let (status, exited) = match flow {
-            Flow::Next(s) => (s, false),
-            Flow::Exit(s) => (s, true),
-        };
-        self.status = status;
-        let mut out = shell.out;
-        if out.truncated {
+        self.cwd = std::mem::take(&mut shell.cwd);
+        let mut flow = ran?;
+        if let Flow::Next(s) | Flow::Exit(s) = flow {
+            self.status = s;
+        }
+        if shell.out.truncated {
             // Past the cap, on stderr.
-            let note =
-                format!("\n[output truncated: the simulated shell keeps at most {cap} bytes]\n");
-            let start = out.buf.len();
-            out.buf.extend_from_slice(note.as_bytes());
-            out.mark_stderr(start, out.buf.len());
+            shell.out.err_note(&format!(
+                "\n[output truncated: the simulated shell keeps at most {cap} bytes]\n"
+            ));
         }
-        Ok(Ran {
-            output: out.buf,
-            stderr: out.stderr,
-            status,
-            exited,
-        })
-    }
-}
-
-/// Output with a cap; what goes past it is dropped and remembered as truncation. Which bytes
-/// were written to stderr is kept beside them.
-struct Output {
-    buf: Vec<u8>,
-    /// Byte ranges of `buf` written to stderr, in order, not overlapping.
-    stderr: Vec<(usize, usize)>,
-    cap: usize,
-    truncated: bool,
-}
-
-impl Output {
-    fn new(cap: usize) -> Output {
-        Output {
-            buf: Vec::new(),
-            stderr: Vec::new(),
-            cap,
-            truncated: false,
+        if !shell.flush().await {
+            flow = Flow::Gone;
         }
-    }
-
-    fn room(&self) -> usize {
-        self.cap.saturating_sub(self.buf.len())
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let n = bytes.len().min(self.room());
-        self.buf.extend_from_slice(&bytes[..n]);
-        if n < bytes.len() {
-            self.truncated = true;
-        }
-    }
-
-    fn line(&mut self, s: &str) {
-        self.write(s.as_bytes());
-        self.write(b"\n");
-    }
-
-    /// A line on stderr.
-    fn err_line(&mut self, s: &str) {
-        let start = self.buf.len();
-        self.line(s);
-        self.mark_stderr(start, self.buf.len());
-    }
-
-    fn mark_stderr(&mut self, start: usize, end: usize) {
-        if end <= start {
-            return;
-        }
-        match self.stderr.last_mut() {
-            Some(last) if last.1 == start => last.1 = end,
-            _ => self.stderr.push((start, end)),
-        }
-    }
-
-    fn append(&mut self, other: Output) {
-        let base = self.buf.len();
-        self.write(&other.buf);
-        let end = self.buf.len();
-        for (s, e) in other.stderr {
-            self.mark_stderr((base + s).min(end), (base + e).min(end));
-        }
-        self.truncated |= other.truncated;
+        Ok((flow, shell.out))
     }
 }
 
 enum Flow {
     Next(i32),
     Exit(i32),
+    /// The output's sink took no more (the host closed the stream): nothing more runs.
+    Gone,
 }
 
 struct Shell<'a> {
     phone: &'a PhoneDir,
     out: Output,
+    /// Where output goes as it is made; `None` keeps it in `out`.
+    sink: Option<&'a mut dyn OutputSink>,
     cwd: String,
     status: i32,
 }
@@ -285,12 +268,25 @@ impl Shell<'_> {
                 continue;
             }
             let argv = self.expand(&command.words);
-            match self.exec(&argv).await? {
+            let flow = self.exec(&argv).await?;
+            if !self.flush().await {
+                return Ok(Flow::Gone);
+            }
+            match flow {
                 Flow::Next(status) => self.status = status,
-                Flow::Exit(status) => return Ok(Flow::Exit(status)),
+                exit => return Ok(exit),
             }
         }
         Ok(Flow::Next(self.status))
+    }
+
+    /// Streaming, passes what the output holds to the sink; false when the sink took no
+    /// more. Keeping, does nothing.
+    async fn flush(&mut self) -> bool {
+        match self.sink.as_deref_mut() {
+            Some(sink) => self.out.drain_to(sink).await,
+            None => true,
+        }
     }
 
     fn expand(&self, words: &[Word]) -> Vec<String> {
@@ -341,7 +337,7 @@ impl Shell<'_> {
             "sleep" => self.sleep(args).await,
             "cd" => self.cd(args).await?,
             "ls" => self.fs(args, ls).await?,
-            "cat" => self.fs(args, cat).await?,
+            "cat" => return self.cat(args).await,
             "mkdir" => self.fs(args, mkdir).await?,
             "touch" => self.fs(args, touch).await?,
             "rm" => self.fs(args, rm).await?,
@@ -560,13 +556,16 @@ impl Shell<'_> {
         };
         let data = self.phone.data();
         let (cwd, p) = (self.cwd.clone(), path.clone());
-        let host = blocking(move || {
-            Ok(match paths::resolve(&data, &cwd, &p)? {
-                Ok(r) if std::fs::metadata(&r.host).is_ok_and(|m| m.is_file()) => Some(r.host),
-                _ => None,
+        let host = self
+            .phone
+            .work()
+            .blocking(move || {
+                Ok(match paths::resolve(&data, &cwd, &p)? {
+                    Ok(r) if std::fs::metadata(&r.host).is_ok_and(|m| m.is_file()) => Some(r.host),
+                    _ => None,
+                })
             })
-        })
-        .await?;
+            .await?;
         let Some(host) = host else {
             self.out
                 .err_line(&format!("Error: Unable to open file: {path}"));
@@ -824,18 +823,21 @@ impl Shell<'_> {
         let data = self.phone.data();
         let cwd = self.cwd.clone();
         let t = target.clone();
-        let result = blocking(move || {
-            let r = match paths::resolve(&data, &cwd, &t)? {
-                Ok(r) => r,
-                Err(e) => return Ok(Err(path_error_text(&e))),
-            };
-            Ok(match std::fs::metadata(&r.host) {
-                Ok(m) if m.is_dir() => Ok(r.phone),
-                Ok(_) => Err("Not a directory"),
-                Err(e) => Err(errno_text(&e)),
+        let result = self
+            .phone
+            .work()
+            .blocking(move || {
+                let r = match paths::resolve(&data, &cwd, &t)? {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(path_error_text(&e))),
+                };
+                Ok(match std::fs::metadata(&r.host) {
+                    Ok(m) if m.is_dir() => Ok(r.phone),
+                    Ok(_) => Err("Not a directory"),
+                    Err(e) => Err(errno_text(&e)),
+                })
             })
-        })
-        .await?;
+            .await?;
         match result {
             Ok(phone) => {
                 self.cwd = phone;
@@ -848,34 +850,35 @@ impl Shell<'_> {
         }
     }
 
-    /// Runs a file builtin on a blocking thread with the room left in the output.
+    fn fs_ctx(&self) -> FsCtx {
+        FsCtx {
+            data: self.phone.data(),
+            cwd: self.cwd.clone(),
+            storage: self.phone.storage().clone(),
+        }
+    }
+
+    /// Runs a file builtin on a blocking trip (a permit of the phone's, [`crate::sim::work`])
+    /// with the room left in the output.
     async fn fs(
         &mut self,
         args: &[String],
         builtin: fn(&FsCtx, &[String], &mut Output) -> i32,
     ) -> io::Result<i32> {
-        let ctx = FsCtx {
-            data: self.phone.data(),
-            cwd: self.cwd.clone(),
-        };
+        let ctx = self.fs_ctx();
         let args = args.to_vec();
         let mut out = Output::new(self.out.room());
-        let (out, status) = blocking(move || {
-            let status = builtin(&ctx, &args, &mut out);
-            Ok((out, status))
-        })
-        .await?;
+        let (out, status) = self
+            .phone
+            .work()
+            .blocking(move || {
+                let status = builtin(&ctx, &args, &mut out);
+                Ok((out, status))
+            })
+            .await?;
         self.out.append(out);
         Ok(status)
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(io::Error::other)?
 }
 
 /// `pkg/cls` or `pkg/.cls` as (package, full class name).
@@ -976,16 +979,6 @@ fn unescape(s: &str) -> (Vec<u8>, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn output_is_capped_and_remembers_truncation() {
-        let mut out = Output::new(5);
-        out.write(b"abc");
-        assert!(!out.truncated);
-        out.write(b"def");
-        assert_eq!(out.buf, b"abcde");
-        assert!(out.truncated);
-    }
 
     #[test]
     fn echo_escapes_and_sleep_intervals() {
