@@ -13,10 +13,11 @@
 use std::sync::Arc;
 
 use cloudphone_store::AuditEntry;
-use cloudphone_store::prelude::*;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
+
+use crate::store::GatewayStore;
 
 /// The action name of a connection's entry.
 pub const ACTION: &str = "AdbConnection";
@@ -32,7 +33,7 @@ pub(crate) struct AuditSink {
 impl AuditSink {
     /// The sink and its writer, which runs until `done` and then writes what is queued.
     pub(crate) fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn GatewayStore>,
         done: CancellationToken,
     ) -> (AuditSink, impl std::future::Future<Output = ()> + Send) {
         let (tx, mut rx) = mpsc::unbounded_channel();

@@ -173,9 +173,16 @@ async fn run_session(
         spec: String::new(),
         attempt: None,
     };
+    let authorizer = KeyAuthorizer::new(inner.clone(), live.clone());
     // The phone is reached only once the client is in (authenticated, when it must be): a
     // client that cannot sign never makes the backend connect a docker phone's adbd.
     let resolve = || async {
+        if let Err(why) = authorizer.let_in().await {
+            live.close(why);
+            return Err(OpenError(format!(
+                "access went during the handshake: {why}"
+            )));
+        }
         let route =
             tokio::time::timeout(inner.config.route_timeout, inner.backend.adb_route(&phone))
                 .await
@@ -190,10 +197,6 @@ async fn run_session(
     let mut config = Config::new(DeviceBanner::new("cloudphone", "Cloud_Phone", &phone.id));
     config.handshake_timeout = inner.config.handshake_timeout;
     config.max_payload = inner.config.max_payload;
-    let authorizer = KeyAuthorizer {
-        inner: inner.clone(),
-        live: live.clone(),
-    };
     let session = serve_connection_with(sock, &config, &authorizer, resolve, live.handle.clone());
     let report = tokio::select! {
         r = session => r,

@@ -25,6 +25,7 @@ use crate::config::GatewayConfig;
 use crate::connection;
 use crate::recheck;
 use crate::registry::Registry;
+use crate::store::GatewayStore;
 
 #[derive(Debug, Error)]
 pub enum GatewayError {
@@ -43,7 +44,7 @@ const SHUTDOWN: &str = "Shutdown";
 
 pub(crate) struct Inner {
     pub config: GatewayConfig,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn GatewayStore>,
     pub backend: Arc<dyn Backend>,
     pub registry: Registry,
     pub admission: Admission,
@@ -70,6 +71,15 @@ impl Gateway {
     pub async fn bind(
         config: GatewayConfig,
         store: Arc<dyn Store>,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Gateway, GatewayError> {
+        Gateway::bind_with(config, Arc::new(store), backend).await
+    }
+
+    /// [`Gateway::bind`] over what the gateway needs of a store (a test's stand-in, say).
+    pub async fn bind_with(
+        config: GatewayConfig,
+        store: Arc<dyn GatewayStore>,
         backend: Arc<dyn Backend>,
     ) -> Result<Gateway, GatewayError> {
         let mut listeners = Vec::new();

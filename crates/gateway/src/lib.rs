@@ -21,7 +21,9 @@ mod device;
 mod gateway;
 mod recheck;
 mod registry;
+mod store;
 pub mod verdict;
 
 pub use config::GatewayConfig;
 pub use gateway::{Gateway, GatewayError, GatewayHandle};
+pub use store::GatewayStore;

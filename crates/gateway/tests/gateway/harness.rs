@@ -19,6 +19,8 @@ use cloudphone_store::{AdbPorts, AuditEntry, AuditFilter, SqliteStore, StartAdb}
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use crate::fake_store::FakeStore;
+
 pub const ACCOUNT: &str = "acct-gw";
 pub const IMAGE: &str = cloudphone_backends::sim::ANDROID_14;
 
@@ -202,15 +204,27 @@ impl World {
         let gw = Gateway::bind(config, self.store.clone(), backend)
             .await
             .expect("the range is free");
-        let handle = gw.handle();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(gw.run(shutdown.clone()));
-        Node {
-            ip,
-            handle,
-            shutdown,
-            task: Some(task),
-        }
+        Node::run(ip, gw)
+    }
+
+    /// A [`FakeStore`] over this world's store.
+    pub fn fake_store(&self) -> Arc<FakeStore> {
+        FakeStore::new(self.store.clone())
+    }
+
+    /// The usual gateway (127.0.0.1, the sim) over `store` instead of the world's store.
+    pub async fn gateway_over(
+        &self,
+        store: Arc<FakeStore>,
+        tune: impl FnOnce(&mut GatewayConfig),
+    ) -> Node {
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let mut config = GatewayConfig::new(ip, self.ports);
+        tune(&mut config);
+        let gw = Gateway::bind_with(config, store, self.sim.clone())
+            .await
+            .expect("the range is free");
+        Node::run(ip, gw)
     }
 
     /// The usual gateway: 127.0.0.1, the sim.
@@ -250,6 +264,18 @@ pub struct Node {
 }
 
 impl Node {
+    fn run(ip: IpAddr, gw: Gateway) -> Node {
+        let handle = gw.handle();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(gw.run(shutdown.clone()));
+        Node {
+            ip,
+            handle,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
     pub fn serial(&self, port: u16) -> String {
         SocketAddr::new(self.ip, port).to_string()
     }
