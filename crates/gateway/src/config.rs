@@ -37,6 +37,14 @@ pub struct GatewayConfig {
     /// How long the backend may take to say how to reach a phone (a docker phone's adbd is
     /// connected and made to run as `shell` first).
     pub route_timeout: Duration,
+    /// Audit entries waiting to be written at most; one more is dropped (and counted), since
+    /// connections never wait for the audit.
+    pub audit_queue: usize,
+    /// Entries of connections that never got in (a wrong key, garbage, a stalled handshake)
+    /// written per account and `unauthenticated_audit_window`; the rest are counted and
+    /// summarized in one entry (docs/design.md §13). Connections that got in are never capped.
+    pub unauthenticated_audit_limit: u32,
+    pub unauthenticated_audit_window: Duration,
 }
 
 impl GatewayConfig {
@@ -52,6 +60,9 @@ impl GatewayConfig {
             store_timeout: Duration::from_secs(5),
             route_timeout: Duration::from_secs(60),
             max_payload: 1024 * 1024,
+            audit_queue: 10_000,
+            unauthenticated_audit_limit: 60,
+            unauthenticated_audit_window: Duration::from_secs(60),
         }
     }
 }

@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::admission::Admission;
-use crate::audit::AuditSink;
+use crate::audit::{AuditLimits, AuditSink};
 use crate::config::GatewayConfig;
 use crate::connection;
 use crate::recheck;
@@ -91,7 +91,12 @@ impl Gateway {
             listeners.push((port, l));
         }
         let audit_done = CancellationToken::new();
-        let (audit, audit_writer) = AuditSink::new(store.clone(), audit_done.clone());
+        let limits = AuditLimits {
+            queue: config.audit_queue,
+            unauthenticated: config.unauthenticated_audit_limit,
+            window: config.unauthenticated_audit_window,
+        };
+        let (audit, audit_writer) = AuditSink::new(store.clone(), audit_done.clone(), limits);
         let inner = Arc::new(Inner {
             admission: Admission::new(config.max_connections, config.max_connections_per_ip),
             config,

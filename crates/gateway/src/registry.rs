@@ -28,6 +28,8 @@ pub(crate) struct Live {
     pub auth_required: bool,
     /// The key pair whose key signed, once one did.
     authorized_by: OnceLock<String>,
+    /// The client got in (signed, or the endpoint is open): its audit is never capped.
+    got_in: OnceLock<()>,
     /// Why the gateway closed it, when it did (the first reason wins).
     closed_for: OnceLock<&'static str>,
     pub since: Instant,
@@ -50,6 +52,7 @@ impl Live {
             handle: ConnectionHandle::new(),
             auth_required,
             authorized_by: OnceLock::new(),
+            got_in: OnceLock::new(),
             closed_for: OnceLock::new(),
             since: Instant::now(),
         }
@@ -61,6 +64,14 @@ impl Live {
 
     pub(crate) fn authorized_by(&self) -> Option<&str> {
         self.authorized_by.get().map(String::as_str)
+    }
+
+    pub(crate) fn got_in(&self) {
+        let _ = self.got_in.set(());
+    }
+
+    pub(crate) fn has_got_in(&self) -> bool {
+        self.got_in.get().is_some()
     }
 
     /// Closes the connection now, for `reason` (kept for its audit entry).

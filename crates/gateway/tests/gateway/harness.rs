@@ -164,8 +164,16 @@ impl World {
             .expect("the key pair is the account's");
     }
 
-    /// The account's `AdbConnection` entries.
+    /// The account's `AdbConnection` entries of connections that ended (not those written
+    /// when a client got in, nor summaries of entries left out).
     pub async fn audit(&self) -> Vec<AuditEntry> {
+        let mut all = self.audit_all().await;
+        all.retain(|e| !e.outcome.starts_with("Connected") && !e.outcome.starts_with("Suppressed"));
+        all
+    }
+
+    /// All the account's `AdbConnection` entries.
+    pub async fn audit_all(&self) -> Vec<AuditEntry> {
         self.store
             .audit(&AuditFilter {
                 account_id: Some(ACCOUNT.into()),
@@ -177,7 +185,7 @@ impl World {
             .unwrap()
     }
 
-    /// Waits until `n` connections were audited.
+    /// Waits until `n` connections were audited as ended.
     pub async fn audited(&self, n: usize) -> Vec<AuditEntry> {
         for _ in 0..200 {
             let a = self.audit().await;

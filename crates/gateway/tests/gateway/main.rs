@@ -6,6 +6,7 @@ mod fake_store;
 mod harness;
 mod wire;
 
+mod audit;
 mod auth;
 mod limits;
 mod relay;
