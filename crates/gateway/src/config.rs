@@ -25,6 +25,10 @@ pub struct GatewayConfig {
     /// the key detached, authentication turned on, the phone no longer RUNNING), which is how
     /// a change made through another node reaches this one.
     pub recheck_interval: Duration,
+    /// How long a live connection may go without its access confirmed by the store (every
+    /// check failing: the store down or too slow) before it is closed (`AccessUnconfirmed`).
+    /// A store blip shorter than this changes nothing.
+    pub revocation_grace: Duration,
     /// How long a store read may take on a connection's way in; the connection is refused
     /// past it.
     pub store_timeout: Duration,
@@ -57,6 +61,7 @@ impl GatewayConfig {
             handshake_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(3600),
             recheck_interval: Duration::from_secs(1),
+            revocation_grace: Duration::from_secs(30),
             store_timeout: Duration::from_secs(5),
             route_timeout: Duration::from_secs(60),
             max_payload: 1024 * 1024,

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cloudphone_adb::session::ConnectionHandle;
 
@@ -33,6 +33,9 @@ pub(crate) struct Live {
     /// Why the gateway closed it, when it did (the first reason wins).
     closed_for: OnceLock<&'static str>,
     pub since: Instant,
+    /// When the store last said it may go on (its endpoint read on the way in, then each check
+    /// that found it allowed).
+    confirmed: Mutex<Instant>,
 }
 
 impl Live {
@@ -55,6 +58,7 @@ impl Live {
             got_in: OnceLock::new(),
             closed_for: OnceLock::new(),
             since: Instant::now(),
+            confirmed: Mutex::new(Instant::now()),
         }
     }
 
@@ -72,6 +76,19 @@ impl Live {
 
     pub(crate) fn has_got_in(&self) -> bool {
         self.got_in.get().is_some()
+    }
+
+    /// The store said it may go on.
+    pub(crate) fn confirmed(&self) {
+        *self.confirmed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// How long since the store last said it may go on.
+    pub(crate) fn unconfirmed_for(&self) -> Duration {
+        self.confirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
     }
 
     /// Closes the connection now, for `reason` (kept for its audit entry).

@@ -1,6 +1,7 @@
 //! A fake of what the gateway needs of a store ([`GatewayStore`]): the world's real store
-//! behind it, with its endpoint reads counted and, on demand, every read and write failing as a
-//! store that is down would.
+//! behind it, with its endpoint reads counted and, on demand, its endpoint reads failing as a
+//! store that is down would (the audit's writes still go through, so that what the gateway did
+//! meanwhile can be read back).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +24,11 @@ impl FakeStore {
             failing: AtomicBool::new(false),
             endpoint_reads: AtomicU64::new(0),
         })
+    }
+
+    /// From now on every endpoint read fails (`true`) or goes to the real store (`false`).
+    pub fn fail_reads(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
     }
 
     /// `adb_endpoint` calls so far (one port each).
@@ -55,7 +61,6 @@ impl GatewayStore for FakeStore {
     }
 
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
-        self.down()?;
         AccountStore::append_audit(&*self.real, entries).await
     }
 }
