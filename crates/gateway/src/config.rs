@@ -14,7 +14,8 @@ pub struct GatewayConfig {
     pub ports: AdbPorts,
     /// Connections open at once on this node; one more is closed at once.
     pub max_connections: usize,
-    /// Connections open at once from one address (0: no cap of its own).
+    /// Connections open at once from one address (0: no cap of its own): an IPv4 address, or
+    /// an IPv6 /64 (an IPv4-mapped address counts as its IPv4 address).
     pub max_connections_per_ip: usize,
     /// From accept to online (cloudphone-adb's handshake deadline): a client that cannot sign
     /// stays `unauthorized` this long, then is dropped.
