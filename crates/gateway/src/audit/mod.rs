@@ -260,19 +260,14 @@ mod tests {
         done.cancel();
         writer.await.unwrap();
         let kept = lock(&store.0);
-        let outcomes: Vec<&str> = kept
-            .iter()
-            .map(|e| e.outcome.split(' ').next().unwrap())
-            .collect();
-        assert_eq!(
-            outcomes.iter().filter(|o| **o == "ProtocolError").count(),
-            2
-        );
-        assert_eq!(outcomes.iter().filter(|o| **o == "HostClosed").count(), 5);
-        let summary: Vec<&AuditEntry> = kept
-            .iter()
-            .filter(|e| e.outcome.starts_with("Suppressed "))
-            .collect();
+        let with = |prefix: &str| -> Vec<&AuditEntry> {
+            kept.iter()
+                .filter(|e| e.outcome.starts_with(prefix))
+                .collect()
+        };
+        assert_eq!(with("ProtocolError ").len(), 2, "{kept:?}");
+        assert_eq!(with("HostClosed ").len(), 5, "{kept:?}");
+        let summary = with("Suppressed ");
         assert_eq!(summary.len(), 1, "{kept:?}");
         assert!(
             summary[0]

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use cloudphone_adb::proto::handshake::{AUTH_SIGNATURE, AUTH_TOKEN};
 use cloudphone_adb::proto::packet::{Command, Packet};
+use cloudphone_adb_testkit::StockAdb;
 use cloudphone_store::prelude::*;
 
-use crate::harness::{ACCOUNT, StockAdb, World, new_key, now_ms};
+use crate::harness::{ACCOUNT, World, new_key, now_ms};
 use crate::wire;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,7 +37,7 @@ async fn the_attached_key_and_no_other_gets_in() {
     // The key of the key pair attached, as the client's adbkey: a device.
     let key = new_key().await;
     w.attach("kp-good", &key, "acp-keys").await;
-    let owner = StockAdb::with_key(&key).await;
+    let owner = StockAdb::with_key(&key.private_pem, &key.public.to_string()).await;
     owner.connected(&serial).await;
     let (out, _, code) = owner.shell(&serial, &["echo", "signed"]).await;
     assert_eq!((out.as_str(), code), ("signed\n", Some(0)));
@@ -156,7 +157,7 @@ async fn a_connections_keys_are_read_once_however_many_signatures() {
     );
     drop(s);
 
-    let owner = StockAdb::with_key(&key).await;
+    let owner = StockAdb::with_key(&key.private_pem, &key.public.to_string()).await;
     owner.connected(&node.serial(ports[0])).await;
     let (out, _, code) = owner.shell(&node.serial(ports[0]), &["echo", "in"]).await;
     assert_eq!((out.as_str(), code), ("in\n", Some(0)));

@@ -8,11 +8,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use cloudphone_adb_testkit::StockAdb;
 use cloudphone_core::InstanceStatus;
 use cloudphone_store::prelude::*;
 
 use crate::auth::wait_for;
-use crate::harness::{ACCOUNT, StockAdb, World, now_ms};
+use crate::harness::{ACCOUNT, World, now_ms};
 use crate::wire::{closed_within, connect, handshake};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
