@@ -10,6 +10,7 @@ use std::time::Duration;
 use cloudphone_adb::proto::handshake::{AUTH_SIGNATURE, AUTH_TOKEN};
 use cloudphone_adb::proto::packet::{Command, Packet};
 use cloudphone_adb_testkit::StockAdb;
+use cloudphone_store::AuditEntry;
 use cloudphone_store::prelude::*;
 
 use crate::harness::{ACCOUNT, World, new_key, now_ms};
@@ -64,13 +65,9 @@ async fn the_attached_key_and_no_other_gets_in() {
         .expect("the shell ends within a second of the detach")
         .unwrap();
     eprintln!("shell ended {:?} after the detach", at.elapsed());
-    let entries = w.audit().await;
-    assert!(
-        entries
-            .iter()
-            .any(|e| e.key_id == "kp-good" && e.outcome.starts_with("KeyRevoked ")),
-        "{entries:?}"
-    );
+    let revoked = |e: &AuditEntry| e.key_id == "kp-good" && e.outcome.starts_with("KeyRevoked ");
+    let entries = w.audited_with(revoked).await;
+    assert!(entries.iter().any(revoked), "{entries:?}");
     owner.run(&["disconnect", &serial]).await;
     let (_, state) = owner.connect(&serial).await;
     assert_eq!(state.as_deref(), Some("unauthorized"), "detached: refused");

@@ -198,6 +198,20 @@ impl World {
         );
     }
 
+    /// Waits until an entry of an ended connection is as `wanted` says (entries are written
+    /// by the gateway's writer a moment after the connection ends); the entries then, or all
+    /// of them after 5 s.
+    pub async fn audited_with(&self, wanted: impl Fn(&AuditEntry) -> bool) -> Vec<AuditEntry> {
+        for _ in 0..200 {
+            let a = self.audit().await;
+            if a.iter().any(&wanted) {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        self.audit().await
+    }
+
     /// A gateway of this world on `ip`, serving `backend`.
     pub async fn gateway_on(
         &self,
