@@ -169,7 +169,11 @@ def test_stock_adb_shell_files_and_installs_on_a_simulated_phone(gw, api, stock,
     assert (out, code) == ("package:com.example.adbgw\n", 0)
 
     adb.run("disconnect", serial)
-    entries = wait_for(lambda: [e for e in audit(gw) if phone in e["ResourceIds"]], what="the audit entry")
+    # A connection's entries: `Connected` when the client got in, then how it ended.
+    entries = wait_for(lambda: [e for e in audit(gw) if phone in e["ResourceIds"]
+                                and e["Outcome"] != "Connected"], what="the audit entry")
+    assert any(e["Outcome"] == "Connected" and e["RequestId"] == entries[0]["RequestId"]
+               for e in audit(gw)), entries
     assert entries[0]["Account"] and entries[0]["Source"].startswith("127.0.0.1:"), entries
     assert entries[0]["AccessKeyId"] == "", "nobody authenticated: the endpoint is open"
     assert entries[0]["Outcome"].startswith("HostClosed bytes_in="), entries

@@ -294,7 +294,8 @@ struct ServeArgs {
     /// one more is closed at once.
     #[arg(long, default_value_t = 4096)]
     adb_max_connections: usize,
-    /// ADB connections open at once from one address (0: no cap of its own).
+    /// ADB connections open at once from one address, an IPv6 /64 counting as one (0: no cap
+    /// of its own).
     #[arg(long, default_value_t = 256)]
     adb_max_connections_per_ip: usize,
     /// An ADB connection on which nothing moved for this long is closed (0: never).

@@ -6,9 +6,14 @@
 //! an ADB connection has no idle state to tell apart, since a client keeps its transport open
 //! for as long as the device is listed, and unauthenticated ones are bounded by the handshake
 //! deadline already. The cap per address keeps one client from taking every place.
+//!
+//! "One address" is an IPv4 address, or an IPv6 /64 (an IPv4-mapped IPv6 address, as a
+//! dual-stack listener reports IPv4 clients, counts as its IPv4 address). **Why** the /64: it is
+//! what one IPv6 host or site is given, and a host picks any address inside it at will (privacy
+//! addresses, or simply binding more), so a cap on whole IPv6 addresses would cap nothing.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Default)]
@@ -40,9 +45,22 @@ impl Refused {
     }
 }
 
+/// What the cap per address counts `ip` as: itself for IPv4 (and IPv4-mapped IPv6), its /64
+/// for IPv6.
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
 /// A connection's place, given back when dropped.
 #[derive(Debug)]
 pub(crate) struct Permit {
+    /// What the cap per address counted it as.
     ip: IpAddr,
     counts: Arc<Mutex<Counts>>,
 }
@@ -57,6 +75,7 @@ impl Admission {
     }
 
     pub(crate) fn admit(&self, ip: IpAddr) -> Result<Permit, Refused> {
+        let ip = source_of(ip);
         let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         if c.total >= self.max_total {
             return Err(Refused::Total);
@@ -116,5 +135,29 @@ mod tests {
         let b = Admission::new(2, 0);
         let _x = (b.admit(one).unwrap(), b.admit(one).unwrap());
         assert_eq!(b.admit(two).unwrap_err(), Refused::Total);
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let a = Admission::new(100, 2);
+        // Two addresses of one /64 share its places.
+        let _p1 = a.admit(ip("2001:db8:1:2::1")).unwrap();
+        let _p2 = a.admit(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")).unwrap();
+        assert_eq!(
+            a.admit(ip("2001:db8:1:2:1234::9")).unwrap_err(),
+            Refused::PerIp
+        );
+        // The next /64 has its own.
+        let _p3 = a.admit(ip("2001:db8:1:3::1")).unwrap();
+        // An IPv4 client seen through a dual-stack listener is its IPv4 address.
+        let _p4 = a.admit(ip("10.0.0.7")).unwrap();
+        let _p5 = a.admit(ip("::ffff:10.0.0.7")).unwrap();
+        assert_eq!(a.admit(ip("10.0.0.7")).unwrap_err(), Refused::PerIp);
+        assert_eq!(a.admit(ip("::ffff:10.0.0.7")).unwrap_err(), Refused::PerIp);
+        assert_eq!(source_of(ip("::1")), ip("::"));
+        assert_eq!(source_of(ip("::ffff:1.2.3.4")), ip("1.2.3.4"));
+        drop((_p1, _p2, _p3, _p4, _p5));
+        assert!(a.counts.lock().unwrap().per_ip.is_empty());
     }
 }

@@ -14,7 +14,8 @@ pub struct GatewayConfig {
     pub ports: AdbPorts,
     /// Connections open at once on this node; one more is closed at once.
     pub max_connections: usize,
-    /// Connections open at once from one address (0: no cap of its own).
+    /// Connections open at once from one address (0: no cap of its own): an IPv4 address, or
+    /// an IPv6 /64 (an IPv4-mapped address counts as its IPv4 address).
     pub max_connections_per_ip: usize,
     /// From accept to online (cloudphone-adb's handshake deadline): a client that cannot sign
     /// stays `unauthorized` this long, then is dropped.
@@ -25,6 +26,10 @@ pub struct GatewayConfig {
     /// the key detached, authentication turned on, the phone no longer RUNNING), which is how
     /// a change made through another node reaches this one.
     pub recheck_interval: Duration,
+    /// How long a live connection may go without its access confirmed by the store (every
+    /// check failing: the store down or too slow) before it is closed (`AccessUnconfirmed`).
+    /// A store blip shorter than this changes nothing.
+    pub revocation_grace: Duration,
     /// How long a store read may take on a connection's way in; the connection is refused
     /// past it.
     pub store_timeout: Duration,
@@ -37,6 +42,14 @@ pub struct GatewayConfig {
     /// How long the backend may take to say how to reach a phone (a docker phone's adbd is
     /// connected and made to run as `shell` first).
     pub route_timeout: Duration,
+    /// Audit entries waiting to be written at most; one more is dropped (and counted), since
+    /// connections never wait for the audit.
+    pub audit_queue: usize,
+    /// Entries of connections that never got in (a wrong key, garbage, a stalled handshake)
+    /// written per account and `unauthenticated_audit_window`; the rest are counted and
+    /// summarized in one entry (docs/design.md §13). Connections that got in are never capped.
+    pub unauthenticated_audit_limit: u32,
+    pub unauthenticated_audit_window: Duration,
 }
 
 impl GatewayConfig {
@@ -49,9 +62,13 @@ impl GatewayConfig {
             handshake_timeout: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(3600),
             recheck_interval: Duration::from_secs(1),
+            revocation_grace: Duration::from_secs(30),
             store_timeout: Duration::from_secs(5),
             route_timeout: Duration::from_secs(60),
             max_payload: 1024 * 1024,
+            audit_queue: 10_000,
+            unauthenticated_audit_limit: 60,
+            unauthenticated_audit_window: Duration::from_secs(60),
         }
     }
 }

@@ -1,12 +1,12 @@
-//! One accepted connection, from its port to its audit entry: the phone behind the port (the
+//! One accepted connection, from its port to its audit entries: the phone behind the port (the
 //! store's endpoint: refused at once when there is none, it is stopped, or the phone is not
 //! RUNNING), registration among the live connections, the ADB session under the handshake
-//! deadline and the idle timeout, the phone's device from its backend once the client is in,
-//! and the entry.
+//! deadline and the idle timeout, the `Connected` entry and the phone's device from its backend
+//! once the client is in, and the end entry (capped per account when it never got in).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cloudphone_adb::proto::banner::DeviceBanner;
 use cloudphone_adb::session::{
@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tracing::{Instrument, debug, field, info, info_span};
 
 use crate::admission::Permit;
-use crate::audit::{Ended, entry};
+use crate::audit::{About, Ended, connected, ended, now_ms};
 use crate::auth::KeyAuthorizer;
 use crate::device::device_for;
 use crate::gateway::Inner;
@@ -101,7 +101,7 @@ async fn serve_in_span(
     let stats = if live.closed_for().is_some() {
         Stats::default()
     } else {
-        run_session(&inner, &endpoint, &live, sock).await
+        run_session(&inner, &endpoint, &live, sock, peer).await
     };
     drop(registered);
     metrics::gauge!("cloudphone_adb_connections_open").decrement(1.0);
@@ -114,22 +114,33 @@ async fn serve_in_span(
         bytes_out = stats.bytes_out,
         "adb connection ended"
     );
-    let at_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    inner.audit.record(entry(&Ended {
+    let source = peer.to_string();
+    let end = ended(
+        &about(&live, &source),
+        &Ended {
+            outcome,
+            bytes_in: stats.bytes_in,
+            bytes_out: stats.bytes_out,
+            streams: stats.streams,
+            seconds: live.since.elapsed().as_secs(),
+        },
+        now_ms(),
+    );
+    if live.has_got_in() {
+        inner.audit.record(end);
+    } else {
+        inner.audit.record_unauthenticated(end);
+    }
+}
+
+fn about<'a>(live: &'a Live, source: &'a str) -> About<'a> {
+    About {
         connection_id: &live.connection_id,
         account_id: &live.account_id,
         instance_id: &live.instance_id,
         key_pair_id: live.authorized_by(),
-        source: peer.to_string(),
-        outcome,
-        bytes_in: stats.bytes_in,
-        bytes_out: stats.bytes_out,
-        streams: stats.streams,
-        seconds: live.since.elapsed().as_secs(),
-        at_ms,
-    }));
+        source,
+    }
 }
 
 pub(crate) fn admitted(live: &Live) -> Admitted<'_> {
@@ -163,6 +174,7 @@ async fn run_session(
     endpoint: &AdbEndpoint,
     live: &Arc<Live>,
     sock: TcpStream,
+    peer: SocketAddr,
 ) -> Stats {
     // The gateway knows the phone by its endpoint: no name or spec.
     let phone = InstanceRef {
@@ -173,9 +185,21 @@ async fn run_session(
         spec: String::new(),
         attempt: None,
     };
+    let authorizer = KeyAuthorizer::new(inner.clone(), live.clone());
     // The phone is reached only once the client is in (authenticated, when it must be): a
     // client that cannot sign never makes the backend connect a docker phone's adbd.
     let resolve = || async {
+        if let Err(why) = authorizer.let_in().await {
+            live.close(why);
+            return Err(OpenError(format!(
+                "access went during the handshake: {why}"
+            )));
+        }
+        live.got_in();
+        let source = peer.to_string();
+        inner
+            .audit
+            .record(connected(&about(live, &source), now_ms()));
         let route =
             tokio::time::timeout(inner.config.route_timeout, inner.backend.adb_route(&phone))
                 .await
@@ -190,10 +214,6 @@ async fn run_session(
     let mut config = Config::new(DeviceBanner::new("cloudphone", "Cloud_Phone", &phone.id));
     config.handshake_timeout = inner.config.handshake_timeout;
     config.max_payload = inner.config.max_payload;
-    let authorizer = KeyAuthorizer {
-        inner: inner.clone(),
-        live: live.clone(),
-    };
     let session = serve_connection_with(sock, &config, &authorizer, resolve, live.handle.clone());
     let report = tokio::select! {
         r = session => r,

@@ -20,11 +20,12 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::admission::Admission;
-use crate::audit::AuditSink;
+use crate::audit::{AuditLimits, AuditSink};
 use crate::config::GatewayConfig;
 use crate::connection;
 use crate::recheck;
 use crate::registry::Registry;
+use crate::store::GatewayStore;
 
 #[derive(Debug, Error)]
 pub enum GatewayError {
@@ -43,7 +44,7 @@ const SHUTDOWN: &str = "Shutdown";
 
 pub(crate) struct Inner {
     pub config: GatewayConfig,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn GatewayStore>,
     pub backend: Arc<dyn Backend>,
     pub registry: Registry,
     pub admission: Admission,
@@ -72,6 +73,15 @@ impl Gateway {
         store: Arc<dyn Store>,
         backend: Arc<dyn Backend>,
     ) -> Result<Gateway, GatewayError> {
+        Gateway::bind_with(config, Arc::new(store), backend).await
+    }
+
+    /// [`Gateway::bind`] over what the gateway needs of a store (a test's stand-in, say).
+    pub async fn bind_with(
+        config: GatewayConfig,
+        store: Arc<dyn GatewayStore>,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Gateway, GatewayError> {
         let mut listeners = Vec::new();
         for port in config.ports.low..=config.ports.high {
             let addr = SocketAddr::new(config.listen, port);
@@ -81,7 +91,12 @@ impl Gateway {
             listeners.push((port, l));
         }
         let audit_done = CancellationToken::new();
-        let (audit, audit_writer) = AuditSink::new(store.clone(), audit_done.clone());
+        let limits = AuditLimits {
+            queue: config.audit_queue,
+            unauthenticated: config.unauthenticated_audit_limit,
+            window: config.unauthenticated_audit_window,
+        };
+        let (audit, audit_writer) = AuditSink::new(store.clone(), audit_done.clone(), limits);
         let inner = Arc::new(Inner {
             admission: Admission::new(config.max_connections, config.max_connections_per_ip),
             config,

@@ -9,7 +9,8 @@
 //! real adbd through an ADB server. Live connections are kept by phone ([`registry`]) and
 //! dropped when their access goes ([`recheck`]): at once on this node's revocation signal,
 //! within a second on other nodes' changes. Every connection that reached a phone is audited
-//! when it ends ([`audit`]). Caps on connections ([`admission`]), the handshake deadline and an
+//! when its client gets in and when it ends ([`audit`]; those that never got in capped per
+//! account). Caps on connections ([`admission`]), the handshake deadline and an
 //! idle timeout bound what clients can hold.
 
 mod admission;
@@ -21,7 +22,9 @@ mod device;
 mod gateway;
 mod recheck;
 mod registry;
+mod store;
 pub mod verdict;
 
 pub use config::GatewayConfig;
 pub use gateway::{Gateway, GatewayError, GatewayHandle};
+pub use store::GatewayStore;

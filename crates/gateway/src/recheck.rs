@@ -10,10 +10,17 @@
 //!   (`AdbStore::adb_endpoints`), and every connection of a phone is judged against its one
 //!   endpoint. A node with connections to N phones thus costs the store N/500 reads a second.
 //!
-//! A store that fails a check keeps the connections as they are (and says so in the log):
-//! the next check decides.
+//! A store that fails a check (an error, or no answer within `store_timeout`) cannot confirm
+//! the connections it was asked about: they go on for now (logged), and one whose access has
+//! not been confirmed for longer than `revocation_grace` (30 s) is closed as
+//! `AccessUnconfirmed`. **Why** fail closed after a grace: while the store cannot be read, a
+//! revocation made meanwhile (a key detached, an endpoint stopped through another node) is
+//! invisible here, so failing open forever would let a revoked client keep its connection for
+//! as long as the outage lasts; closing at once would instead drop every client on any blip.
+//! A blip shorter than the grace changes nothing; a client closed past it reconnects once the
+//! store answers again, and is judged then.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use cloudphone_store::AdbEndpoint;
@@ -22,7 +29,7 @@ use tracing::{info, warn};
 
 use crate::connection::admitted;
 use crate::gateway::Inner;
-use crate::verdict::verdict;
+use crate::verdict::{reason, verdict};
 
 /// Ports read in one statement.
 const PORTS_PER_READ: usize = 500;
@@ -38,28 +45,44 @@ pub(crate) async fn check(inner: &Inner, instance_ids: Option<&[String]>) -> usi
     ports.sort_unstable();
     ports.dedup();
     let mut endpoints: HashMap<u16, AdbEndpoint> = HashMap::new();
+    let mut unread: HashSet<u16> = HashSet::new();
     for chunk in ports.chunks(PORTS_PER_READ) {
         let read =
             tokio::time::timeout(inner.config.store_timeout, inner.store.adb_endpoints(chunk));
         match read.await {
             Ok(Ok(found)) => endpoints.extend(found.into_iter().map(|e| (e.port, e))),
             Ok(Err(e)) => {
-                warn!(error = %e, "adb connections not checked: the store failed");
-                return 0;
+                warn!(error = %e, ports = chunk.len(), "adb connections not checked: the store failed");
+                unread.extend(chunk);
             }
             Err(_) => {
-                warn!("adb connections not checked: the store did not answer");
-                return 0;
+                warn!(
+                    ports = chunk.len(),
+                    "adb connections not checked: the store did not answer"
+                );
+                unread.extend(chunk);
             }
         }
     }
     let mut closed = 0;
     for c in conns {
-        if let Some(why) = verdict(admitted(&c), endpoints.get(&c.port)) {
-            info!(instance_id = %c.instance_id, connection = %c.connection_id, why, "adb connection revoked");
-            c.close(why);
-            closed += 1;
-        }
+        let why = if unread.contains(&c.port) {
+            if c.unconfirmed_for() <= inner.config.revocation_grace {
+                continue;
+            }
+            reason::ACCESS_UNCONFIRMED
+        } else {
+            match verdict(admitted(&c), endpoints.get(&c.port)) {
+                None => {
+                    c.confirmed();
+                    continue;
+                }
+                Some(why) => why,
+            }
+        };
+        info!(instance_id = %c.instance_id, connection = %c.connection_id, why, "adb connection revoked");
+        c.close(why);
+        closed += 1;
     }
     closed
 }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cloudphone_adb::session::ConnectionHandle;
 
@@ -28,9 +28,14 @@ pub(crate) struct Live {
     pub auth_required: bool,
     /// The key pair whose key signed, once one did.
     authorized_by: OnceLock<String>,
+    /// The client got in (signed, or the endpoint is open): its audit is never capped.
+    got_in: OnceLock<()>,
     /// Why the gateway closed it, when it did (the first reason wins).
     closed_for: OnceLock<&'static str>,
     pub since: Instant,
+    /// When the store last said it may go on (its endpoint read on the way in, then each check
+    /// that found it allowed).
+    confirmed: Mutex<Instant>,
 }
 
 impl Live {
@@ -50,8 +55,10 @@ impl Live {
             handle: ConnectionHandle::new(),
             auth_required,
             authorized_by: OnceLock::new(),
+            got_in: OnceLock::new(),
             closed_for: OnceLock::new(),
             since: Instant::now(),
+            confirmed: Mutex::new(Instant::now()),
         }
     }
 
@@ -61,6 +68,27 @@ impl Live {
 
     pub(crate) fn authorized_by(&self) -> Option<&str> {
         self.authorized_by.get().map(String::as_str)
+    }
+
+    pub(crate) fn got_in(&self) {
+        let _ = self.got_in.set(());
+    }
+
+    pub(crate) fn has_got_in(&self) -> bool {
+        self.got_in.get().is_some()
+    }
+
+    /// The store said it may go on.
+    pub(crate) fn confirmed(&self) {
+        *self.confirmed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// How long since the store last said it may go on.
+    pub(crate) fn unconfirmed_for(&self) -> Duration {
+        self.confirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
     }
 
     /// Closes the connection now, for `reason` (kept for its audit entry).

@@ -17,6 +17,8 @@ pub mod reason {
     pub const AUTH_REQUIRED: &str = "AuthRequired";
     /// The key that authenticated it is no longer attached (detached, deleted, replaced).
     pub const KEY_REVOKED: &str = "KeyRevoked";
+    /// The store could not say for longer than the revocation grace whether it may go on.
+    pub const ACCESS_UNCONFIRMED: &str = "AccessUnconfirmed";
 }
 
 /// What is known of a live connection.

@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 
 use cloudphone_adb::proto::packet::{Command, Header, MAX_PAYLOAD, Packet, VERSION};
 use cloudphone_adb::session::NoAuth;
+use cloudphone_adb_testkit::StockAdb;
 use tokio::io::AsyncWriteExt;
 
 use crate::config;
 use crate::device::TestDevice;
-use crate::harness::{AdbServer, Gateway};
+use crate::harness::Gateway;
 use crate::raw::RawHost;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,7 +19,7 @@ async fn bad_clients_are_dropped_alone() {
     let mut cfg = config();
     cfg.handshake_timeout = Duration::from_secs(1);
     let gw = Gateway::start(cfg, NoAuth, device.clone()).await;
-    let adb = AdbServer::start().await;
+    let adb = StockAdb::start().await;
     let serial = gw.serial();
     adb.connect(&serial).await;
 

@@ -12,10 +12,11 @@ use cloudphone_adb::proto::banner::DeviceBanner;
 use cloudphone_adb::proto::handshake::{AUTH_RSAPUBLICKEY, AUTH_SIGNATURE, AUTH_TOKEN, TOKEN_SIZE};
 use cloudphone_adb::proto::packet::{Command, MAX_PAYLOAD, Packet, VERSION};
 use cloudphone_adb::session::{Authorizer, NoAuth, OpenError, ResolvedDevice};
+use cloudphone_adb_testkit::StockAdb;
 
 use crate::config;
 use crate::device::TestDevice;
-use crate::harness::{AdbServer, Gateway};
+use crate::harness::Gateway;
 use crate::raw::RawHost;
 
 /// A token we sent and the length of the signature that came back.
@@ -54,7 +55,7 @@ async fn refused_signature_leaves_the_device_unauthorized() {
     let device = TestDevice::new();
     let auth = Recorder::default();
     let gw = Gateway::start(config(), auth.clone(), device.clone()).await;
-    let adb = AdbServer::start().await;
+    let adb = StockAdb::start().await;
     let serial = gw.serial();
     let (said, state) = adb.connect(&serial).await;
     assert!(said.contains("failed to authenticate"), "{said}");
@@ -90,7 +91,7 @@ async fn accepted_signature_makes_a_device() {
         ..Recorder::default()
     };
     let gw = Gateway::start(config(), auth.clone(), device).await;
-    let adb = AdbServer::start().await;
+    let adb = StockAdb::start().await;
     let serial = gw.serial();
     let (said, state) = adb.connect(&serial).await;
     assert!(said.contains("connected to"), "{said}");
@@ -221,7 +222,7 @@ impl Authorizer for Listed {
 /// however many follow; the session checks them against the keys itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_listed_once_per_connection() {
-    let (adb, other) = (AdbServer::start().await, AdbServer::start().await);
+    let (adb, other) = (StockAdb::start().await, StockAdb::start().await);
     // Stock adb with a key on the list (the second one) gets in as that key.
     let auth = Listed::new(vec![other.public_key(), adb.public_key()]);
     let gw = Gateway::start(config(), auth.clone(), TestDevice::new()).await;
@@ -259,7 +260,7 @@ async fn keys_are_listed_once_per_connection() {
 /// carries the banner the lookup found. A failed lookup ends the connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_device_is_looked_up_only_once_the_host_is_in() {
-    let adb = AdbServer::start().await;
+    let adb = StockAdb::start().await;
     let lookups = Arc::new(AtomicUsize::new(0));
     let device = TestDevice::new();
     let resolve = {

@@ -1,6 +1,7 @@
 //! The crate against Debian's stock `adb` (29.0.6) and against raw protocol bytes, all on
 //! loopback: a device built from the crate's helpers (`device`), served by `serve_connection`
-//! (`harness::Gateway`) and driven through a private ADB server (`harness::AdbServer`).
+//! (`harness::Gateway`) and driven through a private ADB server (cloudphone-adb-testkit's
+//! `StockAdb`, which the gateway's tests share).
 
 mod device;
 mod harness;
@@ -17,17 +18,4 @@ use cloudphone_adb::session::Config;
 
 pub fn config() -> Config {
     Config::new(DeviceBanner::new("cloudphone_sim", "Cloud Phone", "cp_sim"))
-}
-
-/// `n` bytes that are not a repetition of a short pattern (a shifted or dropped chunk shows).
-pub fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }

@@ -12,19 +12,20 @@ use cloudphone_adb::proto::service::ServicePolicy;
 use cloudphone_adb::proto::shell::{ShellId, decode};
 use cloudphone_adb::relay::{AdbServer as Upstream, RelayDevice, RelayError, relayable_features};
 use cloudphone_adb::session::{Device, NoAuth, OpenError, Service};
+use cloudphone_adb_testkit::{StockAdb, pseudo_random};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
+use crate::config;
 use crate::device::TestDevice;
-use crate::harness::{AdbServer, Gateway};
+use crate::harness::Gateway;
 use crate::raw::RawHost;
-use crate::{config, pseudo_random};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_service_through_the_adb_server() {
     let phone = TestDevice::new();
     let gw = Gateway::start(config(), NoAuth, phone.clone()).await;
-    let adb = AdbServer::start().await;
+    let adb = StockAdb::start().await;
     let serial = gw.serial();
     adb.connect(&serial).await;
     let server = Upstream::new(adb.addr());
@@ -76,7 +77,7 @@ async fn open_service_through_the_adb_server() {
 async fn gateway_relays_stock_adb_to_a_device_behind_a_server() {
     let phone = TestDevice::new();
     let phone_gw = Gateway::start(config(), NoAuth, phone.clone()).await;
-    let adb = AdbServer::start().await;
+    let adb = StockAdb::start().await;
     adb.connect(&phone_gw.serial()).await;
 
     let relay = RelayDevice {
@@ -101,26 +102,10 @@ async fn gateway_relays_stock_adb_to_a_device_behind_a_server() {
     let (local, back) = (dir.path().join("in.bin"), dir.path().join("out.bin"));
     let data = pseudo_random(20 * 1024 * 1024, 9);
     std::fs::write(&local, &data).unwrap();
-    let out = adb
-        .run(&[
-            "-s",
-            &gw.serial(),
-            "push",
-            local.to_str().unwrap(),
-            "/sdcard/r.bin",
-        ])
-        .await;
+    let out = adb.push(&gw.serial(), &local, "/sdcard/r.bin").await;
     assert!(out.status.success());
     assert!(*phone.fs.file("/sdcard/r.bin").unwrap() == data);
-    let out = adb
-        .run(&[
-            "-s",
-            &gw.serial(),
-            "pull",
-            "/sdcard/r.bin",
-            back.to_str().unwrap(),
-        ])
-        .await;
+    let out = adb.pull(&gw.serial(), "/sdcard/r.bin", &back).await;
     assert!(out.status.success());
     assert!(std::fs::read(&back).unwrap() == data);
 
@@ -174,7 +159,7 @@ async fn host_requests_never_reach_the_shared_adb_server() {
     let (a, b) = (TestDevice::new(), TestDevice::new());
     let a_gw = Gateway::start(config(), NoAuth, a.clone()).await;
     let b_gw = Gateway::start(config(), NoAuth, b.clone()).await;
-    let adb = AdbServer::start().await;
+    let adb = StockAdb::start().await;
     for gw in [&a_gw, &b_gw] {
         let (_, state) = adb.connect(&gw.serial()).await;
         assert_eq!(state.as_deref(), Some("device"));

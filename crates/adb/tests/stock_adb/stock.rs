@@ -6,16 +6,17 @@ use std::time::Duration;
 
 use cloudphone_adb::proto::banner::{DEFAULT_FEATURES, DeviceBanner, FEATURE_CMD};
 use cloudphone_adb::session::NoAuth;
+use cloudphone_adb_testkit::{StockAdb, pseudo_random};
 
+use crate::config;
 use crate::device::TestDevice;
-use crate::harness::{AdbServer, Gateway};
-use crate::{config, pseudo_random};
+use crate::harness::Gateway;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shell_exit_codes_and_stdin() {
     let device = TestDevice::new();
     let gw = Gateway::start(config(), NoAuth, device.clone()).await;
-    let adb = AdbServer::start().await;
+    let adb = StockAdb::start().await;
     let serial = gw.serial();
     let (said, state) = adb.connect(&serial).await;
     assert!(said.contains("connected to"), "{said}");
@@ -107,7 +108,7 @@ async fn shell_exit_codes_and_stdin() {
 async fn push_and_pull_20_mb() {
     let device = TestDevice::new();
     let gw = Gateway::start(config(), NoAuth, device.clone()).await;
-    let adb = AdbServer::start().await;
+    let adb = StockAdb::start().await;
     let serial = gw.serial();
     adb.connect(&serial).await;
 
@@ -118,28 +119,12 @@ async fn push_and_pull_20_mb() {
     std::fs::write(&local, &data).unwrap();
 
     let started = std::time::Instant::now();
-    let out = adb
-        .run(&[
-            "-s",
-            &serial,
-            "push",
-            local.to_str().unwrap(),
-            "/sdcard/deep/dir/big.bin",
-        ])
-        .await;
+    let out = adb.push(&serial, &local, "/sdcard/deep/dir/big.bin").await;
     assert!(out.status.success());
     let pushed = device.fs.file("/sdcard/deep/dir/big.bin").expect("pushed");
     assert!(*pushed == data, "pushed {} bytes", pushed.len());
 
-    let out = adb
-        .run(&[
-            "-s",
-            &serial,
-            "pull",
-            "/sdcard/deep/dir/big.bin",
-            back.to_str().unwrap(),
-        ])
-        .await;
+    let out = adb.pull(&serial, "/sdcard/deep/dir/big.bin", &back).await;
     assert!(out.status.success());
     let pulled = std::fs::read(&back).unwrap();
     assert!(pulled == data, "pulled {} bytes", pulled.len());
@@ -149,44 +134,20 @@ async fn push_and_pull_20_mb() {
     let out = adb.run(&["-s", &serial, "ls", "/sdcard/deep/dir"]).await;
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(listing.contains("big.bin"), "{listing}");
-    let out = adb
-        .run(&[
-            "-s",
-            &serial,
-            "pull",
-            "/sdcard/none",
-            back.to_str().unwrap(),
-        ])
-        .await;
+    let out = adb.pull(&serial, "/sdcard/none", &back).await;
     assert!(!out.status.success());
     // adb 29 prints this error on stdout.
     assert!(String::from_utf8_lossy(&out.stdout).contains("No such file or directory"));
 
     // A push the file system refuses: FAIL while the client is still sending 20 MB, which
     // is drained, and the next push works.
-    let out = adb
-        .run(&[
-            "-s",
-            &serial,
-            "push",
-            local.to_str().unwrap(),
-            "/system/big.bin",
-        ])
-        .await;
+    let out = adb.push(&serial, &local, "/system/big.bin").await;
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("Read-only file system"), "{said}");
 
     // A push onto a directory puts the file in it (the client asks STA2 first).
-    let out = adb
-        .run(&[
-            "-s",
-            &serial,
-            "push",
-            local.to_str().unwrap(),
-            "/data/local/tmp/",
-        ])
-        .await;
+    let out = adb.push(&serial, &local, "/data/local/tmp/").await;
     assert!(
         out.status.success(),
         "push into a directory appends the name"
@@ -209,7 +170,7 @@ async fn install_paths() {
     let dir = tempfile::tempdir().unwrap();
     let apk = dir.path().join("app.apk");
     std::fs::write(&apk, pseudo_random(100_000, 3)).unwrap();
-    let adb = AdbServer::start().await;
+    let adb = StockAdb::start().await;
 
     let streamed = TestDevice::new();
     let gw1 = Gateway::start(config(), NoAuth, streamed.clone()).await;
@@ -260,7 +221,7 @@ async fn install_paths() {
 async fn closing_the_handle_ends_an_open_shell() {
     let device = TestDevice::new();
     let gw = Gateway::start(config(), NoAuth, device.clone()).await;
-    let adb = AdbServer::start().await;
+    let adb = StockAdb::start().await;
     let serial = gw.serial();
     adb.connect(&serial).await;
 

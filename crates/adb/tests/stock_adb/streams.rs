@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use cloudphone_adb::proto::packet::{Command, MAX_PAYLOAD, Packet, VERSION};
 use cloudphone_adb::services::sync::SyncFs;
 use cloudphone_adb::session::{Device, NoAuth, OpenError, Service};
+use cloudphone_adb_testkit::pseudo_random;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 
+use crate::config;
 use crate::device::TestDevice;
 use crate::harness::Gateway;
 use crate::raw::RawHost;
-use crate::{config, pseudo_random};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_stream_does_not_hold_up_another() {

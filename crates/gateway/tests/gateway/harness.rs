@@ -1,10 +1,9 @@
 //! What every test builds on: a real SQLite store in a temporary directory, the simulated
 //! fleet over that directory, phones in both (RUNNING, endpoint started), a gateway on a range
-//! of loopback ports, and Debian's stock `adb` with a private server and a temporary HOME (its
-//! own key, or one we give it as `~/.android/adbkey`).
+//! of loopback ports; Debian's stock `adb` with a private server and a temporary HOME (its own
+//! key, or one we give it as `~/.android/adbkey`) is cloudphone-adb-testkit's `StockAdb`.
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +15,9 @@ use cloudphone_core::resources::{Group, Instance, KeyPair};
 use cloudphone_gateway::{Gateway, GatewayConfig, GatewayHandle};
 use cloudphone_store::prelude::*;
 use cloudphone_store::{AdbPorts, AuditEntry, AuditFilter, SqliteStore, StartAdb};
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
+
+use crate::fake_store::FakeStore;
 
 pub const ACCOUNT: &str = "acct-gw";
 pub const IMAGE: &str = cloudphone_backends::sim::ANDROID_14;
@@ -162,8 +162,16 @@ impl World {
             .expect("the key pair is the account's");
     }
 
-    /// The account's `AdbConnection` entries.
+    /// The account's `AdbConnection` entries of connections that ended (not those written
+    /// when a client got in, nor summaries of entries left out).
     pub async fn audit(&self) -> Vec<AuditEntry> {
+        let mut all = self.audit_all().await;
+        all.retain(|e| !e.outcome.starts_with("Connected") && !e.outcome.starts_with("Suppressed"));
+        all
+    }
+
+    /// All the account's `AdbConnection` entries.
+    pub async fn audit_all(&self) -> Vec<AuditEntry> {
         self.store
             .audit(&AuditFilter {
                 account_id: Some(ACCOUNT.into()),
@@ -175,7 +183,7 @@ impl World {
             .unwrap()
     }
 
-    /// Waits until `n` connections were audited.
+    /// Waits until `n` connections were audited as ended.
     pub async fn audited(&self, n: usize) -> Vec<AuditEntry> {
         for _ in 0..200 {
             let a = self.audit().await;
@@ -190,6 +198,20 @@ impl World {
         );
     }
 
+    /// Waits until an entry of an ended connection is as `wanted` says (entries are written
+    /// by the gateway's writer a moment after the connection ends); the entries then, or all
+    /// of them after 5 s.
+    pub async fn audited_with(&self, wanted: impl Fn(&AuditEntry) -> bool) -> Vec<AuditEntry> {
+        for _ in 0..200 {
+            let a = self.audit().await;
+            if a.iter().any(&wanted) {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        self.audit().await
+    }
+
     /// A gateway of this world on `ip`, serving `backend`.
     pub async fn gateway_on(
         &self,
@@ -202,15 +224,27 @@ impl World {
         let gw = Gateway::bind(config, self.store.clone(), backend)
             .await
             .expect("the range is free");
-        let handle = gw.handle();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(gw.run(shutdown.clone()));
-        Node {
-            ip,
-            handle,
-            shutdown,
-            task: Some(task),
-        }
+        Node::run(ip, gw)
+    }
+
+    /// A [`FakeStore`] over this world's store.
+    pub fn fake_store(&self) -> Arc<FakeStore> {
+        FakeStore::new(self.store.clone())
+    }
+
+    /// The usual gateway (127.0.0.1, the sim) over `store` instead of the world's store.
+    pub async fn gateway_over(
+        &self,
+        store: Arc<FakeStore>,
+        tune: impl FnOnce(&mut GatewayConfig),
+    ) -> Node {
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let mut config = GatewayConfig::new(ip, self.ports);
+        tune(&mut config);
+        let gw = Gateway::bind_with(config, store, self.sim.clone())
+            .await
+            .expect("the range is free");
+        Node::run(ip, gw)
     }
 
     /// The usual gateway: 127.0.0.1, the sim.
@@ -250,6 +284,18 @@ pub struct Node {
 }
 
 impl Node {
+    fn run(ip: IpAddr, gw: Gateway) -> Node {
+        let handle = gw.handle();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(gw.run(shutdown.clone()));
+        Node {
+            ip,
+            handle,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
     pub fn serial(&self, port: u16) -> String {
         SocketAddr::new(self.ip, port).to_string()
     }
@@ -272,151 +318,10 @@ impl Drop for Node {
     }
 }
 
-/// A private stock ADB server (`/usr/bin/adb`, its own port and HOME), killed when dropped.
-pub struct StockAdb {
-    pub port: u16,
-    pub home: tempfile::TempDir,
-}
-
-impl StockAdb {
-    /// With a key of its own (adb makes one in the new HOME).
-    pub async fn start() -> StockAdb {
-        StockAdb::start_with(None).await
-    }
-
-    /// With `key` as `~/.android/adbkey` (and `.pub`).
-    pub async fn with_key(key: &GeneratedKey) -> StockAdb {
-        StockAdb::start_with(Some(key)).await
-    }
-
-    async fn start_with(key: Option<&GeneratedKey>) -> StockAdb {
-        assert!(
-            std::path::Path::new("/usr/bin/adb").exists(),
-            "Debian's adb is needed: apt-get install -y adb"
-        );
-        for _ in 0..5 {
-            let home = tempfile::tempdir().unwrap();
-            if let Some(k) = key {
-                let android = home.path().join(".android");
-                std::fs::create_dir_all(&android).unwrap();
-                std::fs::write(android.join("adbkey"), &k.private_pem).unwrap();
-                std::fs::write(android.join("adbkey.pub"), format!("{}\n", k.public)).unwrap();
-            }
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let adb = StockAdb { port, home };
-            // The server outlives this command and keeps the pipes it inherits: none.
-            let status = adb
-                .command(&["start-server"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .await
-                .unwrap();
-            if status.success() {
-                return adb;
-            }
-        }
-        panic!("adb start-server failed 5 times");
-    }
-
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("/usr/bin/adb");
-        c.arg("-P")
-            .arg(self.port.to_string())
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("ANDROID_ADB_SERVER_PORT", self.port.to_string())
-            .env_remove("ANDROID_SDK_HOME")
-            .env_remove("ADB_VENDOR_KEYS")
-            .env_remove("ANDROID_SERIAL")
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        c
-    }
-
-    /// `adb ARGS` to its end (60 s at most).
-    pub async fn run(&self, args: &[&str]) -> Output {
-        let out = tokio::time::timeout(Duration::from_secs(60), self.command(args).output())
-            .await
-            .unwrap_or_else(|_| panic!("adb {args:?} took over 60 s"))
-            .unwrap();
-        eprintln!(
-            "adb {args:?}: {:?}\n  stdout: {}\n  stderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim_end(),
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
-        out
-    }
-
-    /// `adb connect` and the device's state then, as `adb devices` lists it.
-    pub async fn connect(&self, serial: &str) -> (String, Option<String>) {
-        let out = self.run(&["connect", serial]).await;
-        let said = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (said, self.state(serial).await)
-    }
-
-    pub async fn state(&self, serial: &str) -> Option<String> {
-        let out = self.run(&["devices"]).await;
-        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-            let (s, state) = l.split_once('\t')?;
-            (s == serial).then(|| state.trim().to_string())
-        })
-    }
-
-    /// Connected and usable (`device`), or panics with what adb said.
-    pub async fn connected(&self, serial: &str) {
-        let (said, state) = self.connect(serial).await;
-        assert_eq!(state.as_deref(), Some("device"), "adb connect said: {said}");
-    }
-
-    /// `adb -s SERIAL shell ARGS`: (stdout, stderr, exit code).
-    pub async fn shell(&self, serial: &str, args: &[&str]) -> (String, String, Option<i32>) {
-        let mut all = vec!["-s", serial, "shell"];
-        all.extend_from_slice(args);
-        let out = self.run(&all).await;
-        (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-            out.status.code(),
-        )
-    }
-}
-
-impl Drop for StockAdb {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("/usr/bin/adb")
-            .args(["-P", &self.port.to_string(), "kill-server"])
-            .env("HOME", self.home.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 /// A new adb key (made off the async threads: it takes a good fraction of a second).
 pub async fn new_key() -> GeneratedKey {
     tokio::task::spawn_blocking(|| cloudphone_adb::keys::generate("tester@gateway-test"))
         .await
         .unwrap()
         .unwrap()
-}
-
-/// `n` bytes that are not a repetition of a short pattern.
-pub fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }

@@ -9,51 +9,10 @@ use std::time::Duration;
 use cloudphone_adb::proto::packet::{Command, HEADER_LEN, Header, MAX_PAYLOAD, Packet, VERSION};
 use cloudphone_store::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::auth::wait_for;
 use crate::harness::{ACCOUNT, World, now_ms};
-
-async fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).await.unwrap();
-    s.set_nodelay(true).unwrap();
-    s
-}
-
-/// Whether the gateway closes `s` within `within` (what it sends meanwhile is dropped).
-async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
-    let mut buf = [0u8; 4096];
-    tokio::time::timeout(within, async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .is_ok()
-}
-
-/// Sends a CNXN and reads the device's; `None` if the connection was closed instead.
-async fn handshake(s: &mut TcpStream) -> Option<Packet> {
-    let cnxn = Packet::new(
-        Command::Cnxn,
-        VERSION,
-        MAX_PAYLOAD,
-        b"host::features=shell_v2".to_vec(),
-    );
-    s.write_all(&cnxn.encode(VERSION)).await.ok()?;
-    let mut head = [0u8; HEADER_LEN];
-    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut head))
-        .await
-        .expect("an answer within 10 s")
-        .ok()?;
-    let h = Header::parse(&head, u32::MAX).unwrap();
-    let mut payload = vec![0u8; h.data_length as usize];
-    s.read_exact(&mut payload).await.ok()?;
-    Some(Packet::new(h.command, h.arg0, h.arg1, payload))
-}
+use crate::wire::{closed_within, connect, handshake};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ports_without_an_open_endpoint_close_at_once() {

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use cloudphone_adb::proto::banner::DeviceBanner;
 use cloudphone_adb::session::{ConnectionHandle, NoAuth, serve_connection};
+use cloudphone_adb_testkit::{StockAdb, pseudo_random};
 use cloudphone_backend::{AdbRoute, Backend};
 use cloudphone_backends::adb::AdbServer as BackendServer;
 use cloudphone_backends::{AdbBackend, AdbGroupConfig, Fleet};
 use cloudphone_core::resources::Image;
 use tokio::net::TcpListener;
 
-use crate::harness::{StockAdb, World, pseudo_random};
+use crate::harness::World;
 
 const LAB_IMAGE: &str = "imgc-labdevice0001";
 
@@ -76,15 +77,7 @@ async fn streams_are_relayed_to_the_phones_own_adbd() {
     let (local, back) = (dir.path().join("in.bin"), dir.path().join("out.bin"));
     let data = pseudo_random(5 * 1024 * 1024, 11);
     std::fs::write(&local, &data).unwrap();
-    let out = user
-        .run(&[
-            "-s",
-            &serial,
-            "push",
-            local.to_str().unwrap(),
-            "/sdcard/r.bin",
-        ])
-        .await;
+    let out = user.push(&serial, &local, "/sdcard/r.bin").await;
     assert!(out.status.success());
     let (ls, _) = {
         let o = w
@@ -99,15 +92,7 @@ async fn streams_are_relayed_to_the_phones_own_adbd() {
         (String::from_utf8_lossy(&o.output).into_owned(), o.exit_code)
     };
     assert!(ls.contains(&data.len().to_string()), "{ls}");
-    let out = user
-        .run(&[
-            "-s",
-            &serial,
-            "pull",
-            "/sdcard/r.bin",
-            back.to_str().unwrap(),
-        ])
-        .await;
+    let out = user.pull(&serial, "/sdcard/r.bin", &back).await;
     assert!(out.status.success());
     assert!(std::fs::read(&back).unwrap() == data);
 

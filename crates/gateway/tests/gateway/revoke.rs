@@ -1,15 +1,20 @@
 //! Access taken away: StopInstanceAdb ends an open `adb shell` within a second (this node's
 //! signal) and refuses the next connection; a phone that is not RUNNING is refused and its
 //! connections dropped; a change made through another node reaches this node's connections
-//! within a second without any signal (the periodic check); shutdown ends and audits them.
+//! within a second without any signal (the periodic check); shutdown ends and audits them; a
+//! store that cannot confirm a connection's access for longer than the grace closes it, a
+//! shorter blip changes nothing.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use cloudphone_adb_testkit::StockAdb;
 use cloudphone_core::InstanceStatus;
 use cloudphone_store::prelude::*;
 
 use crate::auth::wait_for;
-use crate::harness::{ACCOUNT, StockAdb, World, now_ms};
+use crate::harness::{ACCOUNT, World, now_ms};
+use crate::wire::{closed_within, connect, handshake};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_the_endpoint_ends_an_open_shell_within_a_second() {
@@ -148,4 +153,45 @@ async fn another_nodes_change_arrives_within_a_second() {
     eprintln!("node B dropped the shell {:?} after the stop", at.elapsed());
     a.stop().await;
     b.stop().await;
+}
+
+/// The store's reads fail (the fake): a blip shorter than the grace keeps the connection; an
+/// outage longer than it closes the connection as `AccessUnconfirmed` (a revocation made
+/// meanwhile would not be seen), within the grace and a check of the last confirmation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_the_store_cannot_confirm_past_the_grace_is_closed() {
+    let w = World::new(4).await;
+    let ports = w.phones(&["acp-blip"]).await;
+    let store = w.fake_store();
+    let grace = Duration::from_secs(2);
+    let node = w
+        .gateway_over(store.clone(), |c| c.revocation_grace = grace)
+        .await;
+    let mut s = connect(SocketAddr::new(node.ip, ports[0])).await;
+    handshake(&mut s).await.expect("online");
+
+    store.fail_reads(true);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    store.fail_reads(false);
+    assert!(
+        !closed_within(&mut s, Duration::from_millis(2500)).await,
+        "a blip shorter than the grace closed the connection"
+    );
+
+    store.fail_reads(true);
+    let at = Instant::now();
+    assert!(
+        closed_within(&mut s, grace + Duration::from_secs(3)).await,
+        "still open with the store failing past the grace"
+    );
+    let after = at.elapsed();
+    eprintln!("closed {after:?} after the store began failing");
+    assert!(after >= grace - Duration::from_millis(1100), "{after:?}");
+    let entries = w.audited(1).await;
+    assert!(
+        entries[0].outcome.starts_with("AccessUnconfirmed "),
+        "{entries:?}"
+    );
+    store.fail_reads(false);
+    node.stop().await;
 }

@@ -7,10 +7,11 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
+use cloudphone_adb_testkit::{StockAdb, pseudo_random};
 use cloudphone_backend::Backend;
 use tokio::io::AsyncWriteExt;
 
-use crate::harness::{ACCOUNT, StockAdb, World, pseudo_random};
+use crate::harness::{ACCOUNT, World};
 
 async fn run_command(w: &World, id: &str, cmd: &str) -> (String, i32) {
     let out = w
@@ -120,13 +121,7 @@ async fn push_and_pull_20_mb_as_the_api_sees_them() {
         .write_all(&data)
         .unwrap();
     let out = adb
-        .run(&[
-            "-s",
-            &serial,
-            "push",
-            local.to_str().unwrap(),
-            "/sdcard/Download/deep/big.bin",
-        ])
+        .push(&serial, &local, "/sdcard/Download/deep/big.bin")
         .await;
     assert!(out.status.success());
 
@@ -152,13 +147,7 @@ async fn push_and_pull_20_mb_as_the_api_sees_them() {
     // Pulled back byte for byte; a file SendFile put there is pulled too.
     let back = dir.path().join("back.bin");
     let out = adb
-        .run(&[
-            "-s",
-            &serial,
-            "pull",
-            "/sdcard/Download/deep/big.bin",
-            back.to_str().unwrap(),
-        ])
+        .pull(&serial, "/sdcard/Download/deep/big.bin", &back)
         .await;
     assert!(out.status.success());
     assert!(std::fs::read(&back).unwrap() == data, "pulled bytes differ");
@@ -176,15 +165,7 @@ async fn push_and_pull_20_mb_as_the_api_sees_them() {
         .run(&["-s", &serial, "ls", "/sdcard/Download/deep"])
         .await;
     assert!(String::from_utf8_lossy(&out.stdout).contains("big.bin"));
-    let out = adb
-        .run(&[
-            "-s",
-            &serial,
-            "pull",
-            "/sdcard/none",
-            back.to_str().unwrap(),
-        ])
-        .await;
+    let out = adb.pull(&serial, "/sdcard/none", &back).await;
     assert!(!out.status.success());
 
     // Nothing of the pushes' scratch files is left on the phone.
@@ -235,15 +216,7 @@ async fn installs_are_the_phones_packages() {
     // Push and `pm install`, by hand.
     let other = dir.path().join("other.apk");
     cloudphone_apk::testing::apk(&other, "com.example.pushed", 2, "2.0").unwrap();
-    let out = adb
-        .run(&[
-            "-s",
-            &serial,
-            "push",
-            other.to_str().unwrap(),
-            "/data/local/tmp/other.apk",
-        ])
-        .await;
+    let out = adb.push(&serial, &other, "/data/local/tmp/other.apk").await;
     assert!(out.status.success());
     let (out, _, code) = adb
         .shell(
