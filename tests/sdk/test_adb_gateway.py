@@ -432,14 +432,16 @@ def test_adb_root_through_the_relay_on_an_image_that_allows_it(docker_gw, stock)
 
     def restart(command, answer):
         """`adb root`/`adb unroot` that restarts adbd. adb 29 then waits for the device to
-        disconnect, which a device behind the gateway never does (the client's transport is the
-        gateway's, which lives on): the client is stopped once adbd has answered."""
+        disconnect: the gateway ends the client's connection after the answer, as the phone's
+        adbd exiting would, so the client returns by itself."""
         p = user.spawn("-s", serial, command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         try:
             assert p.stdout.readline() == answer
+            assert p.wait(timeout=20) == 0, f"adb {command} returns once the device went away"
         finally:
-            p.kill()
-            p.wait()
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
     # adbd restarts as `shell` (the phone's init starts it again), and back as root.
     restart("unroot", b"restarting adbd as non root\n")

@@ -205,9 +205,14 @@ async fn run_session(
                 .await
                 .map_err(|_| OpenError("the backend did not say how to reach the phone".into()))?
                 .map_err(|e| OpenError(format!("the phone cannot be reached: {e}")))?;
-        let (banner, device) = device_for(route, &endpoint.instance_id, inner.config.store_timeout)
-            .await
-            .map_err(|e| OpenError(format!("the phone's adbd is not there: {e}")))?;
+        let (banner, device) = device_for(
+            route,
+            &endpoint.instance_id,
+            inner.config.store_timeout,
+            live.handle.clone(),
+        )
+        .await
+        .map_err(|e| OpenError(format!("the phone's adbd is not there: {e}")))?;
         Ok(ResolvedDevice::with_banner(Arc::new(device), banner))
     };
     // The banner is the resolved device's; this one is never sent.
