@@ -78,6 +78,13 @@ pub struct AppState {
     pub adb: Option<crate::adb::AdbGateway>,
     /// Rung with the phones whose live ADB connections must end (docs/design.md §12).
     pub adb_revocations: crate::adb::AdbRevocations,
+    /// Signs the connection tickets of BatchGetAcpConnectionTicket: the key every node shares,
+    /// so that any node opens any node's tickets.
+    pub tickets: cloudphone_stream::TicketKey,
+    /// How long a ticket opens a stream after it was issued.
+    pub ticket_ttl: std::time::Duration,
+    /// Rung with the live screen sessions DisconnectAndroidInstance ended (docs/design.md §14).
+    pub stream_revocations: cloudphone_stream::StreamRevocations,
 }
 
 /// One authenticated request.

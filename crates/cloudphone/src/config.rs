@@ -33,6 +33,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// How long links in task results stay valid.
     pub link_ttl: Duration,
+    /// How long a connection ticket (BatchGetAcpConnectionTicket) opens a phone's stream.
+    pub stream_ticket_ttl: Duration,
     pub engine: EngineConfig,
     pub sweeper: SweeperConfig,
     pub limits: Limits,
@@ -94,6 +96,7 @@ impl Config {
             root_key: None,
             public_url: None,
             link_ttl: Duration::from_secs(7 * 24 * 3600),
+            stream_ticket_ttl: Duration::from_secs(120),
             engine: EngineConfig::default(),
             sweeper: SweeperConfig::default(),
             limits: Limits::default(),

@@ -141,6 +141,11 @@ impl Application {
         let token_key = store
             .setting_or_init("pagination-token-key", &token_secret)
             .await?;
+        // Shared by every node of a store, as the pagination key: a ticket one node issued
+        // opens on any other.
+        let ticket_key = store
+            .setting_or_init("stream-ticket-key", &cloudphone_core::ids::secret(48))
+            .await?;
         if store.shared()
             && let Some(file) = &config.backends
             && (file.docker.is_some() || !file.adb.groups.is_empty())
@@ -296,6 +301,9 @@ impl Application {
             watches: Default::default(),
             adb: config.adb.clone(),
             adb_revocations,
+            tickets: cloudphone_stream::TicketKey::new(ticket_key.as_bytes()),
+            ticket_ttl: config.stream_ticket_ttl,
+            stream_revocations: Default::default(),
         });
         let metrics =
             metrics_listener.map(|l| (l, ops::metrics_routes(store.clone(), &config.metrics)));

@@ -141,6 +141,10 @@ struct ServeArgs {
     /// How long download links in task results stay valid, in seconds.
     #[arg(long, default_value_t = 7 * 24 * 3600)]
     link_ttl_secs: u64,
+    /// How long a connection ticket (BatchGetAcpConnectionTicket) opens a phone's live screen
+    /// after it was issued, in seconds.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    stream_ticket_ttl_secs: u64,
     /// The largest file `cloudphone cp` may upload, in bytes (streamed to disk, never held in
     /// memory).
     #[arg(long, default_value_t = 5 << 30)]
@@ -488,6 +492,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.sim_storage_bytes = args.sim_storage_bytes;
     config.public_url = args.public_url;
     config.link_ttl = Duration::from_secs(args.link_ttl_secs.max(1));
+    config.stream_ticket_ttl = Duration::from_secs(args.stream_ticket_ttl_secs);
     config.limits.max_upload_bytes = args.max_upload_bytes;
     config.limits.max_uri_bytes = args.max_uri_bytes.max(1024);
     config.limits.instance_quota = (args.instance_quota > 0).then_some(args.instance_quota);

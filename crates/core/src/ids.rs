@@ -26,6 +26,8 @@ pub const BACKUP: &str = "bf-";
 pub const WEBHOOK: &str = "wh-";
 /// An ADB key pair.
 pub const KEY_PAIR: &str = "kp-";
+/// A live screen session (one viewer's WebSocket).
+pub const STREAM_SESSION: &str = "ss-";
 
 /// Base-36 digits of the time part (milliseconds since 1970: nine digits last until the year
 /// 5188) and of the part after it.

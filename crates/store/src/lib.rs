@@ -3,7 +3,7 @@
 //! one PostgreSQL database).
 //!
 //! `Store` is the sum of one trait per area (`areas`: accounts, fleet, tasks, engine, apps,
-//! backups, webhooks, idempotency, events, adb). Each area declares its operations once and writes
+//! backups, webhooks, idempotency, events, adb, streams). Each area declares its operations once and writes
 //! their SQL once, over [`sql::Sql`] (a builder that spells placeholders, booleans, `IN` lists
 //! and row locks for either database) and a connection of either store; only what is genuinely
 //! different per database (the engine's claim and completion, nonces, DescribeTasks written
@@ -25,10 +25,14 @@ mod types;
 pub use areas::adb::{
     AdbEndpoint, AdbPorts, InstanceAdb, KeyPairCreated, KeyPairsDeleted, Rename, StartAdb,
 };
+pub use areas::streams::{
+    NewStreamSession, Opened, Reaped, SESSION_DISCONNECTED, SESSION_LOST, SessionState,
+    StreamEpochs, StreamRole, StreamSession, StreamSessionFilter,
+};
 pub use areas::webhooks::{Delivery, DeliveryEnd, DeliveryRecord, Webhook};
 pub use areas::{
     AccountStore, AdbStore, AppStore, BackupStore, EngineStore, EventStore, FleetStore,
-    IdempotencyStore, TaskStore, WebhookStore,
+    IdempotencyStore, StreamStore, TaskStore, WebhookStore,
 };
 pub use error::{Result, StoreError};
 pub use filters::*;
@@ -40,7 +44,7 @@ pub use types::*;
 pub mod prelude {
     pub use crate::{
         AccountStore, AdbStore, AppStore, BackupStore, EngineStore, EventStore, FleetStore,
-        IdempotencyStore, Store, TaskStore, WebhookStore,
+        IdempotencyStore, Store, StreamStore, TaskStore, WebhookStore,
     };
 }
 
@@ -62,6 +66,7 @@ pub trait Store:
     + IdempotencyStore
     + EventStore
     + AdbStore
+    + StreamStore
 {
     /// True when several processes may share this store (PostgreSQL): leases of other
     /// processes may be alive, and work queued elsewhere arrives through

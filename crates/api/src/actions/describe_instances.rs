@@ -2,9 +2,11 @@
 //! paginated. `KeyPairId` is answered for a phone with a key pair attached; `NetworkInterfaceIp`
 //! and `PublicIpAddress` never are: a simulated phone has no network of its own, and a docker
 //! phone's container address is private to its host and not reachable by clients, who reach a
-//! phone through its ADB endpoint (ListInstanceAdbAttributes) instead.
+//! phone through its ADB endpoint (ListInstanceAdbAttributes) instead. `SessionStatus` is
+//! `connect` while someone watches the phone's live screen (a session whose node was heard from
+//! within the last 10 s, on any node), else `disConnect`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cloudphone_core::resources::{Instance, spec};
 use cloudphone_core::time::iso;
@@ -107,6 +109,18 @@ impl DescribeAndroidInstances {
             .into_iter()
             .filter_map(|a| Some((a.instance_id, a.key_pair_id?)))
             .collect();
+        let watched: HashSet<String> = ctx
+            .state
+            .store
+            .live_stream_instances(
+                ctx.account(),
+                &page_ids,
+                cloudphone_stream::stale_before(ctx.now_ms),
+            )
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .collect();
         let models: Vec<Value> = listing
             .items
             .iter()
@@ -119,6 +133,9 @@ impl DescribeAndroidInstances {
                 let mut model = instance_json(i, &version);
                 if let Some(key) = keys.get(&i.id) {
                     model["KeyPairId"] = json!(key);
+                }
+                if watched.contains(&i.id) {
+                    model["SessionStatus"] = json!("connect");
                 }
                 model
             })

@@ -8,6 +8,7 @@ mod app_tasks;
 mod apps;
 mod attach_key_pair;
 mod backup_file;
+mod batch_get_acp_connection_ticket;
 mod cancel_tasks;
 pub(crate) mod common;
 mod create_group;
@@ -20,7 +21,9 @@ mod describe_images;
 mod describe_instances;
 mod describe_invocations;
 mod describe_regions;
+mod describe_stream_sessions;
 pub(crate) mod describe_tasks;
+mod disconnect_android_instance;
 mod fetch_file;
 mod files;
 mod invocations;
@@ -173,6 +176,9 @@ actions! { p;
     DeleteKeyPairs(key_pairs::DeleteKeyPairs): Writes,
     AttachKeyPair(attach_key_pair::AttachKeyPair): Writes,
     DetachKeyPair(attach_key_pair::DetachKeyPair): Writes,
+    BatchGetAcpConnectionTicket(batch_get_acp_connection_ticket::BatchGetAcpConnectionTicket): Writes,
+    DisconnectAndroidInstance(disconnect_android_instance::DisconnectAndroidInstance): Writes,
+    DescribeStreamSessions(describe_stream_sessions::DescribeStreamSessions): Reads,
 }
 
 /// Whether action `name` only reads (changes nothing, starts no task): the server may work out
@@ -237,6 +243,7 @@ mod tests {
             "DescribeWebhookDeliveries",
             "ListInstanceAdbAttributes",
             "DescribeKeyPairs",
+            "DescribeStreamSessions",
         ];
         let tasks = [
             "CreateAndroidInstanceGroup",

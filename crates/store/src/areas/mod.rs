@@ -1,5 +1,5 @@
 //! The store's operations, one trait per area (accounts, fleet, tasks, engine, apps, backups,
-//! webhooks, idempotency, events, adb), each declared and implemented for both stores in its own
+//! webhooks, idempotency, events, adb, streams), each declared and implemented for both stores in its own
 //! file by [`area!`]: the SQL of an operation is written once, as an `async fn` over a
 //! [`Conn`](crate::sql::conn::Conn), and runs on SQLite or PostgreSQL alike. An operation whose
 //! SQL genuinely differs per database (the engine's claim, the event log, nonces) is declared
@@ -146,6 +146,7 @@ pub(crate) mod events;
 pub(crate) mod fleet;
 pub(crate) mod idempotency;
 pub(crate) mod rows;
+pub(crate) mod streams;
 pub(crate) mod tasks;
 pub(crate) mod webhooks;
 
@@ -157,5 +158,6 @@ pub use engine::EngineStore;
 pub use events::EventStore;
 pub use fleet::FleetStore;
 pub use idempotency::IdempotencyStore;
+pub use streams::StreamStore;
 pub use tasks::TaskStore;
 pub use webhooks::WebhookStore;

@@ -104,6 +104,7 @@ impl Conn for Pg<'_> {
                 "SELECT pg_advisory_xact_lock(hashtext('key-pairs:' || ?))",
                 id,
             ),
+            Lock::Screen(id) => ("SELECT pg_advisory_xact_lock(hashtext('screen:' || ?))", id),
         };
         let q = Sql::with(Dialect::Postgres, text, [Arg::Text(key.into())]);
         self.execute(&q).await.map(drop)

@@ -64,6 +64,10 @@ pub(crate) enum Lock<'a> {
     Webhooks(&'a str),
     /// Creations and renames of an account's key pairs (so two cannot take one name).
     KeyPairs(&'a str),
+    /// Changes to who watches and who controls one phone's screen: sessions opened, control
+    /// taken, the phone disconnected (so a viewer count, the one controller and the epochs
+    /// checked are not overtaken by another node's write).
+    Screen(&'a str),
 }
 
 /// A row read from either store; columns by name. A value of another type than asked is an

@@ -9,7 +9,8 @@ use cloudphone_core::resources::{AccessKey, App, Backup, Group, Instance, KeyPai
 use crate::{
     AdbFilter, AdbPorts, AppFilter, AuditFilter, BackupFilter, Completion, DeliveryEnd,
     EventFilter, EventPosition, GroupFilter, InstanceChange, InstanceFilter, KeyPairFilter,
-    NewBatch, Outcome, Page, TaskFilter, Webhook,
+    NewBatch, NewStreamSession, Outcome, Page, StreamEpochs, StreamSessionFilter, TaskFilter,
+    Webhook,
 };
 
 pub(crate) trait Carry {
@@ -89,8 +90,10 @@ by_clone!(
     KeyPairFilter,
     AdbFilter,
     NewBatch,
+    NewStreamSession,
     Outcome,
     Page,
+    StreamSessionFilter,
     TaskFilter,
     Webhook,
 );
@@ -114,11 +117,13 @@ macro_rules! by_copy {
 by_copy!(
     i64,
     u16,
+    u32,
     u64,
     usize,
     bool,
     InstanceStatus,
     EventPosition,
     AdbPorts,
+    StreamEpochs,
     Option<u64>
 );

@@ -19,6 +19,7 @@ mod fleet;
 mod idempotency;
 mod postgres_only;
 mod sqlite_only;
+mod streams;
 mod support;
 mod tasks;
 mod webhooks;
@@ -86,6 +87,11 @@ conformance!(
     adb::check_key_pairs,
     adb::check_attach_and_secure,
     adb::check_adb_ports,
+    streams::check_epochs_and_disconnect,
+    streams::check_control_and_viewer_cap,
+    streams::check_stale_sessions,
+    streams::check_reap,
+    streams::check_session_listings,
 );
 
 /// Workers of four threads claim and complete at once (the check takes the store shared).
@@ -115,6 +121,25 @@ mod concurrent {
         let one = Arc::new(db.connect().await);
         let two = Arc::new(db.connect().await);
         crate::adb::check_concurrent_ports(one.clone(), two.clone()).await;
+        one.close().await;
+        two.close().await;
+        db.drop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_check_concurrent_stream_opens() {
+        let (_dir, store) = crate::sqlite_only::store().await;
+        let shared: Arc<dyn Store> = store.clone();
+        crate::streams::check_concurrent_opens(shared.clone(), shared).await;
+    }
+
+    /// Two stores on one database: viewers of one phone opening on two nodes at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_check_concurrent_stream_opens() {
+        let db = crate::postgres_only::TestDb::create().await;
+        let one = Arc::new(db.connect().await);
+        let two = Arc::new(db.connect().await);
+        crate::streams::check_concurrent_opens(one.clone(), two.clone()).await;
         one.close().await;
         two.close().await;
         db.drop().await;
