@@ -35,7 +35,7 @@ pub use params::Params;
 pub use peer::PeerAddr;
 /// For the fuzz targets, which drive the decoding of what a client sends.
 pub use request::RawRequest;
-pub use server::{call_as, router};
+pub use server::{call_as, call_as_from, router};
 pub use state::{AppState, Limits};
 pub use throttle::Throttle;
 pub use token::TokenKey;

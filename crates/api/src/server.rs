@@ -189,10 +189,26 @@ async fn run(
             format!("This server runs region {}.", state.region),
         ));
     }
-    let audited = (!actions::reads_only(&action)).then(|| caller.clone());
-    let parsed = Action::parse(&action, &params).and_then(|a| {
-        let controls = crate::controls::Controls::parse(&params)?;
-        if controls.dry_run && !actions::dry_runs(&action) {
+    let answered = carry_out(state, request_id, source, &action, &params, caller, now).await;
+    Ok((action, answered?))
+}
+
+/// Parses `action` and carries it out as `caller`, as every call does once it is
+/// authenticated and routed: dry runs where the action has one, `ClientToken` for actions that
+/// make tasks, and an audit entry for every action that is not a read.
+async fn carry_out(
+    state: &AppState,
+    request_id: &str,
+    source: &str,
+    action: &str,
+    params: &Params,
+    caller: AccessKey,
+    now: i64,
+) -> Result<reply::Body, ApiError> {
+    let audited = (!actions::reads_only(action)).then(|| caller.clone());
+    let parsed = Action::parse(action, params).and_then(|a| {
+        let controls = crate::controls::Controls::parse(params)?;
+        if controls.dry_run && !actions::dry_runs(action) {
             return Err(ApiError::invalid(
                 "DryRun",
                 format!("{action} has no dry run."),
@@ -205,7 +221,7 @@ async fn run(
             let token = controls
                 .client_token
                 .clone()
-                .filter(|_| actions::produces_tasks(&action) && !controls.dry_run);
+                .filter(|_| actions::produces_tasks(action) && !controls.dry_run);
             let ctx = Ctx {
                 state,
                 caller,
@@ -215,7 +231,7 @@ async fn run(
             };
             match token {
                 Some(token) => {
-                    let fingerprint = crate::controls::fingerprint(&action, &params);
+                    let fingerprint = crate::controls::fingerprint(action, params);
                     let account = ctx.account().to_string();
                     crate::idempotency::once(
                         state,
@@ -241,8 +257,8 @@ async fn run(
         };
         let entry = audit::entry(
             &caller,
-            &action,
-            audit::named_ids(&params),
+            action,
+            audit::named_ids(params),
             made,
             request_id,
             source,
@@ -251,33 +267,49 @@ async fn run(
         );
         if let Err(e) = state.store.append_audit(&[entry]).await {
             // The call is done either way; the operator sees the gap in the log.
-            warn!(error = %e, %action, "the audit entry could not be written");
+            warn!(error = %e, action, "the audit entry could not be written");
         }
     }
-    Ok((action, answered?))
+    answered
 }
 
 /// Carries out `action` with `params` as `caller`, as a signed call would be after its
-/// signature is checked: the same parsing, validation and account scoping. For callers inside
-/// the server that authenticated the user themselves (the web console). The answer is the
-/// success body, `RequestId` included.
+/// signature is checked: the same parsing, validation, account scoping, idempotency and audit
+/// (with no source address: [`call_as_from`] gives one). For callers inside the server that
+/// authenticated the user themselves (the web console). The answer is the success body,
+/// `RequestId` included.
 pub async fn call_as(
     state: &AppState,
     caller: AccessKey,
     action: &str,
     params: &[(String, String)],
 ) -> Result<serde_json::Value, ApiError> {
+    call_as_from(state, caller, action, params, "").await
+}
+
+/// [`call_as`] for a user at `source` (the client's address, for the audit log): an action
+/// that is not a read is audited as a signed call is, and a `ClientToken` makes a task
+/// action idempotent as it does for a signed call.
+pub async fn call_as_from(
+    state: &AppState,
+    caller: AccessKey,
+    action: &str,
+    params: &[(String, String)],
+    source: &str,
+) -> Result<serde_json::Value, ApiError> {
     let request_id = ids::request_id();
     let params = Params::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let parsed = Action::parse(action, &params)?;
-    let ctx = Ctx {
+    let answered = carry_out(
         state,
+        &request_id,
+        source,
+        action,
+        &params,
         caller,
-        request_id: request_id.clone(),
-        now_ms: now_ms(),
-        controls: crate::controls::Controls::parse(&params)?,
-    };
-    let mut body = match parsed.apply(&ctx).await? {
+        now_ms(),
+    )
+    .await;
+    let mut body = match answered? {
         reply::Body::Value(v) => v,
         reply::Body::Complete(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             warn!(error = %e, "an answer written whole is not JSON");
