@@ -80,9 +80,10 @@ impl ShellWork {
             .map_err(io::Error::other)?;
         let work = self.clone();
         tokio::task::spawn_blocking(move || {
-            // Dropped in reverse: the permit is back before the trip stops counting.
-            let _running = Running::new(&work);
+            // Dropped in reverse: the trip stops counting before its permit is given back, so
+            // the trips counted never exceed the permits (the next trip can start only then).
             let _permit = permit;
+            let _running = Running::new(&work);
             f()
         })
         .await
