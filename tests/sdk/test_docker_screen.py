@@ -144,10 +144,13 @@ def test_scrcpy_sends_h264_and_takes_touch_text_and_keys(fleet, probe, scrcpy_se
 
 @docker_phones
 def test_scrcpy_that_cannot_start_falls_back_to_screencap(fleet, probe, scrcpy_server):
-    """A phone without app_process (here: the test phone's applet removed) still has a screen."""
+    """A phone whose app_process fails (here: the test phone's applet shadowed, first on adbd's
+    PATH) still has a screen."""
     client = fleet["client"]
     _, (phone,) = create(client, 1, name="noscrcpy")
-    assert sh(client, phone, "rm /data/system/test-adbd/bin/app_process")[1] == 0
+    broken = "/data/system/test-adbd/bin/app_process"
+    assert sh(client, phone, f"rm {broken} && printf '#!/bin/sh\\necho no Java here; exit 1\\n' > {broken} "
+                             f"&& chmod 755 {broken}")[1] == 0
     opened, frames, acks, _ = run_probe(probe, fleet, phone, "tap:10,20", scrcpy=scrcpy_server)
     assert opened["codec"] == "png" and frames[0]["codec"] == "png"
     assert all(a["ok"] for a in acks) and "tap 10 20" in recorded(client, phone)
