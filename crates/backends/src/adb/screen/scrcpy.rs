@@ -313,8 +313,10 @@ async fn pump_video(
             }
             let mut data = vec![0u8; header.len as usize];
             video.read_exact(&mut data).await?;
-            let Some(picture) = demuxer.push(header, Bytes::from(data)) else {
-                *video_size.lock().unwrap_or_else(|p| p.into_inner()) = demuxer.size();
+            let picture = demuxer.push(header, Bytes::from(data));
+            // Touches are scaled to the size the server encodes at now.
+            *video_size.lock().unwrap_or_else(|p| p.into_inner()) = demuxer.size();
+            let Some(picture) = picture else {
                 continue;
             };
             let (w, h) = picture.size;
