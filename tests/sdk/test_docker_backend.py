@@ -39,9 +39,10 @@ def fleet(workdir, phone_image, adb_server):
 
 
 @contextlib.contextmanager
-def docker_fleet(data_dir, phone_image, adb_port, extra_args=()):
+def docker_fleet(data_dir, phone_image, adb_port, extra_args=(), extra_config=""):
     """The server of `fleet` in `data_dir`, with `extra_args` (test_adb_gateway.py adds the
-    ADB gateway's flags)."""
+    ADB gateway's flags) and `extra_config` at the end of its backends file
+    (test_docker_screen.py adds `[scrcpy]`)."""
     prefix = f"cpt{uuid.uuid4().hex[:8]}-"
     # Below Linux's ephemeral ports (32768-60999), which outgoing connections take.
     base = random.randrange(20000, 32000, 100)
@@ -78,11 +79,12 @@ name = "Test phone whose commands may run as root"
 reference = "{phone_image}"
 env = ["ADBD_PORT={{adb_port}}"]
 run_as_root = true
-""")
+{extra_config}""")
     server = Server(data_dir, sim_delay_ms=None,
                     extra_args=["--backends", str(config), "--watch-interval-ms", "300", *extra_args]).start()
     try:
-        yield {"server": server, "client": server.client(), "prefix": prefix, "adb_port": adb_port}
+        yield {"server": server, "client": server.client(), "prefix": prefix, "adb_port": adb_port,
+               "adb_ports": (base, base + 99), "config": config}
     finally:
         server.stop()
         for c in docker("ps", "-aq", "--filter", f"name={prefix}").split():

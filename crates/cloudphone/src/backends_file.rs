@@ -16,13 +16,16 @@
 //! privileged = true
 //! args = ["androidboot.redroid_width=720", "androidboot.redroid_height=1280"]
 //! # run_as_root = true      # let commands and file work run as root (default: Android's shell)
+//!
+//! [scrcpy]                   # live screens of docker and adb phones through scrcpy's server
+//! server = "/opt/scrcpy/scrcpy-server-v3.3.4"   # checked to be 3.3.4's (sha256) at start
 //! ```
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cloudphone_backends::adb::AdbServer;
+use cloudphone_backends::adb::{AdbServer, ScrcpyServer};
 use cloudphone_backends::{AdbGroupConfig, DockerConfig, DockerImage, Network};
 use cloudphone_core::resources::Image;
 use serde::Deserialize;
@@ -36,6 +39,15 @@ pub struct BackendsFile {
     #[serde(default)]
     pub adb: AdbSection,
     pub docker: Option<DockerSection>,
+    pub scrcpy: Option<ScrcpySection>,
+}
+
+/// `[scrcpy]`: without it, the screens of docker and adb phones are `screencap` frames.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrcpySection {
+    /// The scrcpy server 3.3.4 jar (`scrcpy-server-v3.3.4`), pushed to the phones.
+    pub server: PathBuf,
 }
 
 fn yes() -> bool {
@@ -167,7 +179,19 @@ impl BackendsFile {
             .with_context(|| format!("in {}", path.display()))?;
         file.adb_groups()
             .with_context(|| format!("in {}", path.display()))?;
+        file.scrcpy_server()
+            .with_context(|| format!("in {}", path.display()))?;
         Ok(file)
+    }
+
+    /// The scrcpy server jar of `[scrcpy]`, checked to be 3.3.4's.
+    pub fn scrcpy_server(&self) -> anyhow::Result<Option<ScrcpyServer>> {
+        let Some(section) = &self.scrcpy else {
+            return Ok(None);
+        };
+        Ok(Some(
+            ScrcpyServer::load(&section.server).context("[scrcpy] server")?,
+        ))
     }
 
     pub fn adb_server(&self) -> AdbServer {
@@ -281,6 +305,7 @@ impl BackendsFile {
         config.boot_timeout = Duration::from_secs(d.boot_timeout_secs.max(1));
         config.stop_timeout = Duration::from_secs(d.stop_timeout_secs);
         config.name_prefix = d.name_prefix.clone();
+        config.scrcpy = self.scrcpy_server()?;
         Ok(Some(config))
     }
 }
@@ -293,6 +318,7 @@ mod tests {
         let file: BackendsFile = toml::from_str(text)?;
         file.docker_config()?;
         file.adb_groups()?;
+        file.scrcpy_server()?;
         Ok(file)
     }
 
@@ -357,6 +383,28 @@ mod tests {
         )
         .unwrap();
         assert!(allowed.docker_config().unwrap().unwrap().images[0].run_as_root);
+    }
+
+    #[test]
+    fn the_scrcpy_server_must_be_3_3_4s() {
+        let dir = tempfile::tempdir().unwrap();
+        let jar = dir.path().join("scrcpy-server");
+        std::fs::write(&jar, b"something else").unwrap();
+        let text = format!(
+            "[scrcpy]\nserver = {:?}\n[docker]\n[[docker.images]]\nid = \"imgc-x\"\nreference = \"x\"\n",
+            jar.display().to_string()
+        );
+        let err = format!("{:#}", parse(&text).unwrap_err());
+        assert!(
+            err.contains("[scrcpy] server") && err.contains("sha256"),
+            "{err}"
+        );
+        let missing = format!("[scrcpy]\nserver = {:?}\n", dir.path().join("none"));
+        let err = format!("{:#}", parse(&missing).unwrap_err());
+        assert!(err.contains("cannot read"), "{err}");
+        let file = parse("[adb]\nport = 5099\n").unwrap();
+        assert_eq!(file.scrcpy_server().unwrap(), None);
+        assert_eq!(file.docker_config().unwrap().map(|d| d.scrcpy), None);
     }
 
     #[test]

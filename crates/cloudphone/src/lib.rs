@@ -441,10 +441,13 @@ async fn backends(config: &Config) -> anyhow::Result<Backends> {
         None
     } else {
         watched.extend(groups.iter().map(|g| g.image.id.clone()));
-        let adb = Arc::new(AdbBackend::new(
-            groups,
-            Duration::from_secs(file.adb.boot_timeout_secs.max(1)),
-        ));
+        let adb = Arc::new(
+            AdbBackend::new(
+                groups,
+                Duration::from_secs(file.adb.boot_timeout_secs.max(1)),
+            )
+            .with_scrcpy(file.scrcpy_server()?),
+        );
         members.push(adb.clone());
         Some(adb)
     };

@@ -17,14 +17,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudphone_adb::proto::service::ServicePolicy;
 use cloudphone_backend::{
-    AdbRoute, AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult,
+    AdbRoute, AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult, Screen,
+    ScreenOptions,
 };
 use cloudphone_core::TaskErrorCode;
 use cloudphone_core::ids;
 use cloudphone_core::resources::Image;
 use tracing::warn;
 
-use super::{AdbPhone, AdbServer};
+use super::screen::ScreenTarget;
+use super::{AdbPhone, AdbServer, ScrcpyServer, Screens};
 
 /// One ADB server whose devices form one instance group.
 #[derive(Clone, Debug)]
@@ -64,6 +66,7 @@ pub struct AdbBackend {
     boot_timeout: Duration,
     /// Instance id to (group, serial), as the last discovery found them.
     known: RwLock<HashMap<String, (usize, String)>>,
+    screens: Screens,
 }
 
 fn unsupported(what: &str) -> BackendError {
@@ -81,7 +84,14 @@ impl AdbBackend {
             groups,
             boot_timeout,
             known: RwLock::new(HashMap::new()),
+            screens: Screens::new(None),
         }
+    }
+
+    /// Live screens through the scrcpy server `jar` (without one: screencap and `input`).
+    pub fn with_scrcpy(mut self, jar: Option<ScrcpyServer>) -> AdbBackend {
+        self.screens = Screens::new(jar);
+        self
     }
 
     pub fn groups(&self) -> &[AdbGroupConfig] {
@@ -282,6 +292,16 @@ impl Backend for AdbBackend {
                 host_network: false,
             },
         })
+    }
+
+    /// Through the device's server: scrcpy when configured, else screencap and `input`.
+    async fn open_screen(&self, phone: &InstanceRef, opts: ScreenOptions) -> OpResult<Screen> {
+        let (group, serial) = self.device(phone)?;
+        let target = ScreenTarget {
+            server: self.groups[group].server.clone(),
+            serial,
+        };
+        self.screens.open(target, opts).await
     }
 
     async fn observe(&self, phones: &[InstanceRef]) -> HashMap<String, Liveness> {

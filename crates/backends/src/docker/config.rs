@@ -6,7 +6,7 @@ use std::time::Duration;
 use cloudphone_adb::proto::service::ServicePolicy;
 use cloudphone_core::resources::Image;
 
-use crate::adb::AdbServer;
+use crate::adb::{AdbServer, ScrcpyServer};
 
 /// How a phone container is networked, and so where its adbd is reached.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +90,8 @@ pub struct DockerConfig {
     /// Containers and volumes are named `<prefix><instance id>`: two servers on one engine
     /// must use different prefixes.
     pub name_prefix: String,
+    /// The scrcpy server jar for live screens (`None`: screencap and `input`).
+    pub scrcpy: Option<ScrcpyServer>,
 }
 
 impl DockerConfig {
@@ -102,6 +104,7 @@ impl DockerConfig {
             boot_timeout: Duration::from_secs(180),
             stop_timeout: Duration::from_secs(10),
             name_prefix: "cloudphone-".into(),
+            scrcpy: None,
         }
     }
 }

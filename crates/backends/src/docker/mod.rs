@@ -22,7 +22,8 @@ use bollard::query_parameters::{
     RemoveContainerOptions, RemoveVolumeOptions, RestartContainerOptions, StopContainerOptions,
 };
 use cloudphone_backend::{
-    AdbRoute, AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult,
+    AdbRoute, AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult, Screen,
+    ScreenOptions,
 };
 use cloudphone_core::TaskErrorCode;
 use cloudphone_core::resources::Image;
@@ -30,7 +31,8 @@ use tracing::{info, warn};
 
 pub use config::{DockerConfig, DockerImage, Network};
 
-use crate::adb::AdbPhone;
+use crate::adb::screen::ScreenTarget;
+use crate::adb::{AdbPhone, Screens};
 
 const LABEL_INSTANCE: &str = "cloudphone.instance";
 const LABEL_IMAGE: &str = "cloudphone.image";
@@ -41,6 +43,7 @@ pub struct DockerBackend {
     config: DockerConfig,
     /// Held while a port is chosen and its container created, so two phones never get one.
     ports: tokio::sync::Mutex<()>,
+    screens: Screens,
 }
 
 fn op_failed(msg: impl Into<String>) -> BackendError {
@@ -104,6 +107,7 @@ impl DockerBackend {
         }
         Ok(DockerBackend {
             docker,
+            screens: Screens::new(config.scrcpy.clone()),
             config,
             ports: tokio::sync::Mutex::new(()),
         })
@@ -532,6 +536,23 @@ impl Backend for DockerBackend {
             serial: adb.serial,
             policy: config::relay_policy(reached.run_as_root, &self.config.network),
         })
+    }
+
+    /// Through the container's adbd, as the in-phone operations (as `shell` unless the image
+    /// allows root): scrcpy when configured, else screencap and `input`.
+    async fn open_screen(&self, phone: &InstanceRef, opts: ScreenOptions) -> OpResult<Screen> {
+        if self.config.network == Network::None {
+            return Err(BackendError::new(
+                TaskErrorCode::UnsupportedOperation,
+                "The phone has no network: nothing can reach its screen.",
+            ));
+        }
+        let adb = self.adb(phone).await?;
+        let target = ScreenTarget {
+            server: self.config.adb.clone(),
+            serial: adb.serial,
+        };
+        self.screens.open(target, opts).await
     }
 
     async fn observe(&self, phones: &[InstanceRef]) -> HashMap<String, Liveness> {
