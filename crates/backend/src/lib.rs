@@ -10,6 +10,9 @@ use cloudphone_adb::session::SharedDevice;
 use cloudphone_core::resources::Image;
 use cloudphone_core::{TaskErrorCode, TaskType};
 
+pub mod screen;
+pub use screen::{Codec, Frame, Input, InputEvent, Key, Screen, ScreenOptions, TouchAction};
+
 /// What a backend needs to know about the phone it acts on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstanceRef {
@@ -238,6 +241,17 @@ pub trait Backend: Send + Sync + 'static {
         Err(BackendError::new(
             TaskErrorCode::UnsupportedOperation,
             "This backend's phones have no ADB endpoint.",
+        ))
+    }
+    /// Opens the phone's live screen: frames at most `opts.fps` a second, at most
+    /// `opts.max_size` on their long side, and the input it takes. Dropping the [`Screen`] ends
+    /// whatever the backend started for it. A phone that is not running is an
+    /// `InstanceUnreachable`; a backend without screens, `UnsupportedOperation`.
+    async fn open_screen(&self, phone: &InstanceRef, opts: ScreenOptions) -> OpResult<Screen> {
+        let _ = (phone, opts);
+        Err(BackendError::new(
+            TaskErrorCode::UnsupportedOperation,
+            "This backend's phones have no live screen.",
         ))
     }
     /// The liveness of each of `phones` that this backend can tell about now (a simulated

@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudphone_backend::{
     AdbRoute, AppOp, Backend, BackendError, CommandOutput, Fault, InstanceRef, Liveness, OpResult,
+    Screen, ScreenOptions,
 };
 use cloudphone_core::TaskErrorCode;
 use cloudphone_core::resources::Image;
@@ -149,6 +150,10 @@ impl Backend for Fleet {
 
     async fn adb_route(&self, phone: &InstanceRef) -> OpResult<AdbRoute> {
         self.of(phone)?.adb_route(phone).await
+    }
+
+    async fn open_screen(&self, phone: &InstanceRef, opts: ScreenOptions) -> OpResult<Screen> {
+        self.of(phone)?.open_screen(phone, opts).await
     }
 
     async fn observe(&self, phones: &[InstanceRef]) -> HashMap<String, Liveness> {
