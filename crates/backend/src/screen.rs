@@ -219,6 +219,26 @@ pub struct Screen {
     pub stop: DropGuard,
 }
 
+/// An 8-bit RGB image (`width * height * 3` bytes, row by row) as a PNG file, encoded for speed
+/// as image screens send their frames: png's `Compression::Fastest` (the Up filter and
+/// fdeflate's fastest mode), about 0.4 ms and 40 KB for a 720x1280 screen of flat colours and
+/// text. **Why here:** png's encoder is generic over its writer, so it is compiled in the crate
+/// that calls it; this small crate is built optimized also in the dev profile (the workspace's
+/// `Cargo.toml`), so a debug server streams at the speed of a release one.
+pub fn encode_png(rgb: &[u8], width: u32, height: u32) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(64 << 10);
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fastest);
+    let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
+    writer
+        .write_image_data(rgb)
+        .map_err(std::io::Error::other)?;
+    writer.finish().map_err(std::io::Error::other)?;
+    Ok(out)
+}
+
 /// The size of a frame for a device of `device` (portrait) turned by `rotated`, with its long
 /// side at most `max_size` (never scaled up), keeping the aspect ratio.
 pub fn frame_size(device: (u32, u32), rotated: bool, max_size: u16) -> (u16, u16) {
@@ -308,6 +328,26 @@ mod tests {
         assert_eq!(frame_size((720, 1280), false, 640), (360, 640));
         // Never scaled up.
         assert_eq!(frame_size((360, 640), false, 1280), (360, 640));
+    }
+
+    #[test]
+    fn a_png_decodes_to_its_pixels() {
+        let rgb: Vec<u8> = (0..4 * 3 * 3).map(|i| (i * 7) as u8).collect();
+        let png_bytes = encode_png(&rgb, 4, 3).unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes))
+            .read_info()
+            .unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!(
+            (info.width, info.height, info.color_type),
+            (4, 3, png::ColorType::Rgb)
+        );
+        assert_eq!(&buf[..info.buffer_size()], &rgb[..]);
+        assert!(
+            encode_png(&rgb, 5, 3).is_err(),
+            "the size must match the pixels"
+        );
     }
 
     #[test]

@@ -4,10 +4,15 @@
 //! belongs to the account that injected it and touches only that account's phones.
 //! RunCommand runs the [`shell`]; SendFile and FetchFile stream files in and out of the phone's
 //! data dir, through the one path mapping in [`paths`]. A phone's files stay within its storage
-//! capacity (`storage.rs`), whatever writes them.
+//! capacity (`storage.rs`), whatever writes them. Its live screen ([`live_screen`]) is drawn by
+//! [`screen`] from its state, and input (a viewer's, or the shell's `input`) changes it through
+//! one model ([`live`]).
 
 mod adbd;
 pub mod archive;
+pub mod live;
+mod live_cell;
+mod live_screen;
 mod packages;
 pub mod paths;
 pub mod phone;
@@ -23,7 +28,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudphone_backend::{
-    AdbRoute, AppOp, Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult,
+    AdbRoute, AppOp, Backend, BackendError, CommandOutput, Fault, InstanceRef, OpResult, Screen,
+    ScreenOptions,
 };
 use cloudphone_core::resources::Image;
 use cloudphone_core::{TaskErrorCode, TaskType};
@@ -204,11 +210,17 @@ impl SimBackend {
         fs(self.phone(&phone.id).write_fresh(&props).await)
     }
 
-    /// Applies a power change to the apps' state; a phone without files has none to change.
-    async fn power(&self, phone: &InstanceRef, change: fn(&mut PhoneState)) -> OpResult<()> {
+    /// Applies a power change to the apps' state; a phone without files has none to change. A
+    /// boot also turns the screen on and drops what was half done on it.
+    async fn power(&self, phone: &InstanceRef, boot: bool) -> OpResult<()> {
         let dir = self.phone(&phone.id);
         if dir.exists().await {
-            fs(dir.update(change).await)?;
+            if boot {
+                fs(dir.update(PhoneState::boot).await)?;
+                fs(dir.change_live(live::LiveState::boot).await)?;
+            } else {
+                fs(dir.update(PhoneState::halt).await)?;
+            }
         }
         Ok(())
     }
@@ -375,17 +387,17 @@ impl Backend for SimBackend {
 
     async fn start(&self, phone: &InstanceRef) -> OpResult<()> {
         self.work(TaskType::StartInstance, phone).await?;
-        self.power(phone, PhoneState::boot).await
+        self.power(phone, true).await
     }
 
     async fn stop(&self, phone: &InstanceRef, _force: bool) -> OpResult<()> {
         self.work(TaskType::StopInstance, phone).await?;
-        self.power(phone, PhoneState::halt).await
+        self.power(phone, false).await
     }
 
     async fn reboot(&self, phone: &InstanceRef, _force: bool) -> OpResult<()> {
         self.work(TaskType::RebootInstance, phone).await?;
-        self.power(phone, PhoneState::boot).await
+        self.power(phone, true).await
     }
 
     async fn reset(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()> {
@@ -562,27 +574,36 @@ impl Backend for SimBackend {
 
     async fn screenshot(&self, phone: &InstanceRef, local: &Path) -> OpResult<(u32, u32)> {
         self.work(TaskType::Screenshot, phone).await?;
-        let state = self.phone_state(phone).await?;
-        let (width, height) = cloudphone_core::resources::spec(&phone.spec)
-            .map(|s| (s.width, s.height))
-            .unwrap_or((720, 1280));
-        let time = chrono::Utc::now().format("%H:%M").to_string();
+        let dir = self.existing(phone).await?;
+        let state = fs(dir.state().await)?;
+        let device = dir.device().await;
         let name = phone.name.clone();
         let path = local.to_path_buf();
-        // Encoding a PNG is CPU work: keep it off the async workers.
+        // Drawing and encoding a PNG is CPU work: keep it off the async workers.
         let drawn = tokio::task::spawn_blocking(move || {
-            let screen = screen::Screen {
-                width,
-                height,
+            // What the live screen shows, at the device's full size.
+            dir.live().refresh(&dir.live_path())?;
+            let live = dir.live().snapshot();
+            let size = live.display(device);
+            let clock = chrono::Utc::now().format("%H:%M:%S").to_string();
+            let scene = screen::Scene {
                 name: &name,
-                foreground: state.foreground.as_deref(),
-                time: &time,
+                device,
+                phone: &state,
+                live: &live,
+                now_ms: live_cell::now_ms(),
+                clock: &clock,
+                tick: 0,
             };
-            screen::render(&screen, &path)
+            let png = screen::Renderer::default()
+                .draw(&scene, size)
+                .png(png::Compression::Balanced)?;
+            std::fs::write(&path, png)?;
+            Ok::<_, std::io::Error>(size)
         })
         .await;
         match drawn {
-            Ok(Ok(())) => Ok((width, height)),
+            Ok(Ok(size)) => Ok(size),
             Ok(Err(e)) => Err(BackendError::new(
                 TaskErrorCode::ScreenshotFailed,
                 format!("writing the image: {e}"),
@@ -637,6 +658,20 @@ impl Backend for SimBackend {
         Ok(AdbRoute::Local { banner, device })
     }
 
+    /// Frames drawn from the phone's state, and input through the same model as the shell's
+    /// `input` ([`live_screen`]).
+    async fn open_screen(&self, phone: &InstanceRef, opts: ScreenOptions) -> OpResult<Screen> {
+        let dir = self.existing(phone).await?;
+        if live::is_off(&fs(dir.state().await)?) {
+            return Err(BackendError::new(
+                TaskErrorCode::InstanceUnreachable,
+                format!("The simulated phone {} is stopped.", phone.id),
+            ));
+        }
+        let device = dir.device().await;
+        Ok(live_screen::open(dir, phone.name.clone(), device, opts))
+    }
+
     fn inject_fault(&self, fault: Fault) -> Result<(), String> {
         self.faults
             .lock()
@@ -655,3 +690,5 @@ impl Backend for SimBackend {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_live;

@@ -1,6 +1,7 @@
 //! The state of one simulated phone, kept in its directory so that it survives a server restart:
 //! `props.json` (system properties, from the image), `state.json` (installed packages, running
-//! apps, the foreground app) and `data/` (the phone's files; the phone's `/` is `data/`).
+//! apps, the foreground app), `live.json` (what the screen shows beyond that: `live.rs`) and
+//! `data/` (the phone's files; the phone's `/` is `data/`).
 //!
 //! Every write replaces a whole file through a temporary file and a rename, so a reader sees the
 //! old state or the new one, never half of one. Read-modify-write goes through the phone's lock.
@@ -15,6 +16,8 @@ use cloudphone_backend::InstanceRef;
 use cloudphone_core::resources::Image;
 use serde::{Deserialize, Serialize};
 
+use super::live::LIVE_FILE;
+use super::live_cell::LiveCell;
 use super::storage::{DEFAULT_CAPACITY, Storage};
 use super::work::ShellWork;
 
@@ -169,6 +172,16 @@ impl PhoneState {
             self.running.push(name.into());
         }
         self.foreground = Some(name.into());
+    }
+
+    /// Opens an app as its launcher icon does (and `am start PKG`): it must be installed and
+    /// have a launcher activity. False when it cannot open.
+    pub fn launch(&mut self, name: &str) -> bool {
+        let ok = self.package(name).is_some_and(|p| p.launchable);
+        if ok {
+            self.start_app(name);
+        }
+        ok
     }
 
     /// Stops `name`; if it was in front, the home screen comes back. Unknown names are ignored,
@@ -327,13 +340,14 @@ impl Drop for Scratch {
 }
 
 /// What a phone's users share within this process, whichever way they reach it (RunCommand,
-/// `adb shell`, SendFile, `adb push`): the lock that orders changes to its state, the bounds on
-/// its shells' work, and its storage.
+/// `adb shell`, SendFile, `adb push`, a live screen): the lock that orders changes to its state,
+/// the bounds on its shells' work, its storage, and its live screen's state.
 #[derive(Debug)]
 pub(crate) struct PhoneShared {
     lock: tokio::sync::Mutex<()>,
     work: Arc<ShellWork>,
     storage: Arc<Storage>,
+    live: LiveCell,
 }
 
 impl PhoneShared {
@@ -342,6 +356,7 @@ impl PhoneShared {
             lock: Default::default(),
             work: Default::default(),
             storage: Arc::new(Storage::new(capacity)),
+            live: LiveCell::default(),
         }
     }
 }
@@ -376,6 +391,35 @@ impl PhoneDir {
 
     pub fn data(&self) -> PathBuf {
         self.dir.join(DATA_DIR)
+    }
+
+    /// What the phone's screen shows beyond its apps' state, in this process.
+    pub fn live(&self) -> &LiveCell {
+        &self.shared.live
+    }
+
+    pub fn live_path(&self) -> PathBuf {
+        self.dir.join(LIVE_FILE)
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    /// The device's display size in portrait, from its spec (720x1280 when it names none).
+    pub async fn device(&self) -> (u32, u32) {
+        if let Some(d) = self.live().device.get() {
+            return *d;
+        }
+        let spec = self
+            .props()
+            .await
+            .ok()
+            .and_then(|p| p.get("ro.cloudphone.spec").cloned())
+            .unwrap_or_default();
+        let size =
+            cloudphone_core::resources::spec(&spec).map_or((720, 1280), |s| (s.width, s.height));
+        *self.live().device.get_or_init(|| size)
     }
 
     /// A fresh path in the phone's directory but outside its files (`data/`), for what the
@@ -449,6 +493,10 @@ impl PhoneDir {
         let bytes = serde_json::to_vec(props).map_err(io::Error::other)?;
         write_atomic(&self.dir.join(PROPS_FILE), &bytes).await?;
         self.save_state(&PhoneState::fresh()).await?;
+        match tokio::fs::remove_file(self.live_path()).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => self.live().reset(),
+        }
         self.rescan_storage().await
     }
 

@@ -10,7 +10,9 @@
 //!
 //! Builtins: `echo`, `getprop`, `pm list packages`, `pm path`, `pm install`, `pm uninstall`,
 //! `cmd package ...` and `cmd activity ...` (as `pm` and `am`), `am start`, `am force-stop`,
-//! `ls`, `cat`, `id`, `sleep`, `exit`, `true`, `false`, `:`, `pwd`, `cd`, `mkdir`, `touch`, `rm`.
+//! `ls`, `cat`, `id`, `sleep`, `exit`, `true`, `false`, `:`, `pwd`, `cd`, `mkdir`, `touch`, `rm`,
+//! `input` (tap, swipe, draganddrop, text, keyevent) and `dumpsys` (input, window, power), which
+//! drive and read the live screen's model (`input.rs`).
 //! Any other name prints `sh: NAME: not found` and exits 127. Output is stdout and stderr
 //! together in the order written (RunCommand's), with the stderr parts marked (`adb shell`
 //! separates them), kept up to a cap (`Session::run`) or passed on as it is made
@@ -20,6 +22,7 @@
 
 mod cat;
 mod files;
+mod input;
 mod output;
 mod parse;
 
@@ -341,6 +344,8 @@ impl Shell<'_> {
             "mkdir" => self.fs(args, mkdir).await?,
             "touch" => self.fs(args, touch).await?,
             "rm" => self.fs(args, rm).await?,
+            "input" => self.input(args).await?,
+            "dumpsys" => self.dumpsys(args).await?,
             _ => {
                 self.out.err_line(&format!("sh: {name}: not found"));
                 NOT_FOUND
@@ -748,14 +753,15 @@ impl Shell<'_> {
         let started = self
             .phone
             .update(|s: &mut PhoneState| {
-                let ok = match s.package(&package) {
-                    Some(p) => !resolve_by_package || p.launchable,
-                    None => false,
-                };
-                if ok {
+                if resolve_by_package {
+                    // What a launcher icon's tap runs too (`input tap`, a viewer's touch).
+                    s.launch(&package)
+                } else if s.package(&package).is_some() {
                     s.start_app(&package);
+                    true
+                } else {
+                    false
                 }
-                ok
             })
             .await?;
         if !started {
