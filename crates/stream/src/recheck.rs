@@ -9,9 +9,11 @@
 //!   access keys whose key or account was disabled or deleted (4003);
 //! - at once, the sessions this node's DisconnectAndroidInstance ended ([`StreamRevocations`]),
 //!   closed with 4000;
-//! - every ten seconds, the reaper: sessions of any node not heard from for
-//!   [`STALE_AFTER_MS`](crate::STALE_AFTER_MS) are ended `Lost`, and ended sessions older than
-//!   a week are deleted.
+//! - every ten seconds, the reaper: sessions of any node not heard from for a minute
+//!   ([`REAP_AFTER_MS`]) are ended `Lost`, and ended sessions older than a week are deleted.
+//!   A session is stale (no viewer for SessionStatus, ended by the next session opened on its
+//!   phone) after [`STALE_AFTER_MS`](crate::STALE_AFTER_MS) already; the reaper only tidies
+//!   the rows of nodes that died, so it leaves them a margin.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -24,12 +26,14 @@ use tracing::{debug, warn};
 
 use crate::protocol::Close;
 use crate::registry::{End, Member};
-use crate::{StreamRevocation, Streams, stale_before};
+use crate::{StreamRevocation, Streams};
 
 /// The heartbeat's period.
 pub const BEAT: Duration = Duration::from_secs(1);
 /// The reaper's period.
 pub const REAP_EVERY: Duration = Duration::from_secs(10);
+/// Sessions not heard from for this long are ended by the reaper.
+pub const REAP_AFTER_MS: i64 = 60_000;
 /// Ended sessions are kept this long (the phone page's history, DescribeStreamSessions).
 pub const KEEP_ENDED_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Heartbeats that may fail in a row before the sessions are given up.
@@ -192,7 +196,7 @@ async fn reap(streams: &Streams) {
     let now = cloudphone_core::time::now_ms();
     match streams
         .store
-        .reap_stream_sessions(now, stale_before(now), KEEP_ENDED_MS)
+        .reap_stream_sessions(now, now.saturating_sub(REAP_AFTER_MS), KEEP_ENDED_MS)
         .await
     {
         Ok(r) if r.lost > 0 || r.deleted > 0 => {
