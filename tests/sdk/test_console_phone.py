@@ -4,7 +4,7 @@ tests/sdk/test_console.py does.
 
 - The live screen: frames arrive and change (at least 10 a second over 2 s, canvas pixels sampled).
 - Input lands on the phone, read back with `dumpsys input`: a click at the scaled coordinates, a
-  drag as a swipe, typed text as text, Back as keyevent 4. The input latency (pointer down to the
+  drag as a swipe, a long press as one, typed text as text, Back as keyevent 4. The input latency (pointer down to the
   first frame drawn that shows it) over 40 clicks, p95 printed and held under 150 ms; the last
   click's tap mark is on the canvas.
 - Two viewers: the first controls, the other watches and takes control; DisconnectAndroidInstance
@@ -143,7 +143,7 @@ def test_frames_arrive_and_change(browser, srv, client):
     assert s.session_status == "connect"
 
 
-def test_click_drag_text_and_back_land_on_the_phone(browser, srv, client):
+def test_click_drag_long_press_text_and_back_land_on_the_phone(browser, srv, client):
     _, (phone,) = create_group(client, 1, name="cp-input")
     open_phone(browser, srv, phone)
     controlling(browser)
@@ -156,6 +156,9 @@ def test_click_drag_text_and_back_land_on_the_phone(browser, srv, client):
     w, h = c.size["width"], c.size["height"]
     (ActionChains(browser).move_to_element_with_offset(c, int(-0.3 * w), int(0.3 * h)).click_and_hold()
      .move_by_offset(int(0.2 * w), 0).move_by_offset(int(0.2 * w), 0).release().perform())
+    # A long press: held in place.
+    (ActionChains(browser).move_to_element_with_offset(c, int(0.2 * w), int(0.3 * h)).click_and_hold()
+     .pause(0.7).release().perform())
     canvas(browser).send_keys("hello")
     time.sleep(0.2)
     browser.find_element(By.ID, "key-back").click()
@@ -163,11 +166,13 @@ def test_click_drag_text_and_back_land_on_the_phone(browser, srv, client):
                    timeout=20, interval=0.5, what="Back in the phone's input log")
     # Typing may arrive in more than one text, as keys came in more than one batch.
     last_tap = max(i for i, line in enumerate(log) if line.startswith("tap "))
-    tap, swipe, *texts = log[last_tap:-1]
+    tap, swipe, longpress, *texts = log[last_tap:-1]
     kind, tx, ty = tap.split()
     assert kind == "tap" and abs(int(tx) - x) <= 2 and abs(int(ty) - y) <= 2, (tap, x, y)
     kind, x1, y1, x2, y2, ms = swipe.split()
     assert kind == "swipe" and int(x2) - int(x1) > 200 and abs(int(y2) - int(y1)) <= 4, swipe
+    kind, _, _, ms = longpress.split()
+    assert kind == "longpress" and int(ms) >= 600, longpress
     assert all(t.startswith("text ") for t in texts) and "".join(t[5:] for t in texts) == "hello", texts
 
 

@@ -468,7 +468,7 @@
       act("Run " + command, base + "/command", { command: command }, function (t, r) {
         out.setAttribute("data-task", t.TaskId);
         out.setAttribute("data-status", t.TaskStatus);
-        out.textContent = "$ " + command + "\n" + (r.Output !== undefined ? r.Output : failure(t)) +
+        out.textContent = "$ " + command + "\n" + (r.Output !== undefined ? String(r.Output).replace(/\n$/, "") : failure(t)) +
           (r.ExitCode !== undefined ? "\n[exit " + r.ExitCode + "]" : "");
         if (r.OutputUrl) {
           var a = document.createElement("a");
