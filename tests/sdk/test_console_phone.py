@@ -7,6 +7,7 @@ tests/sdk/test_console.py does.
   drag as a swipe, a long press as one, typed text as text, Back as keyevent 4. The input latency (pointer down to the
   first frame drawn that shows it) over 40 clicks, p95 printed and held under 150 ms; the last
   click's tap mark is on the canvas.
+- The H.264 path (docker and adb phones) decodes through WebCodecs, fed by a stand-in socket.
 - Two viewers: the first controls, the other watches and takes control; DisconnectAndroidInstance
   ends both.
 - The fleet page: a whole group picked and rebooted, its batch's progress shown live.
@@ -20,6 +21,7 @@ import base64
 import json
 import os
 import random
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -240,6 +242,118 @@ def test_two_viewers_control_moves_and_disconnect_ends_both(browser, srv, client
         until(browser, lambda d: stats(d)["role"] == "control", what="reconnected")
     finally:
         other.quit()
+
+
+def i_pcm_h264(width, height, yuv, idr_id):
+    """One Annex B access unit: SPS, PPS and an IDR picture of I_PCM macroblocks of one colour
+    (Constrained Baseline; the test phone's fake scrcpy server writes the same kind)."""
+    class Bits:
+        def __init__(self):
+            self.b, self.used = bytearray(), 0
+        def bit(self, v):
+            if self.used == 0:
+                self.b.append(0)
+            if v:
+                self.b[-1] |= 0x80 >> self.used
+            self.used = (self.used + 1) % 8
+        def u(self, n, v):
+            for i in reversed(range(n)):
+                self.bit((v >> i) & 1)
+        def ue(self, v):
+            n = (v + 1).bit_length()
+            self.u(n - 1, 0)
+            self.u(n, v + 1)
+        def align(self):
+            while self.used:
+                self.bit(0)
+        def rbsp(self):
+            self.bit(1)
+            self.align()
+            return bytes(self.b)
+
+    def nal(header, rbsp):
+        out, zeros = bytearray([0, 0, 0, 1, header]), 0
+        for x in rbsp:
+            if zeros >= 2 and x <= 3:
+                out.append(3)
+                zeros = 0
+            out.append(x)
+            zeros = zeros + 1 if x == 0 else 0
+        return bytes(out)
+
+    mbw, mbh = width // 16, height // 16
+    sps = Bits()
+    for n, v in ((8, 66), (8, 0xC0), (8, 40)):
+        sps.u(n, v)
+    for v in (0, 0, 2, 1):  # ids, log2_max_frame_num-4, poc type 2, one reference
+        sps.ue(v)
+    sps.bit(0)
+    sps.ue(mbw - 1)
+    sps.ue(mbh - 1)
+    for v in (1, 1, 0, 0):  # frame_mbs_only, direct_8x8, no cropping, no VUI
+        sps.bit(v)
+    pps = Bits()
+    for v in (0, 0):
+        pps.ue(v)
+    pps.u(2, 0)
+    for v in (0, 0, 0):
+        pps.ue(v)
+    pps.u(3, 0)
+    for v in (1, 1, 1):  # qp, qs and chroma offsets 0 (se(0) is ue(0): one bit)
+        pps.bit(v)
+    pps.u(3, 0b100)  # deblocking control present; no constrained intra, no redundant pic cnt
+    idr = Bits()
+    for v in (0, 7, 0):
+        idr.ue(v)
+    idr.u(4, 0)
+    idr.ue(idr_id)
+    idr.u(2, 0)
+    idr.bit(1)  # slice_qp_delta 0
+    idr.ue(1)  # no deblocking
+    y, cb, cr = yuv
+    for _ in range(mbw * mbh):
+        idr.ue(25)  # I_PCM
+        idr.align()
+        idr.b += bytes([y]) * 256 + bytes([cb]) * 64 + bytes([cr]) * 64
+    return nal(0x67, sps.rbsp()) + nal(0x68, pps.rbsp()) + nal(0x65, idr.rbsp())
+
+
+def test_the_page_decodes_h264_frames(srv):
+    """What docker and adb phones stream through scrcpy, without them: a socket stand-in in the
+    page sends hello (codec h264) and key frames, which WebCodecs decodes onto the canvas."""
+    w, h = 64, 128
+    red = (81, 90, 240)  # BT.601, limited range
+    frames = [base64.b64encode(struct.pack(">BBHHHIIII", 3, 0, w, h, 0, i + 1, 0, 0, 0) +
+                               i_pcm_h264(w, h, red, i % 2)).decode() for i in range(6)]
+    stand_in = """
+      window.WebSocket = function () {
+        var ws = this, frames = %s;
+        ws.readyState = 0;
+        ws.close = function () {};
+        setTimeout(function () { ws.readyState = 1; ws.onopen(); }, 10);
+        ws.send = function (m) {
+          if (JSON.parse(m).t !== 'hello') return;
+          ws.onmessage({data: JSON.stringify({t: 'hello', session: 'ss-h264', tag: 1, role: 'view',
+                                              codec: 'h264', width: %d, height: %d, device: [%d, %d]})});
+          frames.forEach(function (f, i) {
+            setTimeout(function () {
+              ws.onmessage({data: Uint8Array.from(atob(f), function (c) { return c.charCodeAt(0); }).buffer});
+            }, 40 * i);
+          });
+        };
+      };""" % (json.dumps(frames), w, h, w, h)
+    b = chromium()
+    try:
+        b.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": stand_in})
+        b.get(f"{base(srv)}/view/acp-h264#t=stand-in")
+        until(b, lambda d: stats(d)["drawn"] == len(frames), what="every frame decoded and drawn")
+        s = stats(b)
+        assert (s["codec"], s["width"], s["height"], s["errors"]) == ("h264", w, h, [])
+        r, g, bl, _ = b.execute_script(
+            "return Array.from(document.getElementById('canvas').getContext('2d').getImageData(10, 10, 1, 1).data)")
+        assert r > 230 and g < 40 and bl < 40, (r, g, bl)
+    finally:
+        b.quit()
 
 
 # --- the fleet page ------------------------------------------------------------------------------
