@@ -395,6 +395,44 @@ def test_a_group_rebooted_from_the_fleet_page_with_live_progress(browser, srv, c
     assert len(entry) == 1 and entry[0]["Source"].startswith("127.0.0.1:") and set(ids) <= set(entry[0]["ResourceIds"])
 
 
+def console_session(srv):
+    """A `requests` session signed in to the console, and the headers its pages' scripts send."""
+    session = requests.Session()
+    r = session.post(base(srv) + "/login", data={"access_key_id": srv.key[0], "access_key_secret": srv.key[1]},
+                     allow_redirects=False, timeout=10)
+    assert r.status_code == 303
+    return session, {"X-Console": "1", "Origin": f"http://{srv.endpoint}", "Content-Type": "application/json"}
+
+
+def test_every_fleet_op_makes_its_batch_and_answers_it(srv, client):
+    """Each op of the toolbar is its API action, and the answer names the batch it made, however
+    the action's own answer shows it (StartAndroidInstance answers nothing but a RequestId)."""
+    _, ids = create_group(client, 2, name="cp-ops")
+    session, headers = console_session(srv)
+
+    def act(op, task_type, **more):
+        r = session.post(base(srv) + "/actions", headers=headers, timeout=30,
+                         data=json.dumps({"op": op, "instances": ids, **more}))
+        assert r.status_code == 200, r.text
+        a = r.json()
+        (batch,) = client.describe_tasks(models.DescribeTasksRequest(task_ids=[a["TaskId"]])).body.data
+        assert (batch.invoke_id, batch.task_type) == (a["InvokeId"], task_type), (op, a)
+        wait_for(lambda: client.describe_tasks(models.DescribeTasksRequest(
+            task_ids=[a["TaskId"]])).body.data[0].task_status not in ("Waiting", "Processing"),
+            timeout=30, what=f"the {op} batch")
+        return a
+
+    act("stop", "StopInstance")
+    act("start", "StartInstance")
+    act("screenshot", "Screenshot")
+    act("command", "RunCommand", command="echo ops")
+    assert {describe_instances(client, ids)[i].android_instance_status for i in ids} == {"RUNNING"}
+    # The same click sent again (its client_token) makes no second batch.
+    first = act("command", "RunCommand", command="echo once", client_token="cp-ops-token-1")
+    again = act("command", "RunCommand", command="echo once", client_token="cp-ops-token-1")
+    assert again["TaskId"] == first["TaskId"]
+
+
 # --- the phone page's actions --------------------------------------------------------------------
 
 def drop(browser, name, data):
@@ -533,12 +571,7 @@ def test_the_ticket_viewer_needs_a_valid_ticket_and_no_login(srv, client, workdi
 def test_console_actions_need_the_header_the_origin_json_and_a_session(srv, client):
     _, (phone,) = create_group(client, 1, name="cp-guard")
     _, (theirs,) = create_group(srv.client(key=srv.create_key("acct-cp-guard")), 1, name="cp-guard-theirs")
-    session = requests.Session()
-    r = session.post(base(srv) + "/login", data={"access_key_id": srv.key[0], "access_key_secret": srv.key[1]},
-                     allow_redirects=False, timeout=10)
-    assert r.status_code == 303
-    origin = f"http://{srv.endpoint}"
-    good = {"X-Console": "1", "Origin": origin, "Content-Type": "application/json"}
+    session, good = console_session(srv)
     url = f"{base(srv)}/phones/{phone}/ticket"
 
     def post(headers, body="{}", who=session, to=url):

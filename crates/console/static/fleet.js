@@ -136,6 +136,5 @@
     }, 1000);
     refresh();
   }
-  window.cpFollowBatch = follow;
   show();
 })();

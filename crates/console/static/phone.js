@@ -528,7 +528,6 @@
     act((apk ? "Install " : "Send ") + file.name + (apk ? "" : " to /sdcard/Download"),
         base + (apk ? "/apk" : "/file"), file, null, true, headers);
   }
-  window.cpUpload = upload;
 
   connect();
 })();
