@@ -136,19 +136,20 @@ impl Registry {
         }
     }
 
-    /// `id` took control of `instance_id`: the sessions of that phone this node holds watch.
-    pub fn took_control(&self, instance_id: &str, id: &str) {
+    /// `id` took control of `instance_id` (`taken`), or let go of it: the other sessions of
+    /// that phone this node holds watch. Every one of them hears of it, those whose role did
+    /// not change too (control moved between others: who controls changed).
+    pub fn control_moved(&self, instance_id: &str, id: &str, taken: bool) {
         for (other, e) in self.map().iter() {
             if e.instance_id != instance_id {
                 continue;
             }
-            let role = if other == id {
+            let role = if other == id && taken {
                 StreamRole::Control
             } else {
                 StreamRole::View
             };
-            e.role
-                .send_if_modified(|r| std::mem::replace(r, role) != role);
+            e.role.send_replace(role);
         }
     }
 
@@ -179,14 +180,21 @@ mod tests {
         let r = Registry::default();
         let mut a = r.add(&member("ss-a", "acp-1"), StreamRole::Control);
         let b = r.add(&member("ss-b", "acp-1"), StreamRole::View);
-        let c = r.add(&member("ss-c", "acp-2"), StreamRole::Control);
+        let mut c = r.add(&member("ss-c", "acp-2"), StreamRole::Control);
+        c.role.borrow_and_update();
         assert_eq!(r.controller("acp-1").as_deref(), Some("ss-a"));
-        r.took_control("acp-1", "ss-b");
+        r.control_moved("acp-1", "ss-b", true);
         assert!(a.role.has_changed().unwrap());
         assert_eq!(*a.role.borrow_and_update(), StreamRole::View);
         assert_eq!(*b.role.borrow(), StreamRole::Control);
         assert_eq!(*c.role.borrow(), StreamRole::Control, "another phone");
+        assert!(!c.role.has_changed().unwrap());
         assert_eq!(r.controller("acp-1").as_deref(), Some("ss-b"));
+        // b lets go: nobody controls; a hears of it though its role stays.
+        r.control_moved("acp-1", "ss-b", false);
+        assert!(a.role.has_changed().unwrap());
+        assert_eq!(*a.role.borrow_and_update(), StreamRole::View);
+        assert_eq!(r.controller("acp-1"), None);
 
         let first = End {
             close: Close::DISCONNECTED,

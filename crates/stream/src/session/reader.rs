@@ -221,47 +221,39 @@ async fn handle(
     }
 }
 
-/// Takes or releases control; answers the role the session has afterwards when it did not
-/// change (a change is sent by the writer, as any role change).
+/// Takes or releases control. A move of control is told to every session of the phone on this
+/// node by its writer (a `role` message); a release by a session that was not in control moves
+/// nothing and is answered here.
 async fn control(
     streams: &Streams,
     session: &super::Live<'_>,
     take: bool,
     role: &watch::Receiver<StreamRole>,
 ) -> Option<ServerMsg> {
-    let before = *role.borrow();
     let now = cloudphone_core::time::now_ms();
     let id = session.id;
     let instance_id = &session.phone.instance_id;
-    if take {
-        match streams
+    let moved = if take {
+        streams
             .store
             .take_stream_control(id, now, stale_before(now))
             .await
-        {
-            Ok(true) => streams.registry.took_control(instance_id, id),
-            Ok(false) => return Some(error(None, "SessionEnded")),
-            Err(e) => {
-                tracing::warn!(error = %e, "taking control failed");
-                return Some(error(None, "InternalError"));
-            }
-        }
     } else {
-        match streams.store.release_stream_control(id).await {
-            Ok(true) => streams.registry.set_role(id, StreamRole::View),
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "releasing control failed");
-                return Some(error(None, "InternalError"));
-            }
+        streams.store.release_stream_control(id).await
+    };
+    match moved {
+        Ok(true) => {
+            streams.registry.control_moved(instance_id, id, take);
+            None
+        }
+        Ok(false) if take => Some(error(None, "SessionEnded")),
+        Ok(false) => Some(ServerMsg::Role {
+            role: role.borrow().as_str(),
+            controller: streams.registry.controller(instance_id),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "a change of control failed");
+            Some(error(None, "InternalError"))
         }
     }
-    let after = *role.borrow();
-    if before != after {
-        return None;
-    }
-    Some(ServerMsg::Role {
-        role: after.as_str(),
-        controller: streams.registry.controller(instance_id),
-    })
 }

@@ -249,9 +249,11 @@ impl Viewer {
         }
     }
 
-    /// The next text of type `t`, skipping frames and other texts.
+    /// The next text of type `t`, skipping frames and other texts (within 10 s).
     pub async fn text_of(&mut self, t: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
+            assert!(Instant::now() < deadline, "no {t} within 10 s");
             match self.next().await {
                 Got::Text(v) if v["t"] == t => return v,
                 Got::Closed(code, reason) => panic!("closed {code} {reason} waiting for {t}"),
@@ -275,7 +277,9 @@ impl Viewer {
     /// must come first).
     pub async fn closed(&mut self) -> (u16, String) {
         let mut bye = None;
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
+            assert!(Instant::now() < deadline, "not closed within 10 s");
             match self.next().await {
                 Got::Text(v) if v["t"] == "bye" => {
                     bye = Some(v["reason"].as_str().unwrap().to_string())

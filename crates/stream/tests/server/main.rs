@@ -279,9 +279,20 @@ async fn one_screen_for_many_viewers_and_control_moves() {
     // b lets go; a takes it back.
     b.send(json!({"t":"control","take":false})).await;
     assert_eq!(b.text_of("role").await["role"], "view");
+    let r = a.text_of("role").await;
+    assert_eq!(
+        (r["role"].as_str(), &r["controller"]),
+        (Some("view"), &json!(null)),
+        "nobody controls"
+    );
     a.send(json!({"t":"control","take":true})).await;
     assert_eq!(a.text_of("role").await["role"], "control");
-    assert_eq!(b.text_of("role").await["controller"], ha["session"]);
+    // A watcher hears of control moving between others too.
+    let r = b.text_of("role").await;
+    assert_eq!(
+        (r["role"].as_str(), &r["controller"]),
+        (Some("view"), &ha["session"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,12 +388,11 @@ async fn ends_found_by_the_heartbeat_close_sessions() {
         .await
         .unwrap();
     assert_eq!(b.closed().await, (4001, "PhoneStopped".into()));
-    let live = h
-        .store
-        .live_stream_instances(ACCOUNT, &[PHONE_2.to_string()], 0)
-        .await
-        .unwrap();
-    assert!(live.is_empty());
+    // Recorded after the close is sent.
+    Harness::eventually(5, "the session ended", async || {
+        live_sessions(&h, PHONE_2).await.is_empty()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
