@@ -3,12 +3,14 @@
 //! sizes, plus requests per second with wrk), the write path (one 1,000-phone call, end-to-end
 //! throughput on SQLite and PostgreSQL, the raw SQLite limit), a Celery + Redis peer, and the
 //! ADB gateway of issue 22 (stock `adb push` against a plain loopback copy, many `adb shell`
-//! sessions and the server's memory), and writes the results as Markdown. Every number comes
-//! from the real `cloudphone serve` binary, started as a child process and called through the
-//! signed API (and, for the gateway, Debian's stock `adb`), as a user would.
+//! sessions and the server's memory), and writes the results as Markdown; `stream` measures
+//! the live screens of issue 23 on their own. Every number comes from the real `cloudphone
+//! serve` binary, started as a child process and called through the signed API (and, for the
+//! gateway, Debian's stock `adb`; for the screens, the stream's WebSocket), as a user would.
 //!
-//! [`load`] makes the data, [`server`] runs the server, [`read`], [`write`], [`wrk`], [`peer`]
-//! and [`adb`] measure, [`report`] writes the table; calls are signed by [`cloudphone_client`].
+//! [`load`] makes the data, [`server`] runs the server, [`read`], [`write`], [`wrk`], [`peer`],
+//! [`adb`] and [`stream`] measure, [`report`] writes the table; calls are signed by
+//! [`cloudphone_client`].
 
 mod adb;
 mod adbhost;
@@ -23,6 +25,8 @@ mod server;
 mod shells;
 mod shellv2;
 mod smart;
+mod stream;
+mod viewer;
 mod write;
 mod wrk;
 
@@ -73,6 +77,51 @@ enum BenchCommand {
     /// `adb shell` sessions held open with the server's memory (report: bench/results/adb-latest.md
     /// unless --out says otherwise).
     Adb(Options),
+    /// The live screens only: one stream's frames and bytes a second, input to frame by the
+    /// frame header, 20 viewers of 20 simulated phones with the server's CPU and memory, and
+    /// 20 viewers of one phone beside a stalled one (report: bench/results/stream-latest.md
+    /// unless --out says otherwise).
+    Stream(StreamArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+struct StreamArgs {
+    /// How long the single stream is watched, seconds.
+    #[arg(long, default_value_t = 10)]
+    one_secs: u64,
+    /// Taps timed from input to frame.
+    #[arg(long, default_value_t = 200)]
+    taps: usize,
+    /// Phones watched at once, one viewer each.
+    #[arg(long, default_value_t = 20)]
+    phones: usize,
+    /// Viewers of one phone in the fan-out, besides the stalled one.
+    #[arg(long, default_value_t = 20)]
+    fanout: usize,
+    /// How long the many-phones and fan-out measurements watch, seconds.
+    #[arg(long, default_value_t = 30)]
+    window_secs: u64,
+    /// The server's --stream-fps.
+    #[arg(long, default_value_t = 20)]
+    fps: u8,
+    /// The server's --stream-max-size.
+    #[arg(long, default_value_t = 1280)]
+    max_size: u16,
+    /// A small run for a smoke test: 3 s, 40 taps, 5 phones, 5 viewers, 5 s windows.
+    #[arg(long)]
+    quick: bool,
+    /// Keep the work dir (the server's data dir and log) instead of removing it at the end.
+    #[arg(long)]
+    keep: bool,
+    /// Scratch space (default: a new directory of its own under the temporary directory).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Where the Markdown report goes.
+    #[arg(long, default_value = STREAM_OUT)]
+    out: PathBuf,
+    /// The server binary (default: `cloudphone` beside this one, as cargo builds them).
+    #[arg(long)]
+    binary: Option<PathBuf>,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -187,6 +236,7 @@ struct Options {
 
 const DEFAULT_OUT: &str = "bench/results/latest.md";
 const ADB_OUT: &str = "bench/results/adb-latest.md";
+const STREAM_OUT: &str = "bench/results/stream-latest.md";
 
 impl Options {
     fn apply_quick(&mut self) {
@@ -221,12 +271,109 @@ impl Options {
     }
 }
 
+/// The server binary: `--binary`, else `cloudphone` beside this one.
+fn server_binary(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(b) => Ok(b.clone()),
+        None => Ok(std::env::current_exe()
+            .context("finding this binary")?
+            .with_file_name("cloudphone")),
+    }
+}
+
+/// The run's scratch space: `--work-dir` emptied, else a new directory of its own.
+fn work_dir(given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(dir) => fresh_dir(dir),
+        None => Ok(tempfile::Builder::new()
+            .prefix("cloudphone-bench.")
+            .tempdir()
+            .context("creating the work dir")?
+            .keep()),
+    }
+}
+
+fn new_credentials() -> Credentials {
+    Credentials {
+        key_id: format!("LTAIbench{}", cloudphone_core::ids::secret(12)),
+        secret: cloudphone_core::ids::secret(30),
+    }
+}
+
+fn write_out(out: &Path, markdown: &str) -> anyhow::Result<()> {
+    println!("{markdown}");
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(out, markdown).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("cloudphone-bench: report written to {}", out.display());
+    Ok(())
+}
+
+/// `cloudphone-bench stream`: the live screens on a server of their own.
+async fn stream_only(args: StreamArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let load_at_start = load_average();
+    let work = work_dir(&args.work_dir)?;
+    eprintln!("cloudphone-bench: work dir {}", work.display());
+    let spec = ServerSpec {
+        binary: server_binary(&args.binary)?,
+        data_dir: work.join("stream"),
+        database_url: None,
+        sim_delay_ms: Some(0),
+        concurrency: None,
+        creds: new_credentials(),
+        extra_args: Vec::new(),
+    };
+    let q = |full: u64, quick: u64| if args.quick { full.min(quick) } else { full };
+    let opts = stream::StreamOptions {
+        one_secs: q(args.one_secs, 3).max(1),
+        taps: q(args.taps as u64, 40).max(1) as usize,
+        phones: q(args.phones as u64, 5).max(1) as usize,
+        fanout: q(args.fanout as u64, 5).max(1) as usize,
+        window_secs: q(args.window_secs, 5).max(1),
+        fps: args.fps.max(1),
+        max_size: args.max_size,
+    };
+    let mut report = Report::default();
+    match stream::run(&spec, &opts).await {
+        Ok(r) => stream::write_report(&r, &opts, &mut report),
+        Err(e) => {
+            eprintln!("cloudphone-bench: live screens failed: {e:#}");
+            report.line(
+                "live screens",
+                format!("failed: {}", format!("{e:#}").replace('|', "/")),
+                "",
+                Verdict::Miss,
+            );
+        }
+    }
+    let markdown = report.markdown(
+        "cloudphone benchmark: live screens (issue 23)",
+        &preamble(
+            args.quick,
+            Parts {
+                read: false,
+                adb: false,
+            },
+            started.elapsed().as_secs_f64(),
+            &load_at_start,
+        ),
+    );
+    write_out(&args.out, &markdown)?;
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    Ok(())
+}
+
 async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (mut opts, read, write, adb_only) = match args.command {
         BenchCommand::All(o) => (o, true, true, false),
         BenchCommand::Read(o) => (o, true, false, false),
         BenchCommand::Write(o) => (o, false, true, false),
         BenchCommand::Adb(o) => (o, false, false, true),
+        BenchCommand::Stream(s) => return stream_only(s).await,
     };
     let adb = adb_only || (read && write && !opts.skip_adb);
     if adb_only && opts.out == Path::new(DEFAULT_OUT) {
@@ -236,25 +383,10 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     opts.apply_quick();
     let started = Instant::now();
     let load_at_start = load_average();
-    let binary = match &opts.binary {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()
-            .context("finding this binary")?
-            .with_file_name("cloudphone"),
-    };
-    let work = match &opts.work_dir {
-        Some(dir) => fresh_dir(dir)?,
-        None => tempfile::Builder::new()
-            .prefix("cloudphone-bench.")
-            .tempdir()
-            .context("creating the work dir")?
-            .keep(),
-    };
+    let binary = server_binary(&opts.binary)?;
+    let work = work_dir(&opts.work_dir)?;
     eprintln!("cloudphone-bench: work dir {}", work.display());
-    let creds = Credentials {
-        key_id: format!("LTAIbench{}", cloudphone_core::ids::secret(12)),
-        secret: cloudphone_core::ids::secret(30),
-    };
+    let creds = new_credentials();
     let mut bench = Bench {
         opts: opts.clone(),
         binary,
@@ -295,19 +427,13 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "cloudphone benchmark (issue 6)"
         },
         &preamble(
-            &opts,
+            opts.quick,
             Parts { read, adb },
             started.elapsed().as_secs_f64(),
             &load_at_start,
         ),
     );
-    println!("{markdown}");
-    if let Some(dir) = opts.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&opts.out, &markdown)
-        .with_context(|| format!("writing {}", opts.out.display()))?;
-    eprintln!("cloudphone-bench: report written to {}", opts.out.display());
+    write_out(&opts.out, &markdown)?;
     if !opts.keep {
         // The 1M-task database alone takes about 1 GB.
         let _ = std::fs::remove_dir_all(&work);
@@ -967,7 +1093,7 @@ struct Parts {
     adb: bool,
 }
 
-fn preamble(opts: &Options, parts: Parts, seconds: f64, load_at_start: &str) -> String {
+fn preamble(quick: bool, parts: Parts, seconds: f64, load_at_start: &str) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -1013,7 +1139,7 @@ fn preamble(opts: &Options, parts: Parts, seconds: f64, load_at_start: &str) -> 
         },
     )
     .replace("--quick", "--quick (a smoke-test run: small sizes)")
-        + if opts.quick {
+        + if quick {
             "\n\n**Quick run: sizes are far below the issue's.**"
         } else {
             ""

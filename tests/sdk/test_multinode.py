@@ -306,3 +306,46 @@ def test_a_disabled_key_is_refused_on_every_node(workdir):
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_viewer_on_one_node_is_seen_and_disconnected_from_another(workdir):
+    """Live screens over two nodes (docs/design.md §14.4): a viewer's WebSocket on node A is a
+    session row every node reads, so node B answers SessionStatus `connect`; a viewer on B takes
+    control and A's viewer learns it watches within the heartbeat's second; DisconnectAndroidInstance
+    called on B closes A's viewer through A's heartbeat within about a second."""
+    from test_streams import Viewer, ticket
+    data = workdir / "stream-nodes"
+    database = fresh_database()
+    a = node(data, database, delay=10).start()
+    b = node(data, database, delay=10).start()
+    try:
+        ca, cb = a.client(), b.client()
+        (p,) = create_fleet(ca, 1)
+        wait_for(lambda: all_running(cb, [p]), timeout=60, what="the phone RUNNING")
+        assert describe_instances(cb, [p])[p].session_status == "disConnect"
+
+        on_a = Viewer(a, p, ticket(ca, p))
+        hello = on_a.text_of("hello")
+        assert hello["role"] == "control"
+        on_a.frame()
+        assert describe_instances(cb, [p])[p].session_status == "connect"
+
+        # A ticket issued by one node opens on the other; control moves across nodes.
+        on_b = Viewer(b, p, ticket(ca, p))
+        assert on_b.text_of("hello")["role"] == "view"
+        on_b.send(t="control", take=True)
+        assert on_b.text_of("role")["role"] == "control"
+        started = time.time()
+        assert on_a.text_of("role")["role"] == "view"
+        assert time.time() - started < 2.5, "A learns of it within its heartbeat"
+
+        started = time.time()
+        cb.disconnect_android_instance(models.DisconnectAndroidInstanceRequest(instance_ids=[p]))
+        assert on_b.closed() == (4000, "Disconnected")
+        assert on_a.closed() == (4000, "Disconnected")
+        took = time.time() - started
+        assert took < 2.5, f"node A closed its viewer {took:.1f} s after the disconnect on B"
+        assert describe_instances(ca, [p])[p].session_status == "disConnect"
+    finally:
+        a.stop()
+        b.stop()

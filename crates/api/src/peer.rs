@@ -1,12 +1,10 @@
 //! The caller's address, put in a request's extensions by whoever accepted the connection (the
-//! binary, for plain TCP and TLS alike); the audit log records it.
-
-use std::net::SocketAddr;
+//! binary, for plain TCP and TLS alike); the audit log records it. The type is core's, shared
+//! with the stream server.
 
 use axum::http::Extensions;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
+pub use cloudphone_core::peer::PeerAddr;
 
 /// The caller's address as the audit log writes it; empty when nobody recorded it.
 pub fn source(extensions: &Extensions) -> String {

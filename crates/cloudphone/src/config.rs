@@ -35,6 +35,8 @@ pub struct Config {
     pub link_ttl: Duration,
     /// How long a connection ticket (BatchGetAcpConnectionTicket) opens a phone's stream.
     pub stream_ticket_ttl: Duration,
+    /// The stream server's caps, frame rate and frame size (`--stream-*`).
+    pub streams: cloudphone_stream::StreamLimits,
     pub engine: EngineConfig,
     pub sweeper: SweeperConfig,
     pub limits: Limits,
@@ -97,6 +99,7 @@ impl Config {
             public_url: None,
             link_ttl: Duration::from_secs(7 * 24 * 3600),
             stream_ticket_ttl: Duration::from_secs(120),
+            streams: cloudphone_stream::StreamLimits::default(),
             engine: EngineConfig::default(),
             sweeper: SweeperConfig::default(),
             limits: Limits::default(),

@@ -50,8 +50,10 @@ pub struct Application {
     /// The ADB gateway (`--adb-ports`), bound.
     gateway: Option<adb_gateway::NodeGateway>,
     root_key: RootKey,
-    /// The API's "shutting down" signal (open watch streams end on it).
+    /// The API's "shutting down" signal (open watch streams and stream sessions end on it).
     closing: CancellationToken,
+    /// The stream server (`/streams/...`), whose heartbeat runs beside the API.
+    streams: Arc<cloudphone_stream::Streams>,
     /// Held for the life of the node: one server per SQLite data dir (none on PostgreSQL,
     /// where nodes share the data dir).
     _lock: Option<std::fs::File>,
@@ -263,6 +265,17 @@ impl Application {
         watcher_config.images = watched;
         let watcher = Watcher::new(store.clone(), backend.clone(), watcher_config);
         let closing = CancellationToken::new();
+        let stream_revocations = cloudphone_stream::StreamRevocations::default();
+        let tickets = cloudphone_stream::TicketKey::new(ticket_key.as_bytes());
+        let streams = cloudphone_stream::Streams::new(
+            store.clone(),
+            backend.clone(),
+            tickets.clone(),
+            stream_revocations.clone(),
+            config.streams.clone(),
+            config.engine.node_id.clone(),
+            closing.clone(),
+        );
         let adb_revocations = cloudphone_api::AdbRevocations::default();
         let gateway = match &config.adb {
             Some(settings) => Some(
@@ -301,9 +314,9 @@ impl Application {
             watches: Default::default(),
             adb: config.adb.clone(),
             adb_revocations,
-            tickets: cloudphone_stream::TicketKey::new(ticket_key.as_bytes()),
+            tickets,
             ticket_ttl: config.stream_ticket_ttl,
-            stream_revocations: Default::default(),
+            stream_revocations,
         });
         let metrics =
             metrics_listener.map(|l| (l, ops::metrics_routes(store.clone(), &config.metrics)));
@@ -313,6 +326,7 @@ impl Application {
             address,
             router: ops::routes(store.clone(), &config.metrics)
                 .merge(cloudphone_console::routes(state.clone()))
+                .merge(cloudphone_stream::routes(streams.clone()))
                 .merge(cloudphone_api::router(state)),
             metrics,
             connections,
@@ -324,6 +338,7 @@ impl Application {
             gateway,
             root_key,
             closing,
+            streams,
             _lock: lock,
         })
     }
@@ -361,6 +376,10 @@ impl Application {
             .discovery
             .map(|d| tokio::spawn(d.run(shutdown.clone())));
         let gateway = self.gateway.map(|g| tokio::spawn(g.run(shutdown.clone())));
+        let recheck = tokio::spawn(cloudphone_stream::recheck::run(
+            self.streams.clone(),
+            shutdown.clone(),
+        ));
         let stop = shutdown.clone();
         let closing = self.closing.clone();
         let streams_end = shutdown.clone();
@@ -392,6 +411,7 @@ impl Application {
         if let Some(g) = gateway {
             let _ = g.await;
         }
+        let _ = recheck.await;
         Ok(())
     }
 }

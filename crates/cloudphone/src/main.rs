@@ -145,6 +145,21 @@ struct ServeArgs {
     /// after it was issued, in seconds.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     stream_ticket_ttl_secs: u64,
+    /// Viewers one phone may have at once (live stream sessions, over every node); more are
+    /// refused (close code 4429).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    stream_max_viewers_per_phone: u32,
+    /// Stream sessions (viewers' WebSockets) this node holds at once; more are refused (close
+    /// code 4503).
+    #[arg(long, default_value_t = 256)]
+    stream_max_sessions: usize,
+    /// Frames a second a live screen sends at most.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(1..=60))]
+    stream_fps: u8,
+    /// The long side of a live screen's frames at most, in pixels (smaller screens are not
+    /// scaled up).
+    #[arg(long, default_value_t = 1280, value_parser = clap::value_parser!(u16).range(64..=4096))]
+    stream_max_size: u16,
     /// The largest file `cloudphone cp` may upload, in bytes (streamed to disk, never held in
     /// memory).
     #[arg(long, default_value_t = 5 << 30)]
@@ -493,6 +508,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.public_url = args.public_url;
     config.link_ttl = Duration::from_secs(args.link_ttl_secs.max(1));
     config.stream_ticket_ttl = Duration::from_secs(args.stream_ticket_ttl_secs);
+    config.streams.max_viewers_per_phone = args.stream_max_viewers_per_phone;
+    config.streams.max_sessions = args.stream_max_sessions.max(1);
+    config.streams.fps = args.stream_fps;
+    config.streams.max_size = args.stream_max_size;
     config.limits.max_upload_bytes = args.max_upload_bytes;
     config.limits.max_uri_bytes = args.max_uri_bytes.max(1024);
     config.limits.instance_quota = (args.instance_quota > 0).then_some(args.instance_quota);

@@ -62,7 +62,7 @@ pub async fn form(Query(q): Query<NextQuery>) -> LoginPage {
 
 /// Whether a form was posted by a page of this server: a browser sends `Origin` with every
 /// POST, and one naming another site is a forged login or logout.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
@@ -174,7 +174,7 @@ pub struct Session {
 }
 
 /// Why a request has no session.
-enum NoSession {
+pub(crate) enum NoSession {
     /// No cookie, or one that is not (or no longer) valid.
     SignedOut,
     /// The store did not answer.
@@ -186,7 +186,10 @@ fn unavailable(e: impl std::fmt::Display) -> NoSession {
     NoSession::Unavailable
 }
 
-async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<Session, NoSession> {
+pub(crate) async fn session_of(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Session, NoSession> {
     let claim = headers
         .get(header::COOKIE)
         .and_then(|v| v.to_str().ok())

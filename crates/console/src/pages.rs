@@ -19,31 +19,32 @@ use cloudphone_core::resources::AccessKey;
 use serde_json::Value;
 
 use crate::auth::signed_in;
-use crate::view::{GroupView, TASK_STATUSES, TASK_TYPES, TaskRow};
+use crate::post::{failure, json_reply};
+use crate::view::{AppOption, GroupView, TASK_STATUSES, TASK_TYPES, TaskRow};
 
 /// How often a page's live part is fetched again.
-const REFRESH_MS: u64 = 1500;
+pub(crate) const REFRESH_MS: u64 = 1500;
 /// The fleet page walks this many pages of instances at most (100 each).
 const FLEET_PAGES: usize = 10;
 const TASKS_PER_PAGE: &str = "50";
 
-fn who(key: &AccessKey) -> String {
+pub(crate) fn who(key: &AccessKey) -> String {
     format!("{} · {}", key.user_name, key.account_id)
 }
 
-fn shown(e: &ApiError) -> String {
+pub(crate) fn shown(e: &ApiError) -> String {
     format!("{}: {}", e.code(), e)
 }
 
-fn status_of(e: &ApiError) -> StatusCode {
+pub(crate) fn status_of(e: &ApiError) -> StatusCode {
     StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
 }
 
-fn page(status: StatusCode, body: impl IntoResponse) -> Response {
+pub(crate) fn page(status: StatusCode, body: impl IntoResponse) -> Response {
     (status, body).into_response()
 }
 
-async fn call(
+pub(crate) async fn call(
     state: &AppState,
     key: &AccessKey,
     action: &str,
@@ -70,6 +71,8 @@ pub struct FleetPage {
     groups: Vec<GroupView>,
     instance_count: usize,
     running: usize,
+    /// The apps the toolbar can install (DescribeApps' first page).
+    apps: Vec<AppOption>,
 }
 
 pub async fn fleet(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> Response {
@@ -85,8 +88,11 @@ pub async fn fleet(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: 
         groups: Vec::new(),
         instance_count: 0,
         running: 0,
+        apps: Vec::new(),
     };
     let loaded: Result<(), ApiError> = async {
+        let apps = call(&state, &key, "DescribeApps", vec![("MaxResults", "100".into())]).await?;
+        view.apps = apps["Data"].as_array().map(|a| a.iter().map(AppOption::of).collect()).unwrap_or_default();
         let groups = call(&state, &key, "DescribeAndroidInstanceGroups", vec![("MaxResults", "100".into())]).await?;
         let mut instances = Vec::new();
         let mut token = None;
@@ -272,12 +278,20 @@ pub struct TaskPage {
     next_page: Option<String>,
 }
 
+/// A batch's status and progress alone (`?part=progress`), for the fleet page's panel.
+#[derive(Template, WebTemplate)]
+#[template(path = "batch_part.html")]
+pub struct BatchPart {
+    row: TaskRow,
+    settled: bool,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "missing.html")]
 pub struct MissingPage {
-    section: &'static str,
-    who: String,
-    message: String,
+    pub(crate) section: &'static str,
+    pub(crate) who: String,
+    pub(crate) message: String,
 }
 
 pub async fn task(
@@ -291,7 +305,11 @@ pub async fn task(
         Ok(session) => session.key,
         Err(to_login) => return to_login,
     };
+    let part = q.get("part").map(String::as_str);
     let missing = |status: StatusCode, message: String| {
+        if part == Some("json") {
+            return failure(status, "NotFound", message);
+        }
         page(
             status,
             MissingPage {
@@ -319,6 +337,22 @@ pub async fn task(
             format!("InvalidTaskId.NotFound: no task {id} in your account."),
         );
     };
+    match part {
+        // What a phone's page follows after an action: the task as the API answers it.
+        Some("json") => return json_reply(StatusCode::OK, &found),
+        // What the fleet page follows after a batch action.
+        Some("progress") => {
+            let row = TaskRow::of(&found);
+            return page(
+                StatusCode::OK,
+                BatchPart {
+                    settled: row.terminal(),
+                    row,
+                },
+            );
+        }
+        _ => {}
+    }
     let task = TaskRow::of(&found);
     let mut view = TaskPage {
         section: "tasks",

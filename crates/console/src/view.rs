@@ -229,6 +229,111 @@ impl GroupView {
     }
 }
 
+/// An app the fleet's toolbar can install.
+#[derive(Clone, Debug)]
+pub struct AppOption {
+    pub id: String,
+    pub label: String,
+}
+
+impl AppOption {
+    pub fn of(a: &Value) -> AppOption {
+        AppOption {
+            id: text(a, "AppId"),
+            label: format!(
+                "{} ({} {})",
+                text(a, "AppName"),
+                text(a, "PackageName"),
+                text(a, "AndroidAppVersion")
+            ),
+        }
+    }
+}
+
+/// One phone, as its page's side panel shows it.
+#[derive(Clone, Debug, Default)]
+pub struct PhoneView {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub group_id: String,
+    pub group_name: String,
+    pub spec: String,
+    pub image: String,
+    pub resolution: String,
+    /// `connect` while someone views the phone, else `disConnect`.
+    pub session_status: String,
+}
+
+impl PhoneView {
+    pub fn of(i: &Value) -> PhoneView {
+        let display = &i["DisplayConfig"];
+        PhoneView {
+            id: text(i, "AndroidInstanceId"),
+            name: text(i, "AndroidInstanceName"),
+            status: text(i, "AndroidInstanceStatus"),
+            group_id: text(i, "AndroidInstanceGroupId"),
+            group_name: text(i, "AndroidInstanceGroupName"),
+            spec: text(i, "InstanceType"),
+            image: text(i, "ImageId"),
+            resolution: format!(
+                "{}x{}",
+                text(display, "ResolutionWidth"),
+                text(display, "ResolutionHeight")
+            ),
+            session_status: text(i, "SessionStatus"),
+        }
+    }
+
+    pub fn tone(&self) -> &'static str {
+        tone(&self.status)
+    }
+}
+
+/// One live screen session (DescribeStreamSessions), as the phone page lists viewers and the
+/// recent history.
+#[derive(Clone, Debug)]
+pub struct SessionRow {
+    pub id: String,
+    pub end_user: String,
+    pub key_id: String,
+    pub peer: String,
+    pub role: String,
+    pub status: String,
+    pub opened: String,
+    pub ended: String,
+    pub end_reason: String,
+}
+
+impl SessionRow {
+    pub fn of(s: &Value) -> SessionRow {
+        SessionRow {
+            id: text(s, "SessionId"),
+            end_user: text(s, "EndUserId"),
+            key_id: text(s, "AccessKeyId"),
+            peer: text(s, "Peer"),
+            role: text(s, "Role"),
+            status: text(s, "Status"),
+            opened: text(s, "OpenedTime"),
+            ended: text(s, "EndedTime"),
+            end_reason: text(s, "EndReason"),
+        }
+    }
+
+    pub fn live(&self) -> bool {
+        self.status == "Live"
+    }
+
+    /// The viewer's badge: who controls, who watches.
+    pub fn tone(&self) -> &'static str {
+        match (self.live(), self.role.as_str()) {
+            (true, "Control") => "ok",
+            (true, _) => "busy",
+            _ => "idle",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +371,30 @@ mod tests {
             &json!({"TaskType": "RunCommand", "Result": "{\"Output\":\"hi\\n\",\"ExitCode\":0}"}),
         );
         assert_eq!(cmd.output.as_deref(), Some("hi\n"));
+    }
+
+    #[test]
+    fn a_phone_and_its_sessions_read_from_the_answers() {
+        let phone = PhoneView::of(
+            &json!({"AndroidInstanceId": "acp-1", "AndroidInstanceStatus": "RUNNING",
+            "DisplayConfig": {"ResolutionWidth": 720, "ResolutionHeight": 1280}, "SessionStatus": "connect"}),
+        );
+        assert_eq!(
+            (
+                phone.resolution.as_str(),
+                phone.tone(),
+                phone.session_status.as_str()
+            ),
+            ("720x1280", "ok", "connect")
+        );
+        let live =
+            SessionRow::of(&json!({"SessionId": "ss-1", "Role": "Control", "Status": "Live"}));
+        let ended = SessionRow::of(
+            &json!({"SessionId": "ss-2", "Role": "View", "Status": "Ended",
+            "EndReason": "Disconnected"}),
+        );
+        assert!(live.live() && live.tone() == "ok");
+        assert!(!ended.live() && ended.tone() == "idle" && ended.end_reason == "Disconnected");
     }
 
     #[test]

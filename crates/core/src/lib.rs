@@ -6,6 +6,7 @@ pub mod error;
 pub mod ids;
 pub mod instance;
 pub mod limits;
+pub mod peer;
 #[cfg(test)]
 mod props;
 pub mod resources;

@@ -2,6 +2,12 @@
 //! timeout), then HTTP/1.1 with hyper in front of the router, until the client closes it, a
 //! deadline of its [`Activity`] passes, the admission table sheds it, or the server shuts
 //! down (then it finishes the request in flight, as a graceful shutdown does).
+//!
+//! A request that upgrades its connection (a viewer's WebSocket, `/streams/...`) carries a
+//! [`Held`] to its handler, which keeps it in the task serving the upgraded socket: until every
+//! hold is dropped the connection counts as busy (never shed, no idle deadline) and its slot
+//! stays taken, and this task waits. The socket stays [`Watched`], so a viewer that stops
+//! reading for the idle timeout still fails its writes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,17 +16,19 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use cloudphone_api::PeerAddr;
+use cloudphone_core::peer::Held;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::debug;
 
 use super::ListenConfig;
-use super::activity::{Activity, Deadlines};
+use super::activity::{Activity, Busy, Deadlines};
 use super::admission::{Admitted, Table};
 use super::body::{Answering, TimedBody};
 use super::io::Watched;
@@ -82,15 +90,51 @@ async fn http<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Every hold carries a sender: once the connection and every hold are gone, `held` ends.
+    let (hold, mut held) = mpsc::channel::<()>(1);
+    serve_http(shared, io, peer, admitted, activity, hold).await;
+    // An upgraded socket keeps the connection's slot until its session is done with it.
+    let _ = held.recv().await;
+}
+
+/// What an upgraded connection's [`Held`] keeps: its busy mark and its task waiting.
+struct Hold {
+    _done: mpsc::Sender<()>,
+    _busy: Busy,
+}
+
+fn is_upgrade(request: &hyper::Request<Incoming>) -> bool {
+    request.headers().contains_key(hyper::header::UPGRADE)
+}
+
+async fn serve_http<I>(
+    shared: &Shared,
+    io: I,
+    peer: SocketAddr,
+    admitted: &Admitted,
+    activity: Arc<Activity>,
+    hold: mpsc::Sender<()>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let router = shared.router.clone();
     let body_timeout = shared.config.body_timeout;
     let watched = activity.clone();
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let busy = watched.busy();
+        let upgrade = is_upgrade(&request).then(|| {
+            Held::new(Hold {
+                _done: hold.clone(),
+                _busy: watched.busy(),
+            })
+        });
         let mut request: Request =
             request.map(|body| Body::new(TimedBody::new(body, body_timeout)));
         // The caller's address reaches the handlers, for the audit log.
         request.extensions_mut().insert(PeerAddr(peer));
+        if let Some(held) = upgrade {
+            request.extensions_mut().insert(held);
+        }
         let answer = router.clone().oneshot(request);
         async move {
             let response = answer.await?;
@@ -107,7 +151,9 @@ async fn http<I>(
     // restart at every idle wait.
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.header_read_timeout(None);
-    let connection = builder.serve_connection(TokioIo::new(io), service);
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     let mut connection = std::pin::pin!(connection);
     let mut closing = false;
     loop {
