@@ -70,7 +70,8 @@ fn hello(ticket: &str) -> Message {
 impl Viewer {
     /// Connects, says hello and reads the server's `hello`.
     pub async fn open(address: &str, phone: &str, ticket: &str) -> anyhow::Result<Viewer> {
-        let (ws, _) = tokio_tungstenite::connect_async(url(address, phone))
+        // Small messages (input) go out at once, as the server's replies do.
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url(address, phone), None, true)
             .await
             .with_context(|| format!("connecting a viewer of {phone}"))?;
         let mut v = Viewer {

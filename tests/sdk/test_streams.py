@@ -13,7 +13,8 @@ would (the console's page speaks the same).
 - DisconnectAndroidInstance ends the sessions within 2 s and their tickets no longer open.
 - A stalled viewer (one that never reads) leaves another's frame rate as it was and the
   server's memory bounded; with a short idle timeout it is dropped, while a reading viewer
-  outlives that timeout (its connection is held for the socket's life).
+  outlives that timeout.
+- A viewer's connection keeps its slot (busy, never shed) while its socket lives.
 - A phone that stops closes its viewers with 4001."""
 
 import base64
@@ -368,5 +369,38 @@ def test_a_reader_outlives_the_idle_timeout_and_a_stalled_viewer_does_not(workdi
         reader.frame()
         stalled.ws.sock.close()
         reader.close()
+    finally:
+        s.stop()
+
+
+def answered(srv):
+    """Whether a plain HTTP request on a new connection gets an answer (not closed at once)."""
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        try:
+            return conn.recv(64).startswith(b"HTTP/1.1")
+        except ConnectionResetError:
+            return False
+
+
+def test_a_viewer_holds_its_connection_slot(workdir):
+    s = Server(workdir / "streams-slots", sim_delay_ms=10, extra_args=["--max-connections", "2"]).start()
+    try:
+        c = s.client()
+        _, (p,) = create_group(c, 1, name="streams-slots")
+        t = ticket(c, p)
+        first = Viewer(s, p, t)
+        first.text_of("hello")
+        second = Viewer(s, p, t)
+        second.text_of("hello")
+        # Both slots are taken by busy viewers: a new connection is closed at once, and neither
+        # viewer is shed to make room for it.
+        assert not answered(s)
+        first.frame()
+        second.frame()
+        first.close()
+        wait_for(lambda: answered(s), timeout=5, what="the slot freed once a viewer left")
+        second.frame()
+        second.close()
     finally:
         s.stop()

@@ -7,6 +7,7 @@
 //! another viewer, and the producer never waits for any.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -153,7 +154,6 @@ pub struct PhoneStream {
     pub instance_id: String,
     max_size: u16,
     feed: Arc<Feed>,
-    next_tag: AtomicU32,
     viewers: watch::Sender<usize>,
     /// Ends the producer (and so the backend's screen) when the last viewer's hold is gone.
     _stop: DropGuard,
@@ -186,7 +186,6 @@ impl PhoneStream {
             instance_id,
             max_size: opts.max_size,
             feed,
-            next_tag: AtomicU32::new(1),
             viewers: watch::Sender::new(0),
             _stop: stop.drop_guard(),
         }
@@ -215,16 +214,6 @@ impl PhoneStream {
             },
             Ok(Err(_)) => Err(Status::Ended),
             Err(_) => Err(Status::Opening),
-        }
-    }
-
-    /// A tag for a new viewer, unique on this stream (never 0: frames say 0 for "no input").
-    pub fn new_tag(&self) -> u32 {
-        loop {
-            let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
-            if tag != 0 {
-                return tag;
-            }
         }
     }
 
@@ -324,6 +313,7 @@ pub struct Hub {
     opts: ScreenOptions,
     linger: Duration,
     phones: Mutex<HashMap<String, Weak<PhoneStream>>>,
+    next_tag: AtomicU32,
 }
 
 impl std::fmt::Debug for Hub {
@@ -338,11 +328,27 @@ impl std::fmt::Debug for Hub {
 
 impl Hub {
     pub fn new(backend: Arc<dyn Backend>, opts: ScreenOptions, linger: Duration) -> Hub {
+        // Tags count on from a random point: what a phone shows applied outlives a stream (the
+        // simulated phone keeps it in its files, which other nodes share), so a new stream
+        // must not hand out the tags of an old one.
+        let start = std::collections::hash_map::RandomState::new().hash_one(0u8) as u32;
         Hub {
             backend,
             opts,
             linger,
             phones: Mutex::new(HashMap::new()),
+            next_tag: AtomicU32::new(start),
+        }
+    }
+
+    /// A tag for a new viewer: unique among the viewers of this node for 2^32 sessions (never
+    /// 0, which frames use for "no input").
+    pub fn new_tag(&self) -> u32 {
+        loop {
+            let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+            if tag != 0 {
+                return tag;
+            }
         }
     }
 

@@ -214,7 +214,7 @@ async fn serve(streams: &Streams, mut socket: WebSocket, a: Admitted, peer: &str
             Ok(live) => {
                 let session = Live {
                     id: &a.id,
-                    tag: phone.new_tag(),
+                    tag: streams.hub.new_tag(),
                     phone: &phone,
                     live,
                 };
