@@ -85,6 +85,19 @@ class StockAdb:
         self.home.cleanup()
 
 
+def refused(user, serial, tries=3):
+    """`adb connect` does not get in: never `device`, and listed `unauthorized`. Under load adb 29
+    sometimes drops a transport that failed to authenticate from its list before `adb devices`
+    runs; that try is made again (it got in no more than the others)."""
+    for _ in range(tries):
+        said, state = user.connect(serial)
+        assert state != "device", said
+        if state == "unauthorized":
+            return True
+        user.run("disconnect", serial)
+    return False
+
+
 @pytest.fixture
 def stock():
     made = []
@@ -207,7 +220,7 @@ def test_keys_secure_attach_detach(gw, api, stock):
     api.detach_key_pair(models.DetachKeyPairRequest(key_pair_id=made.key_pair_id, instance_ids=[phone]))
     assert ended_within(shell, 1), "adb shell still open a second after DetachKeyPair"
     owner.run("disconnect", serial)
-    assert owner.connect(serial)[1] == "unauthorized"
+    assert refused(owner, serial)
     entries = audit(gw)
     assert any(e["AccessKeyId"] == made.key_pair_id and e["Outcome"].startswith("KeyRevoked ") for e in entries), entries
 

@@ -388,9 +388,11 @@ def test_a_group_rebooted_from_the_fleet_page_with_live_progress(browser, srv, c
     assert {c.task_type for c in children} == {"RebootInstance"}
     assert describe_instances(client, [bystander])[bystander].android_instance_status == "RUNNING"
     # Audited as the SDK's call is, from the browser's address.
-    out = subprocess.run([str(BINARY), "admin", "audit", "--action", "RebootAndroidInstancesInGroup",
-                          "--output", "json", "--data-dir", str(srv.data_dir)],
-                         capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]}).stdout
+    args = [str(BINARY), "admin", "audit", "--action", "RebootAndroidInstancesInGroup", "--output", "json",
+            "--data-dir", str(srv.data_dir)]
+    if srv.database:
+        args += ["--database-url", srv.database]
+    out = subprocess.run(args, capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]}).stdout
     entry = [e for e in json.loads(out) if batch_id in e["ResourceIds"]]
     assert len(entry) == 1 and entry[0]["Source"].startswith("127.0.0.1:") and set(ids) <= set(entry[0]["ResourceIds"])
 

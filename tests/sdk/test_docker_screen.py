@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from conftest import DOCKER_HOST, ROOT, STORE, Server
+from conftest import DOCKER_HOST, ROOT, STORE, Server, wait_for
 from conftest import run_shell as sh
 from test_docker_backend import ANDROID_12, create, docker_fleet
 from test_screens_and_images import decode_png
@@ -195,3 +195,34 @@ def test_a_jar_that_is_not_scrcpy_3_3_4_stops_the_server_at_start(workdir, tmp_p
         node.start()
     log = (workdir / "bad-scrcpy.log").read_text()
     assert "is not the scrcpy server 3.3.4" in log and SCRCPY_SHA256 in log, log
+
+
+@docker_phones
+def test_a_docker_phone_streams_h264_through_the_websocket_and_takes_a_tap(fleet, scrcpy_server):
+    """The whole path a browser takes, for a docker phone: a ticket from
+    BatchGetAcpConnectionTicket, the stream's WebSocket, H.264 key frames with their config in
+    front (kind 3 in the frame header), a tap from the controlling viewer, and the test phone
+    recording it at the device's coordinates; SessionStatus says `connect` meanwhile."""
+    from test_streams import Viewer, session_status, ticket
+    client, server = fleet["client"], fleet["server"]
+    _, (phone,) = create(client, 1, name="ws-scrcpy")
+    viewer = Viewer(server, phone, ticket(client, phone))
+    try:
+        hello = viewer.text_of("hello")
+        assert (hello["role"], hello["codec"]) == ("control", "h264"), hello
+        assert hello["device"] == [360, 640], hello
+        (kind, _, width, height, *_), payload = viewer.frame()
+        assert kind == 3, "the first frame a viewer gets is a key frame"
+        # Annex B: the SPS first, then the PPS and the IDR slice.
+        nals = [payload[i + 3] & 0x1F for i in range(len(payload) - 3) if payload[i:i + 3] == b"\0\0\1"]
+        assert nals[:3] == [SPS, PPS, IDR], nals[:6]
+        assert session_status(client, phone) == "connect"
+        # A tap at the middle of the frame lands at the middle of the device.
+        for action in ("down", "up"):
+            viewer.send(t="touch", seq=1 if action == "down" else 2, a=action,
+                        x=width // 2, y=height // 2, w=width, h=height)
+        x, y = scaled(width // 2, width, 360), scaled(height // 2, height, 640)
+        wait_for(lambda: f"tap {x} {y}" in recorded(client, phone), timeout=20, what="the tap on the phone")
+    finally:
+        viewer.close()
+    wait_for(lambda: session_status(client, phone) == "disConnect", timeout=30, what="the session ended")
