@@ -285,34 +285,8 @@ async fn store_upload(
         }
     }
 
-    let staged = tempfile::Builder::new()
-        .prefix("upload-")
-        .tempfile_in(state.objects.staging_dir())
-        .map_err(|e| {
-            warn!(error = %e, "creating a staging file failed");
-            ApiError::Internal
-        })?;
-    let (file, staged_path) = staged.into_parts();
-    let mut file = tokio::fs::File::from_std(file);
-    let disk_error = |e: std::io::Error| {
-        warn!(error = %e, "writing a staging file failed");
-        ApiError::Internal
-    };
     let mut sha = Sha256::new();
-    let mut size = 0u64;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::invalid("Body", format!("the upload was interrupted: {e}")))?;
-        size += chunk.len() as u64;
-        if size > max {
-            return Err(too_large());
-        }
-        sha.update(&chunk);
-        file.write_all(&chunk).await.map_err(disk_error)?;
-    }
-    file.flush().await.map_err(disk_error)?;
-    drop(file);
+    let (staged_path, _) = stage_body(state, body, "upload-", |chunk| sha.update(chunk)).await?;
     if hex::encode(sha.finalize()) != claimed {
         // The signature covered the claimed hash; a body that does not match it was altered.
         return Err(ApiError::SignatureDoesNotMatch);
@@ -331,6 +305,48 @@ async fn store_upload(
 }
 
 // ---- shared ----
+
+/// Streams `body` into a new staging file of the object store (named `prefix...`), at most
+/// `--max-upload-bytes` of it (more: `RequestTooLarge`, nothing kept), showing each chunk to
+/// `seen` on the way; the file (removed when the path is dropped) and its size. For every
+/// upload the server takes: `PUT /files/...` and the console's dropped files.
+pub async fn stage_body(
+    state: &AppState,
+    body: Body,
+    prefix: &str,
+    mut seen: impl FnMut(&[u8]),
+) -> Result<(tempfile::TempPath, u64), ApiError> {
+    let max = state.limits.max_upload_bytes;
+    let staged = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempfile_in(state.objects.staging_dir())
+        .map_err(|e| {
+            warn!(error = %e, "creating a staging file failed");
+            ApiError::Internal
+        })?;
+    let (file, staged_path) = staged.into_parts();
+    let mut file = tokio::fs::File::from_std(file);
+    let disk_error = |e: std::io::Error| {
+        warn!(error = %e, "writing a staging file failed");
+        ApiError::Internal
+    };
+    let mut size = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::invalid("Body", format!("the upload was interrupted: {e}")))?;
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(ApiError::RequestTooLarge(
+                usize::try_from(max).unwrap_or(usize::MAX),
+            ));
+        }
+        seen(&chunk);
+        file.write_all(&chunk).await.map_err(disk_error)?;
+    }
+    file.flush().await.map_err(disk_error)?;
+    Ok((staged_path, size))
+}
 
 /// The caller's key, from an ACS3 signature over the real path.
 async fn authenticate(

@@ -16,16 +16,13 @@ use axum::body::Body;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use cloudphone_api::files::object_error;
+use cloudphone_api::files::{object_error, stage_body};
 use cloudphone_api::{AppState, PeerAddr};
 use cloudphone_core::resources::default_bucket;
 use cloudphone_core::{ApiError, ids};
 use cloudphone_objects::OssPath;
-use futures::StreamExt;
 use percent_encoding::percent_decode_str;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
-use tracing::warn;
 
 use crate::phone::{first_child, upload_endpoint};
 use crate::post::{self, Caller, api_failure, failure, json_reply};
@@ -88,32 +85,7 @@ async fn stage(
     let bucket = default_bucket(&state.region, &caller.key.account_id);
     let path = OssPath::new(&bucket, &format!("console/{}/{name}", ids::new_id("up-")))
         .map_err(object_error)?;
-    let staged = tempfile::Builder::new()
-        .prefix("console-")
-        .tempfile_in(state.objects.staging_dir())
-        .map_err(|e| {
-            warn!(error = %e, "creating a staging file failed");
-            ApiError::Internal
-        })?;
-    let (file, staged_path) = staged.into_parts();
-    let mut file = tokio::fs::File::from_std(file);
-    let disk_error = |e: std::io::Error| {
-        warn!(error = %e, "writing a staging file failed");
-        ApiError::Internal
-    };
-    let mut size = 0u64;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::invalid("Body", format!("the upload was interrupted: {e}")))?;
-        size += chunk.len() as u64;
-        if size > max {
-            return Err(too_large());
-        }
-        file.write_all(&chunk).await.map_err(disk_error)?;
-    }
-    file.flush().await.map_err(disk_error)?;
-    drop(file);
+    let (staged_path, size) = stage_body(state, body, "console-", |_| {}).await?;
     if size == 0 {
         return Err(ApiError::invalid("Body", "The file is empty."));
     }
