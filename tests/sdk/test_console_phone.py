@@ -376,9 +376,12 @@ def test_a_group_rebooted_from_the_fleet_page_with_live_progress(browser, srv, c
           what="the batch's panel")
     seen = []
     def settled():
+        # The flag first: the page sets it after the panel's text, so the text read after it is
+        # at least as new (read the other way round, a refresh between the reads left it stale).
         p = browser.find_element(By.CSS_SELECTOR, panel)
+        final = p.get_attribute("data-final") == "true"
         seen.append((p.find_element(By.CSS_SELECTOR, ".status").text, p.find_element(By.CSS_SELECTOR, ".n-ok").text))
-        return p.get_attribute("data-final") == "true"
+        return final
     until(browser, lambda d: settled(), timeout=60, what="the batch ended")
     assert seen[0][0] in ("Waiting", "Processing") and seen[-1] == ("Finished", "3"), seen
     assert browser.execute_script("return window.__sameDocument") == 1, "the page was reloaded"
