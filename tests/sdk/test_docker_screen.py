@@ -226,3 +226,36 @@ def test_a_docker_phone_streams_h264_through_the_websocket_and_takes_a_tap(fleet
     finally:
         viewer.close()
     wait_for(lambda: session_status(client, phone) == "disConnect", timeout=30, what="the session ended")
+
+
+@docker_phones
+def test_a_viewer_without_a_video_decoder_gets_images_beside_an_h264_viewer(fleet, scrcpy_server):
+    """`want: "png"` in the hello (a browser without WebCodecs): that viewer gets the phone's
+    screencap frames while another viewer of the same phone keeps its H.264 stream, and its
+    taps still land (through `input`, the image source's way)."""
+    from test_streams import Viewer, ticket
+    client, server = fleet["client"], fleet["server"]
+    _, (phone,) = create(client, 1, name="ws-png")
+    video = Viewer(server, phone, ticket(client, phone))
+    images = None
+    try:
+        assert video.text_of("hello")["codec"] == "h264"
+        assert video.frame()[0][0] == 3
+        images = Viewer(server, phone, ticket(client, phone), want="png", timeout=30)
+        hello = images.text_of("hello")
+        assert (hello["role"], hello["codec"], hello["device"]) == ("view", "png", [360, 640]), hello
+        (kind, _, width, height, *_), payload = images.frame()
+        assert kind == 1 and payload[:8] == b"\x89PNG\r\n\x1a\n", (kind, payload[:8])
+        # The H.264 viewer's stream goes on meanwhile.
+        assert video.frame()[0][0] in (3, 4)
+        # Control moves to the image viewer; its tap arrives through `input tap`.
+        images.send(t="control", take=True)
+        assert images.text_of("role")["role"] == "control"
+        for seq, action in ((1, "down"), (2, "up")):
+            images.send(t="touch", seq=seq, a=action, x=width // 4, y=height // 4, w=width, h=height)
+        x, y = scaled(width // 4, width, 360), scaled(height // 4, height, 640)
+        wait_for(lambda: f"tap {x} {y}" in recorded(client, phone), timeout=30, what="the image viewer's tap")
+    finally:
+        video.close()
+        if images:
+            images.close()

@@ -77,11 +77,11 @@ def rss_kib(pid):
 class Viewer:
     """One WebSocket to a phone's stream."""
 
-    def __init__(self, srv, phone, tkt=None, timeout=10, sockopt=()):
+    def __init__(self, srv, phone, tkt=None, timeout=10, sockopt=(), want=None):
         self.ws = websocket.create_connection(f"ws://{srv.endpoint}/streams/{phone}", timeout=timeout,
                                               sockopt=sockopt)
         if tkt is not None:
-            self.send(t="hello", ticket=tkt)
+            self.send(t="hello", ticket=tkt, **({"want": want} if want else {}))
 
     def send(self, **m):
         self.ws.send(json.dumps(m))
@@ -158,8 +158,10 @@ def test_no_stream_without_a_valid_ticket(srv, a, b):
     v = Viewer(srv, p)
     v.send(t="ping", ts=1)
     assert v.closed() == (4400, "HelloExpected")
-
     good = ticket(a, p)
+    # A hello asking for what the server cannot send: refused, not answered with something else.
+    assert Viewer(srv, p, good, want="vp9").closed() == (4400, "HelloExpected")
+
     for tkt, code, reason in [
         ("not a ticket", 4401, "TicketInvalid"),
         (with_claims(good, i=q), 4401, "TicketInvalid"),

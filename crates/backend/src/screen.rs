@@ -195,6 +195,9 @@ pub struct ScreenOptions {
     pub max_size: u16,
     /// Frames a second at most.
     pub fps: u8,
+    /// Image frames only, never H.264: the viewer cannot decode video (a browser without
+    /// WebCodecs). A backend that streams H.264 falls back to its image source.
+    pub images_only: bool,
 }
 
 /// How many frames an image screen's channel holds: when the stream is slower than the

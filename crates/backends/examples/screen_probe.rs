@@ -231,6 +231,7 @@ async fn main() {
     let opts = ScreenOptions {
         max_size: opt.get("max-size").map_or(1280, |v| v.parse().unwrap()),
         fps: opt.get("fps").map_or(10, |v| v.parse().unwrap()),
+        images_only: false,
     };
     let screen = match backend.open_screen(&phone, opts).await {
         Ok(s) => s,

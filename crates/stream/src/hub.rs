@@ -312,7 +312,9 @@ pub struct Hub {
     backend: Arc<dyn Backend>,
     opts: ScreenOptions,
     linger: Duration,
-    phones: Mutex<HashMap<String, Weak<PhoneStream>>>,
+    /// By phone and `images_only`: a viewer without a video decoder gets the phone's image
+    /// source beside its H.264 one.
+    phones: Mutex<HashMap<(String, bool), Weak<PhoneStream>>>,
     next_tag: AtomicU32,
 }
 
@@ -359,21 +361,27 @@ impl Hub {
 
     /// The phone's stream: the one open on this node, or a new one (whose screen opens in the
     /// background; see [`PhoneStream::ready`]). A stream whose screen failed or ended is not
-    /// reused.
-    pub fn join(&self, phone: &InstanceRef) -> Arc<PhoneStream> {
+    /// reused. `images_only`: the viewer cannot decode H.264 (the stream is then one of image
+    /// frames, a second source on a phone that streams H.264 to others).
+    pub fn join(&self, phone: &InstanceRef, images_only: bool) -> Arc<PhoneStream> {
+        let key = (phone.id.clone(), images_only);
         let mut phones = lock(&self.phones);
-        if let Some(s) = phones.get(&phone.id).and_then(Weak::upgrade)
+        if let Some(s) = phones.get(&key).and_then(Weak::upgrade)
             && !s.is_over()
         {
             return s;
         }
         phones.retain(|_, w| w.strong_count() > 0);
+        let opts = ScreenOptions {
+            images_only,
+            ..self.opts
+        };
         let s = Arc::new(PhoneStream::start(
             self.backend.clone(),
             phone.clone(),
-            self.opts,
+            opts,
         ));
-        phones.insert(phone.id.clone(), Arc::downgrade(&s));
+        phones.insert(key, Arc::downgrade(&s));
         s
     }
 
@@ -389,7 +397,8 @@ impl Hub {
         });
     }
 
-    /// Phones with a stream on this node (open, opening, or lingering).
+    /// Screens open on this node (open, opening, or lingering; a phone with viewers of both
+    /// kinds has two).
     pub fn streams(&self) -> usize {
         lock(&self.phones)
             .values()

@@ -119,6 +119,7 @@ impl Streams {
         let opts = ScreenOptions {
             max_size: limits.max_size,
             fps: limits.fps,
+            images_only: false,
         };
         Arc::new(Streams {
             store,

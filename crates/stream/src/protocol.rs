@@ -17,12 +17,12 @@ pub const MAX_TEXT_BYTES: usize = 300;
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(tag = "t", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ClientMsg {
-    /// The first message, within the hello timeout: the ticket, and the codec wished for
-    /// (`auto` or absent: whatever the phone streams).
+    /// The first message, within the hello timeout: the ticket, and what the viewer can show
+    /// (absent: `auto`).
     Hello {
         ticket: String,
         #[serde(default)]
-        want: Option<String>,
+        want: Want,
     },
     /// A finger at `(x, y)` of the frame the viewer shows, which is `w`×`h`.
     Touch {
@@ -53,6 +53,23 @@ pub enum ClientMsg {
     Ping {
         ts: f64,
     },
+}
+
+/// What a viewer can show, from its hello.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Want {
+    /// Whatever the phone streams (H.264 where it can).
+    #[default]
+    Auto,
+    /// Images only: the viewer cannot decode video (a browser without WebCodecs).
+    Png,
+}
+
+impl Want {
+    pub fn images_only(self) -> bool {
+        self == Want::Png
+    }
 }
 
 /// A touch's action as the wire spells it.
@@ -291,9 +308,20 @@ mod tests {
             m,
             ClientMsg::Hello {
                 ticket: "cpt1.x.y".into(),
-                want: Some("auto".into())
+                want: Want::Auto
             }
         );
+        let m: ClientMsg =
+            serde_json::from_str(r#"{"t":"hello","ticket":"cpt1.x.y","want":"png"}"#).unwrap();
+        assert!(matches!(m, ClientMsg::Hello { want, .. } if want.images_only()));
+        let m: ClientMsg = serde_json::from_str(r#"{"t":"hello","ticket":"cpt1.x.y"}"#).unwrap();
+        assert!(matches!(
+            m,
+            ClientMsg::Hello {
+                want: Want::Auto,
+                ..
+            }
+        ));
         let m: ClientMsg = serde_json::from_str(
             r#"{"t":"touch","seq":7,"a":"down","x":412,"y":903,"w":720,"h":1280}"#,
         )
@@ -309,6 +337,7 @@ mod tests {
             r#"{"t":"text","seq":-1,"text":"x"}"#,
             r#"{"ticket":"x"}"#,
             r#"{"t":"hello","ticket":"x","extra":1}"#,
+            r#"{"t":"hello","ticket":"x","want":"vp9"}"#,
         ] {
             assert!(serde_json::from_str::<ClientMsg>(bad).is_err(), "{bad}");
         }

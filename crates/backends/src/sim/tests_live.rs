@@ -69,7 +69,11 @@ async fn icon_of(sim: &SimBackend, p: &InstanceRef, app: &str) -> (u32, u32) {
 }
 
 fn opts(max_size: u16) -> ScreenOptions {
-    ScreenOptions { max_size, fps: 20 }
+    ScreenOptions {
+        max_size,
+        fps: 20,
+        images_only: false,
+    }
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use cloudphone_store::{NewStreamSession, Opened, StreamEpochs, StreamRole};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::protocol::{ClientMsg, Close};
+use crate::protocol::{ClientMsg, Close, Want};
 use crate::ticket::{Claims, TicketError};
 use crate::{Streams, stale_before};
 
@@ -28,13 +28,14 @@ pub(super) struct Admitted {
     pub role: StreamRole,
 }
 
-/// The ticket of the viewer's hello. `Err(None)`: the viewer went away first; `Err(Some)`: it
-/// sent something else, or nothing in time, or the node is closing.
+/// The ticket of the viewer's hello and what it can show. `Err(None)`: the viewer went away
+/// first; `Err(Some)`: it sent something else (a `want` the server does not know included), or
+/// nothing in time, or the node is closing.
 pub(super) async fn hello(
     socket: &mut WebSocket,
     timeout: Duration,
     closing: &CancellationToken,
-) -> Result<String, Option<Close>> {
+) -> Result<(String, Want), Option<Close>> {
     let first = async {
         loop {
             match socket.recv().await {
@@ -43,7 +44,7 @@ pub(super) async fn hello(
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Text(text))) => {
                     return match serde_json::from_str::<ClientMsg>(text.as_str()) {
-                        Ok(ClientMsg::Hello { ticket, .. }) => Ok(ticket),
+                        Ok(ClientMsg::Hello { ticket, want }) => Ok((ticket, want)),
                         _ => Err(Some(Close::HELLO_EXPECTED)),
                     };
                 }

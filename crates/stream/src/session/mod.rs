@@ -32,7 +32,7 @@ use tracing::{debug, warn};
 
 use crate::Streams;
 use crate::hub::{self, PhoneStream, Status};
-use crate::protocol::{Close, ServerMsg};
+use crate::protocol::{Close, ServerMsg, Want};
 use crate::registry::{End, Member};
 use admit::Admitted;
 
@@ -140,9 +140,9 @@ async fn run(
         send_close(&mut socket, Close::TOO_MANY_SESSIONS).await;
         return;
     };
-    let ticket =
+    let (ticket, want) =
         match admit::hello(&mut socket, streams.limits.hello_timeout, &streams.closing).await {
-            Ok(ticket) => ticket,
+            Ok(hello) => hello,
             Err(None) => return,
             Err(Some(close)) => {
                 debug!(%peer, instance = %instance_id, reason = close.reason, "stream refused");
@@ -160,7 +160,7 @@ async fn run(
             return;
         }
     };
-    serve(&streams, socket, admitted, &peer).await;
+    serve(&streams, socket, admitted, want, &peer).await;
 }
 
 /// Sends `bye` and the close frame, within [`CLOSE_TIMEOUT`] (a viewer that does not read
@@ -181,7 +181,7 @@ async fn send_close(socket: &mut WebSocket, close: Close) {
 }
 
 /// An admitted session, to its end.
-async fn serve(streams: &Streams, mut socket: WebSocket, a: Admitted, peer: &str) {
+async fn serve(streams: &Streams, mut socket: WebSocket, a: Admitted, want: Want, peer: &str) {
     let opened = Instant::now();
     let member = Member {
         id: a.id.clone(),
@@ -192,14 +192,15 @@ async fn serve(streams: &Streams, mut socket: WebSocket, a: Admitted, peer: &str
     let handle = streams.registry.add(&member, a.role);
     metrics::gauge!("cloudphone_stream_sessions").increment(1.0);
     debug!(session = %a.id, instance = %a.instance.id, %peer, role = a.role.as_str(), "stream session opened");
-    let phone = streams.hub.join(&InstanceRef {
+    let instance = InstanceRef {
         id: a.instance.id.clone(),
         account_id: a.instance.account_id.clone(),
         name: a.instance.name.clone(),
         image_id: a.instance.image_id.clone(),
         spec: a.instance.spec.clone(),
         attempt: None,
-    });
+    };
+    let phone = streams.hub.join(&instance, want.images_only());
     let viewer = phone.viewer();
     let stats = Stats::default();
     let ending = {

@@ -100,10 +100,14 @@ impl Screens {
         self.scrcpy.as_ref()
     }
 
-    /// Opens the phone's screen with scrcpy if it can, else with screencap.
+    /// Opens the phone's screen with scrcpy if it can (and images are not asked for), else with
+    /// screencap.
     pub async fn open(&self, target: ScreenTarget, opts: ScreenOptions) -> OpResult<Screen> {
         let relay = target.relay().await?;
         let panel = target.panel_size().await;
+        if opts.images_only {
+            return screencap::open(target, relay, opts, panel).await;
+        }
         let why = match &self.scrcpy {
             Some(jar) => match scrcpy::open(&target, &relay, jar, opts, panel).await {
                 Ok(screen) => return Ok(screen),
