@@ -8,16 +8,15 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
-use cloudphone_api::{AppState, PeerAddr};
+use cloudphone_api::AppState;
 use cloudphone_core::ApiError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::post::{self, Caller, api_failure, json_body, json_reply};
+use crate::post::{Caller, JsonAsk, api_failure, json_reply};
 
 /// The most phones one RunCommand names.
 const MAX_COMMAND_INSTANCES: usize = 50;
@@ -162,18 +161,9 @@ async fn find_batch(
 /// `POST /console/actions`.
 pub async fn act(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    peer: Option<Extension<PeerAddr>>,
-    body: Bytes,
+    caller: Caller,
+    JsonAsk(ask): JsonAsk<Ask>,
 ) -> Response {
-    let caller = match post::caller(&state, &headers, peer.map(|Extension(p)| p)).await {
-        Ok(c) => c,
-        Err(refused) => return refused,
-    };
-    let ask: Ask = match json_body(&headers, &body) {
-        Ok(a) => a,
-        Err(refused) => return *refused,
-    };
     let (action, params) = match request(&ask) {
         Ok(r) => r,
         Err(e) => return api_failure(&e),

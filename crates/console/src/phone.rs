@@ -15,11 +15,10 @@ use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::body::Bytes;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use cloudphone_api::{AppState, PeerAddr};
+use cloudphone_api::AppState;
 use cloudphone_core::ApiError;
 use cloudphone_core::resources::{AccessKey, default_bucket};
 use serde::Deserialize;
@@ -27,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::auth::signed_in;
 use crate::pages::{MissingPage, REFRESH_MS, call, page, shown, status_of, who};
-use crate::post::{self, Caller, api_failure, failure, json_body, json_reply};
+use crate::post::{Caller, JsonAsk, api_failure, failure, json_reply};
 use crate::view::{PhoneView, SessionRow, TaskRow};
 
 /// Tasks the side panel lists.
@@ -209,31 +208,14 @@ pub fn end_user(key: &AccessKey) -> String {
     format!("console:{name}")
 }
 
-/// What an acting endpoint needs first: the caller, or the refusal.
-async fn acting(
-    state: &AppState,
-    headers: &HeaderMap,
-    peer: Option<Extension<PeerAddr>>,
-) -> Result<Caller, Response> {
-    post::caller(state, headers, peer.map(|Extension(p)| p)).await
-}
-
 /// `POST /console/phones/{id}/ticket`: a ticket for the page's stream (BatchGetAcpConnectionTicket
 /// as the signed-in key), and the ticket-only viewer's path with it.
 pub async fn ticket(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    peer: Option<Extension<PeerAddr>>,
+    caller: Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    _: JsonAsk<Value>,
 ) -> Response {
-    let caller = match acting(&state, &headers, peer).await {
-        Ok(c) => c,
-        Err(refused) => return refused,
-    };
-    if let Err(refused) = json_body::<Value>(&headers, &body) {
-        return *refused;
-    }
     let params = vec![
         ("InstanceIds.1", id.clone()),
         ("EndUserId", end_user(&caller.key)),
@@ -300,19 +282,10 @@ pub struct CommandAsk {
 /// `POST /console/phones/{id}/command` `{"command": "..."}`: RunCommand on this phone.
 pub async fn command(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    peer: Option<Extension<PeerAddr>>,
+    caller: Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonAsk(ask): JsonAsk<CommandAsk>,
 ) -> Response {
-    let caller = match acting(&state, &headers, peer).await {
-        Ok(c) => c,
-        Err(refused) => return refused,
-    };
-    let ask: CommandAsk = match json_body(&headers, &body) {
-        Ok(a) => a,
-        Err(refused) => return *refused,
-    };
     let mut params = vec![("InstanceIds.1", id), ("CommandContent", ask.command)];
     if let Some(t) = ask.timeout {
         params.push(("Timeout", t.to_string()));
@@ -332,19 +305,10 @@ pub struct FetchAsk {
 /// bucket; the finished task's `Url` is the signed link to it.
 pub async fn fetch(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    peer: Option<Extension<PeerAddr>>,
+    caller: Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonAsk(ask): JsonAsk<FetchAsk>,
 ) -> Response {
-    let caller = match acting(&state, &headers, peer).await {
-        Ok(c) => c,
-        Err(refused) => return refused,
-    };
-    let ask: FetchAsk = match json_body(&headers, &body) {
-        Ok(a) => a,
-        Err(refused) => return *refused,
-    };
     let bucket = default_bucket(&state.region, &caller.key.account_id);
     let params = vec![
         ("AndroidInstanceIdList.1", id),
@@ -368,18 +332,10 @@ pub fn upload_endpoint(state: &AppState) -> String {
 /// `POST /console/phones/{id}/screenshot`: CreateScreenshot of this phone.
 pub async fn screenshot(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    peer: Option<Extension<PeerAddr>>,
+    caller: Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    _: JsonAsk<Value>,
 ) -> Response {
-    let caller = match acting(&state, &headers, peer).await {
-        Ok(c) => c,
-        Err(refused) => return refused,
-    };
-    if let Err(refused) = json_body::<Value>(&headers, &body) {
-        return *refused;
-    }
     match caller
         .act(
             &state,

@@ -7,6 +7,11 @@
 //! the SDK would be. Answers are JSON: the API's body, or `{"Code", "Message"}` with the API's
 //! HTTP status.
 
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cloudphone_api::{AppState, PeerAddr, call_as, call_as_from};
@@ -119,6 +124,38 @@ pub async fn caller(
             "ServiceUnavailable",
             "The server's database is not answering; try again shortly.",
         )),
+    }
+}
+
+/// An acting endpoint's first argument: the caller, or the request is refused before anything
+/// else is read.
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Caller, Response> {
+        let peer = parts.extensions.get::<PeerAddr>().cloned();
+        caller(state, &parts.headers, peer).await
+    }
+}
+
+/// An acting endpoint's JSON body, read by [`json_body`]'s rules (after the [`Caller`]'s checks
+/// when it follows that argument).
+pub struct JsonAsk<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonAsk<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<JsonAsk<T>, Response> {
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        json_body(&headers, &body)
+            .map(JsonAsk)
+            .map_err(|refused| *refused)
     }
 }
 

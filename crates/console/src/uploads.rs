@@ -13,11 +13,11 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
+use cloudphone_api::AppState;
 use cloudphone_api::files::{object_error, stage_body};
-use cloudphone_api::{AppState, PeerAddr};
 use cloudphone_core::resources::default_bucket;
 use cloudphone_core::{ApiError, ids};
 use cloudphone_objects::OssPath;
@@ -25,7 +25,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::json;
 
 use crate::phone::{first_child, upload_endpoint};
-use crate::post::{self, Caller, api_failure, failure, json_reply};
+use crate::post::{Caller, api_failure, failure, json_reply};
 
 /// The header naming a dropped file.
 pub const FILE_NAME_HEADER: &str = "x-file-name";
@@ -98,31 +98,30 @@ async fn stage(
     Ok(path)
 }
 
-/// The caller, the file's name and the stored object, or the refusal.
+/// The file's name and the stored object, or the refusal.
 async fn received(
     state: &AppState,
+    caller: &Caller,
     headers: &HeaderMap,
-    peer: Option<Extension<PeerAddr>>,
     body: Body,
-) -> Result<(Caller, String, OssPath), Response> {
-    let caller = post::caller(state, headers, peer.map(|Extension(p)| p)).await?;
+) -> Result<(String, OssPath), Response> {
     let name = file_name(headers).map_err(|e| api_failure(&e))?;
-    let path = stage(state, &caller, headers, &name, body)
+    let path = stage(state, caller, headers, &name, body)
         .await
         .map_err(|e| api_failure(&e))?;
-    Ok((caller, name, path))
+    Ok((name, path))
 }
 
 /// `POST /console/phones/{id}/apk`: the APK stored, made an app (CreateApp) and installed on
 /// this phone (InstallApp).
 pub async fn apk(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     headers: HeaderMap,
-    peer: Option<Extension<PeerAddr>>,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    let (caller, name, path) = match received(&state, &headers, peer, body).await {
+    let (name, path) = match received(&state, &caller, &headers, body).await {
         Ok(r) => r,
         Err(refused) => return refused,
     };
@@ -165,12 +164,12 @@ pub async fn apk(
 /// phone (SendFile).
 pub async fn file(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     headers: HeaderMap,
-    peer: Option<Extension<PeerAddr>>,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    let (caller, name, path) = match received(&state, &headers, peer, body).await {
+    let (name, path) = match received(&state, &caller, &headers, body).await {
         Ok(r) => r,
         Err(refused) => return refused,
     };
