@@ -21,7 +21,7 @@ use cloudphone_backend::{
     Backend, Codec, Frame, Input, InputEvent, InstanceRef, Key, Screen, ScreenOptions, TouchAction,
 };
 use cloudphone_backends::adb::{AdbServer, ScrcpyServer};
-use cloudphone_backends::{DockerBackend, DockerConfig, DockerImage, Network};
+use cloudphone_backends::{DockerBackend, DockerConfig, DockerImage, HostSpec, Network};
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -207,10 +207,12 @@ async fn main() {
         run_as_root: false,
     };
     let mut config = DockerConfig::new(vec![image]);
-    config.socket = Some(get("docker"));
-    config.network = Network::Host {
-        adb_ports: (low, high),
-    };
+    config.hosts = vec![HostSpec::legacy(
+        Some(get("docker")),
+        Network::Host {
+            adb_ports: (low, high),
+        },
+    )];
     config.adb = AdbServer {
         port: Some(get("adb-port").parse().expect("--adb-port")),
         ..AdbServer::default()

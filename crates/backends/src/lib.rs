@@ -10,7 +10,9 @@ mod fleet;
 pub mod sim;
 
 pub use adb::{AdbBackend, AdbGroupConfig};
-pub use docker::{DockerBackend, DockerConfig, DockerImage, Network};
+pub use docker::{
+    DEFAULT_HOST, DockerBackend, DockerConfig, DockerImage, Engine, HostSpec, Network,
+};
 pub use fleet::Fleet;
 pub use sim::{
     DEFAULT_STORAGE_BYTES, EXECUTIONS_LEDGER, Package, PhoneState, SimBackend, SimConfig,

@@ -26,9 +26,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cloudphone_backends::adb::{AdbServer, ScrcpyServer};
-use cloudphone_backends::{AdbGroupConfig, DockerConfig, DockerImage, Network};
+use cloudphone_backends::{AdbGroupConfig, DockerConfig, DockerImage};
 use cloudphone_core::resources::Image;
 use serde::Deserialize;
+
+use crate::docker_hosts::{self, HostSection};
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,8 +110,18 @@ pub struct DockerSection {
     pub stop_timeout_secs: u64,
     #[serde(default = "prefix")]
     pub name_prefix: String,
+    /// Where new phones go: `spread` (the least used host) or `binpack` (the fullest that fits).
+    #[serde(default = "spread")]
+    pub placement: String,
     #[serde(default)]
     pub images: Vec<ImageSection>,
+    /// The farm's engines; without any, `socket` is the one host `default`.
+    #[serde(default)]
+    pub hosts: Vec<HostSection>,
+}
+
+fn spread() -> String {
+    "spread".into()
 }
 
 fn bridge() -> String {
@@ -255,24 +267,12 @@ impl BackendsFile {
         let Some(d) = &self.docker else {
             return Ok(None);
         };
-        let network = match (d.network.as_str(), &d.adb_ports) {
-            ("bridge", None) => Network::Bridge,
-            ("none", None) => Network::None,
-            ("host", Some(range)) => {
-                let parsed = range
-                    .split_once('-')
-                    .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
-                match parsed {
-                    Some((a, b)) if a <= b => Network::Host { adb_ports: (a, b) },
-                    _ => bail!("docker.adb_ports must be FIRST-LAST, as in 20000-20999"),
-                }
-            }
-            ("host", None) => bail!("docker.network = \"host\" needs docker.adb_ports"),
-            ("bridge" | "none", Some(_)) => {
-                bail!("docker.adb_ports is only for docker.network = \"host\"")
-            }
-            (other, _) => bail!("docker.network is bridge, host or none, not {other:?}"),
-        };
+        if !matches!(d.placement.as_str(), "spread" | "binpack") {
+            bail!(
+                "docker.placement is spread or binpack, not {:?}",
+                d.placement
+            );
+        }
         if d.images.is_empty() {
             bail!("[docker] needs at least one [[docker.images]]");
         }
@@ -298,9 +298,20 @@ impl BackendsFile {
                 run_as_root: i.run_as_root,
             });
         }
+        let hosts = if d.hosts.is_empty() {
+            let network = docker_hosts::network(&d.network, d.adb_ports.as_deref(), "docker")?;
+            docker_hosts::legacy(d.socket.clone(), network)
+        } else {
+            if d.socket.is_some() || d.adb_ports.is_some() {
+                bail!(
+                    "with [[docker.hosts]], socket and adb_ports go on each host, not on [docker]"
+                );
+            }
+            let ids: Vec<String> = images.iter().map(|i| i.id.clone()).collect();
+            docker_hosts::hosts(&d.hosts, &d.network, &ids)?
+        };
         let mut config = DockerConfig::new(images);
-        config.socket = d.socket.clone();
-        config.network = network;
+        config.hosts = hosts;
         config.adb = self.adb_server();
         config.boot_timeout = Duration::from_secs(d.boot_timeout_secs.max(1));
         config.stop_timeout = Duration::from_secs(d.stop_timeout_secs);
@@ -313,6 +324,7 @@ impl BackendsFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cloudphone_backends::Network;
 
     fn parse(text: &str) -> anyhow::Result<BackendsFile> {
         let file: BackendsFile = toml::from_str(text)?;
@@ -369,7 +381,13 @@ mod tests {
         .unwrap();
         assert!(file.sim);
         let d = file.docker_config().unwrap().unwrap();
-        assert_eq!(d.network, Network::Bridge);
+        assert_eq!(d.hosts.len(), 1);
+        assert_eq!(d.hosts[0].name, "default");
+        assert_eq!(d.hosts[0].network, Network::Bridge);
+        assert_eq!(
+            d.hosts[0].max_phones, None,
+            "the legacy host is not limited"
+        );
         assert_eq!(d.adb.port, Some(5099));
         assert_eq!(d.images[0].data_path, "/data");
         assert_eq!(d.images[0].adb_port, 5555);
@@ -419,6 +437,11 @@ mod tests {
             ("[docker]\nadb_ports = \"1-9\"\n", "only for"),
             ("[docker]\nnetwork = \"wifi\"\n", "bridge, host or none"),
             ("[docker]\ncolour = 1\n", "unknown field"),
+            ("[docker]\nplacement = \"random\"\n", "spread or binpack"),
+            (
+                "[docker]\nsocket = \"/s\"\n[[docker.hosts]]\nname = \"a\"\nsocket = \"/a\"\nmax_phones = 1\n",
+                "go on each host",
+            ),
         ];
         for (text, expected) in cases {
             let err = format!("{:#}", parse(&format!("{text}{image}")).unwrap_err());

@@ -8,6 +8,7 @@ mod adb_gateway;
 pub mod backends_file;
 pub mod config;
 mod device_sink;
+pub mod docker_hosts;
 pub mod listen;
 pub mod ops;
 pub mod owner_only;

@@ -1,6 +1,7 @@
-//! What the docker backend is told: which engine, how phones reach the network, and which
-//! Docker image each cloudphone image id runs.
+//! What the docker backend is told: the hosts (Docker engines) phones run on, how each is
+//! reached and networked, and which Docker image each cloudphone image id runs.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cloudphone_adb::proto::service::ServicePolicy;
@@ -74,12 +75,81 @@ impl DockerImage {
     }
 }
 
+/// How a node reaches one host's Docker engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// A local socket (`/var/run/docker.sock` or `unix://...`).
+    Unix(String),
+    /// `DOCKER_HOST` if set, else the default socket (the legacy `[docker]` without `socket`).
+    Local,
+    /// `tcp://HOST:PORT` with TLS both ways: the Docker API is root on its host, so a plain
+    /// TCP engine is never accepted.
+    Tls {
+        url: String,
+        ca: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+    },
+}
+
+impl Engine {
+    /// For display and logs (never a secret: the key is a path).
+    pub fn address(&self) -> String {
+        match self {
+            Engine::Unix(s) if s.starts_with("unix://") => s.clone(),
+            Engine::Unix(s) => format!("unix://{s}"),
+            Engine::Local => std::env::var("DOCKER_HOST")
+                .unwrap_or_else(|_| "unix:///var/run/docker.sock".into()),
+            Engine::Tls { url, .. } => url.clone(),
+        }
+    }
+}
+
+/// One host of the farm: a Docker engine and what its phones may use of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostSpec {
+    /// `[a-z0-9][a-z0-9-]{0,62}`: the phones placed on it are recorded with this name.
+    pub name: String,
+    pub engine: Engine,
+    /// Where nodes reach its phones' adbd (and where bridge networking publishes it).
+    pub adb_host: String,
+    pub network: Network,
+    /// The images it runs (empty: every docker image).
+    pub images: Vec<String>,
+    /// Its capacity: phones, milli-CPUs and MiB of memory its phones' specs may take (`None`:
+    /// not limited by that measure).
+    pub max_phones: Option<u64>,
+    pub cpu_milli: Option<u64>,
+    pub memory_mib: Option<u64>,
+}
+
+impl HostSpec {
+    /// The one host of a backends file without `[[docker.hosts]]`.
+    pub fn legacy(socket: Option<String>, network: Network) -> HostSpec {
+        HostSpec {
+            name: DEFAULT_HOST.into(),
+            engine: socket.map_or(Engine::Local, Engine::Unix),
+            adb_host: "127.0.0.1".into(),
+            network,
+            images: Vec::new(),
+            max_phones: None,
+            cpu_milli: None,
+            memory_mib: None,
+        }
+    }
+
+    pub fn runs(&self, image_id: &str) -> bool {
+        self.images.is_empty() || self.images.iter().any(|i| i == image_id)
+    }
+}
+
+/// The name of the host a backends file's legacy `[docker] socket` describes.
+pub const DEFAULT_HOST: &str = "default";
+
 #[derive(Clone, Debug)]
 pub struct DockerConfig {
-    /// The engine's socket (`/var/run/docker.sock`, or `unix://...`); `None`: `DOCKER_HOST`,
-    /// else the default socket.
-    pub socket: Option<String>,
-    pub network: Network,
+    /// The engines phones run on (at least one).
+    pub hosts: Vec<HostSpec>,
     pub images: Vec<DockerImage>,
     /// The ADB server through which in-phone operations reach the containers.
     pub adb: AdbServer,
@@ -95,10 +165,10 @@ pub struct DockerConfig {
 }
 
 impl DockerConfig {
+    /// One host, `default`, on the local engine's bridge network.
     pub fn new(images: Vec<DockerImage>) -> DockerConfig {
         DockerConfig {
-            socket: None,
-            network: Network::Bridge,
+            hosts: vec![HostSpec::legacy(None, Network::Bridge)],
             images,
             adb: AdbServer::default(),
             boot_timeout: Duration::from_secs(180),

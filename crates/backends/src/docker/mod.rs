@@ -1,378 +1,111 @@
 //! The docker backend: each phone is a redroid-style Android container named after its
-//! instance, with a data volume of its own, driven through the Docker Engine API (bollard);
-//! everything inside the phone goes over ADB to the container's adbd ([`crate::adb`]).
+//! instance, with a data volume of its own, on one of the farm's hosts (Docker engines, driven
+//! through the Engine API with bollard); everything inside the phone goes over ADB to the
+//! container's adbd ([`crate::adb`]).
 //!
-//! Lifecycle maps onto the container: Start, Stop and Reboot are container start, stop and
-//! restart; Reset and a new group image recreate the container from the image with a fresh
-//! volume. In-phone work runs as Android's `shell` user unless the phone's image says
-//! `run_as_root` ([`AdbPhone::ensure_shell_user`] before each operation): tenants' commands
-//! must not be root in containers that may be privileged (docs/design.md §8). Docker is the source of truth for where a phone listens (labels and published
-//! ports), so the backend keeps no state of its own and a restarted server finds its phones.
+//! [`DockerBackend`] is the farm: it routes each call to the host the phone lives on
+//! ([`host::DockerHost`] does the work). Docker is the source of truth for where a phone
+//! listens (labels and published ports), so the backend keeps no state of its own and a
+//! restarted server finds its phones.
 
 mod config;
+mod host;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, VolumeCreateRequest};
-use bollard::query_parameters::{
-    CreateContainerOptions, InspectContainerOptions, KillContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, RemoveVolumeOptions, RestartContainerOptions, StopContainerOptions,
-};
 use cloudphone_backend::{
     AdbRoute, AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult, Screen,
     ScreenOptions,
 };
 use cloudphone_core::TaskErrorCode;
 use cloudphone_core::resources::Image;
-use tracing::{info, warn};
+use tracing::warn;
 
-pub use config::{DockerConfig, DockerImage, Network};
+pub use config::{DEFAULT_HOST, DockerConfig, DockerImage, Engine, HostSpec, Network};
 
-use crate::adb::screen::ScreenTarget;
-use crate::adb::{AdbPhone, Screens};
+use crate::adb::Screens;
+use host::DockerHost;
 
 const LABEL_INSTANCE: &str = "cloudphone.instance";
 const LABEL_IMAGE: &str = "cloudphone.image";
 const LABEL_ADB_PORT: &str = "cloudphone.adb-port";
 
 pub struct DockerBackend {
-    docker: Docker,
-    config: DockerConfig,
-    /// Held while a port is chosen and its container created, so two phones never get one.
-    ports: tokio::sync::Mutex<()>,
-    screens: Screens,
+    config: Arc<DockerConfig>,
+    /// In the backends file's order.
+    hosts: Vec<Arc<DockerHost>>,
 }
-
-fn op_failed(msg: impl Into<String>) -> BackendError {
-    BackendError::new(TaskErrorCode::OperationFailed, msg)
-}
-
-fn unreachable(msg: impl Into<String>) -> BackendError {
-    BackendError::new(TaskErrorCode::InstanceUnreachable, msg)
-}
-
-/// Docker's answer status, if the engine gave one.
-fn status_of(e: &bollard::errors::Error) -> Option<u16> {
-    match e {
-        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
-
-fn docker_error(what: &str, e: bollard::errors::Error) -> BackendError {
-    match e {
-        bollard::errors::Error::DockerResponseServerError { message, .. } => {
-            op_failed(format!("{what}: {message}"))
-        }
-        other => unreachable(format!("{what}: the Docker engine did not answer: {other}")),
-    }
-}
-
-/// A running phone's container, as the in-phone operations need it.
-struct Reached {
-    /// `127.0.0.1:PORT`: the address to `adb connect`, and the device's serial.
-    address: String,
-    /// Whether the image the container was made from allows root (an unknown image does not).
-    run_as_root: bool,
-}
-
-/// How long adbd may take to restart as `shell` after `adb unroot`.
-const UNROOT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl DockerBackend {
-    /// Connects to the engine and agrees on an API version (Debian's engine speaks 1.41).
+    /// The farm's hosts, each with its client (a configuration error, such as a TLS file that
+    /// cannot be read, fails here), and the ADB server started. An engine that does not answer
+    /// does not: its host's phones are unreachable until it does.
     pub async fn connect(config: DockerConfig) -> Result<DockerBackend, String> {
-        let docker = match &config.socket {
-            Some(socket) => Docker::connect_with_unix(
-                socket.trim_start_matches("unix://"),
-                120,
-                bollard::API_DEFAULT_VERSION,
-            ),
-            None => Docker::connect_with_local_defaults(),
+        if config.hosts.is_empty() {
+            return Err("the docker backend has no host".into());
         }
-        .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| format!("the Docker engine did not answer: {e}"))?;
-        if matches!(config.network, Network::Host { .. } | Network::Bridge) {
+        let config = Arc::new(config);
+        let screens = Arc::new(Screens::new(config.scrcpy.clone()));
+        let mut hosts = Vec::new();
+        for spec in &config.hosts {
+            let host = DockerHost::new(spec.clone(), config.clone(), screens.clone())?;
+            if let Err(e) = host.docker().await {
+                warn!(host = %spec.name, "{}", e.message);
+            }
+            hosts.push(Arc::new(host));
+        }
+        if config
+            .hosts
+            .iter()
+            .any(|h| matches!(h.network, Network::Host { .. } | Network::Bridge))
+        {
             config
                 .adb
                 .start_server()
                 .await
                 .map_err(|e| format!("cannot start the ADB server: {e}"))?;
         }
-        Ok(DockerBackend {
-            docker,
-            screens: Screens::new(config.scrcpy.clone()),
-            config,
-            ports: tokio::sync::Mutex::new(()),
+        Ok(DockerBackend { config, hosts })
+    }
+
+    pub fn hosts(&self) -> impl Iterator<Item = &HostSpec> {
+        self.hosts.iter().map(|h| h.spec())
+    }
+
+    /// The host a phone lives on: the one the store placed it on, or, for a phone placed
+    /// nowhere (created before this node knew hosts), the first host that runs its image.
+    fn host_index(&self, phone: &InstanceRef) -> OpResult<usize> {
+        let placed = placed_on(phone);
+        let found = match placed {
+            Some(name) => self.hosts.iter().position(|h| h.spec().name == name),
+            None => self
+                .hosts
+                .iter()
+                .position(|h| h.spec().runs(&phone.image_id)),
+        };
+        found.ok_or_else(|| {
+            BackendError::new(
+                TaskErrorCode::InstanceUnreachable,
+                match placed {
+                    Some(name) => format!("the host {name} is not in this node's backends file"),
+                    None => format!("no host of this node runs the image {}", phone.image_id),
+                },
+            )
         })
     }
 
-    fn container(&self, phone: &InstanceRef) -> String {
-        format!("{}{}", self.config.name_prefix, phone.id)
+    fn host_of(&self, phone: &InstanceRef) -> OpResult<&DockerHost> {
+        Ok(&self.hosts[self.host_index(phone)?])
     }
+}
 
-    fn volume(&self, phone: &InstanceRef) -> String {
-        format!("{}{}-data", self.config.name_prefix, phone.id)
-    }
-
-    fn image_config(&self, image_id: &str) -> OpResult<&DockerImage> {
-        self.config
-            .images
-            .iter()
-            .find(|i| i.id == image_id)
-            .ok_or_else(|| op_failed(format!("the image {image_id} is not a docker image here")))
-    }
-
-    /// Ports given to other phones (host network), read off their containers' labels.
-    async fn ports_in_use(&self) -> OpResult<HashSet<u16>> {
-        let mut filters = HashMap::new();
-        filters.insert("label".to_string(), vec![LABEL_ADB_PORT.to_string()]);
-        let list = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .await
-            .map_err(|e| docker_error("listing containers", e))?;
-        Ok(list
-            .iter()
-            .filter_map(|c| c.labels.as_ref()?.get(LABEL_ADB_PORT)?.parse().ok())
-            .collect())
-    }
-
-    /// Creates the phone's volume and container from `image_id` and starts it.
-    async fn create_from(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()> {
-        let image = self.image_config(image_id)?.clone();
-        let name = self.container(phone);
-        let volume = self.volume(phone);
-        let mut labels = HashMap::new();
-        labels.insert(LABEL_INSTANCE.to_string(), phone.id.clone());
-        labels.insert(LABEL_IMAGE.to_string(), image.id.clone());
-        self.docker
-            .create_volume(VolumeCreateRequest {
-                name: Some(volume.clone()),
-                labels: Some(labels.clone()),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| docker_error("creating the data volume", e))?;
-        let guard = self.ports.lock().await;
-        let adb_port = match &self.config.network {
-            Network::Host { adb_ports } => {
-                let used = self.ports_in_use().await?;
-                let free = (adb_ports.0..=adb_ports.1).find(|p| {
-                    !used.contains(p) && std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
-                });
-                let port = free.ok_or_else(|| {
-                    op_failed(format!(
-                        "no free ADB port left in {}-{}",
-                        adb_ports.0, adb_ports.1
-                    ))
-                })?;
-                labels.insert(LABEL_ADB_PORT.to_string(), port.to_string());
-                port
-            }
-            _ => image.adb_port,
-        };
-        let fill = |s: &String| s.replace("{adb_port}", &adb_port.to_string());
-        let exposed = format!("{}/tcp", image.adb_port);
-        let mut host = HostConfig {
-            binds: Some(vec![format!("{volume}:{}", image.data_path)]),
-            privileged: Some(image.privileged),
-            ..Default::default()
-        };
-        let mut exposed_ports = None;
-        match &self.config.network {
-            Network::Host { .. } => host.network_mode = Some("host".into()),
-            Network::None => host.network_mode = Some("none".into()),
-            Network::Bridge => {
-                let mut map = HashMap::new();
-                map.insert(
-                    exposed.clone(),
-                    Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".into()),
-                        host_port: Some(String::new()),
-                    }]),
-                );
-                host.port_bindings = Some(map);
-                exposed_ports = Some(vec![exposed.clone()]);
-            }
-        }
-        let body = ContainerCreateBody {
-            image: Some(image.reference.clone()),
-            cmd: (!image.args.is_empty()).then(|| image.args.iter().map(fill).collect()),
-            env: Some(image.env.iter().map(fill).collect()),
-            labels: Some(labels),
-            hostname: Some(phone.id.clone()),
-            exposed_ports,
-            host_config: Some(host),
-            ..Default::default()
-        };
-        self.docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(name.clone()),
-                    ..Default::default()
-                }),
-                body,
-            )
-            .await
-            .map_err(|e| {
-                docker_error(
-                    &format!("creating the container from {}", image.reference),
-                    e,
-                )
-            })?;
-        drop(guard);
-        self.start_and_wait(phone).await
-    }
-
-    async fn start_and_wait(&self, phone: &InstanceRef) -> OpResult<()> {
-        let name = self.container(phone);
-        match self.docker.start_container(&name, None).await {
-            Ok(()) => {}
-            Err(e) if status_of(&e) == Some(304) => {}
-            Err(e) => return Err(docker_error("starting the container", e)),
-        }
-        self.wait_booted(phone).await
-    }
-
-    async fn wait_booted(&self, phone: &InstanceRef) -> OpResult<()> {
-        if self.config.network == Network::None {
-            return Ok(());
-        }
-        let reached = self.reach(phone).await?;
-        let adb = AdbPhone {
-            server: &self.config.adb,
-            serial: reached.address.clone(),
-        };
-        adb.wait_booted(Some(&reached.address), self.config.boot_timeout)
-            .await
-    }
-
-    /// Tells the ADB server to drop a phone that is about to go down, so that it does not keep
-    /// a stale entry (in bridge mode the phone's port changes with every start).
-    async fn disconnect(&self, phone: &InstanceRef) {
-        if let Ok(r) = self.reach(phone).await {
-            self.config.adb.disconnect(&r.address).await;
-        }
-    }
-
-    /// Removes the container and its volume; both may be gone already.
-    async fn remove(&self, phone: &InstanceRef) -> OpResult<()> {
-        self.disconnect(phone).await;
-        match self
-            .docker
-            .remove_container(
-                &self.container(phone),
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: false,
-                    ..Default::default()
-                }),
-            )
-            .await
-        {
-            Ok(()) => {}
-            Err(e) if status_of(&e) == Some(404) => {}
-            Err(e) => return Err(docker_error("removing the container", e)),
-        }
-        match self
-            .docker
-            .remove_volume(
-                &self.volume(phone),
-                Some(RemoveVolumeOptions { force: true }),
-            )
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Ok(()),
-            Err(e) => Err(docker_error("removing the data volume", e)),
-        }
-    }
-
-    /// The running container's ADB address; a container that is gone or not running is an
-    /// `InstanceUnreachable`.
-    async fn reach(&self, phone: &InstanceRef) -> OpResult<Reached> {
-        let name = self.container(phone);
-        let c = self
-            .docker
-            .inspect_container(&name, None::<InspectContainerOptions>)
-            .await
-            .map_err(|e| match status_of(&e) {
-                Some(404) => unreachable(format!("the phone's container {name} does not exist")),
-                _ => docker_error("inspecting the container", e),
-            })?;
-        let state = c.state.unwrap_or_default();
-        if state.running != Some(true) {
-            return Err(unreachable(format!(
-                "the phone's container {name} is not running (exit code {})",
-                state.exit_code.unwrap_or(0)
-            )));
-        }
-        let labels = c.config.and_then(|c| c.labels).unwrap_or_default();
-        // The image the container was made from, which a reimage in progress may not have
-        // recorded on the instance yet.
-        let image = labels
-            .get(LABEL_IMAGE)
-            .and_then(|i| self.config.images.iter().find(|x| &x.id == i));
-        let port = match &self.config.network {
-            Network::Host { .. } => labels.get(LABEL_ADB_PORT).cloned(),
-            Network::Bridge => {
-                let key = format!("{}/tcp", image.map_or(5555, |i| i.adb_port));
-                c.network_settings
-                    .and_then(|n| n.ports)
-                    .and_then(|p| p.get(&key).cloned().flatten())
-                    .and_then(|b| b.into_iter().find_map(|b| b.host_port))
-            }
-            Network::None => None,
-        };
-        let port = port.ok_or_else(|| {
-            unreachable(format!(
-                "the phone's container {name} publishes no ADB port"
-            ))
-        })?;
-        Ok(Reached {
-            address: format!("127.0.0.1:{port}"),
-            run_as_root: image.is_some_and(|i| i.run_as_root),
-        })
-    }
-
-    /// The phone's adbd, connected, and running as `shell` unless the image allows root.
-    async fn adb(&self, phone: &InstanceRef) -> OpResult<AdbPhone<'_>> {
-        Ok(self.adb_reached(phone).await?.0)
-    }
-
-    /// [`DockerBackend::adb`], and where the phone was reached.
-    async fn adb_reached(&self, phone: &InstanceRef) -> OpResult<(AdbPhone<'_>, Reached)> {
-        let reached = self.reach(phone).await?;
-        let server = &self.config.adb;
-        if server.state(&reached.address).await.as_deref() != Some("device") {
-            server.connect(&reached.address).await.map_err(|e| {
-                unreachable(format!(
-                    "the phone's adbd at {} did not answer: {e}",
-                    reached.address
-                ))
-            })?;
-        }
-        let adb = AdbPhone {
-            server,
-            serial: reached.address.clone(),
-        };
-        if !reached.run_as_root {
-            adb.ensure_shell_user(Some(&reached.address), UNROOT_TIMEOUT)
-                .await?;
-        }
-        Ok((adb, reached))
-    }
+/// The host the store placed the phone on.
+fn placed_on(_phone: &InstanceRef) -> Option<&str> {
+    None
 }
 
 #[async_trait]
@@ -382,70 +115,27 @@ impl Backend for DockerBackend {
     }
 
     async fn create(&self, phone: &InstanceRef) -> OpResult<()> {
-        // A retried creation finds what the lost attempt left and starts over.
-        self.remove(phone).await?;
-        info!(instance_id = %phone.id, image_id = %phone.image_id, "creating the phone's container");
-        self.create_from(phone, &phone.image_id).await
+        self.host_of(phone)?.create(phone).await
     }
 
     async fn delete(&self, phone: &InstanceRef) -> OpResult<()> {
-        self.remove(phone).await
+        self.host_of(phone)?.delete(phone).await
     }
 
     async fn start(&self, phone: &InstanceRef) -> OpResult<()> {
-        self.start_and_wait(phone).await
+        self.host_of(phone)?.start(phone).await
     }
 
     async fn stop(&self, phone: &InstanceRef, force: bool) -> OpResult<()> {
-        self.disconnect(phone).await;
-        let name = self.container(phone);
-        let result = if force {
-            self.docker
-                .kill_container(&name, None::<KillContainerOptions>)
-                .await
-        } else {
-            self.docker
-                .stop_container(
-                    &name,
-                    Some(StopContainerOptions {
-                        t: Some(self.config.stop_timeout.as_secs() as i32),
-                        ..Default::default()
-                    }),
-                )
-                .await
-        };
-        match result {
-            Ok(()) => Ok(()),
-            // 304: stopped already; 409 on a kill: not running.
-            Err(e) if matches!(status_of(&e), Some(304 | 409)) => Ok(()),
-            Err(e) => Err(docker_error("stopping the container", e)),
-        }
+        self.host_of(phone)?.stop(phone, force).await
     }
 
     async fn reboot(&self, phone: &InstanceRef, force: bool) -> OpResult<()> {
-        self.disconnect(phone).await;
-        let t = if force {
-            0
-        } else {
-            self.config.stop_timeout.as_secs() as i32
-        };
-        self.docker
-            .restart_container(
-                &self.container(phone),
-                Some(RestartContainerOptions {
-                    t: Some(t),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .map_err(|e| docker_error("restarting the container", e))?;
-        self.wait_booted(phone).await
+        self.host_of(phone)?.reboot(phone, force).await
     }
 
     async fn reset(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()> {
-        self.image_config(image_id)?;
-        self.remove(phone).await?;
-        self.create_from(phone, image_id).await
+        self.host_of(phone)?.reset(phone, image_id).await
     }
 
     async fn run_command(
@@ -454,50 +144,35 @@ impl Backend for DockerBackend {
         command: &str,
         timeout: Duration,
     ) -> OpResult<CommandOutput> {
-        self.adb(phone).await?.run_command(command, timeout).await
+        self.host_of(phone)?
+            .run_command(phone, command, timeout)
+            .await
     }
 
-    async fn push_file(
-        &self,
-        phone: &InstanceRef,
-        local: &std::path::Path,
-        dest: &str,
-    ) -> OpResult<u64> {
-        self.adb(phone).await?.push_file(local, dest).await
+    async fn push_file(&self, phone: &InstanceRef, local: &Path, dest: &str) -> OpResult<u64> {
+        self.host_of(phone)?.push_file(phone, local, dest).await
     }
 
-    async fn pull_file(
-        &self,
-        phone: &InstanceRef,
-        src: &str,
-        local: &std::path::Path,
-    ) -> OpResult<u64> {
-        self.adb(phone).await?.pull_file(src, local).await
+    async fn pull_file(&self, phone: &InstanceRef, src: &str, local: &Path) -> OpResult<u64> {
+        self.host_of(phone)?.pull_file(phone, src, local).await
     }
 
-    async fn install_app(
-        &self,
-        phone: &InstanceRef,
-        package: &str,
-        local: &std::path::Path,
-    ) -> OpResult<()> {
-        self.adb(phone).await?.install_app(package, local).await
+    async fn install_app(&self, phone: &InstanceRef, package: &str, local: &Path) -> OpResult<()> {
+        self.host_of(phone)?
+            .install_app(phone, package, local)
+            .await
     }
 
     async fn uninstall_app(&self, phone: &InstanceRef, package: &str) -> OpResult<()> {
-        self.adb(phone).await?.uninstall_app(package).await
+        self.host_of(phone)?.uninstall_app(phone, package).await
     }
 
     async fn operate_app(&self, phone: &InstanceRef, package: &str, op: AppOp) -> OpResult<()> {
-        self.adb(phone).await?.operate_app(package, op).await
+        self.host_of(phone)?.operate_app(phone, package, op).await
     }
 
-    async fn screenshot(
-        &self,
-        phone: &InstanceRef,
-        local: &std::path::Path,
-    ) -> OpResult<(u32, u32)> {
-        self.adb(phone).await?.screenshot(local).await
+    async fn screenshot(&self, phone: &InstanceRef, local: &Path) -> OpResult<(u32, u32)> {
+        self.host_of(phone)?.screenshot(phone, local).await
     }
 
     async fn backup(
@@ -505,102 +180,38 @@ impl Backend for DockerBackend {
         phone: &InstanceRef,
         paths: &[String],
         exclude: &[String],
-        local: &std::path::Path,
+        local: &Path,
     ) -> OpResult<u64> {
-        self.adb(phone).await?.backup(paths, exclude, local).await
+        self.host_of(phone)?
+            .backup(phone, paths, exclude, local)
+            .await
     }
 
-    async fn restore(&self, phone: &InstanceRef, local: &std::path::Path) -> OpResult<u64> {
-        self.adb(phone).await?.restore(local).await
+    async fn restore(&self, phone: &InstanceRef, local: &Path) -> OpResult<u64> {
+        self.host_of(phone)?.restore(phone, local).await
     }
 
-    /// The container's adbd through the backend's ADB server, connected and running as
-    /// `shell` unless the image allows root (checked on every connection, as before every
-    /// operation: a restart of the container brings root back).
     async fn adb_route(&self, phone: &InstanceRef) -> OpResult<AdbRoute> {
-        if self.config.network == Network::None {
-            return Err(BackendError::new(
-                TaskErrorCode::UnsupportedOperation,
-                "The phone has no network: nothing can reach its adbd.",
-            ));
-        }
-        let (adb, reached) = self.adb_reached(phone).await?;
-        let server = self
-            .config
-            .adb
-            .socket_addr()
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        Ok(AdbRoute::Relay {
-            server,
-            serial: adb.serial,
-            policy: config::relay_policy(reached.run_as_root, &self.config.network),
-        })
+        self.host_of(phone)?.adb_route(phone).await
     }
 
-    /// Through the container's adbd, as the in-phone operations (as `shell` unless the image
-    /// allows root): scrcpy when configured, else screencap and `input`.
     async fn open_screen(&self, phone: &InstanceRef, opts: ScreenOptions) -> OpResult<Screen> {
-        if self.config.network == Network::None {
-            return Err(BackendError::new(
-                TaskErrorCode::UnsupportedOperation,
-                "The phone has no network: nothing can reach its screen.",
-            ));
-        }
-        let adb = self.adb(phone).await?;
-        let target = ScreenTarget {
-            server: self.config.adb.clone(),
-            serial: adb.serial,
-        };
-        self.screens.open(target, opts).await
+        self.host_of(phone)?.open_screen(phone, opts).await
     }
 
+    /// Each host is listed once for the phones on it; a phone whose host is not in this
+    /// node's file, or whose engine does not answer, is left out (nothing is known of it).
     async fn observe(&self, phones: &[InstanceRef]) -> HashMap<String, Liveness> {
-        let mut filters = HashMap::new();
-        filters.insert("label".to_string(), vec![LABEL_INSTANCE.to_string()]);
-        let list = match self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .await
-        {
-            Ok(list) => list,
-            Err(e) => {
-                // An engine that does not answer says nothing about the phones.
-                warn!("cannot list the phone containers: {e}");
-                return HashMap::new();
+        let mut by_host: HashMap<usize, Vec<InstanceRef>> = HashMap::new();
+        for p in phones {
+            if let Ok(i) = self.host_index(p) {
+                by_host.entry(i).or_default().push(p.clone());
             }
-        };
-        let mut running = HashMap::new();
-        for c in list {
-            let Some(id) = c
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_INSTANCE))
-                .cloned()
-            else {
-                continue;
-            };
-            let up = c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING);
-            running.insert(id, (up, c.status.unwrap_or_default()));
         }
-        phones
-            .iter()
-            .map(|p| {
-                let liveness = match running.get(&p.id) {
-                    Some((true, _)) => Liveness::Up,
-                    Some((false, status)) => Liveness::Down {
-                        reason: format!("the phone's container is not running ({status})"),
-                    },
-                    None => Liveness::Down {
-                        reason: "the phone's container does not exist".into(),
-                    },
-                };
-                (p.id.clone(), liveness)
-            })
-            .collect()
+        let mut out = HashMap::new();
+        for (i, phones) in by_host {
+            out.extend(self.hosts[i].observe(&phones).await);
+        }
+        out
     }
 }
