@@ -199,6 +199,7 @@ async fn serve(streams: &Streams, mut socket: WebSocket, a: Admitted, peer: &str
         image_id: a.instance.image_id.clone(),
         spec: a.instance.spec.clone(),
         attempt: None,
+        ..InstanceRef::default()
     });
     let viewer = phone.viewer();
     let stats = Stats::default();
