@@ -14,7 +14,7 @@ pub mod screen;
 pub use screen::{Codec, Frame, Input, InputEvent, Key, Screen, ScreenOptions, TouchAction};
 
 /// What a backend needs to know about the phone it acts on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InstanceRef {
     pub id: String,
     /// The account that owns the phone (a simulated fault applies to its owner's phones only).
@@ -25,6 +25,11 @@ pub struct InstanceRef {
     /// The task attempt the operation runs for (`None` outside the engine), so that a backend
     /// can record its executions or recognise a retry.
     pub attempt: Option<AttemptRef>,
+    /// The host of the farm the phone lives on (`None`: not placed: ADB devices, simulated
+    /// phones of a node that does not place yet), which a farm backend routes the call to.
+    pub host: Option<String>,
+    /// The phone's adbd port on its host (host-network hosts), handed out by the store.
+    pub adb_port: Option<u16>,
 }
 
 /// One attempt of one task: the engine runs each at most once.

@@ -229,6 +229,7 @@ async fn main() {
         image_id: get("image"),
         spec: String::new(),
         attempt: None,
+        ..InstanceRef::default()
     };
     let opts = ScreenOptions {
         max_size: opt.get("max-size").map_or(1280, |v| v.parse().unwrap()),

@@ -75,6 +75,12 @@ pub enum ApiError {
         used: u64,
         asked: u64,
     },
+    /// The farm has no room for the phones asked (placement, docs/design.md §10): nothing was
+    /// created. ECS and ECI answer this code and status for the same situation.
+    #[error(
+        "The requested resource is sold out: the farm has room for {fits} more phones of {spec}, {asked} were asked. Nothing was created."
+    )]
+    NoStock { spec: String, asked: u64, fits: u64 },
     #[error("The ClientToken was used before with other parameters.")]
     IdempotentParameterMismatch,
     #[error(
@@ -136,6 +142,7 @@ impl ApiError {
             ApiError::Throttled { .. } => "Throttling.User".into(),
             ApiError::TooManyWatchStreams { .. } => "Throttling.WatchStreams".into(),
             ApiError::QuotaExceeded { what, .. } => format!("QuotaExceeded.{}", capitalized(what)),
+            ApiError::NoStock { .. } => "OperationDenied.NoStock".into(),
             ApiError::IdempotentParameterMismatch => "IdempotentParameterMismatch".into(),
             ApiError::IdempotentProcessing => "IdempotentProcessing".into(),
             ApiError::DryRunOperation(_) => "DryRunOperation".into(),
@@ -168,7 +175,9 @@ impl ApiError {
             | ApiError::IdempotentProcessing
             | ApiError::Duplicate { .. }
             | ApiError::AdbPortsExhausted { .. } => 409,
-            ApiError::SignatureDoesNotMatch | ApiError::AdbGatewayNotConfigured => 403,
+            ApiError::SignatureDoesNotMatch
+            | ApiError::AdbGatewayNotConfigured
+            | ApiError::NoStock { .. } => 403,
             ApiError::RequestTooLarge(_) => 413,
             ApiError::UriTooLong(_) => 414,
             ApiError::TooManyWatchStreams { .. } => 429,
@@ -346,6 +355,24 @@ mod tests {
         assert_eq!(
             quota("instances").to_string(),
             "The account may have at most 10 instances: it has 9 and asked for 2 more."
+        );
+    }
+
+    #[test]
+    fn a_farm_without_room_denies_with_the_ecs_code() {
+        let e = ApiError::NoStock {
+            spec: "acp.basic.small".into(),
+            asked: 12,
+            fits: 7,
+        };
+        assert_eq!(
+            (e.code().as_str(), e.http_status()),
+            ("OperationDenied.NoStock", 403)
+        );
+        assert_eq!(
+            e.to_string(),
+            "The requested resource is sold out: the farm has room for 7 more phones of \
+             acp.basic.small, 12 were asked. Nothing was created."
         );
     }
 }

@@ -69,6 +69,10 @@ pub fn plan(task: TaskType, current: InstanceStatus) -> Plan {
         TaskType::CreateInstance => Plan::Skip,
         TaskType::DeleteInstance if current == S::Deleted => Plan::Skip,
         TaskType::DeleteInstance => run(S::Deleting),
+        // A move looks like a reboot to the tenant; a phone in the middle of something else
+        // waits for the drain to be asked again.
+        TaskType::MigrateInstance if resettable => run(S::Rebooting),
+        TaskType::MigrateInstance => Plan::Reject,
         // App, file, command and screenshot tasks need a running phone and leave its status alone.
         _ if current == S::Running => run(S::Running),
         _ => Plan::Reject,
@@ -90,6 +94,7 @@ pub fn moves_status(task: TaskType) -> bool {
             | TaskType::RecoverFile
             | TaskType::CreateInstance
             | TaskType::DeleteInstance
+            | TaskType::MigrateInstance
     )
 }
 
@@ -98,6 +103,9 @@ pub fn after_success(task: TaskType, previous: InstanceStatus) -> InstanceStatus
     match task {
         TaskType::StopInstance => S::Stopped,
         TaskType::DeleteInstance => S::Deleted,
+        // A stopped phone is moved stopped; any other comes back running on its new host.
+        TaskType::MigrateInstance if previous == S::Stopped => S::Stopped,
+        TaskType::MigrateInstance => S::Running,
         TaskType::StartInstance
         | TaskType::RebootInstance
         | TaskType::ResetInstance
@@ -130,9 +138,10 @@ pub fn after_failed(
 /// The instance status after `task` started and then failed.
 pub fn after_failure(task: TaskType, previous: InstanceStatus) -> InstanceStatus {
     match task {
-        TaskType::RebootInstance | TaskType::ResetInstance | TaskType::UpdateGroupImage => {
-            S::Unavailable
-        }
+        TaskType::RebootInstance
+        | TaskType::ResetInstance
+        | TaskType::UpdateGroupImage
+        | TaskType::MigrateInstance => S::Unavailable,
         TaskType::BackupFile => S::BackupFailed,
         TaskType::RecoverFile => S::RecoverFailed,
         TaskType::CreateInstance | TaskType::DeleteInstance => S::Failed,
@@ -277,6 +286,37 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// docs/design.md §4's MigrateInstance row: from the statuses a reset runs from, REBOOTING
+    /// meanwhile, back STOPPED or RUNNING as it was, UNAVAILABLE when the move broke.
+    #[test]
+    fn a_move_looks_like_a_reboot_and_keeps_a_stopped_phone_stopped() {
+        let t = TaskType::MigrateInstance;
+        for &current in InstanceStatus::ALL {
+            let movable = matches!(
+                current,
+                S::Running | S::Stopped | S::Unavailable | S::BackupFailed | S::RecoverFailed
+            );
+            let want = if movable {
+                Plan::Run {
+                    during: S::Rebooting,
+                }
+            } else {
+                Plan::Reject
+            };
+            assert_eq!(plan(t, current), want, "{current}");
+        }
+        assert_eq!(after_success(t, S::Stopped), S::Stopped);
+        assert_eq!(after_success(t, S::Running), S::Running);
+        assert_eq!(after_success(t, S::Unavailable), S::Running);
+        assert_eq!(after_failure(t, S::Stopped), S::Unavailable);
+        assert_eq!(
+            after_failed(t, S::Stopped, TaskErrorCode::UnsupportedOperation),
+            S::Stopped
+        );
+        assert!(moves_status(t) && !t.is_public() && t.is_idempotent());
+        assert!(!t.is_interruptible());
     }
 
     #[test]

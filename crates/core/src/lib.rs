@@ -7,6 +7,7 @@ pub mod ids;
 pub mod instance;
 pub mod limits;
 pub mod peer;
+pub mod placement;
 #[cfg(test)]
 mod props;
 pub mod resources;

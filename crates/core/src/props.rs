@@ -1,4 +1,5 @@
-//! Property tests of the task and instance state machines and of batch aggregation. The expected
+//! Property tests of the task and instance state machines, of batch aggregation and of
+//! placement. The expected
 //! values come from tables written here from docs/design.md (§3.2, §3.3, §4), never from the code
 //! under test, so that a change to either side that breaks their agreement fails here.
 
@@ -249,7 +250,9 @@ fn designed_row(task: TaskType) -> Option<Row> {
             success: S::Running,
             failure: To(S::Running),
         },
-        TaskType::CreateInstance | TaskType::DeleteInstance => return None,
+        TaskType::CreateInstance | TaskType::DeleteInstance | TaskType::MigrateInstance => {
+            return None;
+        }
     };
     Some(row)
 }
@@ -456,6 +459,192 @@ fn outcomes_are_the_designed_ones() {
                     "{task} from {from}, {outcome:?}"
                 );
             }
+        }
+    }
+}
+
+// ---- MigrateInstance (issue 24's design §6.1) ----
+
+/// The statuses a move runs from; it shows REBOOTING meanwhile, ends STOPPED if it started
+/// STOPPED and RUNNING otherwise, and UNAVAILABLE when it broke (the status it had when it
+/// never touched the phone).
+const MOVABLE: &[InstanceStatus] = RESETTABLE;
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn a_move_takes_the_designed_edges(
+        start in any_instance_status(),
+        outcome in outcome(TaskErrorCode::ALL.to_vec()),
+    ) {
+        let path = run(TaskType::MigrateInstance, start, outcome);
+        if !MOVABLE.contains(&start) {
+            prop_assert_eq!(path, vec![start]);
+            return Ok(());
+        }
+        prop_assert_eq!(path[1], S::Rebooting);
+        let want = match outcome {
+            Outcome::Finished if start == S::Stopped => S::Stopped,
+            Outcome::Finished => S::Running,
+            Outcome::Failed(
+                TaskErrorCode::UnsupportedOperation | TaskErrorCode::InvalidTaskParameters,
+            ) => start,
+            Outcome::Failed(_) | Outcome::Exhausted => S::Unavailable,
+        };
+        prop_assert_eq!(path[2], want, "from {} with {:?}", start, outcome);
+    }
+}
+
+// ---- Placement (issue 24's design §4.1) ----
+
+mod placement_props {
+    use super::config;
+    use crate::placement::{Limits, NoRoom, Room, Strategy, Usage, place, room_for};
+    use crate::resources::{SPECS, Spec};
+    use proptest::prelude::*;
+    use proptest::strategy::Strategy as _;
+
+    /// A host with random limits (any of the three may be absent), random usage within them
+    /// (or over: a host whose limit was lowered), ports and schedulability.
+    fn room(i: usize) -> impl proptest::strategy::Strategy<Value = Room> {
+        (
+            prop::option::of(0u64..=12),
+            prop::option::of(0u64..=48_000),
+            prop::option::of(0u64..=96 * 1024),
+            0u64..=8,
+            prop::option::of(0u32..=10),
+            prop::bool::weighted(0.85),
+        )
+            .prop_map(move |(phones, cpu, mem, used, ports, schedulable)| Room {
+                name: format!("h{i:02}"),
+                limits: Limits {
+                    phones,
+                    cpu_milli: cpu,
+                    memory_mib: mem,
+                },
+                used: Usage::of(&SPECS[0], used),
+                free_ports: ports,
+                schedulable,
+            })
+    }
+
+    fn rooms() -> impl proptest::strategy::Strategy<Value = Vec<Room>> {
+        (1usize..=6).prop_flat_map(|n| (0..n).map(room).collect::<Vec<_>>())
+    }
+
+    fn spec() -> impl proptest::strategy::Strategy<Value = &'static Spec> {
+        prop::sample::select(SPECS.iter().collect::<Vec<_>>())
+    }
+
+    fn strategy() -> impl proptest::strategy::Strategy<Value = Strategy> {
+        prop_oneof![Just(Strategy::Spread), Just(Strategy::BinPack)]
+    }
+
+    fn over(limit: Option<u64>, used: u64) -> bool {
+        limit.is_some_and(|l| used > l)
+    }
+
+    fn equal(n: usize, max: u64) -> Vec<Room> {
+        (0..n)
+            .map(|i| Room {
+                name: format!("h{i}"),
+                limits: Limits {
+                    phones: Some(max),
+                    ..Limits::default()
+                },
+                used: Usage::default(),
+                free_ports: None,
+                schedulable: true,
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// A placement never takes a host over a limit it was within, never uses an
+        /// unschedulable host or a port that is not free; a refusal changes nothing and says
+        /// exactly how many would have fit.
+        #[test]
+        fn never_over_a_limit_and_all_or_nothing(
+            before in rooms(),
+            spec in spec(),
+            n in 0usize..=40,
+            strategy in strategy(),
+        ) {
+            let mut after = before.clone();
+            let fits = room_for(&before, spec);
+            match place(&mut after, spec, n, strategy) {
+                Ok(at) => {
+                    prop_assert_eq!(at.len(), n);
+                    prop_assert!(fits >= n as u64);
+                    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+                        let got = at.iter().filter(|&&h| h == i).count() as u64;
+                        prop_assert_eq!(a.used, {
+                            let mut u = b.used;
+                            for _ in 0..got { u = u.plus(spec); }
+                            u
+                        });
+                        if got == 0 { continue; }
+                        prop_assert!(b.schedulable, "{} is not schedulable", b.name);
+                        prop_assert!(!over(a.limits.phones, a.used.phones));
+                        prop_assert!(!over(a.limits.cpu_milli, a.used.cpu_milli));
+                        prop_assert!(!over(a.limits.memory_mib, a.used.memory_mib));
+                        if let Some(p) = b.free_ports {
+                            prop_assert!(u64::from(p) >= got);
+                            prop_assert_eq!(a.free_ports, Some(p - got as u32));
+                        }
+                    }
+                }
+                Err(NoRoom { fits: f }) => {
+                    prop_assert_eq!(&after, &before, "a refusal places nothing");
+                    prop_assert!(f < n as u64);
+                    prop_assert_eq!(f, fits);
+                }
+            }
+        }
+
+        /// Spread keeps equal hosts within one phone of each other, whatever the number asked
+        /// and however it is cut into calls.
+        #[test]
+        fn spread_is_even_on_equal_hosts(
+            hosts in 1usize..=8,
+            calls in prop::collection::vec(1usize..=15, 1..=6),
+        ) {
+            let mut rooms = equal(hosts, 1_000);
+            for n in calls {
+                place(&mut rooms, &SPECS[0], n, Strategy::Spread).unwrap();
+                let counts: Vec<u64> = rooms.iter().map(|r| r.used.phones).collect();
+                let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+                prop_assert!(hi - lo <= 1, "{:?}", counts);
+            }
+        }
+
+        /// Bin-pack fills equal hosts in name order: every host before the last one used is full.
+        #[test]
+        fn bin_pack_fills_hosts_in_order(
+            hosts in 1usize..=6,
+            max in 1u64..=10,
+            calls in prop::collection::vec(1usize..=12, 1..=5),
+        ) {
+            let mut rooms = equal(hosts, max);
+            for n in calls {
+                let _ = place(&mut rooms, &SPECS[1], n, Strategy::BinPack);
+                let counts: Vec<u64> = rooms.iter().map(|r| r.used.phones).collect();
+                let used = counts.iter().rposition(|&c| c > 0).map_or(0, |i| i);
+                prop_assert!(counts[..used].iter().all(|&c| c == max), "{:?}", counts);
+            }
+        }
+    }
+
+    #[test]
+    fn thirty_phones_on_three_equal_hosts_land_ten_ten_ten() {
+        for strategy_max in [10u64, 20, 1_000] {
+            let mut rooms = equal(3, strategy_max);
+            place(&mut rooms, &SPECS[0], 30, Strategy::Spread).unwrap();
+            let counts: Vec<u64> = rooms.iter().map(|r| r.used.phones).collect();
+            assert_eq!(counts, [10, 10, 10]);
         }
     }
 }

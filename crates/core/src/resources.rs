@@ -21,7 +21,22 @@ pub struct Spec {
     pub memory_mib: u32,
     pub width: u32,
     pub height: u32,
+    /// The system disk the vendor sells with the spec, in GiB (DescribeSpec's `SystemDiskSize`).
+    pub system_disk_gib: u32,
     pub describe: &'static str,
+}
+
+impl Spec {
+    /// The spec's family as DescribeSpec's `SpecType` names it: the second part of its name
+    /// (`acp.basic.small` is `basic`), one of `basic`, `std` and `perf`.
+    pub fn kind(&self) -> &'static str {
+        self.name.split('.').nth(1).unwrap_or("")
+    }
+
+    /// The milli-CPUs a phone of this spec takes from its host.
+    pub fn cpu_milli(&self) -> u64 {
+        u64::from(self.cpu) * 1000
+    }
 }
 
 /// The specs the simulated fleet sells: the vendor's examples.
@@ -32,6 +47,7 @@ pub const SPECS: &[Spec] = &[
         memory_mib: 4096,
         width: 720,
         height: 1280,
+        system_disk_gib: 32,
         describe: "2 vCPU 4 GiB",
     },
     Spec {
@@ -40,6 +56,7 @@ pub const SPECS: &[Spec] = &[
         memory_mib: 8192,
         width: 1080,
         height: 1920,
+        system_disk_gib: 64,
         describe: "4 vCPU 8 GiB",
     },
     Spec {
@@ -48,6 +65,7 @@ pub const SPECS: &[Spec] = &[
         memory_mib: 16384,
         width: 1080,
         height: 1920,
+        system_disk_gib: 128,
         describe: "8 vCPU 16 GiB",
     },
 ];
@@ -358,6 +376,12 @@ mod tests {
         assert_eq!((large.cpu, large.memory_mib), (4, 8192));
         assert_eq!(spec("acp.basic.small").map(|s| s.cpu), Some(2));
         assert_eq!(spec("acp.nope"), None);
+        let kinds: Vec<_> = SPECS
+            .iter()
+            .map(|s| (s.kind(), s.system_disk_gib))
+            .collect();
+        assert_eq!(kinds, [("basic", 32), ("std", 64), ("perf", 128)]);
+        assert_eq!(large.cpu_milli(), 4000);
         assert_eq!(spec(""), None);
     }
 

@@ -34,7 +34,7 @@ macro_rules! wire_enum {
 pub(crate) use wire_enum;
 
 wire_enum! {
-    /// The task types. The first sixteen are the vendor's; the last two are internal (Level 0)
+    /// The task types. The first sixteen are the vendor's; the last three are internal (Level 0)
     /// and never shown by DescribeTasks.
     TaskType {
         StartInstance = "StartInstance",
@@ -55,13 +55,18 @@ wire_enum! {
         UpdateGroupImage = "UpdateGroupImage",
         CreateInstance = "CreateInstance",
         DeleteInstance = "DeleteInstance",
+        /// Moves a phone to another host of the farm (a drain): stop, copy its data, start.
+        MigrateInstance = "MigrateInstance",
     }
 }
 
 impl TaskType {
     /// Whether the type is one of the vendor's sixteen (a client may filter on it).
     pub fn is_public(self) -> bool {
-        !matches!(self, TaskType::CreateInstance | TaskType::DeleteInstance)
+        !matches!(
+            self,
+            TaskType::CreateInstance | TaskType::DeleteInstance | TaskType::MigrateInstance
+        )
     }
 
     /// Parses a vendor type name; internal types are not accepted from clients.

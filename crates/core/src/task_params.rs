@@ -20,6 +20,28 @@ use crate::TaskType;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoParam {}
 
+/// How MigrateInstance takes a phone's data along.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrateMode {
+    /// The data volume is copied to the new host.
+    Copy,
+    /// The phone is created afresh from its image on the new host: its data is lost (a host
+    /// that does not answer cannot be copied from).
+    Recreate,
+}
+
+/// MigrateInstance: the move's hosts and mode, and the drain it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MigrateParam {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<String>,
+    pub from: String,
+    pub mode: MigrateMode,
+    pub to: String,
+}
+
 /// StartInstance: the call's options as given.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -154,6 +176,7 @@ pub struct AppParam {
 pub enum TaskParam {
     CreateInstance(NoParam),
     DeleteInstance(NoParam),
+    MigrateInstance(MigrateParam),
     StartInstance(StartParam),
     StopInstance(StopParam),
     RebootInstance(RebootParam),
@@ -188,6 +211,7 @@ impl TaskParam {
         Ok(match task_type {
             TaskType::CreateInstance => TaskParam::CreateInstance(read(task_type, json)?),
             TaskType::DeleteInstance => TaskParam::DeleteInstance(read(task_type, json)?),
+            TaskType::MigrateInstance => TaskParam::MigrateInstance(read(task_type, json)?),
             TaskType::StartInstance => TaskParam::StartInstance(read(task_type, json)?),
             TaskType::StopInstance => TaskParam::StopInstance(read(task_type, json)?),
             TaskType::RebootInstance => TaskParam::RebootInstance(read(task_type, json)?),

@@ -307,6 +307,8 @@ impl Worker {
                         task_id: claim.task_id.clone(),
                         attempt: claim.attempt,
                     }),
+                    host: p.host.clone(),
+                    adb_port: p.adb_port,
                 };
                 let cut = Cut::default();
                 let run = Run {

@@ -48,6 +48,12 @@ pub async fn execute(
     let done = match &param {
         TaskParam::CreateInstance(_) => backend.create(phone).await,
         TaskParam::DeleteInstance(_) => backend.delete(phone).await,
+        // Moves between hosts are issue 24's drain; until its worker lands the phone stays
+        // where it is, in the status it had.
+        TaskParam::MigrateInstance(_) => Err(cloudphone_backend::BackendError::new(
+            TaskErrorCode::UnsupportedOperation,
+            "Moving a phone to another host is not supported by this node yet.",
+        )),
         TaskParam::StartInstance(_) => backend.start(phone).await,
         TaskParam::StopInstance(p) => backend.stop(phone, p.force_stop.unwrap_or(false)).await,
         TaskParam::RebootInstance(p) => backend.reboot(phone, p.force_stop.unwrap_or(false)).await,

@@ -66,6 +66,8 @@ impl Watcher {
                 image_id: i.image_id.clone(),
                 spec: i.spec.clone(),
                 attempt: None,
+                // The watcher watches unplaced phones (ADB devices); hosts watch their own.
+                ..InstanceRef::default()
             })
             .collect();
         let seen = self.backend.observe(&phones).await;

@@ -149,7 +149,7 @@ async fn fleet_and_batches_of(
         })
         .collect();
     store
-        .create_groups(&[group], &instances, &[], None)
+        .create_groups(&[group], &instances, &[], None, None)
         .await
         .unwrap();
     let task = |level, instance: Option<&Instance>, start_ms, param| NewTask {

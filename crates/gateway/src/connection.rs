@@ -184,6 +184,8 @@ async fn run_session(
         image_id: endpoint.image_id.clone(),
         spec: String::new(),
         attempt: None,
+        host: endpoint.host.clone(),
+        adb_port: endpoint.adb_port,
     };
     let authorizer = KeyAuthorizer::new(inner.clone(), live.clone());
     // The phone is reached only once the client is in (authenticated, when it must be): a

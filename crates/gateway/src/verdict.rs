@@ -66,6 +66,8 @@ mod tests {
             secure: false,
             key_pair_id: None,
             public_keys: vec![],
+            host: None,
+            adb_port: None,
         }
     }
 

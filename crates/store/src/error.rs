@@ -30,6 +30,16 @@ pub enum StoreError {
     /// has (not DELETED).
     #[error("the account's instance quota is used: {used} instances")]
     QuotaExceeded { used: u64 },
+    /// The farm has no room for the phones asked (placement): nothing was created; `fits`
+    /// of them would have fitted.
+    #[error("the farm has room for {fits} more phones")]
+    NoStock { fits: u64 },
+    /// The `what` named `id` does not exist (or is another account's).
+    #[error("no {what} {id}")]
+    NotFound { what: &'static str, id: String },
+    /// The `what` named `id` is in a state that refuses the operation (a group being deleted).
+    #[error("the {what} {id} does not allow this now")]
+    IncorrectStatus { what: &'static str, id: String },
     /// A claim raced another node's for the same batch and would take it past its
     /// `MaxConcurrency`; it was rolled back (the store tries again itself).
     #[error("another node filled the batch's MaxConcurrency at the same time")]

@@ -2,7 +2,7 @@
 //! implementations, [`SqliteStore`] (one process, one file) and [`PgStore`] (several nodes over
 //! one PostgreSQL database).
 //!
-//! `Store` is the sum of one trait per area (`areas`: accounts, fleet, tasks, engine, apps,
+//! `Store` is the sum of one trait per area (`areas`: accounts, fleet, hosts, tasks, engine, apps,
 //! backups, webhooks, idempotency, events, adb, streams). Each area declares its operations once and writes
 //! their SQL once, over [`sql::Sql`] (a builder that spells placeholders, booleans, `IN` lists
 //! and row locks for either database) and a connection of either store; only what is genuinely
@@ -16,6 +16,7 @@
 mod areas;
 mod error;
 mod filters;
+mod hosts_types;
 mod moves;
 mod postgres;
 pub mod sql;
@@ -31,11 +32,12 @@ pub use areas::streams::{
 };
 pub use areas::webhooks::{Delivery, DeliveryEnd, DeliveryRecord, Webhook};
 pub use areas::{
-    AccountStore, AdbStore, AppStore, BackupStore, EngineStore, EventStore, FleetStore,
+    AccountStore, AdbStore, AppStore, BackupStore, EngineStore, EventStore, FleetStore, HostStore,
     IdempotencyStore, StreamStore, TaskStore, WebhookStore,
 };
 pub use error::{Result, StoreError};
 pub use filters::*;
+pub use hosts_types::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -44,7 +46,7 @@ pub use types::*;
 pub mod prelude {
     pub use crate::{
         AccountStore, AdbStore, AppStore, BackupStore, EngineStore, EventStore, FleetStore,
-        IdempotencyStore, Store, StreamStore, TaskStore, WebhookStore,
+        HostStore, IdempotencyStore, Store, StreamStore, TaskStore, WebhookStore,
     };
 }
 
@@ -58,6 +60,7 @@ pub mod statements {
 pub trait Store:
     AccountStore
     + FleetStore
+    + HostStore
     + TaskStore
     + EngineStore
     + AppStore

@@ -190,12 +190,19 @@ impl AccountShares {
 }
 
 /// What a worker needs to know of the phone a claimed task runs on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Phone {
     pub account_id: String,
     pub name: String,
     pub image_id: String,
     pub spec: String,
+    /// The host of the farm it lives on (`None`: not placed, as ADB devices).
+    pub host: Option<String>,
+    /// Its ADB port on that host (host-network hosts).
+    pub adb_port: Option<u16>,
+    /// The host a move in progress takes it to, and the port held there.
+    pub moving_to: Option<String>,
+    pub moving_port: Option<u16>,
 }
 
 /// One attempt's end, for [`crate::EngineStore::complete_many`].

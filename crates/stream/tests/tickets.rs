@@ -56,6 +56,7 @@ async fn store_with_phones(dir: &tempfile::TempDir) -> SqliteStore {
             &[phone(PHONE), phone(OTHER_PHONE)],
             &[],
             None,
+            None,
         )
         .await
         .unwrap();

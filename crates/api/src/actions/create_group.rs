@@ -187,13 +187,13 @@ impl CreateAndroidInstanceGroup {
         let store = &ctx.state.store;
         let created = match &self.key_pair_id {
             None => store
-                .create_groups(&groups, &instances, &tasks, quota)
+                .create_groups(&groups, &instances, &tasks, quota, None)
                 .await
                 .map(|()| true),
             // In the same transaction, so that an unknown key pair creates nothing.
             Some(key) => {
                 store
-                    .create_groups_with_key_pair(&groups, &instances, &tasks, quota, key)
+                    .create_groups_with_key_pair(&groups, &instances, &tasks, quota, key, None)
                     .await
             }
         };

@@ -20,6 +20,7 @@ fn phone_on(id: &str, image: &str) -> InstanceRef {
         image_id: image.into(),
         spec: "acp.basic.small".into(),
         attempt: None,
+        ..InstanceRef::default()
     }
 }
 

@@ -18,6 +18,7 @@ fn phone(id: &str) -> InstanceRef {
         image_id: ANDROID_14.into(),
         spec: "acp.basic.small".into(),
         attempt: None,
+        ..InstanceRef::default()
     }
 }
 

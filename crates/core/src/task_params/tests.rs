@@ -53,6 +53,38 @@ fn internal_tasks_take_an_empty_object() {
 }
 
 #[test]
+fn migrate_instance() {
+    let drain = MigrateParam {
+        drain: Some("dr-0123456789abcdef".into()),
+        from: "rack1-a".into(),
+        mode: MigrateMode::Copy,
+        to: "rack1-b".into(),
+    };
+    let text = r#"{"Drain":"dr-0123456789abcdef","From":"rack1-a","Mode":"copy","To":"rack1-b"}"#;
+    assert_eq!(to_json(&drain), text);
+    assert_eq!(
+        TaskParam::parse(TaskType::MigrateInstance, text),
+        Ok(TaskParam::MigrateInstance(drain))
+    );
+    let alone = r#"{"From":"a","Mode":"recreate","To":"b"}"#;
+    assert!(matches!(
+        TaskParam::parse(TaskType::MigrateInstance, alone),
+        Ok(TaskParam::MigrateInstance(MigrateParam {
+            drain: None,
+            mode: MigrateMode::Recreate,
+            ..
+        }))
+    ));
+    assert!(
+        TaskParam::parse(
+            TaskType::MigrateInstance,
+            r#"{"From":"a","Mode":"move","To":"b"}"#
+        )
+        .is_err()
+    );
+}
+
+#[test]
 fn start_instance() {
     let none = StartParam::default();
     child(

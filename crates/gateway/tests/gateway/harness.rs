@@ -68,6 +68,7 @@ impl World {
             image_id: IMAGE.into(),
             spec: "acp.basic.small".into(),
             attempt: None,
+            ..InstanceRef::default()
         }
     }
 
@@ -113,7 +114,7 @@ impl World {
             })
             .collect();
         self.store
-            .create_groups(&[group], &instances, &[], None)
+            .create_groups(&[group], &instances, &[], None, None)
             .await
             .unwrap();
         if image == IMAGE {

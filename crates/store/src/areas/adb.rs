@@ -18,7 +18,9 @@ use cloudphone_core::resources::{Group, Instance, KeyPair};
 use super::fleet;
 use crate::sql::conn::{Conn, Lock, Row, parse};
 use crate::sql::{Sql, page_of, v};
-use crate::{AdbFilter, Cursor, KeyPairFilter, Listing, NewTask, Page, Result, StoreError};
+use crate::{
+    AdbFilter, Cursor, KeyPairFilter, Listing, NewTask, Page, PlacementAsk, Result, StoreError,
+};
 
 area! {
     /// ADB endpoints and key pairs.
@@ -109,8 +111,9 @@ area! {
             tasks: &[NewTask],
             instance_quota: Option<u64>,
             key_pair_id: &str,
+            placement: Option<PlacementAsk>,
         ) -> bool = write (|c| create_groups_with_key_pair(
-            c, groups, instances, tasks, instance_quota, key_pair_id));
+            c, groups, instances, tasks, instance_quota, key_pair_id, placement));
     }
 }
 
@@ -202,6 +205,9 @@ pub struct AdbEndpoint {
     pub key_pair_id: Option<String>,
     /// `adbkey.pub` texts of the attached key pairs (at most one today).
     pub public_keys: Vec<String>,
+    /// The host of the farm the phone lives on, and its adbd's port there (host network).
+    pub host: Option<String>,
+    pub adb_port: Option<u16>,
 }
 
 const ADB_COLUMNS: &str = "a.instance_id, a.key_pair_id, a.secure, a.started, a.port, \
@@ -705,7 +711,9 @@ async fn instances_adb(
 }
 
 const ENDPOINT_SELECT: &str = "SELECT a.port, a.instance_id, a.account_id, i.status, \
-     i.image_id, a.started, a.secure, a.key_pair_id, k.public_key FROM instance_adb a \
+     i.image_id, a.started, a.secure, a.key_pair_id, k.public_key, i.host, \
+     (SELECT hp.port FROM host_ports hp WHERE hp.instance_id = i.id AND hp.host = i.host) \
+     AS host_port FROM instance_adb a \
      JOIN instances i ON i.id = a.instance_id \
      LEFT JOIN key_pairs k ON k.id = a.key_pair_id WHERE ";
 
@@ -720,6 +728,8 @@ fn endpoint(r: &dyn Row) -> Result<AdbEndpoint> {
         secure: r.int("secure")? != 0,
         key_pair_id: r.text_opt("key_pair_id")?,
         public_keys: r.text_opt("public_key")?.into_iter().collect(),
+        host: r.text_opt("host")?,
+        adb_port: r.int_opt("host_port")?.and_then(|p| u16::try_from(p).ok()),
     })
 }
 
@@ -748,16 +758,17 @@ async fn create_groups_with_key_pair(
     tasks: &[NewTask],
     instance_quota: Option<u64>,
     key_pair_id: &str,
+    placement: Option<PlacementAsk>,
 ) -> Result<bool> {
     let Some(account_id) = instances.first().map(|i| i.account_id.as_str()) else {
-        fleet::create_groups(c, groups, instances, tasks, instance_quota).await?;
+        fleet::create_groups(c, groups, instances, tasks, instance_quota, placement).await?;
         return Ok(true);
     };
     let key = [key_pair_id.to_string()];
     if lock_key_pairs(c, account_id, &key).await?.is_empty() {
         return Ok(false);
     }
-    fleet::create_groups(c, groups, instances, tasks, instance_quota).await?;
+    fleet::create_groups(c, groups, instances, tasks, instance_quota, placement).await?;
     for i in instances {
         let q = c.with(
             "INSERT INTO instance_adb (instance_id, account_id, key_pair_id, secure, \

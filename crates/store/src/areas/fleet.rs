@@ -5,11 +5,13 @@
 use cloudphone_core::InstanceStatus;
 use cloudphone_core::resources::{Group, GroupSummary, Instance};
 
+use super::placing::{self, Ask};
 use super::{rows, tasks};
 use crate::sql::conn::{Conn, Lock, Row, parse};
 use crate::sql::{Dialect, Sql, page_of, v};
 use crate::{
-    Cursor, GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch, NewTask, Page, Result,
+    Cursor, GroupFilter, InstanceChange, InstanceFilter, Listing, NewBatch, NewTask, Page,
+    PlacementAsk, Result, StoreError,
 };
 
 area! {
@@ -20,13 +22,44 @@ area! {
         /// [`StoreError::QuotaExceeded`](crate::StoreError::QuotaExceeded) (creating nothing)
         /// when the account of `instances` would then have more than that many instances not
         /// DELETED; concurrent calls for one account are serialized, so two cannot both pass.
+        /// With `placement`, then places every instance on a host of the farm (and a port on
+        /// a host-network host), or fails with [`StoreError::NoStock`](crate::StoreError::NoStock)
+        /// creating nothing; without it, instances have no host (ADB devices, and callers
+        /// that do not place yet).
         fn create_groups(
             &self,
             groups: &[Group],
             instances: &[Instance],
             tasks: &[NewTask],
             instance_quota: Option<u64>,
-        ) -> () = write (|c| create_groups(c, groups, instances, tasks, instance_quota));
+            placement: Option<PlacementAsk>,
+        ) -> () = write (|c| create_groups(c, groups, instances, tasks, instance_quota, placement));
+        /// Adds instances to an existing group of `account_id` (UpgradeAndroidInstanceGroup),
+        /// with their tasks, quota and placement as [`FleetStore::create_groups`]:
+        /// [`StoreError::NotFound`](crate::StoreError::NotFound) when the group is not the
+        /// account's, [`StoreError::IncorrectStatus`](crate::StoreError::IncorrectStatus) when
+        /// it is being deleted.
+        fn upgrade_group(
+            &self,
+            account_id: &str,
+            group_id: &str,
+            instances: &[Instance],
+            tasks: &[NewTask],
+            instance_quota: Option<u64>,
+            placement: Option<PlacementAsk>,
+        ) -> () = write (|c| upgrade_group(
+            c, account_id, group_id, instances, tasks, instance_quota, placement));
+        /// Queues the DeleteInstance tasks of named instances of a group
+        /// (DowngradeAndroidInstanceGroup), after what is queued on them; fails
+        /// [`StoreError::NotFound`](crate::StoreError::NotFound), changing nothing, when the
+        /// group is not the account's or any id is not an instance of it.
+        fn downgrade_group(
+            &self,
+            account_id: &str,
+            group_id: &str,
+            ids: &[String],
+            tasks: &[NewTask],
+        ) -> () = write (|c| downgrade_group(c, account_id, group_id, ids, tasks));
         /// Groups of an account, with their instances summed up; keyset-paginated.
         fn list_groups(&self, filter: &GroupFilter, page: &Page) -> Listing<GroupSummary> =
             snapshot (|c| list_groups(c, filter, page));
@@ -91,26 +124,67 @@ pub(crate) async fn create_groups(
     instances: &[Instance],
     new_tasks: &[NewTask],
     instance_quota: Option<u64>,
+    placement: Option<PlacementAsk>,
 ) -> Result<()> {
-    if let Some(first) = instances.first() {
-        c.lock(Lock::Account(&first.account_id)).await?;
-        if let Some(quota) = instance_quota {
-            let q = c.with(
-                "SELECT COUNT(*) FROM instances WHERE account_id = ? AND status != ?",
-                [v(&first.account_id), v(DELETED)],
-            );
-            let used = c.int(&q).await?;
-            if used as u64 + instances.len() as u64 > quota {
-                return Err(crate::StoreError::QuotaExceeded { used: used as u64 });
-            }
-        }
-    }
+    let hosts = admit(c, instances, instance_quota, placement).await?;
     for g in groups {
         insert_group(c, g).await?;
     }
-    for i in instances {
-        insert_instance(c, i).await?;
+    insert_placed(c, instances, &hosts).await?;
+    queue(c, new_tasks).await
+}
+
+/// The quota check (under the account's lock), then placement (under the placement lock): the
+/// host and port of each instance, all `None` without `placement`.
+async fn admit(
+    c: &mut impl Conn,
+    instances: &[Instance],
+    instance_quota: Option<u64>,
+    placement: Option<PlacementAsk>,
+) -> Result<Vec<Option<placing::Spot>>> {
+    let Some(first) = instances.first() else {
+        return Ok(Vec::new());
+    };
+    c.lock(Lock::Account(&first.account_id)).await?;
+    if let Some(quota) = instance_quota {
+        let q = c.with(
+            "SELECT COUNT(*) FROM instances WHERE account_id = ? AND status != ?",
+            [v(&first.account_id), v(DELETED)],
+        );
+        let used = c.int(&q).await?;
+        if used as u64 + instances.len() as u64 > quota {
+            return Err(StoreError::QuotaExceeded { used: used as u64 });
+        }
     }
+    let Some(ask) = placement else {
+        return Ok(vec![None; instances.len()]);
+    };
+    let asks: Vec<Ask<'_>> = instances
+        .iter()
+        .map(|i| Ask {
+            image: &i.image_id,
+            spec: &i.spec,
+        })
+        .collect();
+    let spots = placing::place(c, &asks, ask.kind, ask.strategy, None, ask.now_ms).await?;
+    Ok(spots.into_iter().map(Some).collect())
+}
+
+async fn insert_placed(
+    c: &mut impl Conn,
+    instances: &[Instance],
+    hosts: &[Option<placing::Spot>],
+) -> Result<()> {
+    for (i, spot) in instances.iter().zip(hosts) {
+        insert_instance(c, i, spot.as_ref().map(|s| s.host.as_str())).await?;
+        if let Some(spot) = spot {
+            placing::hold_ports(c, &[i.id.as_str()], std::slice::from_ref(spot)).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn queue(c: &mut impl Conn, new_tasks: &[NewTask]) -> Result<()> {
     for t in new_tasks {
         tasks::insert_queued(c, t, None).await?;
     }
@@ -118,6 +192,70 @@ pub(crate) async fn create_groups(
         c.wake_workers().await?;
     }
     Ok(())
+}
+
+/// Whether `group_id` is `account_id`'s and not being deleted.
+async fn check_group(c: &mut impl Conn, account_id: &str, group_id: &str) -> Result<bool> {
+    let q = c.with(
+        "SELECT deleting FROM instance_groups WHERE id = ? AND account_id = ?",
+        [v(group_id), v(account_id)],
+    );
+    c.row(&q, |r| r.flag("deleting"))
+        .await?
+        .map(|deleting| !deleting)
+        .ok_or_else(|| StoreError::NotFound {
+            what: "group",
+            id: group_id.to_owned(),
+        })
+}
+
+async fn upgrade_group(
+    c: &mut impl Conn,
+    account_id: &str,
+    group_id: &str,
+    instances: &[Instance],
+    new_tasks: &[NewTask],
+    instance_quota: Option<u64>,
+    placement: Option<PlacementAsk>,
+) -> Result<()> {
+    // The account's lock first (as a creation takes it), then the group's state under it: a
+    // deletion of the group cannot slip in between.
+    c.lock(Lock::Account(account_id)).await?;
+    if !check_group(c, account_id, group_id).await? {
+        return Err(StoreError::IncorrectStatus {
+            what: "group",
+            id: group_id.to_owned(),
+        });
+    }
+    let hosts = admit(c, instances, instance_quota, placement).await?;
+    insert_placed(c, instances, &hosts).await?;
+    queue(c, new_tasks).await
+}
+
+async fn downgrade_group(
+    c: &mut impl Conn,
+    account_id: &str,
+    group_id: &str,
+    ids: &[String],
+    new_tasks: &[NewTask],
+) -> Result<()> {
+    check_group(c, account_id, group_id).await?;
+    let mut wanted: Vec<&String> = ids.iter().collect();
+    wanted.sort();
+    wanted.dedup();
+    let mut q = c.sql("SELECT id FROM instances WHERE group_id = ");
+    q.bind(group_id)
+        .push(" AND account_id = ")
+        .bind(account_id)
+        .and_in("id", wanted.iter().map(|s| s.to_string()));
+    let found = c.rows(&q, |r| r.text("id")).await?;
+    if let Some(missing) = wanted.iter().find(|id| !found.contains(id)) {
+        return Err(StoreError::NotFound {
+            what: "instance",
+            id: missing.to_string(),
+        });
+    }
+    queue(c, new_tasks).await
 }
 
 async fn insert_group(c: &mut impl Conn, g: &Group) -> Result<()> {
@@ -142,11 +280,11 @@ async fn insert_group(c: &mut impl Conn, g: &Group) -> Result<()> {
     c.execute(&q).await.map(drop)
 }
 
-async fn insert_instance(c: &mut impl Conn, i: &Instance) -> Result<()> {
+async fn insert_instance(c: &mut impl Conn, i: &Instance, host: Option<&str>) -> Result<()> {
     let q = c.with(
         "INSERT INTO instances (id, account_id, group_id, name, status, image_id, spec, \
-         region_id, up_bw, down_bw, created_ms, modified_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         region_id, up_bw, down_bw, created_ms, modified_ms, host) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             v(&i.id),
             v(&i.account_id),
@@ -160,6 +298,7 @@ async fn insert_instance(c: &mut impl Conn, i: &Instance) -> Result<()> {
             v(i.down_bandwidth_limit),
             v(i.created_ms),
             v(i.modified_ms),
+            v(host),
         ],
     );
     c.execute(&q).await.map(drop)
@@ -432,7 +571,7 @@ async fn adopt_instances(c: &mut impl Conn, group: &Group, instances: &[Instance
     for i in instances {
         let q = c.with("SELECT 1 AS one FROM instances WHERE id = ?", [v(&i.id)]);
         if c.row(&q, |_| Ok(())).await?.is_none() {
-            insert_instance(c, i).await?;
+            insert_instance(c, i, None).await?;
             added += 1;
         }
     }

@@ -1,5 +1,5 @@
-//! The store's operations, one trait per area (accounts, fleet, tasks, engine, apps, backups,
-//! webhooks, idempotency, events, adb, streams), each declared and implemented for both stores in its own
+//! The store's operations, one trait per area (accounts, fleet, hosts, tasks, engine, apps,
+//! backups, webhooks, idempotency, events, adb, streams), each declared and implemented for both stores in its own
 //! file by [`area!`]: the SQL of an operation is written once, as an `async fn` over a
 //! [`Conn`](crate::sql::conn::Conn), and runs on SQLite or PostgreSQL alike. An operation whose
 //! SQL genuinely differs per database (the engine's claim, the event log, nonces) is declared
@@ -144,7 +144,9 @@ pub(crate) mod backups;
 pub(crate) mod engine;
 pub(crate) mod events;
 pub(crate) mod fleet;
+pub(crate) mod hosts;
 pub(crate) mod idempotency;
+pub(crate) mod placing;
 pub(crate) mod rows;
 pub(crate) mod streams;
 pub(crate) mod tasks;
@@ -157,6 +159,7 @@ pub use backups::BackupStore;
 pub use engine::EngineStore;
 pub use events::EventStore;
 pub use fleet::FleetStore;
+pub use hosts::HostStore;
 pub use idempotency::IdempotencyStore;
 pub use streams::StreamStore;
 pub use tasks::TaskStore;

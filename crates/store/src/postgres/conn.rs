@@ -105,6 +105,7 @@ impl Conn for Pg<'_> {
                 id,
             ),
             Lock::Screen(id) => ("SELECT pg_advisory_xact_lock(hashtext('screen:' || ?))", id),
+            Lock::Placement => ("SELECT pg_advisory_xact_lock(hashtext(?))", "placement"),
         };
         let q = Sql::with(Dialect::Postgres, text, [Arg::Text(key.into())]);
         self.execute(&q).await.map(drop)

@@ -676,7 +676,12 @@ pub(super) async fn lock_instance(
     instance_id: &str,
 ) -> Result<Option<(InstanceStatus, Phone)>> {
     let row = sqlx::query(
-        "SELECT status, account_id, name, image_id, spec FROM instances WHERE id = $1 FOR UPDATE",
+        "SELECT i.status, i.account_id, i.name, i.image_id, i.spec, i.host, i.moving_to, \
+         (SELECT hp.port FROM host_ports hp WHERE hp.instance_id = i.id AND hp.host = i.host) \
+         AS port, \
+         (SELECT hp.port FROM host_ports hp WHERE hp.instance_id = i.id AND hp.host = i.moving_to) \
+         AS moving_port \
+         FROM instances i WHERE i.id = $1 FOR UPDATE OF i",
     )
     .bind(instance_id)
     .fetch_optional(conn)
@@ -690,8 +695,17 @@ pub(super) async fn lock_instance(
         name: row.try_get("name")?,
         image_id: row.try_get("image_id")?,
         spec: row.try_get("spec")?,
+        host: row.try_get("host")?,
+        adb_port: port(row.try_get("port")?),
+        moving_to: row.try_get("moving_to")?,
+        moving_port: port(row.try_get("moving_port")?),
     };
     Ok(Some((parse("instance status", &status)?, phone)))
+}
+
+/// A stored port (ports are 1..=65535; anything else is none).
+fn port(p: Option<i32>) -> Option<u16> {
+    p.and_then(|p| u16::try_from(p).ok())
 }
 
 /// Moves an instance to `status` at `now_ms`.

@@ -68,6 +68,9 @@ pub(crate) enum Lock<'a> {
     /// taken, the phone disconnected (so a viewer count, the one controller and the epochs
     /// checked are not overtaken by another node's write).
     Screen(&'a str),
+    /// Placements of phones on the farm's hosts (one lock for all: a placement reads every
+    /// host's room), taken after [`Lock::Account`], so that two creations never fill one room.
+    Placement,
 }
 
 /// A row read from either store; columns by name. A value of another type than asked is an

@@ -8,9 +8,9 @@ use cloudphone_core::resources::{AccessKey, App, Backup, Group, Instance, KeyPai
 
 use crate::{
     AdbFilter, AdbPorts, AppFilter, AuditFilter, BackupFilter, Completion, DeliveryEnd,
-    EventFilter, EventPosition, GroupFilter, InstanceChange, InstanceFilter, KeyPairFilter,
-    NewBatch, NewStreamSession, Outcome, Page, StreamEpochs, StreamSessionFilter, TaskFilter,
-    Webhook,
+    EventFilter, EventPosition, GroupFilter, HostHealth, InstanceChange, InstanceFilter,
+    KeyPairFilter, NewBatch, NewDrain, NewStreamSession, NodeInfo, Outcome, Page, PlacementAsk,
+    StreamEpochs, StreamSessionFilter, TaskFilter, Webhook,
 };
 
 pub(crate) trait Carry {
@@ -96,6 +96,9 @@ by_clone!(
     StreamSessionFilter,
     TaskFilter,
     Webhook,
+    NodeInfo,
+    HostHealth,
+    NewDrain,
 );
 
 /// Values that travel as they are.
@@ -125,5 +128,6 @@ by_copy!(
     EventPosition,
     AdbPorts,
     StreamEpochs,
-    Option<u64>
+    Option<u64>,
+    Option<PlacementAsk>
 );

@@ -24,7 +24,13 @@ macro_rules! candidates {
             "SELECT t.id, t.task_type, t.status, t.instance_id, t.param, \
              t.attempt, t.prev_status, t.parent_id, i.status AS instance_status, \
              i.account_id AS phone_account, i.name AS phone_name, i.image_id AS phone_image, \
-             i.spec AS phone_spec, p.max_concurrency, p.c_processing, t.account_id FROM tasks t \
+             i.spec AS phone_spec, p.max_concurrency, p.c_processing, t.account_id, \
+             i.host AS phone_host, i.moving_to AS phone_moving_to, \
+             (SELECT hp.port FROM host_ports hp WHERE hp.instance_id = i.id AND hp.host = i.host) \
+             AS phone_port, \
+             (SELECT hp.port FROM host_ports hp \
+              WHERE hp.instance_id = i.id AND hp.host = i.moving_to) AS phone_moving_port \
+             FROM tasks t \
              LEFT JOIN instances i ON i.id = t.instance_id \
              LEFT JOIN tasks p ON p.id = t.parent_id \
              WHERE t.run_state = 'queued' AND t.not_before_ms <= ? \
@@ -105,6 +111,11 @@ struct Candidate {
     concurrency: Option<(i64, i64)>,
 }
 
+/// A stored port (ports are 1..=65535; anything else is none).
+fn port(p: Option<i64>) -> Option<u16> {
+    p.and_then(|p| u16::try_from(p).ok())
+}
+
 fn candidate(row: &Row<'_>) -> Result<Candidate> {
     let phone = match row.get::<_, Option<String>>(9)? {
         None => None,
@@ -113,6 +124,10 @@ fn candidate(row: &Row<'_>) -> Result<Candidate> {
             name: row.get(10)?,
             image_id: row.get(11)?,
             spec: row.get(12)?,
+            host: row.get(16)?,
+            adb_port: port(row.get(18)?),
+            moving_to: row.get(17)?,
+            moving_port: port(row.get(19)?),
         }),
     };
     let concurrency = match row.get::<_, Option<i64>>(13)? {

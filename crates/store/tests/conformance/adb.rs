@@ -339,7 +339,14 @@ pub(crate) async fn check_attach_and_secure(store: &dyn Store) {
     let tasks = [internal("t-k1", A, TaskType::CreateInstance, "ik1", 50)];
     assert!(
         !store
-            .create_groups_with_key_pair(std::slice::from_ref(&g), &phones, &tasks, None, "kp-b")
+            .create_groups_with_key_pair(
+                std::slice::from_ref(&g),
+                &phones,
+                &tasks,
+                None,
+                "kp-b",
+                None
+            )
             .await
             .unwrap()
     );
@@ -349,7 +356,7 @@ pub(crate) async fn check_attach_and_secure(store: &dyn Store) {
     );
     assert!(
         store
-            .create_groups_with_key_pair(&[g], &phones, &tasks, None, "kp-2")
+            .create_groups_with_key_pair(&[g], &phones, &tasks, None, "kp-2", None)
             .await
             .unwrap()
     );

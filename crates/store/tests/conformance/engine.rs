@@ -28,7 +28,7 @@ pub(crate) async fn check_internal_task_lifecycle(store: &dyn Store) {
         internal("t-d", A, TaskType::DeleteInstance, "acp-old", 1),
     ];
     store
-        .create_groups(&[group("ag-1", A, "g", 1)], &instances, &tasks, None)
+        .create_groups(&[group("ag-1", A, "g", 1)], &instances, &tasks, None, None)
         .await
         .unwrap();
     let claims = store.claim("w", 100, LEASE, 10).await.unwrap();

@@ -34,6 +34,7 @@ pub(crate) async fn check_groups_and_instances(store: &dyn Store) {
             &instances,
             &[create],
             None,
+            None,
         )
         .await
         .unwrap();
@@ -471,6 +472,7 @@ pub(crate) async fn check_instance_quota(store: &dyn Store) {
             &phones("ag-q1", A, 2, S::Running),
             &[],
             Some(3),
+            None,
         )
         .await
         .unwrap();
@@ -479,6 +481,7 @@ pub(crate) async fn check_instance_quota(store: &dyn Store) {
             &[group("ag-qd", A, "q", 0)],
             &phones("ag-qd", A, 5, S::Deleted),
             &[],
+            None,
             None,
         )
         .await
@@ -489,6 +492,7 @@ pub(crate) async fn check_instance_quota(store: &dyn Store) {
             &phones("ag-q2", A, 2, S::Creating),
             &[],
             Some(3),
+            None,
         )
         .await
     {
@@ -506,6 +510,7 @@ pub(crate) async fn check_instance_quota(store: &dyn Store) {
             &phones("ag-qb", B, 3, S::Running),
             &[],
             Some(3),
+            None,
         )
         .await
         .unwrap();
@@ -517,9 +522,9 @@ pub(crate) async fn check_instance_quota(store: &dyn Store) {
     let (g2, i2) = one(2);
     let (g3, i3) = one(3);
     let (r1, r2, r3) = tokio::join!(
-        store.create_groups(std::slice::from_ref(&g1), &i1, &[], Some(3)),
-        store.create_groups(std::slice::from_ref(&g2), &i2, &[], Some(3)),
-        store.create_groups(std::slice::from_ref(&g3), &i3, &[], Some(3)),
+        store.create_groups(std::slice::from_ref(&g1), &i1, &[], Some(3), None),
+        store.create_groups(std::slice::from_ref(&g2), &i2, &[], Some(3), None),
+        store.create_groups(std::slice::from_ref(&g3), &i3, &[], Some(3), None),
     );
     let made = [r1, r2, r3].into_iter().filter(Result::is_ok).count();
     assert_eq!(made, 1, "three racing creations for the last place");

@@ -16,6 +16,7 @@ mod backups;
 mod engine;
 mod events;
 mod fleet;
+mod hosts;
 mod idempotency;
 mod postgres_only;
 mod sqlite_only;
@@ -60,6 +61,13 @@ conformance!(
     fleet::check_instance_quota,
     fleet::check_adopted_instances,
     fleet::check_group_images,
+    hosts::check_spread_and_bin_pack,
+    hosts::check_unschedulable_hosts_take_nothing,
+    hosts::check_no_stock_creates_nothing,
+    hosts::check_leases_and_epochs,
+    hosts::check_unhealthy_host_marks_running_phones,
+    hosts::check_upgrade_and_downgrade,
+    hosts::check_drains_and_moves,
     tasks::check_create_batch,
     tasks::check_describe_filters,
     tasks::check_describe_order_and_pages,
@@ -105,6 +113,25 @@ mod concurrent {
         let (_dir, store) = crate::sqlite_only::store().await;
         let shared: Arc<dyn Store> = store.clone();
         crate::engine::check_concurrent_workers(shared).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_check_concurrent_placements() {
+        let (_dir, store) = crate::sqlite_only::store().await;
+        let shared: Arc<dyn Store> = store.clone();
+        crate::hosts::check_concurrent_placements(shared.clone(), shared).await;
+    }
+
+    /// Two stores on one database: two nodes placing into the same room at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_check_concurrent_placements() {
+        let db = crate::postgres_only::TestDb::create().await;
+        let one = Arc::new(db.connect().await);
+        let two = Arc::new(db.connect().await);
+        crate::hosts::check_concurrent_placements(one.clone(), two.clone()).await;
+        one.close().await;
+        two.close().await;
+        db.drop().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -70,7 +70,7 @@ pub(crate) async fn fleet(
         })
         .collect();
     store
-        .create_groups(&[group(gid, account, gid, 0)], &instances, &[], None)
+        .create_groups(&[group(gid, account, gid, 0)], &instances, &[], None, None)
         .await
         .unwrap();
 }
@@ -105,6 +105,7 @@ pub(crate) fn phone_of(account: &str, id: &str) -> Phone {
         name: format!("name-{id}"),
         image_id: "imgc-android14".into(),
         spec: "acp.basic.small".into(),
+        ..Phone::default()
     }
 }
 

@@ -180,6 +180,7 @@ pub(crate) async fn check_describe_filters(store: &dyn Store) {
             &[instance("i4", A, "ag-y", "alpha-4", S::Creating, 0)],
             &[internal("t-int", A, TaskType::CreateInstance, "i4", 500)],
             None,
+            None,
         )
         .await
         .unwrap();

@@ -199,6 +199,7 @@ async fn serve(streams: &Streams, mut socket: WebSocket, a: Admitted, want: Want
         image_id: a.instance.image_id.clone(),
         spec: a.instance.spec.clone(),
         attempt: None,
+        ..InstanceRef::default()
     };
     let phone = streams.hub.join(&instance, want.images_only());
     let viewer = phone.viewer();

@@ -88,7 +88,7 @@ impl Harness {
             store.ensure_account(account, account).await.unwrap();
             let phones: Vec<Instance> = phones.iter().map(|p| phone(p, account, g)).collect();
             store
-                .create_groups(&[group(g, account)], &phones, &[], None)
+                .create_groups(&[group(g, account)], &phones, &[], None, None)
                 .await
                 .unwrap();
         }

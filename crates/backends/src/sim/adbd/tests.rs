@@ -38,6 +38,7 @@ async fn setup_with(capacity: u64) -> (tempfile::TempDir, SimBackend, PhoneDir) 
         image_id: ANDROID_14.into(),
         spec: "acp.basic.small".into(),
         attempt: None,
+        ..InstanceRef::default()
     };
     sim.create(&p).await.unwrap();
     let phone = sim.phone(&p.id);
