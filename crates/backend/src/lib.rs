@@ -32,6 +32,22 @@ pub struct InstanceRef {
     pub adb_port: Option<u16>,
 }
 
+impl InstanceRef {
+    /// The phone as a backend outside a task sees it (a screen, a look at its health).
+    pub fn of(i: &cloudphone_core::resources::Instance) -> InstanceRef {
+        InstanceRef {
+            id: i.id.clone(),
+            account_id: i.account_id.clone(),
+            name: i.name.clone(),
+            image_id: i.image_id.clone(),
+            spec: i.spec.clone(),
+            attempt: None,
+            host: i.host.clone(),
+            adb_port: i.adb_port,
+        }
+    }
+}
+
 /// One attempt of one task: the engine runs each at most once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttemptRef {

@@ -212,6 +212,10 @@ pub struct Instance {
     pub down_bandwidth_limit: Option<i64>,
     pub created_ms: i64,
     pub modified_ms: i64,
+    /// The farm host it lives on (`None`: not placed), and its adbd's port there (host
+    /// network): where a backend reaches it. Set by placement, never by a writer of the row.
+    pub host: Option<String>,
+    pub adb_port: Option<u16>,
 }
 
 /// A task, batch (Level 1), instance-level (Level 2) or internal (Level 0), as DescribeTasks

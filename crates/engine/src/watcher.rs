@@ -57,19 +57,7 @@ impl Watcher {
         if instances.is_empty() {
             return 0;
         }
-        let phones: Vec<InstanceRef> = instances
-            .iter()
-            .map(|i| InstanceRef {
-                id: i.id.clone(),
-                account_id: i.account_id.clone(),
-                name: i.name.clone(),
-                image_id: i.image_id.clone(),
-                spec: i.spec.clone(),
-                attempt: None,
-                // The watcher watches unplaced phones (ADB devices); hosts watch their own.
-                ..InstanceRef::default()
-            })
-            .collect();
+        let phones: Vec<InstanceRef> = instances.iter().map(InstanceRef::of).collect();
         let seen = self.backend.observe(&phones).await;
         let mut marked = 0;
         for i in &instances {

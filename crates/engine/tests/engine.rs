@@ -146,6 +146,8 @@ async fn fleet_and_batches_of(
             charge_type: "PostPaid".into(),
             created_ms: now,
             modified_ms: now,
+            host: None,
+            adb_port: None,
         })
         .collect();
     store

@@ -49,6 +49,8 @@ async fn store_with_phones(dir: &tempfile::TempDir) -> SqliteStore {
         charge_type: "PostPaid".into(),
         created_ms: 0,
         modified_ms: 0,
+        host: None,
+        adb_port: None,
     };
     store
         .create_groups(

@@ -174,6 +174,8 @@ impl CreateAndroidInstanceGroup {
                     charge_type: group.charge_type.clone(),
                     created_ms: now,
                     modified_ms: now,
+                    host: None,
+                    adb_port: None,
                 };
                 tasks.push(internal_task(ctx, TaskType::CreateInstance, &instance));
                 members.push(instance.id.clone());

@@ -120,6 +120,8 @@ impl Discovery {
                 charge_type: group.charge_type.clone(),
                 created_ms: now,
                 modified_ms: now,
+                host: None,
+                adb_port: None,
             })
             .collect();
         (group, instances)

@@ -208,6 +208,14 @@ impl DockerHost {
             .map_err(|e| docker_error("creating the data volume", e))?;
         let guard = self.ports.lock().await;
         let adb_port = match &self.spec.network {
+            // The store handed the phone its port with its place: no other phone has it.
+            Network::Host { .. } if phone.adb_port.is_some() => {
+                let port = phone.adb_port.unwrap_or_default();
+                labels.insert(LABEL_ADB_PORT.to_string(), port.to_string());
+                port
+            }
+            // A phone placed before the store handed out ports: the first port no container
+            // of this host is labelled with.
             Network::Host { adb_ports } => {
                 let used = self.ports_in_use().await?;
                 let free = (adb_ports.0..=adb_ports.1)

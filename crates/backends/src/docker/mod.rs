@@ -79,7 +79,7 @@ impl DockerBackend {
     /// The host a phone lives on: the one the store placed it on, or, for a phone placed
     /// nowhere (created before this node knew hosts), the first host that runs its image.
     fn host_index(&self, phone: &InstanceRef) -> OpResult<usize> {
-        let placed = placed_on(phone);
+        let placed = phone.host.as_deref();
         let found = match placed {
             Some(name) => self.hosts.iter().position(|h| h.spec().name == name),
             None => self
@@ -101,11 +101,6 @@ impl DockerBackend {
     fn host_of(&self, phone: &InstanceRef) -> OpResult<&DockerHost> {
         Ok(&self.hosts[self.host_index(phone)?])
     }
-}
-
-/// The host the store placed the phone on.
-fn placed_on(_phone: &InstanceRef) -> Option<&str> {
-    None
 }
 
 #[async_trait]

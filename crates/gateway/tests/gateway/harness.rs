@@ -111,6 +111,8 @@ impl World {
                 charge_type: "PostPaid".into(),
                 created_ms: t,
                 modified_ms: t,
+                host: None,
+                adb_port: None,
             })
             .collect();
         self.store

@@ -72,7 +72,8 @@ pub(crate) fn batch_counts(row: &dyn Row) -> Result<BatchCounts> {
 /// Columns of an instance with its group's name. Used with [`INSTANCE_FROM`].
 pub(crate) const INSTANCE_COLUMNS: &str = "SELECT i.id, i.account_id, i.group_id, \
      g.name AS group_name, g.charge_type AS charge_type, i.name, i.status, i.image_id, i.spec, \
-     i.region_id, i.up_bw, i.down_bw, i.created_ms, i.modified_ms";
+     i.region_id, i.up_bw, i.down_bw, i.created_ms, i.modified_ms, i.host, \
+     (SELECT p.port FROM host_ports p WHERE p.instance_id = i.id AND p.host = i.host) AS adb_port";
 
 pub(crate) const INSTANCE_FROM: &str =
     " FROM instances i JOIN instance_groups g ON g.id = i.group_id";
@@ -93,6 +94,8 @@ pub(crate) fn instance(row: &dyn Row) -> Result<Instance> {
         down_bandwidth_limit: row.int_opt("down_bw")?,
         created_ms: row.int("created_ms")?,
         modified_ms: row.int("modified_ms")?,
+        host: row.text_opt("host")?,
+        adb_port: row.int_opt("adb_port")?.and_then(|p| u16::try_from(p).ok()),
     })
 }
 

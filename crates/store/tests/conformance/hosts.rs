@@ -314,6 +314,12 @@ pub(crate) async fn check_no_stock_creates_nothing(store: &dyn Store) {
         newest.port, first.port,
         "the freed port is handed out again"
     );
+    // A phone's reads say where it lives, for the backends that reach it outside a task.
+    let read = store.instance(&newest.id).await.unwrap().unwrap();
+    assert_eq!(
+        (read.host.as_deref(), read.adb_port),
+        (Some("h1"), newest.port)
+    );
     // Without an ask nothing is placed (callers that do not place yet).
     store
         .create_groups(

@@ -52,6 +52,8 @@ pub(crate) fn instance(
         charge_type: "PostPaid".into(),
         created_ms,
         modified_ms: created_ms,
+        host: None,
+        adb_port: None,
     }
 }
 

@@ -192,16 +192,9 @@ async fn serve(streams: &Streams, mut socket: WebSocket, a: Admitted, want: Want
     let handle = streams.registry.add(&member, a.role);
     metrics::gauge!("cloudphone_stream_sessions").increment(1.0);
     debug!(session = %a.id, instance = %a.instance.id, %peer, role = a.role.as_str(), "stream session opened");
-    let instance = InstanceRef {
-        id: a.instance.id.clone(),
-        account_id: a.instance.account_id.clone(),
-        name: a.instance.name.clone(),
-        image_id: a.instance.image_id.clone(),
-        spec: a.instance.spec.clone(),
-        attempt: None,
-        ..InstanceRef::default()
-    };
-    let phone = streams.hub.join(&instance, want.images_only());
+    let phone = streams
+        .hub
+        .join(&InstanceRef::of(&a.instance), want.images_only());
     let viewer = phone.viewer();
     let stats = Stats::default();
     let ending = {

@@ -56,6 +56,8 @@ fn phone(id: &str, account: &str, group: &str) -> Instance {
         charge_type: "PostPaid".into(),
         created_ms: 0,
         modified_ms: 0,
+        host: None,
+        adb_port: None,
     }
 }
 
