@@ -57,6 +57,7 @@ const STALE_STAGING: Duration = Duration::from_secs(3600);
 const OPEN_ATTEMPTS: usize = 3;
 /// Lifetime of a presigned URL a link redirects to: long enough to start the download, short
 /// enough that a leaked URL is soon useless (our link may live far longer).
+#[cfg(feature = "s3")]
 const PRESIGNED_TTL: Duration = Duration::from_secs(300);
 /// The folder of the storage that no `oss://` path reaches (those live under `objects/` and
 /// `records/`): the node's own files.
@@ -489,6 +490,7 @@ impl Objects {
     /// A URL of the S3 service downloading the object at `path` of `account`'s namespace for a
     /// few minutes, when the store is S3 with presigning on; `None` otherwise (the node serves
     /// the bytes). NotFound for a missing object, as a download would answer.
+    #[cfg_attr(not(feature = "s3"), allow(unused_variables))]
     pub async fn presigned_get(
         &self,
         account: &str,
