@@ -3,7 +3,11 @@ data dir, driven through the official Alibaba Cloud SDK exactly as a user would.
 
 With `CLOUDPHONE_TEST_STORE=postgres` every server runs on PostgreSQL instead of SQLite: each data
 dir gets its own fresh database in the cluster at `CLOUDPHONE_TEST_DATABASE_URL` (an admin URL,
-as `scripts/pg-cluster start` prints), so the whole suite runs once per store."""
+as `scripts/pg-cluster start` prints), so the whole suite runs once per store.
+
+With `CLOUDPHONE_TEST_OBJECT_STORE=s3` every server keeps its objects in a bucket of its own on the
+S3-protocol server at `CLOUDPHONE_TEST_S3_ENDPOINT` (as `scripts/s3-server start` prints), named
+after its data dir (so a restarted server finds its objects)."""
 
 import json
 import os
@@ -30,7 +34,17 @@ if STORE == "postgres" and not ADMIN_URL:
     raise RuntimeError("CLOUDPHONE_TEST_STORE=postgres needs CLOUDPHONE_TEST_DATABASE_URL "
                        "(start a cluster with scripts/pg-cluster start DIR)")
 
+OBJECT_STORE = os.environ.get("CLOUDPHONE_TEST_OBJECT_STORE", "local")
+S3_ENDPOINT = os.environ.get("CLOUDPHONE_TEST_S3_ENDPOINT")
+# moto accepts any access key; the server reads it from the environment only.
+S3_KEY = {"CLOUDPHONE_S3_ACCESS_KEY_ID": "testing", "CLOUDPHONE_S3_SECRET_ACCESS_KEY": "testing"}
+assert OBJECT_STORE in ("local", "s3"), OBJECT_STORE
+if OBJECT_STORE == "s3" and not S3_ENDPOINT:
+    raise RuntimeError("CLOUDPHONE_TEST_OBJECT_STORE=s3 needs CLOUDPHONE_TEST_S3_ENDPOINT "
+                       "(start a server with scripts/s3-server start DIR)")
+
 _databases = {}
+_buckets = set()
 
 
 def psql(url, sql):
@@ -52,20 +66,58 @@ def fresh_database():
     return database_url(f"cp_{uuid.uuid4().hex[:16]}")
 
 
+def s3_bucket(name=None):
+    """A bucket on the test S3 server (created on first use; a fresh one without a name)."""
+    if not S3_ENDPOINT:
+        raise RuntimeError("this test needs an S3-protocol server: run scripts/s3-server start DIR "
+                           "and export CLOUDPHONE_TEST_S3_ENDPOINT=<the URL it prints>")
+    name = name or f"cp-{uuid.uuid4().hex[:16]}"
+    if name not in _buckets:
+        import boto3  # a dependency of moto[server] (tests/sdk/requirements.txt)
+        s3 = boto3.client("s3", endpoint_url=S3_ENDPOINT, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        try:
+            s3.create_bucket(Bucket=name)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        _buckets.add(name)
+    return name
+
+
+def s3_object_store(bucket, **settings):
+    """The --object-store URL of `bucket` on the test S3 server."""
+    query = urllib.parse.urlencode({"endpoint": S3_ENDPOINT, "path_style": "true", **settings})
+    return f"s3://{bucket}?{query}"
+
+
+def staging_dir(server):
+    """Where the server stages uploads: beside local objects, in tmp/uploads with S3."""
+    if server.object_store and server.object_store.startswith("s3://"):
+        return server.data_dir / "tmp" / "uploads"
+    return server.data_dir / "objects" / ".staging"
+
+
 class Server:
     """One `cloudphone serve` process."""
 
     def __init__(self, data_dir, sim_delay_ms=50, extra_args=(), key=(KEY_ID, KEY_SECRET),
-                 database=None, preexec_fn=None):
+                 database=None, preexec_fn=None, object_store=None):
         """`database`: a postgres:// URL to serve from (several servers may share one); by
         default SQLite in the data dir, or under CLOUDPHONE_TEST_STORE=postgres a database of
         the test cluster named after the data dir (so a restarted server finds its data).
-        `preexec_fn`: run in the server's process before it starts (its resource limits)."""
+        `preexec_fn`: run in the server's process before it starts (its resource limits).
+        `object_store`: an --object-store URL; by default the data dir's, or under
+        CLOUDPHONE_TEST_OBJECT_STORE=s3 a bucket named after the data dir. `key=None`: no root
+        key in the environment (the server's own, in its data dir)."""
         self.data_dir = Path(data_dir)
         if database is None and STORE == "postgres":
             name = "cp_" + hashlib.sha1(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
             database = database_url(name)
         self.database = database
+        if object_store is None and OBJECT_STORE == "s3":
+            name = "cp-" + hashlib.sha1(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
+            object_store = s3_object_store(s3_bucket(name))
+        self.object_store = object_store
         self.sim_delay_ms = sim_delay_ms
         self.extra_args = list(extra_args)
         self.key = key
@@ -75,11 +127,18 @@ class Server:
 
     def start(self):
         env = dict(os.environ)
-        env["CLOUDPHONE_ACCESS_KEY_ID"], env["CLOUDPHONE_ACCESS_KEY_SECRET"] = self.key
+        if self.key:
+            env["CLOUDPHONE_ACCESS_KEY_ID"], env["CLOUDPHONE_ACCESS_KEY_SECRET"] = self.key
+        else:
+            env.pop("CLOUDPHONE_ACCESS_KEY_ID", None)
+            env.pop("CLOUDPHONE_ACCESS_KEY_SECRET", None)
         env.setdefault("RUST_LOG", "warn")
         args = [str(BINARY), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir)]
         if self.database:
             args += ["--database-url", self.database]
+        if self.object_store:
+            args += ["--object-store", self.object_store]
+            env.update(S3_KEY)
         if self.sim_delay_ms is not None:
             args += ["--sim-delay-ms", str(self.sim_delay_ms)]
         self.log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")

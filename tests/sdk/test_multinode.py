@@ -4,7 +4,9 @@
   tasks is submitted to node A and followed through node B; A is SIGKILLed in the middle; every
   task ends Finished, the counters are exact, and the simulated fleet's executions ledger shows
   no task attempt run twice (a task runs again only where the killed node held it);
-- NextTokens and download links minted by one node work on the other;
+- NextTokens and download links minted by one node work on the other (objects in S3 when
+  CLOUDPHONE_TEST_S3_ENDPOINT names a server; a link answers 302 to S3 on a node with presign);
+- with objects in S3, nodes with separate data dirs share every object and the root key;
 - PostgreSQL stopped under load: the node answers 503 `ServiceUnavailable` within seconds (no
   hang), and once PostgreSQL is back it recovers by itself and every task ends.
 
@@ -14,6 +16,7 @@ outage test starts a private one of its own with scripts/pg-cluster)."""
 import collections
 import concurrent.futures
 import json
+import os
 import shutil
 import tempfile
 import subprocess
@@ -27,9 +30,11 @@ import requests
 from alibabacloud_eds_aic20230930 import models
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 
-from conftest import ADMIN_URL, BINARY, ROOT, Server, describe_instances, fresh_database, tasks_of, wait_for
+from conftest import (ADMIN_URL, BINARY, ROOT, S3_ENDPOINT, Server, describe_instances, fresh_database,
+                      s3_bucket, s3_object_store, tasks_of, wait_for)
 
 PHONES = 1000
+KEY = ("testid", "testsecret")
 LEASE_MS = 3000
 
 if not ADMIN_URL:
@@ -37,8 +42,8 @@ if not ADMIN_URL:
                        "(start a cluster with scripts/pg-cluster start DIR)")
 
 
-def node(data, database, concurrency=32, delay=250):
-    return Server(data, sim_delay_ms=delay, database=database,
+def node(data, database, concurrency=32, delay=250, object_store=None, key=KEY):
+    return Server(data, sim_delay_ms=delay, database=database, object_store=object_store, key=key,
                   extra_args=["--concurrency", str(concurrency), "--lease-ms", str(LEASE_MS),
                               "--sim-record-executions"])
 
@@ -140,8 +145,12 @@ def test_two_nodes_share_one_database_and_survive_a_sigkill(workdir):
 def test_tokens_and_links_from_one_node_work_on_another(workdir):
     data = workdir / "shared-secrets"
     database = fresh_database()
-    a = node(data, database, delay=20).start()
-    b = node(data, database, delay=20).start()
+    # The nodes share the data dir for the simulated phones only: the objects are in a bucket.
+    bucket = s3_bucket() if S3_ENDPOINT else None
+    objects = s3_object_store(bucket) if bucket else None
+    a = node(data, database, delay=20, object_store=objects).start()
+    b = node(data, database, delay=20, object_store=objects).start()
+    presigning = None
     try:
         ca, cb = a.client(), b.client()
         ids = create_fleet(ca, 5)
@@ -170,6 +179,60 @@ def test_tokens_and_links_from_one_node_work_on_another(workdir):
             got = requests.get(url, timeout=10)
             assert got.status_code == 200, (server.endpoint, got.status_code, got.text[:200])
             assert got.content.startswith(b"\x89PNG")
+        if bucket:
+            assert not (data / "objects" / "objects").exists(), "the objects are in the bucket"
+            # A node with presign answers a valid link with a redirect to the S3 service, and
+            # an altered one with 403 as before.
+            presigning = node(workdir / "shared-secrets-presign", database, delay=20,
+                              object_store=s3_object_store(bucket, presign="true")).start()
+            url = urllib.parse.urlsplit(link)._replace(netloc=presigning.endpoint).geturl()
+            got = requests.get(url, timeout=10, allow_redirects=False)
+            assert got.status_code == 302, (got.status_code, got.text[:200])
+            assert got.headers["Location"].startswith(S3_ENDPOINT + "/"), got.headers["Location"]
+            assert requests.get(got.headers["Location"], timeout=10).content.startswith(b"\x89PNG")
+            altered = url.replace("Signature=", "Signature=0")
+            assert requests.get(altered, timeout=10, allow_redirects=False).status_code == 403
+    finally:
+        a.stop()
+        b.stop()
+        if presigning:
+            presigning.stop()
+
+
+def test_nodes_without_a_shared_directory_share_objects_and_the_root_key(workdir, tmp_path):
+    """Objects in S3: two nodes over one database with a data dir each (no shared file system
+    for objects or keys). The second node adopts the root key the first one created; an object
+    put through one node is read back through the other."""
+    database = fresh_database()
+    objects = s3_object_store(s3_bucket())
+    a = node(workdir / "apart-a", database, delay=20, object_store=objects, key=None).start()
+    b = node(workdir / "apart-b", database, delay=20, object_store=objects, key=None).start()
+    try:
+        key_a = json.loads((a.data_dir / "root-access-key.json").read_text())
+        key_b = json.loads((b.data_dir / "root-access-key.json").read_text())
+        assert key_a == key_b, "the second node adopted the first node's root key"
+        key = (key_a["AccessKeyId"], key_a["AccessKeySecret"])
+        a.key = b.key = key
+        for server in (a, b):
+            server.client().describe_regions(models.DescribeRegionsRequest())
+        # Restarted, B keeps the key (its own file now).
+        b.stop()
+        b.start()
+        assert json.loads((b.data_dir / "root-access-key.json").read_text()) == key_a
+
+        env = dict(os.environ, CLOUDPHONE_ACCESS_KEY_ID=key[0], CLOUDPHONE_ACCESS_KEY_SECRET=key[1])
+        src = tmp_path / "payload.bin"
+        src.write_bytes(os.urandom(3 << 20))
+
+        def cp(server, frm, to):
+            return subprocess.run([str(BINARY), "cp", str(frm), str(to), "--endpoint",
+                                   f"http://{server.endpoint}"], env=env, capture_output=True, check=True)
+        cp(a, src, "oss://apart-bucket/dir/payload.bin")
+        back = tmp_path / "back.bin"
+        cp(b, "oss://apart-bucket/dir/payload.bin", back)
+        assert back.read_bytes() == src.read_bytes()
+        for server in (a, b):
+            assert not (server.data_dir / "objects" / "objects").exists()
     finally:
         a.stop()
         b.stop()

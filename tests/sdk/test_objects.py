@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import API_VERSION, BINARY, Server, acs3_signature, error_code, new_nonce, pct, utc_now
+from conftest import API_VERSION, BINARY, Server, acs3_signature, error_code, new_nonce, pct, staging_dir, utc_now
 
 
 def cp(server, src, dst, key=None, endpoint=None):
@@ -122,7 +122,7 @@ def test_a_large_file_round_trips_in_bounded_memory(workdir, tmp_path):
         grown_mib = (vm_hwm_kib(server.proc.pid) - baseline) / 1024
         assert grown_mib < 40, f"the server's peak memory grew by {grown_mib:.0f} MiB for a 60 MiB file"
         # Nothing is left in the staging directory.
-        assert list((server.data_dir / "objects" / ".staging").iterdir()) == []
+        assert list(staging_dir(server).iterdir()) == []
     finally:
         server.stop()
 
@@ -263,7 +263,7 @@ def test_upload_size_is_bounded(workdir, tmp_path):
         ok(cp(server, small, f"oss://{b}/small"))
         refused(cp(server, big, f"oss://{b}/big"), "RequestEntityTooLarge")
         refused(cp(server, f"oss://{b}/big", tmp_path / "big.back"), "InvalidObject.NotFound")
-        assert list((server.data_dir / "objects" / ".staging").iterdir()) == []
+        assert list(staging_dir(server).iterdir()) == []
     finally:
         server.stop()
 

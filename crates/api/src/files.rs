@@ -2,7 +2,8 @@
 //!
 //! - `GET` with `?Account=<id>&Expires=<unix secs>&Signature=<hex>`: a signed, expiring link
 //!   (from a task's `Result`) to an object of that account's namespace; the link is the
-//!   authorisation. A bad or expired link is a 403.
+//!   authorisation. A bad or expired link is a 403. With objects on S3 and `presign` on, a
+//!   valid link answers `302 Found` to a presigned GET of the service (a few minutes long).
 //! - `GET` and `PUT` signed with ACS3-HMAC-SHA256 like any API call, for `cloudphone cp`. The
 //!   canonical request's path is the real path, each segment percent-encoded ([`signed_path`]);
 //!   `x-acs-action` is `GetObject` / `PutObject`. An upload's body is streamed to a staging file
@@ -142,7 +143,18 @@ async fn serve_download(state: &AppState, request: Request) -> Result<Response, 
         require_action(&raw, GET_OBJECT)?;
         caller
     } else {
-        check_link(state, parts.uri.query(), &path)?
+        let account = check_link(state, parts.uri.query(), &path)?;
+        // On S3 with `presign`, the bytes go straight from the service to the client: only
+        // after our own checks, so the link's rules stay ours (docs/design.md §7).
+        if let Some(url) = state
+            .objects
+            .presigned_get(&account, &path)
+            .await
+            .map_err(object_error)?
+        {
+            return redirect(&url);
+        }
+        account
     };
     let (info, stream) = state
         .objects
@@ -187,6 +199,18 @@ fn check_link(state: &AppState, query: Option<&str>, path: &OssPath) -> Result<S
         // One answer for altered and expired links: either way the link does not grant access.
         Err(ApiError::SignatureDoesNotMatch)
     }
+}
+
+/// `302 Found` to a presigned URL of the object service.
+fn redirect(url: &str) -> Result<Response, ApiError> {
+    let location = HeaderValue::from_str(url).map_err(|_| {
+        warn!("a presigned URL that is not a header value");
+        ApiError::Internal
+    })?;
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = axum::http::StatusCode::FOUND;
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
 }
 
 fn object_response(info: &ObjectInfo, stream: ByteStream) -> Response {

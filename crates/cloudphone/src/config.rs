@@ -61,6 +61,8 @@ pub struct Config {
     pub adb: Option<cloudphone_api::AdbGateway>,
     /// The ADB gateway's caps and idle timeout (with `adb`).
     pub adb_limits: AdbLimits,
+    /// Where the objects live (`--object-store`); `None`: `<data-dir>/objects`.
+    pub object_store: Option<crate::object_store_url::ObjectStoreUrl>,
 }
 
 /// What the ADB gateway lets clients hold (`--adb-max-connections`,
@@ -114,6 +116,7 @@ impl Config {
             metrics: MetricsAccess::default(),
             adb: None,
             adb_limits: AdbLimits::default(),
+            object_store: None,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 mod device_sink;
 pub mod docker_hosts;
 pub mod listen;
+pub mod object_store_url;
 pub mod ops;
 pub mod owner_only;
 mod root_key;
@@ -25,7 +26,6 @@ use cloudphone_api::{AppState, TokenKey};
 use cloudphone_backends::adb::Discovery;
 use cloudphone_backends::{AdbBackend, DockerBackend, Fleet, SimBackend, SimConfig};
 use cloudphone_engine::{Backend, Engine, Services, Sweeper, Watcher, WebhookSender};
-use cloudphone_objects::Objects;
 use cloudphone_outbound::Outbound;
 use cloudphone_store::{PgStore, SqliteStore, Store};
 use tokio::net::TcpListener;
@@ -222,8 +222,9 @@ impl Application {
             .setting_or_init("object-link-key", &link_secret)
             .await?;
         let objects = Arc::new(
-            Objects::local(
-                config.data_dir.join("objects"),
+            object_store_url::open(
+                config.object_store.as_ref(),
+                &config.data_dir,
                 &*store,
                 link_key.as_bytes(),
                 public_url.trim_end_matches('/').to_string(),

@@ -120,6 +120,13 @@ struct ServeArgs {
     /// in the data dir. Several nodes may serve from one database at once.
     #[arg(long, env = "CLOUDPHONE_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Where objects (uploads, results, screenshots, backups, APKs) live: file:///PATH, or
+    /// s3://BUCKET[/PREFIX]?endpoint=URL&region=R&path_style=true&presign=false&ca_file=PEM
+    /// with the access key in CLOUDPHONE_S3_ACCESS_KEY_ID and CLOUDPHONE_S3_SECRET_ACCESS_KEY
+    /// (else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), never in the URL. Nodes sharing a
+    /// database share it. Default: <data-dir>/objects.
+    #[arg(long, env = "CLOUDPHONE_OBJECT_STORE")]
+    object_store: Option<cloudphone::object_store_url::ObjectStoreUrl>,
     /// Append every simulated execution (task, attempt, instance, type, outcome) to
     /// <data-dir>/sim/executions.log, for tests that prove no attempt ran twice.
     #[arg(long, hide = true)]
@@ -500,6 +507,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     cloudphone::owner_only::restrict_new_files();
     let mut config = Config::new(args.data_dir);
     config.database_url = args.database_url;
+    config.object_store = args.object_store;
     config.sim_record_executions = args.sim_record_executions;
     config.listen = args.listen;
     config.region = args.region;

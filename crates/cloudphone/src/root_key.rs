@@ -1,5 +1,9 @@
 //! The root account's access key: from the environment when given, else the one stored in the
 //! data dir, else a new one, created, stored and printed once.
+//!
+//! On a shared store, nodes need not share a data dir (objects in S3): the first node records
+//! its key's id in the setting `root-access-key-id`, and a node without a key file adopts that
+//! key (writing its own file) instead of minting another.
 
 use std::path::Path;
 
@@ -11,6 +15,8 @@ use crate::Config;
 
 pub const ROOT_ACCOUNT: &str = "root";
 const KEY_FILE: &str = "root-access-key.json";
+/// The setting naming the root key the nodes of a shared store adopt.
+const SHARED_KEY_SETTING: &str = "root-access-key-id";
 
 /// The key and whether it was created just now.
 #[derive(Clone, Debug)]
@@ -28,7 +34,11 @@ pub async fn ensure(store: &dyn Store, config: &Config) -> anyhow::Result<RootKe
             secret: secret.clone(),
             created: false,
         },
-        None => load_or_create(&config.data_dir)?,
+        None => match load(&config.data_dir)? {
+            Some(key) => key,
+            None if store.shared() => adopt_or_create(store, &config.data_dir).await?,
+            None => load_or_create(&config.data_dir)?,
+        },
     };
     store
         .put_access_key(&AccessKey {
@@ -38,7 +48,83 @@ pub async fn ensure(store: &dyn Store, config: &Config) -> anyhow::Result<RootKe
             user_name: "root".into(),
         })
         .await?;
+    if store.shared() && config.root_key.is_none() {
+        // A node started before this setting existed offers its key to the next ones.
+        store
+            .setting_or_init(SHARED_KEY_SETTING, &key.key_id)
+            .await?;
+    }
     Ok(key)
+}
+
+/// On a shared store: the key another node recorded, else a new one recorded for the others.
+/// The candidate key is stored before the setting names it, so a node that reads the setting
+/// always finds the key; a node that loses the race removes its candidate.
+async fn adopt_or_create(store: &dyn Store, dir: &Path) -> anyhow::Result<RootKey> {
+    let adopt = |key: AccessKey| -> anyhow::Result<RootKey> {
+        let adopted = RootKey {
+            key_id: key.key_id,
+            secret: key.secret,
+            created: false,
+        };
+        match write_key_file(dir, &adopted) {
+            Ok(()) => Ok(adopted),
+            // A node sharing this data dir wrote one meanwhile: that one counts.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(dir),
+            Err(e) => Err(e).with_context(|| format!("writing {}", dir.join(KEY_FILE).display())),
+        }
+    };
+    // The store reads settings only through `setting_or_init`: a candidate is offered, and
+    // removed again when another node's key was there first.
+    let candidate = new_key();
+    let record = AccessKey {
+        key_id: candidate.key_id.clone(),
+        secret: candidate.secret.clone(),
+        account_id: ROOT_ACCOUNT.into(),
+        user_name: "root".into(),
+    };
+    store.put_access_key(&record).await?;
+    let winner = store
+        .setting_or_init(SHARED_KEY_SETTING, &candidate.key_id)
+        .await?;
+    if winner != candidate.key_id {
+        store.delete_access_key(&candidate.key_id).await?;
+        if let Some(key) = store.access_key(&winner).await? {
+            tracing::info!(key_id = %winner, "adopted the root access key of the shared store");
+            return adopt(key);
+        }
+        // The recorded key was deleted or disabled since: this node keeps a key of its own.
+        tracing::warn!(key_id = %winner, "the shared root access key is gone; minting one");
+        store.put_access_key(&record).await?;
+    }
+    match write_key_file(dir, &candidate) {
+        Ok(()) => Ok(candidate),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(dir),
+        Err(e) => Err(e).with_context(|| format!("writing {}", dir.join(KEY_FILE).display())),
+    }
+}
+
+/// The key file of the data dir, if there is one.
+fn load(dir: &Path) -> anyhow::Result<Option<RootKey>> {
+    let path = dir.join(KEY_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    load_or_create(dir).map(Some)
+}
+
+fn new_key() -> RootKey {
+    RootKey {
+        key_id: format!("LTAI{}", cloudphone_core::ids::secret(20)),
+        secret: cloudphone_core::ids::secret(30),
+        created: true,
+    }
+}
+
+fn write_key_file(dir: &Path, key: &RootKey) -> std::io::Result<()> {
+    let text =
+        serde_json::json!({ "AccessKeyId": key.key_id, "AccessKeySecret": key.secret }).to_string();
+    write_private(&dir.join(KEY_FILE), &text)
 }
 
 fn load_or_create(dir: &Path) -> anyhow::Result<RootKey> {
@@ -58,14 +144,8 @@ fn load_or_create(dir: &Path) -> anyhow::Result<RootKey> {
             created: false,
         });
     }
-    let key = RootKey {
-        key_id: format!("LTAI{}", cloudphone_core::ids::secret(20)),
-        secret: cloudphone_core::ids::secret(30),
-        created: true,
-    };
-    let text =
-        serde_json::json!({ "AccessKeyId": key.key_id, "AccessKeySecret": key.secret }).to_string();
-    match write_private(&path, &text) {
+    let key = new_key();
+    match write_key_file(dir, &key) {
         Ok(()) => Ok(key),
         // Another node sharing the data dir created it first: use that one.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(dir),

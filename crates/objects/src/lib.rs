@@ -5,18 +5,22 @@
 //!   caller's account's own bucket namespace (no account can tell which bucket names another
 //!   uses), MD5 of every object, and signed expiring download links.
 //!
-//! Storage goes through the `object_store` crate: a local directory today
-//! ([`Objects::local`]), an S3-compatible service later without changing callers.
+//! Storage goes through the `object_store` crate: a local directory ([`Objects::local`]), or an
+//! S3-compatible service (`Objects::s3`, feature `s3`) without changing callers.
 
 mod layout;
 mod legacy;
 mod link;
 mod objects;
 mod path;
+#[cfg(feature = "s3")]
+mod s3;
 
 pub use link::{encode_key, encode_segment};
 pub use objects::{ByteStream, Objects};
 pub use path::{MAX_KEY_BYTES, OssPath, SCHEME, check_bucket, check_key};
+#[cfg(feature = "s3")]
+pub use s3::S3Settings;
 
 /// Why an object operation failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! [`Objects`]: the object store with one bucket namespace per account, MD5s and signed links.
 //!
-//! Layout of the storage below (any `object_store` implementation; a local directory today):
+//! Layout of the storage below (a local directory, or an S3-compatible bucket: [`crate::s3`]):
 //! - `objects/<account>/<bucket>/<key>`: the object, written atomically (staged, then renamed,
 //!   fsynced), so a crash never leaves a half-written object visible;
 //! - `records/<account>/<bucket>/<key>`: its size and MD5, and the entity tag of the data they
@@ -28,6 +28,7 @@ use futures::stream::BoxStream;
 use md5::{Digest, Md5};
 use object_store::local::LocalFileSystem;
 use object_store::path::{Path as StorePath, PathPart};
+use object_store::prefix::PrefixStore;
 use object_store::{
     GetOptions, GetResult, GetResultPayload, ObjectMeta, ObjectStore, PutMultipartOptions,
     PutOptions, PutPayload, WriteMultipart,
@@ -54,11 +55,27 @@ const MAX_SEGMENT_BYTES: usize = 240;
 const STALE_STAGING: Duration = Duration::from_secs(3600);
 /// A get retries when the object is replaced while its MD5 is being computed.
 const OPEN_ATTEMPTS: usize = 3;
+/// Lifetime of a presigned URL a link redirects to: long enough to start the download, short
+/// enough that a leaked URL is soon useless (our link may live far longer).
+#[cfg(feature = "s3")]
+const PRESIGNED_TTL: Duration = Duration::from_secs(300);
+/// The folder of the storage that no `oss://` path reaches (those live under `objects/` and
+/// `records/`): the node's own files.
+const INTERNAL: &str = "internal";
+
+/// What holds the objects, for what only one kind of storage does.
+enum Backing {
+    /// A directory; the conflict rule is the file system's own.
+    Local { root: PathBuf },
+    #[cfg(feature = "s3")]
+    S3(crate::s3::S3),
+}
 
 /// The object store of a node. Cheap to share behind an `Arc`; every method may be called from
 /// many tasks at once.
 pub struct Objects {
     backend: Arc<dyn ObjectStore>,
+    backing: Backing,
     link_key: LinkKey,
     public_url: String,
     staging: PathBuf,
@@ -73,7 +90,7 @@ impl std::fmt::Debug for Objects {
     }
 }
 
-fn io_error(what: impl std::fmt::Display, e: impl std::fmt::Display) -> ObjectError {
+pub(crate) fn io_error(what: impl std::fmt::Display, e: impl std::fmt::Display) -> ObjectError {
     warn!(error = %e, "object storage: {what}");
     ObjectError::Io(format!("{what}: {e}"))
 }
@@ -107,16 +124,46 @@ impl Objects {
             .with_fsync(true);
         Ok(Objects {
             backend: Arc::new(backend),
+            backing: Backing::Local { root },
             link_key: LinkKey::new(link_key),
             public_url: public_url.trim_end_matches('/').to_string(),
             staging,
         })
     }
 
-    /// A local directory for temporary files on the same disk as the objects (HTTP uploads are
-    /// staged here before [`Objects::put_file`]). Files older than an hour are removed at start.
+    /// Objects stored in an S3-compatible bucket, links signed with `link_key` and pointing at
+    /// `public_url`; uploads are staged in the local directory `staging` (created if missing).
+    /// Fails when the bucket does not answer a listing (wrong endpoint, bucket or credentials).
+    #[cfg(feature = "s3")]
+    pub async fn s3(
+        settings: &crate::S3Settings,
+        staging: PathBuf,
+        link_key: &[u8],
+        public_url: String,
+    ) -> Result<Objects, ObjectError> {
+        std::fs::create_dir_all(&staging)
+            .map_err(|e| io_error(format_args!("creating {}", staging.display()), e))?;
+        clean_staging(&staging);
+        let s3 = crate::s3::connect(settings).await?;
+        Ok(Objects {
+            backend: s3.store.clone(),
+            backing: Backing::S3(s3),
+            link_key: LinkKey::new(link_key),
+            public_url: public_url.trim_end_matches('/').to_string(),
+            staging,
+        })
+    }
+
+    /// A local directory for temporary files (HTTP uploads are staged here before
+    /// [`Objects::put_file`]): beside the objects on a local store, so that the data dir's disk
+    /// holds both. Files older than an hour are removed at start.
     pub fn staging_dir(&self) -> &Path {
         &self.staging
+    }
+
+    /// The storage's `internal/` folder, for the node's own files: no `oss://` path reaches it.
+    pub fn internal(&self) -> Arc<dyn ObjectStore> {
+        Arc::new(PrefixStore::new(self.backend.clone(), INTERNAL))
     }
 
     // ---- writes ----
@@ -133,6 +180,7 @@ impl Objects {
         let mut file = tokio::fs::File::open(local)
             .await
             .map_err(|e| io_error(format_args!("opening {}", local.display()), e))?;
+        self.check_conflict(&data, path).await?;
         let upload = self
             .backend
             .put_multipart_opts(&data, PutMultipartOptions::default())
@@ -186,6 +234,7 @@ impl Objects {
         bytes: Vec<u8>,
     ) -> Result<ObjectInfo, ObjectError> {
         let (data, meta) = self.locations(account, path)?;
+        self.check_conflict(&data, path).await?;
         let info = ObjectInfo {
             size: bytes.len() as u64,
             md5_hex: hex::encode(Md5::digest(&bytes)),
@@ -228,10 +277,29 @@ impl Objects {
         }
     }
 
+    /// Refuses, before writing, a write a bucket would take but a directory would not (an
+    /// object below an object, or over a folder), so that both stores answer alike. A local
+    /// directory refuses those by itself: [`Objects::write_error`] explains its refusal.
+    #[cfg_attr(not(feature = "s3"), allow(unused_variables))]
+    async fn check_conflict(&self, data: &StorePath, path: &OssPath) -> Result<(), ObjectError> {
+        match &self.backing {
+            Backing::Local { .. } => Ok(()),
+            #[cfg(feature = "s3")]
+            Backing::S3(s3) => match s3.conflict(data, path).await? {
+                Some(conflict) => Err(ObjectError::InvalidPath(conflict)),
+                None => Ok(()),
+            },
+        }
+    }
+
     /// Whether `path` cannot be written because an ancestor is an object or the key is a
-    /// folder. Checked on the local layout only (object services have no such conflict).
+    /// folder, on the local layout (checked after the file system refused the write).
     fn conflict(&self, account: &str, path: &OssPath) -> Option<String> {
-        let root = self.staging.parent()?;
+        let root = match &self.backing {
+            Backing::Local { root } => root,
+            #[cfg(feature = "s3")]
+            Backing::S3(_) => return None,
+        };
         let segments: Vec<&str> = path.key.split('/').collect();
         let mut dir = root
             .join(DATA)
@@ -418,6 +486,29 @@ impl Objects {
     }
 
     // ---- links ----
+
+    /// A URL of the S3 service downloading the object at `path` of `account`'s namespace for a
+    /// few minutes, when the store is S3 with presigning on; `None` otherwise (the node serves
+    /// the bytes). NotFound for a missing object, as a download would answer.
+    #[cfg_attr(not(feature = "s3"), allow(unused_variables))]
+    pub async fn presigned_get(
+        &self,
+        account: &str,
+        path: &OssPath,
+    ) -> Result<Option<String>, ObjectError> {
+        match &self.backing {
+            Backing::Local { .. } => Ok(None),
+            #[cfg(feature = "s3")]
+            Backing::S3(s3) => {
+                let (data, _) = self.locations(account, path)?;
+                self.backend
+                    .get_opts(&data, GetOptions::default().with_head(true))
+                    .await
+                    .map_err(|e| self.read_error(path, e))?;
+                s3.presigned_get(&data, PRESIGNED_TTL).await
+            }
+        }
+    }
 
     /// A signed link to `path` of `account`'s namespace, valid for `ttl` from now.
     pub fn link(&self, account: &str, path: &OssPath, ttl: Duration) -> String {

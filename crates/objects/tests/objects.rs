@@ -1,24 +1,133 @@
-//! The object store on a real SQLite store and a temp directory: streaming round trips, one
-//! bucket namespace per account, the move of the old single-namespace layout, bad paths, MD5
-//! records, conflicts and signed links.
+//! The object store on a real SQLite store, each case twice: on a temp directory (`local::`)
+//! and on an S3-protocol server (`s3::`, a fresh prefix of the bucket `cloudphone-test` at
+//! `CLOUDPHONE_TEST_S3_ENDPOINT`, which `scripts/s3-server start DIR` prints): streaming round
+//! trips, one bucket namespace per account, bad paths, MD5 records, conflicts and signed links;
+//! the move of the old single-namespace layout and the staging directory of the local store.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cloudphone_objects::{ObjectError, ObjectInfo, Objects, OssPath};
+use cloudphone_objects::{ObjectError, ObjectInfo, Objects, OssPath, S3Settings};
 use cloudphone_store::{SqliteStore, Store};
 use futures::StreamExt;
 use md5::{Digest, Md5};
+use object_store::aws::AmazonS3Builder;
+use object_store::client::{ClientOptions, HttpClient, HttpConnector};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 const A: &str = "acct-a";
 const B: &str = "acct-b";
 const URL: &str = "http://127.0.0.1:9723";
+const S3_VAR: &str = "CLOUDPHONE_TEST_S3_ENDPOINT";
+const S3_BUCKET: &str = "cloudphone-test";
+
+/// Runs each named case (an `async fn(Kind)`) once on each store: `local::name`, `s3::name`.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Kind::Local).await
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Kind::S3).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    round_trip_of_a_large_file,
+    put_bytes_empty_objects_and_odd_names,
+    every_account_has_its_own_buckets,
+    bad_paths_are_refused_and_touch_nothing,
+    objects_and_folders_cannot_collide,
+    md5_records_are_checked_and_rebuilt,
+    concurrent_writers_leave_one_consistent_object,
+    signed_links,
+    presigned_downloads,
+);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Local,
+    S3,
+}
 
 struct Fixture {
     dir: tempfile::TempDir,
     objects: Objects,
     store: Arc<dyn Store>,
+    /// The storage under the objects, seen directly (records, what was written).
+    raw: Arc<dyn ObjectStore>,
+    kind: Kind,
+}
+
+/// Hands object_store the test's client (built as the binary builds its own).
+#[derive(Debug)]
+struct Client(reqwest::Client);
+
+impl HttpConnector for Client {
+    fn connect(&self, _: &ClientOptions) -> object_store::Result<HttpClient> {
+        Ok(HttpClient::new(self.0.clone()))
+    }
+}
+
+fn s3_endpoint() -> String {
+    std::env::var(S3_VAR).unwrap_or_else(|_| {
+        panic!(
+            "the S3 object tests need an S3-protocol server: run `scripts/s3-server start DIR` \
+             and `export {S3_VAR}=<the URL it prints>`"
+        )
+    })
+}
+
+fn s3_settings(prefix: &str, presign: bool) -> S3Settings {
+    S3Settings {
+        bucket: S3_BUCKET.into(),
+        prefix: Some(prefix.into()),
+        endpoint: Some(s3_endpoint()),
+        region: "us-east-1".into(),
+        path_style: true,
+        presign,
+        access_key_id: "testing".into(),
+        secret_access_key: "testing".into(),
+        client: cloudphone_client::tls::builder(None)
+            .unwrap()
+            .build()
+            .unwrap(),
+    }
+}
+
+/// The bucket under `prefix`, reached without [`Objects`].
+fn s3_raw(prefix: &str) -> Arc<dyn ObjectStore> {
+    let s3 = AmazonS3Builder::new()
+        .with_bucket_name(S3_BUCKET)
+        .with_region("us-east-1")
+        .with_endpoint(s3_endpoint())
+        .with_allow_http(true)
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_http_connector(Client(
+            cloudphone_client::tls::builder(None)
+                .unwrap()
+                .build()
+                .unwrap(),
+        ))
+        .build()
+        .unwrap();
+    Arc::new(PrefixStore::new(s3, prefix))
 }
 
 impl Fixture {
@@ -29,27 +138,61 @@ impl Fixture {
     fn file(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// Every key stored under `top`.
+    async fn keys_under(&self, top: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .raw
+            .list(Some(&StorePath::from(top)))
+            .map(|m| m.unwrap().location.to_string())
+            .collect()
+            .await;
+        keys.sort();
+        keys
+    }
 }
 
-async fn fixture() -> Fixture {
+async fn fixture(kind: Kind) -> Fixture {
+    fixture_with(kind, false).await
+}
+
+async fn fixture_with(kind: Kind, presign: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&dir.path().join("cloudphone.db"))
             .await
             .unwrap(),
     );
-    let objects = Objects::local(
-        dir.path().join("objects"),
-        &*store,
-        b"link-key",
-        format!("{URL}/"),
-    )
-    .await
-    .unwrap();
+    let (objects, raw): (Objects, Arc<dyn ObjectStore>) = match kind {
+        Kind::Local => {
+            let root = dir.path().join("objects");
+            let objects = Objects::local(root.clone(), &*store, b"link-key", format!("{URL}/"))
+                .await
+                .unwrap();
+            (
+                objects,
+                Arc::new(LocalFileSystem::new_with_prefix(&root).unwrap()),
+            )
+        }
+        Kind::S3 => {
+            let prefix = format!("t-{}", uuid::Uuid::new_v4().simple());
+            let objects = Objects::s3(
+                &s3_settings(&prefix, presign),
+                dir.path().join("tmp/uploads"),
+                b"link-key",
+                format!("{URL}/"),
+            )
+            .await
+            .unwrap();
+            (objects, s3_raw(&prefix))
+        }
+    };
     Fixture {
         dir,
         objects,
         store,
+        raw,
+        kind,
     }
 }
 
@@ -93,9 +236,8 @@ fn invalid<T: std::fmt::Debug>(r: Result<T, ObjectError>) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn round_trip_of_a_large_file() {
-    let f = fixture().await;
+async fn round_trip_of_a_large_file(kind: Kind) {
+    let f = fixture(kind).await;
     let data = pseudo_random(20 * 1024 * 1024 + 12_345, 7);
     let source = f.file("source.bin");
     std::fs::write(&source, &data).unwrap();
@@ -145,9 +287,8 @@ async fn round_trip_of_a_large_file() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-#[tokio::test]
-async fn put_bytes_empty_objects_and_odd_names() {
-    let f = fixture().await;
+async fn put_bytes_empty_objects_and_odd_names(kind: Kind) {
+    let f = fixture(kind).await;
     for (key, content) in [
         ("out/stdout.txt", &b"hello\n"[..]),
         ("empty", b""),
@@ -181,9 +322,8 @@ async fn put_bytes_empty_objects_and_odd_names() {
     assert_eq!(info.md5_hex, md5_hex(b""));
 }
 
-#[tokio::test]
-async fn every_account_has_its_own_buckets() {
-    let f = fixture().await;
+async fn every_account_has_its_own_buckets(kind: Kind) {
+    let f = fixture(kind).await;
     let p = path("oss://shared-name/secret.txt");
     f.objects.put_bytes(A, &p, b"mine".to_vec()).await.unwrap();
     let copy = f.file("copy");
@@ -231,6 +371,8 @@ async fn every_account_has_its_own_buckets() {
     }
     assert!(!f.root().join("odd").exists() && !f.dir.path().join("odd").exists());
     assert!(!f.root().join("objects/a").exists());
+    assert!(f.keys_under("odd").await.is_empty());
+    assert!(f.keys_under("objects/a").await.is_empty());
     f.objects
         .get_to_file(".", &path("oss://odd/x"), &copy)
         .await
@@ -307,9 +449,8 @@ async fn the_old_single_namespace_layout_moves_under_each_owner() {
     assert!(root.join("data/nobodys/x").is_file());
 }
 
-#[tokio::test]
-async fn bad_paths_are_refused_and_touch_nothing() {
-    let f = fixture().await;
+async fn bad_paths_are_refused_and_touch_nothing(kind: Kind) {
+    let f = fixture(kind).await;
     for s in [
         "oss://bucket/../escape",
         "oss://bucket/a/../../escape",
@@ -354,6 +495,8 @@ async fn bad_paths_are_refused_and_touch_nothing() {
     // Nothing was written anywhere.
     assert!(!f.dir.path().join("escape").exists());
     assert!(!f.root().join("objects").exists());
+    assert!(f.keys_under("objects").await.is_empty());
+    assert!(f.keys_under("records").await.is_empty());
     // A key segment longer than a file name can be is a clear error, not an I/O failure.
     let long = OssPath::new("bucket", &"n".repeat(600)).unwrap();
     invalid(f.objects.put_bytes(A, &long, b"x".to_vec()).await);
@@ -368,9 +511,8 @@ async fn bad_paths_are_refused_and_touch_nothing() {
     assert!(!copy.exists());
 }
 
-#[tokio::test]
-async fn objects_and_folders_cannot_collide() {
-    let f = fixture().await;
+async fn objects_and_folders_cannot_collide(kind: Kind) {
+    let f = fixture(kind).await;
     f.objects
         .put_bytes(A, &path("oss://bucket/a"), b"file".to_vec())
         .await
@@ -392,31 +534,39 @@ async fn objects_and_folders_cannot_collide() {
     not_found(f.objects.head(A, &path("oss://bucket/d")).await);
 }
 
-#[tokio::test]
-async fn md5_records_are_checked_and_rebuilt() {
-    let f = fixture().await;
+async fn md5_records_are_checked_and_rebuilt(kind: Kind) {
+    let f = fixture(kind).await;
     let p = path("oss://bucket/obj");
     f.objects
         .put_bytes(A, &p, b"version one".to_vec())
         .await
         .unwrap();
-    let record = f.root().join("records").join(A).join("bucket/obj");
-    assert!(record.is_file());
+    let record = StorePath::from_iter(["records", A, "bucket", "obj"]);
+    if f.kind == Kind::Local {
+        assert!(
+            f.root()
+                .join("records")
+                .join(A)
+                .join("bucket/obj")
+                .is_file()
+        );
+    }
+    f.raw.head(&record).await.unwrap();
     // A lost record is rebuilt by reading the object.
-    std::fs::remove_file(&record).unwrap();
+    f.raw.delete(&record).await.unwrap();
     assert_eq!(
         f.objects.head(A, &p).await.unwrap().md5_hex,
         md5_hex(b"version one")
     );
-    assert!(record.is_file());
+    f.raw.head(&record).await.unwrap();
     // A stale record (the object changed behind it, as after a crash between the two writes)
     // is detected by its entity tag and not trusted.
-    let stale = std::fs::read(&record).unwrap();
+    let stale = f.raw.get(&record).await.unwrap().bytes().await.unwrap();
     f.objects
         .put_bytes(A, &p, b"version two!".to_vec())
         .await
         .unwrap();
-    std::fs::write(&record, stale).unwrap();
+    f.raw.put(&record, PutPayload::from(stale)).await.unwrap();
     assert_eq!(
         f.objects.head(A, &p).await.unwrap(),
         ObjectInfo {
@@ -427,16 +577,18 @@ async fn md5_records_are_checked_and_rebuilt() {
     let (info, _) = f.objects.open(A, &p).await.unwrap();
     assert_eq!(info.md5_hex, md5_hex(b"version two!"));
     // A garbage record is ignored too.
-    std::fs::write(&record, b"garbage").unwrap();
+    f.raw
+        .put(&record, PutPayload::from_static(b"garbage"))
+        .await
+        .unwrap();
     assert_eq!(
         f.objects.head(A, &p).await.unwrap().md5_hex,
         md5_hex(b"version two!")
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writers_leave_one_consistent_object() {
-    let f = Arc::new(fixture().await);
+async fn concurrent_writers_leave_one_consistent_object(kind: Kind) {
+    let f = Arc::new(fixture(kind).await);
     let p = path("oss://bucket/race");
     let mut tasks = Vec::new();
     for n in 0..8u8 {
@@ -458,9 +610,8 @@ async fn concurrent_writers_leave_one_consistent_object() {
     assert_eq!(f.objects.head(A, &p).await.unwrap(), got);
 }
 
-#[tokio::test]
-async fn signed_links() {
-    let f = fixture().await;
+async fn signed_links(kind: Kind) {
+    let f = fixture(kind).await;
     let p = path("oss://media/dir/a b+c/中.apk");
     let link = f.objects.link(A, &p, Duration::from_secs(600));
     let (base, query) = link.split_once('?').unwrap();
@@ -551,7 +702,7 @@ async fn signed_links() {
 
 #[tokio::test]
 async fn staging_dir_is_beside_the_objects() {
-    let f = fixture().await;
+    let f = fixture(Kind::Local).await;
     let staging = f.objects.staging_dir();
     assert!(staging.is_dir());
     assert!(staging.starts_with(f.root()));
@@ -561,4 +712,97 @@ async fn staging_dir_is_beside_the_objects() {
         .await
         .unwrap();
     assert_eq!(std::fs::read_dir(staging).unwrap().count(), 0);
+}
+
+/// A link may send the client straight to the service (S3 with `presign`): a presigned GET of
+/// the object, and nothing for a missing one; never on a local store or with presign off.
+async fn presigned_downloads(kind: Kind) {
+    let f = fixture_with(kind, true).await;
+    let p = path("oss://media/dir/a b.bin");
+    let data = pseudo_random(300_000, 3);
+    f.objects.put_bytes(A, &p, data.clone()).await.unwrap();
+    let url = f.objects.presigned_get(A, &p).await.unwrap();
+    if kind == Kind::Local {
+        assert_eq!(url, None);
+        return;
+    }
+    let url = url.expect("a presigned URL");
+    assert!(url.starts_with(&s3_endpoint()), "{url}");
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    let client = cloudphone_client::tls::builder(None)
+        .unwrap()
+        .build()
+        .unwrap();
+    let got = client.get(&url).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), &data[..]);
+    not_found(
+        f.objects
+            .presigned_get(A, &path("oss://media/missing"))
+            .await,
+    );
+    not_found(f.objects.presigned_get(B, &p).await);
+    // Without `presign` the node serves the bytes itself.
+    let plain = fixture_with(kind, false).await;
+    plain.objects.put_bytes(A, &p, data).await.unwrap();
+    assert_eq!(plain.objects.presigned_get(A, &p).await.unwrap(), None);
+}
+
+/// S3 uploads are staged in the directory the node gives (its `tmp/uploads`), and a start
+/// removes staging files left by a crash.
+#[tokio::test]
+async fn s3_staging_is_the_given_directory() {
+    let f = fixture(Kind::S3).await;
+    assert_eq!(f.objects.staging_dir(), f.dir.path().join("tmp/uploads"));
+    assert!(f.objects.staging_dir().is_dir());
+}
+
+/// A bucket that is not there fails the start, naming the store.
+#[tokio::test]
+async fn s3_missing_bucket_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = s3_settings("x", false);
+    settings.bucket = "no-such-bucket-here".into();
+    let e = Objects::s3(&settings, dir.path().join("up"), b"k", URL.into())
+        .await
+        .unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains("s3://no-such-bucket-here/x") && message.contains("listing the bucket"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("testing"),
+        "no credentials in messages: {message}"
+    );
+}
+
+/// The node's own files live under `internal/`, which no `oss://` path of any account reaches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_files_are_out_of_reach_of_paths() {
+    for kind in [Kind::Local, Kind::S3] {
+        let f = fixture(kind).await;
+        let internal = f.objects.internal();
+        internal
+            .put(
+                &StorePath::from("sim/phone-1/state.json"),
+                PutPayload::from_static(b"{}"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            f.keys_under("internal").await,
+            ["internal/sim/phone-1/state.json"]
+        );
+        not_found(
+            f.objects
+                .head(A, &path("oss://internal/sim/phone-1/state.json"))
+                .await,
+        );
+        not_found(
+            f.objects
+                .head("internal", &path("oss://sim/phone-1/state.json"))
+                .await,
+        );
+    }
 }
