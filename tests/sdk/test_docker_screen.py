@@ -25,7 +25,7 @@ SCRCPY_SHA256 = "8588238c9a5a00aa542906b6ec7e6d5541d9ffb9b5d0f6e1bc0e365e2303079
 PROBE = ROOT / "target" / "debug" / "examples" / "screen_probe"
 # Android's SPS, PPS and IDR slice.
 SPS, PPS, IDR = 7, 8, 5
-docker_phones = pytest.mark.skipif(STORE == "postgres", reason="docker phones run on SQLite nodes only (issue 24)")
+docker_phones = pytest.mark.skipif(STORE == "postgres", reason="the docker phones' tests run in the SQLite pass; test_farm.py drives docker hosts over PostgreSQL")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ pub mod sim;
 
 pub use adb::{AdbBackend, AdbGroupConfig};
 pub use docker::{
-    DEFAULT_HOST, DockerBackend, DockerConfig, DockerImage, Engine, HostSpec, Network,
+    ContainerEvent, ContainerSeen, DEFAULT_HOST, DockerBackend, DockerConfig, DockerImage, Engine,
+    HostEvent, HostSpec, Network,
 };
 pub use fleet::Fleet;
 pub use sim::{

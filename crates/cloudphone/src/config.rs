@@ -43,6 +43,8 @@ pub struct Config {
     /// The backends file (`--backends`); `None`: the simulated fleet alone.
     pub backends: Option<crate::backends_file::BackendsFile>,
     pub watcher: WatcherConfig,
+    /// The docker hosts' leases and monitors (`--host-lease-ms`).
+    pub farm: crate::farm::FarmConfig,
     pub webhooks: WebhookConfig,
     /// Downloads and app imports from URLs tenants give (SendFile, CreateApp, InstallApp):
     /// which addresses, how long, how many bytes.
@@ -107,6 +109,7 @@ impl Config {
             limits: Limits::default(),
             backends: None,
             watcher: WatcherConfig::default(),
+            farm: crate::farm::FarmConfig::default(),
             webhooks: WebhookConfig::default(),
             fetch: OutboundConfig::default(),
             throttle_per_second: 1000,

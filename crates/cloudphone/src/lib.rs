@@ -9,6 +9,7 @@ pub mod backends_file;
 pub mod config;
 mod device_sink;
 pub mod docker_hosts;
+pub mod farm;
 pub mod listen;
 pub mod object_store_url;
 pub mod ops;
@@ -50,6 +51,8 @@ pub struct Application {
     discovery: Option<Discovery>,
     /// The ADB gateway (`--adb-ports`), bound.
     gateway: Option<adb_gateway::NodeGateway>,
+    /// This node's watch over the docker hosts.
+    farm: Option<farm::Farm>,
     root_key: RootKey,
     /// The API's "shutting down" signal (open watch streams and stream sessions end on it).
     closing: CancellationToken,
@@ -151,20 +154,39 @@ impl Application {
             .await?;
         if store.shared()
             && let Some(file) = &config.backends
-            && (file.docker.is_some() || !file.adb.groups.is_empty())
+            && !file.adb.groups.is_empty()
         {
-            // Every node would watch, claim and drive phones of its own engine and ADB server
-            // as if they were all of them: a node's watcher would mark another's phones dead.
+            // Every node would watch and drive the devices of its own ADB server as if they
+            // were all of them: a node's watcher would mark another's devices dead. Docker
+            // hosts are shared: one node at a time watches each (its lease).
             anyhow::bail!(
-                "the docker and adb backends run on one node for now: serve them with SQLite, \
-                 not --database-url (several nodes over PostgreSQL run the simulated fleet)"
+                "ADB device groups run on one node for now: serve them with SQLite, not \
+                 --database-url (several nodes over PostgreSQL run simulated and docker phones)"
             );
         }
         let Backends {
             backend,
             watched,
             adb,
+            docker,
         } = backends(&config).await?;
+        let farm = match docker {
+            Some(docker) => Some(
+                farm::Farm::start(
+                    store.clone(),
+                    docker,
+                    cloudphone_store::NodeInfo {
+                        id: config.engine.node_id.clone(),
+                        started_ms: cloudphone_core::time::now_ms(),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                    },
+                    config.farm.clone(),
+                )
+                .await
+                .context("recording the docker hosts")?,
+            ),
+            None => None,
+        };
         let discovery = match adb {
             Some(adb) => {
                 let discovery = Discovery {
@@ -338,6 +360,7 @@ impl Application {
             webhooks,
             discovery,
             gateway,
+            farm,
             root_key,
             closing,
             streams,
@@ -378,6 +401,7 @@ impl Application {
             .discovery
             .map(|d| tokio::spawn(d.run(shutdown.clone())));
         let gateway = self.gateway.map(|g| tokio::spawn(g.run(shutdown.clone())));
+        let farm = self.farm.map(|f| tokio::spawn(f.run(shutdown.clone())));
         let recheck = tokio::spawn(cloudphone_stream::recheck::run(
             self.streams.clone(),
             shutdown.clone(),
@@ -413,6 +437,9 @@ impl Application {
         if let Some(g) = gateway {
             let _ = g.await;
         }
+        if let Some(f) = farm {
+            let _ = f.await;
+        }
         let _ = recheck.await;
         Ok(())
     }
@@ -424,6 +451,8 @@ struct Backends {
     watched: Vec<String>,
     /// The adb backend, whose devices discovery records.
     adb: Option<Arc<AdbBackend>>,
+    /// The docker farm, whose hosts this node helps watch.
+    docker: Option<Arc<DockerBackend>>,
 }
 
 /// The node's backend: the simulated fleet, and the docker and adb backends when the backends
@@ -442,22 +471,29 @@ async fn backends(config: &Config) -> anyhow::Result<Backends> {
             backend: sim,
             watched: Vec::new(),
             adb: None,
+            docker: None,
         });
     };
     let mut members: Vec<Arc<dyn Backend>> = Vec::new();
     if file.sim {
         members.push(sim);
     }
+    // Docker phones are watched by their hosts' monitors (`farm`), not by the watcher.
     let mut watched = Vec::new();
-    if let Some(docker) = file.docker_config()? {
-        watched.extend(docker.images.iter().map(|i| i.id.clone()));
-        let images = docker.images.len();
-        let backend = DockerBackend::connect(docker)
-            .await
-            .map_err(|e| anyhow::anyhow!("the docker backend: {e}"))?;
-        info!(images, "docker backend ready");
-        members.push(Arc::new(backend));
-    }
+    let docker = match file.docker_config()? {
+        Some(docker) => {
+            let (images, hosts) = (docker.images.len(), docker.hosts.len());
+            let backend = Arc::new(
+                DockerBackend::connect(docker)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the docker backend: {e}"))?,
+            );
+            info!(images, hosts, "docker backend ready");
+            members.push(backend.clone());
+            Some(backend)
+        }
+        None => None,
+    };
     let groups = file.adb_groups()?;
     let adb = if groups.is_empty() {
         None
@@ -482,6 +518,7 @@ async fn backends(config: &Config) -> anyhow::Result<Backends> {
         backend: Arc::new(fleet),
         watched,
         adb,
+        docker,
     })
 }
 

@@ -182,6 +182,10 @@ struct ServeArgs {
     /// How long a claimed task's lease lasts without a heartbeat, in milliseconds.
     #[arg(long, default_value_t = 15_000)]
     lease_ms: u64,
+    /// How long a docker host's watcher keeps its lease without renewing it, in milliseconds:
+    /// the hosts of a node killed outright are watched by another node this long after.
+    #[arg(long, default_value_t = 5_000, env = "CLOUDPHONE_HOST_LEASE_MS")]
+    host_lease_ms: u64,
     /// Days that finished tasks are kept.
     #[arg(long, default_value_t = 30)]
     task_retention_days: u64,
@@ -553,6 +557,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.engine.account_slots = args.account_slots;
     config.engine.lease = Duration::from_millis(args.lease_ms.max(100));
     config.engine.heartbeat = config.engine.lease / 3;
+    config.farm.lease = Duration::from_millis(args.host_lease_ms.max(1_500));
     // Lease owners must differ between nodes (72 random bits). It is also the HostId of error
     // answers, so it says nothing about the host (no process id).
     config.engine.node_id = format!("node-{}", cloudphone_core::ids::secret(12));

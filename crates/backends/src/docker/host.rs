@@ -54,7 +54,7 @@ fn unreachable(msg: impl Into<String>) -> BackendError {
 }
 
 /// Docker's answer status, if the engine gave one.
-fn status_of(e: &bollard::errors::Error) -> Option<u16> {
+pub(super) fn status_of(e: &bollard::errors::Error) -> Option<u16> {
     match e {
         bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
@@ -123,6 +123,11 @@ impl DockerHost {
 
     pub(super) fn spec(&self) -> &HostSpec {
         &self.spec
+    }
+
+    /// The client, if an engine answered it once.
+    pub(super) fn negotiated(&self) -> Option<Docker> {
+        self.negotiated.get().cloned()
     }
 
     /// The engine's client at the API version both speak (Debian's engine speaks 1.41), agreed
@@ -295,7 +300,7 @@ impl DockerHost {
         self.wait_booted(phone).await
     }
 
-    async fn wait_booted(&self, phone: &InstanceRef) -> OpResult<()> {
+    pub(super) async fn wait_booted(&self, phone: &InstanceRef) -> OpResult<()> {
         if self.spec.network == Network::None {
             return Ok(());
         }

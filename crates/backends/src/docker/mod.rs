@@ -10,6 +10,7 @@
 
 mod config;
 mod host;
+mod probe;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,6 +27,7 @@ use cloudphone_core::resources::Image;
 use tracing::warn;
 
 pub use config::{DEFAULT_HOST, DockerConfig, DockerImage, Engine, HostSpec, Network};
+pub use probe::{ContainerEvent, ContainerSeen, HostEvent, PING_TIMEOUT};
 
 use crate::adb::Screens;
 use host::DockerHost;
@@ -74,6 +76,15 @@ impl DockerBackend {
 
     pub fn hosts(&self) -> impl Iterator<Item = &HostSpec> {
         self.hosts.iter().map(|h| h.spec())
+    }
+
+    pub fn config(&self) -> &DockerConfig {
+        &self.config
+    }
+
+    /// Waits until the phone's Android reports boot completed (a container that came back).
+    pub async fn wait_booted(&self, phone: &InstanceRef) -> OpResult<()> {
+        self.host_of(phone)?.wait_booted(phone).await
     }
 
     /// The host a phone lives on: the one the store placed it on, or, for a phone placed

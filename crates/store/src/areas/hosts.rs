@@ -31,8 +31,8 @@ area! {
         /// Cordons or uncordons a host; false when there is no such host.
         fn set_cordon(&self, name: &str, cordoned: bool) -> bool =
             autocommit (|c| set_cordon(c, name, cordoned));
-        /// Extends the leases `node` holds to `now + ttl`; returns each host kept, with its
-        /// epoch.
+        /// Extends the leases `node` holds to `now + ttl`, and confirms the health of those
+        /// that are healthy at `now`; returns each host kept, with its epoch.
         fn renew_host_leases(&self, node: &str, now_ms: i64, ttl_ms: i64) -> Vec<(String, i64)> =
             autocommit (|c| renew_host_leases(c, node, now_ms, ttl_ms));
         /// Takes the lease of docker host `name` for `node` if nobody holds it or its holder's
@@ -158,9 +158,14 @@ async fn renew_host_leases(
     now_ms: i64,
     ttl_ms: i64,
 ) -> Result<Vec<(String, i64)>> {
+    // A healthy host's health is confirmed with its lease: its owner's watcher turns it
+    // unhealthy within seconds of the engine going quiet, and placement trusts health only
+    // for `HEALTH_TRUST_MS`, so this spares a write per ping.
     let q = c.with(
-        "UPDATE hosts SET lease_until_ms = ? WHERE owner_node = ? RETURNING name, lease_epoch",
-        [v(now_ms + ttl_ms), v(node)],
+        "UPDATE hosts SET lease_until_ms = ?, \
+         health_ms = CASE WHEN health = 'healthy' THEN ? ELSE health_ms END \
+         WHERE owner_node = ? RETURNING name, lease_epoch",
+        [v(now_ms + ttl_ms), v(now_ms), v(node)],
     );
     let mut kept = c
         .rows(&q, |r| Ok((r.text("name")?, r.int("lease_epoch")?)))

@@ -456,6 +456,30 @@ pub(crate) async fn check_leases_and_epochs(store: &dyn Store) {
         .unwrap()
         .unwrap();
     assert!(e3 > e2);
+    // Renewing confirms a healthy host's health, never an unhealthy one's.
+    store
+        .renew_host_leases("n1", NOW + 9_500, 5_000)
+        .await
+        .unwrap();
+    let health_ms = |hs: Vec<cloudphone_store::HostRow>| {
+        hs.into_iter().find(|h| h.name == "h1").unwrap().health_ms
+    };
+    assert_eq!(health_ms(hosts(store).await), NOW + 9_500);
+    let down = cloudphone_store::HostHealth {
+        health: cloudphone_store::Health::Unhealthy,
+        reason: "gone".into(),
+        engine_version: None,
+        api_version: None,
+    };
+    store
+        .set_host_health("h1", e3, &down, NOW + 9_600)
+        .await
+        .unwrap();
+    store
+        .renew_host_leases("n1", NOW + 9_700, 5_000)
+        .await
+        .unwrap();
+    assert_eq!(health_ms(hosts(store).await), NOW + 9_600);
     // Nodes: alive while their heartbeat is younger than the TTL.
     store
         .sync_hosts(&node("n2"), &[docker("h1", 10, None)], NOW)

@@ -1,0 +1,238 @@
+//! This node's part in the farm of docker hosts (docs/design.md §4.1, §6.8): it records the
+//! hosts of its backends file in the store at start (so placement finds them), then, every
+//! second, proves it is alive, renews the leases of the hosts it watches and takes the lease
+//! of a host nobody watches while it holds less than its share. Each host it holds is watched
+//! by one [`monitor`]: the engine's events, a ping and a periodic reconcile, whose writes are
+//! fenced by the lease's epoch, so a node that lost a host can no longer change its phones.
+
+pub mod monitor;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cloudphone_backends::{DockerBackend, HostSpec, Network};
+use cloudphone_core::placement::Limits;
+use cloudphone_store::{HostConfig, HostKind, NodeInfo, Store};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use monitor::Monitor;
+
+/// How the farm loop paces itself.
+#[derive(Clone, Debug)]
+pub struct FarmConfig {
+    /// How long a host's lease lasts without renewal: a node killed outright is replaced as
+    /// its watcher this long after its last renewal (plus a tick).
+    pub lease: Duration,
+    pub tick: Duration,
+    pub monitor: monitor::MonitorConfig,
+}
+
+impl Default for FarmConfig {
+    fn default() -> FarmConfig {
+        FarmConfig {
+            lease: Duration::from_secs(5),
+            tick: Duration::from_secs(1),
+            monitor: monitor::MonitorConfig::default(),
+        }
+    }
+}
+
+/// The store's view of one host of this node's file.
+pub fn host_config(spec: &HostSpec, adopt_images: Vec<String>) -> HostConfig {
+    let ports = match spec.network {
+        Network::Host { adb_ports } => Some(adb_ports),
+        _ => None,
+    };
+    HostConfig {
+        name: spec.name.clone(),
+        kind: HostKind::Docker,
+        address: spec.engine.address(),
+        limits: Limits {
+            phones: spec.max_phones,
+            cpu_milli: spec.cpu_milli,
+            memory_mib: spec.memory_mib,
+        },
+        images: spec.images.clone(),
+        ports,
+        digest: digest(spec),
+        adopt_images,
+    }
+}
+
+/// What two nodes must agree on about a host, hashed: `hosts list` flags a host whose nodes'
+/// files differ.
+fn digest(spec: &HostSpec) -> String {
+    let text = format!("{spec:?}");
+    let hash = Sha256::digest(text.as_bytes());
+    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hosts of this node's file as the store records them. Phones placed nowhere (created
+/// before hosts existed) are adopted by the file's first host, where a one-engine farm had
+/// them.
+pub fn host_configs(docker: &DockerBackend) -> Vec<HostConfig> {
+    let all: Vec<String> = docker
+        .config()
+        .images
+        .iter()
+        .map(|i| i.id.clone())
+        .collect();
+    docker
+        .hosts()
+        .enumerate()
+        .map(|(i, spec)| {
+            let adopt = if i == 0 { all.clone() } else { Vec::new() };
+            host_config(spec, adopt)
+        })
+        .collect()
+}
+
+/// The loop that keeps this node's share of the hosts watched.
+pub struct Farm {
+    store: Arc<dyn Store>,
+    docker: Arc<DockerBackend>,
+    node: NodeInfo,
+    hosts: Vec<HostConfig>,
+    config: FarmConfig,
+    /// The hosts watched: their lease's epoch, and the token that stops their monitor.
+    watched: HashMap<String, (i64, CancellationToken)>,
+    /// Parent of every monitor's token.
+    stop: CancellationToken,
+}
+
+impl Farm {
+    /// Records the node and its hosts in the store and takes this node's first host leases,
+    /// each host looked at once (its health written) before this returns: placement needs
+    /// hosts known healthy before the node serves.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        docker: Arc<DockerBackend>,
+        node: NodeInfo,
+        config: FarmConfig,
+    ) -> anyhow::Result<Farm> {
+        let hosts = host_configs(&docker);
+        let adopted = store.sync_hosts(&node, &hosts, now_ms()).await?;
+        if adopted > 0 {
+            info!(
+                adopted,
+                "phones of before the farm recorded on its first host"
+            );
+        }
+        let mut farm = Farm {
+            store,
+            docker,
+            node,
+            hosts,
+            config,
+            watched: HashMap::new(),
+            stop: CancellationToken::new(),
+        };
+        farm.tick(true).await;
+        Ok(farm)
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.config.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            self.tick(false).await;
+        }
+        self.stop.cancel();
+        if let Err(e) = self.store.release_host_leases(&self.node.id).await {
+            warn!("cannot give up the host leases: {e}");
+        }
+    }
+
+    /// One round: heartbeat, renewal, more leases while below this node's share (at most one
+    /// a round, unless `first`: then all of the share at once), monitors started and stopped.
+    async fn tick(&mut self, first: bool) {
+        let now = now_ms();
+        let ttl = self.config.lease.as_millis() as i64;
+        let alive = self.store.node_heartbeat(&self.node.id, now).await;
+        if matches!(alive, Ok(false)) {
+            // The row went (an operator's clean-up): record the node and its hosts again.
+            if let Err(e) = self.store.sync_hosts(&self.node, &self.hosts, now).await {
+                warn!("cannot record this node's hosts: {e}");
+            }
+        }
+        let kept = match self.store.renew_host_leases(&self.node.id, now, ttl).await {
+            Ok(kept) => kept,
+            Err(e) => {
+                warn!("cannot renew the host leases: {e}");
+                return;
+            }
+        };
+        let kept: HashMap<String, i64> = kept.into_iter().collect();
+        self.watched.retain(|name, (epoch, stop)| {
+            let keep = kept.get(name) == Some(epoch);
+            if !keep {
+                info!(host = %name, "the host's lease was lost: no longer watching it");
+                stop.cancel();
+            }
+            keep
+        });
+        for (name, epoch) in &kept {
+            if !self.watched.contains_key(name) {
+                self.watch(name, *epoch, false).await;
+            }
+        }
+        let live = match self.store.live_nodes(now, ttl).await {
+            Ok(nodes) => nodes.len().max(1),
+            Err(_) => 1,
+        };
+        let share = self.hosts.len().div_ceil(live);
+        let names: Vec<String> = self.hosts.iter().map(|h| h.name.clone()).collect();
+        for name in names {
+            if self.watched.len() >= share {
+                break;
+            }
+            if self.watched.contains_key(&name) {
+                continue;
+            }
+            match self
+                .store
+                .take_host_lease(&self.node.id, &name, now, ttl)
+                .await
+            {
+                Ok(Some(epoch)) => {
+                    info!(host = %name, epoch, "watching the host");
+                    self.watch(&name, epoch, first).await;
+                    if !first {
+                        break;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => warn!(host = %name, "cannot take the host's lease: {e}"),
+            }
+        }
+    }
+
+    /// Starts the host's monitor; `look_first`: its first health check is done before this
+    /// returns.
+    async fn watch(&mut self, name: &str, epoch: i64, look_first: bool) {
+        let stop = self.stop.child_token();
+        let monitor = Monitor::new(
+            self.store.clone(),
+            self.docker.clone(),
+            name.to_string(),
+            epoch,
+            self.config.monitor.clone(),
+        );
+        if look_first {
+            monitor.look().await;
+        }
+        tokio::spawn(monitor.run(stop.clone()));
+        self.watched.insert(name.to_string(), (epoch, stop));
+    }
+}
+
+pub fn now_ms() -> i64 {
+    cloudphone_core::time::now_ms()
+}
