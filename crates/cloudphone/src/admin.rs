@@ -41,6 +41,9 @@ enum AdminCommand {
     /// Access keys: each acts for one account as one user (the Operator of its tasks).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The farm's hosts: phones, capacity, health, watcher; cordon and uncordon.
+    #[command(subcommand)]
+    Hosts(crate::admin_hosts::HostsCommand),
     /// The audit log of mutating calls, oldest first.
     #[command(after_help = "\
 Examples:
@@ -108,6 +111,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<i32> {
     match args.command {
         AdminCommand::Accounts(c) => accounts(store, c, args.output).await,
         AdminCommand::Keys(c) => keys(store, c, args.output).await,
+        AdminCommand::Hosts(c) => crate::admin_hosts::run(store, c, args.output).await,
         AdminCommand::Audit {
             account,
             action,

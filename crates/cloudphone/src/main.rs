@@ -4,6 +4,7 @@
 //! shell's completion script. (The benchmark is a binary of its own: `cloudphone-bench`.)
 
 mod admin;
+mod admin_hosts;
 mod cli;
 mod cp;
 
