@@ -14,6 +14,7 @@ pub mod object_store_url;
 pub mod ops;
 pub mod owner_only;
 mod root_key;
+pub mod sim_host;
 mod tls;
 
 use std::net::SocketAddr;
@@ -165,6 +166,15 @@ impl Application {
             watched,
             adb,
         } = backends(&config).await?;
+        // Issue 24 WP2: the `sim` host in the store, and which phones the API places where.
+        if sim_host::sim_on(&config) {
+            let now = cloudphone_core::time::now_ms();
+            let capacity = config.sim_capacity_phones;
+            let node = &config.engine.node_id;
+            let adopted = sim_host::sync_sim_host(store.as_ref(), node, capacity, now).await?;
+            info!(adopted, ?capacity, "the sim host is recorded");
+        }
+        let placement = sim_host::placement(&config);
         let discovery = match adb {
             Some(adb) => {
                 let discovery = Discovery {
@@ -319,6 +329,7 @@ impl Application {
             tickets,
             ticket_ttl: config.stream_ticket_ttl,
             stream_revocations,
+            placement,
         });
         let metrics =
             metrics_listener.map(|l| (l, ops::metrics_routes(store.clone(), &config.metrics)));
