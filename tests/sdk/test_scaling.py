@@ -103,6 +103,11 @@ def test_upgrade_adds_phones_named_after_the_groups(farm):
     wait_deleted(client, [first[0]])
     r = upgrade(client, gid, 1).body
     assert describe_instances(client, r.instance_ids)[r.instance_ids[0]].android_instance_name == "grow-6"
+    # A ClientToken makes it idempotent: the repeat answers the first call and adds nothing.
+    ask = {"InstanceGroupId": gid, "IncreaseNumberOfInstance": "1", "ClientToken": unique("once-")}
+    once = call(client, "UpgradeAndroidInstanceGroup", ask)
+    assert call(client, "UpgradeAndroidInstanceGroup", ask) == once
+    assert len(live_phones(client)) == 6
 
 
 def test_upgrade_rejects_bad_input(farm):
