@@ -20,6 +20,7 @@ pub mod files;
 mod idempotency;
 mod params;
 mod peer;
+mod placement;
 mod reply;
 mod request;
 pub mod server;
@@ -33,6 +34,7 @@ pub mod watch;
 pub use adb::{AdbGateway, AdbRevocation, AdbRevocations, RevocationReason};
 pub use params::Params;
 pub use peer::PeerAddr;
+pub use placement::Placement;
 /// For the fuzz targets, which drive the decoding of what a client sends.
 pub use request::RawRequest;
 pub use server::{call_as, call_as_from, router};

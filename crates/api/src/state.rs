@@ -85,6 +85,8 @@ pub struct AppState {
     pub ticket_ttl: std::time::Duration,
     /// Rung with the live screen sessions DisconnectAndroidInstance ended (docs/design.md §14).
     pub stream_revocations: cloudphone_stream::StreamRevocations,
+    /// Which new phones go on the farm's hosts, and how (default: none are placed).
+    pub placement: crate::placement::Placement,
 }
 
 /// One authenticated request.

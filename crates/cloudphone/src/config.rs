@@ -26,6 +26,8 @@ pub struct Config {
     pub sim_delay: Option<Duration>,
     /// What each simulated phone's files may take.
     pub sim_storage_bytes: u64,
+    /// How many phones the `sim` host holds (`--sim-capacity-phones`); `None`: no limit.
+    pub sim_capacity_phones: Option<u64>,
     /// The root access key (id, secret) from the environment, if given.
     pub root_key: Option<(String, String)>,
     /// The address clients reach this node at, for links in task results (default: the
@@ -99,6 +101,7 @@ impl Config {
             region: "cn-hangzhou".into(),
             sim_delay: None,
             sim_storage_bytes: cloudphone_backends::DEFAULT_STORAGE_BYTES,
+            sim_capacity_phones: None,
             root_key: None,
             public_url: None,
             link_ttl: Duration::from_secs(7 * 24 * 3600),

@@ -15,6 +15,7 @@ pub mod object_store_url;
 pub mod ops;
 pub mod owner_only;
 mod root_key;
+pub mod sim_host;
 mod tls;
 
 use std::net::SocketAddr;
@@ -170,23 +171,31 @@ impl Application {
             adb,
             docker,
         } = backends(&config).await?;
+        // The hosts of this node in the store (the `sim` pseudo-host, the docker engines),
+        // before the node serves: placement needs them; and which phones the API places where.
+        let node = cloudphone_store::NodeInfo {
+            id: config.engine.node_id.clone(),
+            started_ms: cloudphone_core::time::now_ms(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let sim_host = sim_host::sim_on(&config)
+            .then(|| sim_host::sim_host_config(config.sim_capacity_phones));
         let farm = match docker {
             Some(docker) => Some(
-                farm::Farm::start(
-                    store.clone(),
-                    docker,
-                    cloudphone_store::NodeInfo {
-                        id: config.engine.node_id.clone(),
-                        started_ms: cloudphone_core::time::now_ms(),
-                        version: env!("CARGO_PKG_VERSION").into(),
-                    },
-                    config.farm.clone(),
-                )
-                .await
-                .context("recording the docker hosts")?,
+                farm::Farm::start(store.clone(), docker, node, sim_host, config.farm.clone())
+                    .await
+                    .context("recording the docker hosts")?,
             ),
-            None => None,
+            None => {
+                if let Some(host) = sim_host {
+                    let now = cloudphone_core::time::now_ms();
+                    let adopted = store.sync_hosts(&node, &[host], now).await?;
+                    info!(adopted, capacity = ?config.sim_capacity_phones, "the sim host is recorded");
+                }
+                None
+            }
         };
+        let placement = sim_host::placement(&config);
         let discovery = match adb {
             Some(adb) => {
                 let discovery = Discovery {
@@ -341,6 +350,7 @@ impl Application {
             tickets,
             ticket_ttl: config.stream_ticket_ttl,
             stream_revocations,
+            placement,
         });
         let metrics =
             metrics_listener.map(|l| (l, ops::metrics_routes(store.clone(), &config.metrics)));

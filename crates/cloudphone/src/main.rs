@@ -142,6 +142,11 @@ struct ServeArgs {
     /// SendFile, installs and restores past it fail with "No space left on device").
     #[arg(long, default_value_t = cloudphone_backends::DEFAULT_STORAGE_BYTES)]
     sim_storage_bytes: u64,
+    /// How many simulated phones the farm holds (the `sim` host's capacity): past it,
+    /// CreateAndroidInstanceGroup and UpgradeAndroidInstanceGroup fail with
+    /// OperationDenied.NoStock, as on a full farm of real phones. Default: no limit.
+    #[arg(long, env = "CLOUDPHONE_SIM_CAPACITY_PHONES")]
+    sim_capacity_phones: Option<u64>,
     /// The URL clients reach this server at, used in the download links of task results
     /// (default: http://<listen address>).
     #[arg(long)]
@@ -518,6 +523,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.region = args.region;
     config.sim_delay = args.sim_delay_ms.map(Duration::from_millis);
     config.sim_storage_bytes = args.sim_storage_bytes;
+    config.sim_capacity_phones = args.sim_capacity_phones;
     config.public_url = args.public_url;
     config.link_ttl = Duration::from_secs(args.link_ttl_secs.max(1));
     config.stream_ticket_ttl = Duration::from_secs(args.stream_ticket_ttl_secs);

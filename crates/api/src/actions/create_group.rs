@@ -186,28 +186,21 @@ impl CreateAndroidInstanceGroup {
         }
         let asked = instances.len() as u64;
         let quota = ctx.state.limits.instance_quota;
+        let placement = ctx.state.placement.ask(&self.image_id, now);
         let store = &ctx.state.store;
         let created = match &self.key_pair_id {
             None => store
-                .create_groups(&groups, &instances, &tasks, quota, None)
+                .create_groups(&groups, &instances, &tasks, quota, placement)
                 .await
                 .map(|()| true),
             // In the same transaction, so that an unknown key pair creates nothing.
             Some(key) => {
                 store
-                    .create_groups_with_key_pair(&groups, &instances, &tasks, quota, key, None)
+                    .create_groups_with_key_pair(&groups, &instances, &tasks, quota, key, placement)
                     .await
             }
         };
-        let created = created.map_err(|e| match (e, quota) {
-            (StoreError::QuotaExceeded { used }, Some(limit)) => ApiError::QuotaExceeded {
-                what: "instances".into(),
-                limit,
-                used,
-                asked,
-            },
-            (e, _) => internal(e),
-        })?;
+        let created = created.map_err(|e| creation_error(e, quota, &self.spec, asked))?;
         if !created {
             let key = self.key_pair_id.unwrap_or_default();
             return Err(ApiError::not_found("KeyPairId", key));
@@ -217,6 +210,25 @@ impl CreateAndroidInstanceGroup {
             "InstanceGroupIds": groups.iter().map(|g| g.id.clone()).collect::<Vec<_>>(),
             "InstanceGroupInfos": infos,
         }))
+    }
+}
+
+/// What a failed creation of `asked` phones of `spec` tells the caller: the quota, checked
+/// first, then the farm's stock; anything else is the store's failure.
+pub fn creation_error(e: StoreError, quota: Option<u64>, spec: &str, asked: u64) -> ApiError {
+    match (e, quota) {
+        (StoreError::QuotaExceeded { used }, Some(limit)) => ApiError::QuotaExceeded {
+            what: "instances".into(),
+            limit,
+            used,
+            asked,
+        },
+        (StoreError::NoStock { fits }, _) => ApiError::NoStock {
+            spec: spec.to_string(),
+            asked,
+            fits,
+        },
+        (e, _) => internal(e),
     }
 }
 

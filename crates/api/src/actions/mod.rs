@@ -21,9 +21,11 @@ mod describe_images;
 mod describe_instances;
 mod describe_invocations;
 mod describe_regions;
+mod describe_spec;
 mod describe_stream_sessions;
 pub(crate) mod describe_tasks;
 mod disconnect_android_instance;
+mod downgrade_group;
 mod fetch_file;
 mod files;
 mod invocations;
@@ -37,6 +39,7 @@ mod run_sync_command;
 mod send_file;
 mod sim_faults;
 mod update_group_image;
+mod upgrade_group;
 mod webhooks;
 
 use cloudphone_core::ApiError;
@@ -179,6 +182,9 @@ actions! { p;
     BatchGetAcpConnectionTicket(batch_get_acp_connection_ticket::BatchGetAcpConnectionTicket): Writes,
     DisconnectAndroidInstance(disconnect_android_instance::DisconnectAndroidInstance): Writes,
     DescribeStreamSessions(describe_stream_sessions::DescribeStreamSessions): Reads,
+    UpgradeAndroidInstanceGroup(upgrade_group::UpgradeAndroidInstanceGroup): TasksNoDryRun,
+    DowngradeAndroidInstanceGroup(downgrade_group::DowngradeAndroidInstanceGroup): Writes,
+    DescribeSpec(describe_spec::DescribeSpec): Reads,
 }
 
 /// Whether action `name` only reads (changes nothing, starts no task): the server may work out
@@ -244,6 +250,7 @@ mod tests {
             "ListInstanceAdbAttributes",
             "DescribeKeyPairs",
             "DescribeStreamSessions",
+            "DescribeSpec",
         ];
         let tasks = [
             "CreateAndroidInstanceGroup",
@@ -262,13 +269,18 @@ mod tests {
             "BackupFile",
             "RecoveryFile",
             "RetryTasks",
+            "UpgradeAndroidInstanceGroup",
         ];
         for name in NAMES.iter().copied().chain(["DescribeNothing"]) {
             assert_eq!(reads_only(name), reads.contains(&name), "{name}");
             assert_eq!(produces_tasks(name), tasks.contains(&name), "{name}");
             assert_eq!(
                 dry_runs(name),
-                tasks.contains(&name) && name != "CreateAndroidInstanceGroup",
+                tasks.contains(&name)
+                    && !matches!(
+                        name,
+                        "CreateAndroidInstanceGroup" | "UpgradeAndroidInstanceGroup"
+                    ),
                 "{name}"
             );
         }

@@ -95,7 +95,10 @@ pub struct Farm {
     store: Arc<dyn Store>,
     docker: Arc<DockerBackend>,
     node: NodeInfo,
+    /// The docker hosts of this node's file.
     hosts: Vec<HostConfig>,
+    /// Recorded with them: the `sim` pseudo-host when the node runs the sim (never leased).
+    others: Vec<HostConfig>,
     config: FarmConfig,
     /// The hosts watched: their lease's epoch, and the token that stops their monitor.
     watched: HashMap<String, (i64, CancellationToken)>,
@@ -111,10 +114,13 @@ impl Farm {
         store: Arc<dyn Store>,
         docker: Arc<DockerBackend>,
         node: NodeInfo,
+        sim: Option<HostConfig>,
         config: FarmConfig,
     ) -> anyhow::Result<Farm> {
         let hosts = host_configs(&docker);
-        let adopted = store.sync_hosts(&node, &hosts, now_ms()).await?;
+        let others: Vec<HostConfig> = sim.into_iter().collect();
+        let all: Vec<HostConfig> = hosts.iter().chain(&others).cloned().collect();
+        let adopted = store.sync_hosts(&node, &all, now_ms()).await?;
         if adopted > 0 {
             info!(
                 adopted,
@@ -126,6 +132,7 @@ impl Farm {
             docker,
             node,
             hosts,
+            others,
             config,
             watched: HashMap::new(),
             stop: CancellationToken::new(),
@@ -158,7 +165,8 @@ impl Farm {
         let alive = self.store.node_heartbeat(&self.node.id, now).await;
         if matches!(alive, Ok(false)) {
             // The row went (an operator's clean-up): record the node and its hosts again.
-            if let Err(e) = self.store.sync_hosts(&self.node, &self.hosts, now).await {
+            let all: Vec<HostConfig> = self.hosts.iter().chain(&self.others).cloned().collect();
+            if let Err(e) = self.store.sync_hosts(&self.node, &all, now).await {
                 warn!("cannot record this node's hosts: {e}");
             }
         }
