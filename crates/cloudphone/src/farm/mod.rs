@@ -104,7 +104,13 @@ pub struct Farm {
     watched: HashMap<String, (i64, CancellationToken)>,
     /// Parent of every monitor's token.
     stop: CancellationToken,
+    /// Rounds since the hosts were last recorded.
+    rounds: u32,
 }
+
+/// Every this many rounds the node records its hosts again (placement trusts a host only while
+/// some node recorded it within `SEEN_TRUST_MS`) and marks missing the hosts nobody records.
+const RECORD_EVERY: u32 = 10;
 
 impl Farm {
     /// Records the node and its hosts in the store and takes this node's first host leases,
@@ -136,6 +142,7 @@ impl Farm {
             config,
             watched: HashMap::new(),
             stop: CancellationToken::new(),
+            rounds: 0,
         };
         farm.tick(true).await;
         Ok(farm)
@@ -162,12 +169,26 @@ impl Farm {
     async fn tick(&mut self, first: bool) {
         let now = now_ms();
         let ttl = self.config.lease.as_millis() as i64;
+        self.rounds += 1;
         let alive = self.store.node_heartbeat(&self.node.id, now).await;
-        if matches!(alive, Ok(false)) {
-            // The row went (an operator's clean-up): record the node and its hosts again.
+        // Recorded again now and then (the row may also have gone: an operator's clean-up).
+        if matches!(alive, Ok(false)) || self.rounds >= RECORD_EVERY {
+            self.rounds = 0;
             let all: Vec<HostConfig> = self.hosts.iter().chain(&self.others).cloned().collect();
             if let Err(e) = self.store.sync_hosts(&self.node, &all, now).await {
                 warn!("cannot record this node's hosts: {e}");
+            }
+            match self
+                .store
+                .mark_missing_hosts(now, cloudphone_store::SEEN_TRUST_MS)
+                .await
+            {
+                Ok(missing) => {
+                    for (host, marked) in missing {
+                        warn!(%host, marked, "the host is in no live node's backends file: missing, its running phones UNAVAILABLE");
+                    }
+                }
+                Err(e) => warn!("cannot look for missing hosts: {e}"),
             }
         }
         let kept = match self.store.renew_host_leases(&self.node.id, now, ttl).await {

@@ -53,6 +53,11 @@ area! {
         /// RUNNING phones turn UNAVAILABLE in the same transaction: returns how many.
         fn set_host_health(&self, name: &str, epoch: i64, health: &HostHealth, now_ms: i64)
             -> Option<u64> = write (|c| set_host_health(c, name, epoch, health, now_ms));
+        /// Docker hosts no node has recorded since `now - within` (they left every node's
+        /// file, or every node that had them is gone) become `missing`, their RUNNING phones
+        /// UNAVAILABLE. Returns each host newly missing with how many phones it marked.
+        fn mark_missing_hosts(&self, now_ms: i64, within_ms: i64) -> Vec<(String, u64)> =
+            write (|c| mark_missing_hosts(c, now_ms, within_ms));
         /// The phones not DELETED on host `name` or moving to it, with their ports there.
         fn host_phones(&self, name: &str) -> Vec<PhoneOnHost> = read (|c| host_phones(c, name));
         /// Moves every phone of a host elsewhere: cordons it, places each phone with the
@@ -263,6 +268,32 @@ async fn set_host_health(
         [v(now_ms), v(name)],
     );
     c.execute(&q).await.map(Some)
+}
+
+async fn mark_missing_hosts(
+    c: &mut impl Conn,
+    now_ms: i64,
+    within_ms: i64,
+) -> Result<Vec<(String, u64)>> {
+    let q = c.with(
+        "UPDATE hosts SET health = 'missing', health_reason = 'in no live node''s backends file', \
+         health_ms = ? WHERE kind = 'docker' AND seen_ms < ? AND health != 'missing' \
+         RETURNING name",
+        [v(now_ms), v(now_ms - within_ms)],
+    );
+    let mut names = c.rows(&q, |r| r.text("name")).await?;
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let q = c.with(
+            "UPDATE instances SET status = 'UNAVAILABLE', modified_ms = ? \
+             WHERE host = ? AND status = 'RUNNING'",
+            [v(now_ms), v(&name)],
+        );
+        let marked = c.execute(&q).await?;
+        out.push((name, marked));
+    }
+    Ok(out)
 }
 
 async fn host_phones(c: &mut impl Conn, name: &str) -> Result<Vec<PhoneOnHost>> {

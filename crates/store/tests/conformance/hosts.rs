@@ -542,6 +542,73 @@ pub(crate) async fn check_unhealthy_host_marks_running_phones(store: &dyn Store)
     assert_eq!(store.host_phones("h2").await.unwrap()[0].status, S::Running);
 }
 
+pub(crate) async fn check_hosts_in_no_file_go_missing(store: &dyn Store) {
+    farm(store, &[docker("h1", 10, None), docker("h2", 10, None)]).await;
+    create(store, A, "ag", 4, Strategy::Spread).await.unwrap();
+    for p in store.host_phones("h1").await.unwrap() {
+        assert!(
+            store
+                .mark_instance(&p.id, S::Creating, S::Running, p.modified_ms, NOW)
+                .await
+                .unwrap()
+        );
+    }
+    // A node still has h2 in its file; none has h1 any more.
+    store
+        .sync_hosts(&node("n2"), &[docker("h2", 10, None)], NOW + 20_000)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .mark_missing_hosts(NOW + 29_000, 30_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "seen within the window"
+    );
+    assert_eq!(
+        store
+            .mark_missing_hosts(NOW + 35_000, 30_000)
+            .await
+            .unwrap(),
+        vec![("h1".to_string(), 2)]
+    );
+    assert!(
+        store
+            .mark_missing_hosts(NOW + 36_000, 30_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "once"
+    );
+    let hosts = hosts(store).await;
+    let health = |n: &str| hosts.iter().find(|h| h.name == n).unwrap().health;
+    assert_eq!(
+        (health("h1"), health("h2")),
+        (Health::Missing, Health::Healthy)
+    );
+    assert!(
+        store
+            .host_phones("h1")
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.status == S::Unavailable)
+    );
+    // Back in a file, it is seen again; its watcher makes it healthy.
+    store
+        .sync_hosts(&node("n2"), &[docker("h1", 10, None)], NOW + 40_000)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .mark_missing_hosts(NOW + 41_000, 30_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 pub(crate) async fn check_upgrade_and_downgrade(store: &dyn Store) {
     farm(store, &[docker("h1", 4, None)]).await;
     create(store, A, "ag", 2, Strategy::Spread).await.unwrap();

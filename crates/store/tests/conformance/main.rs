@@ -66,6 +66,7 @@ conformance!(
     hosts::check_no_stock_creates_nothing,
     hosts::check_leases_and_epochs,
     hosts::check_unhealthy_host_marks_running_phones,
+    hosts::check_hosts_in_no_file_go_missing,
     hosts::check_upgrade_and_downgrade,
     hosts::check_drains_and_moves,
     tasks::check_create_batch,
