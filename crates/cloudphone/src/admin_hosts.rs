@@ -100,7 +100,12 @@ async fn cordon(store: &dyn Store, name: &str, on: bool) -> anyhow::Result<i32> 
     let Some(host) = host else {
         bail!("no host {name}: `cloudphone admin hosts list` shows them");
     };
-    if !on && let Some(drain) = &host.drain_id {
+    if !on
+        && let Some(drain) = &host.drain_id
+        && !store
+            .end_drain(drain, cloudphone_core::time::now_ms())
+            .await?
+    {
         bail!("the host {name} is being drained ({drain}): it stays cordoned until it is done");
     }
     store.set_cordon(name, on).await?;

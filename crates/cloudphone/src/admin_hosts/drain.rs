@@ -162,6 +162,8 @@ async fn follow(store: &dyn Store, id: &str, output: Output) -> anyhow::Result<D
             last = Some(p);
         }
         if ended(&p) {
+            // The host stays cordoned, but may be uncordoned now.
+            store.end_drain(id, cloudphone_core::time::now_ms()).await?;
             if output == Output::Json {
                 println!(
                     "{}",
