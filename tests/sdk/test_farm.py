@@ -7,8 +7,9 @@ Android runs here), loaded into each engine.
 
 Checked: 30 phones spread 10/10/10, a cordoned host kept free of new phones, a container that
 dies turning its phone UNAVAILABLE and back, a node SIGKILLed in the middle of a batch (the other
-finishes it and takes over its hosts), and a killed engine (its phones UNAVAILABLE within 5 s,
-the others working on)."""
+finishes it and takes over its hosts), a drain moving a host's phones with their files (and its
+refusals), and a killed engine (its phones UNAVAILABLE within 5 s, the others working on, a Reset
+bringing its phones back on the other hosts, a delete of its phones needing no engine)."""
 
 import json
 import os
@@ -121,6 +122,12 @@ class Farm:
                               "--data-dir", str(self.workdir / "farm-a")],
                              capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]}).stdout
         return json.loads(out) if out.strip().startswith(("[", "{")) else out
+
+    def admin_run(self, *args):
+        """`cloudphone admin ARGS` as it ran (exit status, stdout, stderr), in table output."""
+        return subprocess.run([str(BINARY), "admin", *args, "--database-url", self.database,
+                               "--data-dir", str(self.workdir / "farm-a")],
+                              capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
 
     def hosts(self):
         return {h["Name"]: h for h in self.admin("hosts", "list")}
@@ -250,6 +257,80 @@ def test_a_node_killed_in_the_middle_of_a_batch(farm):
     delete_group(b, group, ids)
 
 
+def drain(farm, host, *flags):
+    """`admin hosts drain HOST --wait FLAGS`: its drain id and output; it must succeed."""
+    started = time.time()
+    r = farm.admin_run("hosts", "drain", host, "--wait", *flags)
+    assert r.returncode == 0, r.stdout + r.stderr
+    print(f"drain of {host} {' '.join(flags)}: {time.time() - started:.1f} s\n{r.stdout}")
+    return r.stdout.split(":")[0], r.stdout
+
+
+def test_a_drain_moves_a_hosts_phones_with_their_files(farm):
+    a = farm.nodes["a"].client()
+    group, ids = create(a, 6, "farm-drain")
+    assert farm.where(ids) == {"h1": 2, "h2": 2, "h3": 2}
+    on_h1 = sorted(farm.containers("h1") & set(ids))
+    for i in on_h1:
+        assert sh(a, i, f"echo kept-{i} > /sdcard/marker && cat /sdcard/marker") == (f"kept-{i}\n", 0)
+    drain_id, out = drain(farm, "h1")
+    assert drain_id.startswith("dr-") and "moved 2/2, failed 0, running 0" in out, out
+    # Moved: same ids, running on the other hosts with their files, nothing of ours left on h1.
+    assert farm.where(ids) == {"h1": 0, "h2": 3, "h3": 3}
+    assert all(s == "RUNNING" for s in statuses(a, ids).values())
+    for i in on_h1:
+        assert sh(farm.nodes["b"].client(), i, "cat /sdcard/marker") == (f"kept-{i}\n", 0)
+    sock = farm.engines["h1"][0]
+    assert not engine_cli(sock, "ps", "-aq", "--filter", f"name={farm.prefix}")
+    assert not engine_cli(sock, "volume", "ls", "-q", "--filter", f"name={farm.prefix}")
+    h1 = farm.hosts()["h1"]
+    assert (h1["Phones"], h1["Cordoned"], h1["Drain"]) == (0, True, None), h1
+    moves = farm.admin("hosts", "drains", drain_id)
+    assert sorted(m["InstanceId"] for m in moves["Moves"]) == on_h1
+    assert all(m["Status"] == "Finished" and m["Param"]["Mode"] == "copy" for m in moves["Moves"]), moves
+    # A stopped phone moves stopped; a recreated one starts from its image.
+    farm.admin("hosts", "uncordon", "h1")
+    group2, two = create(a, 2, "farm-drain-stopped")
+    assert farm.where(two)["h1"] == 2
+    stopped, running = two
+    a.stop_android_instance(models.StopAndroidInstanceRequest(android_instance_ids=[stopped]))
+    wait_for(lambda: statuses(a, [stopped])[stopped] == "STOPPED", timeout=60, what="STOPPED")
+    assert sh(a, running, "echo gone > /sdcard/marker") == ("", 0)
+    _, out = drain(farm, "h1", "--recreate")
+    assert "moved 2/2, failed 0" in out, out
+    assert statuses(a, two) == {stopped: "STOPPED", running: "RUNNING"}
+    assert sh(a, running, "test -e /sdcard/marker; echo $?") == ("1\n", 0)
+    a.start_android_instance(models.StartAndroidInstanceRequest(android_instance_ids=[stopped]))
+    wait_for(lambda: statuses(a, [stopped])[stopped] == "RUNNING", timeout=60, what="RUNNING")
+    assert farm.where(two)["h1"] == 0 and sum(farm.where(two).values()) == 2
+    farm.admin("hosts", "uncordon", "h1")
+    delete_group(a, group, ids)
+    delete_group(a, group2, two)
+
+
+def test_drain_refusals(farm):
+    a = farm.nodes["a"].client()
+    r = farm.admin_run("hosts", "drain", "nope")
+    assert r.returncode != 0 and "no host nope" in r.stderr, r.stderr
+    for h in ("h2", "h3"):
+        farm.admin("hosts", "cordon", h)
+    try:
+        group, ids = create(a, 2, "farm-drain-full")
+        assert farm.where(ids)["h1"] == 2
+        r = farm.admin_run("hosts", "drain", "h1")
+        assert r.returncode != 0, r.stdout
+        assert "room for 0 of 2 phones; add room or use --partial" in r.stderr, r.stderr
+        assert farm.hosts()["h1"]["Cordoned"] is False, "a refused drain changes nothing"
+        # Partial: what fits moves (here nothing), the rest stays.
+        _, out = drain(farm, "h1", "--partial")
+        assert "2 phones stay on h1" in out and "moved 0/0, failed 0" in out, out
+        assert farm.where(ids)["h1"] == 2
+    finally:
+        for h in HOSTS:
+            farm.admin("hosts", "uncordon", h)
+    delete_group(a, group, ids)
+
+
 def test_a_killed_engine_makes_its_phones_unavailable_within_five_seconds(farm, engines):
     """Last: the engine of h2 does not come back."""
     a = farm.nodes["a"].client()
@@ -278,3 +359,16 @@ def test_a_killed_engine_makes_its_phones_unavailable_within_five_seconds(farm, 
     # New phones go to the hosts that answer.
     _, more = create(a, 4, "farm-after")
     assert farm.where(more) == {"h1": 2, "h2": 0, "h3": 2}
+    # Reset is the way back for a phone whose host is gone: it comes up on another host, its
+    # data lost. A copy off that host is refused up front.
+    r = farm.admin_run("hosts", "drain", "h2")
+    assert r.returncode != 0 and "drain with --recreate" in r.stderr, r.stderr
+    back = sorted(on_h2)[:2]
+    a.reset_android_instances_in_group(models.ResetAndroidInstancesInGroupRequest(android_instance_ids=back))
+    wait_for(lambda: all(s == "RUNNING" for s in statuses(a, back).values()), timeout=120,
+             what="the reset phones RUNNING on other hosts")
+    where = farm.where(back)
+    assert where["h2"] == 0 and where["h1"] + where["h3"] == 2, where
+    assert sh(a, back[0], "test -e /sdcard/marker; echo $?") == ("1\n", 0)
+    # The phones left on the dead host are deleted without it.
+    delete_group(a, group, ids)

@@ -8,6 +8,7 @@ use cloudphone_adb::proto::banner::DeviceBanner;
 use cloudphone_adb::proto::service::ServicePolicy;
 use cloudphone_adb::session::SharedDevice;
 use cloudphone_core::resources::Image;
+use cloudphone_core::task_params::MigrateMode;
 use cloudphone_core::{TaskErrorCode, TaskType};
 
 pub mod screen;
@@ -170,6 +171,25 @@ pub trait Backend: Send + Sync + 'static {
     async fn reboot(&self, phone: &InstanceRef, force: bool) -> OpResult<()>;
     /// Wipes the phone's data and applies `image_id` (its own image on a plain reset).
     async fn reset(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()>;
+    /// Readies the phone's move to another host (issue 24's drain): `phone` where it lives now,
+    /// `to` the same phone on its target (its host and port there). Stops the phone, clears
+    /// what an earlier attempt left on the target, creates the phone there without starting
+    /// it, and with [`MigrateMode::Copy`] copies its data over (`Recreate`: nothing). The
+    /// source is left stopped and in place: the engine commits the move, then starts the
+    /// target and removes the source, or on a failure removes the target and restarts the
+    /// source. A backend without hosts cannot move phones.
+    async fn migrate(
+        &self,
+        phone: &InstanceRef,
+        to: &InstanceRef,
+        mode: MigrateMode,
+    ) -> OpResult<()> {
+        let _ = (phone, to, mode);
+        Err(BackendError::new(
+            TaskErrorCode::UnsupportedOperation,
+            "This backend's phones cannot move between hosts.",
+        ))
+    }
     /// Runs `command` in the phone's shell; fails with `CommandTimeout` when it outlives
     /// `timeout`. A non-zero exit code is not a failure: the command ran.
     async fn run_command(

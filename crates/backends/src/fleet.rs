@@ -14,6 +14,7 @@ use cloudphone_backend::{
 };
 use cloudphone_core::TaskErrorCode;
 use cloudphone_core::resources::Image;
+use cloudphone_core::task_params::MigrateMode;
 
 pub struct Fleet {
     members: Vec<Arc<dyn Backend>>,
@@ -99,6 +100,15 @@ impl Backend for Fleet {
             ));
         }
         self.members[from].reset(phone, image_id).await
+    }
+
+    async fn migrate(
+        &self,
+        phone: &InstanceRef,
+        to: &InstanceRef,
+        mode: MigrateMode,
+    ) -> OpResult<()> {
+        self.of(phone)?.migrate(phone, to, mode).await
     }
 
     async fn run_command(

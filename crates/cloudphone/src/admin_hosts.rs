@@ -1,7 +1,10 @@
 //! `cloudphone admin hosts ...`: the farm's hosts as the store knows them (each host's phones,
 //! capacity, health, versions, watcher, and whether the nodes' files agree on it), and
 //! cordoning one so that no new phone is placed on it. Like the other admin commands it works
-//! on the store directly; the nodes see a change at their next placement.
+//! on the store directly; the nodes see a change at their next placement. Draining a host
+//! (moving its phones to the others) is [`drain`]'s.
+
+mod drain;
 
 use anyhow::bail;
 use clap::Subcommand;
@@ -21,6 +24,23 @@ pub enum HostsCommand {
     Cordon { name: String },
     /// Lets new phones be placed on the host again.
     Uncordon { name: String },
+    /// Moves every phone of the host to the other hosts (stopped, data volume copied,
+    /// started there), as MigrateInstance tasks any node runs; the host stays cordoned.
+    Drain {
+        name: String,
+        /// Create the phones afresh from their image instead of copying their data (which is
+        /// lost): the way off a host that does not answer.
+        #[arg(long)]
+        recreate: bool,
+        /// Move the phones that fit when not all of them do (else nothing moves).
+        #[arg(long)]
+        partial: bool,
+        /// Print the progress until every move ended; exit status 1 if any failed.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Lists the hosts' drains, or drain ID with each phone's move.
+    Drains { id: Option<String> },
 }
 
 pub async fn run(store: &dyn Store, c: HostsCommand, output: Output) -> anyhow::Result<i32> {
@@ -53,6 +73,21 @@ pub async fn run(store: &dyn Store, c: HostsCommand, output: Output) -> anyhow::
         }
         HostsCommand::Cordon { name } => cordon(store, &name, true).await,
         HostsCommand::Uncordon { name } => cordon(store, &name, false).await,
+        HostsCommand::Drain {
+            name,
+            recreate,
+            partial,
+            wait,
+        } => {
+            let args = drain::DrainArgs {
+                name,
+                recreate,
+                partial,
+                wait,
+            };
+            drain::drain(store, args, output).await
+        }
+        HostsCommand::Drains { id } => drain::drains(store, id, output).await,
     }
 }
 
@@ -65,7 +100,12 @@ async fn cordon(store: &dyn Store, name: &str, on: bool) -> anyhow::Result<i32> 
     let Some(host) = host else {
         bail!("no host {name}: `cloudphone admin hosts list` shows them");
     };
-    if !on && let Some(drain) = &host.drain_id {
+    if !on
+        && let Some(drain) = &host.drain_id
+        && !store
+            .end_drain(drain, cloudphone_core::time::now_ms())
+            .await?
+    {
         bail!("the host {name} is being drained ({drain}): it stays cordoned until it is done");
     }
     store.set_cordon(name, on).await?;

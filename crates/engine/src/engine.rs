@@ -315,6 +315,7 @@ impl Worker {
                     claim: &claim,
                     account_id: &p.account_id,
                     cut: &cut,
+                    store: self.store.as_ref(),
                 };
                 let op = execute(self.backend.as_ref(), &self.services, run, &phone);
                 match self.with_heartbeat(&claim, &cut, op).await {

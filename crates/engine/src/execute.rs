@@ -1,14 +1,17 @@
 //! Maps a claimed task onto the backend method that carries it out, and the backend's answer onto
-//! the task's outcome.
+//! the task's outcome. Moves between hosts, and resets and deletes of phones whose host is
+//! gone, also need the store ([`crate::migrate`], [`crate::gone`]).
 
 use cloudphone_core::TaskErrorCode;
 use cloudphone_core::task_params::TaskParam;
-use cloudphone_store::{Claim, Outcome};
+use cloudphone_store::{Claim, Outcome, Store};
 use tracing::warn;
 
 use crate::backup;
 use crate::command::{self, CommandTask};
 use crate::cut::Cut;
+use crate::gone;
+use crate::migrate;
 use crate::services::Services;
 use crate::transfer::{self, TransferTask};
 use cloudphone_backend::{AppOp, Backend, InstanceRef};
@@ -19,6 +22,8 @@ pub struct Run<'a> {
     pub account_id: &'a str,
     /// Where CancelTasks stops the attempt (interruptible types only, docs/design.md §5.7).
     pub cut: &'a Cut,
+    /// Moves commit and give up through it; relocations place through it.
+    pub store: &'a dyn Store,
 }
 
 /// Runs one claimed task on `phone`. A `Param` that is not its type's fails the task with
@@ -47,18 +52,25 @@ pub async fn execute(
     };
     let done = match &param {
         TaskParam::CreateInstance(_) => backend.create(phone).await,
-        TaskParam::DeleteInstance(_) => backend.delete(phone).await,
-        // Moves between hosts are issue 24's drain; until its worker lands the phone stays
-        // where it is, in the status it had.
-        TaskParam::MigrateInstance(_) => Err(cloudphone_backend::BackendError::new(
-            TaskErrorCode::UnsupportedOperation,
-            "Moving a phone to another host is not supported by this node yet.",
-        )),
+        TaskParam::DeleteInstance(_) => gone::delete(backend, run.store, run.claim, phone).await,
+        TaskParam::MigrateInstance(p) => match &run.claim.phone {
+            Some(claimed) => {
+                migrate::migrate(backend, run.store, run.claim, claimed, phone, p).await
+            }
+            None => Err(cloudphone_backend::BackendError::new(
+                TaskErrorCode::InstanceUnreachable,
+                "The instance no longer exists.",
+            )),
+        },
         TaskParam::StartInstance(_) => backend.start(phone).await,
         TaskParam::StopInstance(p) => backend.stop(phone, p.force_stop.unwrap_or(false)).await,
         TaskParam::RebootInstance(p) => backend.reboot(phone, p.force_stop.unwrap_or(false)).await,
-        TaskParam::ResetInstance(_) => backend.reset(phone, &phone.image_id).await,
-        TaskParam::UpdateGroupImage(p) => backend.reset(phone, &p.image_id).await,
+        TaskParam::ResetInstance(_) => {
+            gone::reset(backend, run.store, run.claim, phone, &phone.image_id).await
+        }
+        TaskParam::UpdateGroupImage(p) => {
+            gone::reset(backend, run.store, run.claim, phone, &p.image_id).await
+        }
         TaskParam::RunCommand(p) => {
             let task = CommandTask {
                 account_id: run.account_id,

@@ -8,6 +8,8 @@ mod command;
 mod cut;
 mod engine;
 mod execute;
+mod gone;
+mod migrate;
 mod services;
 mod shares;
 mod stops;

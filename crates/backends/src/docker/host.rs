@@ -158,7 +158,7 @@ impl DockerHost {
         !loopback || std::net::TcpListener::bind((self.spec.adb_host.as_str(), port)).is_ok()
     }
 
-    fn container(&self, phone: &InstanceRef) -> String {
+    pub(super) fn container(&self, phone: &InstanceRef) -> String {
         format!("{}{}", self.config.name_prefix, phone.id)
     }
 
@@ -166,7 +166,7 @@ impl DockerHost {
         format!("{}{}-data", self.config.name_prefix, phone.id)
     }
 
-    fn image_config(&self, image_id: &str) -> OpResult<&DockerImage> {
+    pub(super) fn image_config(&self, image_id: &str) -> OpResult<&DockerImage> {
         self.config
             .images
             .iter()
@@ -196,6 +196,13 @@ impl DockerHost {
 
     /// Creates the phone's volume and container from `image_id` and starts it.
     async fn create_from(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()> {
+        self.create_stopped(phone, image_id).await?;
+        self.start_and_wait(phone).await
+    }
+
+    /// Creates the phone's volume and container from `image_id`, not started (a move fills
+    /// the volume first).
+    pub(super) async fn create_stopped(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()> {
         let image = self.image_config(image_id)?.clone();
         let name = self.container(phone);
         let volume = self.volume(phone);
@@ -287,7 +294,7 @@ impl DockerHost {
                 )
             })?;
         drop(guard);
-        self.start_and_wait(phone).await
+        Ok(())
     }
 
     async fn start_and_wait(&self, phone: &InstanceRef) -> OpResult<()> {

@@ -10,6 +10,7 @@
 
 mod config;
 mod host;
+mod migrate;
 mod probe;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use cloudphone_backend::{
 };
 use cloudphone_core::TaskErrorCode;
 use cloudphone_core::resources::Image;
+use cloudphone_core::task_params::MigrateMode;
 use tracing::warn;
 
 pub use config::{DEFAULT_HOST, DockerConfig, DockerImage, Engine, HostSpec, Network};
@@ -142,6 +144,15 @@ impl Backend for DockerBackend {
 
     async fn reset(&self, phone: &InstanceRef, image_id: &str) -> OpResult<()> {
         self.host_of(phone)?.reset(phone, image_id).await
+    }
+
+    async fn migrate(
+        &self,
+        phone: &InstanceRef,
+        to: &InstanceRef,
+        mode: MigrateMode,
+    ) -> OpResult<()> {
+        self.migrate_phone(phone, to, mode).await
     }
 
     async fn run_command(

@@ -81,6 +81,10 @@ area! {
         fn relocate(&self, instance: &str, task_id: &str, attempt: i64, image: &str, now_ms: i64)
             -> Option<(String, Option<u16>)> =
             write (|c| relocate(c, instance, task_id, attempt, image, now_ms));
+        /// Ends drain `id` once none of its moves waits or runs: `finished_ms` set, and its
+        /// host no longer marked as draining (it stays cordoned), so it can be uncordoned and
+        /// placed on again. False while moves remain, or when there is no such drain.
+        fn end_drain(&self, id: &str, now_ms: i64) -> bool = write (|c| end_drain(c, id, now_ms));
         /// The tasks of drain `id`, by status (`None`: no such drain).
         fn drain_progress(&self, id: &str) -> Option<DrainProgress> =
             snapshot (|c| drain_progress(c, id));
@@ -585,4 +589,28 @@ async fn drain_progress(c: &mut impl Conn, id: &str) -> Result<Option<DrainProgr
         }
     }
     Ok(Some(p))
+}
+
+async fn end_drain(c: &mut impl Conn, id: &str, now_ms: i64) -> Result<bool> {
+    let q = c.with(
+        "SELECT COUNT(*) AS n FROM tasks WHERE invoke_id = ? AND task_type = ? \
+         AND status IN ('Waiting', 'Processing')",
+        [v(id), v(TaskType::MigrateInstance.as_str())],
+    );
+    if c.row(&q, |r| r.int("n")).await?.unwrap_or(0) > 0 {
+        return Ok(false);
+    }
+    let q = c.with(
+        "UPDATE host_drains SET finished_ms = COALESCE(finished_ms, ?) WHERE id = ?",
+        [v(now_ms), v(id)],
+    );
+    if c.execute(&q).await? == 0 {
+        return Ok(false);
+    }
+    let q = c.with(
+        "UPDATE hosts SET drain_id = NULL WHERE drain_id = ?",
+        [v(id)],
+    );
+    c.execute(&q).await?;
+    Ok(true)
 }

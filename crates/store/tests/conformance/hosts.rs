@@ -836,4 +836,26 @@ pub(crate) async fn check_drains_and_moves(store: &dyn Store) {
     assert_eq!(to, "h2");
     assert!(port.is_some_and(|p| (21_000..=21_009).contains(&p)));
     assert!(store.host_phones("h1").await.unwrap().is_empty());
+
+    // The drain ends once its moves did: its host, still cordoned, may be placed on again
+    // when uncordoned.
+    assert!(!store.end_drain("dr-1", NOW).await.unwrap(), "moves run");
+    for c in [c0, c1] {
+        let done = cloudphone_store::Completion {
+            task_id: c.task_id.clone(),
+            attempt: c.attempt,
+            outcome: cloudphone_store::Outcome::Finished {
+                result: "{}".into(),
+            },
+            now_ms: NOW,
+        };
+        store.complete_many(&[done]).await.unwrap();
+    }
+    assert!(store.end_drain("dr-1", NOW).await.unwrap());
+    let rows = hosts(store).await;
+    assert!(rows[0].cordoned && rows[0].drain_id.is_none());
+    assert!(
+        !store.end_drain("dr-x", NOW).await.unwrap(),
+        "no such drain"
+    );
 }
