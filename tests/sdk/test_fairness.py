@@ -128,7 +128,10 @@ def shell(client, phone, command):
 
 
 def scratch_files(server):
-    return sorted(p.name for p in (server.data_dir / "tmp").iterdir())
+    """Files left in the scratch dir (its folders aside: with S3 objects, uploads are staged in
+    tmp/uploads, which stays)."""
+    return sorted(str(p.relative_to(server.data_dir / "tmp"))
+                  for p in (server.data_dir / "tmp").rglob("*") if not p.is_dir())
 
 
 def test_stalled_downloads_of_one_account_leave_slots_to_another(server, tenants, tarpit):

@@ -1,6 +1,10 @@
 //! The engine over a real SQLite store: tasks run to completion in order, expired leases are
 //! taken over, and a worker that lost its lease cannot write its result.
 
+// MigrateInstance and the gone host's Reset and Delete (one test binary per crate).
+#[path = "engine/migrate.rs"]
+mod migrate;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
