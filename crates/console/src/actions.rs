@@ -16,7 +16,7 @@ use cloudphone_core::ApiError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::post::{Caller, JsonAsk, api_failure, json_reply};
+use crate::post::{Acting, Caller, api_failure, json_reply};
 
 /// The most phones one RunCommand names.
 const MAX_COMMAND_INSTANCES: usize = 50;
@@ -159,11 +159,7 @@ async fn find_batch(
 }
 
 /// `POST /console/actions`.
-pub async fn act(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    JsonAsk(ask): JsonAsk<Ask>,
-) -> Response {
+pub async fn act(State(state): State<Arc<AppState>>, Acting(caller, ask): Acting<Ask>) -> Response {
     let (action, params) = match request(&ask) {
         Ok(r) => r,
         Err(e) => return api_failure(&e),

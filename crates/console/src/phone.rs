@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::auth::signed_in;
 use crate::pages::{MissingPage, REFRESH_MS, call, page, shown, status_of, who};
-use crate::post::{Caller, JsonAsk, api_failure, failure, json_reply};
+use crate::post::{Acting, api_failure, failure, json_reply};
 use crate::view::{PhoneView, SessionRow, TaskRow};
 
 /// Tasks the side panel lists.
@@ -212,9 +212,8 @@ pub fn end_user(key: &AccessKey) -> String {
 /// as the signed-in key), and the ticket-only viewer's path with it.
 pub async fn ticket(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
     Path(id): Path<String>,
-    _: JsonAsk<Value>,
+    Acting(caller, _): Acting<Value>,
 ) -> Response {
     let params = vec![
         ("InstanceIds.1", id.clone()),
@@ -282,9 +281,8 @@ pub struct CommandAsk {
 /// `POST /console/phones/{id}/command` `{"command": "..."}`: RunCommand on this phone.
 pub async fn command(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
     Path(id): Path<String>,
-    JsonAsk(ask): JsonAsk<CommandAsk>,
+    Acting(caller, ask): Acting<CommandAsk>,
 ) -> Response {
     let mut params = vec![("InstanceIds.1", id), ("CommandContent", ask.command)];
     if let Some(t) = ask.timeout {
@@ -305,9 +303,8 @@ pub struct FetchAsk {
 /// bucket; the finished task's `Url` is the signed link to it.
 pub async fn fetch(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
     Path(id): Path<String>,
-    JsonAsk(ask): JsonAsk<FetchAsk>,
+    Acting(caller, ask): Acting<FetchAsk>,
 ) -> Response {
     let bucket = default_bucket(&state.region, &caller.key.account_id);
     let params = vec![
@@ -332,9 +329,8 @@ pub fn upload_endpoint(state: &AppState) -> String {
 /// `POST /console/phones/{id}/screenshot`: CreateScreenshot of this phone.
 pub async fn screenshot(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
     Path(id): Path<String>,
-    _: JsonAsk<Value>,
+    Acting(caller, _): Acting<Value>,
 ) -> Response {
     match caller
         .act(

@@ -127,8 +127,9 @@ pub async fn caller(
     }
 }
 
-/// An acting endpoint's first argument: the caller, or the request is refused before anything
-/// else is read.
+/// An upload's caller: the request is refused before its body is read (an upload may be
+/// large; the connection is closed rather than drained). Endpoints with a JSON body take
+/// [`Acting`] instead.
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = Response;
 
@@ -141,21 +142,25 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     }
 }
 
-/// An acting endpoint's JSON body, read by [`json_body`]'s rules (after the [`Caller`]'s checks
-/// when it follows that argument).
-pub struct JsonAsk<T>(pub T);
+/// An acting endpoint with a JSON body: its caller and the body, read by [`json_body`]'s rules.
+/// The (small) body is read first, then the caller is checked, then the body parsed: a
+/// refusal then leaves the connection clean for the page's next request (a refusal before the
+/// body was read made the server close the connection, which a client reusing it saw as a
+/// reset).
+pub struct Acting<T>(pub Caller, pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonAsk<T> {
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Acting<T> {
     type Rejection = Response;
 
-    async fn from_request(req: Request, state: &S) -> Result<JsonAsk<T>, Response> {
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Acting<T>, Response> {
+        let peer = req.extensions().get::<PeerAddr>().cloned();
         let headers = req.headers().clone();
         let body = Bytes::from_request(req, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        json_body(&headers, &body)
-            .map(JsonAsk)
-            .map_err(|refused| *refused)
+        let caller = caller(state, &headers, peer).await?;
+        let ask = json_body(&headers, &body).map_err(|refused| *refused)?;
+        Ok(Acting(caller, ask))
     }
 }
 
