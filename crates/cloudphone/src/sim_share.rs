@@ -40,6 +40,9 @@ const CACHE_FILE: &str = ".sim-cache.json";
 const DOCS: [&str; 3] = ["props.json", "state.json", "live.json"];
 const DATA: &str = "data";
 
+/// Path → (size, mtime in ns) of each file when its hash was taken.
+type Stats = BTreeMap<String, (u64, i128)>;
+
 /// One file of a phone's `data/`, as a manifest names it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct FileEntry {
@@ -63,7 +66,7 @@ struct Cache {
     manifest_key: String,
     manifest: Manifest,
     /// Path → (size, mtime in ns) of the file when its hash was taken.
-    stats: BTreeMap<String, (u64, i128)>,
+    stats: Stats,
     docs: [String; 3],
 }
 
@@ -455,14 +458,14 @@ async fn remove_any_dir(path: &Path) -> io::Result<()> {
 async fn walk_blocking(
     data: PathBuf,
     cache: Cache,
-) -> io::Result<(Manifest, BTreeMap<String, (u64, i128)>)> {
+) -> io::Result<(Manifest, Stats)> {
     tokio::task::spawn_blocking(move || walk(&data, &cache))
         .await
         .map_err(io::Error::other)?
 }
 
 /// What `data` holds now, hashing only the files whose size or mtime moved since `cache`.
-fn walk(data: &Path, cache: &Cache) -> io::Result<(Manifest, BTreeMap<String, (u64, i128)>)> {
+fn walk(data: &Path, cache: &Cache) -> io::Result<(Manifest, Stats)> {
     let mut out = Manifest::default();
     let mut stats = BTreeMap::new();
     let mut todo = vec![String::new()];
