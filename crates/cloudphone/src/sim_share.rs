@@ -455,10 +455,7 @@ async fn remove_any_dir(path: &Path) -> io::Result<()> {
     }
 }
 
-async fn walk_blocking(
-    data: PathBuf,
-    cache: Cache,
-) -> io::Result<(Manifest, Stats)> {
+async fn walk_blocking(data: PathBuf, cache: Cache) -> io::Result<(Manifest, Stats)> {
     tokio::task::spawn_blocking(move || walk(&data, &cache))
         .await
         .map_err(io::Error::other)?
