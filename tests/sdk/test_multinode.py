@@ -6,7 +6,8 @@
   no task attempt run twice (a task runs again only where the killed node held it);
 - NextTokens and download links minted by one node work on the other (objects in S3 when
   CLOUDPHONE_TEST_S3_ENDPOINT names a server; a link answers 302 to S3 on a node with presign);
-- with objects in S3, nodes with separate data dirs share every object and the root key;
+- with objects in S3, nodes with separate data dirs share every object and the root key, and
+  (`--sim-state shared`) the simulated phones' files, apps and state;
 - PostgreSQL stopped under load: the node answers 503 `ServiceUnavailable` within seconds (no
   hang), and once PostgreSQL is back it recovers by itself and every task ends.
 
@@ -233,6 +234,79 @@ def test_nodes_without_a_shared_directory_share_objects_and_the_root_key(workdir
         assert back.read_bytes() == src.read_bytes()
         for server in (a, b):
             assert not (server.data_dir / "objects" / "objects").exists()
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_simulated_phones_without_a_shared_directory(workdir, tmp_path):
+    """`--sim-state shared`: two nodes with a data dir each share the simulated phones through
+    the database and S3 (design §9). A file written and an app installed by tasks run on A are
+    seen by tasks run on B (A stopped, so B runs them); what B writes is seen by A restarted
+    (its stale copy brought up to date)."""
+    from test_apps import upload_app
+    from test_files import put, send
+    database = fresh_database()
+    objects = s3_object_store(s3_bucket())
+
+    def sim_node(name):
+        return Server(workdir / name, sim_delay_ms=20, database=database, object_store=objects,
+                      key=KEY, extra_args=["--lease-ms", str(LEASE_MS), "--sim-state", "shared"])
+
+    def send_text(server, client, name, text, dest):
+        r = send(client, ids, put(server, tmp_path, name, text.encode()), dest)
+        wait_for(lambda: {t.task_status for t in tasks_of(client, invoke_id=r.request_id, level=2)}
+                 == {"Finished"}, timeout=60, what="SendFile Finished")
+
+    def shell(client, phone, command):
+        r = client.run_command(models.RunCommandRequest(instance_ids=[phone], command_content=command)).body
+        wait_for(lambda: tasks_of(client, invoke_id=r.invoke_id, level=2)[0].task_status
+                 in ("Finished", "Failed"), timeout=60, what="RunCommand")
+        (t,) = tasks_of(client, invoke_id=r.invoke_id, level=2)
+        assert t.task_status == "Finished", (t.error_code, t.error_msg)
+        return json.loads(t.result)["Output"]
+
+    a, b = sim_node("sim-a"), sim_node("sim-b")
+    a.start()
+    try:
+        ca = a.client()
+        ids = create_fleet(ca, 2)
+        wait_for(lambda: all_running(ca, ids), timeout=60, what="phones RUNNING")
+        send_text(a, ca, "f", "written-on-a\n", "/sdcard/")
+        app_id = upload_app(ca, a, tmp_path, "com.example.shared")
+        r = ca.install_app(models.InstallAppRequest(app_id_list=[str(app_id)], instance_id_list=ids)).body
+        wait_for(lambda: {t.task_status for t in tasks_of(ca, invoke_id=r.request_id, level=2)} == {"Finished"},
+                 timeout=60, what="InstallApp Finished")
+    finally:
+        a.stop()
+    assert not (b.data_dir / "sim").exists()
+    b.start()
+    try:
+        cb = b.client()
+        for i in ids:
+            assert shell(cb, i, "cat /sdcard/f") == "written-on-a\n"
+            assert "package:com.example.shared" in shell(cb, i, "pm list packages -3").split()
+            shell(cb, i, "mkdir -p /sdcard/from-b; rm -r /sdcard/Music")
+        send_text(b, cb, "f", "written-on-b\n", "/sdcard/")
+        assert (b.data_dir / "sim" / ids[0] / "data" / "sdcard" / "f").is_file()
+    finally:
+        b.stop()
+    a.start()
+    try:
+        ca = a.client()
+        for i in ids:
+            assert shell(ca, i, "cat /sdcard/f") == "written-on-b\n"
+            assert shell(ca, i, "ls /sdcard").split() == sorted(
+                ["DCIM", "Documents", "Download", "Movies", "Pictures", "f", "from-b"])
+        # Both nodes at once: each task runs where it is claimed, on the phone's latest files.
+        b.start()
+        cb = b.client()
+        for n in range(4):
+            client = (ca, cb)[n % 2]
+            for i in ids:
+                shell(client, i, f"touch /sdcard/Documents/t{n}")
+        for i in ids:
+            assert shell(cb, i, "ls /sdcard/Documents").split() == ["t0", "t1", "t2", "t3"]
     finally:
         a.stop()
         b.stop()

@@ -67,6 +67,18 @@ pub struct Config {
     pub adb_limits: AdbLimits,
     /// Where the objects live (`--object-store`); `None`: `<data-dir>/objects`.
     pub object_store: Option<crate::object_store_url::ObjectStoreUrl>,
+    /// How simulated phones' files are kept (`--sim-state`); `None`: shared on PostgreSQL
+    /// with an S3 object store, local otherwise.
+    pub sim_state: Option<SimState>,
+}
+
+/// Where a simulated phone's files live (`--sim-state`, design §9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimState {
+    /// In `<data-dir>/sim/<id>/` only (one node, or nodes sharing the data dir).
+    Local,
+    /// In the store and the object store; the data dir holds a cache.
+    Shared,
 }
 
 /// What the ADB gateway lets clients hold (`--adb-max-connections`,
@@ -123,6 +135,7 @@ impl Config {
             adb: None,
             adb_limits: AdbLimits::default(),
             object_store: None,
+            sim_state: None,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod ops;
 pub mod owner_only;
 mod root_key;
 pub mod sim_host;
+pub mod sim_share;
 mod tls;
 
 use std::net::SocketAddr;
@@ -30,6 +31,8 @@ use cloudphone_backends::{AdbBackend, DockerBackend, Fleet, SimBackend, SimConfi
 use cloudphone_engine::{Backend, Engine, Services, Sweeper, Watcher, WebhookSender};
 use cloudphone_outbound::Outbound;
 use cloudphone_store::{PgStore, SqliteStore, Store};
+use config::SimState;
+use object_store_url::ObjectStoreUrl;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -170,6 +173,7 @@ impl Application {
             watched,
             adb,
             docker,
+            sim,
         } = backends(&config).await?;
         // The hosts of this node in the store (the `sim` pseudo-host, the docker engines),
         // before the node serves: placement needs them; and which phones the API places where.
@@ -262,6 +266,22 @@ impl Application {
             )
             .await?,
         );
+        // Simulated phones without a shared file system (`--sim-state`, design §9).
+        let sim_state = config.sim_state.unwrap_or(
+            if store.shared() && matches!(config.object_store, Some(ObjectStoreUrl::S3(_))) {
+                SimState::Shared
+            } else {
+                SimState::Local
+            },
+        );
+        if sim_state == SimState::Shared {
+            info!("simulated phones are shared through the store and the object store");
+            sim.set_share(Arc::new(sim_share::StoreShare::new(
+                store.clone(),
+                objects.internal(),
+                config.engine.node_id.clone(),
+            )));
+        }
         let scratch = config.data_dir.join("tmp");
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("creating {}", scratch.display()))?;
@@ -463,6 +483,8 @@ struct Backends {
     adb: Option<Arc<AdbBackend>>,
     /// The docker farm, whose hosts this node helps watch.
     docker: Option<Arc<DockerBackend>>,
+    /// The simulated fleet, whose phones' files are shared per `--sim-state`.
+    sim: Arc<SimBackend>,
 }
 
 /// The node's backend: the simulated fleet, and the docker and adb backends when the backends
@@ -478,15 +500,16 @@ async fn backends(config: &Config) -> anyhow::Result<Backends> {
     );
     let Some(file) = &config.backends else {
         return Ok(Backends {
-            backend: sim,
+            backend: sim.clone(),
             watched: Vec::new(),
             adb: None,
             docker: None,
+            sim,
         });
     };
     let mut members: Vec<Arc<dyn Backend>> = Vec::new();
     if file.sim {
-        members.push(sim);
+        members.push(sim.clone());
     }
     // Docker phones are watched by their hosts' monitors (`farm`), not by the watcher.
     let mut watched = Vec::new();
@@ -529,6 +552,7 @@ async fn backends(config: &Config) -> anyhow::Result<Backends> {
         watched,
         adb,
         docker,
+        sim,
     })
 }
 

@@ -128,6 +128,11 @@ struct ServeArgs {
     /// database share it. Default: <data-dir>/objects.
     #[arg(long, env = "CLOUDPHONE_OBJECT_STORE")]
     object_store: Option<cloudphone::object_store_url::ObjectStoreUrl>,
+    /// Where simulated phones' files live: `local` (the data dir) or `shared` (the database
+    /// and the object store, so nodes need no shared data dir). Default: shared with
+    /// --database-url and an s3:// object store, local otherwise.
+    #[arg(long, value_enum, env = "CLOUDPHONE_SIM_STATE")]
+    sim_state: Option<cloudphone::config::SimState>,
     /// Append every simulated execution (task, attempt, instance, type, outcome) to
     /// <data-dir>/sim/executions.log, for tests that prove no attempt ran twice.
     #[arg(long, hide = true)]
@@ -518,6 +523,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = Config::new(args.data_dir);
     config.database_url = args.database_url;
     config.object_store = args.object_store;
+    config.sim_state = args.sim_state;
     config.sim_record_executions = args.sim_record_executions;
     config.listen = args.listen;
     config.region = args.region;

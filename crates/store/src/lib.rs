@@ -26,6 +26,7 @@ mod types;
 pub use areas::adb::{
     AdbEndpoint, AdbPorts, InstanceAdb, KeyPairCreated, KeyPairsDeleted, Rename, StartAdb,
 };
+pub use areas::sim::{SimCheckout, SimPublish};
 pub use areas::streams::{
     NewStreamSession, Opened, Reaped, SESSION_DISCONNECTED, SESSION_LOST, SessionState,
     StreamEpochs, StreamRole, StreamSession, StreamSessionFilter,
@@ -33,7 +34,7 @@ pub use areas::streams::{
 pub use areas::webhooks::{Delivery, DeliveryEnd, DeliveryRecord, Webhook};
 pub use areas::{
     AccountStore, AdbStore, AppStore, BackupStore, EngineStore, EventStore, FleetStore, HostStore,
-    IdempotencyStore, StreamStore, TaskStore, WebhookStore,
+    IdempotencyStore, SimStore, StreamStore, TaskStore, WebhookStore,
 };
 pub use error::{Result, StoreError};
 pub use filters::*;
@@ -46,7 +47,7 @@ pub use types::*;
 pub mod prelude {
     pub use crate::{
         AccountStore, AdbStore, AppStore, BackupStore, EngineStore, EventStore, FleetStore,
-        HostStore, IdempotencyStore, Store, StreamStore, TaskStore, WebhookStore,
+        HostStore, IdempotencyStore, SimStore, Store, StreamStore, TaskStore, WebhookStore,
     };
 }
 
@@ -70,6 +71,7 @@ pub trait Store:
     + EventStore
     + AdbStore
     + StreamStore
+    + SimStore
 {
     /// True when several processes may share this store (PostgreSQL): leases of other
     /// processes may be alive, and work queued elsewhere arrives through

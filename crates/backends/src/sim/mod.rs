@@ -6,7 +6,8 @@
 //! data dir, through the one path mapping in [`paths`]. A phone's files stay within its storage
 //! capacity (`storage.rs`), whatever writes them. Its live screen ([`live_screen`]) is drawn by
 //! [`screen`] from its state, and input (a viewer's, or the shell's `input`) changes it through
-//! one model ([`live`]).
+//! one model ([`live`]). Every operation on a phone's files holds the phone's checkout
+//! ([`share`]): free on one node, a lease and a synced copy when nodes share no file system.
 
 mod adbd;
 pub mod archive;
@@ -17,13 +18,14 @@ mod packages;
 pub mod paths;
 pub mod phone;
 pub mod screen;
+pub mod share;
 pub mod shell;
 mod storage;
 mod work;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,6 +39,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use phone::{Package, PhoneState};
 use phone::{PhoneDir, PhoneShared};
+use share::{Held, SimShare};
 
 pub use storage::DEFAULT_CAPACITY as DEFAULT_STORAGE_BYTES;
 
@@ -68,6 +71,8 @@ pub struct SimBackend {
     /// What each phone's users share in this process: the lock that orders changes to its
     /// state (`am start` against a reset, say) and the bounds on its shells' work.
     phones: Mutex<HashMap<String, Arc<PhoneShared>>>,
+    /// How the phones' files are shared with other nodes ([`share::Local`] by default).
+    share: RwLock<Arc<dyn SimShare>>,
 }
 
 impl SimBackend {
@@ -77,7 +82,47 @@ impl SimBackend {
             storage_capacity: storage::DEFAULT_CAPACITY,
             faults: Mutex::new(Vec::new()),
             phones: Mutex::new(HashMap::new()),
+            share: RwLock::new(Arc::new(share::Local)),
         }
+    }
+
+    /// Shares the phones' files with other nodes through `share` (set before the node serves).
+    pub fn set_share(&self, share: Arc<dyn SimShare>) {
+        *self.share.write().unwrap_or_else(|p| p.into_inner()) = share;
+    }
+
+    /// Takes the checkout of phone `id` for one operation, its directory brought up to date.
+    async fn checkout(&self, id: &str) -> OpResult<Held> {
+        let share = self.share.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let (held, synced) = Held::take(share, id, self.phone_dir(id)).await?;
+        let dir = self.phone(id);
+        if synced && dir.exists().await {
+            fs(dir.rescan_storage().await)?;
+        }
+        Ok(held)
+    }
+
+    /// Runs `op` holding the phone's checkout, and publishes what it changed before its
+    /// result is reported (also when it failed part way: what it wrote stays written).
+    async fn changing<T>(
+        &self,
+        id: &str,
+        op: impl std::future::Future<Output = OpResult<T>>,
+    ) -> OpResult<T> {
+        let held = self.checkout(id).await?;
+        let out = op.await;
+        held.publish().await?;
+        out
+    }
+
+    /// Runs `op` holding the phone's checkout, without publishing: it only reads.
+    async fn reading<T>(
+        &self,
+        id: &str,
+        op: impl std::future::Future<Output = OpResult<T>>,
+    ) -> OpResult<T> {
+        let _held = self.checkout(id).await?;
+        op.await
     }
 
     /// Each phone's files may take at most `bytes` (default [`DEFAULT_STORAGE_BYTES`]); a write
@@ -207,27 +252,36 @@ impl SimBackend {
             )
         })?;
         let props = phone::props(phone, &image);
-        fs(self.phone(&phone.id).write_fresh(&props).await)
+        self.changing(&phone.id, async {
+            fs(self.phone(&phone.id).write_fresh(&props).await)
+        })
+        .await
     }
 
     /// Applies a power change to the apps' state; a phone without files has none to change. A
     /// boot also turns the screen on and drops what was half done on it.
     async fn power(&self, phone: &InstanceRef, boot: bool) -> OpResult<()> {
-        let dir = self.phone(&phone.id);
-        if dir.exists().await {
-            if boot {
-                fs(dir.update(PhoneState::boot).await)?;
-                fs(dir.change_live(live::LiveState::boot).await)?;
-            } else {
-                fs(dir.update(PhoneState::halt).await)?;
+        self.changing(&phone.id, async {
+            let dir = self.phone(&phone.id);
+            if dir.exists().await {
+                if boot {
+                    fs(dir.update(PhoneState::boot).await)?;
+                    fs(dir.change_live(live::LiveState::boot).await)?;
+                } else {
+                    fs(dir.update(PhoneState::halt).await)?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     /// The phone's installed packages, running apps and foreground app.
     pub async fn phone_state(&self, phone: &InstanceRef) -> OpResult<PhoneState> {
-        fs(self.existing(phone).await?.state().await)
+        self.reading(&phone.id, async {
+            fs(self.existing(phone).await?.state().await)
+        })
+        .await
     }
 
     /// Records `package` as installed by the user (`pm list packages -3`, `pm path`, `am start`
@@ -240,24 +294,30 @@ impl SimBackend {
                 format!("Invalid package name: {package:?}"),
             ));
         }
-        let dir = self.existing(phone).await?;
-        fs(packages::install(&dir, package).await)?.map_err(|_| {
-            BackendError::new(
-                TaskErrorCode::InstallAppFailed,
-                "A system package cannot be replaced.",
-            )
+        self.changing(&phone.id, async {
+            let dir = self.existing(phone).await?;
+            fs(packages::install(&dir, package).await)?.map_err(|_| {
+                BackendError::new(
+                    TaskErrorCode::InstallAppFailed,
+                    "A system package cannot be replaced.",
+                )
+            })
         })
+        .await
     }
 
     /// Removes a user-installed package (stopping it); false when it was not installed.
     pub async fn uninstall_package(&self, phone: &InstanceRef, package: &str) -> OpResult<bool> {
-        let dir = self.existing(phone).await?;
-        fs(packages::uninstall(&dir, package).await)?.ok_or_else(|| {
-            BackendError::new(
-                TaskErrorCode::UninstallAppFailed,
-                "A system package cannot be uninstalled.",
-            )
+        self.changing(&phone.id, async {
+            let dir = self.existing(phone).await?;
+            fs(packages::uninstall(&dir, package).await)?.ok_or_else(|| {
+                BackendError::new(
+                    TaskErrorCode::UninstallAppFailed,
+                    "A system package cannot be uninstalled.",
+                )
+            })
         })
+        .await
     }
 }
 
@@ -377,7 +437,11 @@ impl Backend for SimBackend {
 
     async fn delete(&self, phone: &InstanceRef) -> OpResult<()> {
         self.work(TaskType::DeleteInstance, phone).await?;
+        let held = self.checkout(&phone.id).await?;
         remove_dir(&self.phone_dir(&phone.id)).await?;
+        let share = self.share.read().unwrap_or_else(|p| p.into_inner()).clone();
+        fs(share.forget(&phone.id).await)?;
+        drop(held);
         self.phones
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -418,108 +482,118 @@ impl Backend for SimBackend {
         timeout: Duration,
     ) -> OpResult<CommandOutput> {
         self.work(TaskType::RunCommand, phone).await?;
-        let dir = self.existing(phone).await?;
-        match tokio::time::timeout(timeout, shell::run(&dir, command, shell::MAX_OUTPUT)).await {
-            Ok(result) => fs(result),
-            Err(_) => Err(BackendError::new(
-                TaskErrorCode::CommandTimeout,
-                format!(
-                    "The command did not finish within its timeout of {} ms.",
-                    timeout.as_millis()
-                ),
-            )),
-        }
+        self.changing(&phone.id, async {
+            let dir = self.existing(phone).await?;
+            match tokio::time::timeout(timeout, shell::run(&dir, command, shell::MAX_OUTPUT)).await
+            {
+                Ok(result) => fs(result),
+                Err(_) => Err(BackendError::new(
+                    TaskErrorCode::CommandTimeout,
+                    format!(
+                        "The command did not finish within its timeout of {} ms.",
+                        timeout.as_millis()
+                    ),
+                )),
+            }
+        })
+        .await
     }
 
     async fn push_file(&self, phone: &InstanceRef, local: &Path, dest: &str) -> OpResult<u64> {
         self.work(TaskType::SendFile, phone).await?;
-        let dir = self.existing(phone).await?;
-        let data = dir.data();
-        let dest_owned = dest.to_string();
-        let target = blocking(move || prepare_push(&data, &dest_owned)).await?;
-        let source = tokio::fs::File::open(local).await;
-        let size = match &source {
-            Ok(f) => f.metadata().await.map(|m| m.len()),
-            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-        };
-        let (mut source, size) = match (source, size) {
-            (Ok(f), Ok(n)) => (f, n),
-            (Err(e), _) | (_, Err(e)) => {
-                return Err(BackendError::new(
-                    TaskErrorCode::InternalError,
-                    format!("Cannot read the file to send: {e}"),
-                ));
-            }
-        };
-        let failed = |e: std::io::Error| {
-            BackendError::new(
-                TaskErrorCode::SendFileFailed,
-                format!("Writing {dest} failed: {}.", io_text(&e)),
-            )
-        };
-        // The phone's storage holds the file's blocks before a byte is written.
-        let (storage, data, t) = (dir.storage().clone(), dir.data(), target.clone());
-        let reserved = blocking(move || {
-            fs(storage.refresh(&data))?;
-            Ok(storage.reserve(0).and_then(|r| {
-                let mut r = r.replacing(storage::replaced_blocks(&t));
-                r.cover(size)?;
-                Ok(r)
-            }))
-        })
-        .await?
-        .map_err(failed)?;
-        // Written to a scratch file outside the phone's files and renamed over the target, so
-        // the phone never shows half a file; a copy cut short leaves nothing.
-        let tmp = phone::Scratch::new(dir.scratch("push"));
-        let storage = dir.storage().clone();
-        let copied = async {
-            let mut file = tokio::fs::File::create(tmp.path()).await?;
-            let n = tokio::io::copy(&mut (&mut source).take(size), &mut file).await?;
-            file.flush().await?;
-            drop(file);
-            tokio::task::spawn_blocking(move || {
-                storage.commit(reserved, tmp.path(), &target)?;
-                tmp.keep();
-                Ok::<(), std::io::Error>(())
+        self.changing(&phone.id, async {
+            let dir = self.existing(phone).await?;
+            let data = dir.data();
+            let dest_owned = dest.to_string();
+            let target = blocking(move || prepare_push(&data, &dest_owned)).await?;
+            let source = tokio::fs::File::open(local).await;
+            let size = match &source {
+                Ok(f) => f.metadata().await.map(|m| m.len()),
+                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            };
+            let (mut source, size) = match (source, size) {
+                (Ok(f), Ok(n)) => (f, n),
+                (Err(e), _) | (_, Err(e)) => {
+                    return Err(BackendError::new(
+                        TaskErrorCode::InternalError,
+                        format!("Cannot read the file to send: {e}"),
+                    ));
+                }
+            };
+            let failed = |e: std::io::Error| {
+                BackendError::new(
+                    TaskErrorCode::SendFileFailed,
+                    format!("Writing {dest} failed: {}.", io_text(&e)),
+                )
+            };
+            // The phone's storage holds the file's blocks before a byte is written.
+            let (storage, data, t) = (dir.storage().clone(), dir.data(), target.clone());
+            let reserved = blocking(move || {
+                fs(storage.refresh(&data))?;
+                Ok(storage.reserve(0).and_then(|r| {
+                    let mut r = r.replacing(storage::replaced_blocks(&t));
+                    r.cover(size)?;
+                    Ok(r)
+                }))
             })
-            .await
-            .map_err(std::io::Error::other)??;
-            Ok::<u64, std::io::Error>(n)
-        }
-        .await;
-        copied.map_err(failed)
+            .await?
+            .map_err(failed)?;
+            // Written to a scratch file outside the phone's files and renamed over the target, so
+            // the phone never shows half a file; a copy cut short leaves nothing.
+            let tmp = phone::Scratch::new(dir.scratch("push"));
+            let storage = dir.storage().clone();
+            let copied = async {
+                let mut file = tokio::fs::File::create(tmp.path()).await?;
+                let n = tokio::io::copy(&mut (&mut source).take(size), &mut file).await?;
+                file.flush().await?;
+                drop(file);
+                tokio::task::spawn_blocking(move || {
+                    storage.commit(reserved, tmp.path(), &target)?;
+                    tmp.keep();
+                    Ok::<(), std::io::Error>(())
+                })
+                .await
+                .map_err(std::io::Error::other)??;
+                Ok::<u64, std::io::Error>(n)
+            }
+            .await;
+            copied.map_err(failed)
+        })
+        .await
     }
 
     async fn pull_file(&self, phone: &InstanceRef, src: &str, local: &Path) -> OpResult<u64> {
         self.work(TaskType::FetchFile, phone).await?;
-        let data = self.existing(phone).await?.data();
-        let src_owned = src.to_string();
-        let host = blocking(move || prepare_pull(&data, &src_owned)).await?;
-        let mut source = tokio::fs::File::open(&host).await.map_err(|e| {
-            BackendError::new(
-                TaskErrorCode::FetchFileFailed,
-                format!("Cannot read {src}: {}.", io_text(&e)),
-            )
-        })?;
-        let mut file = tokio::fs::File::create(local).await.map_err(|e| {
-            BackendError::new(
-                TaskErrorCode::InternalError,
-                format!("Cannot write the fetched file locally: {e}"),
-            )
-        })?;
-        let copied = async {
-            let n = tokio::io::copy(&mut source, &mut file).await?;
-            file.flush().await?;
-            Ok::<u64, std::io::Error>(n)
-        }
-        .await;
-        copied.map_err(|e| {
-            BackendError::new(
-                TaskErrorCode::FetchFileFailed,
-                format!("Reading {src} failed: {}.", io_text(&e)),
-            )
+        self.reading(&phone.id, async {
+            let data = self.existing(phone).await?.data();
+            let src_owned = src.to_string();
+            let host = blocking(move || prepare_pull(&data, &src_owned)).await?;
+            let mut source = tokio::fs::File::open(&host).await.map_err(|e| {
+                BackendError::new(
+                    TaskErrorCode::FetchFileFailed,
+                    format!("Cannot read {src}: {}.", io_text(&e)),
+                )
+            })?;
+            let mut file = tokio::fs::File::create(local).await.map_err(|e| {
+                BackendError::new(
+                    TaskErrorCode::InternalError,
+                    format!("Cannot write the fetched file locally: {e}"),
+                )
+            })?;
+            let copied = async {
+                let n = tokio::io::copy(&mut source, &mut file).await?;
+                file.flush().await?;
+                Ok::<u64, std::io::Error>(n)
+            }
+            .await;
+            copied.map_err(|e| {
+                BackendError::new(
+                    TaskErrorCode::FetchFileFailed,
+                    format!("Reading {src} failed: {}.", io_text(&e)),
+                )
+            })
         })
+        .await
     }
 
     async fn install_app(&self, phone: &InstanceRef, package: &str, _apk: &Path) -> OpResult<()> {
@@ -546,73 +620,79 @@ impl Backend for SimBackend {
             AppOp::Restart => TaskType::RestartApp,
         };
         self.work(kind, phone).await?;
-        let dir = self.existing(phone).await?;
-        let package = package.to_string();
-        let done = dir
-            .update(|s| {
-                if s.package(&package).is_none() {
-                    return false;
-                }
-                if op != AppOp::Start {
-                    s.stop_app(&package);
-                }
-                if op != AppOp::Stop {
-                    s.start_app(&package);
-                }
-                true
-            })
-            .await;
-        if fs(done)? {
-            Ok(())
-        } else {
-            Err(BackendError::new(
-                TaskErrorCode::OperateAppFailed,
-                format!("{package} is not installed."),
-            ))
-        }
+        self.changing(&phone.id, async {
+            let dir = self.existing(phone).await?;
+            let package = package.to_string();
+            let done = dir
+                .update(|s| {
+                    if s.package(&package).is_none() {
+                        return false;
+                    }
+                    if op != AppOp::Start {
+                        s.stop_app(&package);
+                    }
+                    if op != AppOp::Stop {
+                        s.start_app(&package);
+                    }
+                    true
+                })
+                .await;
+            if fs(done)? {
+                Ok(())
+            } else {
+                Err(BackendError::new(
+                    TaskErrorCode::OperateAppFailed,
+                    format!("{package} is not installed."),
+                ))
+            }
+        })
+        .await
     }
 
     async fn screenshot(&self, phone: &InstanceRef, local: &Path) -> OpResult<(u32, u32)> {
         self.work(TaskType::Screenshot, phone).await?;
-        let dir = self.existing(phone).await?;
-        let state = fs(dir.state().await)?;
-        let device = dir.device().await;
-        let name = phone.name.clone();
-        let path = local.to_path_buf();
-        // Drawing and encoding a PNG is CPU work: keep it off the async workers.
-        let drawn = tokio::task::spawn_blocking(move || {
-            // What the live screen shows, at the device's full size.
-            dir.live().refresh(&dir.live_path())?;
-            let live = dir.live().snapshot();
-            let size = live.display(device);
-            let clock = chrono::Utc::now().format("%H:%M:%S").to_string();
-            let scene = screen::Scene {
-                name: &name,
-                device,
-                phone: &state,
-                live: &live,
-                now_ms: live_cell::now_ms(),
-                clock: &clock,
-                tick: 0,
-            };
-            let png = screen::Renderer::default()
-                .draw(&scene, size)
-                .png(png::Compression::Balanced)?;
-            std::fs::write(&path, png)?;
-            Ok::<_, std::io::Error>(size)
+        self.reading(&phone.id, async {
+            let dir = self.existing(phone).await?;
+            let state = fs(dir.state().await)?;
+            let device = dir.device().await;
+            let name = phone.name.clone();
+            let path = local.to_path_buf();
+            // Drawing and encoding a PNG is CPU work: keep it off the async workers.
+            let drawn = tokio::task::spawn_blocking(move || {
+                // What the live screen shows, at the device's full size.
+                dir.live().refresh(&dir.live_path())?;
+                let live = dir.live().snapshot();
+                let size = live.display(device);
+                let clock = chrono::Utc::now().format("%H:%M:%S").to_string();
+                let scene = screen::Scene {
+                    name: &name,
+                    device,
+                    phone: &state,
+                    live: &live,
+                    now_ms: live_cell::now_ms(),
+                    clock: &clock,
+                    tick: 0,
+                };
+                let png = screen::Renderer::default()
+                    .draw(&scene, size)
+                    .png(png::Compression::Balanced)?;
+                std::fs::write(&path, png)?;
+                Ok::<_, std::io::Error>(size)
+            })
+            .await;
+            match drawn {
+                Ok(Ok(size)) => Ok(size),
+                Ok(Err(e)) => Err(BackendError::new(
+                    TaskErrorCode::ScreenshotFailed,
+                    format!("writing the image: {e}"),
+                )),
+                Err(e) => Err(BackendError::new(
+                    TaskErrorCode::ScreenshotFailed,
+                    format!("drawing the image: {e}"),
+                )),
+            }
         })
-        .await;
-        match drawn {
-            Ok(Ok(size)) => Ok(size),
-            Ok(Err(e)) => Err(BackendError::new(
-                TaskErrorCode::ScreenshotFailed,
-                format!("writing the image: {e}"),
-            )),
-            Err(e) => Err(BackendError::new(
-                TaskErrorCode::ScreenshotFailed,
-                format!("drawing the image: {e}"),
-            )),
-        }
+        .await
     }
 
     async fn backup(
@@ -623,53 +703,65 @@ impl Backend for SimBackend {
         local: &Path,
     ) -> OpResult<u64> {
         self.work(TaskType::BackupFile, phone).await?;
-        let data = self.existing(phone).await?.data();
-        let (paths, exclude, local) = (paths.to_vec(), exclude.to_vec(), local.to_path_buf());
-        blocking(move || archive::write(&data, &paths, &exclude, &local)).await
+        self.reading(&phone.id, async {
+            let data = self.existing(phone).await?.data();
+            let (paths, exclude, local) = (paths.to_vec(), exclude.to_vec(), local.to_path_buf());
+            blocking(move || archive::write(&data, &paths, &exclude, &local)).await
+        })
+        .await
     }
 
     async fn restore(&self, phone: &InstanceRef, local: &Path) -> OpResult<u64> {
         self.work(TaskType::RecoverFile, phone).await?;
-        let dir = self.existing(phone).await?;
-        let (data, storage) = (dir.data(), dir.storage().clone());
-        let local = local.to_path_buf();
-        blocking(move || {
-            archive::checked(&local)?;
-            // What the archive adds must fit, as a push's bytes must.
-            fs(storage.rescan(&data))?;
-            let growth = archive::growth(&data, &local)?;
-            let _reserved = storage.reserve(growth).map_err(|e| {
-                BackendError::new(
-                    TaskErrorCode::RecoverFileFailed,
-                    format!("Restoring the backup failed: {}.", io_text(&e)),
-                )
-            })?;
-            let restored = archive::extract_checked(&data, &local);
-            fs(storage.rescan(&data))?;
-            restored
+        self.changing(&phone.id, async {
+            let dir = self.existing(phone).await?;
+            let (data, storage) = (dir.data(), dir.storage().clone());
+            let local = local.to_path_buf();
+            blocking(move || {
+                archive::checked(&local)?;
+                // What the archive adds must fit, as a push's bytes must.
+                fs(storage.rescan(&data))?;
+                let growth = archive::growth(&data, &local)?;
+                let _reserved = storage.reserve(growth).map_err(|e| {
+                    BackendError::new(
+                        TaskErrorCode::RecoverFileFailed,
+                        format!("Restoring the backup failed: {}.", io_text(&e)),
+                    )
+                })?;
+                let restored = archive::extract_checked(&data, &local);
+                fs(storage.rescan(&data))?;
+                restored
+            })
+            .await
         })
         .await
     }
 
     /// The gateway itself is the phone's adbd ([`adbd`]), over the phone's own state.
     async fn adb_route(&self, phone: &InstanceRef) -> OpResult<AdbRoute> {
-        let dir = self.existing(phone).await?;
-        let (banner, device) = fs(adbd::SimAdbd::for_phone(dir).await)?;
-        Ok(AdbRoute::Local { banner, device })
+        self.reading(&phone.id, async {
+            let dir = self.existing(phone).await?;
+            let (banner, device) = fs(adbd::SimAdbd::for_phone(dir).await)?;
+            Ok(AdbRoute::Local { banner, device })
+        })
+        .await
     }
 
     /// Frames drawn from the phone's state, and input through the same model as the shell's
     /// `input` ([`live_screen`]).
     async fn open_screen(&self, phone: &InstanceRef, opts: ScreenOptions) -> OpResult<Screen> {
-        let dir = self.existing(phone).await?;
-        if live::is_off(&fs(dir.state().await)?) {
-            return Err(BackendError::new(
-                TaskErrorCode::InstanceUnreachable,
-                format!("The simulated phone {} is stopped.", phone.id),
-            ));
-        }
-        let device = dir.device().await;
-        Ok(live_screen::open(dir, phone.name.clone(), device, opts))
+        self.reading(&phone.id, async {
+            let dir = self.existing(phone).await?;
+            if live::is_off(&fs(dir.state().await)?) {
+                return Err(BackendError::new(
+                    TaskErrorCode::InstanceUnreachable,
+                    format!("The simulated phone {} is stopped.", phone.id),
+                ));
+            }
+            let device = dir.device().await;
+            Ok(live_screen::open(dir, phone.name.clone(), device, opts))
+        })
+        .await
     }
 
     fn inject_fault(&self, fault: Fault) -> Result<(), String> {

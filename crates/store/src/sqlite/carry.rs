@@ -10,7 +10,7 @@ use crate::{
     AdbFilter, AdbPorts, AppFilter, AuditFilter, BackupFilter, Completion, DeliveryEnd,
     EventFilter, EventPosition, GroupFilter, HostHealth, InstanceChange, InstanceFilter,
     KeyPairFilter, NewBatch, NewDrain, NewStreamSession, NodeInfo, Outcome, Page, PlacementAsk,
-    StreamEpochs, StreamSessionFilter, TaskFilter, Webhook,
+    SimPublish, StreamEpochs, StreamSessionFilter, TaskFilter, Webhook,
 };
 
 pub(crate) trait Carry {
@@ -99,6 +99,7 @@ by_clone!(
     NodeInfo,
     HostHealth,
     NewDrain,
+    SimPublish,
 );
 
 /// Values that travel as they are.

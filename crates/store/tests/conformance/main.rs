@@ -19,6 +19,7 @@ mod fleet;
 mod hosts;
 mod idempotency;
 mod postgres_only;
+mod sim;
 mod sqlite_only;
 mod streams;
 mod support;
@@ -101,6 +102,7 @@ conformance!(
     streams::check_stale_sessions,
     streams::check_reap,
     streams::check_session_listings,
+    sim::check_sim_checkouts,
 );
 
 /// Workers of four threads claim and complete at once (the check takes the store shared).

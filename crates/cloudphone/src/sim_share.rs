@@ -1,0 +1,557 @@
+//! Simulated phones shared by nodes that share no file system (`--sim-state shared`, design
+//! §9): [`StoreShare`] implements the backends' [`SimShare`] over the store's `sim_phones`
+//! rows (the checkout, the generation, the small JSON documents) and the object store's
+//! `internal/sim/<id>/` (the phone's `data/` tree as content-addressed blobs `b/<sha256>`
+//! and one manifest per generation `m/<generation>.json`).
+//!
+//! A node's `<data-dir>/sim/<id>/` is then a cache of the phone with a `.sim-cache.json`
+//! (the generation it holds, the index of its files: size and mtime, so a publish hashes only
+//! what changed). Taking the checkout brings the cache up to the published generation; a
+//! publish uploads the new blobs and the next manifest, then moves the row on, fenced on this
+//! node's checkout and the generation it read; the old manifest and the blobs only it named
+//! go right after. The checkout is renewed while the node uses the phone and given back as
+//! soon as its last user is done; a dead node's checkout expires in [`TTL_MS`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use cloudphone_backends::sim::share::SimShare;
+use cloudphone_store::{SimPublish, Store};
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::warn;
+
+/// How long a checkout lasts unless renewed: how long a dead node blocks its phones.
+pub const TTL_MS: i64 = 5_000;
+/// How often a checkout in use is renewed.
+const RENEW_EVERY: Duration = Duration::from_millis(1_500);
+/// How often a phone held by another node is asked for again, and for how long.
+const POLL: Duration = Duration::from_millis(100);
+const WAIT: Duration = Duration::from_secs(60);
+
+const CACHE_FILE: &str = ".sim-cache.json";
+const DOCS: [&str; 3] = ["props.json", "state.json", "live.json"];
+const DATA: &str = "data";
+
+/// Path → (size, mtime in ns) of each file when its hash was taken.
+type Stats = BTreeMap<String, (u64, i128)>;
+
+/// One file of a phone's `data/`, as a manifest names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct FileEntry {
+    size: u64,
+    mode: u32,
+    sha256: String,
+}
+
+/// A generation of a phone's `data/`: paths relative to it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Manifest {
+    files: BTreeMap<String, FileEntry>,
+    dirs: BTreeSet<String>,
+    links: BTreeMap<String, String>,
+}
+
+/// What the local copy last synced, to tell what changed since.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Cache {
+    generation: i64,
+    manifest_key: String,
+    manifest: Manifest,
+    /// Path → (size, mtime in ns) of the file when its hash was taken.
+    stats: Stats,
+    docs: [String; 3],
+}
+
+/// This node's use of one phone.
+#[derive(Default)]
+struct Phone {
+    /// Orders this node's syncs and publishes of the phone; the count of its users.
+    users: tokio::sync::Mutex<usize>,
+}
+
+pub struct StoreShare {
+    store: Arc<dyn Store>,
+    objects: Arc<dyn ObjectStore>,
+    node: String,
+    phones: Mutex<HashMap<String, Arc<Phone>>>,
+}
+
+impl StoreShare {
+    pub fn new(store: Arc<dyn Store>, objects: Arc<dyn ObjectStore>, node: String) -> StoreShare {
+        StoreShare {
+            store,
+            objects,
+            node,
+            phones: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn phone(&self, id: &str) -> Arc<Phone> {
+        self.phones
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Keeps the checkout of `id` alive while this node has users of it.
+    fn renew(&self, id: &str, phone: Arc<Phone>) {
+        let (store, node, id) = (self.store.clone(), self.node.clone(), id.to_string());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RENEW_EVERY).await;
+                let users = phone.users.lock().await;
+                if *users == 0 {
+                    return;
+                }
+                let now = cloudphone_core::time::now_ms();
+                match store.sim_renew(&id, &node, now, TTL_MS).await {
+                    Ok(true) => {}
+                    Ok(false) => warn!(instance = %id, "lost the checkout of a simulated phone"),
+                    Err(e) => warn!(instance = %id, error = %e, "renewing a simulated phone"),
+                }
+            }
+        });
+    }
+
+    async fn get_manifest(&self, key: &str) -> io::Result<Manifest> {
+        let bytes = self
+            .objects
+            .get(&Key::from(key))
+            .await
+            .map_err(io::Error::other)?
+            .bytes()
+            .await
+            .map_err(io::Error::other)?;
+        serde_json::from_slice(&bytes).map_err(io::Error::other)
+    }
+
+    /// Brings `dir` to `manifest` and the documents `docs`.
+    async fn sync(&self, id: &str, dir: &Path, manifest: &Manifest) -> io::Result<Cache> {
+        let data = dir.join(DATA);
+        tokio::fs::create_dir_all(&data).await?;
+        let old = read_cache(dir).await;
+        let (here, stats) = walk_blocking(data.clone(), old).await?;
+        // Remove what the manifest lacks (deepest first, so directories are empty by then).
+        let mut gone: Vec<&String> = here
+            .files
+            .keys()
+            .filter(|p| !manifest.files.contains_key(*p))
+            .chain(
+                here.links
+                    .keys()
+                    .filter(|p| !manifest.links.contains_key(*p)),
+            )
+            .collect();
+        gone.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in gone {
+            remove_any(&data.join(p)).await?;
+        }
+        let mut dirs: Vec<&String> = here.dirs.difference(&manifest.dirs).collect();
+        dirs.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for d in dirs {
+            remove_any(&data.join(d)).await?;
+        }
+        for d in &manifest.dirs {
+            tokio::fs::create_dir_all(data.join(d)).await?;
+        }
+        for (path, file) in &manifest.files {
+            if here.files.get(path) == Some(file) {
+                continue;
+            }
+            let target = data.join(path);
+            remove_any_dir(&target).await?;
+            let bytes = self
+                .objects
+                .get(&blob_key(id, &file.sha256))
+                .await
+                .map_err(io::Error::other)?
+                .bytes()
+                .await
+                .map_err(io::Error::other)?;
+            let tmp = cloudphone_backends::sim::phone::temp_sibling(&target);
+            tokio::fs::write(&tmp, &bytes).await?;
+            tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file.mode)).await?;
+            tokio::fs::rename(&tmp, &target).await?;
+        }
+        for (path, to) in &manifest.links {
+            if here.links.get(path) == Some(to) {
+                continue;
+            }
+            let target = data.join(path);
+            remove_any(&target).await?;
+            tokio::fs::symlink(to, &target).await?;
+        }
+        let (now, stats_now) = walk_blocking(
+            data,
+            Cache {
+                manifest: here,
+                stats,
+                ..Cache::default()
+            },
+        )
+        .await?;
+        if now != *manifest {
+            warn!(instance = %id, "a simulated phone's files changed while they were synced");
+        }
+        Ok(Cache {
+            manifest: now,
+            stats: stats_now,
+            ..Cache::default()
+        })
+    }
+}
+
+#[async_trait]
+impl SimShare for StoreShare {
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn acquire(&self, id: &str, dir: &Path) -> io::Result<bool> {
+        let phone = self.phone(id);
+        let mut users = phone.users.lock().await;
+        let started = Instant::now();
+        let checkout = loop {
+            let now = cloudphone_core::time::now_ms();
+            let got = self
+                .store
+                .sim_acquire(id, &self.node, now, TTL_MS)
+                .await
+                .map_err(io::Error::other)?;
+            if let Some(c) = got {
+                break c;
+            }
+            if started.elapsed() > WAIT {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("another node held it for {} s", WAIT.as_secs()),
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        if *users == 0 {
+            self.renew(id, phone.clone());
+        }
+        *users += 1;
+        let cache = read_cache(dir).await;
+        if cache.generation == checkout.generation {
+            return Ok(false);
+        }
+        let synced = async {
+            if checkout.generation == 0 {
+                // Never published, or deleted and made again: no copy is older than nothing.
+                if cache.generation != 0 {
+                    remove_any(dir).await?;
+                }
+                return Ok(true);
+            }
+            let manifest = self.get_manifest(&checkout.manifest).await?;
+            let mut cache = self.sync(id, dir, &manifest).await?;
+            let docs = [&checkout.props, &checkout.state, &checkout.live];
+            for (name, doc) in DOCS.iter().zip(docs) {
+                write_doc(&dir.join(name), doc).await?;
+            }
+            cache.generation = checkout.generation;
+            cache.manifest_key = checkout.manifest.clone();
+            cache.docs = docs.map(|d| d.clone());
+            write_cache(dir, &cache).await?;
+            Ok::<bool, io::Error>(true)
+        }
+        .await;
+        if synced.is_err() {
+            *users -= 1;
+        }
+        synced
+    }
+
+    async fn publish(&self, id: &str, dir: &Path) -> io::Result<()> {
+        let phone = self.phone(id);
+        let _users = phone.users.lock().await;
+        let exists = tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir());
+        if !exists {
+            return Ok(());
+        }
+        let cache = read_cache(dir).await;
+        let (manifest, stats) = walk_blocking(dir.join(DATA), cache.clone()).await?;
+        let mut docs: [String; 3] = Default::default();
+        for (doc, name) in docs.iter_mut().zip(DOCS) {
+            *doc = match tokio::fs::read_to_string(dir.join(name)).await {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(e),
+            };
+        }
+        if manifest == cache.manifest && docs == cache.docs && cache.generation > 0 {
+            return Ok(());
+        }
+        let known: BTreeSet<&String> = cache.manifest.files.values().map(|f| &f.sha256).collect();
+        let mut uploaded = BTreeSet::new();
+        for (path, file) in &manifest.files {
+            if known.contains(&file.sha256) || !uploaded.insert(file.sha256.clone()) {
+                continue;
+            }
+            let bytes = tokio::fs::read(dir.join(DATA).join(path)).await?;
+            let put = self
+                .objects
+                .put_opts(
+                    &blob_key(id, &file.sha256),
+                    PutPayload::from(bytes),
+                    PutOptions::from(PutMode::Create),
+                )
+                .await;
+            match put {
+                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(io::Error::other(e)),
+            }
+        }
+        let generation = cache.generation + 1;
+        let key = format!("sim/{id}/m/{generation}.json");
+        let body = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
+        self.objects
+            .put(&Key::from(key.as_str()), PutPayload::from(body))
+            .await
+            .map_err(io::Error::other)?;
+        let [props, state, live] = docs.clone();
+        let published = self
+            .store
+            .sim_publish(
+                id,
+                &self.node,
+                &SimPublish {
+                    generation: cache.generation,
+                    manifest: key.clone(),
+                    props,
+                    state,
+                    live,
+                },
+            )
+            .await
+            .map_err(io::Error::other)?;
+        if !published {
+            // Another node took the phone over: this copy is not the phone any more.
+            let _ = self.objects.delete(&Key::from(key.as_str())).await;
+            write_cache(
+                dir,
+                &Cache {
+                    generation: -1,
+                    ..Cache::default()
+                },
+            )
+            .await?;
+            return Err(io::Error::other(
+                "its checkout expired and another node took it over",
+            ));
+        }
+        // Only the holder reads or writes the phone's objects: what the new generation does
+        // not name can go now.
+        if !cache.manifest_key.is_empty() {
+            let _ = self
+                .objects
+                .delete(&Key::from(cache.manifest_key.as_str()))
+                .await;
+        }
+        let named: BTreeSet<&String> = manifest.files.values().map(|f| &f.sha256).collect();
+        for sha in known.difference(&named) {
+            let _ = self.objects.delete(&blob_key(id, sha)).await;
+        }
+        write_cache(
+            dir,
+            &Cache {
+                generation,
+                manifest_key: key,
+                manifest,
+                stats,
+                docs,
+            },
+        )
+        .await
+    }
+
+    async fn release(&self, id: &str) {
+        let phone = self.phone(id);
+        let mut users = phone.users.lock().await;
+        *users = users.saturating_sub(1);
+        if *users == 0
+            && let Err(e) = self.store.sim_release(id, &self.node).await
+        {
+            warn!(instance = %id, error = %e, "releasing a simulated phone");
+        }
+    }
+
+    async fn forget(&self, id: &str) -> io::Result<()> {
+        self.store.sim_forget(id).await.map_err(io::Error::other)?;
+        let prefix = Key::from(format!("sim/{id}"));
+        let keys: Vec<_> = {
+            use futures::TryStreamExt;
+            self.objects
+                .list(Some(&prefix))
+                .map_ok(|m| m.location)
+                .try_collect()
+                .await
+                .map_err(io::Error::other)?
+        };
+        for key in keys {
+            let _ = self.objects.delete(&key).await;
+        }
+        Ok(())
+    }
+}
+
+fn blob_key(id: &str, sha: &str) -> Key {
+    Key::from(format!("sim/{id}/b/{sha}"))
+}
+
+async fn read_cache(dir: &Path) -> Cache {
+    match tokio::fs::read(dir.join(CACHE_FILE)).await {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        Err(_) => Cache::default(),
+    }
+}
+
+async fn write_cache(dir: &Path, cache: &Cache) -> io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    let bytes = serde_json::to_vec(cache).map_err(io::Error::other)?;
+    cloudphone_backends::sim::phone::write_atomic(&dir.join(CACHE_FILE), &bytes).await
+}
+
+async fn write_doc(path: &Path, doc: &str) -> io::Result<()> {
+    if doc.is_empty() {
+        return match tokio::fs::remove_file(path).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    cloudphone_backends::sim::phone::write_atomic(path, doc.as_bytes()).await
+}
+
+/// Removes a file, link or directory tree; gone already is fine.
+async fn remove_any(path: &Path) -> io::Result<()> {
+    let r = match tokio::fs::symlink_metadata(path).await {
+        Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(path).await,
+        Ok(_) => tokio::fs::remove_file(path).await,
+        Err(e) => Err(e),
+    };
+    match r {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Makes room for a file where a directory was.
+async fn remove_any_dir(path: &Path) -> io::Result<()> {
+    match tokio::fs::symlink_metadata(path).await {
+        Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(path).await,
+        _ => Ok(()),
+    }
+}
+
+async fn walk_blocking(data: PathBuf, cache: Cache) -> io::Result<(Manifest, Stats)> {
+    tokio::task::spawn_blocking(move || walk(&data, &cache))
+        .await
+        .map_err(io::Error::other)?
+}
+
+/// What `data` holds now, hashing only the files whose size or mtime moved since `cache`.
+fn walk(data: &Path, cache: &Cache) -> io::Result<(Manifest, Stats)> {
+    let mut out = Manifest::default();
+    let mut stats = BTreeMap::new();
+    let mut todo = vec![String::new()];
+    while let Some(rel) = todo.pop() {
+        let entries = match std::fs::read_dir(data.join(&rel)) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && rel.is_empty() => break,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let meta = entry.path().symlink_metadata()?;
+            if meta.is_dir() {
+                out.dirs.insert(path.clone());
+                todo.push(path);
+            } else if meta.file_type().is_symlink() {
+                let to = std::fs::read_link(entry.path())?;
+                out.links.insert(path, to.to_string_lossy().into_owned());
+            } else if meta.is_file() {
+                let mtime = meta
+                    .modified()?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as i128);
+                let stat = (meta.len(), mtime);
+                let mode = meta.permissions().mode() & 0o7777;
+                let sha256 = match (cache.stats.get(&path), cache.manifest.files.get(&path)) {
+                    (Some(s), Some(f)) if *s == stat => f.sha256.clone(),
+                    _ => hash(&entry.path())?,
+                };
+                out.files.insert(
+                    path.clone(),
+                    FileEntry {
+                        size: meta.len(),
+                        mode,
+                        sha256,
+                    },
+                );
+                stats.insert(path, stat);
+            }
+        }
+    }
+    Ok((out, stats))
+}
+
+fn hash(path: &Path) -> io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = io::Read::read(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+    }
+    Ok(hex::encode(sha.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_walk_hashes_only_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        std::fs::create_dir_all(data.join("sdcard/Download")).unwrap();
+        std::fs::write(data.join("sdcard/f"), b"x\n").unwrap();
+        let (m, stats) = walk(data, &Cache::default()).unwrap();
+        assert!(m.dirs.contains("sdcard/Download"));
+        let f = &m.files["sdcard/f"];
+        assert_eq!(f.size, 2);
+        // A forged hash survives a walk when the stat did not move: it was not hashed again.
+        let mut cache = Cache {
+            manifest: m.clone(),
+            stats,
+            ..Cache::default()
+        };
+        cache.manifest.files.get_mut("sdcard/f").unwrap().sha256 = "forged".into();
+        let (again, _) = walk(data, &cache).unwrap();
+        assert_eq!(again.files["sdcard/f"].sha256, "forged");
+        std::fs::write(data.join("sdcard/f"), b"changed\n").unwrap();
+        let (third, _) = walk(data, &cache).unwrap();
+        assert_ne!(third.files["sdcard/f"].sha256, "forged");
+    }
+}
