@@ -533,7 +533,7 @@ pub fn write_report(r: &FarmResult, opts: &FarmOptions, report: &mut Report) {
     let place: Duration = r.creates.iter().sum();
     report.line(
         &format!(
-            "place: {} CreateAndroidInstanceGroup calls of 100 ({nodes})",
+            "place {total} phones: {} CreateAndroidInstanceGroup calls of up to 100 ({nodes})",
             r.creates.len()
         ),
         format!(
