@@ -20,6 +20,10 @@ use tracing::{info, warn};
 
 use monitor::Monitor;
 
+/// How often the hosts of this node's file are recorded again: placement trusts a host only
+/// while some node has recorded it within `SEEN_TRUST_MS` (30 s).
+const RESYNC_EVERY_MS: i64 = 10_000;
+
 /// How the farm loop paces itself.
 #[derive(Clone, Debug)]
 pub struct FarmConfig {
@@ -104,6 +108,8 @@ pub struct Farm {
     watched: HashMap<String, (i64, CancellationToken)>,
     /// Parent of every monitor's token.
     stop: CancellationToken,
+    /// When the hosts were last recorded (`sync_hosts`).
+    synced_ms: i64,
 }
 
 impl Farm {
@@ -120,7 +126,8 @@ impl Farm {
         let hosts = host_configs(&docker);
         let others: Vec<HostConfig> = sim.into_iter().collect();
         let all: Vec<HostConfig> = hosts.iter().chain(&others).cloned().collect();
-        let adopted = store.sync_hosts(&node, &all, now_ms()).await?;
+        let synced_ms = now_ms();
+        let adopted = store.sync_hosts(&node, &all, synced_ms).await?;
         if adopted > 0 {
             info!(
                 adopted,
@@ -136,6 +143,7 @@ impl Farm {
             config,
             watched: HashMap::new(),
             stop: CancellationToken::new(),
+            synced_ms,
         };
         farm.tick(true).await;
         Ok(farm)
@@ -163,11 +171,27 @@ impl Farm {
         let now = now_ms();
         let ttl = self.config.lease.as_millis() as i64;
         let alive = self.store.node_heartbeat(&self.node.id, now).await;
-        if matches!(alive, Ok(false)) {
-            // The row went (an operator's clean-up): record the node and its hosts again.
-            let all: Vec<HostConfig> = self.hosts.iter().chain(&self.others).cloned().collect();
-            if let Err(e) = self.store.sync_hosts(&self.node, &all, now).await {
-                warn!("cannot record this node's hosts: {e}");
+        // The row went (an operator's clean-up), or the hosts' record ages: record the node
+        // and its hosts again, or placement stops trusting them 30 s after this node started.
+        // A refresh only: the phones to adopt were adopted at the start.
+        let gone = matches!(alive, Ok(false));
+        if gone || now - self.synced_ms >= RESYNC_EVERY_MS {
+            let all: Vec<HostConfig> = self
+                .hosts
+                .iter()
+                .chain(&self.others)
+                .map(|h| HostConfig {
+                    adopt_images: if gone {
+                        h.adopt_images.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    ..h.clone()
+                })
+                .collect();
+            match self.store.sync_hosts(&self.node, &all, now).await {
+                Ok(_) => self.synced_ms = now,
+                Err(e) => warn!("cannot record this node's hosts: {e}"),
             }
         }
         let kept = match self.store.renew_host_leases(&self.node.id, now, ttl).await {
