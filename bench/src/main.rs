@@ -15,8 +15,10 @@
 mod adb;
 mod adbhost;
 mod cpu;
+mod farm;
 mod load;
 mod peer;
+mod proxy;
 mod push;
 mod read;
 mod refadbd;
@@ -82,6 +84,42 @@ enum BenchCommand {
     /// 20 viewers of one phone beside a stalled one (report: bench/results/stream-latest.md
     /// unless --out says otherwise).
     Stream(StreamArgs),
+    /// The phone farm (issue 24): three private Docker engines behind counting proxies, the
+    /// idle server's Docker requests a second with 30 and with 300 phones, the time to place
+    /// and start 300 phones, and an engine killed (report: bench/results/farm-latest.md unless
+    /// --out says otherwise). Needs dockerd, docker, adb and busybox-static.
+    Farm(FarmArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+struct FarmArgs {
+    /// Server nodes: 1 (SQLite) or more over PostgreSQL (scripts/pg-cluster).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// Phones per host (the hosts' max_phones); the big measurement fills all three hosts.
+    #[arg(long, default_value_t = 100)]
+    per_host: usize,
+    /// Phones of the small idle measurement.
+    #[arg(long, default_value_t = 30)]
+    small: usize,
+    /// Each idle window, seconds.
+    #[arg(long, default_value_t = 60)]
+    idle_secs: u64,
+    /// The test-adbd binary built into the phone image (default: beside this one).
+    #[arg(long)]
+    test_adbd: Option<PathBuf>,
+    /// Keep the work dir (the servers' data dirs and logs, the engines' logs).
+    #[arg(long)]
+    keep: bool,
+    /// Scratch space (default: a new directory of its own under the temporary directory).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Where the Markdown report goes.
+    #[arg(long, default_value = FARM_OUT)]
+    out: PathBuf,
+    /// The server binary (default: `cloudphone` beside this one, as cargo builds them).
+    #[arg(long)]
+    binary: Option<PathBuf>,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -237,6 +275,7 @@ struct Options {
 const DEFAULT_OUT: &str = "bench/results/latest.md";
 const ADB_OUT: &str = "bench/results/adb-latest.md";
 const STREAM_OUT: &str = "bench/results/stream-latest.md";
+const FARM_OUT: &str = "bench/results/farm-latest.md";
 
 impl Options {
     fn apply_quick(&mut self) {
@@ -367,6 +406,69 @@ async fn stream_only(args: StreamArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cloudphone-bench farm`: the phone farm on three private engines.
+async fn farm_only(args: FarmArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let load_at_start = load_average();
+    let work = work_dir(&args.work_dir)?;
+    eprintln!("cloudphone-bench: work dir {}", work.display());
+    let spec = ServerSpec {
+        binary: server_binary(&args.binary)?,
+        data_dir: work.join("node-0"),
+        database_url: None,
+        sim_delay_ms: None,
+        concurrency: None,
+        creds: new_credentials(),
+        extra_args: Vec::new(),
+    };
+    let opts = farm::FarmOptions {
+        repo: Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("the repository")?
+            .to_path_buf(),
+        test_adbd: args
+            .test_adbd
+            .clone()
+            .or_else(refadbd::beside_us)
+            .context("no test-adbd beside cloudphone-bench (cargo build --release -p test-adbd), and no --test-adbd")?,
+        adb: PathBuf::from("adb"),
+        per_host: args.per_host.clamp(1, 100),
+        small: args.small.max(1),
+        idle_secs: args.idle_secs.max(1),
+        nodes: args.nodes.max(1),
+    };
+    let mut report = Report::default();
+    match farm::run(&spec, &work, &opts).await {
+        Ok(r) => farm::write_report(&r, &opts, &mut report),
+        Err(e) => {
+            eprintln!("cloudphone-bench: the farm failed: {e:#}");
+            report.line(
+                "phone farm",
+                format!("failed: {}", format!("{e:#}").replace('|', "/")),
+                "",
+                Verdict::Miss,
+            );
+        }
+    }
+    let markdown = report.markdown(
+        "cloudphone benchmark: a phone farm on three Docker engines (issue 24)",
+        &preamble(
+            false,
+            Parts {
+                read: false,
+                adb: false,
+            },
+            started.elapsed().as_secs_f64(),
+            &load_at_start,
+        ),
+    );
+    write_out(&args.out, &markdown)?;
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    Ok(())
+}
+
 async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (mut opts, read, write, adb_only) = match args.command {
         BenchCommand::All(o) => (o, true, true, false),
@@ -374,6 +476,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Write(o) => (o, false, true, false),
         BenchCommand::Adb(o) => (o, false, false, true),
         BenchCommand::Stream(s) => return stream_only(s).await,
+        BenchCommand::Farm(f) => return farm_only(f).await,
     };
     let adb = adb_only || (read && write && !opts.skip_adb);
     if adb_only && opts.out == Path::new(DEFAULT_OUT) {
