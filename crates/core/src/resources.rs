@@ -159,6 +159,40 @@ pub struct Group {
     pub deleting: bool,
 }
 
+impl Group {
+    /// What its phones are named after: `<base>-<n>` (`cloudphone` for a group without a name).
+    pub fn phone_base_name(&self) -> &str {
+        if self.name.is_empty() {
+            "cloudphone"
+        } else {
+            &self.name
+        }
+    }
+
+    /// Its `n`th phone, new: CREATING, of the group's image, spec and charge type, placed
+    /// nowhere yet (placement is the store's, in the transaction that records it).
+    pub fn new_phone(&self, n: u64, now_ms: i64) -> Instance {
+        Instance {
+            id: crate::ids::new_id(crate::ids::INSTANCE),
+            account_id: self.account_id.clone(),
+            group_id: self.id.clone(),
+            group_name: self.name.clone(),
+            name: format!("{}-{n}", self.phone_base_name()),
+            status: InstanceStatus::Creating,
+            image_id: self.image_id.clone(),
+            spec: self.spec.clone(),
+            region_id: self.region_id.clone(),
+            up_bandwidth_limit: None,
+            down_bandwidth_limit: None,
+            charge_type: self.charge_type.clone(),
+            created_ms: now_ms,
+            modified_ms: now_ms,
+            host: None,
+            adb_port: None,
+        }
+    }
+}
+
 /// A group with the statuses of its instances summed up, as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupSummary {

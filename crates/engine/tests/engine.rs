@@ -121,39 +121,7 @@ async fn fleet_and_batches_of(
     child_param: impl Fn(usize) -> String,
 ) -> (Vec<String>, Vec<String>) {
     let now = now_ms();
-    let group = Group {
-        id: ids::new_id(ids::GROUP),
-        account_id: "a".into(),
-        name: "g".into(),
-        region_id: "r".into(),
-        image_id: "img".into(),
-        spec: "acp.basic.small".into(),
-        charge_type: "PostPaid".into(),
-        tags: vec![],
-        created_ms: now,
-        modified_ms: now,
-        deleting: false,
-    };
-    let instances: Vec<Instance> = (0..n)
-        .map(|i| Instance {
-            id: ids::new_id(ids::INSTANCE),
-            account_id: "a".into(),
-            group_id: group.id.clone(),
-            group_name: "g".into(),
-            name: format!("p{i}"),
-            status: InstanceStatus::Running,
-            image_id: "img".into(),
-            spec: "acp.basic.small".into(),
-            region_id: "r".into(),
-            up_bandwidth_limit: None,
-            down_bandwidth_limit: None,
-            charge_type: "PostPaid".into(),
-            created_ms: now,
-            modified_ms: now,
-            host: None,
-            adb_port: None,
-        })
-        .collect();
+    let (group, instances) = running_group(n, now);
     store
         .create_groups(&[group], &instances, &[], None, None)
         .await
@@ -576,4 +544,29 @@ async fn a_cancelled_transfer_stops_reading_and_stores_nothing() {
     }
     shutdown.cancel();
     running.await.unwrap();
+}
+
+/// A group of account `a` with `n` RUNNING phones `p0..`, not stored yet.
+fn running_group(n: usize, now: i64) -> (Group, Vec<Instance>) {
+    let group = Group {
+        id: ids::new_id(ids::GROUP),
+        account_id: "a".into(),
+        name: "g".into(),
+        region_id: "r".into(),
+        image_id: "img".into(),
+        spec: "acp.basic.small".into(),
+        charge_type: "PostPaid".into(),
+        tags: vec![],
+        created_ms: now,
+        modified_ms: now,
+        deleting: false,
+    };
+    let instances = (0..n)
+        .map(|i| Instance {
+            name: format!("p{i}"),
+            status: InstanceStatus::Running,
+            ..group.new_phone(i as u64, now)
+        })
+        .collect();
+    (group, instances)
 }

@@ -3,7 +3,7 @@
 
 use cloudphone_core::resources::{Group, Instance, spec};
 use cloudphone_core::task_params::{NoParam, to_json};
-use cloudphone_core::{ApiError, InstanceStatus, Level, TaskType, ids};
+use cloudphone_core::{ApiError, Level, TaskType, ids};
 use cloudphone_store::{NewTask, StoreError};
 use serde_json::{Value, json};
 
@@ -153,30 +153,8 @@ impl CreateAndroidInstanceGroup {
                 deleting: false,
             };
             let mut members = Vec::new();
-            for n in 1..=self.per_group {
-                let base = if self.name.is_empty() {
-                    "cloudphone"
-                } else {
-                    &self.name
-                };
-                let instance = Instance {
-                    id: ids::new_id(ids::INSTANCE),
-                    account_id: group.account_id.clone(),
-                    group_id: group.id.clone(),
-                    group_name: group.name.clone(),
-                    name: format!("{base}-{n}"),
-                    status: InstanceStatus::Creating,
-                    image_id: group.image_id.clone(),
-                    spec: group.spec.clone(),
-                    region_id: group.region_id.clone(),
-                    up_bandwidth_limit: None,
-                    down_bandwidth_limit: None,
-                    charge_type: group.charge_type.clone(),
-                    created_ms: now,
-                    modified_ms: now,
-                    host: None,
-                    adb_port: None,
-                };
+            for n in 1..=self.per_group.max(0) as u64 {
+                let instance = group.new_phone(n, now);
                 tasks.push(internal_task(ctx, TaskType::CreateInstance, &instance));
                 members.push(instance.id.clone());
                 instances.push(instance);

@@ -4,7 +4,7 @@
 //! in the transaction that inserts them, so a group that does not fit gets nothing.
 
 use cloudphone_core::resources::{Group, Instance};
-use cloudphone_core::{ApiError, InstanceStatus, TaskType, ids};
+use cloudphone_core::{ApiError, TaskType};
 use cloudphone_store::{GroupFilter, Page, StoreError};
 use serde_json::{Value, json};
 
@@ -43,33 +43,14 @@ impl UpgradeAndroidInstanceGroup {
                 ),
             ));
         }
-        let base = if group.name.is_empty() {
-            "cloudphone"
-        } else {
-            &group.name
-        };
         let members = group_members(ctx, std::slice::from_ref(&group.id)).await?;
-        let first = next_number(base, members.iter().map(|i| i.name.as_str()));
+        let first = next_number(
+            group.phone_base_name(),
+            members.iter().map(|i| i.name.as_str()),
+        );
         let now = ctx.now_ms;
         let instances: Vec<Instance> = (first..first + self.increase)
-            .map(|n| Instance {
-                id: ids::new_id(ids::INSTANCE),
-                account_id: group.account_id.clone(),
-                group_id: group.id.clone(),
-                group_name: group.name.clone(),
-                name: format!("{base}-{n}"),
-                status: InstanceStatus::Creating,
-                image_id: group.image_id.clone(),
-                spec: group.spec.clone(),
-                region_id: group.region_id.clone(),
-                up_bandwidth_limit: None,
-                down_bandwidth_limit: None,
-                charge_type: group.charge_type.clone(),
-                created_ms: now,
-                modified_ms: now,
-                host: None,
-                adb_port: None,
-            })
+            .map(|n| group.new_phone(n, now))
             .collect();
         let tasks: Vec<_> = instances
             .iter()

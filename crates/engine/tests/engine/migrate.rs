@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudphone_core::placement::{Limits, Strategy};
-use cloudphone_core::resources::{AccessKey, Group, Image, Instance};
+use cloudphone_core::resources::{AccessKey, Image};
 use cloudphone_core::task_params::MigrateMode;
 use cloudphone_core::time::now_ms;
 use cloudphone_core::{InstanceStatus, Level, TaskErrorCode, TaskType, ids};
@@ -147,39 +147,7 @@ async fn farm(dir: &tempfile::TempDir, n: usize) -> (Arc<dyn Store>, Vec<String>
         epochs.push(epoch);
     }
     store.set_cordon("h2", true).await.unwrap();
-    let group = Group {
-        id: ids::new_id(ids::GROUP),
-        account_id: "a".into(),
-        name: "g".into(),
-        region_id: "r".into(),
-        image_id: "img".into(),
-        spec: "acp.basic.small".into(),
-        charge_type: "PostPaid".into(),
-        tags: vec![],
-        created_ms: now,
-        modified_ms: now,
-        deleting: false,
-    };
-    let instances: Vec<Instance> = (0..n)
-        .map(|i| Instance {
-            id: ids::new_id(ids::INSTANCE),
-            account_id: "a".into(),
-            group_id: group.id.clone(),
-            group_name: "g".into(),
-            name: format!("p{i}"),
-            status: InstanceStatus::Running,
-            image_id: "img".into(),
-            spec: "acp.basic.small".into(),
-            region_id: "r".into(),
-            up_bandwidth_limit: None,
-            down_bandwidth_limit: None,
-            charge_type: "PostPaid".into(),
-            created_ms: now,
-            modified_ms: now,
-            host: None,
-            adb_port: None,
-        })
-        .collect();
+    let (group, instances) = super::running_group(n, now);
     let ask = PlacementAsk {
         kind: HostKind::Docker,
         strategy: Strategy::Spread,
