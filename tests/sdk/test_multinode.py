@@ -332,6 +332,21 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def test_shared_simulated_phones_need_a_database_and_a_bucket(workdir):
+    """`--sim-state shared` with nothing to share through: the node refuses to start, saying
+    what it needs (a node of its own would silently keep its phones to itself)."""
+    for name, database in (("sim-shared-sqlite", None), ("sim-shared-local-objects", fresh_database())):
+        data = workdir / name
+        node = Server(data, database=database, object_store=f"file://{data / 'objects'}",
+                      extra_args=["--sim-state", "shared"])
+        if database is None:
+            node.database = None
+        with pytest.raises(RuntimeError, match="server exited"):
+            node.start()
+        log = (workdir / f"{name}.log").read_text()
+        assert "--sim-state shared" in log and "needs --database-url and an s3:// --object-store" in log, log
+
+
 def test_database_outage_gives_503_and_recovers(workdir):
     cluster = Cluster()
     url = cluster.start()
