@@ -20,12 +20,11 @@ use bollard::query_parameters::{
     RemoveContainerOptions, RemoveVolumeOptions, RestartContainerOptions, StopContainerOptions,
 };
 use cloudphone_backend::{
-    AdbRoute, AppOp, BackendError, CommandOutput, InstanceRef, Liveness, OpResult, Screen,
-    ScreenOptions,
+    AdbRoute, AppOp, BackendError, CommandOutput, InstanceRef, OpResult, Screen, ScreenOptions,
 };
 use cloudphone_core::TaskErrorCode;
 use tokio::sync::OnceCell;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::config::{self, DockerConfig, DockerImage, Engine, HostSpec, Network};
 use super::{LABEL_ADB_PORT, LABEL_IMAGE, LABEL_INSTANCE};
@@ -628,60 +627,5 @@ impl DockerHost {
             serial: adb.serial,
         };
         self.screens.open(target, opts).await
-    }
-
-    pub(super) async fn observe(&self, phones: &[InstanceRef]) -> HashMap<String, Liveness> {
-        let mut filters = HashMap::new();
-        filters.insert("label".to_string(), vec![LABEL_INSTANCE.to_string()]);
-        let docker = match self.docker().await {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(host = %self.spec.name, "cannot list the phone containers: {}", e.message);
-                return HashMap::new();
-            }
-        };
-        let list = match docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .await
-        {
-            Ok(list) => list,
-            Err(e) => {
-                // An engine that does not answer says nothing about the phones.
-                warn!(host = %self.spec.name, "cannot list the phone containers: {e}");
-                return HashMap::new();
-            }
-        };
-        let mut running = HashMap::new();
-        for c in list {
-            let Some(id) = c
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_INSTANCE))
-                .cloned()
-            else {
-                continue;
-            };
-            let up = c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING);
-            running.insert(id, (up, c.status.unwrap_or_default()));
-        }
-        phones
-            .iter()
-            .map(|p| {
-                let liveness = match running.get(&p.id) {
-                    Some((true, _)) => Liveness::Up,
-                    Some((false, status)) => Liveness::Down {
-                        reason: format!("the phone's container is not running ({status})"),
-                    },
-                    None => Liveness::Down {
-                        reason: "the phone's container does not exist".into(),
-                    },
-                };
-                (p.id.clone(), liveness)
-            })
-            .collect()
     }
 }

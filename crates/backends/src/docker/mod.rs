@@ -13,14 +13,13 @@ mod host;
 mod migrate;
 mod probe;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudphone_backend::{
-    AdbRoute, AppOp, Backend, BackendError, CommandOutput, InstanceRef, Liveness, OpResult, Screen,
+    AdbRoute, AppOp, Backend, BackendError, CommandOutput, InstanceRef, OpResult, Screen,
     ScreenOptions,
 };
 use cloudphone_core::TaskErrorCode;
@@ -214,21 +213,5 @@ impl Backend for DockerBackend {
 
     async fn open_screen(&self, phone: &InstanceRef, opts: ScreenOptions) -> OpResult<Screen> {
         self.host_of(phone)?.open_screen(phone, opts).await
-    }
-
-    /// Each host is listed once for the phones on it; a phone whose host is not in this
-    /// node's file, or whose engine does not answer, is left out (nothing is known of it).
-    async fn observe(&self, phones: &[InstanceRef]) -> HashMap<String, Liveness> {
-        let mut by_host: HashMap<usize, Vec<InstanceRef>> = HashMap::new();
-        for p in phones {
-            if let Ok(i) = self.host_index(p) {
-                by_host.entry(i).or_default().push(p.clone());
-            }
-        }
-        let mut out = HashMap::new();
-        for (i, phones) in by_host {
-            out.extend(self.hosts[i].observe(&phones).await);
-        }
-        out
     }
 }
