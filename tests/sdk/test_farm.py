@@ -101,7 +101,7 @@ env = ["ADBD_PORT={{adb_port}}"]
 
 class Farm:
     def __init__(self, workdir, engines, adb_port):
-        self.workdir, self.engines = workdir, engines
+        self.workdir, self.engines, self.adb_port = workdir, engines, adb_port
         self.prefix = f"cpf{uuid.uuid4().hex[:6]}-"
         self.database = conftest.fresh_database()
         self.config = workdir / "farm-backends.toml"
@@ -146,6 +146,9 @@ class Farm:
     def cleanup(self):
         for server in self.nodes.values():
             server.stop()
+        # The session's ADB server keeps the phones of the killed engine (and any a node did
+        # not delete) as devices it keeps reconnecting to; the modules after this one share it.
+        subprocess.run(["adb", "-P", str(self.adb_port), "disconnect"], capture_output=True)
         for sock, _, _ in self.engines.values():
             for c in engine_cli(sock, "ps", "-aq", "--filter", f"name={self.prefix}", check=False).split():
                 engine_cli(sock, "rm", "-f", c, check=False)
