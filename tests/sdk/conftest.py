@@ -11,10 +11,12 @@ after its data dir (so a restarted server finds its objects)."""
 
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -97,6 +99,37 @@ def staging_dir(server):
     return server.data_dir / "objects" / ".staging"
 
 
+# The logs of the servers started since the current test began (see pytest_runtest_makereport).
+_started_logs = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report carries the end of each log of the servers it started (CI shows
+    only the report)."""
+    report = yield
+    if report.failed:
+        for name in dict.fromkeys(_started_logs):
+            try:
+                with open(name, "rb") as f:
+                    f.seek(0, os.SEEK_END)
+                    f.seek(max(0, f.tell() - 6000))
+                    tail = f.read().decode(errors="replace")
+            except OSError as e:
+                tail = f"({e})"
+            report.sections.append((f"server log {Path(name).name} (its end)", tail))
+    if report.when == "teardown":
+        _started_logs.clear()
+    return report
+
+
+def _pump_lines(stream, lines):
+    """Puts each line of `stream` on `lines`, then None at its end."""
+    for raw in iter(stream.readline, b""):
+        lines.put(raw.decode(errors="replace"))
+    lines.put(None)
+
+
 class Server:
     """One `cloudphone serve` process."""
 
@@ -132,7 +165,7 @@ class Server:
         else:
             env.pop("CLOUDPHONE_ACCESS_KEY_ID", None)
             env.pop("CLOUDPHONE_ACCESS_KEY_SECRET", None)
-        env.setdefault("RUST_LOG", "warn")
+        env.setdefault("RUST_LOG", "info")
         args = [str(BINARY), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir)]
         if self.database:
             args += ["--database-url", self.database]
@@ -142,18 +175,28 @@ class Server:
         if self.sim_delay_ms is not None:
             args += ["--sim-delay-ms", str(self.sim_delay_ms)]
         self.log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")
+        _started_logs.append(self.log.name)
         self.proc = subprocess.Popen(args + self.extra_args, stdout=subprocess.PIPE, stderr=self.log, env=env,
                                      preexec_fn=self.preexec_fn)
+        # A thread reads the server's stdout, so that a server that hangs before it says where
+        # it listens fails this start after 30 s instead of blocking the suite, and so that its
+        # later output never fills the pipe.
+        lines = queue.Queue()
+        threading.Thread(target=_pump_lines, args=(self.proc.stdout, lines), daemon=True).start()
         deadline = time.time() + 30
-        while time.time() < deadline:
-            line = self.proc.stdout.readline().decode()
-            if not line:
-                raise RuntimeError(f"server exited with {self.proc.wait()}")
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.time()))
+            except queue.Empty:
+                self.kill()
+                raise RuntimeError(f"server did not say where it listens within 30 s "
+                                   f"(its log: {self.log.name})") from None
+            if line is None:
+                raise RuntimeError(f"server exited with {self.proc.wait()} (its log: {self.log.name})")
             m = re.search(r"listening on https?://[\d.]+:(\d+)", line)
             if m:
                 self.port = int(m.group(1))
                 return self
-        raise RuntimeError("server did not start")
 
     @property
     def endpoint(self):
