@@ -9,6 +9,7 @@ With `CLOUDPHONE_TEST_OBJECT_STORE=s3` every server keeps its objects in a bucke
 S3-protocol server at `CLOUDPHONE_TEST_S3_ENDPOINT` (as `scripts/s3-server start` prints), named
 after its data dir (so a restarted server finds its objects)."""
 
+import contextlib
 import json
 import os
 import queue
@@ -207,6 +208,13 @@ class Server:
         return Client(open_api_models.Config(access_key_id=key_id, access_key_secret=secret,
                                              endpoint=self.endpoint, protocol="http", **config))
 
+    def node_id(self):
+        """The node id this server chose at its last start (from its log, which a restart
+        appends to)."""
+        found = re.findall(r"engine started node=(\S+)", Path(self.log.name).read_text())
+        assert found, f"no node id in {self.log.name}"
+        return found[-1]
+
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
@@ -307,10 +315,19 @@ def phone_image():
 @pytest.fixture(scope="session")
 def adb_server():
     """A private ADB server (Debian's adb) on a free port, killed at the end."""
+    with private_adb_server() as port:
+        yield port
+
+
+@contextlib.contextmanager
+def private_adb_server():
+    """A private ADB server (Debian's adb) on a free port while the block runs: its port."""
     port = free_port()
     subprocess.run(["adb", "-P", str(port), "start-server"], check=True, capture_output=True)
-    yield port
-    subprocess.run(["adb", "-P", str(port), "kill-server"], capture_output=True)
+    try:
+        yield port
+    finally:
+        subprocess.run(["adb", "-P", str(port), "kill-server"], capture_output=True)
 
 
 def self_signed_certificate(directory):

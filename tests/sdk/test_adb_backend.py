@@ -169,3 +169,71 @@ def test_a_device_that_leaves_is_unavailable_until_it_returns(lab):
     docker("start", container)
     wait_for(lambda: status(client, p) == "RUNNING", timeout=60, what="the device RUNNING again")
     assert sh(client, p, "echo back") == ("back\n", 0)
+
+
+def test_two_nodes_over_postgresql_share_a_group_and_one_takes_over_its_devices(workdir, phone_image):
+    """Every node drives any device of a group; one at a time records and watches it (the
+    group's lease), and another takes that over once the holder dies."""
+    import conftest
+    if not conftest.ADMIN_URL:
+        pytest.fail("CLOUDPHONE_TEST_DATABASE_URL is not set (scripts/test starts a cluster)", pytrace=False)
+    # An ADB server of its own: a group is every device its server lists (the lab's are not).
+    with conftest.private_adb_server() as adb_server:
+        two_nodes_share_a_group(workdir, phone_image, adb_server)
+
+
+def two_nodes_share_a_group(workdir, phone_image, adb_server):
+    import conftest
+    name, port = f"cpd{uuid.uuid4().hex[:8]}-pair", free_port()
+    docker("run", "-d", "--name", name, "--network", "host", "-e", f"ADBD_PORT={port}",
+           "-v", f"{name}-data:/data", phone_image)
+    config = workdir / "adb-pair.toml"
+    config.write_text(f"""
+[adb]
+port = {adb_server}
+boot_timeout_secs = 30
+discover_interval_ms = 300
+
+[[adb.groups]]
+name = "pair"
+image_id = "imgc-adbpair"
+connect = ["127.0.0.1:{port}"]
+""")
+    database = conftest.fresh_database()
+    args = ["--backends", str(config), "--watch-interval-ms", "300", "--host-lease-ms", "1500"]
+    a = Server(workdir / "adb-pair-a", sim_delay_ms=None, database=database, extra_args=args).start()
+    b = None
+    try:
+        # a took the group's lease before it served; b, started after, drives but does not record.
+        b = Server(workdir / "adb-pair-b", sim_delay_ms=None, database=database, extra_args=args).start()
+        node_a = a.node_id()
+        lease = lambda: conftest.psql(database, "SELECT owner_node, epoch FROM leases WHERE name = 'adb:pair'").split("|")
+        owner, epoch = lease()
+        assert owner == node_a
+        ca, cb = a.client(), b.client()
+
+        def the_phone(client):
+            ms = [m for m in client.describe_android_instances(models.DescribeAndroidInstancesRequest(
+                max_results=100)).body.instance_model if m.image_id == "imgc-adbpair"]
+            return ms[0].android_instance_id if len(ms) == 1 and ms[0].android_instance_status == "RUNNING" else None
+        p = wait_for(lambda: the_phone(ca), timeout=30, what="the device recorded")
+        assert the_phone(cb) == p
+        assert sh(ca, p, "echo via-a") == ("via-a\n", 0)
+        assert sh(cb, p, "echo via-b") == ("via-b\n", 0)
+
+        # The holder dies: b takes the lease over and watches the device: it leaves, UNAVAILABLE;
+        # it returns, RUNNING (b connects it again).
+        a.kill()
+        wait_for(lambda: lease()[0] not in ("", node_a), timeout=15, what="b holding the group's lease")
+        assert int(lease()[1]) > int(epoch)
+        docker("stop", "-t", "0", name)
+        wait_for(lambda: status(cb, p) == "UNAVAILABLE", timeout=15, what="the device UNAVAILABLE")
+        docker("start", name)
+        wait_for(lambda: status(cb, p) == "RUNNING", timeout=60, what="the device RUNNING again")
+        assert sh(cb, p, "echo back") == ("back\n", 0)
+    finally:
+        a.stop()
+        if b:
+            b.stop()
+        docker("rm", "-f", name, check=False)
+        docker("volume", "rm", "-f", f"{name}-data", check=False)

@@ -361,19 +361,3 @@ def test_deleting_the_group_removes_containers_and_volumes(fleet):
         volumes = docker("volume", "ls", "--format", "{{.Name}}").split()
         return not any(fleet["prefix"] + i in names or f"{fleet['prefix']}{i}-data" in volumes for i in ids)
     wait_for(gone, timeout=60, what="containers and volumes removed")
-
-
-def test_adb_groups_refuse_a_shared_database(workdir):
-    """Several nodes would each drive their own ADB server's devices as if they were all of
-    them: refused (docker hosts are shared, each watched by one node at a time)."""
-    import conftest
-    if not conftest.ADMIN_URL:
-        pytest.fail("CLOUDPHONE_TEST_DATABASE_URL is not set (scripts/test starts a cluster)", pytrace=False)
-    backends = workdir / "adb-shared.toml"
-    backends.write_text('[[adb.groups]]\nname = "lab"\nimage_id = "imgc-lab"\n')
-    node = Server(workdir / "adb-shared", sim_delay_ms=None, database=conftest.fresh_database(),
-                  extra_args=["--backends", str(backends)])
-    with pytest.raises(RuntimeError, match="server exited"):
-        node.start()
-    log = (workdir / "adb-shared.log").read_text()
-    assert "ADB device groups run on one node for now" in log, log

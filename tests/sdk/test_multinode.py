@@ -312,6 +312,70 @@ def test_simulated_phones_without_a_shared_directory(workdir, tmp_path):
         b.stop()
 
 
+def test_adb_sessions_on_shared_simulated_phones_reach_the_other_node(workdir, tmp_path):
+    """`--sim-state shared` and the ADB gateway: what `adb push` and `adb shell` do through one
+    node's gateway is published as each answers, so the same phone opened through the other
+    node's gateway, and its tasks, see it at once (both nodes up, data dirs apart)."""
+    from conftest import free_port_range
+    from test_adb_gateway import StockAdb, endpoint
+    database = fresh_database()
+    objects = s3_object_store(s3_bucket())
+    low, high = free_port_range(4)
+
+    def sim_node(name, listen):
+        return Server(workdir / name, sim_delay_ms=20, database=database, object_store=objects, key=KEY,
+                      extra_args=["--lease-ms", str(LEASE_MS), "--sim-state", "shared",
+                                  "--adb-ports", f"{low}-{high}", "--adb-listen", listen])
+
+    def shell(client, phone, command):
+        r = client.run_command(models.RunCommandRequest(instance_ids=[phone], command_content=command)).body
+        wait_for(lambda: tasks_of(client, invoke_id=r.invoke_id, level=2)[0].task_status
+                 in ("Finished", "Failed"), timeout=60, what="RunCommand")
+        (t,) = tasks_of(client, invoke_id=r.invoke_id, level=2)
+        assert t.task_status == "Finished", (t.error_code, t.error_msg)
+        return json.loads(t.result)["Output"]
+
+    # Two loopback addresses: both nodes open the same port range, as behind a balancer.
+    a, b = sim_node("adbsim-a", "127.0.0.1"), sim_node("adbsim-b", "127.0.0.2")
+    user = StockAdb()
+    try:
+        a.start()
+        b.start()
+        ca, cb = a.client(), b.client()
+        (p,) = create_fleet(ca, 1)
+        wait_for(lambda: all_running(ca, [p]), timeout=60, what="the phone RUNNING")
+        port = endpoint(ca, p).rsplit(":", 1)[1]
+        via_a, via_b = f"127.0.0.1:{port}", f"127.0.0.2:{port}"
+        for serial in (via_a, via_b):
+            said, state = user.connect(serial)
+            assert state == "device", said
+        local = tmp_path / "pushed.txt"
+        local.write_text("pushed-through-a\n")
+        pushed = user.run("-s", via_a, "push", str(local), "/sdcard/Download/pushed.txt")
+        assert pushed.returncode == 0, pushed.stderr
+        said = user.shell(via_a, "mkdir /sdcard/Documents/from-a")
+        assert said[2] == 0, said
+        # The other node's gateway serves the phone's latest files.
+        out, err, code = user.shell(via_b, "cat /sdcard/Download/pushed.txt; ls /sdcard/Documents")
+        assert (out, code) == ("pushed-through-a\nfrom-a\n", 0), err
+        # And the other way, with the tasks of both nodes.
+        local.write_text("pushed-through-b\n")
+        pushed = user.run("-s", via_b, "push", str(local), "/sdcard/Documents/b.txt")
+        assert pushed.returncode == 0, pushed.stderr
+        said = user.shell(via_b, "rm -r /sdcard/Documents/from-a")
+        assert said[2] == 0, said
+        pulled = tmp_path / "b.txt"
+        assert user.run("-s", via_a, "pull", "/sdcard/Documents/b.txt", str(pulled)).returncode == 0
+        assert pulled.read_text() == "pushed-through-b\n"
+        for client in (ca, cb):
+            assert shell(client, p, "cat /sdcard/Documents/b.txt /sdcard/Download/pushed.txt; ls /sdcard/Documents") \
+                == "pushed-through-b\npushed-through-a\nb.txt\n"
+    finally:
+        user.close()
+        a.stop()
+        b.stop()
+
+
 class Cluster:
     """A private PostgreSQL cluster (scripts/pg-cluster), which this test may stop and start.
     It lives directly under the system's temp dir: as root, the cluster belongs to the

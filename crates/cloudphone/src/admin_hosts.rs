@@ -8,6 +8,7 @@ mod drain;
 
 use anyhow::bail;
 use clap::Subcommand;
+use cloudphone_core::placement::Strategy;
 use cloudphone_store::{Health, HostRow, NodeRow, Store};
 use serde_json::json;
 
@@ -35,6 +36,10 @@ pub enum HostsCommand {
         /// Move the phones that fit when not all of them do (else nothing moves).
         #[arg(long)]
         partial: bool,
+        /// Where the phones go: `spread` (the emptiest hosts first) or `binpack` (the fullest
+        /// hosts that have room first).
+        #[arg(long, default_value = "spread", value_parser = parse_placement)]
+        placement: Strategy,
         /// Print the progress until every move ended; exit status 1 if any failed.
         #[arg(long)]
         wait: bool,
@@ -77,18 +82,25 @@ pub async fn run(store: &dyn Store, c: HostsCommand, output: Output) -> anyhow::
             name,
             recreate,
             partial,
+            placement,
             wait,
         } => {
             let args = drain::DrainArgs {
                 name,
                 recreate,
                 partial,
+                placement,
                 wait,
             };
             drain::drain(store, args, output).await
         }
         HostsCommand::Drains { id } => drain::drains(store, id, output).await,
     }
+}
+
+fn parse_placement(s: &str) -> Result<Strategy, String> {
+    s.parse()
+        .map_err(|()| format!("{s:?} is no placement: spread or binpack"))
 }
 
 async fn cordon(store: &dyn Store, name: &str, on: bool) -> anyhow::Result<i32> {

@@ -4,6 +4,7 @@
 //! and [`Application::run_until_stopped`] runs the API, the engine and the sweeper until one
 //! shutdown token is cancelled.
 
+mod adb_devices;
 mod adb_gateway;
 pub mod backends_file;
 pub mod config;
@@ -28,7 +29,7 @@ use anyhow::Context;
 use cloudphone_api::{AppState, TokenKey};
 use cloudphone_backends::adb::Discovery;
 use cloudphone_backends::{AdbBackend, DockerBackend, Fleet, SimBackend, SimConfig};
-use cloudphone_engine::{Backend, Engine, Services, Sweeper, Watcher, WebhookSender};
+use cloudphone_engine::{Backend, Engine, Services, Sweeper, WebhookSender};
 use cloudphone_outbound::Outbound;
 use cloudphone_store::{PgStore, SqliteStore, Store};
 use config::SimState;
@@ -50,9 +51,9 @@ pub struct Application {
     connections: listen::ListenConfig,
     engine: Engine,
     sweeper: Sweeper,
-    watcher: Watcher,
     webhooks: WebhookSender,
-    discovery: Option<Discovery>,
+    /// This node's part in the ADB device groups: listing them, and recording those it leases.
+    adb_devices: Option<adb_devices::AdbDevices>,
     /// The ADB gateway (`--adb-ports`), bound.
     gateway: Option<adb_gateway::NodeGateway>,
     /// This node's watch over the docker hosts.
@@ -156,21 +157,8 @@ impl Application {
         let ticket_key = store
             .setting_or_init("stream-ticket-key", &cloudphone_core::ids::secret(48))
             .await?;
-        if store.shared()
-            && let Some(file) = &config.backends
-            && !file.adb.groups.is_empty()
-        {
-            // Every node would watch and drive the devices of its own ADB server as if they
-            // were all of them: a node's watcher would mark another's devices dead. Docker
-            // hosts are shared: one node at a time watches each (its lease).
-            anyhow::bail!(
-                "ADB device groups run on one node for now: serve them with SQLite, not \
-                 --database-url (several nodes over PostgreSQL run simulated and docker phones)"
-            );
-        }
         let Backends {
             backend,
-            watched,
             adb,
             docker,
             sim,
@@ -200,24 +188,38 @@ impl Application {
             }
         };
         let placement = sim_host::placement(&config);
-        let discovery = match adb {
+        // Every node drives any device; one node at a time records each group's (§6.6).
+        let adb_devices = match adb {
             Some(adb) => {
+                let discover = config
+                    .backends
+                    .as_ref()
+                    .map_or(Duration::from_secs(2), |b| {
+                        Duration::from_millis(b.adb.discover_interval_ms.max(50))
+                    });
                 let discovery = Discovery {
                     sink: Arc::new(device_sink::StoreSink(store.clone())),
-                    adb,
+                    adb: adb.clone(),
                     account_id: root_key::ROOT_ACCOUNT.into(),
                     region: config.region.clone(),
-                    interval: config
-                        .backends
-                        .as_ref()
-                        .map_or(Duration::from_secs(2), |b| {
-                            Duration::from_millis(b.adb.discover_interval_ms.max(50))
-                        }),
+                    interval: discover,
                 };
-                // The devices there are now are instances before the first call is taken.
-                let found = discovery.discover_once().await;
-                info!(new_devices = found, "ADB devices discovered");
-                Some(discovery)
+                let pace = adb_devices::AdbDevicesConfig {
+                    discover,
+                    watch: config.watcher.interval,
+                    lease: config.farm.lease,
+                    tick: config.farm.tick,
+                };
+                Some(
+                    adb_devices::AdbDevices::start(
+                        store.clone(),
+                        adb,
+                        discovery,
+                        config.engine.node_id.clone(),
+                        pace,
+                    )
+                    .await,
+                )
             }
             None => None,
         };
@@ -318,9 +320,6 @@ impl Application {
             webhook_targets.clone(),
             config.webhooks.clone(),
         );
-        let mut watcher_config = config.watcher.clone();
-        watcher_config.images = watched;
-        let watcher = Watcher::new(store.clone(), backend.clone(), watcher_config);
         let closing = CancellationToken::new();
         let stream_revocations = cloudphone_stream::StreamRevocations::default();
         let tickets = cloudphone_stream::TicketKey::new(ticket_key.as_bytes());
@@ -390,9 +389,8 @@ impl Application {
             connections,
             engine,
             sweeper,
-            watcher,
             webhooks,
-            discovery,
+            adb_devices,
             gateway,
             farm,
             root_key,
@@ -429,10 +427,9 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let engine = tokio::spawn(self.engine.run(shutdown.clone()));
         let sweeper = tokio::spawn(self.sweeper.run(shutdown.clone()));
-        let watcher = tokio::spawn(self.watcher.run(shutdown.clone()));
         let webhooks = tokio::spawn(self.webhooks.run(shutdown.clone()));
-        let discovery = self
-            .discovery
+        let adb_devices = self
+            .adb_devices
             .map(|d| tokio::spawn(d.run(shutdown.clone())));
         let gateway = self.gateway.map(|g| tokio::spawn(g.run(shutdown.clone())));
         let farm = self.farm.map(|f| tokio::spawn(f.run(shutdown.clone())));
@@ -463,9 +460,8 @@ impl Application {
         shutdown.cancel();
         let _ = engine.await;
         let _ = sweeper.await;
-        let _ = watcher.await;
         let _ = webhooks.await;
-        if let Some(d) = discovery {
+        if let Some(d) = adb_devices {
             let _ = d.await;
         }
         if let Some(g) = gateway {
@@ -481,8 +477,6 @@ impl Application {
 
 struct Backends {
     backend: Arc<dyn Backend>,
-    /// The image ids whose phones the watcher looks after.
-    watched: Vec<String>,
     /// The adb backend, whose devices discovery records.
     adb: Option<Arc<AdbBackend>>,
     /// The docker farm, whose hosts this node helps watch.
@@ -505,7 +499,6 @@ async fn backends(config: &Config) -> anyhow::Result<Backends> {
     let Some(file) = &config.backends else {
         return Ok(Backends {
             backend: sim.clone(),
-            watched: Vec::new(),
             adb: None,
             docker: None,
             sim,
@@ -515,8 +508,6 @@ async fn backends(config: &Config) -> anyhow::Result<Backends> {
     if file.sim {
         members.push(sim.clone());
     }
-    // Docker phones are watched by their hosts' monitors (`farm`), not by the watcher.
-    let mut watched = Vec::new();
     let docker = match file.docker_config()? {
         Some(docker) => {
             let (images, hosts) = (docker.images.len(), docker.hosts.len());
@@ -535,7 +526,6 @@ async fn backends(config: &Config) -> anyhow::Result<Backends> {
     let adb = if groups.is_empty() {
         None
     } else {
-        watched.extend(groups.iter().map(|g| g.image.id.clone()));
         let adb = Arc::new(
             AdbBackend::new(
                 groups,
@@ -553,7 +543,6 @@ async fn backends(config: &Config) -> anyhow::Result<Backends> {
     let fleet = Fleet::new(members).map_err(|e| anyhow::anyhow!("the backends file: {e}"))?;
     Ok(Backends {
         backend: Arc::new(fleet),
-        watched,
         adb,
         docker,
         sim,

@@ -193,8 +193,8 @@ struct ServeArgs {
     /// How long a claimed task's lease lasts without a heartbeat, in milliseconds.
     #[arg(long, default_value_t = 15_000)]
     lease_ms: u64,
-    /// How long a docker host's watcher keeps its lease without renewing it, in milliseconds:
-    /// the hosts of a node killed outright are watched by another node this long after.
+    /// How long a docker host's or an ADB group's watcher keeps its lease without renewing it,
+    /// in milliseconds: what a node killed outright watched is watched by another this long after.
     #[arg(long, default_value_t = 5_000, env = "CLOUDPHONE_HOST_LEASE_MS")]
     host_lease_ms: u64,
     /// Days that finished tasks are kept.

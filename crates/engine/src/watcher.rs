@@ -47,7 +47,16 @@ impl Watcher {
 
     /// One look at every watched phone; returns how many were marked UNAVAILABLE.
     pub async fn watch_once(&self) -> usize {
-        let instances = match self.store.running_instances_on(&self.config.images).await {
+        self.watch_images(&self.config.images).await
+    }
+
+    /// One look at the RUNNING phones of `images` (a node watches the ADB groups whose lease it
+    /// holds); returns how many were marked UNAVAILABLE.
+    pub async fn watch_images(&self, images: &[String]) -> usize {
+        if images.is_empty() {
+            return 0;
+        }
+        let instances = match self.store.running_instances_on(images).await {
             Ok(list) => list,
             Err(e) => {
                 warn!("the instance watcher cannot read the instances: {e}");

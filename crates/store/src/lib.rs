@@ -34,7 +34,7 @@ pub use areas::streams::{
 pub use areas::webhooks::{Delivery, DeliveryEnd, DeliveryRecord, Webhook};
 pub use areas::{
     AccountStore, AdbStore, AppStore, BackupStore, EngineStore, EventStore, FleetStore, HostStore,
-    IdempotencyStore, SimStore, StreamStore, TaskStore, WebhookStore,
+    IdempotencyStore, LeaseStore, SimStore, StreamStore, TaskStore, WebhookStore,
 };
 pub use error::{Result, StoreError};
 pub use filters::*;
@@ -47,7 +47,8 @@ pub use types::*;
 pub mod prelude {
     pub use crate::{
         AccountStore, AdbStore, AppStore, BackupStore, EngineStore, EventStore, FleetStore,
-        HostStore, IdempotencyStore, SimStore, Store, StreamStore, TaskStore, WebhookStore,
+        HostStore, IdempotencyStore, LeaseStore, SimStore, Store, StreamStore, TaskStore,
+        WebhookStore,
     };
 }
 
@@ -72,6 +73,7 @@ pub trait Store:
     + AdbStore
     + StreamStore
     + SimStore
+    + LeaseStore
 {
     /// True when several processes may share this store (PostgreSQL): leases of other
     /// processes may be alive, and work queued elsewhere arrives through

@@ -58,9 +58,18 @@ impl Discovery {
 
     /// Records the `devices` one look found; returns how many instances were new.
     pub async fn record(&self, devices: &[Device]) -> u64 {
+        self.record_groups(devices, |_| true).await
+    }
+
+    /// Records the `devices` one look found of the groups (by index) that `mine` accepts: on a
+    /// farm of nodes, only those whose lease this node holds. Returns how many were new.
+    pub async fn record_groups(&self, devices: &[Device], mine: impl Fn(usize) -> bool) -> u64 {
         let now = now_ms();
         let mut added = 0;
         for (g, config) in self.adb.groups().iter().enumerate() {
+            if !mine(g) {
+                continue;
+            }
             let mine: Vec<&Device> = devices.iter().filter(|d| d.group == g).collect();
             let (group, instances) = self.found(config, &mine, now);
             match self.sink.adopt(&group, &instances).await {

@@ -741,7 +741,9 @@ impl Backend for SimBackend {
     async fn adb_route(&self, phone: &InstanceRef) -> OpResult<AdbRoute> {
         self.reading(&phone.id, async {
             let dir = self.existing(phone).await?;
-            let (banner, device) = fs(adbd::SimAdbd::for_phone(dir).await)?;
+            let share = self.share.read().unwrap_or_else(|p| p.into_inner()).clone();
+            let checkouts = share::Checkouts::new(share, &phone.id, dir.clone());
+            let (banner, device) = fs(adbd::SimAdbd::for_phone(dir, checkouts).await)?;
             Ok(AdbRoute::Local { banner, device })
         })
         .await

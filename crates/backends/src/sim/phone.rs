@@ -393,6 +393,11 @@ impl PhoneDir {
         self.dir.join(DATA_DIR)
     }
 
+    /// The phone's directory (its files, documents and scratch space).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// What the phone's screen shows beyond its apps' state, in this process.
     pub fn live(&self) -> &LiveCell {
         &self.shared.live

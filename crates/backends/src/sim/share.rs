@@ -16,6 +16,8 @@ use async_trait::async_trait;
 use cloudphone_backend::{BackendError, OpResult};
 use cloudphone_core::TaskErrorCode;
 
+use super::phone::PhoneDir;
+
 #[async_trait]
 pub trait SimShare: Send + Sync + 'static {
     /// False for [`Local`]: nothing to take, publish or give back.
@@ -99,6 +101,57 @@ impl Drop for Held {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move { share.release(&id).await });
         }
+    }
+}
+
+/// A phone's checkouts for the ADB gateway's services, which outlive the call that opened
+/// them (an `adb shell` may stay open for hours): each command, each line of an interactive
+/// shell and each sync request takes the checkout for its own length, and one that changes the
+/// phone publishes before it answers, so the other nodes see what `adb push` and `adb shell`
+/// did at once, and a task on another node never waits on an idle session.
+#[derive(Clone)]
+pub(crate) struct Checkouts {
+    share: Arc<dyn SimShare>,
+    id: String,
+    phone: PhoneDir,
+}
+
+impl Checkouts {
+    pub(crate) fn new(share: Arc<dyn SimShare>, id: &str, phone: PhoneDir) -> Checkouts {
+        Checkouts {
+            share,
+            id: id.to_string(),
+            phone,
+        }
+    }
+
+    /// This process's phone only, shared with no one (tests of the adbd alone).
+    #[cfg(test)]
+    pub(crate) fn local(phone: PhoneDir) -> Checkouts {
+        Checkouts::new(Arc::new(Local), "local", phone)
+    }
+
+    /// Takes the checkout, the phone's files brought up to date (their use counted again when
+    /// another node changed them). The error is a sentence for the client.
+    pub(crate) async fn take(&self) -> Result<Held, String> {
+        let (held, synced) =
+            Held::take(self.share.clone(), &self.id, self.phone.dir().to_path_buf())
+                .await
+                .map_err(|e| e.message)?;
+        if synced && self.phone.exists().await {
+            self.phone
+                .rescan_storage()
+                .await
+                .map_err(|e| format!("counting the phone's files: {e}"))?;
+        }
+        Ok(held)
+    }
+}
+
+impl Held {
+    /// Publishes what a gateway service changed; the error is a sentence for the client.
+    pub(crate) async fn published(&self) -> Result<(), String> {
+        self.publish().await.map_err(|e| e.message)
     }
 }
 

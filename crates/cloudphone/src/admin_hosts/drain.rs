@@ -24,6 +24,7 @@ pub struct DrainArgs {
     pub name: String,
     pub recreate: bool,
     pub partial: bool,
+    pub placement: Strategy,
     pub wait: bool,
 }
 
@@ -64,7 +65,7 @@ pub async fn drain(store: &dyn Store, a: DrainArgs, output: Output) -> anyhow::R
         host: a.name.clone(),
         mode,
         partial: a.partial,
-        strategy: Strategy::Spread,
+        strategy: a.placement,
         operator: "admin".into(),
         now_ms: cloudphone_core::time::now_ms(),
     };

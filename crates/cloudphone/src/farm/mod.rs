@@ -1,7 +1,8 @@
 //! This node's part in the farm of docker hosts (docs/design.md §4.1, §6.8): it records the
 //! hosts of its backends file in the store at start (so placement finds them), then, every
-//! second, proves it is alive, renews the leases of the hosts it watches and takes the lease
-//! of a host nobody watches while it holds less than its share. Each host it holds is watched
+//! second, proves it is alive, renews the leases of the hosts it watches, takes the lease of a
+//! host nobody watches while it holds less than its share, and hands one over while it holds
+//! more (a node joined). Each host it holds is watched
 //! by one [`monitor`]: the engine's events, a ping and a periodic reconcile, whose writes are
 //! fenced by the lease's epoch, so a node that lost a host can no longer change its phones.
 
@@ -217,6 +218,10 @@ impl Farm {
             Err(_) => 1,
         };
         let share = self.hosts.len().div_ceil(live);
+        if self.watched.len() > share {
+            self.hand_over_one().await;
+            return;
+        }
         let names: Vec<String> = self.hosts.iter().map(|h| h.name.clone()).collect();
         for name in names {
             if self.watched.len() >= share {
@@ -240,6 +245,30 @@ impl Farm {
                 Ok(None) => {}
                 Err(e) => warn!(host = %name, "cannot take the host's lease: {e}"),
             }
+        }
+    }
+
+    /// Gives up one host (the last by name) for a node below its share to take: a node that
+    /// joined a running farm gets its share within a few rounds, one host a round, so each
+    /// move is a lease expiry-free handover (the host is released, not left to expire).
+    async fn hand_over_one(&mut self) {
+        let Some(name) = self.watched.keys().max().cloned() else {
+            return;
+        };
+        let (epoch, stop) = self.watched[&name].clone();
+        match self
+            .store
+            .release_host_lease(&self.node.id, &name, epoch)
+            .await
+        {
+            Ok(released) => {
+                if released {
+                    info!(host = %name, "above this node's share: the host is handed over");
+                }
+                stop.cancel();
+                self.watched.remove(&name);
+            }
+            Err(e) => warn!(host = %name, "cannot hand the host over: {e}"),
         }
     }
 

@@ -42,6 +42,10 @@ area! {
         /// Gives up every lease of `node` (it stops); returns how many.
         fn release_host_leases(&self, node: &str) -> u64 =
             autocommit (|c| release_host_leases(c, node));
+        /// Gives up the lease of host `name` if `node` holds it at `epoch` (a node above its
+        /// share hands a host to a node that joined); false otherwise.
+        fn release_host_lease(&self, node: &str, name: &str, epoch: i64) -> bool =
+            autocommit (|c| release_host_lease(c, node, name, epoch));
         /// Records that `node` is alive at `now`; false when it has no row (sync first).
         fn node_heartbeat(&self, node: &str, now_ms: i64) -> bool =
             autocommit (|c| node_heartbeat(c, node, now_ms));
@@ -205,6 +209,15 @@ async fn release_host_leases(c: &mut impl Conn, node: &str) -> Result<u64> {
         [v(node)],
     );
     c.execute(&q).await
+}
+
+async fn release_host_lease(c: &mut impl Conn, node: &str, name: &str, epoch: i64) -> Result<bool> {
+    let q = c.with(
+        "UPDATE hosts SET owner_node = NULL, lease_until_ms = 0 \
+         WHERE name = ? AND owner_node = ? AND lease_epoch = ?",
+        [v(name), v(node), v(epoch)],
+    );
+    Ok(c.execute(&q).await? == 1)
 }
 
 async fn node_heartbeat(c: &mut impl Conn, node: &str, now_ms: i64) -> Result<bool> {

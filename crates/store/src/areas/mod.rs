@@ -1,5 +1,5 @@
 //! The store's operations, one trait per area (accounts, fleet, hosts, tasks, engine, apps,
-//! backups, webhooks, idempotency, events, adb, streams, sim), each declared and implemented for both stores in its own
+//! backups, webhooks, idempotency, events, adb, streams, sim, leases), each declared and implemented for both stores in its own
 //! file by [`area!`]: the SQL of an operation is written once, as an `async fn` over a
 //! [`Conn`](crate::sql::conn::Conn), and runs on SQLite or PostgreSQL alike. An operation whose
 //! SQL genuinely differs per database (the engine's claim, the event log, nonces) is declared
@@ -146,6 +146,7 @@ pub(crate) mod events;
 pub(crate) mod fleet;
 pub(crate) mod hosts;
 pub(crate) mod idempotency;
+pub(crate) mod leases;
 pub(crate) mod placing;
 pub(crate) mod rows;
 pub(crate) mod sim;
@@ -162,6 +163,7 @@ pub use events::EventStore;
 pub use fleet::FleetStore;
 pub use hosts::HostStore;
 pub use idempotency::IdempotencyStore;
+pub use leases::LeaseStore;
 pub use sim::SimStore;
 pub use streams::StreamStore;
 pub use tasks::TaskStore;

@@ -456,6 +456,16 @@ pub(crate) async fn check_leases_and_epochs(store: &dyn Store) {
         .unwrap()
         .unwrap();
     assert!(e3 > e2);
+    // One host handed over (a node above its share): only by its holder, at its epoch.
+    assert!(!store.release_host_lease("n2", "h1", e3).await.unwrap());
+    assert!(!store.release_host_lease("n1", "h1", e2).await.unwrap());
+    assert!(store.release_host_lease("n1", "h1", e3).await.unwrap());
+    assert!(!store.release_host_lease("n1", "h1", e3).await.unwrap());
+    let e3 = store
+        .take_host_lease("n1", "h1", NOW + 9_004, 5_000)
+        .await
+        .unwrap()
+        .unwrap();
     // Renewing confirms a healthy host's health, never an unhealthy one's.
     store
         .renew_host_leases("n1", NOW + 9_500, 5_000)

@@ -18,6 +18,7 @@ mod events;
 mod fleet;
 mod hosts;
 mod idempotency;
+mod leases;
 mod postgres_only;
 mod sim;
 mod sqlite_only;
@@ -103,6 +104,7 @@ conformance!(
     streams::check_reap,
     streams::check_session_listings,
     sim::check_sim_checkouts,
+    leases::check_named_leases,
 );
 
 /// Workers of four threads claim and complete at once (the check takes the store shared).

@@ -23,6 +23,7 @@ use tokio::io::AsyncWrite;
 
 use crate::sim::paths::{self, PathError};
 use crate::sim::phone::{PhoneDir, Scratch};
+use crate::sim::share::{Checkouts, Held};
 use crate::sim::storage::{Reservation, replaced_blocks};
 
 const SHELL_UID: u32 = 2000;
@@ -34,11 +35,20 @@ const FILE_BUF: usize = 1 << 20;
 
 pub(crate) struct SimFs {
     phone: PhoneDir,
+    checkouts: Checkouts,
 }
 
 impl SimFs {
-    pub(crate) fn new(phone: PhoneDir) -> SimFs {
-        SimFs { phone }
+    pub(crate) fn new(phone: PhoneDir, checkouts: Checkouts) -> SimFs {
+        SimFs { phone, checkouts }
+    }
+
+    /// The phone's checkout for one request, its files brought up to date.
+    async fn checkout(&self) -> Result<Held, FsError> {
+        self.checkouts
+            .take()
+            .await
+            .map_err(|e| FsError::new(errno::EIO, e))
     }
 
     /// The host path of the phone path `path` (absolute, as adb sends it).
@@ -98,6 +108,8 @@ async fn blocking<T: Send + 'static>(
 /// A file being pushed: written to `tmp`, renamed to `target` when the push completes; the
 /// phone's storage reserved for what was written.
 pub(crate) struct Upload {
+    /// Held from the push's start to its end, when what it wrote is published.
+    held: Held,
     file: tokio::io::BufWriter<tokio::fs::File>,
     tmp: Scratch,
     target: PathBuf,
@@ -144,12 +156,14 @@ impl SyncFs for SimFs {
     type Writer = Upload;
 
     async fn stat(&self, path: &str, _follow_links: bool) -> Result<FileStat, FsError> {
+        let _held = self.checkout().await?;
         let host = self.host(path).await?;
         let m = tokio::fs::symlink_metadata(&host).await?;
         Ok(stat_of(&m))
     }
 
     async fn list(&self, path: &str) -> Result<Vec<DirEntry>, FsError> {
+        let _held = self.checkout().await?;
         let host = self.host(path).await?;
         blocking(move || {
             let mut entries = Vec::new();
@@ -171,7 +185,10 @@ impl SyncFs for SimFs {
         .await
     }
 
+    /// The file opened is read to its end even if another node changes the phone meanwhile:
+    /// a change replaces files by renaming, never in place.
     async fn open_read(&self, path: &str) -> Result<Self::Reader, FsError> {
+        let _held = self.checkout().await?;
         let host = self.host(path).await?;
         match tokio::fs::symlink_metadata(&host).await? {
             m if m.is_dir() => Err(FsError::new(errno::EISDIR, "Is a directory")),
@@ -184,6 +201,7 @@ impl SyncFs for SimFs {
     }
 
     async fn open_write(&self, path: &str, _mode: u32) -> Result<Self::Writer, FsError> {
+        let held = self.checkout().await?;
         let target = self.host(path).await?;
         let (data, t) = (self.phone.data(), target.clone());
         let storage = self.phone.storage().clone();
@@ -202,6 +220,7 @@ impl SyncFs for SimFs {
             tokio::fs::File::create(tmp.path()).await?,
         );
         let mut upload = Upload {
+            held,
             file,
             tmp,
             target,
@@ -214,6 +233,7 @@ impl SyncFs for SimFs {
 
     async fn finish_write(&self, _path: &str, file: Upload, mtime: u32) -> Result<(), FsError> {
         let Upload {
+            held,
             file,
             tmp,
             target,
@@ -232,6 +252,9 @@ impl SyncFs for SimFs {
             tmp.keep();
             Ok(())
         })
-        .await
+        .await?;
+        held.published()
+            .await
+            .map_err(|e| FsError::new(errno::EIO, e))
     }
 }

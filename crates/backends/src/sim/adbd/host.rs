@@ -29,7 +29,8 @@ pub(crate) struct Read {
 impl Host {
     /// A connection to `phone`'s adbd, online (no authentication).
     pub async fn connect(phone: PhoneDir) -> Host {
-        let (banner, device) = SimAdbd::for_phone(phone).await.unwrap();
+        let checkouts = crate::sim::share::Checkouts::local(phone.clone());
+        let (banner, device) = SimAdbd::for_phone(phone, checkouts).await.unwrap();
         let mut config = Config::new(banner);
         config.max_payload = MAX_PAYLOAD;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

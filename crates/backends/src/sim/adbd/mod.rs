@@ -3,7 +3,9 @@
 //! that `adb shell`, `adb push`/`pull` and `adb install` act on exactly what RunCommand,
 //! SendFile/FetchFile and InstallApp act on. The shell is the simulator's ([`shell`]), the file
 //! system the phone's data dir through the one path mapping ([`fs`]); packages installed either
-//! way are the phone's packages.
+//! way are the phone's packages. Each command and each sync request holds the phone's
+//! checkout while it runs and publishes what it changed ([`Checkouts`]), so nodes that share
+//! no file system see what a session did as soon as it answered.
 //!
 //! Services: `shell:`, `shell,v2,...:` and `exec:` (commands, an interactive shell, and the
 //! streamed install `adb install` sends to `exec:cmd package install -S SIZE`), `sync:`.
@@ -25,6 +27,7 @@ use cloudphone_adb::session::{Device, OpenError, Service, SharedDevice};
 use tokio::io::AsyncWriteExt;
 
 use super::phone::PhoneDir;
+use super::share::Checkouts;
 pub(crate) use fs::SimFs;
 pub(crate) use shell::SimShell;
 
@@ -38,6 +41,7 @@ impl SimAdbd {
     /// properties; the features cloudphone-adb's services speak).
     pub(crate) async fn for_phone(
         phone: PhoneDir,
+        checkouts: Checkouts,
     ) -> std::io::Result<(DeviceBanner, SharedDevice)> {
         let props = phone.props().await?;
         let prop = |k: &str| props.get(k).cloned().unwrap_or_default();
@@ -46,11 +50,11 @@ impl SimAdbd {
             &prop("ro.product.model"),
             &prop("ro.product.device"),
         );
-        let shell = SimShell::new(phone.clone(), prop("ro.product.device"));
+        let shell = SimShell::new(phone.clone(), prop("ro.product.device"), checkouts.clone());
         let device = SimAdbd {
             inner: LocalDevice::new(
                 std::sync::Arc::new(shell),
-                std::sync::Arc::new(SimFs::new(phone)),
+                std::sync::Arc::new(SimFs::new(phone, checkouts)),
             ),
         };
         Ok((banner, SharedDevice::new(device)))

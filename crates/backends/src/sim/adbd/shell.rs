@@ -30,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::sim::packages;
 use crate::sim::phone::{PhoneDir, Scratch};
+use crate::sim::share::Checkouts;
 use crate::sim::shell::{OutputSink, Session, first_command_words};
 use crate::sim::storage::file_blocks;
 
@@ -42,11 +43,16 @@ pub(crate) struct SimShell {
     phone: PhoneDir,
     /// `ro.product.device`, for the prompt.
     device: String,
+    checkouts: Checkouts,
 }
 
 impl SimShell {
-    pub(crate) fn new(phone: PhoneDir, device: String) -> SimShell {
-        SimShell { phone, device }
+    pub(crate) fn new(phone: PhoneDir, device: String, checkouts: Checkouts) -> SimShell {
+        SimShell {
+            phone,
+            device,
+            checkouts,
+        }
     }
 }
 
@@ -165,17 +171,33 @@ impl Shell for SimShell {
             terminal: request.pty,
         };
         if request.command.trim().is_empty() {
+            // Each line takes the checkout for itself (`run_line`).
             return self.interactive(stdin, &mut sink, request.pty).await;
         }
-        let command = without_null_stdin(&request.command);
-        if let Some(size) = streamed_install(command) {
-            return self.install_from(stdin, size, &mut sink).await;
-        }
-        match Session::new(&self.phone).stream(command, &mut sink).await {
-            Ok(done) => done.status,
+        let held = match self.checkouts.take().await {
+            Ok(held) => held,
             Err(e) => {
-                sink.err(format!("sh: the phone's state: {e}\n").as_bytes())
-                    .await;
+                sink.err(format!("sh: {e}\n").as_bytes()).await;
+                return 1;
+            }
+        };
+        let command = without_null_stdin(&request.command);
+        let status = if let Some(size) = streamed_install(command) {
+            self.install_from(stdin, size, &mut sink).await
+        } else {
+            match Session::new(&self.phone).stream(command, &mut sink).await {
+                Ok(done) => done.status,
+                Err(e) => {
+                    sink.err(format!("sh: the phone's state: {e}\n").as_bytes())
+                        .await;
+                    1
+                }
+            }
+        };
+        match held.published().await {
+            Ok(()) => status,
+            Err(e) => {
+                sink.err(format!("sh: {e}\n").as_bytes()).await;
                 1
             }
         }
@@ -350,12 +372,29 @@ impl SimShell {
         if line.trim().is_empty() {
             return Some((0, false));
         }
-        match session.stream(without_null_stdin(line), sink).await {
+        let held = match self.checkouts.take().await {
+            Ok(held) => held,
+            Err(e) => {
+                let msg = format!("sh: {e}\n");
+                return sink.err(msg.as_bytes()).await.then_some((1, false));
+            }
+        };
+        let ran = session.stream(without_null_stdin(line), sink).await;
+        // What the line changed is published even when the host went away meanwhile.
+        let published = held.published().await;
+        let ran = match ran {
             // The host went away: the shell ends.
-            Ok(done) if done.gone => None,
+            Ok(done) if done.gone => return None,
             Ok(done) => Some((done.status, done.exited)),
             Err(e) => {
                 let msg = format!("sh: the phone's state: {e}\n");
+                return sink.err(msg.as_bytes()).await.then_some((1, false));
+            }
+        };
+        match published {
+            Ok(()) => ran,
+            Err(e) => {
+                let msg = format!("sh: {e}\n");
                 sink.err(msg.as_bytes()).await.then_some((1, false))
             }
         }
