@@ -71,6 +71,16 @@ def all_running(client, ids):
     return len(s) == len(ids) and set(s.values()) == {"RUNNING"}
 
 
+def shell(client, phone, command):
+    """RunCommand on one phone, waited for: its output (it must finish)."""
+    r = client.run_command(models.RunCommandRequest(instance_ids=[phone], command_content=command)).body
+    wait_for(lambda: tasks_of(client, invoke_id=r.invoke_id, level=2)[0].task_status
+             in ("Finished", "Failed"), timeout=60, what="RunCommand")
+    (t,) = tasks_of(client, invoke_id=r.invoke_id, level=2)
+    assert t.task_status == "Finished", (t.error_code, t.error_msg)
+    return json.loads(t.result)["Output"]
+
+
 def ledger(data):
     """The sim's executions: (task id, attempt, pid) per line."""
     out = []
@@ -258,14 +268,6 @@ def test_simulated_phones_without_a_shared_directory(workdir, tmp_path):
         wait_for(lambda: {t.task_status for t in tasks_of(client, invoke_id=r.request_id, level=2)}
                  == {"Finished"}, timeout=60, what="SendFile Finished")
 
-    def shell(client, phone, command):
-        r = client.run_command(models.RunCommandRequest(instance_ids=[phone], command_content=command)).body
-        wait_for(lambda: tasks_of(client, invoke_id=r.invoke_id, level=2)[0].task_status
-                 in ("Finished", "Failed"), timeout=60, what="RunCommand")
-        (t,) = tasks_of(client, invoke_id=r.invoke_id, level=2)
-        assert t.task_status == "Finished", (t.error_code, t.error_msg)
-        return json.loads(t.result)["Output"]
-
     a, b = sim_node("sim-a"), sim_node("sim-b")
     a.start()
     try:
@@ -327,14 +329,6 @@ def test_adb_sessions_on_shared_simulated_phones_reach_the_other_node(workdir, t
                       extra_args=["--lease-ms", str(LEASE_MS), "--sim-state", "shared",
                                   "--adb-ports", f"{low}-{high}", "--adb-listen", listen])
 
-    def shell(client, phone, command):
-        r = client.run_command(models.RunCommandRequest(instance_ids=[phone], command_content=command)).body
-        wait_for(lambda: tasks_of(client, invoke_id=r.invoke_id, level=2)[0].task_status
-                 in ("Finished", "Failed"), timeout=60, what="RunCommand")
-        (t,) = tasks_of(client, invoke_id=r.invoke_id, level=2)
-        assert t.task_status == "Finished", (t.error_code, t.error_msg)
-        return json.loads(t.result)["Output"]
-
     # Two loopback addresses: both nodes open the same port range, as behind a balancer.
     a, b = sim_node("adbsim-a", "127.0.0.1"), sim_node("adbsim-b", "127.0.0.2")
     user = StockAdb()
@@ -372,6 +366,50 @@ def test_adb_sessions_on_shared_simulated_phones_reach_the_other_node(workdir, t
                 == "pushed-through-b\npushed-through-a\nb.txt\n"
     finally:
         user.close()
+        a.stop()
+        b.stop()
+
+
+def test_a_live_screen_on_one_node_follows_input_made_through_another(workdir):
+    """`--sim-state shared` and live screens: text typed through a viewer on node A is
+    published before it is acknowledged; a viewer of the same phone on node B soon gets frames
+    that say they show it, and B's tasks read it back."""
+    from test_streams import Viewer, ticket
+    database = fresh_database()
+    objects = s3_object_store(s3_bucket())
+
+    def sim_node(name):
+        return Server(workdir / name, sim_delay_ms=20, database=database, object_store=objects, key=KEY,
+                      extra_args=["--lease-ms", str(LEASE_MS), "--sim-state", "shared"])
+
+    a, b = sim_node("screen-a"), sim_node("screen-b")
+    viewers = []
+    try:
+        a.start()
+        b.start()
+        ca, cb = a.client(), b.client()
+        (p,) = create_fleet(ca, 1)
+        wait_for(lambda: all_running(ca, [p]), timeout=60, what="the phone RUNNING")
+        on_a = Viewer(a, p, ticket(ca, p))
+        viewers.append(on_a)
+        hello_a = on_a.text_of("hello")
+        on_b = Viewer(b, p, ticket(cb, p))
+        viewers.append(on_b)
+        assert (hello_a["role"], on_b.text_of("hello")["role"]) == ("control", "view")
+        on_a.send(t="text", seq=1, text="typed-on-a")
+        assert on_a.text_of("ack") == {"t": "ack", "seq": 1, "ok": True}
+        deadline = time.time() + 10
+        while True:
+            assert time.time() < deadline, "no frame on B showed the input made on A"
+            got = on_b.next()
+            assert got[0] != "close", got
+            if got[0] == "frame" and (got[1][6], got[1][7]) == (hello_a["tag"], 1):
+                break
+        out = shell(cb, p, "dumpsys input")
+        assert "  text typed-on-a" in out.splitlines(), out
+    finally:
+        for v in viewers:
+            v.close()
         a.stop()
         b.stop()
 

@@ -135,6 +135,38 @@ impl StoreShare {
         serde_json::from_slice(&bytes).map_err(io::Error::other)
     }
 
+    /// Brings `dir` up to the generation `checkout` holds, unless it is there; true when the
+    /// files changed.
+    async fn bring_up(
+        &self,
+        id: &str,
+        dir: &Path,
+        checkout: &cloudphone_store::SimCheckout,
+    ) -> io::Result<bool> {
+        let cache = read_cache(dir).await;
+        if cache.generation == checkout.generation {
+            return Ok(false);
+        }
+        if checkout.generation == 0 {
+            // Never published, or deleted and made again: no copy is older than nothing.
+            if cache.generation != 0 {
+                remove_any(dir).await?;
+            }
+            return Ok(true);
+        }
+        let manifest = self.get_manifest(&checkout.manifest).await?;
+        let mut cache = self.sync(id, dir, &manifest).await?;
+        let docs = [&checkout.props, &checkout.state, &checkout.live];
+        for (name, doc) in DOCS.iter().zip(docs) {
+            write_doc(&dir.join(name), doc).await?;
+        }
+        cache.generation = checkout.generation;
+        cache.manifest_key = checkout.manifest.clone();
+        cache.docs = docs.map(|d| d.clone());
+        write_cache(dir, &cache).await?;
+        Ok(true)
+    }
+
     /// Brings `dir` to `manifest` and the documents `docs`.
     async fn sync(&self, id: &str, dir: &Path, manifest: &Manifest) -> io::Result<Cache> {
         let data = dir.join(DATA);
@@ -243,33 +275,44 @@ impl SimShare for StoreShare {
             self.renew(id, phone.clone());
         }
         *users += 1;
-        let cache = read_cache(dir).await;
-        if cache.generation == checkout.generation {
-            return Ok(false);
-        }
-        let synced = async {
-            if checkout.generation == 0 {
-                // Never published, or deleted and made again: no copy is older than nothing.
-                if cache.generation != 0 {
-                    remove_any(dir).await?;
-                }
-                return Ok(true);
-            }
-            let manifest = self.get_manifest(&checkout.manifest).await?;
-            let mut cache = self.sync(id, dir, &manifest).await?;
-            let docs = [&checkout.props, &checkout.state, &checkout.live];
-            for (name, doc) in DOCS.iter().zip(docs) {
-                write_doc(&dir.join(name), doc).await?;
-            }
-            cache.generation = checkout.generation;
-            cache.manifest_key = checkout.manifest.clone();
-            cache.docs = docs.map(|d| d.clone());
-            write_cache(dir, &cache).await?;
-            Ok::<bool, io::Error>(true)
-        }
-        .await;
+        let synced = self.bring_up(id, dir, &checkout).await;
         if synced.is_err() {
             *users -= 1;
+        }
+        synced
+    }
+
+    async fn refresh(&self, id: &str, dir: &Path) -> io::Result<bool> {
+        let phone = self.phone(id);
+        // A user of this node waiting for the phone, or holding it: nothing to follow (this
+        // node's copy is the phone while it holds it), and never a wait here.
+        let Ok(users) = phone.users.try_lock() else {
+            return Ok(false);
+        };
+        if *users > 0 {
+            return Ok(false);
+        }
+        let published = self
+            .store
+            .sim_generation(id)
+            .await
+            .map_err(io::Error::other)?;
+        let here = read_cache(dir).await.generation;
+        if published.is_none_or(|g| g == here) {
+            return Ok(false);
+        }
+        let now = cloudphone_core::time::now_ms();
+        let Some(checkout) = self
+            .store
+            .sim_acquire(id, &self.node, now, TTL_MS)
+            .await
+            .map_err(io::Error::other)?
+        else {
+            return Ok(false);
+        };
+        let synced = self.bring_up(id, dir, &checkout).await;
+        if let Err(e) = self.store.sim_release(id, &self.node).await {
+            warn!(instance = %id, error = %e, "releasing a simulated phone");
         }
         synced
     }

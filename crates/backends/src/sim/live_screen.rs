@@ -4,7 +4,9 @@
 //! the phone, so the time from input to a frame showing it is the render time, not a tick; a
 //! frame goes to a channel of two with `try_send`, so a reader that falls behind loses frames
 //! and nothing queues. The input task applies each event through the same model as the shell's
-//! `input` ([`PhoneDir::input`]) and answers its `done`.
+//! `input` ([`PhoneDir::input`]) and answers its `done`. On a phone shared with other nodes
+//! (`--sim-state shared`) a settling input is published before its answer, and a third task
+//! follows what the other nodes publish ([`Checkouts`]).
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -24,13 +26,20 @@ use super::live::Act;
 use super::live_cell::{now_ms, read_stamped};
 use super::phone::{PhoneDir, PhoneState};
 use super::screen::{Renderer, Scene};
+use super::share::Checkouts;
+
+/// How often a screen of a phone shared with other nodes (`--sim-state shared`) looks for
+/// what they published.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
 /// Opens the live screen of `phone`, a device of `device` pixels (portrait) called `name`.
+/// `checkouts`: how the phone is shared with other nodes.
 pub(crate) fn open(
     phone: PhoneDir,
     name: String,
     device: (u32, u32),
     opts: ScreenOptions,
+    checkouts: Checkouts,
 ) -> Screen {
     let stop = CancellationToken::new();
     let (frames_tx, frames) = mpsc::channel(IMAGE_FRAMES_CAPACITY);
@@ -53,7 +62,10 @@ pub(crate) fn open(
         frames_tx,
         stop.clone(),
     ));
-    tokio::spawn(input_loop(phone, input_rx, stop.clone()));
+    if checkouts.shared() {
+        tokio::spawn(follow_loop(phone.clone(), checkouts.clone(), stop.clone()));
+    }
+    tokio::spawn(input_loop(phone, input_rx, checkouts, stop.clone()));
     Screen {
         codec: Codec::Png,
         device,
@@ -185,9 +197,37 @@ async fn render_loop(
     }
 }
 
+/// Brings the phone's copy here up to what other nodes published (a tap through another
+/// node's screen, a command there), and wakes the renderer when it changed.
+async fn follow_loop(phone: PhoneDir, checkouts: Checkouts, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(FOLLOW_EVERY);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut failed = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match checkouts.refresh().await {
+            Ok(true) => {
+                failed = false;
+                phone.live().notify();
+            }
+            Ok(false) => failed = false,
+            Err(e) if !failed => {
+                failed = true;
+                tracing::warn!(error = %e, "a simulated phone's screen cannot follow the other nodes");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 async fn input_loop(
     phone: PhoneDir,
     mut input: mpsc::Receiver<InputEvent>,
+    checkouts: Checkouts,
     stop: CancellationToken,
 ) {
     loop {
@@ -199,14 +239,23 @@ async fn input_loop(
                 None => return,
             },
         };
-        let applied = apply(&phone, event.input, (event.tag, event.seq)).await;
+        let applied = apply(&phone, &checkouts, event.input, (event.tag, event.seq)).await;
         if let Some(done) = event.done {
             let _ = done.send(applied);
         }
     }
 }
 
-async fn apply(phone: &PhoneDir, input: Input, shown: (u32, u32)) -> OpResult<()> {
+/// Applies one input. On a phone shared with other nodes, an input that settles (a finger
+/// lifting, a key, text, a rotation) holds the phone's checkout and publishes what it changed
+/// before it is acknowledged; a finger's moves stay on this node (they change only what this
+/// node's screens draw) until the input that ends them.
+async fn apply(
+    phone: &PhoneDir,
+    checkouts: &Checkouts,
+    input: Input,
+    shown: (u32, u32),
+) -> OpResult<()> {
     let act = match input {
         Input::Touch {
             action,
@@ -226,10 +275,23 @@ async fn apply(phone: &PhoneDir, input: Input, shown: (u32, u32)) -> OpResult<()
         // Every frame of a PNG stream is a key frame.
         Input::KeyFrame => return Ok(()),
     };
-    phone.input(act, Some(shown)).await.map_err(|e| {
+    let failed = |e: String| {
         BackendError::new(
             TaskErrorCode::InternalError,
             format!("simulated screen: {e}"),
         )
-    })
+    };
+    let held = if checkouts.shared() && act.settles() {
+        Some(checkouts.take().await.map_err(failed)?)
+    } else {
+        None
+    };
+    phone
+        .input(act, Some(shown))
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    match held {
+        Some(held) => held.published().await.map_err(failed),
+        None => Ok(()),
+    }
 }

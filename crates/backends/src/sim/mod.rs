@@ -102,6 +102,12 @@ impl SimBackend {
         Ok(held)
     }
 
+    /// The phone's checkouts for what outlives one call (gateway sessions, live screens).
+    fn checkouts(&self, id: &str, dir: PhoneDir) -> share::Checkouts {
+        let share = self.share.read().unwrap_or_else(|p| p.into_inner()).clone();
+        share::Checkouts::new(share, id, dir)
+    }
+
     /// Runs `op` holding the phone's checkout, and publishes what it changed before its
     /// result is reported (also when it failed part way: what it wrote stays written).
     async fn changing<T>(
@@ -741,8 +747,7 @@ impl Backend for SimBackend {
     async fn adb_route(&self, phone: &InstanceRef) -> OpResult<AdbRoute> {
         self.reading(&phone.id, async {
             let dir = self.existing(phone).await?;
-            let share = self.share.read().unwrap_or_else(|p| p.into_inner()).clone();
-            let checkouts = share::Checkouts::new(share, &phone.id, dir.clone());
+            let checkouts = self.checkouts(&phone.id, dir.clone());
             let (banner, device) = fs(adbd::SimAdbd::for_phone(dir, checkouts).await)?;
             Ok(AdbRoute::Local { banner, device })
         })
@@ -761,7 +766,14 @@ impl Backend for SimBackend {
                 ));
             }
             let device = dir.device().await;
-            Ok(live_screen::open(dir, phone.name.clone(), device, opts))
+            let checkouts = self.checkouts(&phone.id, dir.clone());
+            Ok(live_screen::open(
+                dir,
+                phone.name.clone(),
+                device,
+                opts,
+                checkouts,
+            ))
         })
         .await
     }

@@ -34,6 +34,10 @@ pub trait SimShare: Send + Sync + 'static {
     async fn release(&self, id: &str);
     /// The phone is deleted: what is shared of it goes.
     async fn forget(&self, id: &str) -> io::Result<()>;
+    /// Brings `dir` up to what another node published since, if that can be done at once
+    /// (nobody holds the phone, or this node does); true when the files changed. Never waits:
+    /// a live screen calls it often to follow the phone.
+    async fn refresh(&self, id: &str, dir: &Path) -> io::Result<bool>;
 }
 
 /// Today's behaviour: the phone's directory is the phone.
@@ -53,6 +57,9 @@ impl SimShare for Local {
     async fn release(&self, _id: &str) {}
     async fn forget(&self, _id: &str) -> io::Result<()> {
         Ok(())
+    }
+    async fn refresh(&self, _id: &str, _dir: &Path) -> io::Result<bool> {
+        Ok(false)
     }
 }
 
@@ -104,11 +111,12 @@ impl Drop for Held {
     }
 }
 
-/// A phone's checkouts for the ADB gateway's services, which outlive the call that opened
-/// them (an `adb shell` may stay open for hours): each command, each line of an interactive
-/// shell and each sync request takes the checkout for its own length, and one that changes the
-/// phone publishes before it answers, so the other nodes see what `adb push` and `adb shell`
-/// did at once, and a task on another node never waits on an idle session.
+/// A phone's checkouts for what outlives the call that opened it, the ADB gateway's services
+/// (an `adb shell` may stay open for hours) and live screens: each command, each line of an
+/// interactive shell, each sync request and each settling input takes the checkout for its
+/// own length, and one that changes the phone publishes before it answers, so the other nodes
+/// see what `adb push`, `adb shell` and a tap did at once, and a task on another node never
+/// waits on an idle session.
 #[derive(Clone)]
 pub(crate) struct Checkouts {
     share: Arc<dyn SimShare>,
@@ -145,6 +153,23 @@ impl Checkouts {
                 .map_err(|e| format!("counting the phone's files: {e}"))?;
         }
         Ok(held)
+    }
+}
+
+impl Checkouts {
+    /// False when the phone's directory is the phone (one node, or a shared data dir).
+    pub(crate) fn shared(&self) -> bool {
+        self.share.shared()
+    }
+
+    /// Brings the phone up to what another node published, if that can be done at once;
+    /// true when it changed ([`SimShare::refresh`]).
+    pub(crate) async fn refresh(&self) -> io::Result<bool> {
+        let synced = self.share.refresh(&self.id, self.phone.dir()).await?;
+        if synced && self.phone.exists().await {
+            self.phone.rescan_storage().await?;
+        }
+        Ok(synced)
     }
 }
 

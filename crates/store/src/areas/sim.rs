@@ -51,6 +51,9 @@ area! {
             autocommit (|c| sim_release(c, id, node));
         /// Forgets phone `id` (deleted); its objects are the caller's to remove.
         fn sim_forget(&self, id: &str) -> bool = autocommit (|c| sim_forget(c, id));
+        /// The generation last published of phone `id` (`None`: no row yet), read without
+        /// taking the checkout: a live screen asks it often to know when to follow.
+        fn sim_generation(&self, id: &str) -> Option<i64> = read (|c| sim_generation(c, id));
     }
 }
 
@@ -128,4 +131,12 @@ async fn sim_release(c: &mut impl Conn, id: &str, node: &str) -> Result<bool> {
 async fn sim_forget(c: &mut impl Conn, id: &str) -> Result<bool> {
     let q = c.with("DELETE FROM sim_phones WHERE instance_id = ?", [v(id)]);
     Ok(c.execute(&q).await? == 1)
+}
+
+async fn sim_generation(c: &mut impl Conn, id: &str) -> Result<Option<i64>> {
+    let q = c.with(
+        "SELECT generation FROM sim_phones WHERE instance_id = ?",
+        [v(id)],
+    );
+    c.row(&q, |r| r.int("generation")).await
 }

@@ -48,6 +48,10 @@ pub async fn check_sim_checkouts(store: &dyn Store) {
             .is_some()
     );
 
+    // The generation is read without a checkout.
+    assert_eq!(store.sim_generation("acp-1").await.unwrap(), Some(0));
+    assert_eq!(store.sim_generation("acp-9").await.unwrap(), None);
+
     // Publish: fenced on the holder and the generation.
     assert!(
         !store
@@ -68,6 +72,7 @@ pub async fn check_sim_checkouts(store: &dyn Store) {
             .unwrap(),
         "a generation already superseded"
     );
+    assert_eq!(store.sim_generation("acp-1").await.unwrap(), Some(1));
 
     // Expiry: n2 takes over and sees what n1 published.
     assert_eq!(
