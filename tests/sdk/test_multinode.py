@@ -361,6 +361,13 @@ def test_adb_sessions_on_shared_simulated_phones_reach_the_other_node(workdir, t
         pulled = tmp_path / "b.txt"
         assert user.run("-s", via_a, "pull", "/sdcard/Documents/b.txt", str(pulled)).returncode == 0
         assert pulled.read_text() == "pushed-through-b\n"
+        # A file larger than one request's blob goes up in parts and comes down in chunks.
+        big = tmp_path / "big.bin"
+        big.write_bytes(os.urandom(12 << 20))
+        assert user.run("-s", via_a, "push", str(big), "/sdcard/Download/big.bin").returncode == 0
+        back = tmp_path / "big-back.bin"
+        assert user.run("-s", via_b, "pull", "/sdcard/Download/big.bin", str(back)).returncode == 0
+        assert back.read_bytes() == big.read_bytes()
         for client in (ca, cb):
             assert shell(client, p, "cat /sdcard/Documents/b.txt /sdcard/Download/pushed.txt; ls /sdcard/Documents") \
                 == "pushed-through-b\npushed-through-a\nb.txt\n"
@@ -371,16 +378,17 @@ def test_adb_sessions_on_shared_simulated_phones_reach_the_other_node(workdir, t
 
 
 def test_a_live_screen_on_one_node_follows_input_made_through_another(workdir):
-    """`--sim-state shared` and live screens: text typed through a viewer on node A is
-    published before it is acknowledged; a viewer of the same phone on node B soon gets frames
-    that say they show it, and B's tasks read it back."""
+    """Shared simulated phones (the default on PostgreSQL with an s3:// store, no flag given)
+    and live screens: text typed through a viewer on node A is published before it is
+    acknowledged; a viewer of the same phone on node B soon gets frames that say they show it,
+    and B's tasks read it back."""
     from test_streams import Viewer, ticket
     database = fresh_database()
     objects = s3_object_store(s3_bucket())
 
     def sim_node(name):
         return Server(workdir / name, sim_delay_ms=20, database=database, object_store=objects, key=KEY,
-                      extra_args=["--lease-ms", str(LEASE_MS), "--sim-state", "shared"])
+                      extra_args=["--lease-ms", str(LEASE_MS)])
 
     a, b = sim_node("screen-a"), sim_node("screen-b")
     viewers = []
@@ -447,6 +455,13 @@ def test_shared_simulated_phones_need_a_database_and_a_bucket(workdir):
             node.start()
         log = (workdir / f"{name}.log").read_text()
         assert "--sim-state shared" in log and "needs --database-url and an s3:// --object-store" in log, log
+    # With both, shared is the default, and `local` keeps the data dir.
+    objects = s3_object_store(s3_bucket())
+    for name, flags, shared in (("sim-default", [], True), ("sim-local", ["--sim-state", "local"], False)):
+        node = Server(workdir / name, database=fresh_database(), object_store=objects, extra_args=flags).start()
+        node.stop()
+        log = (workdir / f"{name}.log").read_text()
+        assert ("simulated phones are shared through the store" in log) == shared, log
 
 
 def test_database_outage_gives_503_and_recovers(workdir):

@@ -268,13 +268,18 @@ impl Application {
             )
             .await?,
         );
-        // Simulated phones without a shared file system (`--sim-state shared`, design §9):
-        // asked for, not the default yet, since what the ADB gateway and live screens change
-        // reaches the other nodes only with the phone's next task.
-        let sim_state = config.sim_state.unwrap_or(SimState::Local);
-        if sim_state == SimState::Shared
-            && !(store.shared() && matches!(config.object_store, Some(ObjectStoreUrl::S3(_))))
-        {
+        // Simulated phones without a shared file system (`--sim-state shared`, design §7):
+        // the default where nodes can share them so (a shared database and an s3:// store),
+        // since there nodes need share nothing else; `--sim-state local` keeps them in the data
+        // dir (one node, or nodes sharing the data dir).
+        let can_share =
+            store.shared() && matches!(config.object_store, Some(ObjectStoreUrl::S3(_)));
+        let sim_state = config.sim_state.unwrap_or(if can_share {
+            SimState::Shared
+        } else {
+            SimState::Local
+        });
+        if sim_state == SimState::Shared && !can_share {
             anyhow::bail!(
                 "--sim-state shared keeps simulated phones in the database and the object store: \
                  it needs --database-url and an s3:// --object-store"

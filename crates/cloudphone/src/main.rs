@@ -128,9 +128,9 @@ struct ServeArgs {
     /// database share it. Default: <data-dir>/objects.
     #[arg(long, env = "CLOUDPHONE_OBJECT_STORE")]
     object_store: Option<cloudphone::object_store_url::ObjectStoreUrl>,
-    /// Where simulated phones' files live: `local` (the data dir, the default) or `shared`
-    /// (the database and the object store, so nodes need no shared data dir; needs
-    /// --database-url and an s3:// object store).
+    /// Where simulated phones' files live: `shared` (the database and the object store, so
+    /// nodes need no shared data dir; needs --database-url and an s3:// object store, and is
+    /// the default with both) or `local` (the data dir; the default otherwise).
     #[arg(long, value_enum, env = "CLOUDPHONE_SIM_STATE")]
     sim_state: Option<cloudphone::config::SimState>,
     /// Append every simulated execution (task, attempt, instance, type, outcome) to

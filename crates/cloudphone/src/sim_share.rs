@@ -23,9 +23,10 @@ use async_trait::async_trait;
 use cloudphone_backends::sim::share::SimShare;
 use cloudphone_store::{SimPublish, Store};
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::warn;
 
 /// How long a checkout lasts unless renewed: how long a dead node blocks its phones.
@@ -35,6 +36,11 @@ const RENEW_EVERY: Duration = Duration::from_millis(1_500);
 /// How often a phone held by another node is asked for again, and for how long.
 const POLL: Duration = Duration::from_millis(100);
 const WAIT: Duration = Duration::from_secs(60);
+
+/// A blob this size or smaller is put in one request; a larger one is streamed in parts of
+/// `PART_BYTES` (S3's smallest part), one in flight, so a publish holds about two parts.
+const WHOLE_BLOB_BYTES: u64 = 8 << 20;
+const PART_BYTES: usize = 5 << 20;
 
 const CACHE_FILE: &str = ".sim-cache.json";
 const DOCS: [&str; 3] = ["props.json", "state.json", "live.json"];
@@ -135,6 +141,78 @@ impl StoreShare {
         serde_json::from_slice(&bytes).map_err(io::Error::other)
     }
 
+    /// Puts the file at `local` (`size` bytes when hashed) as the blob `key`: at once when
+    /// small, if no such blob is there yet (blobs are named by their content); streamed in
+    /// parts when large, so that memory stays bounded whatever a phone holds.
+    async fn upload(&self, key: &Key, local: &Path, size: u64) -> io::Result<()> {
+        if size <= WHOLE_BLOB_BYTES {
+            let bytes = tokio::fs::read(local).await?;
+            let put = self
+                .objects
+                .put_opts(
+                    key,
+                    PutPayload::from(bytes),
+                    PutOptions::from(PutMode::Create),
+                )
+                .await;
+            return match put {
+                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(io::Error::other(e)),
+            };
+        }
+        let mut file = tokio::fs::File::open(local).await?;
+        let upload = self
+            .objects
+            .put_multipart(key)
+            .await
+            .map_err(io::Error::other)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut buf = vec![0u8; 64 * 1024];
+        let copied = async {
+            loop {
+                let n = file.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok::<(), io::Error>(());
+                }
+                writer
+                    .wait_for_capacity(1)
+                    .await
+                    .map_err(io::Error::other)?;
+                writer.write(&buf[..n]);
+            }
+        }
+        .await;
+        if let Err(e) = copied {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+        writer.finish().await.map_err(io::Error::other)?;
+        Ok(())
+    }
+
+    /// Writes the blob `key` to the file `local`, a chunk at a time.
+    async fn download(&self, key: &Key, local: &Path) -> io::Result<()> {
+        use futures::StreamExt;
+        let mut chunks = self
+            .objects
+            .get(key)
+            .await
+            .map_err(io::Error::other)?
+            .into_stream();
+        let mut file = tokio::fs::File::create(local).await?;
+        let written = async {
+            while let Some(chunk) = chunks.next().await {
+                file.write_all(&chunk.map_err(io::Error::other)?).await?;
+            }
+            file.flush().await
+        }
+        .await;
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(local).await;
+        }
+        written
+    }
+
     /// Brings `dir` up to the generation `checkout` holds, unless it is there; true when the
     /// files changed.
     async fn bring_up(
@@ -202,16 +280,8 @@ impl StoreShare {
             }
             let target = data.join(path);
             remove_any_dir(&target).await?;
-            let bytes = self
-                .objects
-                .get(&blob_key(id, &file.sha256))
-                .await
-                .map_err(io::Error::other)?
-                .bytes()
-                .await
-                .map_err(io::Error::other)?;
             let tmp = cloudphone_backends::sim::phone::temp_sibling(&target);
-            tokio::fs::write(&tmp, &bytes).await?;
+            self.download(&blob_key(id, &file.sha256), &tmp).await?;
             tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file.mode)).await?;
             tokio::fs::rename(&tmp, &target).await?;
         }
@@ -343,19 +413,12 @@ impl SimShare for StoreShare {
             if known.contains(&file.sha256) || !uploaded.insert(file.sha256.clone()) {
                 continue;
             }
-            let bytes = tokio::fs::read(dir.join(DATA).join(path)).await?;
-            let put = self
-                .objects
-                .put_opts(
-                    &blob_key(id, &file.sha256),
-                    PutPayload::from(bytes),
-                    PutOptions::from(PutMode::Create),
-                )
-                .await;
-            match put {
-                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
-                Err(e) => return Err(io::Error::other(e)),
-            }
+            self.upload(
+                &blob_key(id, &file.sha256),
+                &dir.join(DATA).join(path),
+                file.size,
+            )
+            .await?;
         }
         let generation = cache.generation + 1;
         let key = format!("sim/{id}/m/{generation}.json");
