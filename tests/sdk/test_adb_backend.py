@@ -8,6 +8,7 @@ server with `adb connect`, as a phone on Wi-Fi would be."""
 
 import json
 import os
+import time
 import uuid
 
 import pytest
@@ -30,26 +31,9 @@ def lab(workdir, phone_image, adb_server):
     """Two test devices on TCP ports, and a server whose backends file makes the ADB server's
     devices the group `lab`."""
     prefix = f"cpd{uuid.uuid4().hex[:8]}-"
-    ports = [free_port(), free_port()]
-    devices = []
-    for n, port in enumerate(ports):
-        name = f"{prefix}dev{n}"
-        docker("run", "-d", "--name", name, "--network", "host", "-e", f"ADBD_PORT={port}",
-               "-v", f"{name}-data:/data", phone_image)
-        devices.append({"container": name, "serial": f"127.0.0.1:{port}"})
+    devices = [new_device(phone_image, f"{prefix}dev{n}") for n in range(2)]
     config = workdir / "adb-backends.toml"
-    config.write_text(f"""
-[adb]
-port = {adb_server}
-boot_timeout_secs = 30
-discover_interval_ms = 300
-
-[[adb.groups]]
-name = "lab"
-image_id = "{IMAGE}"
-image_name = "Lab devices"
-connect = [{", ".join(f'"{d["serial"]}"' for d in devices)}]
-""")
+    config.write_text(adb_group_toml(adb_server, "lab", IMAGE, devices) + 'image_name = "Lab devices"\n')
     server = Server(workdir / "adb", sim_delay_ms=None,
                     extra_args=["--backends", str(config), "--watch-interval-ms", "300"]).start()
     client = server.client()
@@ -59,8 +43,37 @@ connect = [{", ".join(f'"{d["serial"]}"' for d in devices)}]
     finally:
         server.stop()
         for d in devices:
-            docker("rm", "-f", d["container"], check=False)
-            docker("volume", "rm", "-f", f"{d['container']}-data", check=False)
+            remove_device(d)
+
+
+def new_device(phone_image, name):
+    """A test phone container on the host's network, its adbd on a free TCP port: a device
+    on Wi-Fi, as an ADB server sees it."""
+    port = free_port()
+    docker("run", "-d", "--name", name, "--network", "host", "-e", f"ADBD_PORT={port}",
+           "-v", f"{name}-data:/data", phone_image)
+    return {"container": name, "serial": f"127.0.0.1:{port}"}
+
+
+def remove_device(device):
+    docker("rm", "-f", device["container"], check=False)
+    docker("volume", "rm", "-f", f"{device['container']}-data", check=False)
+
+
+def adb_group_toml(adb_server, group, image, devices):
+    """A backends file whose one ADB group `group` is the devices of the ADB server on port
+    `adb_server`, those on TCP connected."""
+    return f"""
+[adb]
+port = {adb_server}
+boot_timeout_secs = 30
+discover_interval_ms = 300
+
+[[adb.groups]]
+name = "{group}"
+image_id = "{image}"
+connect = [{", ".join(f'"{d["serial"]}"' for d in devices)}]
+"""
 
 
 def lab_group(client):
@@ -184,21 +197,10 @@ def test_two_nodes_over_postgresql_share_a_group_and_one_takes_over_its_devices(
 
 def two_nodes_share_a_group(workdir, phone_image, adb_server):
     import conftest
-    name, port = f"cpd{uuid.uuid4().hex[:8]}-pair", free_port()
-    docker("run", "-d", "--name", name, "--network", "host", "-e", f"ADBD_PORT={port}",
-           "-v", f"{name}-data:/data", phone_image)
+    device = new_device(phone_image, f"cpd{uuid.uuid4().hex[:8]}-pair")
+    name = device["container"]
     config = workdir / "adb-pair.toml"
-    config.write_text(f"""
-[adb]
-port = {adb_server}
-boot_timeout_secs = 30
-discover_interval_ms = 300
-
-[[adb.groups]]
-name = "pair"
-image_id = "imgc-adbpair"
-connect = ["127.0.0.1:{port}"]
-""")
+    config.write_text(adb_group_toml(adb_server, "pair", "imgc-adbpair", [device]))
     database = conftest.fresh_database()
     args = ["--backends", str(config), "--watch-interval-ms", "300", "--host-lease-ms", "1500"]
     a = Server(workdir / "adb-pair-a", sim_delay_ms=None, database=database, extra_args=args).start()
@@ -224,10 +226,14 @@ connect = ["127.0.0.1:{port}"]
         # The holder dies: b takes the lease over and watches the device: it leaves, UNAVAILABLE;
         # it returns, RUNNING (b connects it again).
         a.kill()
+        killed = time.time()
         wait_for(lambda: lease()[0] not in ("", node_a), timeout=15, what="b holding the group's lease")
+        print(f"\nthe group's lease taken over {time.time() - killed:.1f} s after the kill (lease 1.5 s)")
         assert int(lease()[1]) > int(epoch)
         docker("stop", "-t", "0", name)
+        stopped = time.time()
         wait_for(lambda: status(cb, p) == "UNAVAILABLE", timeout=15, what="the device UNAVAILABLE")
+        print(f"the device UNAVAILABLE {time.time() - stopped:.1f} s after it stopped")
         docker("start", name)
         wait_for(lambda: status(cb, p) == "RUNNING", timeout=60, what="the device RUNNING again")
         assert sh(cb, p, "echo back") == ("back\n", 0)
@@ -235,5 +241,4 @@ connect = ["127.0.0.1:{port}"]
         a.stop()
         if b:
             b.stop()
-        docker("rm", "-f", name, check=False)
-        docker("volume", "rm", "-f", f"{name}-data", check=False)
+        remove_device(device)

@@ -81,6 +81,24 @@ def shell(client, phone, command):
     return json.loads(t.result)["Output"]
 
 
+def shared_sim_nodes(workdir, names, extra_args=lambda n: []):
+    """Nodes (not started) over one fresh database and bucket with data dirs apart: their
+    simulated phones are shared through the two (the default there). `extra_args(n)`: the
+    n-th node's own arguments."""
+    database = fresh_database()
+    objects = s3_object_store(s3_bucket())
+    return [Server(workdir / name, sim_delay_ms=20, database=database, object_store=objects, key=KEY,
+                   extra_args=["--lease-ms", str(LEASE_MS), *extra_args(n)])
+            for n, name in enumerate(names)]
+
+
+def running_phone(client):
+    """A new simulated phone, waited for until it is RUNNING."""
+    (p,) = create_fleet(client, 1)
+    wait_for(lambda: all_running(client, [p]), timeout=60, what="the phone RUNNING")
+    return p
+
+
 def ledger(data):
     """The sim's executions: (task id, attempt, pid) per line."""
     out = []
@@ -320,24 +338,16 @@ def test_adb_sessions_on_shared_simulated_phones_reach_the_other_node(workdir, t
     node's gateway, and its tasks, see it at once (both nodes up, data dirs apart)."""
     from conftest import free_port_range
     from test_adb_gateway import StockAdb, endpoint
-    database = fresh_database()
-    objects = s3_object_store(s3_bucket())
     low, high = free_port_range(4)
-
-    def sim_node(name, listen):
-        return Server(workdir / name, sim_delay_ms=20, database=database, object_store=objects, key=KEY,
-                      extra_args=["--lease-ms", str(LEASE_MS), "--sim-state", "shared",
-                                  "--adb-ports", f"{low}-{high}", "--adb-listen", listen])
-
     # Two loopback addresses: both nodes open the same port range, as behind a balancer.
-    a, b = sim_node("adbsim-a", "127.0.0.1"), sim_node("adbsim-b", "127.0.0.2")
+    a, b = shared_sim_nodes(workdir, ["adbsim-a", "adbsim-b"], lambda n: [
+        "--adb-ports", f"{low}-{high}", "--adb-listen", f"127.0.0.{n + 1}"])
     user = StockAdb()
     try:
         a.start()
         b.start()
         ca, cb = a.client(), b.client()
-        (p,) = create_fleet(ca, 1)
-        wait_for(lambda: all_running(ca, [p]), timeout=60, what="the phone RUNNING")
+        p = running_phone(ca)
         port = endpoint(ca, p).rsplit(":", 1)[1]
         via_a, via_b = f"127.0.0.1:{port}", f"127.0.0.2:{port}"
         for serial in (via_a, via_b):
@@ -383,21 +393,13 @@ def test_a_live_screen_on_one_node_follows_input_made_through_another(workdir):
     acknowledged; a viewer of the same phone on node B soon gets frames that say they show it,
     and B's tasks read it back."""
     from test_streams import Viewer, ticket
-    database = fresh_database()
-    objects = s3_object_store(s3_bucket())
-
-    def sim_node(name):
-        return Server(workdir / name, sim_delay_ms=20, database=database, object_store=objects, key=KEY,
-                      extra_args=["--lease-ms", str(LEASE_MS)])
-
-    a, b = sim_node("screen-a"), sim_node("screen-b")
+    a, b = shared_sim_nodes(workdir, ["screen-a", "screen-b"])
     viewers = []
     try:
         a.start()
         b.start()
         ca, cb = a.client(), b.client()
-        (p,) = create_fleet(ca, 1)
-        wait_for(lambda: all_running(ca, [p]), timeout=60, what="the phone RUNNING")
+        p = running_phone(ca)
         on_a = Viewer(a, p, ticket(ca, p))
         viewers.append(on_a)
         hello_a = on_a.text_of("hello")
@@ -406,13 +408,15 @@ def test_a_live_screen_on_one_node_follows_input_made_through_another(workdir):
         assert (hello_a["role"], on_b.text_of("hello")["role"]) == ("control", "view")
         on_a.send(t="text", seq=1, text="typed-on-a")
         assert on_a.text_of("ack") == {"t": "ack", "seq": 1, "ok": True}
-        deadline = time.time() + 10
+        acked = time.time()
+        deadline = acked + 10
         while True:
             assert time.time() < deadline, "no frame on B showed the input made on A"
             got = on_b.next()
             assert got[0] != "close", got
             if got[0] == "frame" and (got[1][6], got[1][7]) == (hello_a["tag"], 1):
                 break
+        print(f"\na frame on node B showed node A's input {time.time() - acked:.2f} s after A acknowledged it")
         out = shell(cb, p, "dumpsys input")
         assert "  text typed-on-a" in out.splitlines(), out
     finally:
