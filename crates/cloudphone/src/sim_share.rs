@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -79,8 +80,29 @@ struct Cache {
 /// This node's use of one phone.
 #[derive(Default)]
 struct Phone {
-    /// Orders this node's syncs and publishes of the phone; the count of its users.
-    users: tokio::sync::Mutex<usize>,
+    /// Orders this node's syncs, publishes and releases of the phone.
+    order: tokio::sync::Mutex<()>,
+    /// This node's users of the phone's checkout. Read by the renewer without `order`, so a
+    /// long transfer (which holds `order`) never stops the checkout's renewal.
+    users: AtomicUsize,
+    /// A renewer runs for the phone.
+    renewing: AtomicBool,
+}
+
+/// One user counted on a phone; the count is undone when this drops unless it was kept, so an
+/// acquire cancelled or failed half-way (an ADB client gone while its phone synced) leaves no
+/// user behind to keep the phone checked out for ever.
+struct Counted {
+    phone: Arc<Phone>,
+    kept: bool,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.phone.users.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 pub struct StoreShare {
@@ -109,15 +131,34 @@ impl StoreShare {
             .clone()
     }
 
-    /// Keeps the checkout of `id` alive while this node has users of it.
+    /// Counts one user of `phone` (whose checkout this node holds), and starts its renewer
+    /// unless one runs.
+    fn count(&self, id: &str, phone: &Arc<Phone>) -> Counted {
+        phone.users.fetch_add(1, Ordering::SeqCst);
+        if !phone.renewing.swap(true, Ordering::SeqCst) {
+            self.renew(id, phone.clone());
+        }
+        Counted {
+            phone: phone.clone(),
+            kept: false,
+        }
+    }
+
+    /// Keeps the checkout of `id` alive while this node has users of it; one a phone.
     fn renew(&self, id: &str, phone: Arc<Phone>) {
         let (store, node, id) = (self.store.clone(), self.node.clone(), id.to_string());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(RENEW_EVERY).await;
-                let users = phone.users.lock().await;
-                if *users == 0 {
-                    return;
+                if phone.users.load(Ordering::SeqCst) == 0 {
+                    phone.renewing.store(false, Ordering::SeqCst);
+                    // A user counted since the look above either saw the flag still up (and
+                    // started nothing: this renewer goes on) or started a renewer of its own.
+                    if phone.users.load(Ordering::SeqCst) == 0
+                        || phone.renewing.swap(true, Ordering::SeqCst)
+                    {
+                        return;
+                    }
                 }
                 let now = cloudphone_core::time::now_ms();
                 match store.sim_renew(&id, &node, now, TTL_MS).await {
@@ -141,12 +182,24 @@ impl StoreShare {
         serde_json::from_slice(&bytes).map_err(io::Error::other)
     }
 
-    /// Puts the file at `local` (`size` bytes when hashed) as the blob `key`: at once when
-    /// small, if no such blob is there yet (blobs are named by their content); streamed in
-    /// parts when large, so that memory stays bounded whatever a phone holds.
-    async fn upload(&self, key: &Key, local: &Path, size: u64) -> io::Result<()> {
+    /// Puts the file at `local` (`size` bytes, of SHA-256 `sha`, when the walk hashed it) as
+    /// its blob: at once when small, if no such blob is there yet (blobs are named by their
+    /// content); streamed in parts when large, so that memory stays bounded whatever a phone
+    /// holds. The bytes sent are hashed again: a file changed since the walk (by another user
+    /// of this node) fails the publish rather than store a blob under another content's name.
+    async fn upload(&self, id: &str, sha: &str, local: &Path, size: u64) -> io::Result<()> {
+        let key = &blob_key(id, sha);
+        let changed = || {
+            io::Error::other(format!(
+                "{} changed while it was published",
+                local.display()
+            ))
+        };
         if size <= WHOLE_BLOB_BYTES {
             let bytes = tokio::fs::read(local).await?;
+            if hex::encode(Sha256::digest(&bytes)) != sha {
+                return Err(changed());
+            }
             let put = self
                 .objects
                 .put_opts(
@@ -168,12 +221,18 @@ impl StoreShare {
             .map_err(io::Error::other)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
         let mut buf = vec![0u8; 64 * 1024];
+        let mut hasher = Sha256::new();
         let copied = async {
             loop {
                 let n = file.read(&mut buf).await?;
                 if n == 0 {
-                    return Ok::<(), io::Error>(());
+                    return if hex::encode(hasher.finalize_reset()) == sha {
+                        Ok::<(), io::Error>(())
+                    } else {
+                        Err(changed())
+                    };
                 }
+                hasher.update(&buf[..n]);
                 writer
                     .wait_for_capacity(1)
                     .await
@@ -321,7 +380,7 @@ impl SimShare for StoreShare {
 
     async fn acquire(&self, id: &str, dir: &Path) -> io::Result<bool> {
         let phone = self.phone(id);
-        let mut users = phone.users.lock().await;
+        let _order = phone.order.lock().await;
         let started = Instant::now();
         let checkout = loop {
             let now = cloudphone_core::time::now_ms();
@@ -341,25 +400,20 @@ impl SimShare for StoreShare {
             }
             tokio::time::sleep(POLL).await;
         };
-        if *users == 0 {
-            self.renew(id, phone.clone());
-        }
-        *users += 1;
-        let synced = self.bring_up(id, dir, &checkout).await;
-        if synced.is_err() {
-            *users -= 1;
-        }
-        synced
+        let mut counted = self.count(id, &phone);
+        let synced = self.bring_up(id, dir, &checkout).await?;
+        counted.kept = true;
+        Ok(synced)
     }
 
     async fn refresh(&self, id: &str, dir: &Path) -> io::Result<bool> {
         let phone = self.phone(id);
         // A user of this node waiting for the phone, or holding it: nothing to follow (this
         // node's copy is the phone while it holds it), and never a wait here.
-        let Ok(users) = phone.users.try_lock() else {
+        let Ok(_order) = phone.order.try_lock() else {
             return Ok(false);
         };
-        if *users > 0 {
+        if phone.users.load(Ordering::SeqCst) > 0 {
             return Ok(false);
         }
         let published = self
@@ -380,8 +434,13 @@ impl SimShare for StoreShare {
         else {
             return Ok(false);
         };
+        // Renewed while it syncs, however long that takes.
+        let counted = self.count(id, &phone);
         let synced = self.bring_up(id, dir, &checkout).await;
-        if let Err(e) = self.store.sim_release(id, &self.node).await {
+        drop(counted);
+        if phone.users.load(Ordering::SeqCst) == 0
+            && let Err(e) = self.store.sim_release(id, &self.node).await
+        {
             warn!(instance = %id, error = %e, "releasing a simulated phone");
         }
         synced
@@ -389,7 +448,7 @@ impl SimShare for StoreShare {
 
     async fn publish(&self, id: &str, dir: &Path) -> io::Result<()> {
         let phone = self.phone(id);
-        let _users = phone.users.lock().await;
+        let _order = phone.order.lock().await;
         let exists = tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir());
         if !exists {
             return Ok(());
@@ -413,15 +472,18 @@ impl SimShare for StoreShare {
             if known.contains(&file.sha256) || !uploaded.insert(file.sha256.clone()) {
                 continue;
             }
-            self.upload(
-                &blob_key(id, &file.sha256),
-                &dir.join(DATA).join(path),
-                file.size,
-            )
-            .await?;
+            self.upload(id, &file.sha256, &dir.join(DATA).join(path), file.size)
+                .await?;
         }
         let generation = cache.generation + 1;
-        let key = format!("sim/{id}/m/{generation}.json");
+        // Unique, not just the generation's: a node whose checkout lapsed during its upload must
+        // not overwrite the manifest of the node that took the phone and published the same
+        // generation (and then delete it).
+        let key = format!(
+            "sim/{id}/m/{generation}-{}-{}.json",
+            self.node,
+            cloudphone_core::ids::secret(8)
+        );
         let body = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
         self.objects
             .put(&Key::from(key.as_str()), PutPayload::from(body))
@@ -485,9 +547,16 @@ impl SimShare for StoreShare {
 
     async fn release(&self, id: &str) {
         let phone = self.phone(id);
-        let mut users = phone.users.lock().await;
-        *users = users.saturating_sub(1);
-        if *users == 0
+        // Under `order`: an acquire of this node between the count reaching 0 and the row's
+        // release would think it holds a phone another node may take.
+        let _order = phone.order.lock().await;
+        let before = phone
+            .users
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(1))
+            })
+            .unwrap_or(0);
+        if before <= 1
             && let Err(e) = self.store.sim_release(id, &self.node).await
         {
             warn!(instance = %id, error = %e, "releasing a simulated phone");

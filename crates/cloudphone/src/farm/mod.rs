@@ -213,13 +213,10 @@ impl Farm {
                 self.watch(name, *epoch, false).await;
             }
         }
-        let live = match self.store.live_nodes(now, ttl).await {
-            Ok(nodes) => nodes.len().max(1),
-            Err(_) => 1,
-        };
-        let share = self.hosts.len().div_ceil(live);
+        let nodes = self.store.live_nodes(now, ttl).await.unwrap_or_default();
+        let share = self.hosts.len().div_ceil(nodes.len().max(1));
         if self.watched.len() > share {
-            self.hand_over_one().await;
+            self.hand_over_one(&nodes, share).await;
             return;
         }
         let names: Vec<String> = self.hosts.iter().map(|h| h.name.clone()).collect();
@@ -248,11 +245,35 @@ impl Farm {
         }
     }
 
-    /// Gives up one host (the last by name) for a node below its share to take: a node that
-    /// joined a running farm gets its share within a few rounds, one host a round, so each
-    /// move is a lease expiry-free handover (the host is released, not left to expire).
-    async fn hand_over_one(&mut self) {
-        let Some(name) = self.watched.keys().max().cloned() else {
+    /// Gives up one host for a node below its share to take: a node that joined a running
+    /// farm gets its share within a few rounds, one host a round, handed over rather than left
+    /// to expire. Only a host that such a node lists in its own file: nodes' files may differ,
+    /// and a host nobody else lists is kept rather than left unwatched.
+    async fn hand_over_one(&mut self, nodes: &[cloudphone_store::NodeRow], share: usize) {
+        let Ok(hosts) = self.store.list_hosts().await else {
+            return;
+        };
+        let holds = |node: &str| {
+            hosts
+                .iter()
+                .filter(|h| h.owner_node.as_deref() == Some(node))
+                .count()
+        };
+        let takers: Vec<&cloudphone_store::NodeRow> = nodes
+            .iter()
+            .filter(|n| n.id != self.node.id && holds(&n.id) < share)
+            .collect();
+        let Some(name) = self
+            .watched
+            .keys()
+            .filter(|name| {
+                takers
+                    .iter()
+                    .any(|n| n.hosts.iter().any(|(h, _)| h == *name))
+            })
+            .max()
+            .cloned()
+        else {
             return;
         };
         let (epoch, stop) = self.watched[&name].clone();
