@@ -26,6 +26,6 @@ pub use engine::{Engine, EngineConfig};
 pub use services::Services;
 pub use shares::default_account_slots;
 pub use stops::Stops;
-pub use sweeper::{Sweeper, SweeperConfig};
+pub use sweeper::{PURGE_BATCH, Sweeper, SweeperConfig};
 pub use watcher::{Watcher, WatcherConfig};
 pub use webhooks::{WebhookConfig, WebhookSender, signature as webhook_signature};

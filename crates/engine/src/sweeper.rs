@@ -14,6 +14,12 @@ use tracing::{error, info, warn};
 pub const CLIENT_TOKEN_MS: i64 = 24 * 3600 * 1000;
 /// How long the watch stream's event log keeps an event, in milliseconds.
 pub const EVENT_LOG_MS: i64 = 24 * 3600 * 1000;
+/// Tasks past retention deleted in one transaction.
+pub const PURGE_BATCH: u64 = 1_000;
+/// Batches of old tasks a sweep round deletes at most.
+const PURGE_BATCHES: usize = 50;
+/// The pause between two batches, in which the engine's writes go.
+const PURGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 #[derive(Clone, Debug)]
 pub struct SweeperConfig {
@@ -93,12 +99,34 @@ impl Sweeper {
             error!(error = %e, "purging client tokens failed");
         }
         let before = now - self.config.task_retention.as_millis() as i64;
-        match self.store.purge_tasks(before).await {
-            Ok(0) => {}
-            Ok(n) => info!(purged = n, "old tasks removed"),
-            Err(e) => error!(error = %e, "purging old tasks failed"),
+        let purged = self.purge_tasks(before).await;
+        if purged > 0 {
+            info!(purged, "old tasks removed");
         }
         swept
+    }
+
+    /// Deletes the tasks past retention in batches of [`PURGE_BATCH`], a pause between two, at
+    /// most [`PURGE_BATCHES`] a round (the next round goes on): the engine's writes pass
+    /// between the batches. Returns how many went.
+    async fn purge_tasks(&self, before: i64) -> u64 {
+        let mut purged = 0;
+        for _ in 0..PURGE_BATCHES {
+            match self.store.purge_tasks(before, PURGE_BATCH).await {
+                Ok(n) => {
+                    purged += n;
+                    if n < PURGE_BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    error!(error = %e, "purging old tasks failed");
+                    break;
+                }
+            }
+            tokio::time::sleep(PURGE_PAUSE).await;
+        }
+        purged
     }
 
     pub async fn run(self, shutdown: CancellationToken) {

@@ -250,6 +250,58 @@ async fn runs_every_task_once_in_order() {
     running.await.unwrap();
 }
 
+/// Tasks past retention go in batches (design §5), and one sweep round goes on past a full
+/// batch: 1,220 tasks, more than one batch, all gone after one round.
+#[tokio::test]
+async fn tasks_past_retention_go_in_batches_all_in_one_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let backend = Arc::new(ScriptedBackend {
+        calls: AtomicUsize::new(0),
+        slow_calls: 0,
+        slow: Duration::ZERO,
+    });
+    let (_, batches) = fleet_and_batches(store.as_ref(), 60, 20).await;
+    let shutdown = CancellationToken::new();
+    let engine = Engine::new(
+        store.clone(),
+        backend.clone(),
+        services(&store, &dir).await,
+        fast_engine(),
+    );
+    let running = tokio::spawn(engine.run(shutdown.clone()));
+    for b in &batches {
+        assert_eq!(
+            wait_terminal(store.as_ref(), b).await.status,
+            TaskStatus::Finished
+        );
+    }
+    shutdown.cancel();
+    running.await.unwrap();
+    assert!(60 * 20 + 20 > cloudphone_engine::PURGE_BATCH as usize);
+    let sweeper = Sweeper::new(
+        store.clone(),
+        SweeperConfig {
+            task_retention: Duration::ZERO,
+            ..SweeperConfig::default()
+        },
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    sweeper.sweep_once().await;
+    for b in &batches {
+        assert!(store.task("a", b).await.unwrap().is_none(), "{b} purged");
+    }
+    let left: i64 = store
+        .task_counts()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(left, 0, "every child purged too");
+}
+
 /// An account at its share starts its next task as soon as one of its own ends, not at the next
 /// poll: the slot and the share are given back after the completer's wake-up, so giving them
 /// back must wake the claim loop too.

@@ -37,8 +37,11 @@ area! {
         /// A task of any level, if it belongs to `account_id`.
         fn task(&self, account_id: &str, task_id: &str) -> Option<Task> =
             read (|c| task(c, account_id, task_id));
-        /// Deletes terminal tasks that finished before `before_ms`; returns how many.
-        fn purge_tasks(&self, before_ms: i64) -> u64 = autocommit (|c| purge_tasks(c, before_ms));
+        /// Deletes at most `limit` terminal tasks that finished before `before_ms`, the oldest
+        /// first; returns how many. The caller deletes in small batches, so that a retention
+        /// window passing over many tasks at once never holds the writer long.
+        fn purge_tasks(&self, before_ms: i64, limit: u64) -> u64 =
+            autocommit (|c| purge_tasks(c, before_ms, limit));
         /// CancelTasks: every id must be a batch or instance task of `account_id`, else
         /// nothing is written and [`CancelOutcome::unknown`] names the others. A batch stands
         /// for all its children. A Waiting child becomes Skipped with `Cancelled` at once; a
@@ -278,13 +281,15 @@ async fn task(c: &mut impl Conn, account_id: &str, task_id: &str) -> Result<Opti
 
 /// A batch is deleted only once none of its children is unfinished (which its own terminal
 /// status already implies; checked all the same).
-async fn purge_tasks(c: &mut impl Conn, before_ms: i64) -> Result<u64> {
+async fn purge_tasks(c: &mut impl Conn, before_ms: i64, limit: u64) -> Result<u64> {
+    // Through `tasks_finished` (finish_ms), oldest first.
     let q = c.with(
-        "DELETE FROM tasks WHERE finish_ms < ? \
-         AND status IN ('Finished', 'PartFinished', 'Failed', 'Skipped') \
-         AND NOT (level = 1 AND EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = tasks.id \
-                  AND c.status IN ('Waiting', 'Processing')))",
-        [v(before_ms)],
+        "DELETE FROM tasks WHERE id IN (SELECT t.id FROM tasks t WHERE t.finish_ms < ? \
+         AND t.status IN ('Finished', 'PartFinished', 'Failed', 'Skipped') \
+         AND NOT (t.level = 1 AND EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = t.id \
+                  AND c.status IN ('Waiting', 'Processing'))) \
+         ORDER BY t.finish_ms LIMIT ?)",
+        [v(before_ms), v(i64::try_from(limit).unwrap_or(i64::MAX))],
     );
     c.execute(&q).await
 }

@@ -732,7 +732,7 @@ pub(crate) async fn check_broad_totals_follow_transitions(store: &dyn Store) {
         store.complete_many(&items).await.unwrap();
         check().await;
     }
-    store.purge_tasks(i64::MAX).await.unwrap();
+    store.purge_tasks(i64::MAX, u64::MAX).await.unwrap();
     check().await;
 }
 
@@ -798,7 +798,25 @@ pub(crate) async fn check_purge(store: &dyn Store) {
 
     // Before 1_800: the children finished at 1_400..1_500 and the batches t-run, t-run2 (1_400,
     // 1_450); t-old (2_000) and the unfinished t-mixed stay.
-    assert_eq!(store.purge_tasks(1_800).await.unwrap(), 6);
+    // In batches, the oldest first: t-run and its child (both finished at 1_400) go first.
+    assert_eq!(store.purge_tasks(1_800, 2).await.unwrap(), 2);
+    assert!(
+        store
+            .task(A, &child("t-run", "i1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.task(A, "t-run").await.unwrap().is_none());
+    assert!(store.task(A, "t-run2").await.unwrap().is_some());
+    assert!(
+        store
+            .task(A, &child("t-old", "i1"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.purge_tasks(1_800, 1_000).await.unwrap(), 4);
     for gone in [
         child("t-old", "i1"),
         child("t-run", "i1"),
@@ -820,14 +838,14 @@ pub(crate) async fn check_purge(store: &dyn Store) {
     ] {
         assert!(store.task(A, &kept).await.unwrap().is_some(), "{kept} kept");
     }
-    assert_eq!(store.purge_tasks(10_000).await.unwrap(), 2);
+    assert_eq!(store.purge_tasks(10_000, 1_000).await.unwrap(), 2);
     assert!(store.task(A, "t-old").await.unwrap().is_none());
     assert!(
         store.task(A, "t-mixed").await.unwrap().is_some(),
         "an unfinished batch stays"
     );
     assert!(store.task(A, "t-mixed-b").await.unwrap().is_some());
-    assert_eq!(store.purge_tasks(i64::MAX).await.unwrap(), 0);
+    assert_eq!(store.purge_tasks(i64::MAX, 1_000).await.unwrap(), 0);
     assert_eq!(listed(store, &filter(A)).await, ["t-mixed", "t-mixed-b"]);
 }
 
