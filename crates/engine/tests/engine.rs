@@ -210,22 +210,9 @@ fn fast_engine() -> EngineConfig {
 async fn runs_every_task_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
-    let backend = Arc::new(ScriptedBackend {
-        calls: AtomicUsize::new(0),
-        slow_calls: 0,
-        slow: Duration::ZERO,
-    });
     let (_, batches) = fleet_and_batches(store.as_ref(), 5, 3).await;
-    let shutdown = CancellationToken::new();
-    let engine = Engine::new(
-        store.clone(),
-        backend.clone(),
-        services(&store, &dir).await,
-        fast_engine(),
-    );
-    let running = tokio::spawn(engine.run(shutdown.clone()));
-    for b in &batches {
-        let t = wait_terminal(store.as_ref(), b).await;
+    let (backend, ended) = run_to_the_end(&store, &dir, &batches).await;
+    for t in ended {
         assert_eq!(t.status, TaskStatus::Finished);
         assert_eq!(t.counts.unwrap().finished, 5);
     }
@@ -246,8 +233,35 @@ async fn runs_every_task_once_in_order() {
     assert!(finish(&batches[0]).await <= finish(&batches[1]).await);
     assert!(finish(&batches[1]).await <= finish(&batches[2]).await);
     assert_eq!(backend.calls.load(Ordering::SeqCst), 15);
+}
+
+/// Runs an engine over a backend that does each task at once until every batch of `batches`
+/// ended; the backend (its calls counted) and the batches as they ended.
+async fn run_to_the_end(
+    store: &Arc<dyn Store>,
+    dir: &tempfile::TempDir,
+    batches: &[String],
+) -> (Arc<ScriptedBackend>, Vec<cloudphone_core::resources::Task>) {
+    let backend = Arc::new(ScriptedBackend {
+        calls: AtomicUsize::new(0),
+        slow_calls: 0,
+        slow: Duration::ZERO,
+    });
+    let shutdown = CancellationToken::new();
+    let engine = Engine::new(
+        store.clone(),
+        backend.clone(),
+        services(store, dir).await,
+        fast_engine(),
+    );
+    let running = tokio::spawn(engine.run(shutdown.clone()));
+    let mut ended = Vec::new();
+    for b in batches {
+        ended.push(wait_terminal(store.as_ref(), b).await);
+    }
     shutdown.cancel();
     running.await.unwrap();
+    (backend, ended)
 }
 
 /// Tasks past retention go in batches (design §5), and one sweep round goes on past a full
@@ -256,28 +270,9 @@ async fn runs_every_task_once_in_order() {
 async fn tasks_past_retention_go_in_batches_all_in_one_round() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
-    let backend = Arc::new(ScriptedBackend {
-        calls: AtomicUsize::new(0),
-        slow_calls: 0,
-        slow: Duration::ZERO,
-    });
     let (_, batches) = fleet_and_batches(store.as_ref(), 60, 20).await;
-    let shutdown = CancellationToken::new();
-    let engine = Engine::new(
-        store.clone(),
-        backend.clone(),
-        services(&store, &dir).await,
-        fast_engine(),
-    );
-    let running = tokio::spawn(engine.run(shutdown.clone()));
-    for b in &batches {
-        assert_eq!(
-            wait_terminal(store.as_ref(), b).await.status,
-            TaskStatus::Finished
-        );
-    }
-    shutdown.cancel();
-    running.await.unwrap();
+    let (_, finished) = run_to_the_end(&store, &dir, &batches).await;
+    assert!(finished.iter().all(|t| t.status == TaskStatus::Finished));
     assert!(60 * 20 + 20 > cloudphone_engine::PURGE_BATCH as usize);
     let sweeper = Sweeper::new(
         store.clone(),
