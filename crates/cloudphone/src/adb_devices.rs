@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use cloudphone_backends::AdbBackend;
 use cloudphone_backends::adb::Discovery;
-use cloudphone_engine::{Watcher, WatcherConfig};
+use cloudphone_engine::Watcher;
 use cloudphone_store::Store;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -70,14 +70,7 @@ impl AdbDevices {
         node: String,
         config: AdbDevicesConfig,
     ) -> AdbDevices {
-        let watcher = Watcher::new(
-            store.clone(),
-            adb.clone(),
-            WatcherConfig {
-                interval: config.watch,
-                images: Vec::new(),
-            },
-        );
+        let watcher = Watcher::new(store.clone(), adb.clone());
         let leases = Leases {
             leased: store.shared(),
             store,

@@ -202,7 +202,6 @@ impl Application {
                     adb: adb.clone(),
                     account_id: root_key::ROOT_ACCOUNT.into(),
                     region: config.region.clone(),
-                    interval: discover,
                 };
                 let pace = adb_devices::AdbDevicesConfig {
                     discover,

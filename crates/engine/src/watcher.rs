@@ -1,7 +1,7 @@
-//! The instance watcher: phones can die outside any task (a container killed from outside, a
-//! device unplugged). Every `interval` it asks the backends about the RUNNING instances of the
-//! images they can observe, and marks those found down UNAVAILABLE, unless a task moved the
-//! instance since it was read (the store's mark is conditional).
+//! The instance watcher: phones can die outside any task (a device unplugged). Asked for a set
+//! of images (the node's ADB groups it leases, `cloudphone::adb_devices`, at its pace), it asks
+//! the backend about their RUNNING instances and marks those found down UNAVAILABLE, unless a
+//! task moved the instance since it was read (the store's mark is conditional).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,23 +9,20 @@ use std::time::Duration;
 use cloudphone_core::InstanceStatus;
 use cloudphone_core::time::now_ms;
 use cloudphone_store::Store;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{Backend, InstanceRef, Liveness};
 
+/// How often the node's watcher looks (`--watch-interval-ms`).
 #[derive(Clone, Debug)]
 pub struct WatcherConfig {
     pub interval: Duration,
-    /// The images whose phones can die on their own (docker, adb); none: the watcher idles.
-    pub images: Vec<String>,
 }
 
 impl Default for WatcherConfig {
     fn default() -> Self {
         WatcherConfig {
             interval: Duration::from_secs(2),
-            images: Vec::new(),
         }
     }
 }
@@ -33,21 +30,11 @@ impl Default for WatcherConfig {
 pub struct Watcher {
     store: Arc<dyn Store>,
     backend: Arc<dyn Backend>,
-    config: WatcherConfig,
 }
 
 impl Watcher {
-    pub fn new(store: Arc<dyn Store>, backend: Arc<dyn Backend>, config: WatcherConfig) -> Watcher {
-        Watcher {
-            store,
-            backend,
-            config,
-        }
-    }
-
-    /// One look at every watched phone; returns how many were marked UNAVAILABLE.
-    pub async fn watch_once(&self) -> usize {
-        self.watch_images(&self.config.images).await
+    pub fn new(store: Arc<dyn Store>, backend: Arc<dyn Backend>) -> Watcher {
+        Watcher { store, backend }
     }
 
     /// One look at the RUNNING phones of `images` (a node watches the ADB groups whose lease it
@@ -93,20 +80,5 @@ impl Watcher {
             }
         }
         marked
-    }
-
-    pub async fn run(self, shutdown: CancellationToken) {
-        if self.config.images.is_empty() {
-            return;
-        }
-        let mut tick = tokio::time::interval(self.config.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            self.watch_once().await;
-        }
     }
 }

@@ -1,17 +1,15 @@
-//! Device discovery for the adb backend: every interval, the devices each configured ADB server
+//! Device discovery for the adb backend: at each look (the node paces it), the devices each configured ADB server
 //! sees are recorded as the instances of that server's group (owned by the root account), and a
 //! device that came back is RUNNING again. Devices that left are the watcher's: it marks them
 //! UNAVAILABLE. What is found goes to a [`DeviceSink`], which the node wires to its store: a
 //! backend never depends on the store.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use cloudphone_core::InstanceStatus;
 use cloudphone_core::resources::{Group, Instance};
 use cloudphone_core::time::now_ms;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{AdbBackend, AdbGroupConfig, Device};
@@ -46,16 +44,9 @@ pub struct Discovery {
     pub adb: Arc<AdbBackend>,
     pub account_id: String,
     pub region: String,
-    pub interval: Duration,
 }
 
 impl Discovery {
-    /// One look at every ADB server; returns how many instances were new.
-    pub async fn discover_once(&self) -> u64 {
-        let devices = self.adb.discover().await;
-        self.record(&devices).await
-    }
-
     /// Records the `devices` one look found; returns how many instances were new.
     pub async fn record(&self, devices: &[Device]) -> u64 {
         self.record_groups(devices, |_| true).await
@@ -169,18 +160,6 @@ impl Discovery {
             }
         }
     }
-
-    pub async fn run(self, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            self.discover_once().await;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -275,11 +254,10 @@ mod tests {
             sink,
             adb: Arc::new(AdbBackend::new(
                 vec![group("lab"), group("desk")],
-                Duration::from_secs(1),
+                std::time::Duration::from_secs(1),
             )),
             account_id: "root".into(),
             region: "cn-hangzhou".into(),
-            interval: Duration::from_secs(1),
         }
     }
 

@@ -282,7 +282,7 @@ async fn apply(
         )
     };
     let held = if checkouts.shared() && act.settles() {
-        Some(checkouts.take().await.map_err(failed)?)
+        Some(checkouts.take().await.map_err(|e| failed(e.message))?)
     } else {
         None
     };

@@ -93,16 +93,11 @@ impl SimBackend {
 
     /// Takes the checkout of phone `id` for one operation, its directory brought up to date.
     async fn checkout(&self, id: &str) -> OpResult<Held> {
-        let share = self.share.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let (held, synced) = Held::take(share, id, self.phone_dir(id)).await?;
-        let dir = self.phone(id);
-        if synced && dir.exists().await {
-            fs(dir.rescan_storage().await)?;
-        }
-        Ok(held)
+        self.checkouts(id, self.phone(id)).take().await
     }
 
-    /// The phone's checkouts for what outlives one call (gateway sessions, live screens).
+    /// The phone's checkouts, for one operation or for what outlives one call (gateway
+    /// sessions, live screens).
     fn checkouts(&self, id: &str, dir: PhoneDir) -> share::Checkouts {
         let share = self.share.read().unwrap_or_else(|p| p.into_inner()).clone();
         share::Checkouts::new(share, id, dir)

@@ -140,17 +140,12 @@ impl Checkouts {
     }
 
     /// Takes the checkout, the phone's files brought up to date (their use counted again when
-    /// another node changed them). The error is a sentence for the client.
-    pub(crate) async fn take(&self) -> Result<Held, String> {
+    /// another node changed them).
+    pub(crate) async fn take(&self) -> OpResult<Held> {
         let (held, synced) =
-            Held::take(self.share.clone(), &self.id, self.phone.dir().to_path_buf())
-                .await
-                .map_err(|e| e.message)?;
+            Held::take(self.share.clone(), &self.id, self.phone.dir().to_path_buf()).await?;
         if synced && self.phone.exists().await {
-            self.phone
-                .rescan_storage()
-                .await
-                .map_err(|e| format!("counting the phone's files: {e}"))?;
+            super::fs(self.phone.rescan_storage().await)?;
         }
         Ok(held)
     }

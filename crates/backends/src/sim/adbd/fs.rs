@@ -48,7 +48,7 @@ impl SimFs {
         self.checkouts
             .take()
             .await
-            .map_err(|e| FsError::new(errno::EIO, e))
+            .map_err(|e| FsError::new(errno::EIO, e.message))
     }
 
     /// The host path of the phone path `path` (absolute, as adb sends it).

@@ -177,7 +177,7 @@ impl Shell for SimShell {
         let held = match self.checkouts.take().await {
             Ok(held) => held,
             Err(e) => {
-                sink.err(format!("sh: {e}\n").as_bytes()).await;
+                sink.err(format!("sh: {}\n", e.message).as_bytes()).await;
                 return 1;
             }
         };
@@ -375,7 +375,7 @@ impl SimShell {
         let held = match self.checkouts.take().await {
             Ok(held) => held,
             Err(e) => {
-                let msg = format!("sh: {e}\n");
+                let msg = format!("sh: {}\n", e.message);
                 return sink.err(msg.as_bytes()).await.then_some((1, false));
             }
         };
