@@ -371,7 +371,7 @@ def test_adb_sessions_on_shared_simulated_phones_reach_the_other_node(workdir, t
         pulled = tmp_path / "b.txt"
         assert user.run("-s", via_a, "pull", "/sdcard/Documents/b.txt", str(pulled)).returncode == 0
         assert pulled.read_text() == "pushed-through-b\n"
-        # A file larger than one request's blob goes up in parts and comes down in chunks.
+        # A file larger than one request's blob (8 MiB: the multipart path) round-trips whole.
         big = tmp_path / "big.bin"
         big.write_bytes(os.urandom(12 << 20))
         assert user.run("-s", via_a, "push", str(big), "/sdcard/Download/big.bin").returncode == 0

@@ -102,16 +102,22 @@ class Viewer:
                     return ("close", 1005, "")
                 return ("close", struct.unpack(">H", data[:2])[0], data[2:].decode())
 
-    def text_of(self, t):
+    def messages(self, what, within=20):
+        """Messages until the caller returns; fails after `within` seconds of others (frames keep
+        coming to an admitted viewer, so a wait for what never comes must end by time)."""
+        deadline = time.time() + within
         while True:
-            got = self.next()
+            assert time.time() < deadline, f"no {what} within {within} s"
+            yield self.next()
+
+    def text_of(self, t):
+        for got in self.messages(f"{t!r} message"):
             if got[0] == "text" and got[1]["t"] == t:
                 return got[1]
             assert got[0] != "close", f"closed {got[1:]} waiting for {t}"
 
     def frame(self):
-        while True:
-            got = self.next()
+        for got in self.messages("frame"):
             if got[0] == "frame":
                 return got[1], got[2]
             assert got[0] != "close", f"closed {got[1:]} waiting for a frame"
@@ -119,8 +125,7 @@ class Viewer:
     def closed(self):
         """The close code and reason; the `bye` before it must say the same reason."""
         bye = None
-        while True:
-            got = self.next()
+        for got in self.messages("close"):
             if got[0] == "text" and got[1]["t"] == "bye":
                 bye = got[1]["reason"]
             elif got[0] == "close":
@@ -357,6 +362,8 @@ def test_a_reader_outlives_the_idle_timeout_and_a_stalled_viewer_does_not(workdi
         _, (p,) = create_group(c, 1, name="streams-idle")
         reader, h1 = opened(s, c, p)
         stalled = Viewer(s, p, ticket(c, p), sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+        # Admitted before the next one asks (its hello read, then nothing more).
+        stalled.text_of("hello")
         # The phone's cap (2 here) counts the stalled viewer.
         assert Viewer(s, p, ticket(c, p)).closed() == (4429, "TooManyViewers")
         # Four idle timeouts later the reader still gets frames: its connection is held while
